@@ -1,0 +1,52 @@
+# Two commands do everything on a fresh machine:
+#   make demo   sets up and runs scenarios/power_cut.yaml end to end
+#   make test   sets up and runs the whole test suite (what .ci/run calls)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TCPSCEN := $(VENV)/bin/tcpscen
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit integration lint all-scenarios setup host images clean-docker clean
+
+demo: setup
+	$(TCPSCEN) run scenarios/power_cut.yaml
+
+all-scenarios: setup
+	$(TCPSCEN) run scenarios/
+
+test: setup lint
+	@# pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
+	$(PY) -m pytest tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+integration: setup
+	$(PY) -m pytest tests/integration -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check orchestrator tests images bench
+	$(VENV)/bin/ruff format --check orchestrator tests images bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict images/agent/agent.py
+
+setup: $(STAMP) host images
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+host:
+	bash scripts/setup-host.sh
+
+images: $(STAMP) host
+	$(TCPSCEN) build
+
+clean-docker: $(STAMP)
+	$(TCPSCEN) clean
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.cli.common import expand
+from orchestrator.errors import ScenarioError
+from orchestrator.scenario.loader import load_scenario
+
+
+def list_scenarios(
+    folder: Annotated[Path, typer.Argument(help="folder of scenarios")] = Path("scenarios"),
+) -> None:
+    """List the scenarios in a folder, with their description and whether they load."""
+    table = Table(show_header=True)
+    table.add_column("file")
+    table.add_column("duration")
+    table.add_column("description")
+    for path in expand([folder]):
+        try:
+            s = load_scenario(path)
+            table.add_row(path.name, f"{s.duration:g}s", " ".join(s.description.split()))
+        except ScenarioError as exc:
+            table.add_row(path.name, "", f"[red]invalid: {len(exc.problems)} problem(s)[/]")
+    Console().print(table)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.cli.common import load_all
+from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError
+from orchestrator.report.console import ConsoleObserver, print_verdict
+from orchestrator.runner import RunResult, new_run, run_scenario
+
+
+def run(
+    files: Annotated[list[Path], typer.Argument(help="scenario files or folders")],
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show every send and receive")] = False,
+) -> None:
+    """Run scenarios on real kernels and judge them. Exit 0 all pass, 1 a failed expectation,
+    2 a bad scenario, 3 an engine problem."""
+    scenarios = load_all(files)  # every file is checked before any Docker object exists
+    console = Console(highlight=False)
+    results: list[tuple[str, RunResult]] = []
+    for scenario in scenarios:
+        console.rule(f"[bold]{scenario.name}")
+        result = new_run(scenario, runs_dir)
+        run_scenario(scenario, result, ConsoleObserver(console, verbose))
+        if result.verdict is not None:
+            print_verdict(console, result.verdict)
+        if result.error is not None:
+            console.print(f"[bold red]error:[/] {result.error}")
+        console.print(f"run directory: {result.run_dir}")
+        results.append((scenario.name, result))
+    if len(results) > 1:
+        _print_summary(console, results)
+    raise typer.Exit(_exit_code([r for _, r in results]))
+
+
+def _exit_code(results: list[RunResult]) -> int:
+    errors = [r.error for r in results if r.error is not None]
+    if errors:
+        return max(e.exit_code for e in errors if isinstance(e, TcpscenError)) or EXIT_ENGINE
+    return EXIT_PASS if all(r.verdict is not None and r.verdict.passed for r in results) else EXIT_FAIL
+
+
+def _print_summary(console: Console, results: list[tuple[str, RunResult]]) -> None:
+    table = Table(title="summary")
+    table.add_column("scenario")
+    table.add_column("verdict")
+    table.add_column("expectations")
+    table.add_column("run directory")
+    for name, r in results:
+        if r.error is not None:
+            table.add_row(name, "[red]ERROR[/]", str(r.error)[:60], str(r.run_dir))
+        elif r.verdict is not None:
+            mark = "[green]PASS[/]" if r.verdict.passed else "[red]FAIL[/]"
+            table.add_row(name, mark, f"{r.verdict.passed_count}/{len(r.verdict.checks)}", str(r.run_dir))
+    console.print(table)
+    passed = sum(1 for _, r in results if r.verdict is not None and r.verdict.passed and r.error is None)
+    console.print(f"{passed}/{len(results)} scenarios passed")

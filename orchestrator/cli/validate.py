@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from orchestrator.cli.common import expand, load_all
+
+
+def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or folders")]) -> None:
+    """Check scenario files without touching Docker; every problem, with file:line and key."""
+    scenarios = load_all(files)
+    console = Console()
+    for path, scenario in zip(expand(files), scenarios, strict=True):
+        console.print(f"[green]ok[/] {path}: {scenario.name} ({len(scenario.hosts)} hosts, {len(scenario.timeline)} steps)")

@@ -1,0 +1,1 @@
+"""The lab: the only code that imports docker."""

@@ -1,0 +1,118 @@
+"""The lab for one run: a labelled network with its own subnet, and one pod per host."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool
+
+from orchestrator.errors import EngineError
+from orchestrator.lab import labels
+from orchestrator.lab.cleanup import Removed, remove_run
+from orchestrator.lab.engine import connect_engine, engine_error
+from orchestrator.lab.images import Images, ensure_images, resolve_image
+from orchestrator.lab.pod import LineSink, Pod
+from orchestrator.scenario.model import Scenario
+
+
+class Lab:
+    """Use as a context manager: whatever happens inside, every object of the run is removed on exit."""
+
+    def __init__(
+        self, scenario: Scenario, run_id: str, run_dir: Path, on_line: LineSink, say: Callable[[str], None]
+    ) -> None:
+        self.scenario, self.run_id, self.run_dir = scenario, run_id, run_dir
+        self.on_line, self.say = on_line, say
+        self.client: docker.DockerClient | None = None
+        self.images: Images | None = None
+        self.pods: dict[str, Pod] = {}
+        self.removed: Removed | None = None
+        self._dir_mode: int | None = None
+
+    def __enter__(self) -> Lab:
+        self.client = connect_engine()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.tear_down()
+
+    def build(self) -> None:
+        assert self.client is not None
+        self.images = ensure_images(self.client, self.say)
+
+    def create_network(self) -> None:
+        assert self.client is not None
+        subnet = self.scenario.network.subnet
+        try:
+            self.network = self.client.networks.create(
+                f"tcpscen-{self.run_id}",
+                driver="bridge",
+                internal=True,  # no route out: traffic stays between the run's own hosts
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))]),
+                labels=labels.for_run(self.run_id, self.scenario.name),
+            )
+        except docker.errors.APIError as exc:
+            if "overlap" in str(exc).lower():
+                raise EngineError(
+                    f"subnet {subnet} is already used by another Docker network (another run, or a leftover: "
+                    "`tcpscen clean`), or set network.subnet in the scenario"
+                ) from None
+            raise engine_error(exc, "creating the run's network") from None
+        except docker.errors.DockerException as exc:
+            raise engine_error(exc, "creating the run's network") from None
+
+    def boot_hosts(self) -> None:
+        """Servers first, so their capture and agent are up before any client can connect."""
+        assert self.client is not None and self.images is not None
+        self._open_run_dir()
+        order = sorted(self.scenario.hosts.items(), key=lambda kv: kv[1].role != "server")
+        for name, spec in order:
+            pod = Pod(
+                client=self.client,
+                network=self.network,
+                run_id=self.run_id,
+                scenario=self.scenario.name,
+                name=name,
+                spec=spec,
+                image=resolve_image(spec.image, self.images),
+                run_dir=self.run_dir,
+                on_line=self.on_line,
+            )
+            self.pods[name] = pod
+            pod.boot()
+
+    def tear_down(self) -> None:
+        """Stop captures (flush), then remove by label: also whatever a half-made step left unnamed."""
+        if self.client is None:
+            return
+        for pod in self.pods.values():
+            if pod.paused:
+                try:
+                    pod.unpause_app()
+                except docker.errors.DockerException:
+                    pass
+            pod.collect_agent_log()
+            pod.stop_capture()
+        try:
+            self.removed = remove_run(self.client, self.run_id)
+        except docker.errors.DockerException as exc:
+            self.say(f"clean-up failed: {exc}; `tcpscen clean` removes what is left")
+        for pod in self.pods.values():
+            pod.join_followers()
+        self._close_run_dir()
+
+    def _open_run_dir(self) -> None:
+        # As root the capture runs as the image's tcpdump user, which must be able to write here.
+        if os.getuid() == 0 and self._dir_mode is None:
+            self._dir_mode = self.run_dir.stat().st_mode & 0o7777
+            self.run_dir.chmod(0o1777)
+
+    def _close_run_dir(self) -> None:
+        if self._dir_mode is not None:
+            self.run_dir.chmod(self._dir_mode)
+            self._dir_mode = None

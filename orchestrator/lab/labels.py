@@ -1,0 +1,13 @@
+"""Labels on every Docker object a run makes, so `tcpscen clean` can always find them."""
+
+RUN = "tcpscen.run"
+SCENARIO = "tcpscen.scenario"
+HOST = "tcpscen.host"
+PART = "tcpscen.part"
+IMAGE = "tcpscen.image"
+
+
+def for_run(run_id: str, scenario: str, **extra: str) -> dict[str, str]:
+    labels = {RUN: run_id, SCENARIO: scenario}
+    labels.update({f"tcpscen.{k}": v for k, v in extra.items()})
+    return labels

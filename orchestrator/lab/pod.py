@@ -1,0 +1,173 @@
+"""One simulated machine: a host container that owns the network namespace (address, MAC,
+sysctls, and the capture as its main process), and the app container that joins it.
+
+Killing the app leaves the namespace and its capture alive, so the kernel's FIN or RST is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from orchestrator import capture
+from orchestrator.lab import labels
+from orchestrator.lab.engine import engine_error
+from orchestrator.lab.readiness import LogLine
+from orchestrator.scenario.model import HostBase
+
+LineSink = Callable[[str, str], None]
+
+
+@dataclass
+class Pod:
+    client: docker.DockerClient
+    network: Network
+    run_id: str
+    scenario: str
+    name: str
+    spec: HostBase
+    image: str
+    run_dir: Path
+    on_line: LineSink
+    boots: int = 0
+    host: Container | None = None
+    app: Container | None = None
+    paused: bool = False
+    captures: list[str] = field(default_factory=list)
+    capture_logs: list[str] = field(default_factory=list)
+    agent_log: str = ""
+    _followers: list[threading.Thread] = field(default_factory=list)
+
+    def boot(self) -> None:
+        """Create the host container and wait until its capture listens (before any SYN can pass)."""
+        self.boots += 1
+        pcap = capture.pcap_name(self.name, self.boots)
+        try:
+            self.host = self.client.containers.create(
+                self.image,
+                capture.tcpdump_command(pcap),
+                name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
+                hostname=self.name,
+                user=_capture_user(),
+                network=self.network.name,
+                mac_address=self.spec.effective_mac,
+                networking_config={
+                    self.network.name: self.client.api.create_endpoint_config(ipv4_address=str(self.spec.address))
+                },
+                sysctls={k: str(v) for k, v in self.spec.sysctls.items()},
+                cap_drop=["ALL"],
+                cap_add=["NET_RAW"],  # the capture; tcpdump holds it as a file capability
+                volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
+                labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
+            )
+            self.captures.append(pcap)
+            self.host.start()
+        except docker.errors.DockerException as exc:
+            raise engine_error(exc, f"starting host {self.name}") from None
+        LogLine(capture.READY_TEXT).wait(self.host, f"the capture on {self.name}")
+
+    def start_app(self, config_json: str) -> None:
+        assert self.host is not None, "boot() first"
+        try:
+            self.app = self.client.containers.create(
+                self.image,
+                ["python3", "/opt/tcpscen/agent.py", config_json],
+                name=f"tcpscen-{self.run_id}-{self.name}-app-{self.boots}",
+                network_mode=f"container:{self.host.id}",
+                user="65534:65534",  # nobody: the agent needs no privilege at all
+                cap_drop=["ALL"],
+                labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
+            )
+            self.app.start()
+        except docker.errors.DockerException as exc:
+            raise engine_error(exc, f"starting the agent on {self.name}") from None
+        follower = threading.Thread(target=self._follow, args=(self.app,), daemon=True, name=f"follow-{self.name}")
+        follower.start()
+        self._followers.append(follower)
+
+    def wait_app_ready(self, text: str) -> None:
+        assert self.app is not None
+        LogLine(text).wait(self.app, f"the agent on {self.name}")
+
+    def app_running(self) -> bool:
+        return any(t.is_alive() for t in self._followers)
+
+    def _follow(self, app: Container) -> None:
+        buffer = b""
+        try:
+            for chunk in app.logs(stream=True, follow=True, stdout=True, stderr=False):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self.on_line(self.name, line.decode(errors="replace"))
+        except docker.errors.DockerException:
+            pass  # the container went away under us (teardown, engine trouble): the run notices elsewhere
+        if buffer:
+            self.on_line(self.name, buffer.decode(errors="replace"))
+
+    # Faults. Each is one SDK call; the caller records the time.
+    def disconnect(self) -> None:
+        assert self.host is not None
+        self.network.disconnect(self.host, force=True)
+
+    def reconnect(self) -> None:
+        assert self.host is not None
+        # The MAC is container config, so it comes back with the address: the peer's ARP cache stays right.
+        self.network.connect(self.host, ipv4_address=str(self.spec.address))
+
+    def kill_app(self, signal: str) -> None:
+        assert self.app is not None
+        self.app.kill(signal=signal)
+
+    def pause_app(self) -> None:
+        assert self.app is not None
+        self.app.pause()
+        self.paused = True
+
+    def unpause_app(self) -> None:
+        assert self.app is not None
+        self.app.unpause()
+        self.paused = False
+
+    def collect_agent_log(self) -> None:
+        """The agent's stderr (a traceback, if it crashed), kept before the container goes."""
+        if self.app is None:
+            return
+        try:
+            self.agent_log = self.app.logs(stdout=False, stderr=True).decode(errors="replace")
+        except docker.errors.DockerException:
+            pass
+
+    def stop_capture(self, timeout_s: float = 10.0) -> None:
+        """SIGINT lets tcpdump flush and print its counts; the namespace goes with it."""
+        if self.host is None:
+            return
+        try:
+            self.host.kill(signal="SIGINT")
+            self.host.wait(timeout=timeout_s)
+        except docker.errors.DockerException:
+            pass  # already gone; the pcap was flushed packet by packet anyway
+        except Exception:  # requests' ReadTimeout: tcpdump did not exit; removal will force it
+            pass
+        try:
+            self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
+        except docker.errors.DockerException:
+            pass
+
+    def join_followers(self, timeout_s: float = 5.0) -> None:
+        for follower in self._followers:
+            follower.join(timeout_s)
+
+
+def _capture_user() -> str:
+    """Run tcpdump as the invoking user, so the pcaps are theirs; as root, as the image's tcpdump user."""
+    uid = os.getuid()
+    return "tcpdump" if uid == 0 else f"{uid}:{os.getgid()}"

@@ -1,0 +1,1 @@
+"""Report: the run directory's files, and what the terminal shows."""

@@ -1,0 +1,1 @@
+"""The scenario model and its loader: pure, no Docker."""

@@ -1,0 +1,75 @@
+"""Checks that need the whole scenario. Each problem carries its key path, so the loader can give a line."""
+
+from __future__ import annotations
+
+from orchestrator.scenario.model import ClientHost, Scenario
+
+Path = tuple[str | int, ...]
+
+
+def find_problems(scenario: Scenario) -> list[tuple[Path, str]]:
+    return [*_host_problems(scenario), *_timeline_problems(scenario), *_expect_problems(scenario)]
+
+
+def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
+    problems: list[tuple[Path, str]] = []
+    roles = [h.role for h in scenario.hosts.values()]
+    if "server" not in roles or "client" not in roles:
+        problems.append((("hosts",), "hosts need at least one server and one client"))
+    subnet = scenario.network.subnet
+    reserved = {subnet.network_address, subnet.broadcast_address, subnet.network_address + 1}
+    seen: dict[str, str] = {}
+    for name, host in scenario.hosts.items():
+        if host.address not in subnet:
+            problems.append(((("hosts", name, "address")), f"{host.address} is outside the subnet {subnet}"))
+        elif host.address in reserved:
+            problems.append(
+                (("hosts", name, "address"), f"{host.address} is reserved (network, gateway or broadcast)")
+            )
+        for key, what in ((str(host.address), "address"), (host.effective_mac, "mac")):
+            if key in seen:
+                problems.append(((("hosts", name, what)), f"{key} is also used by host {seen[key]!r}"))
+            seen[key] = name
+        if isinstance(host, ClientHost):
+            target, _ = host.agent.target
+            peer = scenario.hosts.get(target)
+            if peer is None:
+                problems.append(
+                    (("hosts", name, "agent", "connect"), f"unknown host {target!r}; hosts are {_names(scenario)}")
+                )
+            elif peer.role != "server":
+                problems.append((("hosts", name, "agent", "connect"), f"host {target!r} is not a server"))
+    return problems
+
+
+def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
+    problems: list[tuple[Path, str]] = []
+    last_at = -1.0
+    for i, step in enumerate(scenario.timeline):
+        if step.host not in scenario.hosts:
+            problems.append((("timeline", i, "host"), f"unknown host {step.host!r}; hosts are {_names(scenario)}"))
+        if step.after is not None:
+            host = step.after.split(".", 1)[0]
+            if host not in scenario.hosts:
+                problems.append((("timeline", i, "after"), f"unknown host {host!r}; hosts are {_names(scenario)}"))
+            continue
+        if step.at < last_at:
+            problems.append((("timeline", i, "at"), f"{step.at:g}s comes before the step above it ({last_at:g}s)"))
+        if step.at >= scenario.duration:
+            problems.append(
+                (("timeline", i, "at"), f"{step.at:g}s is not within the duration ({scenario.duration:g}s)")
+            )
+        last_at = step.at
+    return problems
+
+
+def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
+    return [
+        (("expect", "apps", name), f"unknown host {name!r}; hosts are {_names(scenario)}")
+        for name in scenario.expect.apps
+        if name not in scenario.hosts
+    ]
+
+
+def _names(scenario: Scenario) -> str:
+    return ", ".join(sorted(scenario.hosts))

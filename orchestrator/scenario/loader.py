@@ -1,0 +1,124 @@
+"""Load a scenario file: every mistake reported at once, with file:line and key path."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import Problem, ScenarioError
+from orchestrator.scenario import model
+from orchestrator.scenario.checks import find_problems
+from orchestrator.scenario.yamlpos import Located, load_located
+
+MAX_BYTES = 256 * 1024
+
+
+def load_scenario(path: Path) -> model.Scenario:
+    text = _read(path)
+    try:
+        located = load_located(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ScenarioError([Problem(str(path), line, "", f"not valid YAML: {exc.problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Problem(str(path), None, "", f"not valid YAML: {exc}")]) from None
+    return parse_scenario(located, str(path), default_name=path.stem)
+
+
+def parse_scenario(located: Located, file: str, default_name: str = "scenario") -> model.Scenario:
+    problems = [
+        Problem(file, line, _dotted(key), "duplicate key (the later one would silently win)")
+        for key, line in located.duplicates
+    ]
+    data = located.data
+    if not isinstance(data, dict):
+        problems.append(Problem(file, located.line_of(()), "", "a scenario is a mapping of keys (name, hosts, ...)"))
+        raise ScenarioError(problems)
+    data = {"name": default_name, **data}
+    try:
+        scenario = model.Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems += [_problem(err, located, file) for err in exc.errors()]
+        raise ScenarioError(problems) from None
+    problems += [Problem(file, located.line_of(key), _dotted(key), msg) for key, msg in find_problems(scenario)]
+    if problems:
+        raise ScenarioError(problems)
+    return scenario
+
+
+def _read(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ScenarioError([Problem(str(path), None, "", f"{size} bytes: a scenario is at most {MAX_BYTES}")])
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([Problem(str(path), None, "", "no such file")]) from None
+    except IsADirectoryError:
+        raise ScenarioError([Problem(str(path), None, "", "is a directory, not a scenario file")]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError([Problem(str(path), None, "", "not UTF-8 text")]) from None
+    except OSError as exc:
+        raise ScenarioError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+
+
+def _problem(err: Any, located: Located, file: str) -> Problem:
+    path = _data_path(tuple(err["loc"]), located.data)
+    line = located.line_of(path)
+    if err["type"] == "extra_forbidden":
+        key = path[-1] if path else ""
+        hint = difflib.get_close_matches(str(key), _known_keys(), n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return Problem(file, line, _dotted(path), f"unknown key{suggestion}")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag", "")
+        choices = model.FAULT_NAMES if "fault" in str(err.get("ctx", {}).get("discriminator")) else ("server", "client")
+        hint = difflib.get_close_matches(str(tag), choices, n=1)
+        message = f"unknown {tag!r}; expected one of {', '.join(choices)}" + (
+            f" (did you mean {hint[0]!r}?)" if hint else ""
+        )
+        path = (*path, "fault" if choices is model.FAULT_NAMES else "role")
+    elif err["type"] == "union_tag_not_found":
+        message = "needs " + ("a 'fault' key" if path and path[0] == "timeline" else "a 'role' (server or client)")
+    return Problem(file, line, _dotted(path), message)
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
+    """Pydantic locations include union tags ('kill', 'ServerHost'); keep only the parts that are in the YAML."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and part[:1].islower() and part not in _tags():
+            path.append(part)  # a missing or unknown key: name it, the line comes from its parent
+            node = None
+    return tuple(path)
+
+
+def _tags() -> set[str]:
+    return {*model.FAULT_NAMES, "server", "client"}
+
+
+def _known_keys() -> list[str]:
+    keys: set[str] = set()
+    for obj in vars(model).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel):
+            keys.update(obj.model_fields)
+    return sorted(keys)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

@@ -1,0 +1,297 @@
+"""The scenario, as typed models. Cross-checks that need the whole file live in `Scenario`."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.scenario.units import Count, Duration, Percent
+
+Side = Literal["client", "server"]
+MAX_DURATION_S = 3600.0
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+# Per-network-namespace TCP sysctls (the only ones `docker run --sysctl` can give one host).
+# The comment is the kernel default a new namespace starts from.
+SUPPORTED_SYSCTLS: dict[str, str] = {
+    "net.ipv4.tcp_keepalive_time": "7200 s before the first keepalive probe",
+    "net.ipv4.tcp_keepalive_intvl": "75 s between keepalive probes",
+    "net.ipv4.tcp_keepalive_probes": "9 unanswered probes before the abort",
+    "net.ipv4.tcp_retries1": "3: when to ask the route layer for advice",
+    "net.ipv4.tcp_retries2": "15: RTO abort after 924.6 s of backoff",
+    "net.ipv4.tcp_syn_retries": "6: connect() gives up after about 127 s",
+    "net.ipv4.tcp_synack_retries": "5 SYN-ACK retransmissions",
+    "net.ipv4.tcp_orphan_retries": "0 (means 8) for orphaned sockets",
+    "net.ipv4.tcp_fin_timeout": "60 s in FIN_WAIT2 for orphans",
+    "net.ipv4.tcp_early_retrans": "3: tail-loss probes on",
+    "net.ipv4.tcp_sack": "1",
+    "net.ipv4.tcp_timestamps": "1",
+    "net.ipv4.tcp_window_scaling": "1",
+    "net.ipv4.tcp_syn_linear_timeouts": "4 linear SYN retries (newer kernels)",
+}
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class SocketOptions(StrictModel):
+    """Per-socket options; they override the host's sysctls for this one socket."""
+
+    keepalive: bool = False
+    keepidle: Duration | None = None
+    keepintvl: Duration | None = None
+    keepcnt: Annotated[int, Field(ge=1, le=127)] | None = None
+    # Go's SetKeepAlivePeriod(d): idle = interval = d, the count stays the system's.
+    keepalive_period: Duration | None = None
+    user_timeout: Duration | None = None
+    linger: Duration | None = None
+    nodelay: bool = False
+
+    @model_validator(mode="after")
+    def _check_keepalive(self) -> SocketOptions:
+        if self.keepalive_period is not None and (self.keepidle is not None or self.keepintvl is not None):
+            raise ValueError("keepalive_period sets both keepidle and keepintvl: give one or the other")
+        for name in ("keepidle", "keepintvl", "keepalive_period"):
+            value = getattr(self, name)
+            if value is not None and (value < 1 or value != int(value)):
+                raise ValueError(f"{name} is in whole seconds (the kernel's unit), at least 1s")
+        return self
+
+    @property
+    def effective_keepalive(self) -> bool:
+        return self.keepalive or self.keepalive_period is not None
+
+    @property
+    def effective_keepidle(self) -> float | None:
+        return self.keepalive_period if self.keepalive_period is not None else self.keepidle
+
+    @property
+    def effective_keepintvl(self) -> float | None:
+        return self.keepalive_period if self.keepalive_period is not None else self.keepintvl
+
+
+class ServerAgent(StrictModel):
+    mode: Literal["echo", "sink", "hold", "close-first"] = "echo"
+    port: Annotated[int, Field(ge=1, le=65535)] = 7000
+    close_after: Duration | None = None
+    socket: SocketOptions = SocketOptions()
+
+
+class ClientAgent(StrictModel):
+    mode: Literal["idle", "send", "close"] = "send"
+    connect: str = Field(description="HOST:PORT of a server host in this scenario")
+    every: Duration = 0.2
+    size: Annotated[int, Field(ge=1, le=1_000_000)] = 64
+    send_after: Duration = 0.0
+    count: Annotated[int, Field(ge=1)] | None = None
+    close_after: Duration | None = None
+    socket: SocketOptions = SocketOptions()
+
+    @field_validator("connect")
+    @classmethod
+    def _check_connect(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT such as server:7000, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> ClientAgent:
+        if self.mode == "close" and self.close_after is None:
+            raise ValueError("mode close needs close_after (when to close, after connecting)")
+        if self.mode == "send" and self.every <= 0 and self.count is None:
+            raise ValueError("mode send with every: 0 needs a count")
+        return self
+
+    @property
+    def target(self) -> tuple[str, int]:
+        host, _, port = self.connect.rpartition(":")
+        return host, int(port)
+
+
+class HostBase(StrictModel):
+    image: str = "tcpscen/agent"
+    address: ipaddress.IPv4Address
+    mac: str | None = None
+    sysctls: dict[str, int] = {}
+
+    @field_validator("mac")
+    @classmethod
+    def _check_mac(cls, value: str | None) -> str | None:
+        if value is not None and not _MAC.match(value.lower()):
+            raise ValueError(f"expected a MAC such as 02:42:0a:4d:00:0a, got {value!r}")
+        return value.lower() if value else value
+
+    @field_validator("sysctls")
+    @classmethod
+    def _check_sysctls(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(SUPPORTED_SYSCTLS))
+        if unknown:
+            raise ValueError(
+                f"unsupported sysctl {', '.join(unknown)}; per-namespace TCP sysctls are: "
+                + ", ".join(s.removeprefix("net.ipv4.") for s in SUPPORTED_SYSCTLS)
+            )
+        return value
+
+    @property
+    def effective_mac(self) -> str:
+        """A fixed MAC, so a host that powers on again keeps it (the peer's ARP cache stays right)."""
+        if self.mac:
+            return self.mac
+        return "02:42:" + ":".join(f"{b:02x}" for b in self.address.packed)
+
+    def sysctl(self, short: str, default: int) -> int:
+        return self.sysctls.get(f"net.ipv4.{short}", default)
+
+
+class ServerHost(HostBase):
+    role: Literal["server"]
+    agent: ServerAgent = ServerAgent()
+
+
+class ClientHost(HostBase):
+    role: Literal["client"]
+    agent: ClientAgent
+
+
+Host = Annotated[ServerHost | ClientHost, Field(discriminator="role")]
+
+
+class StepBase(StrictModel):
+    at: Duration = 0.0
+    after: str | None = Field(default=None, description="HOST.EVENT of an agent, e.g. client.connected")
+    host: str
+
+    @field_validator("after")
+    @classmethod
+    def _check_after(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z][a-z0-9_-]*\.[a-z_]+$", value):
+            raise ValueError(f"expected HOST.EVENT such as client.connected, got {value!r}")
+        return value
+
+
+class Disconnect(StepBase):
+    """Pull the host's cable: its namespace loses the interface; the peer sees silence."""
+
+    fault: Literal["disconnect"]
+
+
+class Reconnect(StepBase):
+    """Plug the cable back, with the same address and MAC."""
+
+    fault: Literal["reconnect"]
+
+
+class Kill(StepBase):
+    """Signal the host's app; its kernel (which outlives the app) closes or resets its sockets."""
+
+    fault: Literal["kill"]
+    signal: str = "SIGKILL"
+
+    @field_validator("signal")
+    @classmethod
+    def _check_signal(cls, value: str) -> str:
+        import signal as signals
+
+        name = value.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        if name not in signals.Signals.__members__:
+            raise ValueError(f"unknown signal {value!r}")
+        return name
+
+
+class Pause(StepBase):
+    """Freeze the host's app (cgroup freezer); its kernel keeps answering."""
+
+    fault: Literal["pause"]
+
+
+class Unpause(StepBase):
+    fault: Literal["unpause"]
+
+
+Step = Annotated[Disconnect | Reconnect | Kill | Pause | Unpause, Field(discriminator="fault")]
+FAULT_NAMES = ("disconnect", "reconnect", "kill", "pause", "unpause")
+
+
+class AppExpect(StrictModel):
+    """What an app should have seen: eof, nothing, or an errno name; optionally when."""
+
+    sees: str
+    at: Literal["predicted"] | Duration | None = None
+
+    @field_validator("sees")
+    @classmethod
+    def _check_sees(cls, value: str) -> str:
+        import errno
+
+        if value in ("eof", "nothing") or value in errno.errorcode.values():
+            return value
+        raise ValueError(f"expected eof, nothing or an errno name such as ETIMEDOUT, got {value!r}")
+
+
+class Expect(StrictModel):
+    """Facts the verdict must find. Sides are the connection's client (sent the SYN) and server."""
+
+    handshake: Literal["complete", "partial", "missing"] | None = None
+    close: Literal["fin", "fin-unanswered", "rst", "none"] | None = None
+    initiator: Side | None = None
+    close_packets: list[Literal[3, 4]] | None = None
+    rst_from: Literal["client", "server", "none"] | None = None
+    retransmissions: dict[Side, Count] = {}
+    backoff: Literal["doubling"] | None = None
+    keepalive_probes: dict[Side, Count] = {}
+    keepalive_timing: Literal["predicted"] | None = None
+    zero_window: dict[Side, Count] = {}
+    apps: dict[str, AppExpect] = {}
+    tolerance: Percent = 0.10
+
+    @field_validator("close_packets", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, int) else value
+
+
+class Network(StrictModel):
+    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("10.77.0.0/24")
+
+    @field_validator("subnet")
+    @classmethod
+    def _check_size(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if value.prefixlen > 29:
+            raise ValueError("the subnet needs room for a gateway and the hosts: /29 or larger")
+        return value
+
+
+class Scenario(StrictModel):
+    name: str = ""
+    description: str = ""
+    duration: Duration = Field(description="hard bound on the observation; the run stops there")
+    settle: Duration = 1.0
+    network: Network = Network()
+    hosts: dict[str, Host]
+    timeline: list[Step] = []
+    expect: Expect = Expect()
+
+    @field_validator("duration")
+    @classmethod
+    def _check_duration(cls, value: float) -> float:
+        if not 0 < value <= MAX_DURATION_S:
+            raise ValueError(f"duration must be more than 0 and at most {MAX_DURATION_S:g}s")
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_names(cls, value: dict[str, Host]) -> dict[str, Host]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"host name {name!r}: use lower-case letters, digits, - and _ (max 31)")
+        return value
+
+    def hosts_with_role(self, role: Side) -> list[str]:
+        return [name for name, host in self.hosts.items() if host.role == role]

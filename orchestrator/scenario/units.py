@@ -1,0 +1,97 @@
+"""Human units for the YAML: durations ("200ms", "2s", "1m"), percentages ("10%") and count ranges (">=3")."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_FACTOR = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number (seconds) or a string with a unit; bools are refused (YAML's `yes`)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 200ms, 2s or 1.5m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _FACTOR[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 200ms, 2s or 1.5m, got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def parse_percent(value: Any) -> float:
+    """A fraction from "10%" or 0.1."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            fraction = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"expected a percentage such as 10%, got {value!r}") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        fraction = float(value)
+    else:
+        raise ValueError(f"expected a percentage such as 10%, got {value!r}")
+    if not 0 <= fraction <= 1:
+        raise ValueError("a tolerance must be between 0% and 100%")
+    return fraction
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: s, return_type=float)]
+Percent = Annotated[float, BeforeValidator(parse_percent)]
+
+
+_RANGE = re.compile(r"^\s*(?:(>=|<=|>|<|==)?\s*(\d+)|(\d+)\s*\.\.\s*(\d+))\s*$")
+
+
+class CountRange:
+    """An inclusive range of counts, written 3, ">=3", "<5" or "2..4"."""
+
+    __slots__ = ("high", "low", "text")
+
+    def __init__(self, low: int, high: int | None, text: str) -> None:
+        self.low, self.high, self.text = low, high, text
+
+    def contains(self, n: int) -> bool:
+        return n >= self.low and (self.high is None or n <= self.high)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"CountRange({self.text!r})"
+
+
+def parse_count_range(value: Any) -> CountRange:
+    if isinstance(value, CountRange):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a count cannot be negative")
+        return CountRange(value, value, str(value))
+    if isinstance(value, str) and (m := _RANGE.match(value)):
+        if m.group(3) is not None:
+            low, high = int(m.group(3)), int(m.group(4))
+            if low > high:
+                raise ValueError(f"empty range {value!r}")
+            return CountRange(low, high, f"{low}..{high}")
+        op, n = m.group(1) or "==", int(m.group(2))
+        bounds = {">=": (n, None), ">": (n + 1, None), "<=": (0, n), "<": (0, n - 1), "==": (n, n)}[op]
+        if bounds[1] is not None and bounds[1] < 0:
+            raise ValueError(f"empty range {value!r}")
+        return CountRange(bounds[0], bounds[1], value.strip())
+    raise ValueError(f"expected a count such as 3, '>=3', '<5' or '2..4', got {value!r}")
+
+
+Count = Annotated[CountRange, BeforeValidator(parse_count_range), PlainSerializer(str, return_type=str)]
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"

@@ -1,0 +1,1 @@
+"""Verdict: the only code that parses packets."""

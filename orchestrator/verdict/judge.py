@@ -1,0 +1,143 @@
+"""The verdict of a run: analyse what each kernel sent, find the scenario's connection, check each expectation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.records import AgentEvent, FaultRecord
+from orchestrator.scenario.model import Scenario
+from orchestrator.verdict import checks as c
+from orchestrator.verdict.analysis import analyze
+from orchestrator.verdict.kernel_model import backoff_schedule
+from orchestrator.verdict.merge import merge_sent
+from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
+from orchestrator.verdict.predict import Prediction, keepalive_settings, predict_abort
+from orchestrator.verdict.summary import ConnectionSummary
+
+
+@dataclass
+class Verdict:
+    scenario: str
+    checks: list[c.Check]
+    connection: ConnectionSummary | None
+    apps: dict[str, AppOutcome]
+    predictions: dict[str, Prediction]
+    faults: list[FaultRecord]
+    t0: float | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def passed_count(self) -> int:
+        return sum(check.passed for check in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "passed": self.passed,
+            "t0": self.t0,
+            "checks": [asdict(check) for check in self.checks],
+            "connection": asdict(self.connection) if self.connection else None,
+            "apps": {k: asdict(v) for k, v in self.apps.items()},
+            "predictions": {k: asdict(v) for k, v in self.predictions.items()},
+            "faults": [asdict(f) for f in self.faults],
+            "notes": self.notes,
+        }
+
+
+def judge(
+    scenario: Scenario,
+    run_dir: Path,
+    captures: dict[str, list[str]],
+    events: list[AgentEvent],
+    faults: list[FaultRecord],
+    t0: float | None,
+) -> Verdict:
+    sources = [
+        (run_dir / pcap, str(scenario.hosts[host].address)) for host, files in captures.items() for pcap in files
+    ]
+    connections = analyze(merge_sent(sources))
+    client_host = scenario.hosts_with_role("client")[0]
+    server_host = scenario.hosts_with_role("server")[0]
+    conn = _pick(connections, connected_endpoint(client_host, events), str(scenario.hosts[client_host].address))
+    apps = {name: app_outcome(name, events) for name in scenario.hosts}
+    predictions: dict[str, Prediction] = {}
+    if conn is not None:
+        for name, host in scenario.hosts.items():
+            p = predict_abort(name, host, conn)
+            if p is not None:
+                predictions[name] = p
+    verdict = Verdict(scenario.name, [], conn, apps, predictions, faults, t0)
+    if conn is None:
+        verdict.notes.append(f"no TCP connection from {client_host} was captured")
+    else:
+        verdict.notes.extend(conn.notes)
+    side_host = {"client": client_host, "server": server_host}
+    verdict.checks = _check_all(scenario, conn, apps, predictions, side_host, t0)
+    return verdict
+
+
+def _pick(connections: list[ConnectionSummary], endpoint: str | None, client_ip: str) -> ConnectionSummary | None:
+    if endpoint is not None:
+        for conn in connections:
+            if endpoint in (conn.client, conn.server):
+                return conn
+    for conn in connections:
+        if conn.client.rsplit(":", 1)[0] == client_ip or conn.server.rsplit(":", 1)[0] == client_ip:
+            return conn
+    return None
+
+
+def _check_all(
+    scenario: Scenario,
+    conn: ConnectionSummary | None,
+    apps: dict[str, AppOutcome],
+    predictions: dict[str, Prediction],
+    side_host: dict[str, str],
+    t0: float | None,
+) -> list[c.Check]:
+    e = scenario.expect
+    tol = e.tolerance
+    out: list[c.Check] = []
+    packet_checks = any(
+        [e.handshake, e.close, e.initiator, e.close_packets, e.rst_from, e.backoff, e.keepalive_timing]
+        + [e.retransmissions, e.keepalive_probes, e.zero_window]
+    )
+    if conn is None:
+        if packet_checks:
+            out.append(c.Check("connection", False, "a captured connection", "none captured"))
+    else:
+        if e.handshake:
+            out.append(c.check_value("handshake", e.handshake, conn.handshake, [f"SYN {c.ref(conn.syn, t0)}"]))
+        if e.close:
+            out.append(c.check_value("close", e.close, conn.close, c.check_close_evidence(conn, t0)))
+        if e.initiator:
+            out.append(c.check_value("initiator", e.initiator, conn.initiator, c.check_close_evidence(conn, t0)))
+        if e.close_packets:
+            shown = str(conn.close_packets) if conn.close_packets else None
+            expected = " or ".join(str(n) for n in e.close_packets)
+            check = c.check_value("close_packets", expected, shown, c.check_close_evidence(conn, t0))
+            check.passed = conn.close_packets in e.close_packets
+            out.append(check)
+        if e.rst_from:
+            rsts = sorted([*conn.rsts.client, *conn.rsts.server], key=lambda f: f.time)
+            out.append(c.check_value("rst_from", e.rst_from, conn.rst_from or "none", c.refs(rsts, t0)))
+        out += c.check_counts("retransmissions", e.retransmissions, conn.retransmissions, conn.retransmission_frames, t0)
+        if e.backoff:
+            host = scenario.hosts[side_host["client"]]
+            model = backoff_schedule(host.sysctl("tcp_retries2", 15))
+            out.append(c.check_backoff(conn, tol, model, t0))
+        out += c.check_counts("keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0)
+        if e.keepalive_timing:
+            prober = "client" if conn.keepalive_probes.client >= conn.keepalive_probes.server else "server"
+            idle, intvl, _ = keepalive_settings(scenario.hosts[side_host[prober]])
+            out.append(c.check_keepalive_timing(conn, idle, intvl, tol, t0))
+        out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)
+    for host, want in e.apps.items():
+        out += c.check_app(host, want, apps[host], predictions.get(host), tol, t0)
+    return out

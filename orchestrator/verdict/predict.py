@@ -1,0 +1,50 @@
+"""The kernel model's prediction of when a host's app should see its connection die."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.scenario.model import HostBase
+from orchestrator.verdict.kernel_model import keepalive_abort_after, rto_abort_after
+from orchestrator.verdict.summary import ConnectionSummary, FrameRef
+
+KEEPALIVE_DEFAULTS = {"tcp_keepalive_time": 7200, "tcp_keepalive_intvl": 75, "tcp_keepalive_probes": 9}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    kind: str  # "rto-abort" | "user-timeout" | "keepalive-abort"
+    seconds: float  # from `start`
+    start: FrameRef
+    basis: str  # the settings the number comes from
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.seconds:g}s after {self.start.file}#{self.start.frame} ({self.basis})"
+
+
+def predict_abort(host_name: str, host: HostBase, conn: ConnectionSummary) -> Prediction | None:
+    """Unacknowledged data in this host's capture: the RTO budget; else keepalive, if it is on."""
+    opts = host.agent.socket
+    unacked = conn.oldest_unacked
+    if unacked is not None and unacked.file.startswith(f"{host_name}."):
+        if opts.user_timeout:
+            return Prediction("user-timeout", opts.user_timeout, unacked, f"TCP_USER_TIMEOUT={opts.user_timeout:g}s")
+        retries2 = host.sysctl("tcp_retries2", 15)
+        return Prediction("rto-abort", rto_abort_after(retries2), unacked, f"tcp_retries2={retries2}")
+    if opts.effective_keepalive and conn.last_activity is not None:
+        idle, intvl, count = keepalive_settings(host)
+        return Prediction(
+            "keepalive-abort",
+            keepalive_abort_after(idle, intvl, count),
+            conn.last_activity,
+            f"idle {idle:g}s + {count} x {intvl:g}s",
+        )
+    return None
+
+
+def keepalive_settings(host: HostBase) -> tuple[float, float, int]:
+    opts = host.agent.socket
+    idle = opts.effective_keepidle or host.sysctl("tcp_keepalive_time", KEEPALIVE_DEFAULTS["tcp_keepalive_time"])
+    intvl = opts.effective_keepintvl or host.sysctl("tcp_keepalive_intvl", KEEPALIVE_DEFAULTS["tcp_keepalive_intvl"])
+    count = opts.keepcnt or host.sysctl("tcp_keepalive_probes", KEEPALIVE_DEFAULTS["tcp_keepalive_probes"])
+    return float(idle), float(intvl), int(count)

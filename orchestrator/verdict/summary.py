@@ -1,0 +1,84 @@
+"""What the engine says about one TCP connection. Field names follow `tcpscen analyze --json`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Side = Literal["client", "server"]
+Close = Literal["fin", "fin-unanswered", "rst", "none"]
+Handshake = Literal["complete", "partial", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRef:
+    """Evidence: a frame in a capture file (1-based, as Wireshark numbers it) and its epoch time."""
+
+    file: str
+    frame: int
+    time: float
+
+
+@dataclass(slots=True)
+class SideCounts:
+    client: int = 0
+    server: int = 0
+
+    def get(self, side: Side) -> int:
+        return self.client if side == "client" else self.server
+
+    def add(self, side: Side, n: int = 1) -> None:
+        if side == "client":
+            self.client += n
+        else:
+            self.server += n
+
+
+@dataclass(slots=True)
+class SideFrames:
+    """Evidence frames per side; capped lists (counts live in SideCounts)."""
+
+    client: list[FrameRef] = field(default_factory=list)
+    server: list[FrameRef] = field(default_factory=list)
+
+    def of(self, side: Side) -> list[FrameRef]:
+        return self.client if side == "client" else self.server
+
+
+@dataclass(frozen=True, slots=True)
+class KeepaliveTiming:
+    first_after_idle_s: float
+    interval_s: float | None
+
+
+@dataclass(slots=True)
+class ConnectionSummary:
+    client: str  # "IP:PORT"; the side that sent the SYN, else the ephemeral port's side
+    server: str
+    handshake: Handshake
+    close: Close
+    initiator: Side | None
+    close_packets: int | None
+    rst_from: Side | None
+    retransmissions: SideCounts
+    backoff_gaps_s: list[float]
+    keepalive_probes: SideCounts
+    keepalive: KeepaliveTiming | None
+    zero_window: SideCounts
+    duration_s: float
+    notes: list[str] = field(default_factory=list)
+    # Evidence, beyond the JSON contract.
+    first_frame: FrameRef | None = None
+    last_frame: FrameRef | None = None
+    syn: FrameRef | None = None
+    fins: SideFrames = field(default_factory=SideFrames)
+    rsts: SideFrames = field(default_factory=SideFrames)
+    retransmission_frames: SideFrames = field(default_factory=SideFrames)
+    keepalive_frames: SideFrames = field(default_factory=SideFrames)
+    zero_window_frames: SideFrames = field(default_factory=SideFrames)
+    # The retransmissions of the most-retransmitted segment, original send first.
+    backoff_frames: list[FrameRef] = field(default_factory=list)
+    # Last frame that carried data or SYN/FIN from either side: where idleness starts.
+    last_activity: FrameRef | None = None
+    # Original send of the oldest segment that was never acknowledged (RTO budget starts here).
+    oldest_unacked: FrameRef | None = None
