@@ -608,9 +608,11 @@ class Connection:
         self.finish()
 
     def finish(self) -> None:
+        # Whatever the app still held (echo backlog, a blocked message) dies with the socket.
+        unsent = len(self._pending)
         self._sock.close()
         self._done = True
-        self.report("closed")
+        self.report("closed", **({"unsent": unsent} if unsent else {}))
 
 
 # ---------------------------------------------------------------------------------------------

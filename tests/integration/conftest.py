@@ -1,0 +1,64 @@
+"""Integration tests run real scenarios on the real engine, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TCPSCEN = [sys.executable, "-m", "orchestrator"]
+
+
+@dataclass
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+    run_dir: Path | None
+
+    def verdict(self) -> dict[str, Any]:
+        assert self.run_dir is not None, self.stdout + self.stderr
+        data: dict[str, Any] = json.loads((self.run_dir / "verdict.json").read_text())
+        return data
+
+    def checks(self) -> dict[str, dict[str, Any]]:
+        return {c["name"]: c for c in self.verdict()["checks"]}
+
+
+def tcpscen(*args: str | Path, runs_dir: Path, timeout: float = 300) -> CliRun:
+    done = subprocess.run(
+        [*TCPSCEN, *map(str, args), "--runs-dir", str(runs_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+    dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.exists() else []
+    return CliRun(done.returncode, done.stdout, done.stderr, dirs[-1] if dirs else None)
+
+
+def tshark_count(pcap: Path, display_filter: str) -> int:
+    if shutil.which("tshark") is None:
+        pytest.fail("tshark is not installed: `make test` installs it (scripts/setup-host.sh)")
+    out = subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return len(out.split())
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs")

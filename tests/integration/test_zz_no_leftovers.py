@@ -1,0 +1,15 @@
+"""Runs last (file order): nothing labelled tcpscen.run may remain after the suite's runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.lab.cleanup import leftovers
+from orchestrator.lab.engine import connect_engine
+
+pytestmark = pytest.mark.engine
+
+
+def test_nothing_labelled_is_left() -> None:
+    containers, networks = leftovers(connect_engine())
+    assert (containers, networks) == (0, 0)
