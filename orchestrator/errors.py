@@ -53,7 +53,3 @@ class EngineError(TcpscenError):
     """The Docker engine is missing, unreachable or misbehaving."""
 
     exit_code = EXIT_ENGINE
-
-
-class InterruptedRun(TcpscenError):
-    exit_code = 130

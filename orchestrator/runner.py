@@ -76,7 +76,9 @@ def run_scenario(scenario: Scenario, result: RunResult, observer: Observer) -> R
         _drain(inbox, result, observer)
         _save_lab_logs(lab, journal)
         observer.step("judging the packets")
-        result.verdict = judge(scenario, result.run_dir, result.captures, result.events, result.faults, result.t0)
+        result.verdict = judge(
+            scenario, result.run_dir, result.captures, result.events, result.faults, result.t0
+        )
     except TcpscenError as exc:
         result.error = exc
     finally:
@@ -88,13 +90,18 @@ def run_scenario(scenario: Scenario, result: RunResult, observer: Observer) -> R
 
 
 def _drive(
-    scenario: Scenario, lab: Lab, result: RunResult, inbox: queue.Queue[AgentEvent], journal: Journal, observer: Observer
+    scenario: Scenario,
+    lab: Lab,
+    result: RunResult,
+    inbox: queue.Queue[AgentEvent],
+    journal: Journal,
+    observer: Observer,
 ) -> None:
     servers = [n for n, h in scenario.hosts.items() if h.role == "server"]
     clients = [n for n, h in scenario.hosts.items() if h.role == "client"]
     for name in servers:
         lab.pods[name].start_app(agent_config(scenario, name))
-        lab.pods[name].wait_app_ready('"event": "listening"')
+        lab.pods[name].wait_app_ready('"listening"')
     observer.step("traffic started")
     result.t0 = t0 = time.time()
     journal.note("t0", t=t0)
@@ -132,7 +139,7 @@ def _apply(index: int, step: object, lab: Lab, observer: Observer) -> FaultRecor
     try:
         detail = apply_step(step, lab.pods[step.host])
         record = FaultRecord(index, step.fault, step.host, t, detail)
-    except Exception as exc:  # noqa: BLE001 - a failed fault is recorded, and the verdict will show its absence
+    except Exception as exc:
         if isinstance(exc, EngineError):
             raise
         record = FaultRecord(index, step.fault, step.host, t, error=f"{type(exc).__name__}: {exc}")

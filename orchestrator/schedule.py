@@ -31,7 +31,9 @@ class Schedule:
                 p.due = event.t + p.step.at
 
     def due(self, now: float) -> list[Pending]:
-        ready = sorted((p for p in self.pending if p.due is not None and p.due <= now), key=lambda p: (p.due, p.index))
+        ready = sorted(
+            (p for p in self.pending if p.due is not None and p.due <= now), key=lambda p: (p.due, p.index)
+        )
         for p in ready:
             self.pending.remove(p)
         return ready

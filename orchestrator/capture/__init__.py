@@ -19,7 +19,18 @@ def pcap_name(host: str, boot: int) -> str:
 def tcpdump_command(pcap: str) -> list[str]:
     # -i any: the interface is renamed (eth0 -> eth1) after a reconnect, and `any` follows it.
     # -U and --immediate-mode: every packet reaches the file at once, so a kill leaves a valid pcap.
-    return ["tcpdump", "-i", "any", "-n", "-U", "--immediate-mode", "-s", "262144", "-w", f"{RUN_DIR_MOUNT}/{pcap}"]
+    return [
+        "tcpdump",
+        "-i",
+        "any",
+        "-n",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "262144",
+        "-w",
+        f"{RUN_DIR_MOUNT}/{pcap}",
+    ]
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ from types import FrameType
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrator.cli import build, clean, doctor, listing, run, validate
 from orchestrator.errors import TcpscenError
 
 app = typer.Typer(
-    help="Reproduce TCP disconnection behaviour between real Linux kernels in Docker, and judge it from the packets.",
+    help="Reproduce TCP disconnection behaviour between real kernels, and judge it from the packets.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,23 +34,13 @@ def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    err = Console(stderr=True)
+    err = Console(stderr=True, highlight=False)
     try:
-        app(standalone_mode=False)
+        # Standalone mode: typer turns usage errors into exit 2 itself; ours pass through to here.
+        app()
     except TcpscenError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; the run's containers and network were removed")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        from click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            sys.exit(2)
-        raise

@@ -14,4 +14,5 @@ def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or
     scenarios = load_all(files)
     console = Console()
     for path, scenario in zip(expand(files), scenarios, strict=True):
-        console.print(f"[green]ok[/] {path}: {scenario.name} ({len(scenario.hosts)} hosts, {len(scenario.timeline)} steps)")
+        size = f"{len(scenario.hosts)} hosts, {len(scenario.timeline)} steps"
+        console.print(f"[green]ok[/] {path}: {scenario.name} ({size})")

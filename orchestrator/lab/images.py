@@ -82,10 +82,14 @@ def _build_base(client: docker.DockerClient, tag: str, source: str) -> None:
         try:
             client.images.build(path=str(recipes), tag=tag, pull=True, rm=True, labels={labels.IMAGE: "base"})
         except docker.errors.DockerException as exc:
-            raise engine_error(exc, f"building {tag} from {recipes}/Dockerfile (is a registry reachable?)") from None
+            raise engine_error(
+                exc, f"building {tag} from {recipes}/Dockerfile (is a registry reachable?)"
+            ) from None
         return
     if shutil.which("mmdebstrap") is None:
-        raise EngineError("mmdebstrap is not installed: `apt-get install mmdebstrap`, or TCPSCEN_IMAGE_SOURCE=registry")
+        raise EngineError(
+            "mmdebstrap is not installed: `apt-get install mmdebstrap`, or TCPSCEN_IMAGE_SOURCE=registry"
+        )
     packages = ",".join(_packages(recipes / "packages.txt"))
     with tempfile.TemporaryDirectory(prefix="tcpscen-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
@@ -125,7 +129,9 @@ def _exists(client: docker.DockerClient, tag: str) -> bool:
 
 
 def _packages(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def _digest(folder: Path, extra: str = "") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,9 @@ class Lab:
         self.client = connect_engine()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.tear_down()
 
     def build(self) -> None:
@@ -53,7 +56,9 @@ class Lab:
                 f"tcpscen-{self.run_id}",
                 driver="bridge",
                 internal=True,  # no route out: traffic stays between the run's own hosts
-                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))]),
+                ipam=IPAMConfig(
+                    pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))]
+                ),
                 labels=labels.for_run(self.run_id, self.scenario.name),
             )
         except docker.errors.APIError as exc:
@@ -92,10 +97,8 @@ class Lab:
             return
         for pod in self.pods.values():
             if pod.paused:
-                try:
+                with contextlib.suppress(docker.errors.DockerException):
                     pod.unpause_app()
-                except docker.errors.DockerException:
-                    pass
             pod.collect_agent_log()
             pod.stop_capture()
         try:

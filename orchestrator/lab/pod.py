@@ -6,6 +6,7 @@ Killing the app leaves the namespace and its capture alive, so the kernel's FIN 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -57,12 +58,18 @@ class Pod:
                 name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
                 hostname=self.name,
                 user=_capture_user(),
-                network=self.network.name,
+                network=str(self.network.name),
                 mac_address=self.spec.effective_mac,
                 networking_config={
-                    self.network.name: self.client.api.create_endpoint_config(ipv4_address=str(self.spec.address))
+                    str(self.network.name): self.client.api.create_endpoint_config(
+                        ipv4_address=str(self.spec.address)
+                    )
                 },
-                sysctls={k: str(v) for k, v in self.spec.sysctls.items()},
+                # IPv6 off: its link-local chatter would only add noise to the captures.
+                sysctls={
+                    "net.ipv6.conf.all.disable_ipv6": "1",
+                    **{k: str(v) for k, v in self.spec.sysctls.items()},
+                },
                 cap_drop=["ALL"],
                 cap_add=["NET_RAW"],  # the capture; tcpdump holds it as a file capability
                 volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
@@ -89,7 +96,9 @@ class Pod:
             self.app.start()
         except docker.errors.DockerException as exc:
             raise engine_error(exc, f"starting the agent on {self.name}") from None
-        follower = threading.Thread(target=self._follow, args=(self.app,), daemon=True, name=f"follow-{self.name}")
+        follower = threading.Thread(
+            target=self._follow, args=(self.app,), daemon=True, name=f"follow-{self.name}"
+        )
         follower.start()
         self._followers.append(follower)
 
@@ -141,10 +150,8 @@ class Pod:
         """The agent's stderr (a traceback, if it crashed), kept before the container goes."""
         if self.app is None:
             return
-        try:
+        with contextlib.suppress(docker.errors.DockerException):
             self.agent_log = self.app.logs(stdout=False, stderr=True).decode(errors="replace")
-        except docker.errors.DockerException:
-            pass
 
     def stop_capture(self, timeout_s: float = 10.0) -> None:
         """SIGINT lets tcpdump flush and print its counts; the namespace goes with it."""
@@ -157,10 +164,8 @@ class Pod:
             pass  # already gone; the pcap was flushed packet by packet anyway
         except Exception:  # requests' ReadTimeout: tcpdump did not exit; removal will force it
             pass
-        try:
+        with contextlib.suppress(docker.errors.DockerException):
             self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
-        except docker.errors.DockerException:
-            pass
 
     def join_followers(self, timeout_s: float = 5.0) -> None:
         for follower in self._followers:

@@ -33,18 +33,26 @@ def probe_engine(client: docker.DockerClient) -> EngineReport:
     report = EngineReport()
     version = client.version()
     report.findings.append(
-        Finding("engine", True, f"{version.get('Version')} (API {version.get('ApiVersion')}), {version.get('Os')}")
+        Finding(
+            "engine", True, f"{version.get('Version')} (API {version.get('ApiVersion')}), {version.get('Os')}"
+        )
     )
     images = wanted_images()
     for role, tag in (("base image", images.base), ("agent image", images.agent)):
         present = _exists(client, tag)
-        report.findings.append(Finding(role, present, tag + ("" if present else " missing: `tcpscen run` builds it")))
+        report.findings.append(
+            Finding(role, present, tag + ("" if present else " missing: `tcpscen run` builds it"))
+        )
     if _exists(client, images.agent):
         report.findings += _try_container(client, images.agent)
     n_containers, n_networks = leftovers(client)
     report.findings.append(
-        Finding("leftovers", n_containers + n_networks == 0, f"{n_containers} containers, {n_networks} networks"
-                + (" (`tcpscen clean`)" if n_containers + n_networks else ""))
+        Finding(
+            "leftovers",
+            n_containers + n_networks == 0,
+            f"{n_containers} containers, {n_networks} networks"
+            + (" (`tcpscen clean`)" if n_containers + n_networks else ""),
+        )
     )
     return report
 
@@ -66,8 +74,12 @@ def _try_container(client: docker.DockerClient, image: str) -> list[Finding]:
             stderr=True,
         ).decode()
         lines = out.split()
-        findings.append(Finding("per-namespace sysctls", lines[:1] == ["7"], f"tcp_keepalive_time read back {lines[:1]}"))
-        findings.append(Finding("NET_ADMIN", "netadmin-ok" in out, "can create an interface in its namespace"))
+        findings.append(
+            Finding("per-namespace sysctls", lines[:1] == ["7"], f"tcp_keepalive_time read back {lines[:1]}")
+        )
+        findings.append(
+            Finding("NET_ADMIN", "netadmin-ok" in out, "can create an interface in its namespace")
+        )
     except docker.errors.DockerException as exc:
         findings.append(Finding("sysctls and NET_ADMIN", False, str(exc).splitlines()[0][:200]))
     finally:

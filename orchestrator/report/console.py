@@ -38,7 +38,9 @@ class ConsoleObserver:
 
     def fault(self, record: FaultRecord) -> None:
         if record.error:
-            self._line("✗", f"fault {record.fault} on {record.host} failed: {record.error}", "bold red", record.t)
+            self._line(
+                "✗", f"fault {record.fault} on {record.host} failed: {record.error}", "bold red", record.t
+            )
         else:
             self._line("⚡", record.detail, "bold yellow", record.t)
 
@@ -61,4 +63,6 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
     for note in verdict.notes:
         console.print(Text(f"  note: {note}", style="dim"))
     overall = Text("PASS", style="bold green") if verdict.passed else Text("FAIL", style="bold red")
-    console.print(Text.assemble("result: ", overall, f"  ({verdict.passed_count}/{len(verdict.checks)} expectations)"))
+    console.print(
+        Text.assemble("result: ", overall, f"  ({verdict.passed_count}/{len(verdict.checks)} expectations)")
+    )

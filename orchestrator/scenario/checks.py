@@ -35,7 +35,10 @@ def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             peer = scenario.hosts.get(target)
             if peer is None:
                 problems.append(
-                    (("hosts", name, "agent", "connect"), f"unknown host {target!r}; hosts are {_names(scenario)}")
+                    (
+                        ("hosts", name, "agent", "connect"),
+                        f"unknown host {target!r}; hosts are {_names(scenario)}",
+                    )
                 )
             elif peer.role != "server":
                 problems.append((("hosts", name, "agent", "connect"), f"host {target!r} is not a server"))
@@ -47,14 +50,20 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
     last_at = -1.0
     for i, step in enumerate(scenario.timeline):
         if step.host not in scenario.hosts:
-            problems.append((("timeline", i, "host"), f"unknown host {step.host!r}; hosts are {_names(scenario)}"))
+            problems.append(
+                (("timeline", i, "host"), f"unknown host {step.host!r}; hosts are {_names(scenario)}")
+            )
         if step.after is not None:
             host = step.after.split(".", 1)[0]
             if host not in scenario.hosts:
-                problems.append((("timeline", i, "after"), f"unknown host {host!r}; hosts are {_names(scenario)}"))
+                problems.append(
+                    (("timeline", i, "after"), f"unknown host {host!r}; hosts are {_names(scenario)}")
+                )
             continue
         if step.at < last_at:
-            problems.append((("timeline", i, "at"), f"{step.at:g}s comes before the step above it ({last_at:g}s)"))
+            problems.append(
+                (("timeline", i, "at"), f"{step.at:g}s comes before the step above it ({last_at:g}s)")
+            )
         if step.at >= scenario.duration:
             problems.append(
                 (("timeline", i, "at"), f"{step.at:g}s is not within the duration ({scenario.duration:g}s)")

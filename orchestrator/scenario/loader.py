@@ -36,7 +36,9 @@ def parse_scenario(located: Located, file: str, default_name: str = "scenario") 
     ]
     data = located.data
     if not isinstance(data, dict):
-        problems.append(Problem(file, located.line_of(()), "", "a scenario is a mapping of keys (name, hosts, ...)"))
+        problems.append(
+            Problem(file, located.line_of(()), "", "a scenario is a mapping of keys (name, hosts, ...)")
+        )
         raise ScenarioError(problems)
     data = {"name": default_name, **data}
     try:
@@ -44,7 +46,9 @@ def parse_scenario(located: Located, file: str, default_name: str = "scenario") 
     except ValidationError as exc:
         problems += [_problem(err, located, file) for err in exc.errors()]
         raise ScenarioError(problems) from None
-    problems += [Problem(file, located.line_of(key), _dotted(key), msg) for key, msg in find_problems(scenario)]
+    problems += [
+        Problem(file, located.line_of(key), _dotted(key), msg) for key, msg in find_problems(scenario)
+    ]
     if problems:
         raise ScenarioError(problems)
     return scenario
@@ -54,7 +58,9 @@ def _read(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise ScenarioError([Problem(str(path), None, "", f"{size} bytes: a scenario is at most {MAX_BYTES}")])
+            raise ScenarioError(
+                [Problem(str(path), None, "", f"{size} bytes: a scenario is at most {MAX_BYTES}")]
+            )
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError([Problem(str(path), None, "", "no such file")]) from None
@@ -77,14 +83,20 @@ def _problem(err: Any, located: Located, file: str) -> Problem:
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "")
-        choices = model.FAULT_NAMES if "fault" in str(err.get("ctx", {}).get("discriminator")) else ("server", "client")
+        choices = (
+            model.FAULT_NAMES
+            if "fault" in str(err.get("ctx", {}).get("discriminator"))
+            else ("server", "client")
+        )
         hint = difflib.get_close_matches(str(tag), choices, n=1)
         message = f"unknown {tag!r}; expected one of {', '.join(choices)}" + (
             f" (did you mean {hint[0]!r}?)" if hint else ""
         )
         path = (*path, "fault" if choices is model.FAULT_NAMES else "role")
     elif err["type"] == "union_tag_not_found":
-        message = "needs " + ("a 'fault' key" if path and path[0] == "timeline" else "a 'role' (server or client)")
+        message = "needs " + (
+            "a 'fault' key" if path and path[0] == "timeline" else "a 'role' (server or client)"
+        )
     return Problem(file, line, _dotted(path), message)
 
 
@@ -93,10 +105,9 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
             path.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and part[:1].islower() and part not in _tags():

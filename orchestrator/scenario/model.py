@@ -159,7 +159,8 @@ class ClientHost(HostBase):
     agent: ClientAgent
 
 
-Host = Annotated[ServerHost | ClientHost, Field(discriminator="role")]
+AnyHost = ServerHost | ClientHost
+Host = Annotated[AnyHost, Field(discriminator="role")]
 
 
 class StepBase(StrictModel):

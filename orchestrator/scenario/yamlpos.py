@@ -47,7 +47,9 @@ def _build(node: yaml.Node, path: Path, located: Located) -> Any:
         for key_node, value_node in node.value:
             key = _scalar(key_node)
             if isinstance(key, list | dict):
-                raise yaml.MarkedYAMLError(problem="a key must be a plain value", problem_mark=key_node.start_mark)
+                raise yaml.MarkedYAMLError(
+                    problem="a key must be a plain value", problem_mark=key_node.start_mark
+                )
             child = (*path, key)
             if key in out:
                 located.duplicates.append((child, key_node.start_mark.line + 1))

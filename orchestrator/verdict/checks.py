@@ -6,6 +6,7 @@ decides PASS or FAIL.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from orchestrator.scenario.model import AppExpect, Side
@@ -62,7 +63,9 @@ def check_close_evidence(conn: ConnectionSummary, t0: float | None) -> list[str]
     return evidence or [f"no FIN or RST; last frame {ref(conn.last_frame, t0)}"]
 
 
-def check_backoff(conn: ConnectionSummary, tolerance: float, model_gaps: list[float], t0: float | None) -> Check:
+def check_backoff(
+    conn: ConnectionSummary, tolerance: float, model_gaps: list[float], t0: float | None
+) -> Check:
     """Each gap between retransmissions of one segment about twice the one before (RTO doubling).
 
     The first gap (original send to first retransmission) is left out of the ratios: it may be a
@@ -70,7 +73,7 @@ def check_backoff(conn: ConnectionSummary, tolerance: float, model_gaps: list[fl
     """
     gaps = conn.backoff_gaps_s
     observed = ", ".join(f"{g:.3f}" for g in gaps) or "no retransmissions"
-    ratios = [b / a for a, b in zip(gaps[1:], gaps[2:], strict=False) if a > 0]
+    ratios = [b / a for a, b in itertools.pairwise(gaps) if a > 0]
     ok = len(ratios) >= 2 and all(abs(r - 2) <= 2 * tolerance for r in ratios)
     evidence = [f"ratios {', '.join(f'{r:.2f}' for r in ratios) or '-'}"]
     if model_gaps:
@@ -112,7 +115,9 @@ def check_app(
         out.append(Check(name, False, str(want.at), "the app saw nothing"))
     elif want.at == "predicted":
         if prediction is None:
-            out.append(Check(name, False, "the kernel model's time", "no prediction: no unacked data, no keepalive"))
+            out.append(
+                Check(name, False, "the kernel model's time", "no prediction: no unacked data, no keepalive")
+            )
         else:
             took = seen.t - prediction.start.time
             off = (took - prediction.seconds) / prediction.seconds if prediction.seconds else 0.0
@@ -127,7 +132,9 @@ def check_app(
             )
     elif t0 is not None:
         took = seen.t - t0
-        out.append(Check(name, _within(took, want.at, tolerance), f"{want.at:g}s ±{tolerance:.0%}", f"{took:.3f}s"))
+        out.append(
+            Check(name, _within(took, want.at, tolerance), f"{want.at:g}s ±{tolerance:.0%}", f"{took:.3f}s")
+        )
     return out
 
 

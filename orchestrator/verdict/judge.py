@@ -59,12 +59,16 @@ def judge(
     t0: float | None,
 ) -> Verdict:
     sources = [
-        (run_dir / pcap, str(scenario.hosts[host].address)) for host, files in captures.items() for pcap in files
+        (run_dir / pcap, str(scenario.hosts[host].address))
+        for host, files in captures.items()
+        for pcap in files
     ]
     connections = analyze(merge_sent(sources))
     client_host = scenario.hosts_with_role("client")[0]
     server_host = scenario.hosts_with_role("server")[0]
-    conn = _pick(connections, connected_endpoint(client_host, events), str(scenario.hosts[client_host].address))
+    conn = _pick(
+        connections, connected_endpoint(client_host, events), str(scenario.hosts[client_host].address)
+    )
     apps = {name: app_outcome(name, events) for name in scenario.hosts}
     predictions: dict[str, Prediction] = {}
     if conn is not None:
@@ -82,7 +86,9 @@ def judge(
     return verdict
 
 
-def _pick(connections: list[ConnectionSummary], endpoint: str | None, client_ip: str) -> ConnectionSummary | None:
+def _pick(
+    connections: list[ConnectionSummary], endpoint: str | None, client_ip: str
+) -> ConnectionSummary | None:
     if endpoint is not None:
         for conn in connections:
             if endpoint in (conn.client, conn.server):
@@ -105,19 +111,22 @@ def _check_all(
     tol = e.tolerance
     out: list[c.Check] = []
     packet_checks = any(
-        [e.handshake, e.close, e.initiator, e.close_packets, e.rst_from, e.backoff, e.keepalive_timing]
-        + [e.retransmissions, e.keepalive_probes, e.zero_window]
+        [e.handshake, e.close, e.initiator, e.close_packets, e.rst_from, e.backoff, e.keepalive_timing, e.retransmissions, e.keepalive_probes, e.zero_window]
     )
     if conn is None:
         if packet_checks:
             out.append(c.Check("connection", False, "a captured connection", "none captured"))
     else:
         if e.handshake:
-            out.append(c.check_value("handshake", e.handshake, conn.handshake, [f"SYN {c.ref(conn.syn, t0)}"]))
+            out.append(
+                c.check_value("handshake", e.handshake, conn.handshake, [f"SYN {c.ref(conn.syn, t0)}"])
+            )
         if e.close:
             out.append(c.check_value("close", e.close, conn.close, c.check_close_evidence(conn, t0)))
         if e.initiator:
-            out.append(c.check_value("initiator", e.initiator, conn.initiator, c.check_close_evidence(conn, t0)))
+            out.append(
+                c.check_value("initiator", e.initiator, conn.initiator, c.check_close_evidence(conn, t0))
+            )
         if e.close_packets:
             shown = str(conn.close_packets) if conn.close_packets else None
             expected = " or ".join(str(n) for n in e.close_packets)
@@ -127,17 +136,21 @@ def _check_all(
         if e.rst_from:
             rsts = sorted([*conn.rsts.client, *conn.rsts.server], key=lambda f: f.time)
             out.append(c.check_value("rst_from", e.rst_from, conn.rst_from or "none", c.refs(rsts, t0)))
-        out += c.check_counts("retransmissions", e.retransmissions, conn.retransmissions, conn.retransmission_frames, t0)
+        out += c.check_counts(
+            "retransmissions", e.retransmissions, conn.retransmissions, conn.retransmission_frames, t0
+        )
         if e.backoff:
             host = scenario.hosts[side_host["client"]]
             model = backoff_schedule(host.sysctl("tcp_retries2", 15))
             out.append(c.check_backoff(conn, tol, model, t0))
-        out += c.check_counts("keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0)
+        out += c.check_counts(
+            "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
+        )
         if e.keepalive_timing:
             prober = "client" if conn.keepalive_probes.client >= conn.keepalive_probes.server else "server"
             idle, intvl, _ = keepalive_settings(scenario.hosts[side_host[prober]])
             out.append(c.check_keepalive_timing(conn, idle, intvl, tol, t0))
         out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)
-    for host, want in e.apps.items():
-        out += c.check_app(host, want, apps[host], predictions.get(host), tol, t0)
+    for name, want in e.apps.items():
+        out += c.check_app(name, want, apps[name], predictions.get(name), tol, t0)
     return out

@@ -27,7 +27,9 @@ def app_outcome(host: str, events: list[AgentEvent]) -> AppOutcome:
         if event.event == "eof":
             return AppOutcome(host, "eof", event.t, "read returned 0")
         if event.event == "error" and event.errno:
-            return AppOutcome(host, event.errno, event.t, f"{event.op or '?'}: {event.extra.get('message', '')}")
+            return AppOutcome(
+                host, event.errno, event.t, f"{event.op or '?'}: {event.extra.get('message', '')}"
+            )
     return AppOutcome(host, "nothing", None)
 
 

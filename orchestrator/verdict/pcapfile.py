@@ -240,7 +240,9 @@ def _make_decoder(linktype: int, name: str) -> Decoder:
     """A decoder for one link type. Ethernet and the Linux cooked headers get a
     fast path for plain IPv4 (no options) + TCP: one unpack covering link, IP and TCP."""
 
-    def eth_slow(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
+    def eth_slow(
+        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
+    ) -> TcpPacket | None:
         end = off + cap
         p = off + 12
         if end - p < 2:
@@ -262,10 +264,12 @@ def _make_decoder(linktype: int, name: str) -> Decoder:
         new = _new_packet
         cls = TcpPacket
 
-        def decode(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
+        def decode(
+            buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
+        ) -> TcpPacket | None:
             if cap >= need:
-                etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = unpack_from(
-                    buf, off
+                etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = (
+                    unpack_from(buf, off)
                 )
                 if etype == ETH_IPV4 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF:
                     if total == 0:
@@ -312,10 +316,14 @@ def _make_decoder(linktype: int, name: str) -> Decoder:
             return _ipv6(buf, off, off + cap, off + orig, name, frame, t, tns)
         return None
 
-    def ipv4_only(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
+    def ipv4_only(
+        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
+    ) -> TcpPacket | None:
         return _ipv4(buf, off, off + cap, off + orig, name, frame, t, tns)
 
-    def ipv6_only(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
+    def ipv6_only(
+        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
+    ) -> TcpPacket | None:
         return _ipv6(buf, off, off + cap, off + orig, name, frame, t, tns)
 
     def null(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
@@ -359,7 +367,9 @@ def _make_decoder(linktype: int, name: str) -> Decoder:
     if linktype == LINKTYPE_LOOP:
         return loop
 
-    def unsupported(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
+    def unsupported(
+        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
+    ) -> TcpPacket | None:
         return None
 
     return unsupported

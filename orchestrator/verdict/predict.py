@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.scenario.model import HostBase
+from orchestrator.scenario.model import AnyHost
 from orchestrator.verdict.kernel_model import keepalive_abort_after, rto_abort_after
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef
 
+TCP_RTO_MAX = 120.0
 KEEPALIVE_DEFAULTS = {"tcp_keepalive_time": 7200, "tcp_keepalive_intvl": 75, "tcp_keepalive_probes": 9}
 
 
@@ -22,15 +23,22 @@ class Prediction:
         return f"{self.kind} {self.seconds:g}s after {self.start.file}#{self.start.frame} ({self.basis})"
 
 
-def predict_abort(host_name: str, host: HostBase, conn: ConnectionSummary) -> Prediction | None:
+def predict_abort(host_name: str, host: AnyHost, conn: ConnectionSummary) -> Prediction | None:
     """Unacknowledged data in this host's capture: the RTO budget; else keepalive, if it is on."""
     opts = host.agent.socket
     unacked = conn.oldest_unacked
     if unacked is not None and unacked.file.startswith(f"{host_name}."):
         if opts.user_timeout:
-            return Prediction("user-timeout", opts.user_timeout, unacked, f"TCP_USER_TIMEOUT={opts.user_timeout:g}s")
+            return Prediction(
+                "user-timeout", opts.user_timeout, unacked, f"TCP_USER_TIMEOUT={opts.user_timeout:g}s"
+            )
         retries2 = host.sysctl("tcp_retries2", 15)
-        return Prediction("rto-abort", rto_abort_after(retries2), unacked, f"tcp_retries2={retries2}")
+        budget = rto_abort_after(retries2)
+        at = _first_expiry_after(budget, conn, unacked.time)
+        basis = f"tcp_retries2={retries2}: budget {budget:g}s"
+        if at != budget:
+            basis += f", checked when the retransmission timer fires: first expiry after it at {at:.3f}s"
+        return Prediction("rto-abort", at, unacked, basis)
     if opts.effective_keepalive and conn.last_activity is not None:
         idle, intvl, count = keepalive_settings(host)
         return Prediction(
@@ -42,9 +50,25 @@ def predict_abort(host_name: str, host: HostBase, conn: ConnectionSummary) -> Pr
     return None
 
 
-def keepalive_settings(host: HostBase) -> tuple[float, float, int]:
+def _first_expiry_after(budget: float, conn: ConnectionSummary, start: float) -> float:
+    """The kernel tests the budget only when the retransmission timer fires (tcp_write_timeout), so
+    the abort comes at the first expiry at or after it: the last retransmission plus the next,
+    doubled, RTO (capped at TCP_RTO_MAX)."""
+    frames = conn.backoff_frames
+    if len(frames) < 2:
+        return budget
+    last, gap = frames[-1].time - start, frames[-1].time - frames[-2].time
+    next_expiry = last + min(2 * gap, TCP_RTO_MAX)
+    return next_expiry if next_expiry >= budget else budget
+
+
+def keepalive_settings(host: AnyHost) -> tuple[float, float, int]:
     opts = host.agent.socket
-    idle = opts.effective_keepidle or host.sysctl("tcp_keepalive_time", KEEPALIVE_DEFAULTS["tcp_keepalive_time"])
-    intvl = opts.effective_keepintvl or host.sysctl("tcp_keepalive_intvl", KEEPALIVE_DEFAULTS["tcp_keepalive_intvl"])
+    idle = opts.effective_keepidle or host.sysctl(
+        "tcp_keepalive_time", KEEPALIVE_DEFAULTS["tcp_keepalive_time"]
+    )
+    intvl = opts.effective_keepintvl or host.sysctl(
+        "tcp_keepalive_intvl", KEEPALIVE_DEFAULTS["tcp_keepalive_intvl"]
+    )
     count = opts.keepcnt or host.sysctl("tcp_keepalive_probes", KEEPALIVE_DEFAULTS["tcp_keepalive_probes"])
     return float(idle), float(intvl), int(count)

@@ -82,3 +82,7 @@ class ConnectionSummary:
     last_activity: FrameRef | None = None
     # Original send of the oldest segment that was never acknowledged (RTO budget starts here).
     oldest_unacked: FrameRef | None = None
+    # Position among the capture's connections, in order of first segment (Wireshark's tcp.stream).
+    stream: int = 0
+    # TCP segments of this connection, both directions.
+    packets: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -40,7 +41,13 @@ def test_power_cut_passes(power_cut: CliRun) -> None:
 def test_power_cut_run_directory(power_cut: CliRun) -> None:
     d = power_cut.run_dir
     assert d is not None
-    for name in ("client.pcap", "server.pcap", "client.events.jsonl", "server.events.jsonl", "timeline.jsonl"):
+    for name in (
+        "client.pcap",
+        "server.pcap",
+        "client.events.jsonl",
+        "server.events.jsonl",
+        "timeline.jsonl",
+    ):
         assert (d / name).stat().st_size > 0, name
     # The capture was ready before the first SYN, on both sides.
     assert first_syn_frame(d / "client.pcap") is not None
@@ -56,7 +63,7 @@ def test_power_cut_facts(power_cut: CliRun) -> None:
     n = conn["retransmissions"]["client"]
     assert n >= 4
     gaps = conn["backoff_gaps_s"]
-    assert all(b > a * 1.5 for a, b in zip(gaps[1:], gaps[2:], strict=False)), gaps
+    assert all(b > a * 1.5 for a, b in itertools.pairwise(gaps)), gaps
     assert v["apps"]["client"]["sees"] == "ETIMEDOUT"
     # ETIMEDOUT about tcp_retries2=5's 12.6 s after the first unacknowledged send.
     start = v["predictions"]["client"]["start"]["time"]

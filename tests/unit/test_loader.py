@@ -79,7 +79,9 @@ def test_every_problem_is_reported_with_line_and_key(tmp_path: Path) -> None:
 
 def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("  retransmissions:", "  retransmisions:"))
-    assert found == [f"{tmp_path}/s.yaml:18: expect.retransmisions: unknown key (did you mean 'retransmissions'?)"]
+    assert found == [
+        f"{tmp_path}/s.yaml:18: expect.retransmisions: unknown key (did you mean 'retransmissions'?)"
+    ]
 
 
 def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
@@ -89,10 +91,14 @@ def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
 
 
 def test_cross_checks_name_the_key(tmp_path: Path) -> None:
-    text = GOOD.replace("address: 10.77.0.20", "address: 10.77.0.10").replace("host: server, signal", "host: ghost, signal")
-    text = text.replace("connect: \"server:7000\"", "connect: \"nowhere:7000\"")
+    text = GOOD.replace("address: 10.77.0.20", "address: 10.77.0.10").replace(
+        "host: server, signal", "host: ghost, signal"
+    )
+    text = text.replace('connect: "server:7000"', 'connect: "nowhere:7000"')
     found = problems(tmp_path, text)
-    assert any(":10: hosts.client.address: 10.77.0.10 is also used by host 'server'" in p for p in found), found
+    assert any(":10: hosts.client.address: 10.77.0.10 is also used by host 'server'" in p for p in found), (
+        found
+    )
     assert any("hosts.client.agent.connect: unknown host 'nowhere'" in p for p in found), found
     assert any(":15: timeline[1].host: unknown host 'ghost'" in p for p in found), found
 
@@ -101,7 +107,9 @@ def test_address_outside_subnet_and_times_out_of_order(tmp_path: Path) -> None:
     text = GOOD.replace("address: 10.77.0.20", "address: 10.78.0.20")
     text = text.replace("{at: 2s, fault: kill", "{at: 20s, fault: kill")
     found = problems(tmp_path, text)
-    assert any("hosts.client.address: 10.78.0.20 is outside the subnet 10.77.0.0/24" in p for p in found), found
+    assert any("hosts.client.address: 10.78.0.20 is outside the subnet 10.77.0.0/24" in p for p in found), (
+        found
+    )
     assert any("timeline[1].at: 20s is not within the duration" in p for p in found), found
 
 

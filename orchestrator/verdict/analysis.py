@@ -1,0 +1,793 @@
+"""Per-connection TCP facts, computed in one streaming pass, in agreement with Wireshark.
+
+`analyze` groups TCP segments into connections and returns one
+`ConnectionSummary` per connection, in order of first appearance (which is
+Wireshark's ``tcp.stream`` order).
+
+Wireshark agreement
+-------------------
+The per-segment flags are a port of ``tcp_analyze_sequence_number`` in
+Wireshark's ``epan/dissectors/packet-tcp.c`` (checked against tshark 4.0.17,
+the version on these machines, by crafted captures and by a randomised
+differential test in ``tests/unit/test_analysis.py``):
+
+* ``tcp.analysis.retransmission`` is set for plain retransmissions **and** for
+  fast and spurious retransmissions (the dissector adds the retransmission
+  expert item to those too), but **not** for out-of-order segments. The order
+  of the checks matters and is tshark 4.0's: keep-alive excludes everything;
+  then spurious (data entirely at or below the peer's last ACK), then fast
+  (>= 2 duplicate ACKs from the peer, seq equals their ACK, within 20 ms of
+  the last of them), then out-of-order (within the initial RTT — 3 ms when no
+  handshake was seen — of the segment that advanced the sequence, and not an
+  exact repeat of that segment), then plain retransmission (seq below the next
+  expected).
+* ``tcp.analysis.keep_alive``: 0 or 1 byte, seq = next expected − 1, no
+  SYN/FIN/RST — unless it is a zero-window probe (1 byte at the next expected
+  seq while the peer's window is 0), which Wireshark checks first.
+  Linux sends its own zero-window probes as 0-byte segments at snd_una − 1, so
+  Wireshark (and therefore we) count those as keep-alives; the notes point it
+  out when the peer's window was 0 at the time.
+* ``tcp.analysis.zero_window``: window 0 on a segment without SYN/FIN/RST, so
+  a window-0 RST does not count; a zero-window probe does not count either
+  (Wireshark skips the check for it).
+* Timing comparisons use integer nanoseconds, as Wireshark does.
+
+One deliberate gap: Wireshark stops tracking unacknowledged segments after
+10,000 of them in one direction; we do not model that limit (it only matters
+for captures that miss one direction entirely).
+
+Connections
+-----------
+Keyed by the unordered 4-tuple. As in Wireshark, a SYN (without ACK) whose
+sequence number differs from the initial sequence number already known for
+its sender on that tuple starts a new connection (port reuse); a SYN with the
+same sequence number is a retransmission. Data without a new SYN stays in the
+same connection, so "peer rebooted, then we send, then RST" is one connection.
+
+The client is the sender of the first SYN without ACK; failing that, the
+receiver of a SYN+ACK; failing that (no handshake captured), the side with the
+higher port number (ephemeral ports are high, service ports low); with equal
+ports, the sender of the connection's first captured segment.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.verdict.pcapfile import ACK, FIN, RST, SYN, TcpCapture, TcpPacket, read_tcp
+from orchestrator.verdict.summary import (
+    Close,
+    ConnectionSummary,
+    FrameRef,
+    Handshake,
+    KeepaliveTiming,
+    Side,
+    SideCounts,
+    SideFrames,
+)
+
+__all__ = ["Analysis", "analyze", "analyze_capture", "analyze_file"]
+
+# Evidence lists are capped; counts stay exact.
+MAX_EVIDENCE = 100
+# Keep-alive gaps kept per side for the median.
+MAX_KA_GAPS = 10_000
+# Retransmission runs tracked at once per side (memory bound).
+MAX_RUNS = 4096
+# Unacknowledged segments remembered per side (memory bound).
+MAX_UNACKED = 10_000
+
+_M = 0xFFFFFFFF
+_HALF = 0x80000000
+
+# Per-segment analysis flags (a subset of Wireshark's TCP_A_*).
+_KA = 0x1
+_KA_ACK = 0x2
+_ZWP = 0x4
+_ZWP_ACK = 0x8
+_ZW = 0x10
+_RETX = 0x20
+_FAST = 0x40
+_SPUR = 0x80
+_OOO = 0x100
+_DUPACK = 0x200
+_ANY_RETX = _RETX | _FAST | _SPUR
+
+_OOO_DEFAULT_NS = 3_000_000  # Wireshark's out-of-order threshold without an initial RTT
+_FAST_WINDOW_NS = 20_000_000  # fast retransmission within 20 ms of the last duplicate ACK
+
+
+class _Run:
+    """Transmissions of one segment (same seq, same sender): the original first, if captured."""
+
+    __slots__ = ("count", "end", "frames", "last", "original", "seq", "times")
+
+    def __init__(self, seq: int, end: int, original: TcpPacket | None) -> None:
+        self.seq = seq
+        self.end = end
+        self.original = original
+        self.last: TcpPacket | None = None  # latest retransmission
+        self.count = 0  # retransmissions, not counting the original
+        self.frames: list[TcpPacket] = []  # retransmissions, capped
+        self.times: list[int] = [] if original is None else [original.time_ns]  # every send, ns, capped
+
+    def add(self, p: TcpPacket) -> None:
+        self.count += 1
+        self.last = p
+        if len(self.frames) < MAX_EVIDENCE:
+            self.frames.append(p)
+            self.times.append(p.time_ns)
+
+
+class _Flow:
+    """One direction of a connection: what one side sends."""
+
+    __slots__ = (
+        "acked_fin_early",
+        "acked_upto",
+        "addr",
+        "base_seq",
+        "base_set",
+        "conn",
+        "dupacks",
+        "fin",
+        "fin_end",
+        "fins",
+        "ka",
+        "ka_acks",
+        "ka_frames",
+        "ka_gaps",
+        "ka_idle_ref",
+        "ka_last",
+        "ka_zw",
+        "last_real_t",
+        "lastack",
+        "lastack_t",
+        "lastflags",
+        "maxseqtobeacked",
+        "nextseq",
+        "nextseq_t",
+        "packets",
+        "port",
+        "retx",
+        "retx_frames",
+        "rev",
+        "rst",
+        "rst_count",
+        "rst_stateless",
+        "rsts",
+        "runs",
+        "syn",
+        "syn_ack",
+        "unacked",
+        "window",
+        "zw",
+        "zw_frames",
+    )
+
+    def __init__(self, conn: _Conn, addr: str, port: int) -> None:
+        self.conn = conn
+        self.addr = addr
+        self.port = port
+        self.rev: _Flow = self
+        # Wireshark's per-flow state (tcp_flow_t / tcp_analyze_seq_info). 0 means "unset", as there.
+        self.base_set = False
+        self.base_seq = 0
+        self.nextseq = 0
+        self.nextseq_t = 0
+        self.maxseqtobeacked = 0
+        self.lastack = 0
+        self.lastack_t = 0  # ns of this side's last segment
+        self.window = -1  # G_MAXUINT32 in Wireshark: equal to no real window
+        self.dupacks = 0
+        self.lastflags = 0
+        # Facts.
+        self.packets = 0
+        self.syn: TcpPacket | None = None  # first SYN without ACK
+        self.syn_ack: TcpPacket | None = None  # first SYN+ACK
+        self.fin: TcpPacket | None = None  # first FIN
+        self.fin_end = 0  # sequence number that acknowledges the first FIN
+        self.fins: list[TcpPacket] = []
+        self.acked_fin_early = False  # acknowledged the peer's FIN before sending its own FIN
+        self.rst: TcpPacket | None = None
+        self.rst_stateless = False  # first RST: no ACK flag, seq = the peer's ACK (no socket)
+        self.rst_count = 0
+        self.rsts: list[TcpPacket] = []
+        self.retx = 0
+        self.retx_frames: list[TcpPacket] = []
+        self.ka = 0
+        self.ka_acks = 0  # keep-alive ACKs this side sent (answers to the peer's probes)
+        self.ka_frames: list[TcpPacket] = []
+        self.ka_gaps: list[int] = []
+        self.ka_idle_ref = 0  # ns: the first probe's idle time is measured from here
+        self.ka_last: TcpPacket | None = None  # latest probe
+        self.ka_zw = 0  # probes sent while the peer advertised a zero window
+        self.last_real_t = 0  # ns: last segment from this side that was not a keep-alive probe
+        self.zw = 0
+        self.zw_frames: list[TcpPacket] = []
+        # seq -> (end seq, original send): segments with data/SYN/FIN the peer has not acknowledged.
+        self.unacked: dict[int, tuple[int, TcpPacket]] = {}
+        self.acked_upto: int | None = None  # highest ACK from the peer used to forget segments
+        self.runs: dict[int, _Run] = {}
+
+
+class _Conn:
+    __slots__ = (
+        "a",
+        "b",
+        "best_run",
+        "best_run_flow",
+        "first",
+        "first_rtt",
+        "handshake_done",
+        "hs_pending",
+        "index",
+        "last",
+        "last_activity",
+        "mru_syn",
+        "packets",
+    )
+
+    def __init__(self, index: int, first: TcpPacket) -> None:
+        self.index = index
+        self.first = first
+        self.last = first
+        self.last_activity: TcpPacket | None = None
+        self.packets = 0
+        self.mru_syn = 0  # ns of the most recent SYN (Wireshark: ts_mru_syn), 0 = none
+        self.first_rtt = 0  # ns (Wireshark: ts_first_rtt), 0 = unknown
+        self.hs_pending: _Flow | None = None  # after a SYN+ACK: the flow whose ACK completes the handshake
+        self.handshake_done = False
+        self.a = _Flow(self, first.src, first.sport)
+        self.b = _Flow(self, first.dst, first.dport)
+        self.a.rev = self.b
+        self.b.rev = self.a
+        self.best_run: _Run | None = None
+        self.best_run_flow: _Flow | None = None
+
+
+@dataclass(slots=True)
+class Analysis:
+    """The connections of one capture, and what the reader said about the file."""
+
+    connections: list[ConnectionSummary]
+    packets: int  # frames read, TCP or not
+    tcp_packets: int
+    truncated: bool
+    files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    linktypes: list[int] = field(default_factory=list)
+
+
+def analyze_capture(capture: TcpCapture) -> Analysis:
+    """Read a whole capture and analyse it."""
+    conns = analyze(capture)
+    return Analysis(
+        connections=conns,
+        packets=capture.packets,
+        tcp_packets=capture.tcp_packets,
+        truncated=capture.truncated,
+        files=[capture.name],
+        problems=[capture.problem] if capture.problem else [],
+        linktypes=sorted(capture.linktypes),
+    )
+
+
+def analyze_file(path: Path | str) -> Analysis:
+    """`read_tcp` then `analyze_capture`. Raises `CaptureFormatError` for a file that is not a capture."""
+    return analyze_capture(read_tcp(path))
+
+
+def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
+    """Group TCP segments (in capture order) into connections and summarise each.
+
+    One pass, per-connection state only; evidence lists are capped at
+    `MAX_EVIDENCE` frames while counts stay exact.
+    """
+    flows: dict[tuple[str, int, str, int], _Flow] = {}
+    conns: list[_Conn] = []
+    i = 0  # position in the stream: frame numbers of merged files do not compare
+
+    for p in packets:
+        i += 1
+        _frame, _t, src, sport, dst, dport, seq, ack, flags, window, seglen, _file, tns = p
+        fwd = flows.get((src, sport, dst, dport))
+        if fwd is None or (flags & (SYN | ACK) == SYN and fwd.base_set and seq != fwd.base_seq):
+            conn = _Conn(len(conns), p)
+            conns.append(conn)
+            fwd = conn.a
+            flows[(src, sport, dst, dport)] = fwd
+            flows[(dst, dport, src, sport)] = conn.b
+        else:
+            conn = fwd.conn
+        rev = fwd.rev
+        conn.last = p
+        conn.packets += 1
+        fwd.packets += 1
+
+        # ---- Wireshark's tcp_analyze_sequence_number --------------------------
+        if not fwd.base_set:
+            fwd.base_seq = seq if flags & SYN else (seq - 1) & _M
+            fwd.base_set = True
+        if flags & ACK and not rev.base_set:
+            rev.base_seq = (ack - 1) & _M
+            rev.base_set = True
+
+        nextseq = fwd.nextseq
+        if seglen == 1 and seq == nextseq and rev.window == 0:
+            ta = _ZWP  # zero-window probe: skips every check up to "finished_fwd"
+        else:
+            ta = 0
+            sfr = flags & (SYN | FIN | RST)
+            if window == 0 and not sfr:
+                ta = _ZW
+            if seglen <= 1 and not sfr and seq == (nextseq - 1) & _M:
+                ta |= _KA
+            if seglen == 0 and not sfr and seq == nextseq and ack == fwd.lastack:
+                if window and window == fwd.window and rev.lastflags & _KA:
+                    ta |= _KA_ACK
+                elif window == 0 and fwd.window == 0 and rev.lastflags & _ZWP:
+                    ta |= _ZWP_ACK
+                elif window and window == fwd.window:
+                    fwd.dupacks = 1 if fwd.dupacks == -1 else fwd.dupacks + 1
+                    ta |= _DUPACK
+        if ack != fwd.lastack:
+            fwd.dupacks = 0
+        if flags & ACK:  # "ACKed unseen segment"; Wireshark 4.x also resets the peer's dup-ACK count
+            m = rev.maxseqtobeacked
+            if m and 0 < ((ack - m) & _M) < _HALF:
+                if m > rev.nextseq:
+                    rev.maxseqtobeacked = rev.nextseq
+                else:
+                    rev.dupacks = -1
+
+        if seglen or flags & (SYN | FIN):
+            if not ta & _KA:
+                not_adv = nextseq != 0 and ((seq - nextseq) & _M) >= _HALF
+                if seglen > 1 and (nextseq - 1) & _M == seq:
+                    not_adv = False  # new data after a (possible) zero-window probe byte
+                rla = rev.lastack
+                if seglen and rla and ((seq + seglen - rla) & _M == 0 or (seq + seglen - rla) & _M >= _HALF):
+                    ta |= _SPUR
+                elif not_adv:
+                    dt = tns - rev.lastack_t
+                    if rev.dupacks >= 2 and rla == seq and 0 <= dt < _FAST_WINDOW_NS:
+                        ta |= _FAST
+                    else:
+                        dt = tns - fwd.nextseq_t
+                        thr = conn.first_rtt or _OOO_DEFAULT_NS
+                        if (
+                            0 <= dt < thr
+                            and nextseq != (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & _M
+                        ):
+                            ta |= _OOO
+                        else:
+                            ta |= _RETX
+            end = (seq + seglen + 1) & _M if flags & (SYN | FIN) else (seq + seglen) & _M
+        else:
+            end = seq
+        if (nextseq == 0 or 0 < ((end - nextseq) & _M) < _HALF) and not ta & _ZWP:
+            fwd.nextseq = end
+            fwd.nextseq_t = tns
+        if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not ta & _ZWP:
+            fwd.maxseqtobeacked = fwd.nextseq
+        fwd.window = window
+        prev_ack = fwd.lastack
+        fwd.lastack = ack
+        prev_t = fwd.lastack_t
+        fwd.lastack_t = tns
+        fwd.lastflags = ta
+        # Initial RTT: the first ACK without SYN after a SYN (Wireshark's ts_first_rtt).
+        if flags & SYN:
+            if not flags & ACK:
+                conn.mru_syn = tns
+        elif flags & ACK and conn.mru_syn and not conn.first_rtt:
+            conn.first_rtt = tns - conn.mru_syn
+
+        # ---- Facts of our own ----------------------------------------------------
+        if ta:
+            if ta & _ANY_RETX:
+                _retransmission(conn, fwd, p, i, seq, end)
+            elif ta & _KA:
+                _keepalive(fwd, rev, p, i, prev_t)
+            elif ta & _KA_ACK:
+                fwd.ka_acks += 1
+            if ta & _ZW:
+                fwd.zw += 1
+                if len(fwd.zw_frames) < MAX_EVIDENCE:
+                    fwd.zw_frames.append(p)
+        if not ta & _KA:
+            fwd.last_real_t = tns
+            if seglen or flags & (SYN | FIN):
+                conn.last_activity = p
+                if seq not in fwd.unacked and len(fwd.unacked) < MAX_UNACKED:
+                    fwd.unacked[seq] = (end, p, i)
+        if flags & ACK and ack != prev_ack and rev.unacked:
+            _forget_acked(rev, ack)
+        if flags & (SYN | FIN | RST):
+            _control(conn, fwd, rev, p, i)
+        elif flags & ACK:
+            if conn.hs_pending is fwd and _covers(ack, (rev.syn_ack.seq + 1) & _M if rev.syn_ack else 0):
+                conn.hs_pending = None
+                conn.handshake_done = True
+            if rev.fin is not None and fwd.fin is None and _covers(ack, rev.fin_end):
+                fwd.acked_fin_early = True
+
+    return [_summarize(c) for c in conns]
+
+
+def _covers(ack: int, end: int) -> bool:
+    """ack >= end in sequence space."""
+    return ((ack - end) & _M) < _HALF
+
+
+def _forget_acked(flow: _Flow, ack: int) -> None:
+    """Drop the segments of `flow` that the peer's `ack` acknowledges, oldest first."""
+    unacked = flow.unacked
+    runs = flow.runs
+    upto = flow.acked_upto
+    if upto is None or 0 < ((ack - upto) & _M) < _HALF:
+        flow.acked_upto = ack
+    while unacked:
+        seq = next(iter(unacked))
+        if ((ack - unacked[seq][0]) & _M) >= _HALF:
+            break
+        del unacked[seq]
+        if runs:
+            runs.pop(seq, None)
+
+
+def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, seq: int, end: int) -> None:
+    fwd.retx += 1
+    if len(fwd.retx_frames) < MAX_EVIDENCE:
+        fwd.retx_frames.append(p)
+    runs = fwd.runs
+    run = runs.get(seq)
+    if run is None:
+        if len(runs) >= MAX_RUNS:
+            runs.clear()
+            best = conn.best_run
+            if best is not None and conn.best_run_flow is fwd:
+                runs[best.seq] = best
+        orig = fwd.unacked.get(seq)
+        run = runs[seq] = _Run(seq, end, orig[1] if orig is not None else None)
+    run.add(p)
+    best = conn.best_run
+    if best is None or run.count >= best.count:
+        conn.best_run = run
+        conn.best_run_flow = fwd
+
+
+def _keepalive(fwd: _Flow, rev: _Flow, p: TcpPacket, prev_t: int) -> None:
+    tns = p.time_ns
+    if fwd.ka_last is None:
+        # Idle counts from the peer's last segment that was not itself a keep-alive probe (what
+        # resets Linux's keep-alive timer), or from our own last segment if the peer sent none.
+        fwd.ka_idle_ref = rev.last_real_t or prev_t or tns
+    elif len(fwd.ka_gaps) < MAX_KA_GAPS:
+        fwd.ka_gaps.append(tns - fwd.ka_last.time_ns)
+    fwd.ka_last = p
+    fwd.ka += 1
+    if rev.window == 0:
+        fwd.ka_zw += 1
+    if len(fwd.ka_frames) < MAX_EVIDENCE:
+        fwd.ka_frames.append(p)
+
+
+def _control(
+    conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket, seq: int, ack: int, flags: int, seglen: int
+) -> None:
+    """SYN, FIN and RST bookkeeping (rare segments, kept out of the hot loop)."""
+    if flags & SYN:
+        if flags & ACK:
+            if fwd.syn_ack is None:
+                fwd.syn_ack = p
+                if rev.syn is not None and not conn.handshake_done:
+                    conn.hs_pending = rev
+        elif fwd.syn is None:
+            fwd.syn = p
+    elif flags & ACK and conn.hs_pending is fwd and rev.syn_ack is not None:
+        if _covers(ack, (rev.syn_ack.seq + 1) & _M):
+            conn.hs_pending = None
+            conn.handshake_done = True
+    if flags & FIN:
+        if fwd.fin is None:
+            fwd.fin = p
+            fwd.fin_end = (seq + seglen + 1) & _M
+        if len(fwd.fins) < MAX_EVIDENCE:
+            fwd.fins.append(p)
+    elif flags & ACK and rev.fin is not None and fwd.fin is None and _covers(ack, rev.fin_end):
+        fwd.acked_fin_early = True
+    if flags & RST:
+        if fwd.rst is None:
+            fwd.rst = p
+            # What a host sends for a segment it has no socket for: RST without ACK, seq = that ACK.
+            fwd.rst_stateless = not flags & ACK and rev.packets > 0 and seq == rev.lastack and seq != 0
+        fwd.rst_count += 1
+        if len(fwd.rsts) < MAX_EVIDENCE:
+            fwd.rsts.append(p)
+
+
+# ---------------------------------------------------------------------------
+# Summaries
+
+
+def _ref(p: TcpPacket | None) -> FrameRef | None:
+    return None if p is None else FrameRef(p.file, p.frame, p.time)
+
+
+def _refs(ps: list[TcpPacket]) -> list[FrameRef]:
+    return [FrameRef(p.file, p.frame, p.time) for p in ps]
+
+
+def _secs(ns: float) -> float:
+    return round(ns / 1e9, 6)
+
+
+def _fmt(s: float) -> str:
+    """Seconds for a sentence: 0.2, 1.6, 7200."""
+    return f"{s:.3f}".rstrip("0").rstrip(".")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _client_flow(c: _Conn) -> _Flow:
+    """The client: first SYN's sender; else the SYN+ACK's receiver; else the higher port; else first sender."""
+    a, b = c.a, c.b
+    if a.syn is not None or b.syn is not None:
+        if b.syn is None:
+            return a
+        if a.syn is None:
+            return b
+        return a if a.syn.frame < b.syn.frame else b
+    if a.syn_ack is not None or b.syn_ack is not None:
+        if b.syn_ack is None:
+            return b
+        if a.syn_ack is None:
+            return a
+        return b if a.syn_ack.frame < b.syn_ack.frame else a
+    if a.port != b.port:
+        return a if a.port > b.port else b
+    return a
+
+
+def _summarize(c: _Conn) -> ConnectionSummary:
+    cl = _client_flow(c)
+    sv = cl.rev
+    names: dict[int, Side] = {id(cl): "client", id(sv): "server"}
+
+    if cl.syn is None and sv.syn_ack is None:
+        handshake: Handshake = "missing"
+    elif c.handshake_done and cl.syn is not None and sv.syn_ack is not None:
+        handshake = "complete"
+    else:
+        handshake = "partial"
+
+    # Close (see _close_rule in the module docs below).
+    fins = sorted((f for f in (cl, sv) if f.fin is not None), key=_fin_frame)
+    rsts = sorted((f for f in (cl, sv) if f.rst is not None), key=_rst_frame)
+    first_rst = rsts[0] if rsts else None
+    second_fin = _fin_frame(fins[1]) if len(fins) == 2 else None
+    close: Close
+    if first_rst is not None and (second_fin is None or _rst_frame(first_rst) < second_fin):
+        close = "rst"
+    elif len(fins) == 2:
+        close = "fin"
+    elif fins:
+        close = "fin-unanswered"
+    else:
+        close = "none"
+    initiator: Side | None = names[id(fins[0])] if fins else None
+    close_packets: int | None = None
+    if close == "fin":
+        first, second = fins
+        answer = second.fin
+        assert answer is not None
+        merged = (
+            bool(answer.flags & ACK) and _covers(answer.ack, first.fin_end) and not second.acked_fin_early
+        )
+        close_packets = 3 if merged else 4
+
+    # Backoff of the most-retransmitted segment, gaps measured from the original send.
+    run = c.best_run
+    gaps: list[float] = []
+    backoff_frames: list[FrameRef] = []
+    if run is not None:
+        gaps = [_secs(b - a) for a, b in zip(run.times, run.times[1:], strict=False)]
+        backoff_frames = _refs(([run.original] if run.original is not None else []) + run.frames)
+
+    keepalive: KeepaliveTiming | None = None
+    prober = _prober(cl, sv)
+    if prober is not None and prober.ka_frames:
+        keepalive = KeepaliveTiming(
+            first_after_idle_s=_secs(prober.ka_frames[0].time_ns - prober.ka_idle_ref),
+            interval_s=_secs(statistics.median(prober.ka_gaps)) if prober.ka_gaps else None,
+        )
+
+    summary = ConnectionSummary(
+        client=_endpoint(cl),
+        server=_endpoint(sv),
+        handshake=handshake,
+        close=close,
+        initiator=initiator,
+        close_packets=close_packets,
+        rst_from=names[id(first_rst)] if first_rst is not None else None,
+        retransmissions=SideCounts(client=cl.retx, server=sv.retx),
+        backoff_gaps_s=gaps,
+        keepalive_probes=SideCounts(client=cl.ka, server=sv.ka),
+        keepalive=keepalive,
+        zero_window=SideCounts(client=cl.zw, server=sv.zw),
+        duration_s=_secs(c.last.time_ns - c.first.time_ns),
+        first_frame=_ref(c.first),
+        last_frame=_ref(c.last),
+        syn=_ref(cl.syn if cl.syn is not None else sv.syn),
+        fins=SideFrames(client=_refs(cl.fins), server=_refs(sv.fins)),
+        rsts=SideFrames(client=_refs(cl.rsts), server=_refs(sv.rsts)),
+        retransmission_frames=SideFrames(client=_refs(cl.retx_frames), server=_refs(sv.retx_frames)),
+        keepalive_frames=SideFrames(client=_refs(cl.ka_frames), server=_refs(sv.ka_frames)),
+        zero_window_frames=SideFrames(client=_refs(cl.zw_frames), server=_refs(sv.zw_frames)),
+        backoff_frames=backoff_frames,
+        last_activity=_ref(c.last_activity),
+        oldest_unacked=_ref(_oldest_unacked(cl, sv)),
+        stream=c.index,
+        packets=c.packets,
+    )
+    summary.notes = _notes(c, cl, sv, names, summary)
+    return summary
+
+
+def _fin_frame(f: _Flow) -> int:
+    return f.fin.frame if f.fin is not None else 0
+
+
+def _rst_frame(f: _Flow) -> int:
+    return f.rst.frame if f.rst is not None else 0
+
+
+def _prober(cl: _Flow, sv: _Flow) -> _Flow | None:
+    """The side that sent the most keep-alive probes (ties: the one that started first)."""
+    best: _Flow | None = None
+    for f in (cl, sv):
+        if not f.ka_frames:
+            continue
+        if (
+            best is None
+            or f.ka > best.ka
+            or (f.ka == best.ka and f.ka_frames[0].frame < best.ka_frames[0].frame)
+        ):
+            best = f
+    return best
+
+
+def _acked(f: _Flow, end: int) -> bool:
+    return f.acked_upto is not None and _covers(f.acked_upto, end)
+
+
+def _oldest_unacked(cl: _Flow, sv: _Flow) -> TcpPacket | None:
+    """Original send of the oldest segment (data, SYN or FIN) the peer never acknowledged."""
+    oldest: TcpPacket | None = None
+    for f in (cl, sv):
+        for end, orig in f.unacked.values():
+            if _acked(f, end):
+                continue  # acknowledged, only left behind by the oldest-first forgetting
+            if oldest is None or orig.frame < oldest.frame:
+                oldest = orig
+    return oldest
+
+
+def _endpoint(f: _Flow) -> str:
+    return f"[{f.addr}]:{f.port}" if ":" in f.addr else f"{f.addr}:{f.port}"
+
+
+def _notes(c: _Conn, cl: _Flow, sv: _Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
+    """Short sentences a person can read next to the numbers."""
+    notes: list[str] = []
+
+    if s.handshake == "missing":
+        notes.append("no SYN captured: the connection was already open when the capture started")
+    elif s.handshake == "partial":
+        if cl.syn is not None and sv.syn_ack is None:
+            if sv.rst is not None:
+                notes.append("connection refused: the server answered the SYN with RST")
+            else:
+                notes.append("the SYN was never answered: the handshake did not complete")
+        else:
+            notes.append("handshake incomplete: the client never acknowledged the SYN+ACK")
+
+    run = c.best_run
+    for f in (cl, sv):
+        if not f.retx:
+            continue
+        who = names[id(f)]
+        text = f"{who} retransmitted {_plural(f.retx, 'time')}"
+        if run is not None and c.best_run_flow is f and s.backoff_gaps_s:
+            text += " with gaps " + ", ".join(_fmt(g) for g in s.backoff_gaps_s) + " s"
+            if run.original is None:
+                text += " (the original send was not captured: gaps start at the first retransmission)"
+            text += _run_ending(f, run, names)
+        notes.append(text)
+
+    for f in (cl, sv):
+        if not f.ka:
+            continue
+        who, peer = names[id(f)], names[id(f.rev)]
+        text = f"{who} sent {_plural(f.ka, 'keep-alive probe')}"
+        if f.ka_frames:
+            text += f", the first after {_fmt(_secs(f.ka_frames[0].time_ns - f.ka_idle_ref))} s idle"
+        if f.ka_gaps:
+            text += f", then every {_fmt(_secs(statistics.median(f.ka_gaps)))} s"
+        text += (
+            f"; {peer} answered {_plural(f.rev.ka_acks, 'time')}"
+            if f.rev.ka_acks
+            else f"; {peer} never answered"
+        )
+        notes.append(text)
+        if f.ka_zw:
+            notes.append(
+                f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
+                "they are zero-window probes (Linux sends those with the keep-alive shape)"
+            )
+        if (
+            f.rst is not None
+            and f.ka_last is not None
+            and f.rst.frame > f.ka_last.frame
+            and not f.rev.ka_acks
+        ):
+            notes.append(f"RST from {who} after {_plural(f.ka, 'keepalive probe')} (keepalive failure)")
+
+    for f in (cl, sv):
+        if f.zw:
+            notes.append(f"{names[id(f)]} advertised a zero window {_plural(f.zw, 'time')}")
+
+    if s.close == "fin":
+        other = "server" if s.initiator == "client" else "client"
+        how = (
+            "merged its ACK into its FIN" if s.close_packets == 3 else "acknowledged first, then sent its FIN"
+        )
+        notes.append(f"{s.initiator} closed first; {other} {how}: {s.close_packets}-packet close")
+        if s.rst_from is not None:
+            notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
+    elif s.close == "fin-unanswered":
+        other = "server" if s.initiator == "client" else "client"
+        notes.append(f"only {s.initiator} sent FIN; {other} never sent its own")
+    elif s.close == "rst":
+        rf = cl if s.rst_from == "client" else sv
+        text = f"reset by {s.rst_from}"
+        if s.initiator is not None:
+            text += f" after {s.initiator}'s FIN, before the FIN exchange completed"
+        notes.append(text)
+        if rf.rst_stateless and s.handshake != "partial":
+            notes.append(
+                f"the RST has no ACK flag and takes its seq from {names[id(rf.rev)]}'s ACK: "
+                f"{s.rst_from} no longer had this connection (socket closed, or the host rebooted)"
+            )
+    elif not cl.retx and not sv.retx:
+        notes.append("no FIN or RST: the connection was still open when the capture ended")
+    total_rst = cl.rst_count + sv.rst_count
+    if total_rst > 1:
+        notes.append(f"{total_rst} RSTs in all (client {cl.rst_count}, server {sv.rst_count})")
+    return notes
+
+
+def _run_ending(f: _Flow, run: _Run, names: dict[int, Side]) -> str:
+    """How a run of retransmissions ended: acknowledged, reset, or silence (an RTO abort)."""
+    last = run.last
+    if last is None:
+        return ""
+    if _acked(f, run.end):
+        return ", then the segment was acknowledged"
+    peer = f.rev
+    if f.rst is not None and f.rst.frame > last.frame:
+        return ", then sent RST"
+    if peer.rst is not None and peer.rst.frame > last.frame:
+        return f", answered by RST from {names[id(peer)]}"
+    if f.lastack_t == last.time_ns:  # nothing more from this side
+        if last.flags & FIN:
+            return ", then went silent with its FIN never acknowledged"
+        return ", then went silent (RTO abort: no FIN or RST)"
+    return ", and it was never acknowledged"
