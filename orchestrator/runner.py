@@ -18,7 +18,7 @@ from orchestrator.lab.lab import Lab
 from orchestrator.records import AgentEvent, FaultRecord, parse_event
 from orchestrator.report.journal import Journal
 from orchestrator.scenario.agent_config import agent_config
-from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.model import Scenario, Step
 from orchestrator.schedule import Schedule
 from orchestrator.verdict.judge import Verdict, judge
 
@@ -131,10 +131,7 @@ def _drive(
         journal.note("not-applied", index=pending.index, reason=f"{pending.step.after} never happened")
 
 
-def _apply(index: int, step: object, lab: Lab, observer: Observer) -> FaultRecord:
-    from orchestrator.scenario.model import Disconnect, Kill, Pause, Reconnect, Unpause
-
-    assert isinstance(step, Disconnect | Reconnect | Kill | Pause | Unpause)
+def _apply(index: int, step: Step, lab: Lab, observer: Observer) -> FaultRecord:
     t = time.time()
     try:
         detail = apply_step(step, lab.pods[step.host])

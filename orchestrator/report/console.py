@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from orchestrator.records import AgentEvent, FaultRecord
@@ -50,19 +49,17 @@ class ConsoleObserver:
 
 
 def print_verdict(console: Console, verdict: Verdict) -> None:
-    table = Table(title=f"verdict: {verdict.scenario}", show_lines=False, expand=False)
-    table.add_column("", no_wrap=True)
-    table.add_column("expectation", no_wrap=True)
-    table.add_column("expected")
-    table.add_column("observed")
-    table.add_column("evidence", overflow="fold")
+    """One line per expectation, its evidence indented below: readable at any terminal width."""
+    console.print(Text(f"verdict: {verdict.scenario}", style="bold"))
     for check in verdict.checks:
-        mark = Text("PASS", style="bold green") if check.passed else Text("FAIL", style="bold red")
-        table.add_row(mark, check.name, check.expected, check.observed, "; ".join(check.evidence))
-    console.print(table)
+        mark = Text(" PASS ", style="bold green") if check.passed else Text(" FAIL ", style="bold red")
+        line = Text.assemble(mark, (f"{check.name:<24}", "bold"), f" {check.observed}")
+        if not check.passed or check.expected != check.observed:
+            line.append(f"  (expected {check.expected})", style="dim")
+        console.print(line)
+        for item in check.evidence:
+            console.print(Text(f"        {item}", style="dim"))
     for note in verdict.notes:
-        console.print(Text(f"  note: {note}", style="dim"))
+        console.print(Text(f"  note: {note}", style="italic"))
     overall = Text("PASS", style="bold green") if verdict.passed else Text("FAIL", style="bold red")
-    console.print(
-        Text.assemble("result: ", overall, f"  ({verdict.passed_count}/{len(verdict.checks)} expectations)")
-    )
+    console.print(Text.assemble("result: ", overall, f"  ({verdict.passed_count}/{len(verdict.checks)} expectations)"))

@@ -101,7 +101,7 @@ def _problem(err: Any, located: Located, file: str) -> Problem:
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
-    """Pydantic locations include union tags ('kill', 'ServerHost'); keep only the parts that are in the YAML."""
+    """Pydantic locations include union tags ('kill', 'server'); keep only the parts in the YAML."""
     path: list[str | int] = []
     node = data
     for part in loc:

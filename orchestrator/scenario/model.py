@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import re
+import signal as signals
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -197,8 +199,6 @@ class Kill(StepBase):
     @field_validator("signal")
     @classmethod
     def _check_signal(cls, value: str) -> str:
-        import signal as signals
-
         name = value.upper()
         name = name if name.startswith("SIG") else "SIG" + name
         if name not in signals.Signals.__members__:
@@ -229,8 +229,6 @@ class AppExpect(StrictModel):
     @field_validator("sees")
     @classmethod
     def _check_sees(cls, value: str) -> str:
-        import errno
-
         if value in ("eof", "nothing") or value in errno.errorcode.values():
             return value
         raise ValueError(f"expected eof, nothing or an errno name such as ETIMEDOUT, got {value!r}")

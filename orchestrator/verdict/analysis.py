@@ -1,53 +1,73 @@
 """Per-connection TCP facts, computed in one streaming pass, in agreement with Wireshark.
 
 `analyze` groups TCP segments into connections and returns one
-`ConnectionSummary` per connection, in order of first appearance (which is
-Wireshark's ``tcp.stream`` order).
+`ConnectionSummary` per connection, in order of first appearance (Wireshark's
+``tcp.stream`` order).
 
 Wireshark agreement
 -------------------
 The per-segment flags are a port of ``tcp_analyze_sequence_number`` in
-Wireshark's ``epan/dissectors/packet-tcp.c`` (checked against tshark 4.0.17,
-the version on these machines, by crafted captures and by a randomised
-differential test in ``tests/unit/test_analysis.py``):
+Wireshark's ``epan/dissectors/packet-tcp.c``, checked against tshark 4.0.17
+(the version on these machines) with crafted captures and a randomised
+differential test (``tests/unit/test_analysis.py``):
 
 * ``tcp.analysis.retransmission`` is set for plain retransmissions **and** for
   fast and spurious retransmissions (the dissector adds the retransmission
   expert item to those too), but **not** for out-of-order segments. The order
-  of the checks matters and is tshark 4.0's: keep-alive excludes everything;
-  then spurious (data entirely at or below the peer's last ACK), then fast
-  (>= 2 duplicate ACKs from the peer, seq equals their ACK, within 20 ms of
-  the last of them), then out-of-order (within the initial RTT — 3 ms when no
-  handshake was seen — of the segment that advanced the sequence, and not an
-  exact repeat of that segment), then plain retransmission (seq below the next
-  expected).
-* ``tcp.analysis.keep_alive``: 0 or 1 byte, seq = next expected − 1, no
-  SYN/FIN/RST — unless it is a zero-window probe (1 byte at the next expected
-  seq while the peer's window is 0), which Wireshark checks first.
-  Linux sends its own zero-window probes as 0-byte segments at snd_una − 1, so
-  Wireshark (and therefore we) count those as keep-alives; the notes point it
-  out when the peer's window was 0 at the time.
+  of the checks is tshark 4.0's: a keep-alive is never a retransmission; then
+  spurious (data entirely at or below the peer's last ACK), then fast (>= 2
+  duplicate ACKs from the peer, seq equal to their ACK, within 20 ms of the
+  last of them), then out-of-order (within the initial RTT, or 3 ms without
+  a captured handshake, of the segment that last advanced the sequence, and
+  not an exact repeat of it), then plain retransmission (seq below the next
+  expected one).
+* ``tcp.analysis.keep_alive``: 0 or 1 byte, seq = next expected - 1, no
+  SYN/FIN/RST, unless it is a zero-window probe (1 byte at the next expected
+  seq while the peer's window is 0), which Wireshark checks first. Linux sends
+  its own zero-window probes as 0-byte segments at snd_una - 1, so Wireshark
+  (and so we) count them as keep-alives; the notes say so when the peer's
+  window was 0 at the time.
 * ``tcp.analysis.zero_window``: window 0 on a segment without SYN/FIN/RST, so
-  a window-0 RST does not count; a zero-window probe does not count either
-  (Wireshark skips the check for it).
-* Timing comparisons use integer nanoseconds, as Wireshark does.
+  a window-0 RST does not count; nor does a zero-window probe (Wireshark skips
+  the check for it).
+* Time comparisons use integer nanoseconds, as Wireshark does.
 
 One deliberate gap: Wireshark stops tracking unacknowledged segments after
-10,000 of them in one direction; we do not model that limit (it only matters
-for captures that miss one direction entirely).
+10,000 of them in one direction; we do not model that (it only matters for
+captures missing one direction).
 
 Connections
 -----------
 Keyed by the unordered 4-tuple. As in Wireshark, a SYN (without ACK) whose
-sequence number differs from the initial sequence number already known for
-its sender on that tuple starts a new connection (port reuse); a SYN with the
-same sequence number is a retransmission. Data without a new SYN stays in the
-same connection, so "peer rebooted, then we send, then RST" is one connection.
+sequence number differs from the one already known for its sender on that
+tuple starts a new connection (port reuse); a SYN with the same sequence
+number is a retransmission. Data without a new SYN stays in the same
+connection, so "peer rebooted, we send, it answers RST" is one connection.
 
 The client is the sender of the first SYN without ACK; failing that, the
 receiver of a SYN+ACK; failing that (no handshake captured), the side with the
-higher port number (ephemeral ports are high, service ports low); with equal
-ports, the sender of the connection's first captured segment.
+higher port (ephemeral ports are high, service ports low); with equal ports,
+the sender of the connection's first captured segment.
+
+Close rule
+----------
+* ``rst``: an RST came before both sides had sent a FIN. This includes "one
+  side sent FIN, the other answered with RST" (``initiator`` still names the
+  FIN sender, and a note tells the story).
+* ``fin``: both sides sent FIN before any RST. An RST after both FINs (a late
+  segment hitting a closed socket) leaves the close a FIN close; ``rst_from``
+  is still set and a note says so.
+* ``fin-unanswered``: one side sent FIN, no RST, the other side no FIN.
+* ``none``: neither FIN nor RST.
+
+``close_packets`` (FIN closes only) is 3 when the second FIN also
+acknowledges the first and its sender had not acknowledged the first FIN in
+an earlier segment; otherwise 4 (a separate ACK came first, or the FINs
+crossed).
+
+The input may be a time-ordered merge of several files (each host's own
+sends), so "before/after" is position in the input stream, never frame
+numbers, which only order frames within one file.
 """
 
 from __future__ import annotations
@@ -69,13 +89,13 @@ from orchestrator.verdict.summary import (
     SideFrames,
 )
 
-__all__ = ["Analysis", "analyze", "analyze_capture", "analyze_file"]
+__all__ = ["MAX_EVIDENCE", "Analysis", "analyze", "analyze_capture", "analyze_file"]
 
 # Evidence lists are capped; counts stay exact.
 MAX_EVIDENCE = 100
 # Keep-alive gaps kept per side for the median.
 MAX_KA_GAPS = 10_000
-# Retransmission runs tracked at once per side (memory bound).
+# Retransmitted segments tracked at once per side (memory bound).
 MAX_RUNS = 4096
 # Unacknowledged segments remembered per side (memory bound).
 MAX_UNACKED = 10_000
@@ -97,29 +117,37 @@ _DUPACK = 0x200
 _ANY_RETX = _RETX | _FAST | _SPUR
 
 _OOO_DEFAULT_NS = 3_000_000  # Wireshark's out-of-order threshold without an initial RTT
-_FAST_WINDOW_NS = 20_000_000  # fast retransmission within 20 ms of the last duplicate ACK
+_FAST_WINDOW_NS = 20_000_000  # fast retransmission: within 20 ms of the last duplicate ACK
+
+
+class _Seen:
+    """A segment remembered as evidence, with its position in the input stream."""
+
+    __slots__ = ("i", "p")
+
+    def __init__(self, p: TcpPacket, i: int) -> None:
+        self.p = p
+        self.i = i
 
 
 class _Run:
-    """Transmissions of one segment (same seq, same sender): the original first, if captured."""
+    """Every send of one segment (same seq, same sender): the original first, if captured."""
 
-    __slots__ = ("count", "end", "frames", "last", "original", "seq", "times")
+    __slots__ = ("count", "end", "last", "original", "sends", "seq")
 
     def __init__(self, seq: int, end: int, original: TcpPacket | None) -> None:
         self.seq = seq
         self.end = end
         self.original = original
-        self.last: TcpPacket | None = None  # latest retransmission
-        self.count = 0  # retransmissions, not counting the original
-        self.frames: list[TcpPacket] = []  # retransmissions, capped
-        self.times: list[int] = [] if original is None else [original.time_ns]  # every send, ns, capped
+        self.count = 0  # retransmissions, the original not counted
+        self.sends: list[TcpPacket] = [] if original is None else [original]  # capped
+        self.last: _Seen | None = None  # latest retransmission
 
-    def add(self, p: TcpPacket) -> None:
+    def add(self, p: TcpPacket, i: int) -> None:
         self.count += 1
-        self.last = p
-        if len(self.frames) < MAX_EVIDENCE:
-            self.frames.append(p)
-            self.times.append(p.time_ns)
+        self.last = _Seen(p, i)
+        if len(self.sends) <= MAX_EVIDENCE:
+            self.sends.append(p)
 
 
 class _Flow:
@@ -138,6 +166,7 @@ class _Flow:
         "fins",
         "ka",
         "ka_acks",
+        "ka_first",
         "ka_frames",
         "ka_gaps",
         "ka_idle_ref",
@@ -173,44 +202,45 @@ class _Flow:
         self.addr = addr
         self.port = port
         self.rev: _Flow = self
-        # Wireshark's per-flow state (tcp_flow_t / tcp_analyze_seq_info). 0 means "unset", as there.
+        # Wireshark's per-flow state (tcp_flow_t, tcp_analyze_seq_info). 0 means "unset", as there.
         self.base_set = False
         self.base_seq = 0
         self.nextseq = 0
         self.nextseq_t = 0
         self.maxseqtobeacked = 0
         self.lastack = 0
-        self.lastack_t = 0  # ns of this side's last segment
-        self.window = -1  # G_MAXUINT32 in Wireshark: equal to no real window
+        self.lastack_t = 0  # ns of this side's latest segment
+        self.window = -1  # G_MAXUINT32 there: equal to no real window
         self.dupacks = 0
         self.lastflags = 0
         # Facts.
         self.packets = 0
-        self.syn: TcpPacket | None = None  # first SYN without ACK
-        self.syn_ack: TcpPacket | None = None  # first SYN+ACK
-        self.fin: TcpPacket | None = None  # first FIN
-        self.fin_end = 0  # sequence number that acknowledges the first FIN
+        self.syn: _Seen | None = None  # first SYN without ACK
+        self.syn_ack: _Seen | None = None  # first SYN+ACK
+        self.fin: _Seen | None = None  # first FIN
+        self.fin_end = 0  # the sequence number that acknowledges the first FIN
         self.fins: list[TcpPacket] = []
-        self.acked_fin_early = False  # acknowledged the peer's FIN before sending its own FIN
-        self.rst: TcpPacket | None = None
+        self.acked_fin_early = False  # acknowledged the peer's FIN before sending its own
+        self.rst: _Seen | None = None
         self.rst_stateless = False  # first RST: no ACK flag, seq = the peer's ACK (no socket)
         self.rst_count = 0
         self.rsts: list[TcpPacket] = []
         self.retx = 0
         self.retx_frames: list[TcpPacket] = []
         self.ka = 0
-        self.ka_acks = 0  # keep-alive ACKs this side sent (answers to the peer's probes)
+        self.ka_acks = 0  # keep-alive ACKs this side sent: answers to the peer's probes
+        self.ka_first: _Seen | None = None
+        self.ka_last: _Seen | None = None
         self.ka_frames: list[TcpPacket] = []
         self.ka_gaps: list[int] = []
-        self.ka_idle_ref = 0  # ns: the first probe's idle time is measured from here
-        self.ka_last: TcpPacket | None = None  # latest probe
+        self.ka_idle_ref = 0  # ns: the first probe's idle time counts from here
         self.ka_zw = 0  # probes sent while the peer advertised a zero window
-        self.last_real_t = 0  # ns: last segment from this side that was not a keep-alive probe
+        self.last_real_t = 0  # ns: this side's latest segment that was not a keep-alive probe
         self.zw = 0
         self.zw_frames: list[TcpPacket] = []
-        # seq -> (end seq, original send): segments with data/SYN/FIN the peer has not acknowledged.
-        self.unacked: dict[int, tuple[int, TcpPacket]] = {}
-        self.acked_upto: int | None = None  # highest ACK from the peer used to forget segments
+        # seq -> (end seq, first send, stream position): segments with data/SYN/FIN not yet acknowledged.
+        self.unacked: dict[int, tuple[int, TcpPacket, int]] = {}
+        self.acked_upto: int | None = None  # highest peer ACK seen while forgetting segments
         self.runs: dict[int, _Run] = {}
 
 
@@ -237,9 +267,9 @@ class _Conn:
         self.last = first
         self.last_activity: TcpPacket | None = None
         self.packets = 0
-        self.mru_syn = 0  # ns of the most recent SYN (Wireshark: ts_mru_syn), 0 = none
+        self.mru_syn = 0  # ns of the latest SYN (Wireshark: ts_mru_syn), 0 = none
         self.first_rtt = 0  # ns (Wireshark: ts_first_rtt), 0 = unknown
-        self.hs_pending: _Flow | None = None  # after a SYN+ACK: the flow whose ACK completes the handshake
+        self.hs_pending: _Flow | None = None  # after the SYN+ACK: the flow whose ACK completes the handshake
         self.handshake_done = False
         self.a = _Flow(self, first.src, first.sport)
         self.b = _Flow(self, first.dst, first.dport)
@@ -281,7 +311,7 @@ def analyze_file(path: Path | str) -> Analysis:
     return analyze_capture(read_tcp(path))
 
 
-def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
+def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:  # noqa: PLR0915 - one hot loop, inlined
     """Group TCP segments (in capture order) into connections and summarise each.
 
     One pass, per-connection state only; evidence lists are capped at
@@ -289,10 +319,7 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
     """
     flows: dict[tuple[str, int, str, int], _Flow] = {}
     conns: list[_Conn] = []
-    i = 0  # position in the stream: frame numbers of merged files do not compare
-
-    for p in packets:
-        i += 1
+    for i, p in enumerate(packets, 1):  # i: position in the stream
         _frame, _t, src, sport, dst, dport, seq, ack, flags, window, seglen, _file, tns = p
         fwd = flows.get((src, sport, dst, dport))
         if fwd is None or (flags & (SYN | ACK) == SYN and fwd.base_set and seq != fwd.base_seq):
@@ -303,6 +330,10 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
             flows[(dst, dport, src, sport)] = conn.b
         else:
             conn = fwd.conn
+            if flags & (SYN | ACK) == SYN and fwd.base_set:
+                # The same SYN again: Wireshark restores nextseq, which an RST with seq = the
+                # peer's ACK may have moved (its issue 17616).
+                fwd.nextseq = fwd.maxseqtobeacked
         rev = fwd.rev
         conn.last = p
         conn.packets += 1
@@ -318,7 +349,7 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
 
         nextseq = fwd.nextseq
         if seglen == 1 and seq == nextseq and rev.window == 0:
-            ta = _ZWP  # zero-window probe: skips every check up to "finished_fwd"
+            ta = _ZWP  # a zero-window probe skips every check up to "finished_fwd"
         else:
             ta = 0
             sfr = flags & (SYN | FIN | RST)
@@ -336,10 +367,13 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
                     ta |= _DUPACK
         if ack != fwd.lastack:
             fwd.dupacks = 0
-        if flags & ACK:  # "ACKed unseen segment"; Wireshark 4.x also resets the peer's dup-ACK count
+        if flags & ACK:
+            # "ACKed unseen segment". tshark 4.0 moves the mark up to the peer's next seq when
+            # it is behind it, else it sets the peer's duplicate-ACK counter to -1 (see the
+            # fast retransmission check below). Found by experiment: the newer source differs.
             m = rev.maxseqtobeacked
             if m and 0 < ((ack - m) & _M) < _HALF:
-                if m > rev.nextseq:
+                if ((m - rev.nextseq) & _M) >= _HALF:
                     rev.maxseqtobeacked = rev.nextseq
                 else:
                     rev.dupacks = -1
@@ -348,13 +382,14 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
             if not ta & _KA:
                 not_adv = nextseq != 0 and ((seq - nextseq) & _M) >= _HALF
                 if seglen > 1 and (nextseq - 1) & _M == seq:
-                    not_adv = False  # new data after a (possible) zero-window probe byte
+                    not_adv = False  # new data right after a (possible) zero-window probe byte
                 rla = rev.lastack
                 if seglen and rla and ((seq + seglen - rla) & _M == 0 or (seq + seglen - rla) & _M >= _HALF):
                     ta |= _SPUR
                 elif not_adv:
                     dt = tns - rev.lastack_t
-                    if rev.dupacks >= 2 and rla == seq and 0 <= dt < _FAST_WINDOW_NS:
+                    # dupacknum is a guint32 there: the -1 stored above counts as "many".
+                    if (rev.dupacks >= 2 or rev.dupacks == -1) and rla == seq and 0 <= dt < _FAST_WINDOW_NS:
                         ta |= _FAST
                     else:
                         dt = tns - fwd.nextseq_t
@@ -410,9 +445,8 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:
         if flags & (SYN | FIN | RST):
             _control(conn, fwd, rev, p, i)
         elif flags & ACK:
-            if conn.hs_pending is fwd and _covers(ack, (rev.syn_ack.seq + 1) & _M if rev.syn_ack else 0):
-                conn.hs_pending = None
-                conn.handshake_done = True
+            if conn.hs_pending is fwd:
+                _handshake_ack(conn, fwd, ack)
             if rev.fin is not None and fwd.fin is None and _covers(ack, rev.fin_end):
                 fwd.acked_fin_early = True
 
@@ -440,7 +474,14 @@ def _forget_acked(flow: _Flow, ack: int) -> None:
             runs.pop(seq, None)
 
 
-def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, seq: int, end: int) -> None:
+def _handshake_ack(conn: _Conn, fwd: _Flow, ack: int) -> None:
+    synack = fwd.rev.syn_ack
+    if synack is not None and _covers(ack, (synack.p.seq + 1) & _M):
+        conn.hs_pending = None
+        conn.handshake_done = True
+
+
+def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, i: int, seq: int, end: int) -> None:
     fwd.retx += 1
     if len(fwd.retx_frames) < MAX_EVIDENCE:
         fwd.retx_frames.append(p)
@@ -454,22 +495,30 @@ def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, seq: int, end: int) -
                 runs[best.seq] = best
         orig = fwd.unacked.get(seq)
         run = runs[seq] = _Run(seq, end, orig[1] if orig is not None else None)
-    run.add(p)
+    run.add(p, i)
     best = conn.best_run
-    if best is None or run.count >= best.count:
+    # Ties: a run whose original send was captured (it has a first gap), then the later run,
+    # which is nearer the end of the story.
+    if (
+        best is None
+        or run.count > best.count
+        or (run.count == best.count and (run.original is not None or best.original is None))
+    ):
         conn.best_run = run
         conn.best_run_flow = fwd
 
 
-def _keepalive(fwd: _Flow, rev: _Flow, p: TcpPacket, prev_t: int) -> None:
+def _keepalive(fwd: _Flow, rev: _Flow, p: TcpPacket, i: int, prev_t: int) -> None:
     tns = p.time_ns
+    seen = _Seen(p, i)
     if fwd.ka_last is None:
-        # Idle counts from the peer's last segment that was not itself a keep-alive probe (what
-        # resets Linux's keep-alive timer), or from our own last segment if the peer sent none.
+        # Idle counts from the peer's latest segment that was not itself a keep-alive probe (what
+        # resets Linux's keep-alive timer), or from our own latest segment if the peer sent none.
         fwd.ka_idle_ref = rev.last_real_t or prev_t or tns
+        fwd.ka_first = seen
     elif len(fwd.ka_gaps) < MAX_KA_GAPS:
-        fwd.ka_gaps.append(tns - fwd.ka_last.time_ns)
-    fwd.ka_last = p
+        fwd.ka_gaps.append(tns - fwd.ka_last.p.time_ns)
+    fwd.ka_last = seen
     fwd.ka += 1
     if rev.window == 0:
         fwd.ka_zw += 1
@@ -477,35 +526,32 @@ def _keepalive(fwd: _Flow, rev: _Flow, p: TcpPacket, prev_t: int) -> None:
         fwd.ka_frames.append(p)
 
 
-def _control(
-    conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket, seq: int, ack: int, flags: int, seglen: int
-) -> None:
-    """SYN, FIN and RST bookkeeping (rare segments, kept out of the hot loop)."""
+def _control(conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket, i: int) -> None:
+    """SYN, FIN and RST bookkeeping: rare segments, kept out of the hot loop."""
+    flags = p.flags
     if flags & SYN:
         if flags & ACK:
             if fwd.syn_ack is None:
-                fwd.syn_ack = p
+                fwd.syn_ack = _Seen(p, i)
                 if rev.syn is not None and not conn.handshake_done:
                     conn.hs_pending = rev
         elif fwd.syn is None:
-            fwd.syn = p
-    elif flags & ACK and conn.hs_pending is fwd and rev.syn_ack is not None:
-        if _covers(ack, (rev.syn_ack.seq + 1) & _M):
-            conn.hs_pending = None
-            conn.handshake_done = True
+            fwd.syn = _Seen(p, i)
+    elif flags & ACK and conn.hs_pending is fwd:
+        _handshake_ack(conn, fwd, p.ack)
     if flags & FIN:
         if fwd.fin is None:
-            fwd.fin = p
-            fwd.fin_end = (seq + seglen + 1) & _M
+            fwd.fin = _Seen(p, i)
+            fwd.fin_end = (p.seq + p.payload_len + 1) & _M
         if len(fwd.fins) < MAX_EVIDENCE:
             fwd.fins.append(p)
-    elif flags & ACK and rev.fin is not None and fwd.fin is None and _covers(ack, rev.fin_end):
+    elif flags & ACK and rev.fin is not None and fwd.fin is None and _covers(p.ack, rev.fin_end):
         fwd.acked_fin_early = True
     if flags & RST:
         if fwd.rst is None:
-            fwd.rst = p
+            fwd.rst = _Seen(p, i)
             # What a host sends for a segment it has no socket for: RST without ACK, seq = that ACK.
-            fwd.rst_stateless = not flags & ACK and rev.packets > 0 and seq == rev.lastack and seq != 0
+            fwd.rst_stateless = not flags & ACK and rev.packets > 0 and p.seq == rev.lastack
         fwd.rst_count += 1
         if len(fwd.rsts) < MAX_EVIDENCE:
             fwd.rsts.append(p)
@@ -536,21 +582,25 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+def _pos(s: _Seen | None) -> int:
+    return s.i if s is not None else 0
+
+
 def _client_flow(c: _Conn) -> _Flow:
-    """The client: first SYN's sender; else the SYN+ACK's receiver; else the higher port; else first sender."""
+    """First SYN's sender; else the SYN+ACK's receiver; else the higher port; else the first sender."""
     a, b = c.a, c.b
     if a.syn is not None or b.syn is not None:
         if b.syn is None:
             return a
         if a.syn is None:
             return b
-        return a if a.syn.frame < b.syn.frame else b
+        return a if a.syn.i < b.syn.i else b
     if a.syn_ack is not None or b.syn_ack is not None:
         if b.syn_ack is None:
             return b
         if a.syn_ack is None:
             return a
-        return b if a.syn_ack.frame < b.syn_ack.frame else a
+        return b if a.syn_ack.i < b.syn_ack.i else a
     if a.port != b.port:
         return a if a.port > b.port else b
     return a
@@ -561,20 +611,20 @@ def _summarize(c: _Conn) -> ConnectionSummary:
     sv = cl.rev
     names: dict[int, Side] = {id(cl): "client", id(sv): "server"}
 
+    handshake: Handshake
     if cl.syn is None and sv.syn_ack is None:
-        handshake: Handshake = "missing"
+        handshake = "missing"
     elif c.handshake_done and cl.syn is not None and sv.syn_ack is not None:
         handshake = "complete"
     else:
         handshake = "partial"
 
-    # Close (see _close_rule in the module docs below).
-    fins = sorted((f for f in (cl, sv) if f.fin is not None), key=_fin_frame)
-    rsts = sorted((f for f in (cl, sv) if f.rst is not None), key=_rst_frame)
+    # Close: see "Close rule" in the module docstring.
+    fins = sorted((f for f in (cl, sv) if f.fin is not None), key=lambda f: _pos(f.fin))
+    rsts = sorted((f for f in (cl, sv) if f.rst is not None), key=lambda f: _pos(f.rst))
     first_rst = rsts[0] if rsts else None
-    second_fin = _fin_frame(fins[1]) if len(fins) == 2 else None
     close: Close
-    if first_rst is not None and (second_fin is None or _rst_frame(first_rst) < second_fin):
+    if first_rst is not None and (len(fins) < 2 or _pos(first_rst.rst) < _pos(fins[1].fin)):
         close = "rst"
     elif len(fins) == 2:
         close = "fin"
@@ -582,30 +632,29 @@ def _summarize(c: _Conn) -> ConnectionSummary:
         close = "fin-unanswered"
     else:
         close = "none"
-    initiator: Side | None = names[id(fins[0])] if fins else None
     close_packets: int | None = None
     if close == "fin":
         first, second = fins
         answer = second.fin
         assert answer is not None
         merged = (
-            bool(answer.flags & ACK) and _covers(answer.ack, first.fin_end) and not second.acked_fin_early
+            bool(answer.p.flags & ACK) and _covers(answer.p.ack, first.fin_end) and not second.acked_fin_early
         )
         close_packets = 3 if merged else 4
 
-    # Backoff of the most-retransmitted segment, gaps measured from the original send.
+    # Backoff of the most-retransmitted segment; gaps from the original send (see summary.py).
     run = c.best_run
     gaps: list[float] = []
     backoff_frames: list[FrameRef] = []
     if run is not None:
-        gaps = [_secs(b - a) for a, b in zip(run.times, run.times[1:], strict=False)]
-        backoff_frames = _refs(([run.original] if run.original is not None else []) + run.frames)
+        gaps = [_secs(b.time_ns - a.time_ns) for a, b in zip(run.sends, run.sends[1:], strict=False)]
+        backoff_frames = _refs(run.sends)
 
     keepalive: KeepaliveTiming | None = None
     prober = _prober(cl, sv)
-    if prober is not None and prober.ka_frames:
+    if prober is not None and prober.ka_first is not None:
         keepalive = KeepaliveTiming(
-            first_after_idle_s=_secs(prober.ka_frames[0].time_ns - prober.ka_idle_ref),
+            first_after_idle_s=_secs(prober.ka_first.p.time_ns - prober.ka_idle_ref),
             interval_s=_secs(statistics.median(prober.ka_gaps)) if prober.ka_gaps else None,
         )
 
@@ -614,7 +663,7 @@ def _summarize(c: _Conn) -> ConnectionSummary:
         server=_endpoint(sv),
         handshake=handshake,
         close=close,
-        initiator=initiator,
+        initiator=names[id(fins[0])] if fins else None,
         close_packets=close_packets,
         rst_from=names[id(first_rst)] if first_rst is not None else None,
         retransmissions=SideCounts(client=cl.retx, server=sv.retx),
@@ -625,7 +674,7 @@ def _summarize(c: _Conn) -> ConnectionSummary:
         duration_s=_secs(c.last.time_ns - c.first.time_ns),
         first_frame=_ref(c.first),
         last_frame=_ref(c.last),
-        syn=_ref(cl.syn if cl.syn is not None else sv.syn),
+        syn=_ref(cl.syn.p if cl.syn is not None else sv.syn.p if sv.syn is not None else None),
         fins=SideFrames(client=_refs(cl.fins), server=_refs(sv.fins)),
         rsts=SideFrames(client=_refs(cl.rsts), server=_refs(sv.rsts)),
         retransmission_frames=SideFrames(client=_refs(cl.retx_frames), server=_refs(sv.retx_frames)),
@@ -641,25 +690,13 @@ def _summarize(c: _Conn) -> ConnectionSummary:
     return summary
 
 
-def _fin_frame(f: _Flow) -> int:
-    return f.fin.frame if f.fin is not None else 0
-
-
-def _rst_frame(f: _Flow) -> int:
-    return f.rst.frame if f.rst is not None else 0
-
-
 def _prober(cl: _Flow, sv: _Flow) -> _Flow | None:
     """The side that sent the most keep-alive probes (ties: the one that started first)."""
     best: _Flow | None = None
     for f in (cl, sv):
-        if not f.ka_frames:
+        if not f.ka:
             continue
-        if (
-            best is None
-            or f.ka > best.ka
-            or (f.ka == best.ka and f.ka_frames[0].frame < best.ka_frames[0].frame)
-        ):
+        if best is None or f.ka > best.ka or (f.ka == best.ka and _pos(f.ka_first) < _pos(best.ka_first)):
             best = f
     return best
 
@@ -669,15 +706,15 @@ def _acked(f: _Flow, end: int) -> bool:
 
 
 def _oldest_unacked(cl: _Flow, sv: _Flow) -> TcpPacket | None:
-    """Original send of the oldest segment (data, SYN or FIN) the peer never acknowledged."""
-    oldest: TcpPacket | None = None
+    """First send of the oldest segment (data, SYN or FIN) the peer never acknowledged."""
+    oldest: tuple[int, TcpPacket] | None = None
     for f in (cl, sv):
-        for end, orig in f.unacked.values():
+        for end, p, i in f.unacked.values():
             if _acked(f, end):
                 continue  # acknowledged, only left behind by the oldest-first forgetting
-            if oldest is None or orig.frame < oldest.frame:
-                oldest = orig
-    return oldest
+            if oldest is None or i < oldest[0]:
+                oldest = (i, p)
+    return oldest[1] if oldest is not None else None
 
 
 def _endpoint(f: _Flow) -> str:
@@ -686,66 +723,65 @@ def _endpoint(f: _Flow) -> str:
 
 def _notes(c: _Conn, cl: _Flow, sv: _Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     """Short sentences a person can read next to the numbers."""
-    notes: list[str] = []
-
-    if s.handshake == "missing":
-        notes.append("no SYN captured: the connection was already open when the capture started")
-    elif s.handshake == "partial":
-        if cl.syn is not None and sv.syn_ack is None:
-            if sv.rst is not None:
-                notes.append("connection refused: the server answered the SYN with RST")
-            else:
-                notes.append("the SYN was never answered: the handshake did not complete")
-        else:
-            notes.append("handshake incomplete: the client never acknowledged the SYN+ACK")
-
+    notes = _handshake_notes(cl, sv, s)
     run = c.best_run
     for f in (cl, sv):
         if not f.retx:
             continue
-        who = names[id(f)]
-        text = f"{who} retransmitted {_plural(f.retx, 'time')}"
+        text = f"{names[id(f)]} retransmitted {_plural(f.retx, 'time')}"
         if run is not None and c.best_run_flow is f and s.backoff_gaps_s:
             text += " with gaps " + ", ".join(_fmt(g) for g in s.backoff_gaps_s) + " s"
             if run.original is None:
                 text += " (the original send was not captured: gaps start at the first retransmission)"
             text += _run_ending(f, run, names)
         notes.append(text)
-
     for f in (cl, sv):
-        if not f.ka:
-            continue
-        who, peer = names[id(f)], names[id(f.rev)]
-        text = f"{who} sent {_plural(f.ka, 'keep-alive probe')}"
-        if f.ka_frames:
-            text += f", the first after {_fmt(_secs(f.ka_frames[0].time_ns - f.ka_idle_ref))} s idle"
-        if f.ka_gaps:
-            text += f", then every {_fmt(_secs(statistics.median(f.ka_gaps)))} s"
-        text += (
-            f"; {peer} answered {_plural(f.rev.ka_acks, 'time')}"
-            if f.rev.ka_acks
-            else f"; {peer} never answered"
-        )
-        notes.append(text)
-        if f.ka_zw:
-            notes.append(
-                f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
-                "they are zero-window probes (Linux sends those with the keep-alive shape)"
-            )
-        if (
-            f.rst is not None
-            and f.ka_last is not None
-            and f.rst.frame > f.ka_last.frame
-            and not f.rev.ka_acks
-        ):
-            notes.append(f"RST from {who} after {_plural(f.ka, 'keepalive probe')} (keepalive failure)")
-
+        if f.ka:
+            notes += _keepalive_notes(f, names)
     for f in (cl, sv):
         if f.zw:
             notes.append(f"{names[id(f)]} advertised a zero window {_plural(f.zw, 'time')}")
+    notes += _close_notes(cl, sv, names, s)
+    return notes
 
+
+def _handshake_notes(cl: _Flow, sv: _Flow, s: ConnectionSummary) -> list[str]:
+    if s.handshake == "missing":
+        return ["no SYN captured: the connection was already open when the capture started"]
+    if s.handshake == "partial":
+        if cl.syn is not None and sv.syn_ack is None:
+            if sv.rst is not None:
+                return ["connection refused: the server answered the SYN with RST"]
+            return ["the SYN was never answered: the handshake did not complete"]
+        return ["handshake incomplete: the client never acknowledged the SYN+ACK"]
+    return []
+
+
+def _keepalive_notes(f: _Flow, names: dict[int, Side]) -> list[str]:
+    who, peer = names[id(f)], names[id(f.rev)]
+    text = f"{who} sent {_plural(f.ka, 'keep-alive probe')}"
+    if f.ka_first is not None:
+        text += f", the first after {_fmt(_secs(f.ka_first.p.time_ns - f.ka_idle_ref))} s idle"
+    if f.ka_gaps:
+        text += f", then every {_fmt(_secs(statistics.median(f.ka_gaps)))} s"
+    text += (
+        f"; {peer} answered {_plural(f.rev.ka_acks, 'time')}" if f.rev.ka_acks else f"; {peer} never answered"
+    )
+    notes = [text]
+    if f.ka_zw:
+        notes.append(
+            f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
+            "they are zero-window probes (Linux sends those with the keep-alive shape)"
+        )
+    if f.rst is not None and _pos(f.rst) > _pos(f.ka_last) and not f.rev.ka_acks:
+        notes.append(f"RST from {who} after {_plural(f.ka, 'keepalive probe')} (keepalive failure)")
+    return notes
+
+
+def _close_notes(cl: _Flow, sv: _Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
+    notes: list[str] = []
+    other = "server" if s.initiator == "client" else "client"
     if s.close == "fin":
-        other = "server" if s.initiator == "client" else "client"
         how = (
             "merged its ACK into its FIN" if s.close_packets == 3 else "acknowledged first, then sent its FIN"
         )
@@ -753,7 +789,6 @@ def _notes(c: _Conn, cl: _Flow, sv: _Flow, names: dict[int, Side], s: Connection
         if s.rst_from is not None:
             notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
     elif s.close == "fin-unanswered":
-        other = "server" if s.initiator == "client" else "client"
         notes.append(f"only {s.initiator} sent FIN; {other} never sent its own")
     elif s.close == "rst":
         rf = cl if s.rst_from == "client" else sv
@@ -768,9 +803,9 @@ def _notes(c: _Conn, cl: _Flow, sv: _Flow, names: dict[int, Side], s: Connection
             )
     elif not cl.retx and not sv.retx:
         notes.append("no FIN or RST: the connection was still open when the capture ended")
-    total_rst = cl.rst_count + sv.rst_count
-    if total_rst > 1:
-        notes.append(f"{total_rst} RSTs in all (client {cl.rst_count}, server {sv.rst_count})")
+    total = cl.rst_count + sv.rst_count
+    if total > 1:
+        notes.append(f"{total} RSTs in all (client {cl.rst_count}, server {sv.rst_count})")
     return notes
 
 
@@ -782,12 +817,12 @@ def _run_ending(f: _Flow, run: _Run, names: dict[int, Side]) -> str:
     if _acked(f, run.end):
         return ", then the segment was acknowledged"
     peer = f.rev
-    if f.rst is not None and f.rst.frame > last.frame:
+    if _pos(f.rst) > last.i:
         return ", then sent RST"
-    if peer.rst is not None and peer.rst.frame > last.frame:
+    if _pos(peer.rst) > last.i:
         return f", answered by RST from {names[id(peer)]}"
-    if f.lastack_t == last.time_ns:  # nothing more from this side
-        if last.flags & FIN:
-            return ", then went silent with its FIN never acknowledged"
+    if f.lastack_t == last.p.time_ns:  # nothing more from this side
+        if last.p.flags & FIN:
+            return ", then went silent, its FIN never acknowledged"
         return ", then went silent (RTO abort: no FIN or RST)"
-    return ", and it was never acknowledged"
+    return ", never acknowledged"

@@ -73,7 +73,7 @@ def check_backoff(
     """
     gaps = conn.backoff_gaps_s
     observed = ", ".join(f"{g:.3f}" for g in gaps) or "no retransmissions"
-    ratios = [b / a for a, b in itertools.pairwise(gaps) if a > 0]
+    ratios = [b / a for a, b in itertools.pairwise(gaps[1:]) if a > 0]
     ok = len(ratios) >= 2 and all(abs(r - 2) <= 2 * tolerance for r in ratios)
     evidence = [f"ratios {', '.join(f'{r:.2f}' for r in ratios) or '-'}"]
     if model_gaps:
@@ -125,7 +125,7 @@ def check_app(
                 Check(
                     name,
                     abs(off) <= tolerance,
-                    f"{prediction.seconds:g}s ±{tolerance:.0%} ({prediction.kind})",
+                    f"{prediction.seconds:.3f}s ±{tolerance:.0%} ({prediction.kind})",
                     f"{took:.3f}s ({off:+.1%})",
                     [prediction.describe()],
                 )

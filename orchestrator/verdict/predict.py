@@ -20,7 +20,7 @@ class Prediction:
     basis: str  # the settings the number comes from
 
     def describe(self) -> str:
-        return f"{self.kind} {self.seconds:g}s after {self.start.file}#{self.start.frame} ({self.basis})"
+        return f"{self.kind} {self.seconds:.3f}s after {self.start.file}#{self.start.frame} ({self.basis})"
 
 
 def predict_abort(host_name: str, host: AnyHost, conn: ConnectionSummary) -> Prediction | None:
