@@ -111,7 +111,18 @@ def _check_all(
     tol = e.tolerance
     out: list[c.Check] = []
     packet_checks = any(
-        [e.handshake, e.close, e.initiator, e.close_packets, e.rst_from, e.backoff, e.keepalive_timing, e.retransmissions, e.keepalive_probes, e.zero_window]
+        [
+            e.handshake,
+            e.close,
+            e.initiator,
+            e.close_packets,
+            e.rst_from,
+            e.backoff,
+            e.keepalive_timing,
+            e.retransmissions,
+            e.keepalive_probes,
+            e.zero_window,
+        ]
     )
     if conn is None:
         if packet_checks:
