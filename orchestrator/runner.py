@@ -20,7 +20,7 @@ from orchestrator.report.journal import Journal
 from orchestrator.scenario.agent_config import agent_config
 from orchestrator.scenario.model import Scenario, Step
 from orchestrator.schedule import Schedule
-from orchestrator.verdict.judge import Verdict, judge
+from orchestrator.verdict.judge import RunRecord, Verdict, judge
 
 
 class Observer(Protocol):
@@ -71,14 +71,16 @@ def run_scenario(scenario: Scenario, result: RunResult, observer: Observer) -> R
             lab.create_network()
             lab.boot_hosts()
             _drive(scenario, lab, result, inbox, journal, observer)
+            sockets = lab.socket_snapshots()  # before teardown: the kernels' own view of the sockets
+            for name, text in sockets.items():
+                journal.write_text(f"{name}.ss.txt", text)
             observer.step("closing captures")
         result.captures = {name: list(pod.captures) for name, pod in lab.pods.items()}
         _drain(inbox, result, observer)
         _save_lab_logs(lab, journal)
         observer.step("judging the packets")
-        result.verdict = judge(
-            scenario, result.run_dir, result.captures, result.events, result.faults, result.t0
-        )
+        record = RunRecord(result.run_dir, result.captures, result.events, result.faults, result.t0, sockets)
+        result.verdict = judge(scenario, record)
     except TcpscenError as exc:
         result.error = exc
     finally:
@@ -100,8 +102,7 @@ def _drive(
     servers = [n for n, h in scenario.hosts.items() if h.role == "server"]
     clients = [n for n, h in scenario.hosts.items() if h.role == "client"]
     for name in servers:
-        lab.pods[name].start_app(agent_config(scenario, name))
-        lab.pods[name].wait_app_ready('"listening"')
+        lab.pods[name].start_app(agent_config(scenario, name))  # returns once it listens
     observer.step("traffic started")
     result.t0 = t0 = time.time()
     journal.note("t0", t=t0)
@@ -134,7 +135,7 @@ def _drive(
 def _apply(index: int, step: Step, lab: Lab, observer: Observer) -> FaultRecord:
     t = time.time()
     try:
-        detail = apply_step(step, lab.pods[step.host])
+        detail = apply_step(step, lab.control(step.host))
         record = FaultRecord(index, step.fault, step.host, t, detail)
     except Exception as exc:
         if isinstance(exc, EngineError):

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from orchestrator.scenario.model import Disconnect, Kill, Pause, Reconnect, Step, Unpause
+from orchestrator.scenario.model import (
+    Blackhole,
+    Disconnect,
+    Heal,
+    Kill,
+    Pause,
+    PowerOff,
+    PowerOn,
+    Reconnect,
+    Reject,
+    Restart,
+    Step,
+    Stop,
+    Unpause,
+)
 
 
 class FaultTarget(Protocol):
@@ -15,6 +29,13 @@ class FaultTarget(Protocol):
     def kill_app(self, signal: str) -> None: ...
     def pause_app(self) -> None: ...
     def unpause_app(self) -> None: ...
+    def stop_app(self, grace_s: float) -> None: ...
+    def restart_app(self) -> None: ...
+    def power_off(self) -> None: ...
+    def power_on(self) -> None: ...
+    def blackhole(self, direction: str) -> None: ...
+    def reject(self) -> None: ...
+    def heal(self) -> None: ...
 
 
 # What each fault looks like from TCP's point of view; the README's table says the same.
@@ -24,6 +45,13 @@ EFFECTS: dict[str, str] = {
     "kill": "the app dies; its kernel closes its sockets (FIN, or RST if unread data was queued)",
     "pause": "the app freezes; its kernel still ACKs until the receive window fills",
     "unpause": "the app runs again and drains its receive queue",
+    "stop": "SIGTERM, then SIGKILL after the grace period; the kernel closes the sockets",
+    "restart": "a new process on the same kernel: old connections are gone, the port listens again",
+    "power_off": "cable first, then the kernel: no FIN or RST escapes, all TCP state is lost",
+    "power_on": "same address and MAC, fresh kernel: segments of old connections get an RST",
+    "blackhole": "IP packets dropped on the wire, silently, one way or both",
+    "reject": "a middlebox answers each TCP segment to the host with an RST",
+    "heal": "blackhole and reject removed",
 }
 
 
@@ -45,4 +73,25 @@ def apply_step(step: Step, target: FaultTarget) -> str:
         case Unpause():
             target.unpause_app()
             return f"{step.host} app unpaused"
+        case Stop():
+            target.stop_app(step.grace)
+            return f"{step.host} app stopped"
+        case Restart():
+            target.restart_app()
+            return f"{step.host} app restarted"
+        case PowerOff():
+            target.power_off()
+            return f"{step.host} power off"
+        case PowerOn():
+            target.power_on()
+            return f"{step.host} power on"
+        case Blackhole():
+            target.blackhole(step.direction)
+            return f"{step.host} blackholed ({step.direction})"
+        case Reject():
+            target.reject()
+            return f"{step.host} behind a middlebox that rejects with RST"
+        case Heal():
+            target.heal()
+            return f"{step.host} healed"
     raise AssertionError(f"unhandled fault {step!r}")

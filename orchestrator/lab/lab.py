@@ -17,8 +17,9 @@ from orchestrator.lab import labels
 from orchestrator.lab.cleanup import Removed, remove_run
 from orchestrator.lab.engine import connect_engine, engine_error
 from orchestrator.lab.images import Images, ensure_images, resolve_image
+from orchestrator.lab.link import Link
 from orchestrator.lab.pod import LineSink, Pod
-from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.model import NEEDS_NET_ADMIN, Scenario
 
 
 class Lab:
@@ -33,6 +34,7 @@ class Lab:
         self.images: Images | None = None
         self.pods: dict[str, Pod] = {}
         self.removed: Removed | None = None
+        self.link: Link | None = None
         self._dir_mode: int | None = None
 
     def __enter__(self) -> Lab:
@@ -76,6 +78,7 @@ class Lab:
         assert self.client is not None and self.images is not None
         self._open_run_dir()
         order = sorted(self.scenario.hosts.items(), key=lambda kv: kv[1].role != "server")
+        admin = {step.host for step in self.scenario.timeline if step.fault in NEEDS_NET_ADMIN}
         for name, spec in order:
             pod = Pod(
                 client=self.client,
@@ -87,9 +90,24 @@ class Lab:
                 image=resolve_image(spec.image, self.images),
                 run_dir=self.run_dir,
                 on_line=self.on_line,
+                net_admin=name in admin,
+                ready_text='"listening"' if spec.role == "server" else None,
             )
             self.pods[name] = pod
             pod.boot()
+
+    def control(self, host: str) -> HostControl:
+        return HostControl(self, host)
+
+    def wire(self) -> Link:
+        if self.link is None:
+            assert self.client is not None and self.images is not None
+            bridge = "br-" + str(self.network.id)[:12]
+            self.link = Link(self.client, self.images.agent, self.run_id, self.scenario.name, bridge)
+        return self.link
+
+    def socket_snapshots(self) -> dict[str, str]:
+        return {name: pod.sockets() for name, pod in self.pods.items()}
 
     def tear_down(self) -> None:
         """Stop captures (flush), then remove by label: also whatever a half-made step left unnamed."""
@@ -101,6 +119,11 @@ class Lab:
                     pod.unpause_app()
             pod.collect_agent_log()
             pod.stop_capture()
+        if self.link is not None:
+            try:
+                self.link.remove()
+            except (RuntimeError, docker.errors.DockerException) as exc:
+                self.say(f"could not remove the run's nftables table: {exc}; `tcpscen clean` retries")
         try:
             self.removed = remove_run(self.client, self.run_id)
         except docker.errors.DockerException as exc:
@@ -119,3 +142,49 @@ class Lab:
         if self._dir_mode is not None:
             self.run_dir.chmod(self._dir_mode)
             self._dir_mode = None
+
+
+class HostControl:
+    """Every control faults may use on one host: its pod's, and the wire's at its address."""
+
+    def __init__(self, lab: Lab, host: str) -> None:
+        self.lab, self.host = lab, host
+        self.pod = lab.pods[host]
+
+    def disconnect(self) -> None:
+        self.pod.disconnect()
+
+    def reconnect(self) -> None:
+        self.pod.reconnect()
+
+    def kill_app(self, signal: str) -> None:
+        self.pod.kill_app(signal)
+
+    def pause_app(self) -> None:
+        self.pod.pause_app()
+
+    def unpause_app(self) -> None:
+        self.pod.unpause_app()
+
+    def stop_app(self, grace_s: float) -> None:
+        self.pod.stop_app(grace_s)
+
+    def restart_app(self) -> None:
+        self.pod.restart_app()
+
+    def power_off(self) -> None:
+        self.pod.power_off()
+
+    def power_on(self) -> None:
+        self.pod.power_on()
+
+    def blackhole(self, direction: str) -> None:
+        self.lab.wire().blackhole(self.host, str(self.pod.spec.address), direction)
+
+    def reject(self) -> None:
+        self.pod.reject()
+
+    def heal(self) -> None:
+        if self.lab.link is not None:
+            self.lab.link.heal(self.host)
+        self.pod.unreject()

@@ -7,6 +7,7 @@ Killing the app leaves the namespace and its capture alive, so the kernel's FIN 
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -45,6 +46,9 @@ class Pod:
     captures: list[str] = field(default_factory=list)
     capture_logs: list[str] = field(default_factory=list)
     agent_log: str = ""
+    net_admin: bool = False  # only for hosts whose own firewall a fault changes (reject)
+    app_config: str = ""
+    ready_text: str | None = None  # what the app prints once it serves (servers: "listening")
     _followers: list[threading.Thread] = field(default_factory=list)
 
     def boot(self) -> None:
@@ -71,7 +75,9 @@ class Pod:
                     **{k: str(v) for k, v in self.spec.sysctls.items()},
                 },
                 cap_drop=["ALL"],
-                cap_add=["NET_RAW"],  # the capture; tcpdump holds it as a file capability
+                # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
+                # where a fault rewrites this host's own firewall.
+                cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
                 volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
                 labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
             )
@@ -83,11 +89,12 @@ class Pod:
 
     def start_app(self, config_json: str) -> None:
         assert self.host is not None, "boot() first"
+        self.app_config = config_json
         try:
             self.app = self.client.containers.create(
                 self.image,
                 ["python3", "/opt/tcpscen/agent.py", config_json],
-                name=f"tcpscen-{self.run_id}-{self.name}-app-{self.boots}",
+                name=f"tcpscen-{self.run_id}-{self.name}-app-{len(self._followers) + 1}",
                 network_mode=f"container:{self.host.id}",
                 user="65534:65534",  # nobody: the agent needs no privilege at all
                 cap_drop=["ALL"],
@@ -101,6 +108,8 @@ class Pod:
         )
         follower.start()
         self._followers.append(follower)
+        if self.ready_text:
+            self.wait_app_ready(self.ready_text)
 
     def wait_app_ready(self, text: str) -> None:
         assert self.app is not None
@@ -145,6 +154,67 @@ class Pod:
         assert self.app is not None
         self.app.unpause()
         self.paused = False
+
+    def stop_app(self, grace_s: float) -> None:
+        assert self.app is not None
+        self.app.stop(timeout=max(0, round(grace_s)))
+
+    def restart_app(self) -> None:
+        """A new process with the same program; the old container is kept for its logs until teardown."""
+        self.collect_agent_log()
+        if self.app is not None:
+            self.app.reload()
+            if self.app.status in ("running", "paused"):
+                self.app.kill()
+        self.start_app(self.app_config)
+
+    def power_off(self) -> None:
+        """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
+        assert self.host is not None
+        with contextlib.suppress(docker.errors.APIError):
+            self.network.disconnect(self.host, force=True)
+        if self.app is not None:
+            self.collect_agent_log()
+            with contextlib.suppress(docker.errors.APIError):
+                self.app.kill()
+        self.stop_capture()
+        for container in (self.app, self.host):
+            if container is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+        self.app = self.host = None
+        self.paused = False
+
+    def power_on(self) -> None:
+        """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
+        self.boot()
+        self.start_app(self.app_config)
+
+    def exec_root(self, command: list[str]) -> str:
+        """Run a tool in this host's namespace (iptables, ss); it has only the host container's capabilities."""
+        assert self.host is not None
+        code, out = self.host.exec_run(command, user="root")
+        text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+        if code != 0:
+            raise RuntimeError(f"{' '.join(command)} failed on {self.name} (exit {code}): {text.strip()[:300]}")
+        return text
+
+    def reject(self) -> None:
+        # INPUT: tcpdump sees the segment arrive (it captures before netfilter), then the RST go out.
+        self.exec_root(["iptables", "-I", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])
+
+    def unreject(self) -> None:
+        if self.net_admin and self.host is not None:
+            self.exec_root(["iptables", "-F", "INPUT"])
+
+    def sockets(self) -> str:
+        """ss's view of this kernel's TCP sockets, with timers (keepalive, retransmission)."""
+        if self.host is None:
+            return ""
+        try:
+            return self.exec_root(["ss", "-tanoi"])
+        except (RuntimeError, docker.errors.DockerException) as exc:
+            return f"# ss failed: {exc}\n"
 
     def collect_agent_log(self) -> None:
         """The agent's stderr (a traceback, if it crashed), kept before the container goes."""

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from orchestrator.scenario.units import Count, Duration, Percent
 
 Side = Literal["client", "server"]
+SocketState = Literal[
+    "ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSE-WAIT", "LAST-ACK", "CLOSING", "none"
+]
 MAX_DURATION_S = 3600.0
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -216,15 +219,80 @@ class Unpause(StepBase):
     fault: Literal["unpause"]
 
 
-Step = Annotated[Disconnect | Reconnect | Kill | Pause | Unpause, Field(discriminator="fault")]
-FAULT_NAMES = ("disconnect", "reconnect", "kill", "pause", "unpause")
+class Stop(StepBase):
+    """Stop the app as `docker stop` does: SIGTERM, then SIGKILL after the grace period."""
+
+    fault: Literal["stop"]
+    grace: Duration = 10.0
+
+
+class Restart(StepBase):
+    """Start the app again: a new process with the same program, on the same kernel."""
+
+    fault: Literal["restart"]
+
+
+class PowerOff(StepBase):
+    """Power cut: the cable goes first so no FIN or RST escapes, then the kernel and its TCP state."""
+
+    fault: Literal["power_off"]
+
+
+class PowerOn(StepBase):
+    """Boot again with the same address and MAC; a fresh kernel with no memory of old connections."""
+
+    fault: Literal["power_on"]
+
+
+class Blackhole(StepBase):
+    """Silently drop the host's IP packets on the wire (between the hosts, so its own capture still
+    shows what it sent): inbound (to it), outbound (from it) or both."""
+
+    fault: Literal["blackhole"]
+    direction: Literal["both", "inbound", "outbound"] = "both"
+
+
+class Reject(StepBase):
+    """A middlebox in front of the host answers every TCP segment to it with an RST."""
+
+    fault: Literal["reject"]
+
+
+class Heal(StepBase):
+    """Undo the blackhole and reject on this host."""
+
+    fault: Literal["heal"]
+
+
+Step = Annotated[
+    Disconnect | Reconnect | Kill | Pause | Unpause | Stop | Restart | PowerOff | PowerOn | Blackhole | Reject | Heal,
+    Field(discriminator="fault"),
+]
+FAULT_NAMES = (
+    "disconnect",
+    "reconnect",
+    "kill",
+    "pause",
+    "unpause",
+    "stop",
+    "restart",
+    "power_off",
+    "power_on",
+    "blackhole",
+    "reject",
+    "heal",
+)
+# Faults that change the host's own namespace's firewall need NET_ADMIN on that host, and only these.
+NEEDS_NET_ADMIN = ("reject",)
 
 
 class AppExpect(StrictModel):
-    """What an app should have seen: eof, nothing, or an errno name; optionally when."""
+    """What an app should have seen: eof, nothing, or an errno name; optionally when, and events
+    it must have reported on the way (blocked, unblocked, ...)."""
 
     sees: str
     at: Literal["predicted"] | Duration | None = None
+    reports: list[str] = []
 
     @field_validator("sees")
     @classmethod
@@ -248,6 +316,10 @@ class Expect(StrictModel):
     keepalive_timing: Literal["predicted"] | None = None
     zero_window: dict[Side, Count] = {}
     apps: dict[str, AppExpect] = {}
+    # TCP state of the connection's socket on each side when the observation ends (ss): ESTAB, none, ...
+    socket_at_end: dict[Side, SocketState] = {}
+    # Segments of the connection sent by either side after the first fault (0: total silence).
+    packets_after_fault: Count | None = None
     tolerance: Percent = 0.10
 
     @field_validator("close_packets", mode="before")

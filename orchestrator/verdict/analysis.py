@@ -72,7 +72,9 @@ numbers, which only order frames within one file.
 
 from __future__ import annotations
 
+import itertools
 import statistics
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,14 +155,26 @@ class _Run:
 class _Flow:
     """One direction of a connection: what one side sends."""
 
-    __slots__ = (
+    # Hot fields first, so they share cache lines (slots are laid out in this order).
+    __slots__ = (  # noqa: RUF023
+        "conn",
+        "rev",
+        "fresh",
+        "nextseq",
+        "lastack",
+        "window",
+        "dupacks",
+        "maxseq",
+        "lastflags",
+        "lastack_t",
+        "nextseq_t",
+        "unacked",
+        "watch",
         "acked_fin_early",
         "acked_upto",
         "addr",
         "base_seq",
         "base_set",
-        "conn",
-        "dupacks",
         "fin",
         "fin_end",
         "fins",
@@ -173,17 +187,9 @@ class _Flow:
         "ka_last",
         "ka_zw",
         "last_real_t",
-        "lastack",
-        "lastack_t",
-        "lastflags",
-        "maxseqtobeacked",
-        "nextseq",
-        "nextseq_t",
-        "packets",
         "port",
         "retx",
         "retx_frames",
-        "rev",
         "rst",
         "rst_count",
         "rst_stateless",
@@ -191,8 +197,6 @@ class _Flow:
         "runs",
         "syn",
         "syn_ack",
-        "unacked",
-        "window",
         "zw",
         "zw_frames",
     )
@@ -202,19 +206,20 @@ class _Flow:
         self.addr = addr
         self.port = port
         self.rev: _Flow = self
+        self.fresh = True  # base sequence numbers not settled yet
+        self.watch = False  # its ACKs may complete the handshake, the initial RTT or a FIN close
         # Wireshark's per-flow state (tcp_flow_t, tcp_analyze_seq_info). 0 means "unset", as there.
         self.base_set = False
         self.base_seq = 0
         self.nextseq = 0
         self.nextseq_t = 0
-        self.maxseqtobeacked = 0
+        self.maxseq = 0  # maxseqtobeacked
         self.lastack = 0
         self.lastack_t = 0  # ns of this side's latest segment
         self.window = -1  # G_MAXUINT32 there: equal to no real window
         self.dupacks = 0
         self.lastflags = 0
         # Facts.
-        self.packets = 0
         self.syn: _Seen | None = None  # first SYN without ACK
         self.syn_ack: _Seen | None = None  # first SYN+ACK
         self.fin: _Seen | None = None  # first FIN
@@ -235,17 +240,22 @@ class _Flow:
         self.ka_gaps: list[int] = []
         self.ka_idle_ref = 0  # ns: the first probe's idle time counts from here
         self.ka_zw = 0  # probes sent while the peer advertised a zero window
-        self.last_real_t = 0  # ns: this side's latest segment that was not a keep-alive probe
+        self.last_real_t = 0  # ns: latest segment before a probe that was not itself a probe
         self.zw = 0
         self.zw_frames: list[TcpPacket] = []
-        # seq -> (end seq, first send, stream position): segments with data/SYN/FIN not yet acknowledged.
-        self.unacked: dict[int, tuple[int, TcpPacket, int]] = {}
-        self.acked_upto: int | None = None  # highest peer ACK seen while forgetting segments
+        # (end seq, first send, stream position) of segments with data/SYN/FIN not yet
+        # acknowledged, in sending order; acknowledged ones are dropped from the left.
+        self.unacked: deque[tuple[int, TcpPacket, int]] = deque()
+        self.acked_upto: int | None = None  # the peer's ACK when it last let us drop segments
         self.runs: dict[int, _Run] = {}
 
 
 class _Conn:
-    __slots__ = (
+    __slots__ = (  # noqa: RUF023 - hot fields first
+        "last",
+        "packets",
+        "last_activity",
+        "rtt_wait",
         "a",
         "b",
         "best_run",
@@ -255,10 +265,7 @@ class _Conn:
         "handshake_done",
         "hs_pending",
         "index",
-        "last",
-        "last_activity",
         "mru_syn",
-        "packets",
     )
 
     def __init__(self, index: int, first: TcpPacket) -> None:
@@ -269,6 +276,7 @@ class _Conn:
         self.packets = 0
         self.mru_syn = 0  # ns of the latest SYN (Wireshark: ts_mru_syn), 0 = none
         self.first_rtt = 0  # ns (Wireshark: ts_first_rtt), 0 = unknown
+        self.rtt_wait = False  # a SYN was seen, the initial RTT not yet known
         self.hs_pending: _Flow | None = None  # after the SYN+ACK: the flow whose ACK completes the handshake
         self.handshake_done = False
         self.a = _Flow(self, first.src, first.sport)
@@ -311,146 +319,169 @@ def analyze_file(path: Path | str) -> Analysis:
     return analyze_capture(read_tcp(path))
 
 
-def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:  # noqa: PLR0915 - one hot loop, inlined
+def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:  # noqa: PLR0915 - the hot loop, inlined
     """Group TCP segments (in capture order) into connections and summarise each.
 
     One pass, per-connection state only; evidence lists are capped at
-    `MAX_EVIDENCE` frames while counts stay exact.
+    `MAX_EVIDENCE` frames while counts stay exact. The common segment (in-order
+    data or a plain ACK) takes the short way through the loop; anything rarer
+    goes through helper functions.
     """
     flows: dict[tuple[str, int, str, int], _Flow] = {}
     conns: list[_Conn] = []
+    get = flows.get
+    m32, half = _M, _HALF
+
     for i, p in enumerate(packets, 1):  # i: position in the stream
         _frame, _t, src, sport, dst, dport, seq, ack, flags, window, seglen, _file, tns = p
-        fwd = flows.get((src, sport, dst, dport))
-        if fwd is None or (flags & (SYN | ACK) == SYN and fwd.base_set and seq != fwd.base_seq):
-            conn = _Conn(len(conns), p)
-            conns.append(conn)
-            fwd = conn.a
-            flows[(src, sport, dst, dport)] = fwd
-            flows[(dst, dport, src, sport)] = conn.b
-        else:
-            conn = fwd.conn
-            if flags & (SYN | ACK) == SYN and fwd.base_set:
-                # The same SYN again: Wireshark restores nextseq, which an RST with seq = the
-                # peer's ACK may have moved (its issue 17616).
-                fwd.nextseq = fwd.maxseqtobeacked
+        fwd = get((src, sport, dst, dport))
+        if fwd is None or flags & SYN:
+            fwd = _syn_or_new(fwd, p, flows, conns)
+        conn = fwd.conn
         rev = fwd.rev
         conn.last = p
         conn.packets += 1
-        fwd.packets += 1
+        if fwd.fresh:
+            _bases(fwd, rev, seq, ack, flags)
 
         # ---- Wireshark's tcp_analyze_sequence_number --------------------------
-        if not fwd.base_set:
-            fwd.base_seq = seq if flags & SYN else (seq - 1) & _M
-            fwd.base_set = True
-        if flags & ACK and not rev.base_set:
-            rev.base_seq = (ack - 1) & _M
-            rev.base_set = True
-
         nextseq = fwd.nextseq
+        lastack = fwd.lastack
         if seglen == 1 and seq == nextseq and rev.window == 0:
             ta = _ZWP  # a zero-window probe skips every check up to "finished_fwd"
-        else:
+        elif flags & (SYN | FIN | RST) or (window and seglen > 1):
             ta = 0
-            sfr = flags & (SYN | FIN | RST)
-            if window == 0 and not sfr:
-                ta = _ZW
-            if seglen <= 1 and not sfr and seq == (nextseq - 1) & _M:
+        else:
+            ta = 0 if window else _ZW
+            if seglen <= 1 and seq == (nextseq - 1) & m32:
                 ta |= _KA
-            if seglen == 0 and not sfr and seq == nextseq and ack == fwd.lastack:
-                if window and window == fwd.window and rev.lastflags & _KA:
-                    ta |= _KA_ACK
-                elif window == 0 and fwd.window == 0 and rev.lastflags & _ZWP:
+            if seglen == 0 and seq == nextseq and ack == lastack:
+                if window:
+                    if window == fwd.window:
+                        if rev.lastflags & _KA:
+                            ta |= _KA_ACK
+                        else:
+                            fwd.dupacks = 1 if fwd.dupacks == -1 else fwd.dupacks + 1
+                            ta |= _DUPACK
+                elif fwd.window == 0 and rev.lastflags & _ZWP:
                     ta |= _ZWP_ACK
-                elif window and window == fwd.window:
-                    fwd.dupacks = 1 if fwd.dupacks == -1 else fwd.dupacks + 1
-                    ta |= _DUPACK
-        if ack != fwd.lastack:
+        if ack != lastack:
             fwd.dupacks = 0
         if flags & ACK:
             # "ACKed unseen segment". tshark 4.0 moves the mark up to the peer's next seq when
-            # it is behind it, else it sets the peer's duplicate-ACK counter to -1 (see the
-            # fast retransmission check below). Found by experiment: the newer source differs.
-            m = rev.maxseqtobeacked
-            if m and 0 < ((ack - m) & _M) < _HALF:
-                if ((m - rev.nextseq) & _M) >= _HALF:
-                    rev.maxseqtobeacked = rev.nextseq
+            # it is behind it, else sets the peer's duplicate-ACK counter to -1 (see
+            # _not_advanced). Found by experiment: the current source differs.
+            mark = rev.maxseq
+            if mark and 0 < ((ack - mark) & m32) < half:
+                if ((mark - rev.nextseq) & m32) >= half:
+                    rev.maxseq = rev.nextseq
                 else:
                     rev.dupacks = -1
-
         if seglen or flags & (SYN | FIN):
             if not ta & _KA:
-                not_adv = nextseq != 0 and ((seq - nextseq) & _M) >= _HALF
-                if seglen > 1 and (nextseq - 1) & _M == seq:
-                    not_adv = False  # new data right after a (possible) zero-window probe byte
                 rla = rev.lastack
-                if seglen and rla and ((seq + seglen - rla) & _M == 0 or (seq + seglen - rla) & _M >= _HALF):
+                over = (seq + seglen - rla) & m32
+                if seglen and rla and (over == 0 or over >= half):
                     ta |= _SPUR
-                elif not_adv:
-                    dt = tns - rev.lastack_t
-                    # dupacknum is a guint32 there: the -1 stored above counts as "many".
-                    if (rev.dupacks >= 2 or rev.dupacks == -1) and rla == seq and 0 <= dt < _FAST_WINDOW_NS:
-                        ta |= _FAST
-                    else:
-                        dt = tns - fwd.nextseq_t
-                        thr = conn.first_rtt or _OOO_DEFAULT_NS
-                        if (
-                            0 <= dt < thr
-                            and nextseq != (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & _M
-                        ):
-                            ta |= _OOO
-                        else:
-                            ta |= _RETX
-            end = (seq + seglen + 1) & _M if flags & (SYN | FIN) else (seq + seglen) & _M
+                elif (
+                    nextseq
+                    and ((seq - nextseq) & m32) >= half
+                    and not (seglen > 1 and (nextseq - 1) & m32 == seq)  # data right after a probe byte
+                ):
+                    ta |= _not_advanced(conn, fwd, rev, p, nextseq, rla)
+            end = (seq + seglen + 1) & m32 if flags & (SYN | FIN) else (seq + seglen) & m32
         else:
             end = seq
-        if (nextseq == 0 or 0 < ((end - nextseq) & _M) < _HALF) and not ta & _ZWP:
-            fwd.nextseq = end
+        if (nextseq == 0 or 0 < ((end - nextseq) & m32) < half) and not ta & _ZWP:
+            fwd.nextseq = nextseq = end
             fwd.nextseq_t = tns
-        if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not ta & _ZWP:
-            fwd.maxseqtobeacked = fwd.nextseq
-        fwd.window = window
-        prev_ack = fwd.lastack
-        fwd.lastack = ack
-        prev_t = fwd.lastack_t
-        fwd.lastack_t = tns
-        fwd.lastflags = ta
-        # Initial RTT: the first ACK without SYN after a SYN (Wireshark's ts_first_rtt).
-        if flags & SYN:
-            if not flags & ACK:
-                conn.mru_syn = tns
-        elif flags & ACK and conn.mru_syn and not conn.first_rtt:
-            conn.first_rtt = tns - conn.mru_syn
+        mark = fwd.maxseq
+        if (seq == mark or not mark) and not ta & _ZWP:
+            fwd.maxseq = nextseq
 
-        # ---- Facts of our own ----------------------------------------------------
-        if ta:
-            if ta & _ANY_RETX:
-                _retransmission(conn, fwd, p, i, seq, end)
-            elif ta & _KA:
-                _keepalive(fwd, rev, p, i, prev_t)
-            elif ta & _KA_ACK:
-                fwd.ka_acks += 1
-            if ta & _ZW:
-                fwd.zw += 1
-                if len(fwd.zw_frames) < MAX_EVIDENCE:
-                    fwd.zw_frames.append(p)
-        if not ta & _KA:
-            fwd.last_real_t = tns
-            if seglen or flags & (SYN | FIN):
-                conn.last_activity = p
-                if seq not in fwd.unacked and len(fwd.unacked) < MAX_UNACKED:
-                    fwd.unacked[seq] = (end, p, i)
-        if flags & ACK and ack != prev_ack and rev.unacked:
-            _forget_acked(rev, ack)
+        # ---- Facts of our own (before the flow's state moves on) ----------------
+        if ta & _FACTS:
+            _facts(conn, fwd, rev, p, i, ta, end)
+        if (seglen or flags & (SYN | FIN)) and not ta & _KA:
+            conn.last_activity = p
+            if not ta & _ANY_RETX:
+                fwd.unacked.append((end, p, i))
+        if flags & ACK and ack != lastack:
+            q = rev.unacked
+            if q and ((ack - q[0][0]) & m32) < half:
+                _forget_acked(rev, q, ack)
         if flags & (SYN | FIN | RST):
             _control(conn, fwd, rev, p, i)
-        elif flags & ACK:
-            if conn.hs_pending is fwd:
-                _handshake_ack(conn, fwd, ack)
-            if rev.fin is not None and fwd.fin is None and _covers(ack, rev.fin_end):
-                fwd.acked_fin_early = True
+        elif fwd.watch:
+            _watch(conn, fwd, rev, p)
+
+        fwd.window = window
+        fwd.lastack = ack
+        fwd.lastack_t = tns
+        fwd.lastflags = ta
 
     return [_summarize(c) for c in conns]
+
+
+_FACTS = _ZW | _KA | _KA_ACK | _ANY_RETX
+
+
+def _syn_or_new(
+    fwd: _Flow | None, p: TcpPacket, flows: dict[tuple[str, int, str, int], _Flow], conns: list[_Conn]
+) -> _Flow:
+    """A first segment on a 4-tuple, or a SYN: a new connection, or the same SYN again."""
+    if fwd is not None:
+        if p.flags & (SYN | ACK) != SYN or not fwd.base_set:
+            return fwd
+        if p.seq == fwd.base_seq:
+            # The same SYN again: Wireshark restores nextseq, which an RST with seq = the
+            # peer's ACK may have moved (its issue 17616). It will count as a retransmission.
+            fwd.nextseq = fwd.maxseq
+            return fwd
+        # A SYN with a new initial sequence number: the 4-tuple is reused.
+    conn = _Conn(len(conns), p)
+    conns.append(conn)
+    flows[(p.src, p.sport, p.dst, p.dport)] = conn.a
+    flows[(p.dst, p.dport, p.src, p.sport)] = conn.b
+    return conn.a
+
+
+def _bases(fwd: _Flow, rev: _Flow, seq: int, ack: int, flags: int) -> None:
+    """Wireshark's base sequence numbers: a SYN's seq, else seq - 1; the peer's from ack - 1."""
+    if not fwd.base_set:
+        fwd.base_seq = seq if flags & SYN else (seq - 1) & _M
+        fwd.base_set = True
+    if flags & ACK and not rev.base_set:
+        rev.base_seq = (ack - 1) & _M
+        rev.base_set = True
+    fwd.fresh = not rev.base_set
+
+
+def _not_advanced(conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket, nextseq: int, rla: int) -> int:
+    """A segment below the next expected seq: fast retransmission, out-of-order, or retransmission."""
+    tns = p.time_ns
+    dt = tns - rev.lastack_t
+    # dupacknum is a guint32 there: the -1 left by "ACKed unseen segment" counts as many.
+    if (rev.dupacks >= 2 or rev.dupacks == -1) and rla == p.seq and 0 <= dt < _FAST_WINDOW_NS:
+        return _FAST
+    dt = tns - fwd.nextseq_t
+    threshold = conn.first_rtt or _OOO_DEFAULT_NS
+    if 0 <= dt < threshold and nextseq != (p.seq + p.payload_len + (1 if p.flags & (SYN | FIN) else 0)) & _M:
+        return _OOO
+    return _RETX
+
+
+def _facts(conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket, i: int, ta: int, end: int) -> None:
+    if ta & _ANY_RETX:
+        _retransmission(conn, fwd, p, i, end)
+    elif ta & _KA:
+        _keepalive(fwd, rev, p, i)
+    elif ta & _KA_ACK:
+        fwd.ka_acks += 1
+    if ta & _ZW:
+        fwd.zw += 1
+        if len(fwd.zw_frames) < MAX_EVIDENCE:
+            fwd.zw_frames.append(p)
 
 
 def _covers(ack: int, end: int) -> bool:
@@ -458,33 +489,21 @@ def _covers(ack: int, end: int) -> bool:
     return ((ack - end) & _M) < _HALF
 
 
-def _forget_acked(flow: _Flow, ack: int) -> None:
+def _forget_acked(flow: _Flow, q: deque[tuple[int, TcpPacket, int]], ack: int) -> None:
     """Drop the segments of `flow` that the peer's `ack` acknowledges, oldest first."""
-    unacked = flow.unacked
+    flow.acked_upto = ack
     runs = flow.runs
-    upto = flow.acked_upto
-    if upto is None or 0 < ((ack - upto) & _M) < _HALF:
-        flow.acked_upto = ack
-    while unacked:
-        seq = next(iter(unacked))
-        if ((ack - unacked[seq][0]) & _M) >= _HALF:
-            break
-        del unacked[seq]
+    while q and ((ack - q[0][0]) & _M) < _HALF:
+        _end, p, _i = q.popleft()
         if runs:
-            runs.pop(seq, None)
+            runs.pop(p.seq, None)
 
 
-def _handshake_ack(conn: _Conn, fwd: _Flow, ack: int) -> None:
-    synack = fwd.rev.syn_ack
-    if synack is not None and _covers(ack, (synack.p.seq + 1) & _M):
-        conn.hs_pending = None
-        conn.handshake_done = True
-
-
-def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, i: int, seq: int, end: int) -> None:
+def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, i: int, end: int) -> None:
     fwd.retx += 1
     if len(fwd.retx_frames) < MAX_EVIDENCE:
         fwd.retx_frames.append(p)
+    seq = p.seq
     runs = fwd.runs
     run = runs.get(seq)
     if run is None:
@@ -493,8 +512,12 @@ def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, i: int, seq: int, end
             best = conn.best_run
             if best is not None and conn.best_run_flow is fwd:
                 runs[best.seq] = best
-        orig = fwd.unacked.get(seq)
-        run = runs[seq] = _Run(seq, end, orig[1] if orig is not None else None)
+        original = next((e[1] for e in fwd.unacked if e[1].seq == seq), None)
+        if original is None:
+            # Its first send was not captured (or was already acknowledged): let this one stand
+            # for it among the unacknowledged segments.
+            fwd.unacked.append((end, p, i))
+        run = runs[seq] = _Run(seq, end, original)
     run.add(p, i)
     best = conn.best_run
     # Ties: a run whose original send was captured (it has a first gap), then the later run,
@@ -508,13 +531,17 @@ def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, i: int, seq: int, end
         conn.best_run_flow = fwd
 
 
-def _keepalive(fwd: _Flow, rev: _Flow, p: TcpPacket, i: int, prev_t: int) -> None:
+def _keepalive(fwd: _Flow, rev: _Flow, p: TcpPacket, i: int) -> None:
+    """A keep-alive probe from `fwd`; `fwd`'s state still describes its previous segment."""
     tns = p.time_ns
+    if not fwd.lastflags & _KA:
+        fwd.last_real_t = fwd.lastack_t
     seen = _Seen(p, i)
     if fwd.ka_last is None:
-        # Idle counts from the peer's latest segment that was not itself a keep-alive probe (what
-        # resets Linux's keep-alive timer), or from our own latest segment if the peer sent none.
-        fwd.ka_idle_ref = rev.last_real_t or prev_t or tns
+        # Idle counts from the peer's latest segment that was not itself a probe (what resets
+        # Linux's keep-alive timer), or from our own latest one if the peer sent none.
+        peer = rev.last_real_t if rev.lastflags & _KA else rev.lastack_t
+        fwd.ka_idle_ref = peer or fwd.last_real_t or tns
         fwd.ka_first = seen
     elif len(fwd.ka_gaps) < MAX_KA_GAPS:
         fwd.ka_gaps.append(tns - fwd.ka_last.p.time_ns)
@@ -526,6 +553,37 @@ def _keepalive(fwd: _Flow, rev: _Flow, p: TcpPacket, i: int, prev_t: int) -> Non
         fwd.ka_frames.append(p)
 
 
+def _watch(conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket) -> None:
+    """ACK-bearing segments that may complete the handshake, the initial RTT or a FIN close."""
+    flags = p.flags
+    if flags & ACK and not flags & SYN:
+        if conn.rtt_wait:
+            # Wireshark's ts_first_rtt: the first ACK without SYN after a SYN.
+            conn.first_rtt = p.time_ns - conn.mru_syn
+            conn.rtt_wait = conn.first_rtt == 0
+        synack = rev.syn_ack
+        if (
+            conn.hs_pending is fwd
+            and not flags & RST
+            and synack is not None
+            and _covers(p.ack, synack.p.seq + 1)
+        ):
+            conn.hs_pending = None
+            conn.handshake_done = True
+        if rev.fin is not None and fwd.fin is None and not flags & FIN and _covers(p.ack, rev.fin_end):
+            fwd.acked_fin_early = True
+    _rewatch(conn, fwd)
+    _rewatch(conn, rev)
+
+
+def _rewatch(conn: _Conn, f: _Flow) -> None:
+    f.watch = (
+        conn.rtt_wait
+        or conn.hs_pending is f
+        or (f.rev.fin is not None and f.fin is None and not f.acked_fin_early)
+    )
+
+
 def _control(conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket, i: int) -> None:
     """SYN, FIN and RST bookkeeping: rare segments, kept out of the hot loop."""
     flags = p.flags
@@ -535,26 +593,27 @@ def _control(conn: _Conn, fwd: _Flow, rev: _Flow, p: TcpPacket, i: int) -> None:
                 fwd.syn_ack = _Seen(p, i)
                 if rev.syn is not None and not conn.handshake_done:
                     conn.hs_pending = rev
-        elif fwd.syn is None:
-            fwd.syn = _Seen(p, i)
-    elif flags & ACK and conn.hs_pending is fwd:
-        _handshake_ack(conn, fwd, p.ack)
+        else:
+            if fwd.syn is None:
+                fwd.syn = _Seen(p, i)
+            if p.time_ns:  # a zero timestamp means "unset" to Wireshark
+                conn.mru_syn = p.time_ns
+                conn.rtt_wait = not conn.first_rtt
     if flags & FIN:
         if fwd.fin is None:
             fwd.fin = _Seen(p, i)
             fwd.fin_end = (p.seq + p.payload_len + 1) & _M
         if len(fwd.fins) < MAX_EVIDENCE:
             fwd.fins.append(p)
-    elif flags & ACK and rev.fin is not None and fwd.fin is None and _covers(p.ack, rev.fin_end):
-        fwd.acked_fin_early = True
     if flags & RST:
         if fwd.rst is None:
             fwd.rst = _Seen(p, i)
             # What a host sends for a segment it has no socket for: RST without ACK, seq = that ACK.
-            fwd.rst_stateless = not flags & ACK and rev.packets > 0 and p.seq == rev.lastack
+            fwd.rst_stateless = not flags & ACK and rev.lastack_t != 0 and p.seq == rev.lastack
         fwd.rst_count += 1
         if len(fwd.rsts) < MAX_EVIDENCE:
             fwd.rsts.append(p)
+    _watch(conn, fwd, rev, p)
 
 
 # ---------------------------------------------------------------------------
@@ -647,7 +706,7 @@ def _summarize(c: _Conn) -> ConnectionSummary:
     gaps: list[float] = []
     backoff_frames: list[FrameRef] = []
     if run is not None:
-        gaps = [_secs(b.time_ns - a.time_ns) for a, b in zip(run.sends, run.sends[1:], strict=False)]
+        gaps = [_secs(b.time_ns - a.time_ns) for a, b in itertools.pairwise(run.sends)]
         backoff_frames = _refs(run.sends)
 
     keepalive: KeepaliveTiming | None = None
@@ -709,7 +768,7 @@ def _oldest_unacked(cl: _Flow, sv: _Flow) -> TcpPacket | None:
     """First send of the oldest segment (data, SYN or FIN) the peer never acknowledged."""
     oldest: tuple[int, TcpPacket] | None = None
     for f in (cl, sv):
-        for end, p, i in f.unacked.values():
+        for end, p, i in f.unacked:
             if _acked(f, end):
                 continue  # acknowledged, only left behind by the oldest-first forgetting
             if oldest is None or i < oldest[0]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from orchestrator.records import AgentEvent
 from orchestrator.scenario.model import AppExpect, Side
 from orchestrator.scenario.units import CountRange
 from orchestrator.verdict.outcome import AppOutcome
@@ -140,3 +141,13 @@ def check_app(
 
 def _within(observed: float, expected: float, tolerance: float) -> bool:
     return abs(observed - expected) <= tolerance * expected
+
+
+def check_reports(host: str, wanted: list[str], events: list[AgentEvent]) -> list[Check]:
+    """Events the app must have reported on the way (blocked, unblocked, ...)."""
+    out = []
+    for name in wanted:
+        seen = [e for e in events if e.host == host and e.event == name]
+        evidence = [f"{host}.events.jsonl: first at {seen[0].t:.3f}"] if seen else []
+        out.append(Check(f"apps.{host}.reports.{name}", bool(seen), "reported", f"{len(seen)} times", evidence))
+    return out

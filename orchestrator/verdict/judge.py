@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,11 @@ from orchestrator.verdict import checks as c
 from orchestrator.verdict.analysis import analyze
 from orchestrator.verdict.kernel_model import backoff_schedule
 from orchestrator.verdict.merge import merge_sent
+from orchestrator.verdict.pcapfile import TcpPacket
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
 from orchestrator.verdict.predict import Prediction, keepalive_settings, predict_abort
-from orchestrator.verdict.summary import ConnectionSummary
+from orchestrator.verdict.sockets import socket_state
+from orchestrator.verdict.summary import ConnectionSummary, FrameRef
 
 
 @dataclass
@@ -50,17 +53,23 @@ class Verdict:
         }
 
 
-def judge(
-    scenario: Scenario,
-    run_dir: Path,
-    captures: dict[str, list[str]],
-    events: list[AgentEvent],
-    faults: list[FaultRecord],
-    t0: float | None,
-) -> Verdict:
+@dataclass
+class RunRecord:
+    """Everything a run observed, as the verdict takes it."""
+
+    run_dir: Path
+    captures: dict[str, list[str]]
+    events: list[AgentEvent]
+    faults: list[FaultRecord]
+    t0: float | None
+    sockets: dict[str, str] = field(default_factory=dict)  # host -> `ss -tanoi` at the end
+
+
+def judge(scenario: Scenario, record: RunRecord) -> Verdict:
+    events, faults, t0 = record.events, record.faults, record.t0
     sources = [
-        (run_dir / pcap, str(scenario.hosts[host].address))
-        for host, files in captures.items()
+        (record.run_dir / pcap, str(scenario.hosts[host].address))
+        for host, files in record.captures.items()
         for pcap in files
     ]
     connections = analyze(merge_sent(sources))
@@ -83,7 +92,54 @@ def judge(
         verdict.notes.extend(conn.notes)
     side_host = {"client": client_host, "server": server_host}
     verdict.checks = _check_all(scenario, conn, apps, predictions, side_host, t0)
+    verdict.checks += _check_end_state(scenario, conn, record, side_host, sources)
+    for name, want in scenario.expect.apps.items():
+        verdict.checks += c.check_reports(name, want.reports, events)
     return verdict
+
+
+def _check_end_state(
+    scenario: Scenario,
+    conn: ConnectionSummary | None,
+    record: RunRecord,
+    side_host: dict[str, str],
+    sources: list[tuple[Path, str]],
+) -> list[c.Check]:
+    e = scenario.expect
+    out: list[c.Check] = []
+    for side, want in e.socket_at_end.items():
+        host = side_host[side]
+        if conn is None:
+            out.append(c.Check(f"socket_at_end.{side}", False, want, "no connection captured"))
+            continue
+        local, peer = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+        state = socket_state(record.sockets.get(host, ""), local, peer)
+        out.append(c.check_value(f"socket_at_end.{side}", want, state, [f"{host}.ss.txt: {local} -> {peer}"]))
+    if e.packets_after_fault is not None:
+        applied = [f.t for f in record.faults if f.error is None]
+        if conn is None or not applied:
+            out.append(c.Check("packets_after_fault", False, str(e.packets_after_fault), "no connection or no fault"))
+        else:
+            frames = packets_after(merge_sent(sources), conn, min(applied))
+            out.append(
+                c.Check(
+                    "packets_after_fault",
+                    e.packets_after_fault.contains(len(frames)),
+                    str(e.packets_after_fault),
+                    str(len(frames)),
+                    c.refs(frames, record.t0) or [f"nothing after +{min(applied) - (record.t0 or 0):.3f}s"],
+                )
+            )
+    return out
+
+
+def packets_after(packets: Iterable[TcpPacket], conn: ConnectionSummary, t: float) -> list[FrameRef]:
+    ends = {conn.client, conn.server}
+    return [
+        FrameRef(p.file, p.frame, p.time)
+        for p in packets
+        if p.time >= t and f"{p.src}:{p.sport}" in ends and f"{p.dst}:{p.dport}" in ends
+    ]
 
 
 def _pick(

@@ -103,7 +103,6 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
-_DLT_RAW_ALIASES = (12, 14)
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -143,40 +142,24 @@ def _ip6(addr: bytes) -> str:
     return s
 
 
-# A decoder turns (buffer, offset, captured length, original length, frame,
-# time, time_ns) into a TcpPacket, or None for anything that is not a
-# decodable TCP segment.
-Decoder = Callable[[bytes, int, int, int, int, float, int], "TcpPacket | None"]
+# What a general decoder returns: (src, sport, dst, dport, seq, ack, flags, window, payload_len).
+Fields = tuple[str, int, str, int, int, int, int, int, int]
+# A general decoder: (buffer, offset of the frame, captured length, original length) -> Fields | None.
+Decoder = Callable[[bytes, int, int, int], "Fields | None"]
 
 
-def _tcp_at(
-    buf: bytes,
-    off: int,
-    end: int,
-    seg_len: int,
-    src: str,
-    dst: str,
-    name: str,
-    frame: int,
-    t: float,
-    tns: int,
-) -> TcpPacket | None:
-    """TCP header at buf[off:], ``end`` = end of captured data, ``seg_len`` = IP-claimed TCP length."""
+def _tcp_at(buf: bytes, off: int, end: int, seg_len: int, src: str, dst: str) -> Fields | None:
+    """TCP header at buf[off:]; `end`: end of the captured data; `seg_len`: the IP-claimed TCP length."""
     if end - off < 16:
         return None  # header cut by the snaplen: no flags to analyse
     sport, dport, seq, ack, offflags, win = _TCP.unpack_from(buf, off)
     hlen = (offflags >> 12) * 4
     if hlen < 20 or seg_len < hlen:
-        return None  # malformed: Wireshark gives up on these too
-    return _new_packet(
-        TcpPacket,
-        (frame, t, src, sport, dst, dport, seq, ack, offflags & 0x0FFF, win, seg_len - hlen, name, tns),
-    )
+        return None  # malformed: Wireshark does not analyse these either
+    return (src, sport, dst, dport, seq, ack, offflags & 0x0FFF, win, seg_len - hlen)
 
 
-def _ipv4(
-    buf: bytes, off: int, end: int, orig_end: int, name: str, frame: int, t: float, tns: int
-) -> TcpPacket | None:
+def _ipv4(buf: bytes, off: int, end: int, orig_end: int) -> Fields | None:
     if end - off < 20:
         return None
     vihl, total, frag, proto, src, dst = _IP4.unpack_from(buf, off)
@@ -189,15 +172,13 @@ def _ipv4(
         total = orig_end - off
     if total < ihl:
         return None
-    return _tcp_at(buf, off + ihl, end, total - ihl, _ip4(src), _ip4(dst), name, frame, t, tns)
+    return _tcp_at(buf, off + ihl, end, total - ihl, _ip4(src), _ip4(dst))
 
 
 _IP6_EXT_GENERIC = (0, 43, 60)  # hop-by-hop, routing, destination options
 
 
-def _ipv6(
-    buf: bytes, off: int, end: int, orig_end: int, name: str, frame: int, t: float, tns: int
-) -> TcpPacket | None:
+def _ipv6(buf: bytes, off: int, end: int, orig_end: int) -> Fields | None:
     if end - off < 40 or buf[off] >> 4 != 6:
         return None
     plen, nxt, src, dst = _IP6.unpack_from(buf, off)
@@ -223,156 +204,134 @@ def _ipv6(
         remaining -= hl
     if remaining < 0:
         return None
-    return _tcp_at(buf, p, end, remaining, _ip6(src), _ip6(dst), name, frame, t, tns)
+    return _tcp_at(buf, p, end, remaining, _ip6(src), _ip6(dst))
 
 
-def _by_ethertype(
-    etype: int, buf: bytes, off: int, end: int, orig_end: int, name: str, frame: int, t: float, tns: int
-) -> TcpPacket | None:
+def _by_ethertype(etype: int, buf: bytes, off: int, end: int, orig_end: int) -> Fields | None:
     if etype == ETH_IPV4:
-        return _ipv4(buf, off, end, orig_end, name, frame, t, tns)
+        return _ipv4(buf, off, end, orig_end)
     if etype == ETH_IPV6:
-        return _ipv6(buf, off, end, orig_end, name, frame, t, tns)
+        return _ipv6(buf, off, end, orig_end)
     return None
 
 
-def _make_decoder(linktype: int, name: str) -> Decoder:
-    """A decoder for one link type. Ethernet and the Linux cooked headers get a
-    fast path for plain IPv4 (no options) + TCP: one unpack covering link, IP and TCP."""
-
-    def eth_slow(
-        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
-    ) -> TcpPacket | None:
-        end = off + cap
-        p = off + 12
-        if end - p < 2:
-            return None
-        (etype,) = _U16.unpack_from(buf, p)
-        p += 2
-        while etype in _VLAN_TYPES:
-            if end - p < 4:
-                return None
-            (etype,) = _U16.unpack_from(buf, p + 2)
-            p += 4
-        return _by_ethertype(etype, buf, p, end, off + orig, name, frame, t, tns)
-
-    def cooked(etype_off: int, hdr_len: int, slow: Decoder | None = None) -> Decoder:
-        fast = struct.Struct(f"!{etype_off}xH{hdr_len - etype_off - 2}x{_IP4_TCP}")
-        need = fast.size
-        unpack_from = fast.unpack_from
-        ip4 = _ip4
-        new = _new_packet
-        cls = TcpPacket
-
-        def decode(
-            buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
-        ) -> TcpPacket | None:
-            if cap >= need:
-                etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = (
-                    unpack_from(buf, off)
-                )
-                if etype == ETH_IPV4 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF:
-                    if total == 0:
-                        total = orig - hdr_len
-                    plen = total - 20 - (offflags >> 12) * 4
-                    if offflags >= 0x5000 and plen >= 0:
-                        return new(
-                            cls,
-                            (
-                                frame,
-                                t,
-                                ip4(src),
-                                sport,
-                                ip4(dst),
-                                dport,
-                                seq,
-                                ack,
-                                offflags & 0x0FFF,
-                                win,
-                                plen,
-                                name,
-                                tns,
-                            ),
-                        )
-                    return None
-                if etype == ETH_IPV4 and proto != 6 and vihl >> 4 == 4:
-                    return None
-            if slow is not None:
-                return slow(buf, off, cap, orig, frame, t, tns)
-            if cap < hdr_len:
-                return None
-            (etype,) = _U16.unpack_from(buf, off + etype_off)
-            return _by_ethertype(etype, buf, off + hdr_len, off + cap, off + orig, name, frame, t, tns)
-
-        return decode
-
-    def raw(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
-        if cap < 1:
-            return None
-        v = buf[off] >> 4
-        if v == 4:
-            return _ipv4(buf, off, off + cap, off + orig, name, frame, t, tns)
-        if v == 6:
-            return _ipv6(buf, off, off + cap, off + orig, name, frame, t, tns)
+def _ethernet(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    end = off + cap
+    p = off + 12
+    if end - p < 2:
         return None
-
-    def ipv4_only(
-        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
-    ) -> TcpPacket | None:
-        return _ipv4(buf, off, off + cap, off + orig, name, frame, t, tns)
-
-    def ipv6_only(
-        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
-    ) -> TcpPacket | None:
-        return _ipv6(buf, off, off + cap, off + orig, name, frame, t, tns)
-
-    def null(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
-        # BSD loopback: address family in the capturing host's byte order.
-        if cap < 4:
+    (etype,) = _U16.unpack_from(buf, p)
+    p += 2
+    while etype in _VLAN_TYPES:
+        if end - p < 4:
             return None
-        (fam,) = _U32LE.unpack_from(buf, off)
-        if fam > 0xFFFF:
-            fam = int.from_bytes(fam.to_bytes(4, "little"), "big")
-        return _by_family(fam, buf, off, cap, orig, frame, t, tns)
+        (etype,) = _U16.unpack_from(buf, p + 2)
+        p += 4
+    return _by_ethertype(etype, buf, p, end, off + orig)
 
-    def loop(buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int) -> TcpPacket | None:
-        if cap < 4:
+
+def _cooked(etype_off: int, hdr_len: int) -> Decoder:
+    def decode(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+        if cap < hdr_len:
             return None
-        (fam,) = _U32BE.unpack_from(buf, off)
-        return _by_family(fam, buf, off, cap, orig, frame, t, tns)
+        (etype,) = _U16.unpack_from(buf, off + etype_off)
+        return _by_ethertype(etype, buf, off + hdr_len, off + cap, off + orig)
 
-    def _by_family(
-        fam: int, buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
-    ) -> TcpPacket | None:
-        if fam == 2:
-            return _ipv4(buf, off + 4, off + cap, off + orig, name, frame, t, tns)
-        if fam in (10, 24, 28, 30):  # AF_INET6 on Linux, Net/OpenBSD, FreeBSD, macOS
-            return _ipv6(buf, off + 4, off + cap, off + orig, name, frame, t, tns)
+    return decode
+
+
+def _raw(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    if cap < 1:
         return None
+    v = buf[off] >> 4
+    if v == 4:
+        return _ipv4(buf, off, off + cap, off + orig)
+    if v == 6:
+        return _ipv6(buf, off, off + cap, off + orig)
+    return None
 
-    if linktype == LINKTYPE_ETHERNET:
-        return cooked(12, 14, eth_slow)
-    if linktype == LINKTYPE_LINUX_SLL2:
-        return cooked(0, 20)
-    if linktype == LINKTYPE_LINUX_SLL:
-        return cooked(14, 16)
-    if linktype == LINKTYPE_RAW or linktype in _DLT_RAW_ALIASES:
-        return raw
-    if linktype == LINKTYPE_IPV4:
-        return ipv4_only
-    if linktype == LINKTYPE_IPV6:
-        return ipv6_only
-    if linktype == LINKTYPE_NULL:
-        return null
-    if linktype == LINKTYPE_LOOP:
-        return loop
 
-    def unsupported(
-        buf: bytes, off: int, cap: int, orig: int, frame: int, t: float, tns: int
-    ) -> TcpPacket | None:
+def _ipv4_only(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    return _ipv4(buf, off, off + cap, off + orig)
+
+
+def _ipv6_only(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    return _ipv6(buf, off, off + cap, off + orig)
+
+
+def _by_family(fam: int, buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    if fam == 2:
+        return _ipv4(buf, off + 4, off + cap, off + orig)
+    if fam in (10, 24, 28, 30):  # AF_INET6 on Linux, Net/OpenBSD, FreeBSD, macOS
+        return _ipv6(buf, off + 4, off + cap, off + orig)
+    return None
+
+
+def _null(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    """BSD loopback: the address family in the capturing host's byte order."""
+    if cap < 4:
         return None
+    (fam,) = _U32LE.unpack_from(buf, off)
+    if fam > 0xFFFF:
+        fam = int.from_bytes(fam.to_bytes(4, "little"), "big")
+    return _by_family(fam, buf, off, cap, orig)
 
-    return unsupported
+
+def _loop(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    """OpenBSD loopback: the address family in network byte order."""
+    if cap < 4:
+        return None
+    return _by_family(_U32BE.unpack_from(buf, off)[0], buf, off, cap, orig)
+
+
+def _unsupported(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
+    return None
+
+
+# Link types with an ethertype-like field: (offset of that field, header length).
+_COOKED = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16), LINKTYPE_LINUX_SLL2: (0, 20)}
+_DECODERS: dict[int, Decoder] = {
+    LINKTYPE_ETHERNET: _ethernet,
+    LINKTYPE_LINUX_SLL: _cooked(14, 16),
+    LINKTYPE_LINUX_SLL2: _cooked(0, 20),
+    LINKTYPE_RAW: _raw,
+    12: _raw,
+    14: _raw,
+    LINKTYPE_IPV4: _ipv4_only,
+    LINKTYPE_IPV6: _ipv6_only,
+    LINKTYPE_NULL: _null,
+    LINKTYPE_LOOP: _loop,
+}
+_FastUnpack = Callable[[bytes, int], tuple[int, ...]]
+
+
+def _no_fast(buf: bytes, off: int) -> tuple[int, ...]:
+    raise AssertionError("no fast path for this link type")
+
+
+class _Link:
+    """How to decode one link type.
+
+    ``fast`` unpacks link header + plain IPv4 header (no options) + TCP header in
+    one call, for Ethernet and the Linux cooked headers; the record loops inline
+    it. ``decode`` is the general path for everything else (VLAN tags, IPv4
+    options, IPv6, other link types)."""
+
+    __slots__ = ("decode", "fast", "hdr", "linktype", "need")
+
+    def __init__(self, linktype: int) -> None:
+        self.linktype = linktype
+        self.decode: Decoder = _DECODERS.get(linktype, _unsupported)
+        cooked = _COOKED.get(linktype)
+        self.fast: _FastUnpack = _no_fast
+        self.need = 1 << 62  # never: the fast path is off
+        self.hdr = 0
+        if cooked is not None:
+            etype_off, hdr = cooked
+            st = struct.Struct(f"!{etype_off}xH{hdr - etype_off - 2}x{_IP4_TCP}")
+            self.fast = st.unpack_from
+            self.need = st.size
+            self.hdr = hdr
 
 
 # ---------------------------------------------------------------------------
@@ -440,7 +399,7 @@ class TcpCapture:
 
     # -- classic pcap ------------------------------------------------------
 
-    def _pcap(self, f: BinaryIO) -> Iterator[TcpPacket]:
+    def _pcap(self, f: BinaryIO) -> Iterator[TcpPacket]:  # noqa: PLR0915 - the hot loop, inlined on purpose
         head = f.read(24)
         (magic,) = _U32LE.unpack_from(head, 0)
         endian = "<"
@@ -448,12 +407,17 @@ class TcpCapture:
             endian = ">"
             (magic,) = _U32BE.unpack_from(head, 0)
         (network,) = struct.unpack_from(endian + "I", head, 20)
-        linktype = network & 0xFFFF
-        self.linktypes.add(linktype)
-        decode = _make_decoder(linktype, self.name)
-        ns = magic == PCAP_MAGIC_NS
+        link = _Link(network & 0xFFFF)
+        self.linktypes.add(link.linktype)
+        fast, need, hdr, decode = link.fast, link.need, link.hdr, link.decode
+        ns_per_unit = 1 if magic == PCAP_MAGIC_NS else 1000
+        s_per_unit = 1e-9 if magic == PCAP_MAGIC_NS else 1e-6
         rec_hdr = 24 if magic == PCAP_MAGIC_MODIFIED else 16
         unpack_hdr = struct.Struct(endian + "IIII").unpack_from
+        name = self.name
+        new = _new_packet
+        cls = TcpPacket
+        ip4 = _ip4_cache.get
         read = f.read
         frame = 0
         ntcp = 0
@@ -463,12 +427,13 @@ class TcpCapture:
         try:
             while True:
                 if n - pos < rec_hdr:
+                    rest, buf = buf[pos:], b""  # let the old chunk go before reading the next
                     more = read(CHUNK)
                     if not more:
-                        if n > pos:
+                        if rest:
                             self._cut("the file ends inside a record header")
                         break
-                    buf = buf[pos:] + more
+                    buf = rest + more
                     n = len(buf)
                     pos = 0
                     continue
@@ -479,33 +444,64 @@ class TcpCapture:
                     if cap > MAX_RECORD:
                         self._cut(f"a corrupt record (captured length {cap})")
                         break
+                    rest, buf = buf[pos:], b""
                     more = read(max(CHUNK, end - n))
                     if not more:
                         self._cut("the file ends inside a packet")
                         break
-                    buf = buf[pos:] + more
+                    buf = rest + more
                     n = len(buf)
                     pos = 0
                     continue
                 frame += 1
-                if ns:
-                    tns = sec * 1_000_000_000 + frac
-                    t = sec + frac * 1e-9
-                else:
-                    tns = sec * 1_000_000_000 + frac * 1000
-                    t = sec + frac * 1e-6
-                pkt = decode(buf, data, cap, orig if orig >= cap else cap, frame, t, tns)
                 pos = end
-                if pkt is not None:
+                if orig < cap:  # noqa: PLR1730 - cheaper than max() in the hot loop
+                    orig = cap
+                if cap >= need:
+                    # Link + IPv4 + TCP in one unpack: the common case, inlined.
+                    etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = fast(
+                        buf, data
+                    )
+                    if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
+                        if proto != 6:
+                            continue
+                        if total == 0:
+                            total = orig - hdr
+                        plen = total - 20 - (offflags >> 12) * 4
+                        if plen < 0 or offflags < 0x5000:
+                            continue
+                        ntcp += 1
+                        yield new(
+                            cls,
+                            (
+                                frame,
+                                sec + frac * s_per_unit,
+                                ip4(src) or _ip4(src),
+                                sport,
+                                ip4(dst) or _ip4(dst),
+                                dport,
+                                seq,
+                                ack,
+                                offflags & 0x0FFF,
+                                win,
+                                plen,
+                                name,
+                                sec * 1_000_000_000 + frac * ns_per_unit,
+                            ),
+                        )
+                        continue
+                fields = decode(buf, data, cap, orig)
+                if fields is not None:
                     ntcp += 1
-                    yield pkt
+                    t = sec + frac * s_per_unit
+                    yield new(cls, (frame, t, *fields, name, sec * 1_000_000_000 + frac * ns_per_unit))
         finally:
             self.packets = frame
             self.tcp_packets = ntcp
 
     # -- pcapng --------------------------------------------------------------
 
-    def _pcapng(self, f: BinaryIO) -> Iterator[TcpPacket]:
+    def _pcapng(self, f: BinaryIO) -> Iterator[TcpPacket]:  # noqa: PLR0915 - the hot loop, inlined on purpose
         read = f.read
         buf = read(CHUNK)
         n = len(buf)
@@ -515,28 +511,31 @@ class TcpCapture:
         endian = "<"
         u32 = _U32LE.unpack_from
         epb = struct.Struct("<IIIII").unpack_from
-        # Per interface of the current section: (decoder, ns per unit num, den, offset ns, snaplen)
-        ifaces: list[tuple[Decoder, int, int, int, int]] = []
-        last_t = 0.0
+        name = self.name
+        new = _new_packet
+        cls = TcpPacket
+        ip4 = _ip4_cache.get
+        ifaces: list[_Iface] = []  # of the current section
         last_tns = 0
         try:
             while True:
                 if n - pos < 12:
+                    rest, buf = buf[pos:], b""  # let the old chunk go before reading the next
                     more = read(CHUNK)
                     if not more:
-                        if n > pos:
+                        if rest:
                             self._cut("the file ends inside a block header")
                         break
-                    buf = buf[pos:] + more
+                    buf = rest + more
                     n = len(buf)
                     pos = 0
                     continue
                 (btype,) = u32(buf, pos)
                 if btype == PCAPNG_SHB:
-                    (bom,) = _U32LE.unpack_from(buf, pos + 8)
-                    if bom == PCAPNG_BOM:
+                    bom = buf[pos + 8 : pos + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
                         endian = "<"
-                    elif bom == 0x4D3C2B1A:
+                    elif bom == b"\x1a\x2b\x3c\x4d":
                         endian = ">"
                     else:
                         self._cut("a corrupt section header")
@@ -550,60 +549,87 @@ class TcpCapture:
                     break
                 end = pos + blen
                 if end > n:
+                    rest, buf = buf[pos:], b""
                     more = read(max(CHUNK, end - n))
                     if not more:
                         self._cut("the file ends inside a block")
                         break
-                    buf = buf[pos:] + more
+                    buf = rest + more
                     n = len(buf)
                     pos = 0
                     continue
-                if btype == 6:  # Enhanced Packet Block
-                    iface, hi, lo, cap, orig = epb(buf, pos + 8)
-                    frame += 1
-                    if iface < len(ifaces) and cap <= blen - 32:
-                        decode, num, den, offset_ns, _snap = ifaces[iface]
-                        tns = ((hi << 32) | lo) * num // den + offset_ns
-                        t = tns / 1e9
-                        last_t, last_tns = t, tns
-                        pkt = decode(buf, pos + 28, cap, orig if orig >= cap else cap, frame, t, tns)
-                        if pkt is not None:
-                            ntcp += 1
-                            yield pkt
-                elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
-                    (orig,) = u32(buf, pos + 8)
-                    frame += 1
-                    if ifaces:
-                        decode, _num, _den, _off, snap = ifaces[0]
-                        cap = min(orig, blen - 16, snap if snap else orig)
-                        pkt = decode(buf, pos + 12, cap, orig, frame, last_t, last_tns)
-                        if pkt is not None:
-                            ntcp += 1
-                            yield pkt
-                elif btype == 2:  # obsolete Packet Block
-                    (iface,) = struct.unpack_from(endian + "H", buf, pos + 8)
-                    _i, hi, lo, cap, orig = epb(buf, pos + 8)
-                    frame += 1
-                    if iface < len(ifaces) and cap <= blen - 32:
-                        decode, num, den, offset_ns, _snap = ifaces[iface]
-                        tns = ((hi << 32) | lo) * num // den + offset_ns
-                        t = tns / 1e9
-                        last_t, last_tns = t, tns
-                        pkt = decode(buf, pos + 28, cap, orig if orig >= cap else cap, frame, t, tns)
-                        if pkt is not None:
-                            ntcp += 1
-                            yield pkt
-                elif btype == 1:  # Interface Description Block
-                    ifaces.append(self._idb(buf, pos, blen, endian))
+                block = pos
                 pos = end
+                if btype in (6, 2):  # Enhanced Packet Block, or the obsolete Packet Block
+                    iface, hi, lo, cap, orig = epb(buf, block + 8)
+                    frame += 1
+                    if btype == 2:  # its interface id is 16 bits, then a 16-bit drops count
+                        (iface,) = struct.unpack_from(endian + "H", buf, block + 8)
+                    if iface >= len(ifaces) or cap > blen - 32:
+                        continue
+                    data = block + 28
+                    ifc = ifaces[iface]
+                    tns = ((hi << 32) | lo) * ifc.num // ifc.den + ifc.offset_ns
+                    last_tns = tns
+                elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
+                    (orig,) = u32(buf, block + 8)
+                    frame += 1
+                    if not ifaces:
+                        continue
+                    ifc = ifaces[0]
+                    cap = min(orig, blen - 16, ifc.snaplen or orig)
+                    data = block + 12
+                    tns = last_tns
+                else:
+                    if btype == 1:  # Interface Description Block
+                        ifaces.append(self._idb(buf, block, blen, endian))
+                    continue
+                if orig < cap:  # noqa: PLR1730 - cheaper than max() in the hot loop
+                    orig = cap
+                if cap >= ifc.need:
+                    etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = (
+                        ifc.fast(buf, data)
+                    )
+                    if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
+                        if proto != 6:
+                            continue
+                        if total == 0:
+                            total = orig - ifc.hdr
+                        plen = total - 20 - (offflags >> 12) * 4
+                        if plen < 0 or offflags < 0x5000:
+                            continue
+                        ntcp += 1
+                        yield new(
+                            cls,
+                            (
+                                frame,
+                                tns / 1e9,
+                                ip4(src) or _ip4(src),
+                                sport,
+                                ip4(dst) or _ip4(dst),
+                                dport,
+                                seq,
+                                ack,
+                                offflags & 0x0FFF,
+                                win,
+                                plen,
+                                name,
+                                tns,
+                            ),
+                        )
+                        continue
+                fields = ifc.decode(buf, data, cap, orig)
+                if fields is not None:
+                    ntcp += 1
+                    yield new(cls, (frame, tns / 1e9, *fields, name, tns))
         finally:
             self.packets = frame
             self.tcp_packets = ntcp
 
-    def _idb(self, buf: bytes, pos: int, blen: int, endian: str) -> tuple[Decoder, int, int, int, int]:
+    def _idb(self, buf: bytes, pos: int, blen: int, endian: str) -> _Iface:
         linktype, snaplen = struct.unpack_from(endian + "HxxI", buf, pos + 8)
         self.linktypes.add(linktype)
-        # Timestamp units: ns = units * num // den. Default resolution is 10^-6.
+        # Timestamp units: ns = units * num // den. The default resolution is 10^-6 s.
         num, den = 1000, 1
         offset_ns = 0
         p = pos + 16
@@ -621,10 +647,23 @@ class TcpCapture:
                 else:
                     e = r & 0x7F
                     num, den = (10 ** (9 - e), 1) if e <= 9 else (1, 10 ** (e - 9))
-            elif code == 14 and olen >= 8:  # if_tsoffset, seconds
+            elif code == 14 and olen >= 8:  # if_tsoffset, in seconds
                 offset_ns = struct.unpack_from(endian + "q", buf, v)[0] * 1_000_000_000
             p = v + ((olen + 3) & ~3)
-        return _make_decoder(linktype, self.name), num, den, offset_ns, snaplen
+        return _Iface(linktype, num, den, offset_ns, snaplen)
+
+
+class _Iface(_Link):
+    """A pcapng interface: its link type and how its timestamps convert to nanoseconds."""
+
+    __slots__ = ("den", "num", "offset_ns", "snaplen")
+
+    def __init__(self, linktype: int, num: int, den: int, offset_ns: int, snaplen: int) -> None:
+        super().__init__(linktype)
+        self.num = num
+        self.den = den
+        self.offset_ns = offset_ns
+        self.snaplen = snaplen
 
 
 def read_tcp(path: Path | str) -> TcpCapture:

@@ -24,7 +24,15 @@ T0 = 1_700_000_000.0  # a realistic epoch: Wireshark treats a timestamp of exact
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 Link = Literal["ether", "vlan", "sll", "sll2", "raw", "null", "ipv4"]
-LINKTYPES: dict[str, int] = {"ether": 1, "vlan": 1, "sll": 113, "sll2": 276, "raw": 101, "null": 0, "ipv4": 228}
+LINKTYPES: dict[str, int] = {
+    "ether": 1,
+    "vlan": 1,
+    "sll": 113,
+    "sll2": 276,
+    "raw": 101,
+    "null": 0,
+    "ipv4": 228,
+}
 
 
 @dataclass(frozen=True)
@@ -153,16 +161,25 @@ def scapy_packet(seg: Seg, link: Link = "ether", v6: bool = False) -> Packet:
     elif link == "vlan":
         pkt = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q(vlan=7, type=proto) / pkt
     elif link == "sll":
-        pkt = CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6, src=b"\x02\0\0\0\0\x01\0\0", proto=proto) / pkt
+        pkt = (
+            CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6, src=b"\x02\0\0\0\0\x01\0\0", proto=proto) / pkt
+        )
     elif link == "sll2":
-        pkt = CookedLinuxV2(proto=proto, ifindex=2, hatype=1, pkttype=0, lladdrlen=6) / pkt
+        pkt = (
+            CookedLinuxV2(
+                proto=proto, ifindex=2, lladdrtype=1, pkttype=0, lladdrlen=6, src=b"\x02\0\0\0\0\x01\0\0"
+            )
+            / pkt
+        )
     elif link == "null":
         pkt = Loopback(type=30 if v6 else 2) / pkt
     pkt.time = seg.t
     return pkt
 
 
-def write_scapy(path: Path, segs: Sequence[Seg], link: Link = "ether", fmt: str = "pcap", v6: bool = False) -> Path:
+def write_scapy(
+    path: Path, segs: Sequence[Seg], link: Link = "ether", fmt: str = "pcap", v6: bool = False
+) -> Path:
     """Write with scapy: an encoder independent of our reader. fmt: pcap, pcap-ns or pcapng."""
     pkts = [scapy_packet(s, link, v6) for s in segs]
     linktype = LINKTYPES[link]
@@ -237,77 +254,81 @@ def write_fast(path: Path, segs: Iterable[Seg], snaplen: int = 96) -> Path:
 # Random conversations, to compare our analysis with tshark's on many odd cases.
 
 
-def random_conversation(rng: random.Random, client: tuple[str, int], server: tuple[str, int], t0: float) -> Conv:
+_GAPS = [0.0001, 0.001, 0.0029, 0.0031, 0.005, 0.019, 0.021, 0.05, 0.2, 1.0, 7.5]  # around the thresholds
+
+
+def random_conversation(
+    rng: random.Random, client: tuple[str, int], server: tuple[str, int], t0: float
+) -> Conv:
     """A connection that does a bit of everything TCP analysis cares about: data both ways,
     lost and retransmitted segments, duplicate ACKs, keep-alives, zero windows and their probes,
     out-of-order segments, with time gaps on both sides of Wireshark's thresholds."""
     near_wrap = rng.random() < 0.1  # sequence numbers that wrap around 2**32
-    isn = (0xFFFFFFFF - rng.randint(0, 3000), rng.getrandbits(32)) if near_wrap else (rng.getrandbits(32),) * 2
-    c = Conv(client=client, server=server, t=t0, isn=(isn[0], rng.getrandbits(32)))
-    gaps = [0.0001, 0.001, 0.0029, 0.0031, 0.005, 0.019, 0.021, 0.05, 0.2, 1.0, 7.5]
-
-    def gap() -> float:
-        return rng.choice(gaps)
-
+    first = 0xFFFFFFFF - rng.randint(0, 3000) if near_wrap else rng.getrandbits(32)
+    c = Conv(client=client, server=server, t=t0, isn=(first, rng.getrandbits(32)))
     if rng.random() < 0.8:
-        c.send("c", "S", dt=gap())
+        c.send("c", "S", dt=rng.choice(_GAPS))
         if rng.random() < 0.2:
-            c.send("c", "S", dt=gap(), seq=c.isn[0])  # SYN retransmission
+            c.send("c", "S", dt=rng.choice(_GAPS), seq=c.isn[0])  # SYN retransmission
         if rng.random() < 0.9:
-            c.send("s", "SA", dt=gap())
-            c.send("c", "A", dt=gap())
+            c.send("s", "SA", dt=rng.choice(_GAPS))
+            c.send("c", "A", dt=rng.choice(_GAPS))
     sent: dict[str, list[int]] = {"c": [], "s": []}  # frames with data
     for _ in range(rng.randint(5, 40)):
-        side = rng.choice("cs")
-        other = "s" if side == "c" else "c"
-        r = rng.random()
-        if r < 0.30:
-            sent[side].append(c.send(side, "PA", rng.choice([1, 2, 50, 100, 1448]), dt=gap()))
-        elif r < 0.36:  # a segment lost before the capture point: sequence jumps
-            c.nxt[side] += rng.choice([1, 100, 1448])
-        elif r < 0.50:
-            c.send(side, "A", dt=gap())
-        elif r < 0.58:  # duplicate ACKs, possibly followed by a fast retransmission
-            ackv = c.nxt[other] - rng.choice([0, 0, 100])
-            for _ in range(rng.randint(1, 3)):
-                c.send(side, "A", dt=rng.choice([0.0001, 0.001]), ack=ackv)
-            if sent[other] and rng.random() < 0.7:
-                old = c.segs[rng.choice(sent[other]) - 1]
-                c.send(other, "PA", old.length, dt=rng.choice([0.0005, 0.002, 0.025]), seq=old.seq)
-        elif r < 0.70 and sent[side]:  # retransmission of an earlier segment, maybe resized
-            old = c.segs[rng.choice(sent[side]) - 1]
-            length = old.length if rng.random() < 0.7 else max(1, old.length // 2)
-            c.send(side, "PA", length, dt=gap(), seq=old.seq)
-        elif r < 0.78:
-            c.send(side, "A", rng.choice([0, 0, 1]), dt=gap(), seq=c.nxt[side] - 1)  # keep-alive
-        elif r < 0.84:
-            c.send(side, "A", dt=gap(), win=0)  # zero window
-        elif r < 0.88:
-            c.send(side, "PA", 1, dt=gap(), seq=c.nxt[side])  # a zero-window probe, if the window is 0
-        elif r < 0.92:
-            c.send(side, "A", dt=gap(), win=rng.choice([1000, 65160]))  # window update
-        elif r < 0.95:  # out of order: the next segment before this one
-            c.nxt[side] += 100
-            sent[side].append(c.send(side, "PA", 100, dt=gap()))
-            c.nxt[side] -= 200
-            sent[side].append(c.send(side, "PA", 100, dt=rng.choice([0.0001, 0.002, 0.01])))
-            c.nxt[side] += 100
-        elif r < 0.955:
-            c.send("c", "S", dt=gap(), seq=c.isn[0])  # the SYN again, mid-connection
-        elif r < 0.97:
-            fin = c.send(side, "FA", dt=gap())
-            if rng.random() < 0.5:
-                c.retransmit(side, fin, dt=gap())
-        else:
-            c.send(side, "R" if rng.random() < 0.5 else "RA", dt=gap(), win=rng.choice([0, 1000]))
+        _random_event(rng, c, rng.choice("cs"), sent)
     end = rng.random()
     if end < 0.3:
-        c.fin("c", dt=gap())
-        c.send("s", "FA" if rng.random() < 0.5 else "A", dt=gap())
-        c.send("c", "A", dt=gap())
+        c.fin("c", dt=rng.choice(_GAPS))
+        c.send("s", "FA" if rng.random() < 0.5 else "A", dt=rng.choice(_GAPS))
+        c.send("c", "A", dt=rng.choice(_GAPS))
     elif end < 0.5:
-        c.rst(rng.choice("cs"), dt=gap(), with_ack=rng.random() < 0.5)
+        c.rst(rng.choice("cs"), dt=rng.choice(_GAPS), with_ack=rng.random() < 0.5)
     return c
+
+
+def _random_event(rng: random.Random, c: Conv, side: str, sent: dict[str, list[int]]) -> None:
+    other = "s" if side == "c" else "c"
+    gap = rng.choice(_GAPS)
+    r = rng.random()
+    if r < 0.30:
+        sent[side].append(c.send(side, "PA", rng.choice([1, 2, 50, 100, 1448]), dt=gap))
+    elif r < 0.36:  # a segment lost before the capture point: the sequence jumps
+        c.nxt[side] += rng.choice([1, 100, 1448])
+    elif r < 0.50:
+        c.send(side, "A", dt=gap)
+    elif r < 0.58:  # duplicate ACKs, maybe followed by a fast retransmission
+        ackv = c.nxt[other] - rng.choice([0, 0, 100])
+        for _ in range(rng.randint(1, 3)):
+            c.send(side, "A", dt=rng.choice([0.0001, 0.001]), ack=ackv)
+        if sent[other] and rng.random() < 0.7:
+            old = c.segs[rng.choice(sent[other]) - 1]
+            c.send(other, "PA", old.length, dt=rng.choice([0.0005, 0.002, 0.025]), seq=old.seq)
+    elif r < 0.70 and sent[side]:  # retransmission of an earlier segment, maybe resized
+        old = c.segs[rng.choice(sent[side]) - 1]
+        length = old.length if rng.random() < 0.7 else max(1, old.length // 2)
+        c.send(side, "PA", length, dt=gap, seq=old.seq)
+    elif r < 0.78:
+        c.send(side, "A", rng.choice([0, 0, 1]), dt=gap, seq=c.nxt[side] - 1)  # keep-alive
+    elif r < 0.84:
+        c.send(side, "A", dt=gap, win=0)  # zero window
+    elif r < 0.88:
+        c.send(side, "PA", 1, dt=gap, seq=c.nxt[side])  # a zero-window probe, if the window is 0
+    elif r < 0.92:
+        c.send(side, "A", dt=gap, win=rng.choice([1000, 65160]))  # window update
+    elif r < 0.95:  # out of order: the next segment before this one
+        c.nxt[side] += 100
+        sent[side].append(c.send(side, "PA", 100, dt=gap))
+        c.nxt[side] -= 200
+        sent[side].append(c.send(side, "PA", 100, dt=rng.choice([0.0001, 0.002, 0.01])))
+        c.nxt[side] += 100
+    elif r < 0.955:
+        c.send("c", "S", dt=gap, seq=c.isn[0])  # the SYN again, mid-connection
+    elif r < 0.97:
+        fin = c.send(side, "FA", dt=gap)
+        if rng.random() < 0.5:
+            c.retransmit(side, fin, dt=rng.choice(_GAPS))
+    else:
+        c.send(side, "R" if rng.random() < 0.5 else "RA", dt=gap, win=rng.choice([0, 1000]))
 
 
 # ---------------------------------------------------------------------------
