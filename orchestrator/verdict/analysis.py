@@ -30,6 +30,14 @@ differential test (``tests/unit/test_analysis.py``):
 * ``tcp.analysis.zero_window``: window 0 on a segment without SYN/FIN/RST, so
   a window-0 RST does not count; nor does a zero-window probe (Wireshark skips
   the check for it).
+* The initial RTT (the out-of-order threshold) is the time from the latest SYN
+  to the first ACK without SYN; a SYN stamped exactly 0 counts as no SYN.
+* Two quirks of tshark 4.0.17, pinned down by experiment (the current source
+  reads differently): after an "ACKed unseen segment" whose mark is not behind
+  the peer's next seq, the peer's duplicate-ACK counter is set to -1, which,
+  being unsigned there, makes a matching segment within 20 ms a *fast*
+  retransmission; and the same SYN again mid-connection resets the next
+  expected seq to the highest contiguous one (Wireshark issue 17616).
 * Time comparisons use integer nanoseconds, as Wireshark does.
 
 One deliberate gap: Wireshark stops tracking unacknowledged segments after
@@ -64,6 +72,31 @@ Close rule
 acknowledges the first and its sender had not acknowledged the first FIN in
 an earlier segment; otherwise 4 (a separate ACK came first, or the FINs
 crossed).
+
+Other facts
+-----------
+* ``backoff_gaps_s`` / ``backoff_frames``: the most-retransmitted segment
+  (same seq, same sender; counting every kind of ``tcp.analysis.retransmission``).
+  Ties go to a segment whose original send was captured, then to the later one.
+  The frames are the original send, then each retransmission; the gaps are
+  between successive sends, **the first gap measured from the original send**
+  (so with RTO doubling they read 0.2, 0.4, 0.8, ... like
+  ``kernel_model.backoff_schedule``). When the original send was not captured
+  (or was already acknowledged, for a spurious retransmission) the list starts
+  at the first retransmission. Evidence caps at 100 sends.
+* ``keepalive``: for the side that sent the most probes. ``first_after_idle_s``
+  runs from the last segment the *peer* sent before the first probe (what
+  resets Linux's keep-alive timer: tp->rcv_tstamp), skipping the peer's own
+  probes; if the peer sent nothing, from the prober's previous segment.
+  ``interval_s`` is the median gap between successive probes of that side
+  (None with a single probe); answered probes make it the idle time again.
+* ``last_activity``: the last segment of either side carrying data, SYN or FIN
+  (keep-alive probes excluded, retransmissions included).
+* ``oldest_unacked``: the first send of the oldest segment with data, SYN or
+  FIN that the peer never acknowledged by the end of the input: where Linux's
+  retransmission budget (tcp_retries2, TCP_USER_TIMEOUT) starts counting.
+* ``stream``: the connection's index in order of first segment (tcp.stream);
+  ``packets``: its segments, both directions.
 
 The input may be a time-ordered merge of several files (each host's own
 sends), so "before/after" is position in the input stream, never frame
@@ -409,7 +442,13 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:  # noqa: P
         if flags & ACK and ack != lastack:
             q = rev.unacked
             if q and ((ack - q[0][0]) & m32) < half:
-                _forget_acked(rev, q, ack)
+                if rev.runs:
+                    _forget_acked(rev, q, ack)
+                else:  # the same, inlined: no retransmitted segment to forget
+                    rev.acked_upto = ack
+                    q.popleft()
+                    while q and ((ack - q[0][0]) & m32) < half:
+                        q.popleft()
         if flags & (SYN | FIN | RST):
             _control(conn, fwd, rev, p, i)
         elif fwd.watch:
@@ -881,6 +920,8 @@ def _run_ending(f: _Flow, run: _Run, names: dict[int, Side]) -> str:
     if _pos(peer.rst) > last.i:
         return f", answered by RST from {names[id(peer)]}"
     if f.lastack_t == last.p.time_ns:  # nothing more from this side
+        if last.p.flags & SYN:
+            return ", then went silent (connect timeout)"
         if last.p.flags & FIN:
             return ", then went silent, its FIN never acknowledged"
         return ", then went silent (RTO abort: no FIN or RST)"
