@@ -9,7 +9,7 @@ from rich.table import Table
 
 from orchestrator.cli.common import load_all
 from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError
-from orchestrator.report.console import ConsoleObserver, print_verdict
+from orchestrator.report.console import ConsoleObserver, QuietObserver, print_verdict
 from orchestrator.runner import RunResult, new_run, run_scenario
 
 
@@ -17,6 +17,7 @@ def run(
     files: Annotated[list[Path], typer.Argument(help="scenario files or folders")],
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show every send and receive")] = False,
+    brief: Annotated[bool, typer.Option("--brief", help="one line per scenario, then the summary")] = False,
 ) -> None:
     """Run scenarios on real kernels and judge them. Exit 0 all pass, 1 a failed expectation,
     2 a bad scenario, 3 an engine problem."""
@@ -24,18 +25,34 @@ def run(
     console = Console(highlight=False)
     results: list[tuple[str, RunResult]] = []
     for scenario in scenarios:
-        console.rule(f"[bold]{scenario.name}")
         result = new_run(scenario, runs_dir)
-        run_scenario(scenario, result, ConsoleObserver(console, verbose))
-        if result.verdict is not None:
-            print_verdict(console, result.verdict)
-        if result.error is not None:
-            console.print(f"[bold red]error:[/] {result.error}")
-        console.print(f"run directory: {result.run_dir}")
+        if brief:
+            run_scenario(scenario, result, QuietObserver())
+            console.print(_one_line(scenario.name, result))
+        else:
+            console.rule(f"[bold]{scenario.name}")
+            run_scenario(scenario, result, ConsoleObserver(console, verbose))
+            if result.verdict is not None:
+                print_verdict(console, result.verdict)
+            if result.error is not None:
+                console.print(f"[bold red]error:[/] {result.error}")
+            console.print(f"run directory: {result.run_dir}")
         results.append((scenario.name, result))
     if len(results) > 1:
         _print_summary(console, results)
     raise typer.Exit(_exit_code([r for _, r in results]))
+
+
+def _one_line(name: str, r: RunResult) -> str:
+    if r.error is not None:
+        return f"[red]ERROR[/] {name:<22} {r.error}"
+    assert r.verdict is not None
+    mark = "[green]PASS[/] " if r.verdict.passed else "[red]FAIL[/] "
+    failed = [c.name for c in r.verdict.checks if not c.passed]
+    detail = f"{r.verdict.passed_count}/{len(r.verdict.checks)}" + (
+        f"  failed: {', '.join(failed)}" if failed else ""
+    )
+    return f"{mark}{name:<22} {detail}  {r.run_dir}"
 
 
 def _exit_code(results: list[RunResult]) -> int:

@@ -24,8 +24,16 @@ def table_name(run_id: str) -> str:
 
 
 class Link:
-    def __init__(self, client: docker.DockerClient, image: str, run_id: str, scenario: str, bridge: str) -> None:
-        self.client, self.image, self.run_id, self.scenario, self.bridge = client, image, run_id, scenario, bridge
+    def __init__(
+        self, client: docker.DockerClient, image: str, run_id: str, scenario: str, bridge: str
+    ) -> None:
+        self.client, self.image, self.run_id, self.scenario, self.bridge = (
+            client,
+            image,
+            run_id,
+            scenario,
+            bridge,
+        )
         self.table = table_name(run_id)
         self._helper: Container | None = None
 
@@ -56,7 +64,9 @@ class Link:
     def _host_chain(self, host: str) -> str:
         chain = _chain(host)
         if self._helper is None:
-            self._helper = _start_helper(self.client, self.image, labels.for_run(self.run_id, self.scenario, part="link"))
+            self._helper = _start_helper(
+                self.client, self.image, labels.for_run(self.run_id, self.scenario, part="link")
+            )
             self._nft(f"add table bridge {self.table}")
             self._nft(
                 f"add chain bridge {self.table} forward "

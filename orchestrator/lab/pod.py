@@ -7,7 +7,6 @@ Killing the app leaves the namespace and its capture alive, so the kernel's FIN 
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -191,12 +190,14 @@ class Pod:
         self.start_app(self.app_config)
 
     def exec_root(self, command: list[str]) -> str:
-        """Run a tool in this host's namespace (iptables, ss); it has only the host container's capabilities."""
+        """Run a tool in this host's namespace (iptables, ss), with only the host container's capabilities."""
         assert self.host is not None
         code, out = self.host.exec_run(command, user="root")
         text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
         if code != 0:
-            raise RuntimeError(f"{' '.join(command)} failed on {self.name} (exit {code}): {text.strip()[:300]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed on {self.name} (exit {code}): {text.strip()[:300]}"
+            )
         return text
 
     def reject(self) -> None:

@@ -48,6 +48,19 @@ class ConsoleObserver:
         self.console.print(Text(f"{rel:8.3f}s {mark} {message}", style=style))
 
 
+class QuietObserver:
+    """For one-line-per-scenario output: progress is dropped."""
+
+    def step(self, message: str) -> None:
+        pass
+
+    def event(self, event: AgentEvent) -> None:
+        pass
+
+    def fault(self, record: FaultRecord) -> None:
+        pass
+
+
 def print_verdict(console: Console, verdict: Verdict) -> None:
     """One line per expectation, its evidence indented below: readable at any terminal width."""
     console.print(Text(f"verdict: {verdict.scenario}", style="bold"))
@@ -62,4 +75,6 @@ def print_verdict(console: Console, verdict: Verdict) -> None:
     for note in verdict.notes:
         console.print(Text(f"  note: {note}", style="italic"))
     overall = Text("PASS", style="bold green") if verdict.passed else Text("FAIL", style="bold red")
-    console.print(Text.assemble("result: ", overall, f"  ({verdict.passed_count}/{len(verdict.checks)} expectations)"))
+    console.print(
+        Text.assemble("result: ", overall, f"  ({verdict.passed_count}/{len(verdict.checks)} expectations)")
+    )

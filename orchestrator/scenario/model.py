@@ -14,7 +14,16 @@ from orchestrator.scenario.units import Count, Duration, Percent
 
 Side = Literal["client", "server"]
 SocketState = Literal[
-    "ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSE-WAIT", "LAST-ACK", "CLOSING", "none"
+    "ESTAB",
+    "SYN-SENT",
+    "SYN-RECV",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "TIME-WAIT",
+    "CLOSE-WAIT",
+    "LAST-ACK",
+    "CLOSING",
+    "none",
 ]
 MAX_DURATION_S = 3600.0
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
@@ -265,7 +274,18 @@ class Heal(StepBase):
 
 
 Step = Annotated[
-    Disconnect | Reconnect | Kill | Pause | Unpause | Stop | Restart | PowerOff | PowerOn | Blackhole | Reject | Heal,
+    Disconnect
+    | Reconnect
+    | Kill
+    | Pause
+    | Unpause
+    | Stop
+    | Restart
+    | PowerOff
+    | PowerOn
+    | Blackhole
+    | Reject
+    | Heal,
     Field(discriminator="fault"),
 ]
 FAULT_NAMES = (

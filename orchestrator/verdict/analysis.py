@@ -132,7 +132,7 @@ MAX_EVIDENCE = 100
 MAX_KA_GAPS = 10_000
 # Retransmitted segments tracked at once per side (memory bound).
 MAX_RUNS = 4096
-# Unacknowledged segments remembered per side (memory bound).
+# Unacknowledged segments remembered per side (memory bound; Wireshark's limit too).
 MAX_UNACKED = 10_000
 
 _M = 0xFFFFFFFF
@@ -438,7 +438,9 @@ def analyze(packets: Iterable[TcpPacket]) -> list[ConnectionSummary]:  # noqa: P
         if (seglen or flags & (SYN | FIN)) and not ta & _KA:
             conn.last_activity = p
             if not ta & _ANY_RETX:
-                fwd.unacked.append((end, p, i))
+                q = fwd.unacked
+                if len(q) < MAX_UNACKED:  # the peer acknowledges nothing: a one-sided capture
+                    q.append((end, p, i))
         if flags & ACK and ack != lastack:
             q = rev.unacked
             if q and ((ack - q[0][0]) & m32) < half:
@@ -552,7 +554,7 @@ def _retransmission(conn: _Conn, fwd: _Flow, p: TcpPacket, i: int, end: int) -> 
             if best is not None and conn.best_run_flow is fwd:
                 runs[best.seq] = best
         original = next((e[1] for e in fwd.unacked if e[1].seq == seq), None)
-        if original is None:
+        if original is None and len(fwd.unacked) < MAX_UNACKED:
             # Its first send was not captured (or was already acknowledged): let this one stand
             # for it among the unacknowledged segments.
             fwd.unacked.append((end, p, i))

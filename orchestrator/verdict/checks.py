@@ -149,5 +149,7 @@ def check_reports(host: str, wanted: list[str], events: list[AgentEvent]) -> lis
     for name in wanted:
         seen = [e for e in events if e.host == host and e.event == name]
         evidence = [f"{host}.events.jsonl: first at {seen[0].t:.3f}"] if seen else []
-        out.append(Check(f"apps.{host}.reports.{name}", bool(seen), "reported", f"{len(seen)} times", evidence))
+        out.append(
+            Check(f"apps.{host}.reports.{name}", bool(seen), "reported", f"{len(seen)} times", evidence)
+        )
     return out

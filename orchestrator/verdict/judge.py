@@ -1,4 +1,4 @@
-"""The verdict of a run: analyse what each kernel sent, find the scenario's connection, check each expectation."""
+"""The verdict of a run: analyse what each kernel sent, find the connection, check each expectation."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from orchestrator.verdict import checks as c
 from orchestrator.verdict.analysis import analyze
 from orchestrator.verdict.kernel_model import backoff_schedule
 from orchestrator.verdict.merge import merge_sent
-from orchestrator.verdict.pcapfile import TcpPacket
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
+from orchestrator.verdict.pcapfile import TcpPacket
 from orchestrator.verdict.predict import Prediction, keepalive_settings, predict_abort
 from orchestrator.verdict.sockets import socket_state
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef
@@ -118,7 +118,9 @@ def _check_end_state(
     if e.packets_after_fault is not None:
         applied = [f.t for f in record.faults if f.error is None]
         if conn is None or not applied:
-            out.append(c.Check("packets_after_fault", False, str(e.packets_after_fault), "no connection or no fault"))
+            out.append(
+                c.Check("packets_after_fault", False, str(e.packets_after_fault), "no connection or no fault")
+            )
         else:
             frames = packets_after(merge_sent(sources), conn, min(applied))
             out.append(

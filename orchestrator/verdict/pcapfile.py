@@ -347,9 +347,10 @@ PCAPNG_BOM = 0x1A2B3C4D
 class TcpCapture:
     """The TCP segments of one capture file, read lazily.
 
-    Iterate it to get `TcpPacket`s in file order. After (or during) iteration:
+    Iterate it to get `TcpPacket`s in file order. Once the iteration has ended
+    (or the iterator was closed), these tell what was read:
 
-    * ``packets``: frames read so far, TCP or not;
+    * ``packets``: frames read, TCP or not;
     * ``tcp_packets``: TCP segments yielded;
     * ``truncated``: the file ended in the middle of a record (or a record was
       corrupt); what came before it was analysed;

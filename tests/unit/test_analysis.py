@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orchestrator.verdict import analysis
 from orchestrator.verdict.analysis import MAX_EVIDENCE, analyze, analyze_file
 from orchestrator.verdict.kernel_model import backoff_schedule
 from orchestrator.verdict.pcapfile import TcpPacket, read_tcp
@@ -530,6 +532,34 @@ def test_analyze_file_reports_the_reader(tmp_path: Path) -> None:
     assert result.problems and "cut.pcap" in result.problems[0]
     assert len(result.connections) == 1 and result.connections[0].handshake == "complete"
     assert result.linktypes == [1]
+
+
+def _one_sided(n: int) -> Iterator[TcpPacket]:
+    """Data from one side only, never acknowledged (the other direction was not captured)."""
+    for k in range(n):
+        t = T0 + k * 0.001
+        yield TcpPacket(
+            k + 1, t, "10.0.0.1", 40000, "10.0.0.2", 80, 1 + 100 * k, 1, 0x18, 1000, 100, "x", round(t * 1e9)
+        )
+
+
+def _peak(n: int) -> tuple[ConnectionSummary, int]:
+    tracemalloc.start()
+    try:
+        (conn,) = analyze(_one_sided(n))
+        return conn, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_is_bounded_when_nothing_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analysis, "MAX_UNACKED", 200)
+    small, small_peak = _peak(2_000)
+    big, big_peak = _peak(8_000)
+    assert big.packets == 8_000
+    assert small.oldest_unacked and small.oldest_unacked.frame == 1
+    assert big.oldest_unacked and big.oldest_unacked.frame == 1  # the oldest is the one kept
+    assert big_peak < small_peak + 50_000  # 6,000 more packets, no more memory
 
 
 # ---------------------------------------------------------------------------
