@@ -25,9 +25,11 @@ unit: $(STAMP)
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
+LINTED := $(wildcard orchestrator tests images bench)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check orchestrator tests images bench
-	$(VENV)/bin/ruff format --check orchestrator tests images bench
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict images/agent/agent.py
 

@@ -16,6 +16,7 @@ from orchestrator.errors import EngineError, TcpscenError
 from orchestrator.faults import apply_step
 from orchestrator.lab.lab import Lab
 from orchestrator.records import AgentEvent, FaultRecord, parse_event
+from orchestrator.report.artifacts import write_artifacts
 from orchestrator.report.journal import Journal
 from orchestrator.scenario.agent_config import agent_config
 from orchestrator.scenario.model import Scenario, Step
@@ -81,6 +82,7 @@ def run_scenario(scenario: Scenario, result: RunResult, observer: Observer) -> R
         observer.step("judging the packets")
         record = RunRecord(result.run_dir, result.captures, result.events, result.faults, result.t0, sockets)
         result.verdict = judge(scenario, record)
+        write_artifacts(result.run_dir, scenario, result.verdict, record)
     except TcpscenError as exc:
         result.error = exc
     finally:

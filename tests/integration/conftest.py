@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -62,3 +63,18 @@ def tshark_count(pcap: Path, display_filter: str) -> int:
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runs")
+
+
+_runs: dict[str, CliRun] = {}
+
+
+@pytest.fixture(scope="session")
+def scenario_run(runs_root: Path) -> Callable[[str], CliRun]:
+    """Run a shipped scenario once per session; every test that needs its run directory shares it."""
+
+    def get(name: str) -> CliRun:
+        if name not in _runs:
+            _runs[name] = tcpscen("run", ROOT / f"scenarios/{name}.yaml", runs_dir=runs_root / name)
+        return _runs[name]
+
+    return get

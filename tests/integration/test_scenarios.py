@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,12 @@ from tests.integration.conftest import ROOT, CliRun, tcpscen, tshark_count
 pytestmark = pytest.mark.engine
 
 CLIENT_IP, SERVER_IP = "10.77.0.20", "10.77.0.10"
-_cache: dict[str, CliRun] = {}
 
 
 @pytest.fixture
-def run(runs_root: Path) -> Any:
+def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
     def go(name: str) -> CliRun:
-        if name not in _cache:
-            _cache[name] = tcpscen("run", ROOT / f"scenarios/{name}.yaml", runs_dir=runs_root / name)
-        result = _cache[name]
+        result = scenario_run(name)
         assert result.code == 0, result.stdout + result.stderr
         return result
 
