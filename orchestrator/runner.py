@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,20 +41,34 @@ class RunResult:
     faults: list[FaultRecord] = field(default_factory=list)
     captures: dict[str, list[str]] = field(default_factory=dict)
     t0: float | None = None
+    scenario: Scenario | None = None  # as it really ran (moved to a free subnet if need be)
+
+
+class CancelledError(TcpscenError):
+    """The run was asked to stop (Ctrl-C or SIGTERM in another thread's run)."""
+
+    exit_code = 130
 
 
 def new_run(scenario: Scenario, runs_root: Path) -> RunResult:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^a-z0-9_-]+", "-", scenario.name.lower()).strip("-")[:40] or "scenario"
     run_id = f"{slug}-{stamp}-{secrets.token_hex(2)}"
+    runs_root.mkdir(parents=True, exist_ok=True)
     run_dir = runs_root / f"{slug}-{stamp}"
-    if run_dir.exists():
+    try:
+        run_dir.mkdir()
+    except FileExistsError:  # the same scenario started in the same second (-j, --repeat)
         run_dir = runs_root / run_id
-    run_dir.mkdir(parents=True)
+        run_dir.mkdir()
     return RunResult(run_id=run_id, run_dir=run_dir)
 
 
-def run_scenario(scenario: Scenario, result: RunResult, observer: Observer) -> RunResult:
+def run_scenario(
+    scenario: Scenario, result: RunResult, observer: Observer, cancel: threading.Event | None = None
+) -> RunResult:
+    """Run one scenario. `cancel`, when set from another thread, stops it cleanly (parallel runs)."""
+    cancel = cancel or threading.Event()
     journal = Journal(result.run_dir)
     inbox: queue.Queue[AgentEvent] = queue.Queue()
 
@@ -69,9 +84,13 @@ def run_scenario(scenario: Scenario, result: RunResult, observer: Observer) -> R
             observer.step("checking images")
             lab.build()
             observer.step("starting hosts and captures")
-            lab.create_network()
+            wanted = scenario.network.subnet
+            scenario = result.scenario = lab.create_network()
+            if scenario.network.subnet != wanted:
+                observer.step(f"{wanted} is taken; this run uses {scenario.network.subnet}")
+            journal.note("network", subnet=str(scenario.network.subnet))
             lab.boot_hosts()
-            _drive(scenario, lab, result, inbox, journal, observer)
+            _drive(scenario, lab, result, inbox, journal, observer, cancel)
             sockets = lab.socket_snapshots()  # before teardown: the kernels' own view of the sockets
             for name, text in sockets.items():
                 journal.write_text(f"{name}.ss.txt", text)
@@ -85,6 +104,9 @@ def run_scenario(scenario: Scenario, result: RunResult, observer: Observer) -> R
         write_artifacts(result.run_dir, scenario, result.verdict, record)
     except TcpscenError as exc:
         result.error = exc
+    except BaseException as exc:  # Ctrl-C, SIGTERM: the lab is already cleaned up; say so in the journal
+        journal.note("interrupted", reason=type(exc).__name__)
+        raise
     finally:
         journal.note("end", t=time.time(), error=str(result.error) if result.error else None)
         if result.verdict is not None:
@@ -100,6 +122,7 @@ def _drive(
     inbox: queue.Queue[AgentEvent],
     journal: Journal,
     observer: Observer,
+    cancel: threading.Event,
 ) -> None:
     servers = [n for n, h in scenario.hosts.items() if h.role == "server"]
     clients = [n for n, h in scenario.hosts.items() if h.role == "client"]
@@ -113,6 +136,8 @@ def _drive(
     schedule = Schedule.of(list(scenario.timeline), t0)
     deadline = t0 + scenario.duration
     while time.time() < deadline:
+        if cancel.is_set():
+            raise CancelledError("cancelled")
         wake = min(deadline, schedule.next_due() or deadline, time.time() + 0.1)
         try:
             event = inbox.get(timeout=max(0.0, wake - time.time()))

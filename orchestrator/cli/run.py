@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,9 @@ from rich.table import Table
 from orchestrator.cli.common import load_all
 from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError
 from orchestrator.report.console import ConsoleObserver, QuietObserver, print_verdict
+from orchestrator.report.flakiness import assess
 from orchestrator.runner import RunResult, new_run, run_scenario
+from orchestrator.scenario.model import Scenario
 
 
 def run(
@@ -18,29 +22,61 @@ def run(
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="where run directories go")] = Path("runs"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show every send and receive")] = False,
     brief: Annotated[bool, typer.Option("--brief", help="one line per scenario, then the summary")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16, help="scenarios run in parallel")] = 1,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, max=100, help="run each scenario K times")] = 1,
 ) -> None:
     """Run scenarios on real kernels and judge them. Exit 0 all pass, 1 a failed expectation,
     2 a bad scenario, 3 an engine problem."""
     scenarios = load_all(files)  # every file is checked before any Docker object exists
     console = Console(highlight=False)
-    results: list[tuple[str, RunResult]] = []
-    for scenario in scenarios:
-        result = new_run(scenario, runs_dir)
-        if brief:
-            run_scenario(scenario, result, QuietObserver())
-            console.print(_one_line(scenario.name, result))
-        else:
-            console.rule(f"[bold]{scenario.name}")
-            run_scenario(scenario, result, ConsoleObserver(console, verbose))
-            if result.verdict is not None:
-                print_verdict(console, result.verdict)
-            if result.error is not None:
-                console.print(f"[bold red]error:[/] {result.error}")
-            console.print(f"run directory: {result.run_dir}")
-        results.append((scenario.name, result))
+    plan = [s for s in scenarios for _ in range(repeat)]
+    if jobs > 1 or brief:
+        results = _run_brief(plan, runs_dir, jobs, console)
+    else:
+        results = [_run_verbose(s, runs_dir, verbose, console) for s in plan]
     if len(results) > 1:
         _print_summary(console, results)
+    if repeat > 1:
+        for scenario in scenarios:
+            same = [r.verdict for name, r in results if name == scenario.name]
+            console.print(assess(scenario.name, same).describe())
     raise typer.Exit(_exit_code([r for _, r in results]))
+
+
+def _run_verbose(
+    scenario: Scenario, runs_dir: Path, verbose: bool, console: Console
+) -> tuple[str, RunResult]:
+    console.rule(f"[bold]{scenario.name}")
+    result = run_scenario(scenario, new_run(scenario, runs_dir), ConsoleObserver(console, verbose))
+    if result.verdict is not None:
+        print_verdict(console, result.verdict)
+    if result.error is not None:
+        console.print(f"[bold red]error:[/] {result.error}")
+    console.print(f"run directory: {result.run_dir}")
+    return scenario.name, result
+
+
+def _run_brief(
+    plan: list[Scenario], runs_dir: Path, jobs: int, console: Console
+) -> list[tuple[str, RunResult]]:
+    """One line per run as it ends. Ctrl-C cancels every run; each cleans up after itself."""
+    cancel = threading.Event()
+
+    def one(scenario: Scenario) -> tuple[str, RunResult]:
+        result = run_scenario(scenario, new_run(scenario, runs_dir), QuietObserver(), cancel)
+        console.print(_one_line(scenario.name, result))
+        return scenario.name, result
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, s) for s in plan]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            cancel.set()
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
 
 
 def _one_line(name: str, r: RunResult) -> str:

@@ -20,6 +20,7 @@ from orchestrator.lab.images import Images, ensure_images, resolve_image
 from orchestrator.lab.link import Link
 from orchestrator.lab.pod import LineSink, Pod
 from orchestrator.scenario.model import NEEDS_NET_ADMIN, Scenario
+from orchestrator.scenario.relocate import candidate_subnets, relocate
 
 
 class Lab:
@@ -50,28 +51,30 @@ class Lab:
         assert self.client is not None
         self.images = ensure_images(self.client, self.say)
 
-    def create_network(self) -> None:
+    def create_network(self) -> Scenario:
+        """The run's own network. If its subnet is taken (a parallel run), the next free one in
+        10.77.0.0/16, with every host moved along; the scenario as it will really run is returned."""
         assert self.client is not None
-        subnet = self.scenario.network.subnet
-        try:
-            self.network = self.client.networks.create(
-                f"tcpscen-{self.run_id}",
-                driver="bridge",
-                internal=True,  # no route out: traffic stays between the run's own hosts
-                ipam=IPAMConfig(
-                    pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))]
-                ),
-                labels=labels.for_run(self.run_id, self.scenario.name),
-            )
-        except docker.errors.APIError as exc:
-            if "overlap" in str(exc).lower():
-                raise EngineError(
-                    f"subnet {subnet} is already used by another Docker network (another run, or a leftover: "
-                    "`tcpscen clean`), or set network.subnet in the scenario"
-                ) from None
-            raise engine_error(exc, "creating the run's network") from None
-        except docker.errors.DockerException as exc:
-            raise engine_error(exc, "creating the run's network") from None
+        for subnet in candidate_subnets(self.scenario):
+            try:
+                self.network = self.client.networks.create(
+                    f"tcpscen-{self.run_id}",
+                    driver="bridge",
+                    internal=True,  # no route out: traffic stays between the run's own hosts
+                    ipam=IPAMConfig(
+                        pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))]
+                    ),
+                    labels=labels.for_run(self.run_id, self.scenario.name),
+                )
+            except docker.errors.APIError as exc:
+                if "overlap" in str(exc).lower():
+                    continue
+                raise engine_error(exc, "creating the run's network") from None
+            except docker.errors.DockerException as exc:
+                raise engine_error(exc, "creating the run's network") from None
+            self.scenario = relocate(self.scenario, subnet)
+            return self.scenario
+        raise EngineError("no free subnet in 10.77.0.0/16 for this run: `tcpscen clean` removes leftovers")
 
     def boot_hosts(self) -> None:
         """Servers first, so their capture and agent are up before any client can connect."""
