@@ -2,20 +2,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import docker.errors
 import typer
 from rich.console import Console
 
 from orchestrator.errors import EngineError
-from orchestrator.lab.cleanup import remove_run
+from orchestrator.lab.cleanup import remove_leftovers
 from orchestrator.lab.engine import connect_engine
 
 
 def clean(run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None) -> None:
-    """Remove every container and network a run left behind (found by the tcpscen.run label)."""
-    removed = remove_run(connect_engine(), run_id)
-    console = Console()
-    console.print(f"removed {len(removed.containers)} containers and {len(removed.networks)} networks")
-    for name in removed.containers + removed.networks:
-        console.print(f"  {name}", highlight=False)
+    """Remove every container, network and nftables table a run left behind (found by its label)."""
+    try:
+        removed = remove_leftovers(connect_engine(), run_id)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"clean-up failed: {exc}") from None
+    console = Console(highlight=False)
+    console.print(
+        f"removed {len(removed.containers)} containers, {len(removed.networks)} networks, "
+        f"{len(removed.tables)} nftables tables"
+    )
+    for name in removed.containers + removed.networks + removed.tables:
+        console.print(f"  {name}")
     if removed.failures:
         raise EngineError("could not remove: " + "; ".join(removed.failures))

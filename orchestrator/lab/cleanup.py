@@ -8,12 +8,15 @@ import docker
 import docker.errors
 
 from orchestrator.lab import labels
+from orchestrator.lab.images import wanted_images
+from orchestrator.lab.link import remove_tables
 
 
 @dataclass
 class Removed:
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
@@ -49,3 +52,21 @@ def leftovers(client: docker.DockerClient) -> tuple[int, int]:
     containers = client.containers.list(all=True, filters={"label": labels.RUN})
     networks = client.networks.list(filters={"label": labels.RUN})
     return len(containers), len(networks)
+
+
+def remove_leftovers(client: docker.DockerClient, run_id: str | None = None) -> Removed:
+    """`tcpscen clean`: the run's containers and networks, then its nftables table on the bridge
+    (a blackhole left by a killed run lives in the host's namespace, not in any container)."""
+    removed = remove_run(client, run_id)
+    agent = wanted_images().agent
+    try:
+        client.images.get(agent)
+    except docker.errors.ImageNotFound:
+        return removed  # without the image no run could have made a table
+    try:
+        removed.tables = remove_tables(client, agent, run_id)
+    except (RuntimeError, docker.errors.DockerException) as exc:
+        removed.failures.append(f"nftables tables: {exc}")
+    finally:
+        remove_run(client, "clean")  # the helper, even if its removal was interrupted
+    return removed

@@ -16,7 +16,8 @@ def test_same_verdict_every_time_is_stable_even_if_values_move() -> None:
 
 
 def test_a_check_that_flips_is_named_with_its_outcomes() -> None:
-    runs = [verdict(("close", True, "fin")), verdict(("close", False, "rst")), verdict(("close", True, "fin"))]
+    fin, rst = ("close", True, "fin"), ("close", False, "rst")
+    runs = [verdict(fin), verdict(rst), verdict(fin)]
     report = assess("s", runs)
     assert not report.stable
     assert report.passed == 2

@@ -1,0 +1,83 @@
+"""Least privilege, checked on the containers of real runs while they run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.lab.engine import connect_engine
+from tests.integration.conftest import ROOT
+
+pytestmark = pytest.mark.engine
+
+
+def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
+    """Inspect every container of the run, as often as possible while it runs."""
+    client = connect_engine()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            str(ROOT / f"scenarios/{scenario}.yaml"),
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen: dict[str, dict[str, Any]] = {}
+    while proc.poll() is None:
+        for c in client.containers.list(all=True, filters={"label": "tcpscen.run"}):
+            if c.name and c.name not in seen:
+                seen[c.name] = c.attrs
+        time.sleep(0.05)
+    assert proc.returncode == 0
+    return seen
+
+
+def part(attrs: dict[str, Any]) -> str:
+    return str(attrs["Config"]["Labels"].get("tcpscen.part"))
+
+
+@pytest.mark.parametrize(
+    ("scenario", "admin_hosts"), [("middlebox_reject", {"server"}), ("blackhole_one_way", set())]
+)
+def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str], tmp_path: Path) -> None:
+    seen = watch(scenario, tmp_path)
+    parts = {part(a) for a in seen.values()}
+    assert {"host", "app"} <= parts, parts
+    run_dir = next(tmp_path.iterdir()).resolve()
+    for name, attrs in seen.items():
+        host_config = attrs["HostConfig"]
+        assert host_config["Privileged"] is False, name
+        assert host_config["CapDrop"] == ["ALL"], name
+        caps = set(host_config["CapAdd"] or [])
+        mounts = [(m["Type"], m["Source"]) for m in attrs["Mounts"]]
+        if part(attrs) == "host":
+            wanted = (
+                {"NET_RAW", "NET_ADMIN"}
+                if attrs["Config"]["Labels"]["tcpscen.host"] in admin_hosts
+                else {"NET_RAW"}
+            )
+            assert caps == wanted, (name, caps)
+            assert mounts == [("bind", str(run_dir))], (name, mounts)
+            assert attrs["Config"]["User"] != "", "the capture does not run as root"
+        elif part(attrs) == "app":
+            assert caps == set() and mounts == [], name
+            assert attrs["Config"]["User"] == "65534:65534"
+            assert host_config["NetworkMode"].startswith("container:")
+        elif part(attrs) == "link":
+            assert caps == {"NET_ADMIN"} and mounts == [], name
+            assert host_config["NetworkMode"] == "host"
+        else:
+            pytest.fail(f"unexpected container {name} ({part(attrs)})")
+    if scenario == "blackhole_one_way":
+        assert "link" in parts, "the blackhole is set from the wire helper"
