@@ -75,7 +75,9 @@ class Link:
         self._nft(f"add chain bridge {self.table} {chain}")
         listing = self._nft(f"list chain bridge {self.table} forward")
         if f"jump {chain}" not in listing:
-            self._nft(f'add rule bridge {self.table} forward meta ibrname "{self.bridge}" jump {chain}')
+            # Matching the addresses is enough: each run has its own subnet (Docker refuses overlaps).
+            # (`meta ibrname` would be tighter, but not every kernel supports it in the bridge family.)
+            self._nft(f"add rule bridge {self.table} forward jump {chain}")
         return chain
 
     def _nft(self, command: str) -> str:

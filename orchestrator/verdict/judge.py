@@ -11,8 +11,9 @@ from orchestrator.records import AgentEvent, FaultRecord
 from orchestrator.scenario.model import Scenario
 from orchestrator.verdict import checks as c
 from orchestrator.verdict.analysis import analyze
+from orchestrator.verdict.combine import SIDES, Side, combine, find_same
 from orchestrator.verdict.kernel_model import backoff_schedule
-from orchestrator.verdict.merge import merge_sent
+from orchestrator.verdict.merge import merge_all, merge_sent
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
 from orchestrator.verdict.pcapfile import TcpPacket
 from orchestrator.verdict.predict import Prediction, keepalive_settings, predict_abort
@@ -78,31 +79,45 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     conn = _pick(
         connections, connected_endpoint(client_host, events), str(scenario.hosts[client_host].address)
     )
+    side_host: dict[Side, str] = {"client": client_host, "server": server_host}
     apps = {name: app_outcome(name, events) for name in scenario.hosts}
     predictions: dict[str, Prediction] = {}
     if conn is not None:
-        for name, host in scenario.hosts.items():
-            p = predict_abort(name, host, conn)
+        views = {side: _own_view(record, side_host[side], conn) for side in SIDES}
+        for side, view in views.items():
+            # Each kernel's timers run on what reached it: predict from its own capture.
+            p = predict_abort(side_host[side], scenario.hosts[side_host[side]], view or conn)
             if p is not None:
-                predictions[name] = p
+                predictions[side_host[side]] = p
+        conn = combine(conn, views)
     verdict = Verdict(scenario.name, [], conn, apps, predictions, faults, t0)
     if conn is None:
         verdict.notes.append(f"no TCP connection from {client_host} was captured")
     else:
         verdict.notes.extend(conn.notes)
-    side_host = {"client": client_host, "server": server_host}
-    verdict.checks = _check_all(scenario, conn, apps, predictions, side_host, t0)
+    # A fault that could not be applied makes the run prove nothing about it: say so first.
+    verdict.checks = [
+        c.Check(f"timeline[{f.index}].{f.fault}", False, "applied", f"failed: {f.error}")
+        for f in faults
+        if f.error is not None
+    ]
+    verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
     verdict.checks += _check_end_state(scenario, conn, record, side_host, sources)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
     return verdict
 
 
+def _own_view(record: RunRecord, host: str, conn: ConnectionSummary) -> ConnectionSummary | None:
+    paths = [record.run_dir / pcap for pcap in record.captures.get(host, [])]
+    return find_same(analyze(merge_all(paths)), conn) if paths else None
+
+
 def _check_end_state(
     scenario: Scenario,
     conn: ConnectionSummary | None,
     record: RunRecord,
-    side_host: dict[str, str],
+    side_host: dict[Side, str],
     sources: list[tuple[Path, str]],
 ) -> list[c.Check]:
     e = scenario.expect
@@ -162,7 +177,7 @@ def _check_all(
     conn: ConnectionSummary | None,
     apps: dict[str, AppOutcome],
     predictions: dict[str, Prediction],
-    side_host: dict[str, str],
+    side_host: dict[Side, str],
     t0: float | None,
 ) -> list[c.Check]:
     e = scenario.expect
@@ -216,7 +231,8 @@ def _check_all(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
         )
         if e.keepalive_timing:
-            prober = "client" if conn.keepalive_probes.client >= conn.keepalive_probes.server else "server"
+            probes = conn.keepalive_probes
+            prober: Side = "client" if probes.client >= probes.server else "server"
             idle, intvl, _ = keepalive_settings(scenario.hosts[side_host[prober]])
             out.append(c.check_keepalive_timing(conn, idle, intvl, tol, t0))
         out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)

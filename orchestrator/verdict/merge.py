@@ -22,3 +22,8 @@ def sent_by(path: Path, address: str) -> Iterator[TcpPacket]:
 def merge_sent(sources: list[tuple[Path, str]]) -> Iterator[TcpPacket]:
     """sources: (pcap, the address of the host that captured it). Merged in time order."""
     return heapq.merge(*(sent_by(path, address) for path, address in sources), key=lambda p: p.time_ns)
+
+
+def merge_all(paths: list[Path]) -> Iterator[TcpPacket]:
+    """One host's whole view (what it sent and what reached it), across its boots, in time order."""
+    return heapq.merge(*(read_tcp(path) for path in paths), key=lambda p: p.time_ns)
