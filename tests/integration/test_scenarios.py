@@ -160,3 +160,29 @@ def test_failing_expectation_exits_1(runs_root: Path, tmp_path: Path) -> None:
     close = result.checks()["close"]
     assert close["passed"] is False and close["observed"] == "fin"
     assert all(c["passed"] for name, c in result.checks().items() if name != "close")
+
+
+def test_blackhole_one_way(run: Callable[[str], CliRun]) -> None:
+    r = run("blackhole_one_way")
+    conn = r.verdict()["connection"]
+    assert conn["retransmissions"]["client"] >= 4
+    # The server's ACKs left the server (its own capture shows them) and never reached the client.
+    blackholed_at = r.verdict()["faults"][0]["t"]
+    server_acks = [
+        p for p in read_tcp(r.run_dir / "server.pcap") if p.src == SERVER_IP and p.time > blackholed_at
+    ]
+    client_got = [
+        p for p in read_tcp(r.run_dir / "client.pcap") if p.src == SERVER_IP and p.time > blackholed_at
+    ]
+    assert server_acks and not client_got
+    assert r.verdict()["apps"]["client"]["sees"] == "ETIMEDOUT"
+
+
+def test_middlebox_reject(run: Callable[[str], CliRun]) -> None:
+    r = run("middlebox_reject")
+    conn = r.verdict()["connection"]
+    assert (conn["close"], conn["rst_from"]) == ("rst", "server")
+    apps = r.verdict()["apps"]
+    assert apps["client"]["sees"] == "ECONNRESET" and apps["server"]["sees"] == "nothing"
+    # The server's socket never learnt: it is still ESTABLISHED in its kernel at the end.
+    assert "ESTAB" in (r.run_dir / "server.ss.txt").read_text()
