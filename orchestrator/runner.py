@@ -26,6 +26,7 @@ from orchestrator.verdict.judge import RunRecord, Verdict, judge
 
 
 class Observer(Protocol):
+    def started(self, run_dir: Path, scenario: Scenario) -> None: ...  # captures are about to start
     def step(self, message: str) -> None: ...
     def event(self, event: AgentEvent) -> None: ...
     def fault(self, record: FaultRecord) -> None: ...
@@ -89,8 +90,10 @@ def run_scenario(
             if scenario.network.subnet != wanted:
                 observer.step(f"{wanted} is taken; this run uses {scenario.network.subnet}")
             journal.note("network", subnet=str(scenario.network.subnet))
+            observer.started(result.run_dir, scenario)
             lab.boot_hosts()
             _drive(scenario, lab, result, inbox, journal, observer, cancel)
+            lab.check_health()
             sockets = lab.socket_snapshots()  # before teardown: the kernels' own view of the sockets
             for name, text in sockets.items():
                 journal.write_text(f"{name}.ss.txt", text)
@@ -135,9 +138,13 @@ def _drive(
         lab.pods[name].start_app(agent_config(scenario, name))
     schedule = Schedule.of(list(scenario.timeline), t0)
     deadline = t0 + scenario.duration
+    next_check = t0 + 1.0
     while time.time() < deadline:
         if cancel.is_set():
             raise CancelledError("cancelled")
+        if time.time() >= next_check:
+            lab.check_health()  # an engine restart kills the hosts: stop with exit 3, not a false verdict
+            next_check = time.time() + 1.0
         wake = min(deadline, schedule.next_due() or deadline, time.time() + 0.1)
         try:
             event = inbox.get(timeout=max(0.0, wake - time.time()))

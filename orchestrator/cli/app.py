@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-from types import FrameType
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.cli import build, clean, doctor, listing, run, validate
+from orchestrator.cli import build, clean, doctor, listing, report, run, validate
 from orchestrator.errors import TcpscenError
 
 app = typer.Typer(
@@ -25,15 +23,10 @@ app.command("list")(listing.list_scenarios)
 app.command("clean")(clean.clean)
 app.command("doctor")(doctor.doctor)
 app.command("build")(build.build)
-
-
-def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM takes the same road as Ctrl-C, through every `finally` that cleans up.
-    raise KeyboardInterrupt
+app.command("report")(report.report)
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     err = Console(stderr=True, highlight=False)
     try:
         # Standalone mode: typer turns usage errors into exit 2 itself; ours pass through to here.
@@ -41,6 +34,3 @@ def main() -> None:
     except TcpscenError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted; the run's containers and network were removed")
-        sys.exit(130)

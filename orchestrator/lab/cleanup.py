@@ -19,6 +19,10 @@ class Removed:
     tables: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
+    @property
+    def found(self) -> bool:
+        return bool(self.containers or self.networks or self.tables or self.failures)
+
 
 def remove_run(client: docker.DockerClient, run_id: str | None = None) -> Removed:
     """One run's objects, or (run_id None) every tcpscen leftover on this engine."""

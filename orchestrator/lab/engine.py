@@ -10,6 +10,9 @@ import requests.exceptions
 
 from orchestrator.errors import EngineError
 
+# The SDK lets connection failures through as requests' exceptions, not only as DockerException.
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
 SETUP_HINT = (
     "Start a Docker engine: on a Debian machine as root, `bash scripts/ensure-engine.sh` installs "
     "docker.io and starts dockerd; elsewhere start Docker Desktop or `sudo systemctl start docker`."

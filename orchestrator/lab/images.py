@@ -19,7 +19,7 @@ import docker.errors
 
 from orchestrator.errors import EngineError
 from orchestrator.lab import labels
-from orchestrator.lab.engine import engine_error
+from orchestrator.lab.engine import ENGINE_ERRORS, engine_error
 
 BASE_REPO = "tcpscen/base"
 AGENT_REPO = "tcpscen/agent"
@@ -81,7 +81,7 @@ def _build_base(client: docker.DockerClient, tag: str, source: str) -> None:
     if source == "registry":
         try:
             client.images.build(path=str(recipes), tag=tag, pull=True, rm=True, labels={labels.IMAGE: "base"})
-        except docker.errors.DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise engine_error(
                 exc, f"building {tag} from {recipes}/Dockerfile (is a registry reachable?)"
             ) from None
@@ -100,7 +100,7 @@ def _build_base(client: docker.DockerClient, tag: str, source: str) -> None:
             raise EngineError(f"mmdebstrap failed (exit {done.returncode}):\n{tail}")
         try:
             client.api.import_image_from_file(str(tarball), repository=repo, tag=version)
-        except docker.errors.DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"importing {tag}") from None
 
 
@@ -114,7 +114,7 @@ def _build_agent(client: docker.DockerClient, images: Images) -> None:
             rm=True,
             labels={labels.IMAGE: "agent"},
         )
-    except docker.errors.DockerException as exc:
+    except ENGINE_ERRORS as exc:
         raise engine_error(exc, f"building {images.agent}") from None
 
 
@@ -123,7 +123,7 @@ def _exists(client: docker.DockerClient, tag: str) -> bool:
         client.images.get(tag)
     except docker.errors.ImageNotFound:
         return False
-    except docker.errors.DockerException as exc:
+    except ENGINE_ERRORS as exc:
         raise engine_error(exc, f"looking up {tag}") from None
     return True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -13,9 +14,10 @@ import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
 from orchestrator.errors import EngineError
+from orchestrator.interrupts import shielded
 from orchestrator.lab import labels
 from orchestrator.lab.cleanup import Removed, remove_run
-from orchestrator.lab.engine import connect_engine, engine_error
+from orchestrator.lab.engine import ENGINE_ERRORS, connect_engine, engine_error
 from orchestrator.lab.images import Images, ensure_images, resolve_image
 from orchestrator.lab.link import Link
 from orchestrator.lab.pod import LineSink, Pod
@@ -57,20 +59,23 @@ class Lab:
         assert self.client is not None
         for subnet in candidate_subnets(self.scenario):
             try:
-                self.network = self.client.networks.create(
-                    f"tcpscen-{self.run_id}",
-                    driver="bridge",
-                    internal=True,  # no route out: traffic stays between the run's own hosts
-                    ipam=IPAMConfig(
-                        pool_configs=[IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))]
-                    ),
-                    labels=labels.for_run(self.run_id, self.scenario.name),
-                )
+                with shielded():  # an interrupt waits until the object exists and is known
+                    self.network = self.client.networks.create(
+                        f"tcpscen-{self.run_id}",
+                        driver="bridge",
+                        internal=True,  # no route out: traffic stays between the run's own hosts
+                        ipam=IPAMConfig(
+                            pool_configs=[
+                                IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))
+                            ]
+                        ),
+                        labels=labels.for_run(self.run_id, self.scenario.name),
+                    )
             except docker.errors.APIError as exc:
                 if "overlap" in str(exc).lower():
                     continue
                 raise engine_error(exc, "creating the run's network") from None
-            except docker.errors.DockerException as exc:
+            except ENGINE_ERRORS as exc:
                 raise engine_error(exc, "creating the run's network") from None
             self.scenario = relocate(self.scenario, subnet)
             return self.scenario
@@ -109,27 +114,50 @@ class Lab:
             self.link = Link(self.client, self.images.agent, self.run_id, self.scenario.name, bridge)
         return self.link
 
+    def check_health(self) -> None:
+        """The engine answers, and every powered host is still running: else the run proves nothing."""
+        assert self.client is not None
+        try:
+            self.client.ping()
+            for name, pod in self.pods.items():
+                if pod.host is not None:
+                    pod.host.reload()
+                    if pod.host.status != "running":
+                        raise EngineError(
+                            f"host {name}'s container is {pod.host.status}, and no fault did that: "
+                            "did the engine restart?"
+                        )
+        except ENGINE_ERRORS as exc:
+            raise EngineError(f"the Docker engine stopped answering mid-run ({type(exc).__name__})") from None
+
     def socket_snapshots(self) -> dict[str, str]:
         return {name: pod.sockets() for name, pod in self.pods.items()}
 
-    def tear_down(self) -> None:
-        """Stop captures (flush), then remove by label: also whatever a half-made step left unnamed."""
+    def tear_down(self, interrupted: bool = False) -> None:
+        """Stop captures (flush), then remove by label: also whatever a half-made step left unnamed.
+
+        An interrupted call (Ctrl-C during `create`) may still complete on the engine after we gave up
+        waiting for it, so after an interruption the label sweep runs again until it finds nothing."""
         if self.client is None:
             return
         for pod in self.pods.values():
             if pod.paused:
-                with contextlib.suppress(docker.errors.DockerException):
+                with contextlib.suppress(*ENGINE_ERRORS):
                     pod.unpause_app()
             pod.collect_agent_log()
             pod.stop_capture()
         if self.link is not None:
             try:
                 self.link.remove()
-            except (RuntimeError, docker.errors.DockerException) as exc:
+            except (RuntimeError, *ENGINE_ERRORS) as exc:
                 self.say(f"could not remove the run's nftables table: {exc}; `tcpscen clean` retries")
         try:
             self.removed = remove_run(self.client, self.run_id)
-        except docker.errors.DockerException as exc:
+            for _ in range(3 if interrupted else 0):
+                time.sleep(0.3)
+                if not remove_run(self.client, self.run_id).found:
+                    break
+        except ENGINE_ERRORS as exc:
             self.say(f"clean-up failed: {exc}; `tcpscen clean` removes what is left")
         for pod in self.pods.values():
             pod.join_followers()

@@ -14,6 +14,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from orchestrator.interrupts import shielded
 from orchestrator.lab import labels
 
 TABLE_PREFIX = "tcpscen_"
@@ -90,15 +91,16 @@ def _chain(host: str) -> str:
 
 
 def _start_helper(client: docker.DockerClient, image: str, run_labels: dict[str, str]) -> Container:
-    container: Container = client.containers.run(
-        image,
-        ["sleep", "infinity"],
-        network_mode="host",  # the bridge lives in the host's namespace
-        cap_drop=["ALL"],
-        cap_add=["NET_ADMIN"],
-        labels=run_labels,
-        detach=True,
-    )
+    with shielded():
+        container: Container = client.containers.run(
+            image,
+            ["sleep", "infinity"],
+            network_mode="host",  # the bridge lives in the host's namespace
+            cap_drop=["ALL"],
+            cap_add=["NET_ADMIN"],
+            labels=run_labels,
+            detach=True,
+        )
     return container
 
 

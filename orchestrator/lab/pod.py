@@ -19,8 +19,9 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from orchestrator import capture
+from orchestrator.interrupts import shielded
 from orchestrator.lab import labels
-from orchestrator.lab.engine import engine_error
+from orchestrator.lab.engine import ENGINE_ERRORS, engine_error
 from orchestrator.lab.readiness import LogLine
 from orchestrator.scenario.model import HostBase
 
@@ -55,34 +56,35 @@ class Pod:
         self.boots += 1
         pcap = capture.pcap_name(self.name, self.boots)
         try:
-            self.host = self.client.containers.create(
-                self.image,
-                capture.tcpdump_command(pcap),
-                name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
-                hostname=self.name,
-                user=_capture_user(),
-                network=str(self.network.name),
-                mac_address=self.spec.effective_mac,
-                networking_config={
-                    str(self.network.name): self.client.api.create_endpoint_config(
-                        ipv4_address=str(self.spec.address)
-                    )
-                },
-                # IPv6 off: its link-local chatter would only add noise to the captures.
-                sysctls={
-                    "net.ipv6.conf.all.disable_ipv6": "1",
-                    **{k: str(v) for k, v in self.spec.sysctls.items()},
-                },
-                cap_drop=["ALL"],
-                # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
-                # where a fault rewrites this host's own firewall.
-                cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
-                volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
-                labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
-            )
-            self.captures.append(pcap)
-            self.host.start()
-        except docker.errors.DockerException as exc:
+            with shielded():  # an interrupt waits until the object exists and is known
+                self.host = self.client.containers.create(
+                    self.image,
+                    capture.tcpdump_command(pcap),
+                    name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
+                    hostname=self.name,
+                    user=_capture_user(),
+                    network=str(self.network.name),
+                    mac_address=self.spec.effective_mac,
+                    networking_config={
+                        str(self.network.name): self.client.api.create_endpoint_config(
+                            ipv4_address=str(self.spec.address)
+                        )
+                    },
+                    # IPv6 off: its link-local chatter would only add noise to the captures.
+                    sysctls={
+                        "net.ipv6.conf.all.disable_ipv6": "1",
+                        **{k: str(v) for k, v in self.spec.sysctls.items()},
+                    },
+                    cap_drop=["ALL"],
+                    # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
+                    # where a fault rewrites this host's own firewall.
+                    cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
+                    volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
+                    labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
+                )
+                self.captures.append(pcap)
+                self.host.start()
+        except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting host {self.name}") from None
         LogLine(capture.READY_TEXT).wait(self.host, f"the capture on {self.name}")
 
@@ -90,17 +92,18 @@ class Pod:
         assert self.host is not None, "boot() first"
         self.app_config = config_json
         try:
-            self.app = self.client.containers.create(
-                self.image,
-                ["python3", "/opt/tcpscen/agent.py", config_json],
-                name=f"tcpscen-{self.run_id}-{self.name}-app-{len(self._followers) + 1}",
-                network_mode=f"container:{self.host.id}",
-                user="65534:65534",  # nobody: the agent needs no privilege at all
-                cap_drop=["ALL"],
-                labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
-            )
-            self.app.start()
-        except docker.errors.DockerException as exc:
+            with shielded():  # an interrupt waits until the object exists and is known
+                self.app = self.client.containers.create(
+                    self.image,
+                    ["python3", "/opt/tcpscen/agent.py", config_json],
+                    name=f"tcpscen-{self.run_id}-{self.name}-app-{len(self._followers) + 1}",
+                    network_mode=f"container:{self.host.id}",
+                    user="65534:65534",  # nobody: the agent needs no privilege at all
+                    cap_drop=["ALL"],
+                    labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
+                )
+                self.app.start()
+        except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting the agent on {self.name}") from None
         follower = threading.Thread(
             target=self._follow, args=(self.app,), daemon=True, name=f"follow-{self.name}"
@@ -125,7 +128,7 @@ class Pod:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     self.on_line(self.name, line.decode(errors="replace"))
-        except docker.errors.DockerException:
+        except ENGINE_ERRORS:
             pass  # the container went away under us (teardown, engine trouble): the run notices elsewhere
         if buffer:
             self.on_line(self.name, buffer.decode(errors="replace"))
@@ -214,28 +217,25 @@ class Pod:
             return ""
         try:
             return self.exec_root(["ss", "-tanoi"])
-        except (RuntimeError, docker.errors.DockerException) as exc:
+        except (RuntimeError, *ENGINE_ERRORS) as exc:
             return f"# ss failed: {exc}\n"
 
     def collect_agent_log(self) -> None:
         """The agent's stderr (a traceback, if it crashed), kept before the container goes."""
         if self.app is None:
             return
-        with contextlib.suppress(docker.errors.DockerException):
-            self.agent_log = self.app.logs(stdout=False, stderr=True).decode(errors="replace")
+        with contextlib.suppress(*ENGINE_ERRORS):
+            self.agent_log += self.app.logs(stdout=False, stderr=True).decode(errors="replace")
 
     def stop_capture(self, timeout_s: float = 10.0) -> None:
         """SIGINT lets tcpdump flush and print its counts; the namespace goes with it."""
         if self.host is None:
             return
-        try:
+        # Already gone, or tcpdump did not exit in time: the pcap was flushed packet by packet anyway.
+        with contextlib.suppress(*ENGINE_ERRORS):
             self.host.kill(signal="SIGINT")
             self.host.wait(timeout=timeout_s)
-        except docker.errors.DockerException:
-            pass  # already gone; the pcap was flushed packet by packet anyway
-        except Exception:  # requests' ReadTimeout: tcpdump did not exit; removal will force it
-            pass
-        with contextlib.suppress(docker.errors.DockerException):
+        with contextlib.suppress(*ENGINE_ERRORS):
             self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
 
     def join_followers(self, timeout_s: float = 5.0) -> None:
