@@ -25,11 +25,10 @@ def test_an_interrupt_outside_a_shield_is_immediate(handler: object) -> None:
 
 def test_an_interrupt_inside_a_shield_waits_for_its_end(handler: object) -> None:
     finished = False
-    with pytest.raises(KeyboardInterrupt):
-        with shielded():
-            os.kill(os.getpid(), signal.SIGUSR1)
-            time.sleep(0.05)
-            finished = True  # the creation call completes: the object will be known to the clean-up
+    with pytest.raises(KeyboardInterrupt), shielded():
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.05)
+        finished = True  # the creation call completes: the object will be known to the clean-up
     assert finished
 
 
