@@ -46,7 +46,8 @@ def _str(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class FaultRecord:
-    """A timeline step as it was really applied."""
+    """A timeline step as it was really applied: asked for at `t`, in effect from `t_done` (a
+    blackhole's rules or a power-off take a few hundred milliseconds to put in place)."""
 
     index: int
     fault: str
@@ -54,6 +55,11 @@ class FaultRecord:
     t: float
     detail: str = ""
     error: str | None = None
+    t_done: float | None = None
+
+    @property
+    def in_effect(self) -> float:
+        return self.t_done if self.t_done is not None else self.t
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

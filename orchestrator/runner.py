@@ -170,11 +170,13 @@ def _apply(index: int, step: Step, lab: Lab, observer: Observer) -> FaultRecord:
     t = time.time()
     try:
         detail = apply_step(step, lab.control(step.host))
-        record = FaultRecord(index, step.fault, step.host, t, detail)
+        record = FaultRecord(index, step.fault, step.host, t, detail, t_done=time.time())
     except Exception as exc:
         if isinstance(exc, EngineError):
             raise
-        record = FaultRecord(index, step.fault, step.host, t, error=f"{type(exc).__name__}: {exc}")
+        record = FaultRecord(
+            index, step.fault, step.host, t, error=f"{type(exc).__name__}: {exc}", t_done=time.time()
+        )
     observer.fault(record)
     return record
 

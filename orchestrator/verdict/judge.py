@@ -131,7 +131,7 @@ def _check_end_state(
         state = socket_state(record.sockets.get(host, ""), local, peer)
         out.append(c.check_value(f"socket_at_end.{side}", want, state, [f"{host}.ss.txt: {local} -> {peer}"]))
     if e.packets_after_fault is not None:
-        applied = [f.t for f in record.faults if f.error is None]
+        applied = [f.in_effect for f in record.faults if f.error is None]
         if conn is None or not applied:
             out.append(
                 c.Check("packets_after_fault", False, str(e.packets_after_fault), "no connection or no fault")

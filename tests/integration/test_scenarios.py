@@ -167,7 +167,7 @@ def test_blackhole_one_way(run: Callable[[str], CliRun]) -> None:
     conn = r.verdict()["connection"]
     assert conn["retransmissions"]["client"] >= 4
     # The server's ACKs left the server (its own capture shows them) and never reached the client.
-    blackholed_at = r.verdict()["faults"][0]["t"]
+    blackholed_at = r.verdict()["faults"][0]["t_done"]
     server_acks = [
         p for p in read_tcp(r.run_dir / "server.pcap") if p.src == SERVER_IP and p.time > blackholed_at
     ]
