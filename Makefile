@@ -13,7 +13,7 @@ demo: setup
 	$(TCPSCEN) run scenarios/power_cut.yaml
 
 all-scenarios: setup
-	$(TCPSCEN) run --brief scenarios/
+	$(TCPSCEN) run --brief --junit runs/junit.xml scenarios/
 
 test: setup lint
 	@# pytest exits 5 when it collects nothing: that is a broken suite, not a pass.

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.cli import build, clean, doctor, listing, report, run, validate
+from orchestrator.cli import analyze, build, clean, doctor, listing, report, run, validate
 from orchestrator.errors import TcpscenError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("clean")(clean.clean)
 app.command("doctor")(doctor.doctor)
 app.command("build")(build.build)
 app.command("report")(report.report)
+app.command("analyze")(analyze.analyze)
 
 
 def main() -> None:

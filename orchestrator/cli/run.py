@@ -13,6 +13,7 @@ from orchestrator.cli.common import load_all
 from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError
 from orchestrator.report.console import ConsoleObserver, QuietObserver, print_verdict
 from orchestrator.report.flakiness import assess
+from orchestrator.report.junit import suite, write_junit
 from orchestrator.runner import RunResult, new_run, run_scenario
 from orchestrator.scenario.model import Scenario
 
@@ -24,6 +25,9 @@ def run(
     brief: Annotated[bool, typer.Option("--brief", help="one line per scenario, then the summary")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16, help="scenarios run in parallel")] = 1,
     repeat: Annotated[int, typer.Option("--repeat", min=1, max=100, help="run each scenario K times")] = 1,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="also write a junit.xml of every run here, for CI")
+    ] = None,
 ) -> None:
     """Run scenarios on real kernels and judge them. Exit 0 all pass, 1 a failed expectation,
     2 a bad scenario, 3 an engine problem."""
@@ -36,6 +40,8 @@ def run(
         results = [_run_verbose(s, runs_dir, verbose, console) for s in plan]
     if len(results) > 1:
         _print_summary(console, results)
+    if junit is not None:
+        console.print(f"junit: {_write_junit(junit, results)}")
     if repeat > 1:
         for scenario in scenarios:
             same = [r.verdict for name, r in results if name == scenario.name]
@@ -77,6 +83,21 @@ def _run_brief(
                 f.cancel()
             wait(futures)
             raise
+
+
+def _write_junit(path: Path, results: list[tuple[str, RunResult]]) -> Path:
+    """One testsuite per run; runs of the same scenario (--repeat) are numbered."""
+    totals = {name: sum(1 for n, _ in results if n == name) for name, _ in results}
+    seen: dict[str, int] = {}
+    suites = []
+    for name, r in results:
+        seen[name] = seen.get(name, 0) + 1
+        label = f"{name} #{seen[name]}" if totals[name] > 1 else name
+        checks = r.verdict.checks if r.verdict is not None else None
+        notes = r.verdict.notes if r.verdict is not None else None
+        error = str(r.error) if r.error is not None else None
+        suites.append(suite(label, checks, error=error, notes=notes, run_dir=r.run_dir))
+    return write_junit(path, suites)
 
 
 def _one_line(name: str, r: RunResult) -> str:

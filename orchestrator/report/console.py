@@ -1,30 +1,64 @@
-"""What the terminal shows: progress lines as the run goes, then the verdict with its evidence."""
+"""What the terminal shows: progress as the run goes, then the verdict with its evidence.
+
+On a terminal, a live panel (rich) holds the current step, the time left, the timeline and the
+packets captured per side, with the events printed above it as they come. Without one (CI, a
+pipe), the same events as plain lines, and the packet counts once the captures close.
+"""
 
 from __future__ import annotations
 
+import atexit
 import time
+from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
 from rich.text import Text
 
 from orchestrator.records import AgentEvent, FaultRecord
+from orchestrator.report.progress import CaptureCounter, RunState, describe_counts
+from orchestrator.scenario.model import Scenario, Step
 from orchestrator.verdict.judge import Verdict
 
 QUIET_EVENTS = {"sent", "received", "start", "socket_options"}
+# After this step nothing more is captured: the panel goes, the counts are final.
+LAST_LIVE_STEP = "closing captures"
 
 
 class ConsoleObserver:
     """Receives progress from the run loop; the loop itself never prints."""
 
-    def __init__(self, console: Console, verbose: bool = False) -> None:
+    active: ConsoleObserver | None = None  # the one whose panel is on the screen
+
+    def __init__(self, console: Console, verbose: bool = False, live: bool | None = None) -> None:
         self.console, self.verbose = console, verbose
+        self.use_live = console.is_terminal if live is None else live
         self.t0 = time.time()
         self.counts: dict[tuple[str, str], int] = {}
+        self.state: RunState | None = None
+        self._live: Live | None = None
+
+    def started(self, run_dir: Path, scenario: Scenario) -> None:
+        steps = [describe_step(s) for s in scenario.timeline]
+        self.state = RunState(scenario.name, scenario.duration, steps, CaptureCounter(run_dir))
+        if self.use_live:
+            _stop_active()  # a run that ended in an error never reached its last live step
+            ConsoleObserver.active = self
+            self._live = Live(
+                get_renderable=self.state.panel, console=self.console, refresh_per_second=4, transient=True
+            )
+            self._live.start()
 
     def step(self, message: str) -> None:
         if message == "traffic started":
             self.t0 = time.time()
+            if self.state is not None:
+                self.state.t0 = self.t0
+        if self.state is not None:
+            self.state.current = message
         self._line("·", message, "dim")
+        if message == LAST_LIVE_STEP:
+            self.stop()
 
     def event(self, event: AgentEvent) -> None:
         key = (event.host, event.event)
@@ -36,6 +70,8 @@ class ConsoleObserver:
         self._line("▸", f"{event.host}: {event.event} {detail}".rstrip(), style, event.t)
 
     def fault(self, record: FaultRecord) -> None:
+        if self.state is not None:
+            self.state.applied.append(record.fault)
         if record.error:
             self._line(
                 "✗", f"fault {record.fault} on {record.host} failed: {record.error}", "bold red", record.t
@@ -43,13 +79,39 @@ class ConsoleObserver:
         else:
             self._line("⚡", record.detail, "bold yellow", record.t)
 
+    def stop(self) -> None:
+        """The panel goes; the packet counts stay, as one line."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            ConsoleObserver.active = None
+        if self.state is not None:
+            self._line("·", "captured: " + describe_counts(self.state.counter.counts()), "dim")
+            self.state = None
+
     def _line(self, mark: str, message: str, style: str, at: float | None = None) -> None:
         rel = (at if at is not None else time.time()) - self.t0
         self.console.print(Text(f"{rel:8.3f}s {mark} {message}", style=style))
 
 
+def _stop_active() -> None:
+    if ConsoleObserver.active is not None:
+        ConsoleObserver.active.stop()
+
+
+atexit.register(_stop_active)  # an interrupted run: give the terminal its cursor back
+
+
+def describe_step(step: Step) -> str:
+    when = f"{step.at:g} s after {step.after}" if step.after else f"at +{step.at:g} s"
+    return f"{step.fault} on {step.host} {when}"
+
+
 class QuietObserver:
     """For one-line-per-scenario output: progress is dropped."""
+
+    def started(self, run_dir: Path, scenario: Scenario) -> None:
+        pass
 
     def step(self, message: str) -> None:
         pass

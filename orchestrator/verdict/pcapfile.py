@@ -27,9 +27,13 @@ captured length, exactly as Wireshark's ``tcp.len``: a short snaplen does not
 shrink it. (An IPv4 total length of 0, which TSO produces on the sending host,
 falls back to the original frame length, as Wireshark does.)
 
+ICMP destination-unreachable errors quoting a TCP segment are not yielded but
+collected on the side (``TcpCapture.icmp_errors``, see `icmp`): they explain a
+backoff that did not double.
+
 Limitations, on purpose: IP fragments are not reassembled (the first fragment
 is read as if it were the whole datagram; Wireshark would reassemble), TCP
-inside ICMP errors is ignored, and Simple Packet Blocks carry no timestamp, so
+inside ICMP errors is not analysed, and Simple Packet Blocks carry no timestamp, so
 they get the timestamp of the previous packet.
 """
 
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from orchestrator.errors import CaptureFormatError
+from orchestrator.verdict.icmp import MAX_ICMP, Found, IcmpError, icmp4_error, icmp_error_in_frame
 
 __all__ = [
     "ACK",
@@ -54,6 +59,7 @@ __all__ = [
     "RST",
     "SYN",
     "URG",
+    "IcmpError",
     "TcpCapture",
     "TcpPacket",
     "read_tcp",
@@ -119,18 +125,25 @@ _U16LE = struct.Struct("<H")
 _U32LE = struct.Struct("<I")
 _U32BE = struct.Struct("!I")
 
-_ip4_cache: dict[int, str] = {}
-_ip6_cache: dict[bytes, str] = {}
 _CACHE_MAX = 1 << 16
 
 
+class _Ip4Names(dict[int, str]):
+    """Dotted names of IPv4 addresses, made once: `names[addr]` is the cheapest lookup."""
+
+    def __missing__(self, addr: int) -> str:
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        s = self[addr] = socket.inet_ntoa(_U32BE.pack(addr))
+        return s
+
+
+_ip4_cache = _Ip4Names()
+_ip6_cache: dict[bytes, str] = {}
+
+
 def _ip4(addr: int) -> str:
-    s = _ip4_cache.get(addr)
-    if s is None:
-        if len(_ip4_cache) >= _CACHE_MAX:
-            _ip4_cache.clear()
-        s = _ip4_cache[addr] = socket.inet_ntoa(_U32BE.pack(addr))
-    return s
+    return _ip4_cache[addr]
 
 
 def _ip6(addr: bytes) -> str:
@@ -355,7 +368,8 @@ class TcpCapture:
     * ``truncated``: the file ended in the middle of a record (or a record was
       corrupt); what came before it was analysed;
     * ``problem``: a sentence saying what was wrong at the end, if anything;
-    * ``linktypes``: link types seen (classic pcap: one; pcapng: one per interface).
+    * ``linktypes``: link types seen (classic pcap: one; pcapng: one per interface);
+    * ``icmp_errors``: ICMP destination-unreachable errors about TCP segments (capped).
 
     Iterating again reads the file again from the start and resets the counters.
     """
@@ -369,6 +383,7 @@ class TcpCapture:
         self.truncated = False
         self.problem: str | None = None
         self.linktypes: set[int] = set()
+        self.icmp_errors: list[IcmpError] = []
 
     def __repr__(self) -> str:
         return (
@@ -382,6 +397,7 @@ class TcpCapture:
         self.truncated = False
         self.problem = None
         self.linktypes = set()
+        self.icmp_errors = []
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed in the finally of the generator
         except OSError as e:
@@ -394,9 +410,13 @@ class TcpCapture:
         finally:
             f.close()
 
-    def _cut(self, what: str) -> None:
+    def _icmp(self, found: Found | None, frame: int, tns: int) -> None:
+        if found is not None and len(self.icmp_errors) < MAX_ICMP:
+            self.icmp_errors.append(IcmpError(frame, tns / 1e9, *found, self.name, tns))
+
+    def _cut(self, what: str, frame: int) -> None:
         self.truncated = True
-        self.problem = f"{self.name}: {what} after frame {self.packets}"
+        self.problem = f"{self.name}: {what} after frame {frame}"
 
     # -- classic pcap ------------------------------------------------------
 
@@ -418,10 +438,10 @@ class TcpCapture:
         name = self.name
         new = _new_packet
         cls = TcpPacket
-        ip4 = _ip4_cache.get
+        ip4 = _ip4_cache
         read = f.read
         frame = 0
-        ntcp = 0
+        skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
         buf = read(CHUNK)
         n = len(buf)
         pos = 0
@@ -432,7 +452,7 @@ class TcpCapture:
                     more = read(CHUNK)
                     if not more:
                         if rest:
-                            self._cut("the file ends inside a record header")
+                            self._cut("the file ends inside a record header", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -443,12 +463,12 @@ class TcpCapture:
                 end = data + cap
                 if end > n:
                     if cap > MAX_RECORD:
-                        self._cut(f"a corrupt record (captured length {cap})")
+                        self._cut(f"a corrupt record (captured length {cap})", frame)
                         break
                     rest, buf = buf[pos:], b""
                     more = read(max(CHUNK, end - n))
                     if not more:
-                        self._cut("the file ends inside a packet")
+                        self._cut("the file ends inside a packet", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -456,8 +476,6 @@ class TcpCapture:
                     continue
                 frame += 1
                 pos = end
-                if orig < cap:  # noqa: PLR1730 - cheaper than max() in the hot loop
-                    orig = cap
                 if cap >= need:
                     # Link + IPv4 + TCP in one unpack: the common case, inlined.
                     etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = fast(
@@ -465,21 +483,25 @@ class TcpCapture:
                     )
                     if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
                         if proto != 6:
+                            if proto == 1:
+                                ns = sec * 1_000_000_000 + frac * ns_per_unit
+                                self._icmp(icmp4_error(buf, data + hdr, end), frame, ns)
+                            skipped += 1
                             continue
-                        if total == 0:
-                            total = orig - hdr
+                        if total == 0:  # TSO: the frame's length stands for it
+                            total = (orig if orig > cap else cap) - hdr
                         plen = total - 20 - (offflags >> 12) * 4
                         if plen < 0 or offflags < 0x5000:
+                            skipped += 1
                             continue
-                        ntcp += 1
                         yield new(
                             cls,
                             (
                                 frame,
                                 sec + frac * s_per_unit,
-                                ip4(src) or _ip4(src),
+                                ip4[src],
                                 sport,
-                                ip4(dst) or _ip4(dst),
+                                ip4[dst],
                                 dport,
                                 seq,
                                 ack,
@@ -491,14 +513,17 @@ class TcpCapture:
                             ),
                         )
                         continue
-                fields = decode(buf, data, cap, orig)
+                fields = decode(buf, data, cap, orig if orig > cap else cap)
                 if fields is not None:
-                    ntcp += 1
                     t = sec + frac * s_per_unit
                     yield new(cls, (frame, t, *fields, name, sec * 1_000_000_000 + frac * ns_per_unit))
+                else:
+                    skipped += 1
+                    ns = sec * 1_000_000_000 + frac * ns_per_unit
+                    self._icmp(icmp_error_in_frame(link.linktype, buf, data, cap), frame, ns)
         finally:
             self.packets = frame
-            self.tcp_packets = ntcp
+            self.tcp_packets = frame - skipped
 
     # -- pcapng --------------------------------------------------------------
 
@@ -508,14 +533,14 @@ class TcpCapture:
         n = len(buf)
         pos = 0
         frame = 0
-        ntcp = 0
+        skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
         endian = "<"
         u32 = _U32LE.unpack_from
         epb = struct.Struct("<IIIII").unpack_from
         name = self.name
         new = _new_packet
         cls = TcpPacket
-        ip4 = _ip4_cache.get
+        ip4 = _ip4_cache
         ifaces: list[_Iface] = []  # of the current section
         last_tns = 0
         try:
@@ -525,7 +550,7 @@ class TcpCapture:
                     more = read(CHUNK)
                     if not more:
                         if rest:
-                            self._cut("the file ends inside a block header")
+                            self._cut("the file ends inside a block header", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -539,21 +564,21 @@ class TcpCapture:
                     elif bom == b"\x1a\x2b\x3c\x4d":
                         endian = ">"
                     else:
-                        self._cut("a corrupt section header")
+                        self._cut("a corrupt section header", frame)
                         break
                     u32 = struct.Struct(endian + "I").unpack_from
                     epb = struct.Struct(endian + "IIIII").unpack_from
                     ifaces = []
                 (blen,) = u32(buf, pos + 4)
                 if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                    self._cut(f"a corrupt block (length {blen})")
+                    self._cut(f"a corrupt block (length {blen})", frame)
                     break
                 end = pos + blen
                 if end > n:
                     rest, buf = buf[pos:], b""
                     more = read(max(CHUNK, end - n))
                     if not more:
-                        self._cut("the file ends inside a block")
+                        self._cut("the file ends inside a block", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -567,6 +592,7 @@ class TcpCapture:
                     if btype == 2:  # its interface id is 16 bits, then a 16-bit drops count
                         (iface,) = struct.unpack_from(endian + "H", buf, block + 8)
                     if iface >= len(ifaces) or cap > blen - 32:
+                        skipped += 1
                         continue
                     data = block + 28
                     ifc = ifaces[iface]
@@ -576,6 +602,7 @@ class TcpCapture:
                     (orig,) = u32(buf, block + 8)
                     frame += 1
                     if not ifaces:
+                        skipped += 1
                         continue
                     ifc = ifaces[0]
                     cap = min(orig, blen - 16, ifc.snaplen or orig)
@@ -585,29 +612,30 @@ class TcpCapture:
                     if btype == 1:  # Interface Description Block
                         ifaces.append(self._idb(buf, block, blen, endian))
                     continue
-                if orig < cap:  # noqa: PLR1730 - cheaper than max() in the hot loop
-                    orig = cap
                 if cap >= ifc.need:
                     etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = (
                         ifc.fast(buf, data)
                     )
                     if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
                         if proto != 6:
+                            if proto == 1:
+                                self._icmp(icmp4_error(buf, data + ifc.hdr, data + cap), frame, tns)
+                            skipped += 1
                             continue
-                        if total == 0:
-                            total = orig - ifc.hdr
+                        if total == 0:  # TSO: the frame's length stands for it
+                            total = (orig if orig > cap else cap) - ifc.hdr
                         plen = total - 20 - (offflags >> 12) * 4
                         if plen < 0 or offflags < 0x5000:
+                            skipped += 1
                             continue
-                        ntcp += 1
                         yield new(
                             cls,
                             (
                                 frame,
                                 tns / 1e9,
-                                ip4(src) or _ip4(src),
+                                ip4[src],
                                 sport,
-                                ip4(dst) or _ip4(dst),
+                                ip4[dst],
                                 dport,
                                 seq,
                                 ack,
@@ -619,13 +647,15 @@ class TcpCapture:
                             ),
                         )
                         continue
-                fields = ifc.decode(buf, data, cap, orig)
+                fields = ifc.decode(buf, data, cap, orig if orig > cap else cap)
                 if fields is not None:
-                    ntcp += 1
                     yield new(cls, (frame, tns / 1e9, *fields, name, tns))
+                else:
+                    skipped += 1
+                    self._icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
         finally:
             self.packets = frame
-            self.tcp_packets = ntcp
+            self.tcp_packets = frame - skipped
 
     def _idb(self, buf: bytes, pos: int, blen: int, endian: str) -> _Iface:
         linktype, snaplen = struct.unpack_from(endian + "HxxI", buf, pos + 8)

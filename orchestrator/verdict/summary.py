@@ -86,3 +86,12 @@ class ConnectionSummary:
     stream: int = 0
     # TCP segments of this connection, both directions.
     packets: int = 0
+    # Who sent the segment of `backoff_frames`, of `oldest_unacked`, and most keep-alive probes.
+    backoff_from: Side | None = None
+    oldest_unacked_from: Side | None = None
+    keepalive_from: Side | None = None
+    # Keep-alive ACKs each side sent (answers to the other side's probes).
+    keepalive_acks: SideCounts = field(default_factory=SideCounts)
+    # Keep-alive-shaped probes each side sent while the other's window was 0: Linux's
+    # zero-window probes, which Wireshark counts as keep-alives (they are in keepalive_probes).
+    keepalive_in_zero_window: SideCounts = field(default_factory=SideCounts)

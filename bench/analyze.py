@@ -1,0 +1,299 @@
+"""Benchmark: `tcpscen analyze` against `tshark -q -z conv,tcp` on the same big capture, in one run.
+
+    .venv/bin/python bench/analyze.py [--packets 1000000] [--keep DIR] [--no-tshark]
+
+It writes classic pcaps (Ethernet, IPv4, snaplen 96) the way a busy server sees its traffic:
+handshakes, requests and responses, delayed and duplicate ACKs, lost segments retransmitted
+with RTO backoff or fast-retransmitted, idle connections probed by keep-alives (answered), zero
+windows, then FIN closes (3 and 4 packets), RSTs, RTO aborts (retransmissions, then silence) and
+keep-alive aborts (probes, then the kernel's RST). Three captures:
+
+* ``many``: PACKETS packets; a new connection every 2 ms, so about 1,500 are open at once and
+  about 10,000 in all: the shape the speed target is for;
+* ``many-small``: the first fifth of it (fewer connections): memory grows with connections;
+* ``long``: PACKETS packets in 8 long interleaved connections: memory does not grow with packets.
+
+For each it runs the whole `tcpscen analyze --json` command as a separate process (start-up
+and JSON output included) and prints its packets per second and peak RSS; for ``many`` also
+the engine alone in this process (reading and analysis, no start-up or output), and tshark's
+TCP conversation table on the same file, with the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import heapq
+import json
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_700_000_000.0
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+M32 = 0xFFFFFFFF
+SNAPLEN = 96
+
+# One segment to write: (time, client->server?, flags, seq, ack, window, payload length).
+Seg = tuple[float, bool, int, int, int, int, int]
+
+SHAPES = {  # exchanges per connection (low, high), seconds between connection starts, most connections
+    "many": ((10, 80), 0.002, 1 << 30),
+    "long": ((40_000, 40_000), 0.002, 8),
+}
+
+
+def connection(rng: random.Random, t: float, exchanges: tuple[int, int]) -> Iterator[Seg]:  # noqa: PLR0915 - one script, read top-down
+    """One connection's segments, in time order, the way Linux peers behave."""
+    rtt = rng.uniform(0.0002, 0.003)
+    half = rtt / 2
+    cs, ss = rng.getrandbits(32), rng.getrandbits(32)  # next seq of the client, of the server
+    cw, sw = 64240, 65160
+    yield (t, True, SYN, cs, 0, cw, 0)
+    cs = (cs + 1) & M32
+    t += half
+    yield (t, False, SYN | ACK, ss, cs, sw, 0)
+    ss = (ss + 1) & M32
+    t += half
+    yield (t, True, ACK, cs, ss, cw, 0)
+    for _ in range(rng.randint(*exchanges)):
+        t += rng.expovariate(1 / 0.02)
+        n = rng.choice((64, 200, 517, 1448))
+        yield (t, True, PSH | ACK, cs, ss, cw, n)
+        first = cs
+        cs = (cs + n) & M32
+        r = rng.random()
+        if r < 0.05:  # the request is lost: RTO retransmissions, doubling, then the ACK
+            rto = 0.2 + rtt
+            for _ in range(rng.randint(1, 4)):
+                t += rto
+                yield (t, True, PSH | ACK, first, ss, cw, n)
+                rto *= 2
+        elif r < 0.08:  # a response segment lost: duplicate ACKs, then a fast retransmission
+            m = 1448
+            lost = ss  # its first send is not captured
+            ss = (ss + m) & M32
+            t += half
+            for _ in range(3):
+                t += 0.0001
+                yield (t, False, PSH | ACK, ss, cs, sw, m)
+                ss = (ss + m) & M32
+            t += half
+            for _ in range(3):
+                t += 0.0001
+                yield (t, True, ACK, cs, lost, cw, 0)
+            t += half
+            yield (t, False, PSH | ACK, lost, cs, sw, m)
+        elif r < 0.09:  # the receiver stalls: zero window, then a window update
+            t += half
+            yield (t, False, ACK, ss, cs, 0, 0)
+            t += rng.uniform(0.05, 0.3)
+            yield (t, False, ACK, ss, cs, sw, 0)
+            continue
+        t += half
+        m = rng.choice((0, 0, 100, 1448, 1448))
+        yield (t, False, PSH | ACK if m else ACK, ss, cs, sw, m)
+        ss = (ss + m) & M32
+        if m and rng.random() < 0.7:
+            t += 0.04  # delayed ACK
+            yield (t, True, ACK, cs, ss, cw, 0)
+        if rng.random() < 0.01:  # idle: keep-alive probes, answered
+            t += 2.0
+            for _ in range(rng.randint(1, 4)):
+                yield (t, True, ACK, (cs - 1) & M32, ss, cw, 0)
+                yield (t + half, False, ACK, ss, cs, sw, 0)
+                t += 1.0
+    end = rng.random()
+    t += rng.uniform(0.001, 0.05)
+    if end < 0.6:  # 3-packet close
+        yield (t, True, FIN | ACK, cs, ss, cw, 0)
+        yield (t + half, False, FIN | ACK, ss, (cs + 1) & M32, sw, 0)
+        yield (t + rtt, True, ACK, (cs + 1) & M32, (ss + 1) & M32, cw, 0)
+    elif end < 0.8:  # 4-packet close, started by the server
+        yield (t, False, FIN | ACK, ss, cs, sw, 0)
+        yield (t + half, True, ACK, cs, (ss + 1) & M32, cw, 0)
+        yield (t + half + 0.01, True, FIN | ACK, cs, (ss + 1) & M32, cw, 0)
+        yield (t + rtt + 0.01, False, ACK, (ss + 1) & M32, (cs + 1) & M32, sw, 0)
+    elif end < 0.9:
+        yield (t, rng.random() < 0.5, RST | ACK, cs, ss, 0, 0)
+    elif end < 0.95:  # the peer vanished: retransmissions with backoff, then silence
+        yield (t, True, PSH | ACK, cs, ss, cw, 100)
+        rto = 0.2
+        for _ in range(5):
+            t += rto
+            yield (t, True, PSH | ACK, cs, ss, cw, 100)
+            rto *= 2
+    else:  # idle, keep-alive on, the peer gone: probes, then the kernel's RST
+        t += 2.0
+        for _ in range(3):
+            yield (t, True, ACK, (cs - 1) & M32, ss, cw, 0)
+            t += 1.0
+        yield (t, True, RST | ACK, cs, ss, cw, 0)
+
+
+_FRAME = struct.Struct("!6s6sH BBHHHBBH4s4s HHIIBBHHH")
+_REC = struct.Struct("<IIII")
+_MACS = (b"\x02\0\0\0\0\x02", b"\x02\0\0\0\0\x01")
+
+
+def write_capture(path: Path, packets: int, shape: str, seed: int = 7) -> tuple[int, int]:
+    """Write `packets` frames of `shape`. Returns (frames written, connections started)."""
+    exchanges, every, most = SHAPES[shape]
+    rng = random.Random(seed)
+    heap: list[tuple[float, int, Seg, Iterator[Seg], tuple[bytes, bytes, int, int]]] = []
+    started = 0
+    next_start = T0
+    filler = b"x" * 1500
+    out = bytearray()
+    written = 0
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1))
+        while written < packets:
+            while started < most and (not heap or next_start <= heap[0][0]):  # they start as time goes on
+                k = started
+                client = socket.inet_aton(f"10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255 or 1}")
+                ends = (client, socket.inet_aton("192.0.2.80"), 20000 + k % 40000, 443)
+                segs = connection(rng, next_start, exchanges)
+                first = next(segs)
+                heapq.heappush(heap, (first[0], k, first, segs, ends))
+                started += 1
+                next_start += every
+            if not heap:
+                break
+            t, k, seg, segs, ends = heap[0]
+            nxt = next(segs, None)
+            if nxt is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (nxt[0], k, nxt, segs, ends))
+            _, c2s, flags, seq, ack, win, n = seg
+            client, server, cport, sport = ends
+            src, dst, sp, dp = (client, server, cport, sport) if c2s else (server, client, sport, cport)
+            ip_tcp = (
+                0x45,
+                0,
+                40 + n,
+                0,
+                0x4000,
+                64,
+                6,
+                0,
+                src,
+                dst,
+                sp,
+                dp,
+                seq,
+                ack,
+                0x50,
+                flags,
+                win,
+                0,
+                0,
+            )
+            frame = _FRAME.pack(*_MACS, 0x0800, *ip_tcp) + filler[:n]
+            cap = frame[:SNAPLEN]
+            sec = int(t)
+            out += _REC.pack(sec, int((t - sec) * 1e6), len(cap), len(frame))
+            out += cap
+            written += 1
+            if len(out) > 1 << 22:
+                f.write(out)
+                out.clear()
+        f.write(out)
+    return written, started
+
+
+def timed(cmd: list[str]) -> tuple[float, int, bytes]:
+    """Wall time, peak RSS (KiB) and stdout of one child process."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode(errors='replace')}")
+        out.seek(0)
+        return took, usage.ru_maxrss, out.read()
+
+
+def engine_alone(path: Path) -> float:
+    """Seconds for reading and analysing `path` in this process: the engine without start-up."""
+    sys.path.insert(0, str(ROOT))
+    from orchestrator.verdict.analysis import analyze_file  # noqa: PLC0415 - only for this measure
+
+    start = time.perf_counter()
+    analyze_file(path)
+    took = time.perf_counter() - start
+    gc.collect()
+    return took
+
+
+def line(what: str, n: int, took: float, rss_kib: int | None, extra: str = "") -> None:
+    rss = "" if rss_kib is None else f"  peak RSS {rss_kib / 1024:5.0f} MiB"
+    print(f"  {what:<34} {took:6.2f} s {n / took:>11,.0f} pkt/s{rss}{extra}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--keep", type=Path, help="write the captures here and keep them")
+    ap.add_argument("--no-tshark", action="store_true", help="skip the comparison with tshark")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="tcpscen-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
+    try:
+        runs = [("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)]
+        # Every child first: a child's peak RSS counts the parent's pages at the fork, so this
+        # process stays small until they are done.
+        for name, n in runs:
+            path = work / f"{name}.pcap"
+            t = time.perf_counter()
+            written, conns = write_capture(path, n, name.removesuffix("-small"))
+            size = path.stat().st_size / 1e6
+            made = time.perf_counter() - t
+            print(
+                f"{name}: {written:,} packets, {conns:,} connections, {size:.0f} MB (written in {made:.1f} s)"
+            )
+            took, rss, out = timed([*tcpscen, str(path)])
+            result = json.loads(out)
+            found = result["connections"]
+            retx = sum(c["retransmissions"]["client"] + c["retransmissions"]["server"] for c in found)
+            ka = sum(c["keepalive_probes"]["client"] + c["keepalive_probes"]["server"] for c in found)
+            line(
+                "tcpscen analyze --json",
+                written,
+                took,
+                rss,
+                f"  ({retx:,} retransmissions, {ka:,} keep-alives)",
+            )
+            if name != "many":
+                continue
+            if args.no_tshark or shutil.which("tshark") is None:
+                print("  tshark: skipped" if args.no_tshark else "  tshark is not installed: no comparison")
+                continue
+            theirs, trss, tout = timed(["tshark", "-q", "-r", str(path), "-z", "conv,tcp"])
+            tconvs = sum(1 for row in tout.decode().splitlines() if "<->" in row)
+            line("tshark -q -z conv,tcp", written, theirs, trss, f"  ({tconvs:,} conversations)")
+            print(f"  ratio: tcpscen analyze is {theirs / took:.2f}x tshark's speed")
+        many = work / "many.pcap"
+        print("many, in this process:")
+        line("the engine alone (read + analyse)", args.packets, engine_alone(many), None)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

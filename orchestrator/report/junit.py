@@ -1,0 +1,81 @@
+"""junit.xml: one test case per expectation, so CI systems show scenario results natively.
+
+A run gets its own file (one testsuite); `tcpscen run --junit PATH` writes one for the whole set,
+one testsuite per scenario run. A run that ended in an error, with no verdict, is one test case
+with an <error>.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from orchestrator.verdict.checks import Check
+
+
+def suite(
+    name: str,
+    checks: list[Check] | None,
+    *,
+    error: str | None = None,
+    notes: list[str] | None = None,
+    run_dir: Path | None = None,
+) -> ET.Element:
+    """One scenario run as a <testsuite>; checks None means the run gave no verdict."""
+    el = ET.Element("testsuite", name=name)
+    if run_dir is not None:
+        props = ET.SubElement(el, "properties")
+        ET.SubElement(props, "property", name="run_dir", value=str(run_dir))
+        ET.SubElement(props, "property", name="report", value=str(run_dir / "report.html"))
+    failures = errors = 0
+    for check in checks or []:
+        case = ET.SubElement(el, "testcase", classname=f"tcpscen.{name}", name=check.name)
+        if not check.passed:
+            failures += 1
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"expected {check.expected}, observed {check.observed}",
+                type="expectation",
+            )
+            failure.text = _details(check)
+        elif check.evidence:
+            ET.SubElement(case, "system-out").text = "\n".join(check.evidence)
+    if checks is None or error is not None:
+        errors += 1
+        case = ET.SubElement(el, "testcase", classname=f"tcpscen.{name}", name="run")
+        problem = error or "the run gave no verdict"
+        ET.SubElement(
+            case, "error", message=problem.splitlines()[0] if problem else "", type="run"
+        ).text = problem
+    tests = len(checks or []) + (1 if checks is None or error is not None else 0)
+    el.set("tests", str(tests))
+    el.set("failures", str(failures))
+    el.set("errors", str(errors))
+    el.set("skipped", "0")
+    if notes:
+        ET.SubElement(el, "system-out").text = "\n".join(notes)
+    return el
+
+
+def document(suites: list[ET.Element]) -> ET.ElementTree[ET.Element]:
+    root = ET.Element("testsuites", name="tcpscen")
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(sum(int(s.get(key, "0")) for s in suites)))
+    root.extend(suites)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(path: Path, suites: list[ET.Element]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document(suites).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+def _details(check: Check) -> str:
+    lines = [f"expected: {check.expected}", f"observed: {check.observed}"]
+    if check.evidence:
+        lines.append("evidence:")
+        lines += [f"  {e}" for e in check.evidence]
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""The kernel settings a prediction is made from: sysctls and socket options, given on the
+command line (``--sysctl``, ``--sockopt``) or taken from a scenario's hosts. Anything not given
+is the kernel's default, and says so."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from orchestrator.errors import UsageError
+
+__all__ = ["SOCKOPTS", "SYSCTLS", "KernelSettings", "parse_settings", "settings_from_scenario"]
+
+# sysctl (without "net.ipv4.") -> setting
+SYSCTLS = {
+    "tcp_retries2": "retries2",
+    "tcp_keepalive_time": "keepalive_time",
+    "tcp_keepalive_intvl": "keepalive_intvl",
+    "tcp_keepalive_probes": "keepalive_probes",
+}
+# socket option -> (setting, seconds per unit of a bare number: the unit setsockopt takes)
+SOCKOPTS = {
+    "TCP_KEEPIDLE": ("keepalive_time", 1.0),
+    "TCP_KEEPINTVL": ("keepalive_intvl", 1.0),
+    "TCP_KEEPCNT": ("keepalive_probes", 0.0),  # a count
+    "TCP_USER_TIMEOUT": ("user_timeout", 0.001),  # milliseconds
+}
+_COUNTS = {"retries2", "keepalive_probes"}
+_NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSettings:
+    """Linux's defaults unless given; `given` says which were given, and how (for messages)."""
+
+    retries2: int = 15
+    keepalive_time: float = 7200.0
+    keepalive_intvl: float = 75.0
+    keepalive_probes: int = 9
+    user_timeout: float | None = None  # s; TCP_USER_TIMEOUT, 0 or None: not set
+    given: tuple[tuple[str, str], ...] = ()  # (setting, how it was given)
+
+    def label(self, name: str) -> str:
+        """How a setting reads in a sentence: "tcp_retries2=5" or "tcp_retries2=15 (kernel default)"."""
+        for setting, how in reversed(self.given):
+            if setting == name:
+                return how
+        sysctl = next(k for k, v in SYSCTLS.items() if v == name)
+        return f"{sysctl}={getattr(self, name):g} (kernel default)"
+
+    def with_value(self, name: str, value: float, how: str) -> KernelSettings:
+        typed = int(value) if name in _COUNTS else float(value)
+        return replace(self, **{name: typed}, given=(*self.given, (name, how)))  # type: ignore[arg-type]
+
+
+def parse_settings(
+    sysctls: Sequence[str], sockopts: Sequence[str], base: KernelSettings | None = None
+) -> KernelSettings:
+    """``net.ipv4.tcp_retries2=5`` (the prefix may be left out) and ``TCP_KEEPIDLE=2`` (a bare
+    number in setsockopt's unit: seconds, or milliseconds for TCP_USER_TIMEOUT; "ms" or "s" may
+    follow). Every problem is reported at once, as a `UsageError`."""
+    settings = base or KernelSettings()
+    problems: list[str] = []
+    for item in sysctls:
+        pair = _split(item, problems)
+        if pair is None:
+            continue
+        key, value = pair
+        short = key.removeprefix("net.ipv4.")
+        if short not in SYSCTLS:
+            problems.append(f"--sysctl {item}: not a setting the kernel model uses ({', '.join(SYSCTLS)})")
+            continue
+        name = SYSCTLS[short]
+        number = _number(item, value, 1.0, name in _COUNTS, problems)
+        if number is not None:
+            settings = settings.with_value(name, number, f"{short}={number:g}")
+    for item in sockopts:
+        pair = _split(item, problems)
+        if pair is None:
+            continue
+        key, value = pair
+        if key.upper() not in SOCKOPTS:
+            problems.append(
+                f"--sockopt {item}: not a socket option the kernel model uses ({', '.join(SOCKOPTS)})"
+            )
+            continue
+        name, unit = SOCKOPTS[key.upper()]
+        number = _number(item, value, unit, name in _COUNTS, problems)
+        if number is not None:
+            shown = f"{number:g}" if name in _COUNTS else f"{number:g}s"
+            settings = settings.with_value(name, number, f"{key.upper()}={shown}")
+    if problems:
+        raise UsageError("\n".join(problems))
+    return settings
+
+
+def _split(item: str, problems: list[str]) -> tuple[str, str] | None:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        problems.append(f"{item!r}: expected NAME=VALUE")
+        return None
+    return key.strip(), value.strip()
+
+
+def _number(item: str, value: str, unit: float, count: bool, problems: list[str]) -> float | None:
+    m = _NUMBER.match(value)
+    if m is None or (count and m.group(2) is not None) or (count and "." in m.group(1)):
+        kind = "a whole number" if count else "a number of seconds (or with ms or s after it)"
+        problems.append(f"{item}: {value!r} is not {kind}")
+        return None
+    number = float(m.group(1))
+    if m.group(2) == "ms":
+        return number / 1000
+    if m.group(2) == "s" or count:
+        return number
+    return number * unit
+
+
+def settings_from_scenario(path: Path, base: KernelSettings | None = None) -> dict[str, KernelSettings]:
+    """Each host's settings in a scenario file, by its address: its sysctls, then its agent's
+    socket options (which override them for its socket, as in the kernel)."""
+    # Imported here: the scenario model is only needed with --scenario, and costs start-up time.
+    from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415
+
+    scenario = load_scenario(path)
+    out: dict[str, KernelSettings] = {}
+    for host in scenario.hosts.values():
+        s = base or KernelSettings()
+        for sysctl, number in host.sysctls.items():
+            short = sysctl.removeprefix("net.ipv4.")
+            if short in SYSCTLS:
+                s = s.with_value(SYSCTLS[short], number, f"{short}={number:g} (scenario)")
+        opts = host.agent.socket
+        for opt, value in (
+            ("TCP_KEEPIDLE", opts.effective_keepidle),
+            ("TCP_KEEPINTVL", opts.effective_keepintvl),
+            ("TCP_KEEPCNT", opts.keepcnt),
+            ("TCP_USER_TIMEOUT", opts.user_timeout),
+        ):
+            if value:
+                name = SOCKOPTS[opt][0]
+                s = s.with_value(name, value, f"{opt}={value:g}{'' if name in _COUNTS else 's'} (scenario)")
+        out[str(host.address)] = s
+    return out
