@@ -48,7 +48,7 @@ Seg = tuple[float, bool, int, int, int, int, int]
 
 SHAPES = {  # exchanges per connection (low, high), seconds between connection starts, most connections
     "many": ((10, 80), 0.002, 1 << 30),
-    "long": ((40_000, 40_000), 0.002, 8),
+    "long": ((50_000, 50_000), 0.002, 8),
 }
 
 

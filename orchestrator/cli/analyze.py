@@ -56,14 +56,25 @@ def analyze(
     retransmissions, keep-alives and zero windows (as Wireshark counts them), and the kernel
     model's prediction of any abort. Needs no Docker. Exit 0, or 2 for a file that is not a
     capture or a bad setting."""
-    # A short-lived process whose objects all live to the end: the cyclic collector would only
-    # walk them again and again.
+    # The summaries and their JSON make no garbage cycles: the cyclic collector would only walk
+    # them again and again (the analysis pauses it too).
+    paused = gc.isenabled()
     gc.disable()
-    settings = parse_settings(sysctl or [], sockopt or [])
+    try:
+        _analyze(files, json_out, sysctl or [], sockopt or [], scenario)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _analyze(
+    files: list[Path], json_out: bool, sysctl: list[str], sockopt: list[str], scenario: Path | None
+) -> None:
+    settings = parse_settings(sysctl, sockopt)
     by_address: dict[str, KernelSettings] = {}
     if scenario is not None:
         for address, base in settings_from_scenario(scenario).items():
-            by_address[address] = parse_settings(sysctl or [], sockopt or [], base)
+            by_address[address] = parse_settings(sysctl, sockopt, base)
     captures = _open_all(files)
     console = Console(highlight=False, soft_wrap=True)
     warn = Console(stderr=True, highlight=False)
@@ -168,7 +179,8 @@ def _connection(c: ConnectionSummary, predictions: list[KernelPrediction]) -> Te
 
 
 def _prediction(p: KernelPrediction) -> Text:
-    t = Text(f"   model: {p.kind} by {p.side} {p.predicted_s:g} s after {p.start} ({p.basis})\n")
+    t = Text(f"   model: {p.kind} by {p.side}, {p.predicted_s:g} s after {p.start}\n")
+    t.append(f"          {p.basis}\n")
     if p.observed_s is None:
         t.append(f"     observed: none ({p.observed})\n", style="yellow")
     else:

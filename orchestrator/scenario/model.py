@@ -144,6 +144,9 @@ class HostBase(StrictModel):
     @field_validator("sysctls")
     @classmethod
     def _check_sysctls(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, number in value.items():
+            if not 0 <= number <= 2**31 - 1:
+                raise ValueError(f"{name}: {number} is not a value the kernel takes (0 to 2147483647)")
         unknown = sorted(set(value) - set(SUPPORTED_SYSCTLS))
         if unknown:
             raise ValueError(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
+MAX_SECONDS = 86_400.0  # a day: more than any timer a scenario can wait for
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _FACTOR = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -21,6 +23,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(m.group(1)) * _FACTOR[m.group(2)]
     else:
         raise ValueError(f"expected a duration such as 200ms, 2s or 1.5m, got {value!r}")
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+        raise ValueError(f"a duration must be finite and at most {MAX_SECONDS:g}s")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -33,7 +37,7 @@ def parse_percent(value: Any) -> float:
             fraction = float(value.strip()[:-1]) / 100
         except ValueError:
             raise ValueError(f"expected a percentage such as 10%, got {value!r}") from None
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         fraction = float(value)
     else:
         raise ValueError(f"expected a percentage such as 10%, got {value!r}")

@@ -128,7 +128,7 @@ def _rto_abort(
             f"gave up when its timer fired next, {at - last:.3f} s later"
         )
         if capture_end < at:
-            p.observed += f" (the capture ends at +{capture_end - start.time:.3f} s, before that moment)"
+            p.observed += f" (the capture's last segment is at +{capture_end - start.time:.3f} s, before it)"
     else:
         p.observed = "no retransmission of the segment was captured"
     original = bool(sends) and sends[0] not in conn.retransmission_frames.of(side)

@@ -1,6 +1,7 @@
-"""`tcpscen analyze --json` agrees with Wireshark on the captures the real scenarios make: for
-every connection and each side, the retransmissions, keep-alives, zero windows and RSTs that
-tshark counts, and the connections themselves (tcp.stream and endpoints)."""
+"""`tcpscen analyze --json` agrees with Wireshark on the captures the real scenarios make (each
+host's pcap, and the annotated pcapng copies of the report): for every connection and each side,
+the retransmissions, keep-alives, zero windows and RSTs that tshark counts, and the connections
+themselves (tcp.stream and endpoints)."""
 
 from __future__ import annotations
 
@@ -117,4 +118,5 @@ def test_analyze_agrees_with_tshark(scenario_run: Callable[[str], CliRun], name:
     assert result.run_dir is not None, result.stdout + result.stderr
     pcaps = sorted(result.run_dir.glob("*.pcap"))
     assert pcaps, f"{name}: no capture in {result.run_dir}"
+    pcaps += sorted(result.run_dir.glob("*.pcapng"))  # the annotated copies: the pcapng reader too
     assert check_agreement(pcaps) >= 1, f"{name}: no connection in any capture"

@@ -161,7 +161,7 @@ def test_sysctl_predictions(tmp_path: Path) -> None:
     assert p["predicted_s"] == 924.6 and p["within_tolerance"] is False
     assert p["explanations"] == ["tcp_retries2=5 (12.6 s) fits what the capture shows"]
     done = cli(path, "--sysctl", "net.ipv4.tcp_retries2=5")
-    assert "model: rto-abort by client 12.6 s" in done.stdout and "within 10%" in done.stdout
+    assert "model: rto-abort by client, 12.6 s after" in done.stdout and "within 10%" in done.stdout
 
 
 def test_settings_from_a_scenario(tmp_path: Path) -> None:
