@@ -186,3 +186,19 @@ def test_middlebox_reject(run: Callable[[str], CliRun]) -> None:
     assert apps["client"]["sees"] == "ECONNRESET" and apps["server"]["sees"] == "nothing"
     # The server's socket never learnt: it is still ESTABLISHED in its kernel at the end.
     assert "ESTAB" in (r.run_dir / "server.ss.txt").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml")))
+def test_every_run_directory_has_its_reports(name: str, run: Callable[[str], CliRun]) -> None:
+    import xml.etree.ElementTree as ET
+
+    r = run(name)
+    html = (r.run_dir / "report.html").read_text()
+    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
+    cases = ET.parse(r.run_dir / "junit.xml").getroot().iter("testcase")
+    assert len(list(cases)) == len(r.verdict()["checks"])
+    annotated = sorted(r.run_dir.glob("*.annotated.pcapng"))
+    assert annotated, "each side's capture gets an annotated copy"
+    if r.verdict()["faults"]:
+        comments = sum(tshark_count(p, "frame.comment") for p in annotated)
+        assert comments >= 1, "the faults appear as packet comments"
