@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,8 +191,6 @@ def test_middlebox_reject(run: Callable[[str], CliRun]) -> None:
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml")))
 def test_every_run_directory_has_its_reports(name: str, run: Callable[[str], CliRun]) -> None:
-    import xml.etree.ElementTree as ET
-
     r = run(name)
     html = (r.run_dir / "report.html").read_text()
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
