@@ -9,6 +9,7 @@ from orchestrator.scenario.model import (
     Disconnect,
     Heal,
     Kill,
+    Netem,
     Pause,
     PowerOff,
     PowerOn,
@@ -36,6 +37,7 @@ class FaultTarget(Protocol):
     def blackhole(self, direction: str) -> None: ...
     def reject(self) -> None: ...
     def heal(self) -> None: ...
+    def netem(self, args: list[str]) -> None: ...
 
 
 # What each fault looks like from TCP's point of view; the README's table says the same.
@@ -51,7 +53,8 @@ EFFECTS: dict[str, str] = {
     "power_on": "same address and MAC, fresh kernel: segments of old connections get an RST",
     "blackhole": "IP packets dropped on the wire, silently, one way or both",
     "reject": "a middlebox answers each TCP segment to the host with an RST",
-    "heal": "blackhole and reject removed",
+    "heal": "blackhole, reject and netem removed",
+    "netem": "what reaches the host is delayed, lost, duplicated or reordered",
 }
 
 
@@ -94,4 +97,7 @@ def apply_step(step: Step, target: FaultTarget) -> str:
         case Heal():
             target.heal()
             return f"{step.host} healed"
+        case Netem():
+            target.netem(step.tc_args())
+            return f"link into {step.host} impaired: netem {' '.join(step.tc_args())}"
     raise AssertionError(f"unhandled fault {step!r}")

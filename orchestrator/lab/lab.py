@@ -215,6 +215,9 @@ class HostControl:
     def reject(self) -> None:
         self.pod.reject()
 
+    def netem(self, args: list[str]) -> None:
+        self.lab.wire().netem(self.host, self.pod.iflink(), args)
+
     def heal(self) -> None:
         if self.lab.link is not None:
             self.lab.link.heal(self.host)

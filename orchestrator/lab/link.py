@@ -8,12 +8,14 @@ run, `bridge tcpscen_<run>`, so removing the run's rules is deleting its table.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
+from orchestrator.errors import EngineError
 from orchestrator.interrupts import shielded
 from orchestrator.lab import labels
 
@@ -37,6 +39,8 @@ class Link:
         )
         self.table = table_name(run_id)
         self._helper: Container | None = None
+        self._tables_made = False
+        self._netem: dict[str, str] = {}
 
     def blackhole(self, host: str, address: str, direction: str) -> None:
         chain = self._host_chain(host)
@@ -48,26 +52,47 @@ class Link:
         for rule in rules:
             self._nft(f"add rule bridge {self.table} {chain} {rule}")
 
+    def netem(self, host: str, iflink: int, args: list[str]) -> None:
+        """netem on the wire side of the host's veth: its egress is what reaches the host."""
+        helper = self._ensure_helper()
+        veth = _veth_with_index(helper, iflink)
+        code, out = helper.exec_run(["tc", "qdisc", "replace", "dev", veth, "root", "netem", *args])
+        if code != 0:
+            text = _text(out).strip()
+            if "unknown" in text.lower():
+                raise EngineError(
+                    "this machine's kernel has no netem qdisc (sch_netem), so netem faults cannot run here; "
+                    "`tcpscen doctor` says what the engine supports"
+                )
+            raise RuntimeError(f"tc netem on {veth} (host {host}): {text[:300]}")
+        self._netem[host] = veth
+
     def heal(self, host: str) -> None:
-        if self._helper is not None:
-            self._nft(f"flush chain bridge {self.table} {_chain(host)}")
+        if self._helper is None:
+            return
+        if self._tables_made:
+            with contextlib.suppress(RuntimeError):  # no chain yet: nothing was blackholed
+                self._nft(f"flush chain bridge {self.table} {_chain(host)}")
+        veth = self._netem.pop(host, None)
+        if veth is not None:
+            self._helper.exec_run(["tc", "qdisc", "del", "dev", veth, "root"])
 
     def remove(self) -> None:
-        """Delete the run's table (a no-op if it was never made), then the helper."""
+        """Delete the run's table, then the helper. (A netem qdisc goes with its veth.)"""
         if self._helper is None:
             return
         try:
-            self._nft(f"delete table bridge {self.table}")
+            if self._tables_made:
+                self._nft(f"delete table bridge {self.table}")
         finally:
             self._helper.remove(force=True)
             self._helper = None
 
     def _host_chain(self, host: str) -> str:
         chain = _chain(host)
-        if self._helper is None:
-            self._helper = _start_helper(
-                self.client, self.image, labels.for_run(self.run_id, self.scenario, part="link")
-            )
+        self._ensure_helper()
+        if not self._tables_made:
+            self._tables_made = True
             self._nft(f"add table bridge {self.table}")
             self._nft(
                 f"add chain bridge {self.table} forward "
@@ -81,9 +106,29 @@ class Link:
             self._nft(f"add rule bridge {self.table} forward jump {chain}")
         return chain
 
+    def _ensure_helper(self) -> Container:
+        if self._helper is None:
+            run_labels = labels.for_run(self.run_id, self.scenario, part="link")
+            self._helper = _start_helper(self.client, self.image, run_labels)
+        return self._helper
+
     def _nft(self, command: str) -> str:
         assert self._helper is not None
         return run_nft(self._helper, command)
+
+
+def _veth_with_index(helper: Container, index: int) -> str:
+    """The host-side interface whose ifindex the container's eth names as its peer (iflink)."""
+    code, out = helper.exec_run(["ip", "-o", "link"])
+    for line in _text(out).splitlines():
+        number, _, rest = line.partition(": ")
+        if number.strip() == str(index):
+            return rest.split(":", 1)[0].split("@", 1)[0]
+    raise RuntimeError(f"no interface with index {index} on the host (exit {code})")
+
+
+def _text(out: object) -> str:
+    return out.decode(errors="replace") if isinstance(out, bytes) else str(out)
 
 
 def _chain(host: str) -> str:

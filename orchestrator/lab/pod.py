@@ -203,6 +203,17 @@ class Pod:
             )
         return text
 
+    def iflink(self) -> int:
+        """The ifindex, in the host's namespace, of the wire side of this host's interface (named
+        eth0, or eth1 after a reconnect: found by its address)."""
+        addrs = self.exec_root(["ip", "-o", "-4", "addr", "show"])
+        name = next(
+            (line.split()[1] for line in addrs.splitlines() if f" {self.spec.address}/" in line), None
+        )
+        if name is None:
+            raise RuntimeError(f"{self.name} has no interface with {self.spec.address} (disconnected?)")
+        return int(self.exec_root(["cat", f"/sys/class/net/{name}/iflink"]).strip())
+
     def reject(self) -> None:
         # INPUT: tcpdump sees the segment arrive (it captures before netfilter), then the RST go out.
         self.exec_root(["iptables", "-I", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])

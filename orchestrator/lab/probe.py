@@ -59,7 +59,11 @@ def probe_engine(client: docker.DockerClient) -> EngineReport:
 
 def _try_container(client: docker.DockerClient, image: str) -> list[Finding]:
     run_id = f"doctor-{secrets.token_hex(3)}"
-    script = "cat /proc/sys/net/ipv4/tcp_keepalive_time; ip link add probe0 type dummy && echo netadmin-ok"
+    script = (
+        "cat /proc/sys/net/ipv4/tcp_keepalive_time; "
+        "iptables -L INPUT -n >/dev/null && echo netadmin-ok; "
+        "tc qdisc add dev lo root netem delay 1ms 2>/dev/null && echo netem-ok; true"
+    )
     findings: list[Finding] = []
     try:
         out = client.containers.run(
@@ -78,8 +82,13 @@ def _try_container(client: docker.DockerClient, image: str) -> list[Finding]:
             Finding("per-namespace sysctls", lines[:1] == ["7"], f"tcp_keepalive_time read back {lines[:1]}")
         )
         findings.append(
-            Finding("NET_ADMIN", "netadmin-ok" in out, "can create an interface in its namespace")
+            Finding("NET_ADMIN", "netadmin-ok" in out, "iptables works in a container's namespace")
         )
+        netem = "netem-ok" in out
+        what = (
+            "the kernel has sch_netem" if netem else "this kernel has no sch_netem: netem faults cannot run"
+        )
+        findings.append(Finding("netem", netem, what))
     except docker.errors.DockerException as exc:
         findings.append(Finding("sysctls and NET_ADMIN", False, str(exc).splitlines()[0][:200]))
     finally:

@@ -271,9 +271,41 @@ class Reject(StepBase):
 
 
 class Heal(StepBase):
-    """Undo the blackhole and reject on this host."""
+    """Undo the blackhole, reject and netem on this host."""
 
     fault: Literal["heal"]
+
+
+class Netem(StepBase):
+    """Impair the link into the host (the netem qdisc on the wire side of its veth): what reaches it
+    is delayed, lost, duplicated or reordered. Needs a kernel with sch_netem."""
+
+    fault: Literal["netem"]
+    delay: Duration | None = None
+    jitter: Duration | None = None
+    loss: Percent | None = None
+    duplicate: Percent | None = None
+    reorder: Percent | None = None
+
+    @model_validator(mode="after")
+    def _check_netem(self) -> Netem:
+        if all(v is None for v in (self.delay, self.loss, self.duplicate, self.reorder)):
+            raise ValueError("netem needs at least one of delay, loss, duplicate, reorder")
+        if (self.reorder is not None or self.jitter is not None) and not self.delay:
+            raise ValueError("reorder and jitter work on delayed packets: give a delay too")
+        return self
+
+    def tc_args(self) -> list[str]:
+        """The netem arguments of `tc qdisc ... netem`."""
+        args: list[str] = []
+        if self.delay:
+            args += ["delay", f"{self.delay * 1000:g}ms"]
+            if self.jitter:
+                args.append(f"{self.jitter * 1000:g}ms")
+        for name, value in (("loss", self.loss), ("duplicate", self.duplicate), ("reorder", self.reorder)):
+            if value is not None:
+                args += [name, f"{value * 100:g}%"]
+        return args
 
 
 Step = Annotated[
@@ -288,7 +320,8 @@ Step = Annotated[
     | PowerOn
     | Blackhole
     | Reject
-    | Heal,
+    | Heal
+    | Netem,
     Field(discriminator="fault"),
 ]
 FAULT_NAMES = (
@@ -304,6 +337,7 @@ FAULT_NAMES = (
     "blackhole",
     "reject",
     "heal",
+    "netem",
 )
 # Faults that change the host's own namespace's firewall need NET_ADMIN on that host, and only these.
 NEEDS_NET_ADMIN = ("reject",)

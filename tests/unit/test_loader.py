@@ -145,3 +145,17 @@ def test_huge_and_missing_files(tmp_path: Path) -> None:
 def test_duration_bounds(tmp_path: Path, duration: str) -> None:
     found = problems(tmp_path, GOOD.replace("duration: 10s", f"duration: {duration}"))
     assert any(":2: duration:" in p for p in found), found
+
+
+def test_netem_arguments_and_rules(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  - {at: 2s, fault: kill, host: server, signal: term}",
+        "  - {at: 2s, fault: netem, host: server, delay: 100ms, jitter: 10ms, loss: 5%, reorder: 25%}",
+    )
+    step = load_scenario(write(tmp_path, text)).timeline[1]
+    assert step.fault == "netem"
+    assert step.tc_args() == ["delay", "100ms", "10ms", "loss", "5%", "reorder", "25%"]
+    bad = GOOD.replace(
+        "  - {at: 2s, fault: kill, host: server, signal: term}", "  - {at: 2s, fault: netem, host: server}"
+    )
+    assert any("netem needs at least one of" in p for p in problems(tmp_path, bad))
