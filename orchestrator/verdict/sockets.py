@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-STATES = {
-    "ESTAB",
-    "SYN-SENT",
-    "SYN-RECV",
-    "FIN-WAIT-1",
-    "FIN-WAIT-2",
-    "TIME-WAIT",
-    "CLOSE-WAIT",
-    "LAST-ACK",
-    "CLOSING",
-}
+from typing import get_args
+
+from orchestrator.scenario.model import SocketState
+
+# The names ss prints, as the scenario's `socket_at_end` takes them ("none" is ours: no socket).
+STATES = set(get_args(SocketState)) - {"none"}
 
 
 def socket_state(ss_text: str, local: str, peer: str) -> str:
