@@ -44,7 +44,10 @@ def recipes_dir() -> Path:
 def wanted_images() -> Images:
     recipes = recipes_dir()
     base = f"{BASE_REPO}:{SUITE}-{_digest(recipes / 'base')}"
-    agent = f"{AGENT_REPO}:{_digest(recipes / 'agent', extra=base)}"
+    # TCPSCEN_IMAGE_SALT gives the agent layer a fresh tag, so it is built again (tests use it to
+    # interrupt a run while its image builds).
+    salt = os.environ.get("TCPSCEN_IMAGE_SALT", "")
+    agent = f"{AGENT_REPO}:{_digest(recipes / 'agent', extra=base + salt)}"
     return Images(base=base, agent=agent)
 
 

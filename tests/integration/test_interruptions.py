@@ -3,6 +3,7 @@ of theirs remains and that the pcaps captured so far are kept and readable."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from orchestrator.lab.cleanup import remove_leftovers
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.engine
 # blackhole_one_way uses every kind of object a run makes: network, host and app containers,
 # the wire helper and its nftables table. Its fault comes 1 s after connecting; it ends near 15 s.
 SCENARIO = ROOT / "scenarios/blackhole_one_way.yaml"
-POINTS = [0.3 * i for i in range(1, 21)] + [4.0, 8.0, 13.5]  # 23 points, across every phase
+POINTS = [0.3 * i for i in range(1, 21)] + [4.0, 8.0, 13.5, 15.5, 16.2, 16.6]  # 26, start to verdict
 
 
 def leftovers() -> tuple[list[str], list[str], list[str]]:
@@ -106,3 +108,33 @@ def test_sigkill_then_clean(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert leftovers() == ([], [], [])
     assert_pcaps_readable(tmp_path)
+
+
+def test_interrupted_while_the_image_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    salt = f"interrupt-{time.time_ns()}"
+    env = {**os.environ, "TCPSCEN_IMAGE_SALT": salt, "COLUMNS": "200"}
+    client = connect_engine()
+    before = {c.id for c in client.containers.list(all=True)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", str(SCENARIO), "--runs-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    for _ in range(100):  # until the build has begun
+        time.sleep(0.1)
+        if any(c.id not in before for c in client.containers.list(all=True)):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in out, out
+    assert "building tcpscen/agent" in out, out
+    time.sleep(3)  # the engine finishes or cancels the build step it was in
+    assert leftovers()[:2] == ([], [])
+    assert {c.id for c in client.containers.list(all=True)} <= before, "no build container is left"
+    # The salted image, if the engine finished building it, is only an image: not the run's to keep.
+    monkeypatch.setenv("TCPSCEN_IMAGE_SALT", salt)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(wanted_images().agent, force=True)
