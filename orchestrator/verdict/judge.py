@@ -86,7 +86,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         views = {side: _own_view(record, side_host[side], conn) for side in SIDES}
         for side, view in views.items():
             # Each kernel's timers run on what reached it: predict from its own capture.
-            p = predict_abort(side_host[side], scenario.hosts[side_host[side]], view or conn)
+            p = predict_abort(side, scenario.hosts[side_host[side]], view or conn)
             if p is not None:
                 predictions[side_host[side]] = p
         conn = combine(conn, views)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.scenario.model import AnyHost
+from orchestrator.scenario.model import AnyHost, Side
 from orchestrator.verdict.kernel_model import keepalive_abort_after, rto_abort_after
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef
 
@@ -23,11 +23,12 @@ class Prediction:
         return f"{self.kind} {self.seconds:.3f}s after {self.start.file}#{self.start.frame} ({self.basis})"
 
 
-def predict_abort(host_name: str, host: AnyHost, conn: ConnectionSummary) -> Prediction | None:
-    """Unacknowledged data in this host's capture: the RTO budget; else keepalive, if it is on."""
+def predict_abort(side: Side, host: AnyHost, conn: ConnectionSummary) -> Prediction | None:
+    """Data this host sent and never saw acknowledged: the RTO budget; else keepalive, if it is on.
+    `conn` is the connection as this host's own capture shows it."""
     opts = host.agent.socket
     unacked = conn.oldest_unacked
-    if unacked is not None and unacked.file.startswith(f"{host_name}."):
+    if unacked is not None and conn.oldest_unacked_from == side:
         if opts.user_timeout:
             return Prediction(
                 "user-timeout", opts.user_timeout, unacked, f"TCP_USER_TIMEOUT={opts.user_timeout:g}s"
