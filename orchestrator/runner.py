@@ -20,7 +20,8 @@ from orchestrator.records import AgentEvent, FaultRecord, parse_event
 from orchestrator.report.artifacts import write_artifacts
 from orchestrator.report.journal import Journal
 from orchestrator.scenario.agent_config import agent_config
-from orchestrator.scenario.model import Scenario, Step
+from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.steps import Step
 from orchestrator.schedule import Schedule
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
 

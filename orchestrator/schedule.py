@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.records import AgentEvent
-from orchestrator.scenario.model import Step
+from orchestrator.scenario.steps import Step
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from orchestrator.scenario.model import (
+from orchestrator.scenario.steps import (
     Blackhole,
     Disconnect,
     Heal,

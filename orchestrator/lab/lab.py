@@ -21,8 +21,9 @@ from orchestrator.lab.engine import ENGINE_ERRORS, connect_engine, engine_error
 from orchestrator.lab.images import Images, ensure_images, resolve_image
 from orchestrator.lab.link import Link
 from orchestrator.lab.pod import LineSink, Pod
-from orchestrator.scenario.model import NEEDS_NET_ADMIN, Scenario
+from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.relocate import candidate_subnets, relocate
+from orchestrator.scenario.steps import NEEDS_NET_ADMIN
 
 
 class Lab:

@@ -17,7 +17,8 @@ from rich.text import Text
 
 from orchestrator.records import AgentEvent, FaultRecord
 from orchestrator.report.progress import CaptureCounter, RunState, describe_counts
-from orchestrator.scenario.model import Scenario, Step
+from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.steps import Step
 from orchestrator.verdict.judge import Verdict
 
 QUIET_EVENTS = {"sent", "received", "start", "socket_options"}

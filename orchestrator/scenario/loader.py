@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, ScenarioError
-from orchestrator.scenario import model
+from orchestrator.scenario import model, steps
 from orchestrator.scenario.checks import find_problems
 from orchestrator.scenario.yamlpos import Located, load_located
 
@@ -84,7 +84,7 @@ def _problem(err: Any, located: Located, file: str) -> Problem:
     if err["type"] == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "")
         choices = (
-            model.FAULT_NAMES
+            steps.FAULT_NAMES
             if "fault" in str(err.get("ctx", {}).get("discriminator"))
             else ("server", "client")
         )
@@ -92,7 +92,7 @@ def _problem(err: Any, located: Located, file: str) -> Problem:
         message = f"unknown {tag!r}; expected one of {', '.join(choices)}" + (
             f" (did you mean {hint[0]!r}?)" if hint else ""
         )
-        path = (*path, "fault" if choices is model.FAULT_NAMES else "role")
+        path = (*path, "fault" if choices is steps.FAULT_NAMES else "role")
     elif err["type"] == "union_tag_not_found":
         message = "needs " + (
             "a 'fault' key" if path and path[0] == "timeline" else "a 'role' (server or client)"
@@ -117,12 +117,12 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
 
 
 def _tags() -> set[str]:
-    return {*model.FAULT_NAMES, "server", "client"}
+    return {*steps.FAULT_NAMES, "server", "client"}
 
 
 def _known_keys() -> list[str]:
     keys: set[str] = set()
-    for obj in vars(model).values():
+    for obj in [*vars(model).values(), *vars(steps).values()]:
         if isinstance(obj, type) and issubclass(obj, BaseModel):
             keys.update(obj.model_fields)
     return sorted(keys)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import ipaddress
 import re
-import signal as signals
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from orchestrator.scenario.base import StrictModel
+from orchestrator.scenario.steps import Step
 from orchestrator.scenario.units import Count, Duration, Percent
 
 Side = Literal["client", "server"]
@@ -47,10 +48,6 @@ SUPPORTED_SYSCTLS: dict[str, str] = {
     "net.ipv4.tcp_window_scaling": "1",
     "net.ipv4.tcp_syn_linear_timeouts": "4 linear SYN retries (newer kernels)",
 }
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
 class SocketOptions(StrictModel):
@@ -132,7 +129,7 @@ class HostBase(StrictModel):
     image: str = "tcpscen/agent"
     address: ipaddress.IPv4Address
     mac: str | None = None
-    sysctls: dict[str, int] = {}
+    sysctls: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("mac")
     @classmethod
@@ -180,176 +177,13 @@ AnyHost = ServerHost | ClientHost
 Host = Annotated[AnyHost, Field(discriminator="role")]
 
 
-class StepBase(StrictModel):
-    at: Duration = 0.0
-    after: str | None = Field(default=None, description="HOST.EVENT of an agent, e.g. client.connected")
-    host: str
-
-    @field_validator("after")
-    @classmethod
-    def _check_after(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[a-z][a-z0-9_-]*\.[a-z_]+$", value):
-            raise ValueError(f"expected HOST.EVENT such as client.connected, got {value!r}")
-        return value
-
-
-class Disconnect(StepBase):
-    """Pull the host's cable: its namespace loses the interface; the peer sees silence."""
-
-    fault: Literal["disconnect"]
-
-
-class Reconnect(StepBase):
-    """Plug the cable back, with the same address and MAC."""
-
-    fault: Literal["reconnect"]
-
-
-class Kill(StepBase):
-    """Signal the host's app; its kernel (which outlives the app) closes or resets its sockets."""
-
-    fault: Literal["kill"]
-    signal: str = "SIGKILL"
-
-    @field_validator("signal")
-    @classmethod
-    def _check_signal(cls, value: str) -> str:
-        name = value.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        if name not in signals.Signals.__members__:
-            raise ValueError(f"unknown signal {value!r}")
-        return name
-
-
-class Pause(StepBase):
-    """Freeze the host's app (cgroup freezer); its kernel keeps answering."""
-
-    fault: Literal["pause"]
-
-
-class Unpause(StepBase):
-    fault: Literal["unpause"]
-
-
-class Stop(StepBase):
-    """Stop the app as `docker stop` does: SIGTERM, then SIGKILL after the grace period."""
-
-    fault: Literal["stop"]
-    grace: Duration = 10.0
-
-
-class Restart(StepBase):
-    """Start the app again: a new process with the same program, on the same kernel."""
-
-    fault: Literal["restart"]
-
-
-class PowerOff(StepBase):
-    """Power cut: the cable goes first so no FIN or RST escapes, then the kernel and its TCP state."""
-
-    fault: Literal["power_off"]
-
-
-class PowerOn(StepBase):
-    """Boot again with the same address and MAC; a fresh kernel with no memory of old connections."""
-
-    fault: Literal["power_on"]
-
-
-class Blackhole(StepBase):
-    """Silently drop the host's IP packets on the wire (between the hosts, so its own capture still
-    shows what it sent): inbound (to it), outbound (from it) or both."""
-
-    fault: Literal["blackhole"]
-    direction: Literal["both", "inbound", "outbound"] = "both"
-
-
-class Reject(StepBase):
-    """A middlebox in front of the host answers every TCP segment to it with an RST."""
-
-    fault: Literal["reject"]
-
-
-class Heal(StepBase):
-    """Undo the blackhole, reject and netem on this host."""
-
-    fault: Literal["heal"]
-
-
-class Netem(StepBase):
-    """Impair the link into the host (the netem qdisc on the wire side of its veth): what reaches it
-    is delayed, lost, duplicated or reordered. Needs a kernel with sch_netem."""
-
-    fault: Literal["netem"]
-    delay: Duration | None = None
-    jitter: Duration | None = None
-    loss: Percent | None = None
-    duplicate: Percent | None = None
-    reorder: Percent | None = None
-
-    @model_validator(mode="after")
-    def _check_netem(self) -> Netem:
-        if all(v is None for v in (self.delay, self.loss, self.duplicate, self.reorder)):
-            raise ValueError("netem needs at least one of delay, loss, duplicate, reorder")
-        if (self.reorder is not None or self.jitter is not None) and not self.delay:
-            raise ValueError("reorder and jitter work on delayed packets: give a delay too")
-        return self
-
-    def tc_args(self) -> list[str]:
-        """The netem arguments of `tc qdisc ... netem`."""
-        args: list[str] = []
-        if self.delay:
-            args += ["delay", f"{self.delay * 1000:g}ms"]
-            if self.jitter:
-                args.append(f"{self.jitter * 1000:g}ms")
-        for name, value in (("loss", self.loss), ("duplicate", self.duplicate), ("reorder", self.reorder)):
-            if value is not None:
-                args += [name, f"{value * 100:g}%"]
-        return args
-
-
-Step = Annotated[
-    Disconnect
-    | Reconnect
-    | Kill
-    | Pause
-    | Unpause
-    | Stop
-    | Restart
-    | PowerOff
-    | PowerOn
-    | Blackhole
-    | Reject
-    | Heal
-    | Netem,
-    Field(discriminator="fault"),
-]
-FAULT_NAMES = (
-    "disconnect",
-    "reconnect",
-    "kill",
-    "pause",
-    "unpause",
-    "stop",
-    "restart",
-    "power_off",
-    "power_on",
-    "blackhole",
-    "reject",
-    "heal",
-    "netem",
-)
-# Faults that change the host's own namespace's firewall need NET_ADMIN on that host, and only these.
-NEEDS_NET_ADMIN = ("reject",)
-
-
 class AppExpect(StrictModel):
     """What an app should have seen: eof, nothing, or an errno name; optionally when, and events
     it must have reported on the way (blocked, unblocked, ...)."""
 
     sees: str
     at: Literal["predicted"] | Duration | None = None
-    reports: list[str] = []
+    reports: list[str] = Field(default_factory=list)
 
     @field_validator("sees")
     @classmethod
@@ -367,14 +201,14 @@ class Expect(StrictModel):
     initiator: Side | None = None
     close_packets: list[Literal[3, 4]] | None = None
     rst_from: Literal["client", "server", "none"] | None = None
-    retransmissions: dict[Side, Count] = {}
+    retransmissions: dict[Side, Count] = Field(default_factory=dict)
     backoff: Literal["doubling"] | None = None
-    keepalive_probes: dict[Side, Count] = {}
+    keepalive_probes: dict[Side, Count] = Field(default_factory=dict)
     keepalive_timing: Literal["predicted"] | None = None
-    zero_window: dict[Side, Count] = {}
-    apps: dict[str, AppExpect] = {}
+    zero_window: dict[Side, Count] = Field(default_factory=dict)
+    apps: dict[str, AppExpect] = Field(default_factory=dict)
     # TCP state of the connection's socket on each side when the observation ends (ss): ESTAB, none, ...
-    socket_at_end: dict[Side, SocketState] = {}
+    socket_at_end: dict[Side, SocketState] = Field(default_factory=dict)
     # Segments of the connection sent by either side after the first fault (0: total silence).
     packets_after_fault: Count | None = None
     tolerance: Percent = 0.10
@@ -403,7 +237,7 @@ class Scenario(StrictModel):
     settle: Duration = 1.0
     network: Network = Network()
     hosts: dict[str, Host]
-    timeline: list[Step] = []
+    timeline: list[Step] = Field(default_factory=list)
     expect: Expect = Expect()
 
     @field_validator("duration")

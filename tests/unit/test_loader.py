@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.errors import ScenarioError
 from orchestrator.scenario.loader import MAX_BYTES, load_scenario
-from orchestrator.scenario.model import Disconnect, Kill
+from orchestrator.scenario.steps import Disconnect, Kill
 
 SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from orchestrator.records import AgentEvent
-from orchestrator.scenario.model import Disconnect, Kill
+from orchestrator.scenario.steps import Disconnect, Kill
 from orchestrator.schedule import Schedule
 
 
