@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator.cli import analyze, build, clean, doctor, listing, report, run, validate
-from orchestrator.errors import TcpscenError
+from orchestrator.errors import ScenarioError, TcpscenError
 
 app = typer.Typer(
     help="Reproduce TCP disconnection behaviour between real kernels, and judge it from the packets.",
@@ -32,6 +32,12 @@ def main() -> None:
     try:
         # Standalone mode: typer turns usage errors into exit 2 itself; ours pass through to here.
         app()
+    except ScenarioError as exc:
+        # One problem a line, never wrapped: file:line stays clickable in editors and terminals.
+        err.print(f"[bold red]{len(exc.problems)} problem(s):[/]", soft_wrap=True)
+        for problem in sorted(exc.problems, key=lambda p: (p.file, p.line or 0)):
+            err.print(escape(str(problem)), soft_wrap=True)
+        sys.exit(exc.exit_code)
     except TcpscenError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
