@@ -23,7 +23,7 @@ from pathlib import Path
 
 from orchestrator.verdict import analysis
 from orchestrator.verdict.delivery import Delivery, delivery_of
-from orchestrator.verdict.merge import merge_sent
+from orchestrator.verdict.merge import merge_all, merge_sent
 from orchestrator.verdict.pcapfile import ACK, SYN, TcpPacket, read_tcp
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef, Side
 
@@ -115,8 +115,29 @@ def run_ladders(
 ) -> list[Ladder]:
     """Ladders of a run: each host's sends from its own capture (`merge_sent`), and whether
     each segment is in the receiver's capture. sources: (pcap, the capturing host's address);
-    breaks: times a repeated group must not span (faults, app events)."""
-    return build_ladders(merge_sent(sources), delivery_of(sources), breaks, analyzer)
+    breaks: times a repeated group must not span (faults, app events).
+
+    A segment is marked as its sender's own capture shows it (what Wireshark on that pcap says):
+    in a one-way blackhole the peer's ACKs never reached the sender, so its resends are plain
+    retransmissions, not the "spurious" ones the merged stream would make of them."""
+    own = _own_marks(sources, analyzer or analysis.analyze)
+    return build_ladders(merge_sent(sources), delivery_of(sources), breaks, analyzer, own)
+
+
+def _own_marks(sources: list[tuple[Path, str]], run: Analyzer) -> dict[tuple[str, int], frozenset[str]]:
+    """Marks of each host's own sends, from the analysis of all of that host's captures."""
+    by_host: dict[str, list[Path]] = {}
+    for path, address in sources:
+        by_host.setdefault(address, []).append(path)
+    own: dict[tuple[str, int], frozenset[str]] = {}
+    for address, paths in by_host.items():
+
+        def keep(p: TcpPacket, stream: int, labels: frozenset[str], address: str = address) -> None:
+            if p.src == address:
+                own[(p.file, p.frame)] = labels
+
+        run(merge_all(paths), mark=keep)
+    return own
 
 
 def capture_ladders(path: Path, analyzer: Analyzer | None = None) -> list[Ladder]:
@@ -129,9 +150,11 @@ def build_ladders(
     delivery: Delivery | None = None,
     breaks: Sequence[float] = (),
     analyzer: Analyzer | None = None,
+    own: dict[tuple[str, int], frozenset[str]] | None = None,
 ) -> list[Ladder]:
     """One ladder per connection, in Wireshark's tcp.stream order. One pass: the analysis runs
-    over the packets and marks each one; the rows are built as the marks come."""
+    over the packets and marks each one; the rows are built as the marks come. `own`, when
+    given, overrides a packet's marks (see run_ladders)."""
     marks: dict[tuple[str, int], tuple[int, frozenset[str]]] = {}
     builders: dict[int | tuple[str, int, str, int], _Builder] = {}
     streams: dict[tuple[str, int, str, int], int] = {}
@@ -145,6 +168,8 @@ def build_ladders(
             yield p  # the analysis handles p (and marks it) before it asks for the next one
             key = _tuple_key(p)
             stream, labels = marks.pop((p.file, p.frame), (streams.get(key, -1), frozenset()))
+            if own is not None:
+                labels = own.get((p.file, p.frame), labels)
             streams[key] = stream
             slot: int | tuple[str, int, str, int] = stream if stream >= 0 else key
             if stream >= 0 and stream not in builders and key in builders:

@@ -211,3 +211,22 @@ def test_packets_the_hook_leaves_unmarked_stay_with_their_connection(tmp_path: P
     (lad,) = capture_ladders(path, sparse)
     assert lad.packets == 5
     assert [sorted(r.labels) for r in lad.rows] == [[], [], [], ["retransmission"], []]
+
+
+def test_marks_are_the_senders_own_view_in_a_one_way_blackhole(tmp_path: Path) -> None:
+    """The server ACKs the client's data, but its ACK never reaches the client: the client's resend
+    is a plain retransmission in its own capture (the merged stream would call it spurious)."""
+    c = Conv(client=("10.0.0.1", 40000), server=("10.0.0.2", 80), t=T0)
+    c.handshake()
+    sent = c.data("c", 100)
+    c.ack("s", dt=0.0005)  # blackholed on the way back
+    c.retransmit("c", sent, dt=0.4)
+    ack_frame = len(c.segs) - 1  # 1-based number of the server's lost ACK
+    client_segs = [s for i, s in enumerate(c.segs, 1) if i != ack_frame]
+    client_pcap = write_fast(tmp_path / "client.pcap", client_segs)
+    server_pcap = write_fast(tmp_path / "server.pcap", c.segs)
+    (lad,) = run_ladders([(client_pcap, "10.0.0.1"), (server_pcap, "10.0.0.2")])
+    resend = lad.rows[-1] if lad.rows[-1].side == "client" else lad.rows[-2]
+    assert "retransmission" in resend.labels and "spurious_retransmission" not in resend.labels
+    merged = build_ladders(read_tcp(server_pcap))  # both sides' sends as they left: the ACK existed
+    assert any("spurious_retransmission" in r.labels for r in merged[0].rows)
