@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from orchestrator.verdict.icmp import IcmpError
-from orchestrator.verdict.kernel_model import TCP_RTO_MAX, TCP_RTO_MIN, keepalive_abort_after, rto_abort_after
+from orchestrator.verdict.kernel_model import (
+    TCP_RTO_MIN,
+    keepalive_abort_after,
+    next_timer_expiry,
+    rto_abort_after,
+)
 from orchestrator.verdict.settings import KernelSettings
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef, Side
 
@@ -118,8 +123,7 @@ def _rto_abort(
     p = KernelPrediction("rto-abort", side, budget, start.time, what, basis)
     if gaps:
         last = sends[-1].time
-        wait = min(2 * gaps[-1], TCP_RTO_MAX)
-        at = last + wait
+        at = next_timer_expiry(last, gaps[-1])
         if s.user_timeout:  # the last timer is clamped to expire at the user timeout
             at = min(at, max(start.time + s.user_timeout, last))
         p.observed_s = round(at - start.time, 6)

@@ -16,7 +16,7 @@ from orchestrator.verdict.kernel_model import backoff_schedule
 from orchestrator.verdict.merge import merge_all, merge_sent
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
 from orchestrator.verdict.pcapfile import TcpPacket
-from orchestrator.verdict.predict import Prediction, keepalive_settings, predict_abort
+from orchestrator.verdict.predict import Prediction, keepalive_settings, predict_abort, retries2_of
 from orchestrator.verdict.sockets import socket_state
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef
 
@@ -225,7 +225,7 @@ def _check_all(
         )
         if e.backoff:
             host = scenario.hosts[side_host["client"]]
-            model = backoff_schedule(host.sysctl("tcp_retries2", 15))
+            model = backoff_schedule(retries2_of(host))
             out.append(c.check_backoff(conn, tol, model, t0))
         out += c.check_counts(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0

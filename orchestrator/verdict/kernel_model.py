@@ -102,6 +102,13 @@ def _fires_us(first_rto_us: int, rto_max_us: int, budget_us: int, linear: int = 
             rto = min(rto * 2, rto_max_us)
 
 
+def next_timer_expiry(last_send: float, last_gap: float, rto_max: float = TCP_RTO_MAX) -> float:
+    """When the retransmission timer fires after the last retransmission: the RTO doubles again,
+    up to ``rto_max``. The kernel tests its budget only then (tcp_write_timeout), so an abort that
+    follows silence happens at this time, not exactly at the budget."""
+    return last_send + min(2 * last_gap, rto_max)
+
+
 def retransmission_times(
     retries2: int,
     rto: float = TCP_RTO_MIN,

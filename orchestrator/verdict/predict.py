@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.scenario.model import AnyHost, Side
-from orchestrator.verdict.kernel_model import keepalive_abort_after, rto_abort_after
+from orchestrator.verdict.kernel_model import keepalive_abort_after, next_timer_expiry, rto_abort_after
+from orchestrator.verdict.settings import KernelSettings
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef
 
-TCP_RTO_MAX = 120.0
-KEEPALIVE_DEFAULTS = {"tcp_keepalive_time": 7200, "tcp_keepalive_intvl": 75, "tcp_keepalive_probes": 9}
+_LINUX = KernelSettings()  # the kernel's defaults, named once (verdict/settings.py)
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def predict_abort(side: Side, host: AnyHost, conn: ConnectionSummary) -> Predict
             return Prediction(
                 "user-timeout", opts.user_timeout, unacked, f"TCP_USER_TIMEOUT={opts.user_timeout:g}s"
             )
-        retries2 = host.sysctl("tcp_retries2", 15)
+        retries2 = retries2_of(host)
         budget = rto_abort_after(retries2)
         at = _first_expiry_after(budget, conn, unacked.time)
         basis = f"tcp_retries2={retries2}: budget {budget:g}s"
@@ -53,23 +53,21 @@ def predict_abort(side: Side, host: AnyHost, conn: ConnectionSummary) -> Predict
 
 def _first_expiry_after(budget: float, conn: ConnectionSummary, start: float) -> float:
     """The kernel tests the budget only when the retransmission timer fires (tcp_write_timeout), so
-    the abort comes at the first expiry at or after it: the last retransmission plus the next,
-    doubled, RTO (capped at TCP_RTO_MAX)."""
+    the abort comes at the first expiry at or after it."""
     frames = conn.backoff_frames
     if len(frames) < 2:
         return budget
-    last, gap = frames[-1].time - start, frames[-1].time - frames[-2].time
-    next_expiry = last + min(2 * gap, TCP_RTO_MAX)
-    return next_expiry if next_expiry >= budget else budget
+    expiry = next_timer_expiry(frames[-1].time - start, frames[-1].time - frames[-2].time)
+    return max(expiry, budget)
+
+
+def retries2_of(host: AnyHost) -> int:
+    return host.sysctl("tcp_retries2", _LINUX.retries2)
 
 
 def keepalive_settings(host: AnyHost) -> tuple[float, float, int]:
     opts = host.agent.socket
-    idle = opts.effective_keepidle or host.sysctl(
-        "tcp_keepalive_time", KEEPALIVE_DEFAULTS["tcp_keepalive_time"]
-    )
-    intvl = opts.effective_keepintvl or host.sysctl(
-        "tcp_keepalive_intvl", KEEPALIVE_DEFAULTS["tcp_keepalive_intvl"]
-    )
-    count = opts.keepcnt or host.sysctl("tcp_keepalive_probes", KEEPALIVE_DEFAULTS["tcp_keepalive_probes"])
+    idle = opts.effective_keepidle or host.sysctl("tcp_keepalive_time", int(_LINUX.keepalive_time))
+    intvl = opts.effective_keepintvl or host.sysctl("tcp_keepalive_intvl", int(_LINUX.keepalive_intvl))
+    count = opts.keepcnt or host.sysctl("tcp_keepalive_probes", _LINUX.keepalive_probes)
     return float(idle), float(intvl), int(count)
