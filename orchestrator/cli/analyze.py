@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.text import Text
 
 from orchestrator.errors import CaptureFormatError
-from orchestrator.verdict.analysis import Analysis, analyze_capture
+from orchestrator.verdict.analysis import Analysis
 from orchestrator.verdict.contract import write_analysis_json
 from orchestrator.verdict.explain import TOLERANCE, KernelPrediction, predict_connection
+from orchestrator.verdict.parallel import analyze_shared, auto_processes
 from orchestrator.verdict.pcapfile import TcpCapture, read_tcp
 from orchestrator.verdict.settings import KernelSettings, parse_settings, settings_from_scenario
 from orchestrator.verdict.summary import ConnectionSummary, Side
@@ -51,6 +52,18 @@ def analyze(
             "--scenario", help="each host's sysctls and socket options, by address, from a scenario"
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=64,
+            help="processes sharing each capture's connections "
+            "(default: one per CPU, at most 4, for a capture over 16 MB; else 1)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Analyse captures as the verdict does: per connection, the handshake, the close, the
     retransmissions, keep-alives and zero windows (as Wireshark counts them), and the kernel
@@ -61,14 +74,19 @@ def analyze(
     paused = gc.isenabled()
     gc.disable()
     try:
-        _analyze(files, json_out, sysctl or [], sockopt or [], scenario)
+        _analyze(files, json_out, sysctl or [], sockopt or [], scenario, jobs)
     finally:
         if paused:
             gc.enable()
 
 
 def _analyze(
-    files: list[Path], json_out: bool, sysctl: list[str], sockopt: list[str], scenario: Path | None
+    files: list[Path],
+    json_out: bool,
+    sysctl: list[str],
+    sockopt: list[str],
+    scenario: Path | None,
+    jobs: int | None,
 ) -> None:
     settings = parse_settings(sysctl, sockopt)
     by_address: dict[str, KernelSettings] = {}
@@ -79,7 +97,7 @@ def _analyze(
     console = Console(highlight=False, soft_wrap=True)
     warn = Console(stderr=True, highlight=False)
     for path, capture in zip(files, captures, strict=True):
-        analysis = analyze_capture(capture)
+        analysis = analyze_shared(capture, jobs or auto_processes(capture))
         for problem in analysis.problems:
             warn.print(Text(f"warning: {problem}; what came before it was analysed", style="yellow"))
         predictions = _predict(analysis, settings, by_address)

@@ -2,17 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import docker.errors
 import typer
 from rich.console import Console
 
 from orchestrator.errors import EngineError
-from orchestrator.lab.cleanup import remove_leftovers
-from orchestrator.lab.engine import connect_engine
 
 
 def clean(run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None) -> None:
     """Remove every container, network and nftables table a run left behind (found by its label)."""
+    import docker.errors  # noqa: PLC0415 - keeps other commands' start-up light
+
+    from orchestrator.lab.cleanup import remove_leftovers  # noqa: PLC0415
+    from orchestrator.lab.engine import connect_engine  # noqa: PLC0415
+
     try:
         removed = remove_leftovers(connect_engine(), run_id)
     except docker.errors.DockerException as exc:

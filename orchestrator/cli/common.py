@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import Problem, ScenarioError
-from orchestrator.scenario.loader import load_scenario
-from orchestrator.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from orchestrator.scenario.model import Scenario
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -19,6 +21,8 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def load_all(paths: list[Path]) -> list[Scenario]:
     """Every file checked before anything runs; all problems of all files reported together."""
+    from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415 - keeps other commands' start-up light
+
     problems: list[Problem] = []
     scenarios: list[Scenario] = []
     for path in expand(paths):

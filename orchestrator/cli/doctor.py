@@ -3,12 +3,13 @@ from __future__ import annotations
 from rich.console import Console
 
 from orchestrator.errors import EngineError
-from orchestrator.lab.engine import connect_engine
-from orchestrator.lab.probe import probe_engine
 
 
 def doctor() -> None:
     """Say what the engine supports: version, sysctls, NET_ADMIN, images present, leftovers."""
+    from orchestrator.lab.engine import connect_engine  # noqa: PLC0415 - keeps other commands' start-up light
+    from orchestrator.lab.probe import probe_engine  # noqa: PLC0415
+
     report = probe_engine(connect_engine())
     console = Console()
     for f in report.findings:

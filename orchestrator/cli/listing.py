@@ -9,13 +9,14 @@ from rich.table import Table
 
 from orchestrator.cli.common import expand
 from orchestrator.errors import ScenarioError
-from orchestrator.scenario.loader import load_scenario
 
 
 def list_scenarios(
     folder: Annotated[Path, typer.Argument(help="folder of scenarios")] = Path("scenarios"),
 ) -> None:
     """List the scenarios in a folder, with their description and whether they load."""
+    from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415 - keeps other commands' start-up light
+
     table = Table(show_header=True)
     table.add_column("file")
     table.add_column("duration")

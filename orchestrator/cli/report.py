@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator.errors import UsageError
-from orchestrator.report.artifacts import REPORT, regenerate
 
 
 def report(
@@ -18,6 +17,8 @@ def report(
 ) -> None:
     """Make report.html (and junit.xml, the annotated captures) again from a run directory's files
     alone: verdict.json, the captures, the events and timeline.jsonl. No Docker."""
+    from orchestrator.report.artifacts import REPORT, regenerate  # noqa: PLC0415 - keeps other commands' start-up light
+
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: not a directory")
     try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,11 +11,10 @@ from rich.table import Table
 
 from orchestrator.cli.common import load_all
 from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError
-from orchestrator.report.console import ConsoleObserver, QuietObserver, print_verdict
-from orchestrator.report.flakiness import assess
-from orchestrator.report.junit import suite, write_junit
-from orchestrator.runner import RunResult, new_run, run_scenario
-from orchestrator.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from orchestrator.runner import RunResult
+    from orchestrator.scenario.model import Scenario
 
 
 def run(
@@ -31,6 +30,8 @@ def run(
 ) -> None:
     """Run scenarios on real kernels and judge them. Exit 0 all pass, 1 a failed expectation,
     2 a bad scenario, 3 an engine problem."""
+    from orchestrator.report.flakiness import assess  # noqa: PLC0415 - keeps other commands' start-up light
+
     scenarios = load_all(files)  # every file is checked before any Docker object exists
     console = Console(highlight=False)
     plan = [s for s in scenarios for _ in range(repeat)]
@@ -52,6 +53,9 @@ def run(
 def _run_verbose(
     scenario: Scenario, runs_dir: Path, verbose: bool, console: Console
 ) -> tuple[str, RunResult]:
+    from orchestrator.report.console import ConsoleObserver, print_verdict  # noqa: PLC0415
+    from orchestrator.runner import new_run, run_scenario  # noqa: PLC0415
+
     console.rule(f"[bold]{scenario.name}")
     result = run_scenario(scenario, new_run(scenario, runs_dir), ConsoleObserver(console, verbose))
     if result.verdict is not None:
@@ -66,6 +70,9 @@ def _run_brief(
     plan: list[Scenario], runs_dir: Path, jobs: int, console: Console
 ) -> list[tuple[str, RunResult]]:
     """One line per run as it ends. Ctrl-C cancels every run; each cleans up after itself."""
+    from orchestrator.report.console import QuietObserver  # noqa: PLC0415
+    from orchestrator.runner import new_run, run_scenario  # noqa: PLC0415
+
     cancel = threading.Event()
 
     def one(scenario: Scenario) -> tuple[str, RunResult]:
@@ -87,6 +94,8 @@ def _run_brief(
 
 def _write_junit(path: Path, results: list[tuple[str, RunResult]]) -> Path:
     """One testsuite per run; runs of the same scenario (--repeat) are numbered."""
+    from orchestrator.report.junit import suite, write_junit  # noqa: PLC0415
+
     totals = {name: sum(1 for n, _ in results if n == name) for name, _ in results}
     seen: dict[str, int] = {}
     suites = []

@@ -123,9 +123,13 @@ class Analysis:
     icmp_errors: list[IcmpError] = field(default_factory=list)  # destination unreachable, capped
 
 
-def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None) -> Analysis:
-    """Read a whole capture and analyse it."""
-    conns = analyze(capture, mark=mark)
+def analyze_capture(
+    capture: TcpCapture, *, mark: Mark | None = None, part: int = 0, parts: int = 1
+) -> Analysis:
+    """Read a whole capture and analyse it; with `parts` > 1, only the connections in part
+    `part` (see `TcpCapture.pairs`), whose `stream` numbers then count within the part (the
+    `parallel` module renumbers them)."""
+    conns = _analyze(capture.pairs(part, parts), mark)
     return Analysis(
         connections=conns,
         packets=capture.packets,
@@ -154,10 +158,14 @@ def analyze(packets: Iterable[TcpPacket], *, mark: Mark | None = None) -> list[C
     repeated walks over the live per-connection state cost a quarter to a third of the time on big
     captures.
     """
+    return _analyze(enumerate(packets, 1), mark)
+
+
+def _analyze(stream: Iterable[tuple[int, TcpPacket]], mark: Mark | None) -> list[ConnectionSummary]:
     paused = gc.isenabled()
     gc.disable()
     try:
-        conns = _run(packets, mark)
+        conns = _run(stream, mark)
         summaries = [summarize(c) for c in conns]
         for c in conns:  # undo the cycles, so the state is freed now, collector or not
             del c.a.conn, c.a.rev, c.b.conn, c.b.rev
@@ -167,17 +175,18 @@ def analyze(packets: Iterable[TcpPacket], *, mark: Mark | None = None) -> list[C
             gc.enable()
 
 
-def _run(packets: Iterable[TcpPacket], mark: Mark | None) -> list[Conn]:  # noqa: PLR0915 - the hot loop
-    """The pass itself. The common segment (in-order data or a plain ACK, from a flow whose
-    `slow` flag is down) takes a short way that does only what the long way would do for it;
-    anything else takes the long way, a port of Wireshark's tcp_analyze_sequence_number."""
+def _run(stream: Iterable[tuple[int, TcpPacket]], mark: Mark | None) -> list[Conn]:  # noqa: PLR0915 - the hot loop
+    """The pass itself, over (position in the stream, segment) pairs. The common segment
+    (in-order data or a plain ACK, from a flow whose `slow` flag is down) takes a short way that
+    does only what the long way would do for it; anything else takes the long way, a port of
+    Wireshark's tcp_analyze_sequence_number."""
     flows: dict[FlowKey, Flow] = {}
     conns: list[Conn] = []
     get = flows.get
     m32, half = fl.M32, fl.HALF
     max_unacked = MAX_UNACKED
 
-    for i, p in enumerate(packets, 1):  # i: position in the stream
+    for i, p in stream:
         _frame, _t, src, sport, dst, dport, seq, ack, flags, window, seglen, _file, tns = p
         fwd = get((src, sport, dst, dport))
         if (

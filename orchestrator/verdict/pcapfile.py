@@ -44,6 +44,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -62,6 +63,7 @@ __all__ = [
     "IcmpError",
     "TcpCapture",
     "TcpPacket",
+    "part_of",
     "read_tcp",
 ]
 
@@ -126,6 +128,23 @@ _U32LE = struct.Struct("<I")
 _U32BE = struct.Struct("!I")
 
 _CACHE_MAX = 1 << 16
+
+# Sharing a capture's connections between processes: a connection's part is a hash of its
+# addresses and ports that is the same for both directions (xor), spread by Fibonacci hashing
+# so that neighbouring ports land in different parts.
+_MIX = 0x9E3779B97F4A7C15
+_M64 = (1 << 64) - 1
+
+
+def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
+    """Which of `parts` parts a segment's connection is in (`TcpCapture.pairs`)."""
+    return (((_fold(src) ^ _fold(dst) ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts
+
+
+def _fold(addr: str) -> int:
+    """An address as the reader's fast path sees it: IPv4 as its 32-bit number; IPv6 folded."""
+    n = int(ipaddress.ip_address(addr))
+    return (n ^ (n >> 64)) & _M64 if ":" in addr else n
 
 
 class _Ip4Names(dict[int, str]):
@@ -392,6 +411,15 @@ class TcpCapture:
         )
 
     def __iter__(self) -> Iterator[TcpPacket]:
+        return map(itemgetter(1), self.pairs())
+
+    def pairs(self, part: int = 0, parts: int = 1) -> Iterator[tuple[int, TcpPacket]]:
+        """(position, segment) pairs: the position is the segment's 1-based index among all the
+        capture's TCP segments. With `parts` > 1, only the segments of the connections in part
+        `part` (see `part_of`), for sharing a capture between processes; the positions stay
+        those of the whole capture."""
+        if not 0 <= part < parts:
+            raise ValueError(f"part {part} of {parts}")
         self.packets = 0
         self.tcp_packets = 0
         self.truncated = False
@@ -404,9 +432,9 @@ class TcpCapture:
             raise CaptureFormatError(f"{self.path}: cannot read capture: {e.strerror or e}") from e
         try:
             if self.format == "pcap":
-                yield from self._pcap(f)
+                yield from self._pcap(f, part, parts)
             else:
-                yield from self._pcapng(f)
+                yield from self._pcapng(f, part, parts)
         finally:
             f.close()
 
@@ -420,7 +448,7 @@ class TcpCapture:
 
     # -- classic pcap ------------------------------------------------------
 
-    def _pcap(self, f: BinaryIO) -> Iterator[TcpPacket]:  # noqa: PLR0915 - the hot loop, inlined on purpose
+    def _pcap(self, f: BinaryIO, part: int, parts: int) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
         head = f.read(24)
         (magic,) = _U32LE.unpack_from(head, 0)
         endian = "<"
@@ -442,6 +470,7 @@ class TcpCapture:
         read = f.read
         frame = 0
         skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
+        split = parts > 1
         buf = read(CHUNK)
         n = len(buf)
         pos = 0
@@ -494,29 +523,42 @@ class TcpCapture:
                         if plen < 0 or offflags < 0x5000:
                             skipped += 1
                             continue
-                        yield new(
-                            cls,
-                            (
-                                frame,
-                                sec + frac * s_per_unit,
-                                ip4[src],
-                                sport,
-                                ip4[dst],
-                                dport,
-                                seq,
-                                ack,
-                                offflags & 0x0FFF,
-                                win,
-                                plen,
-                                name,
-                                sec * 1_000_000_000 + frac * ns_per_unit,
+                        if (
+                            split
+                            and (((src ^ dst ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts != part
+                        ):
+                            continue
+                        yield (
+                            frame - skipped,
+                            new(
+                                cls,
+                                (
+                                    frame,
+                                    sec + frac * s_per_unit,
+                                    ip4[src],
+                                    sport,
+                                    ip4[dst],
+                                    dport,
+                                    seq,
+                                    ack,
+                                    offflags & 0x0FFF,
+                                    win,
+                                    plen,
+                                    name,
+                                    sec * 1_000_000_000 + frac * ns_per_unit,
+                                ),
                             ),
                         )
                         continue
                 fields = decode(buf, data, cap, orig if orig > cap else cap)
                 if fields is not None:
+                    if split and part_of(fields[0], fields[1], fields[2], fields[3], parts) != part:
+                        continue
                     t = sec + frac * s_per_unit
-                    yield new(cls, (frame, t, *fields, name, sec * 1_000_000_000 + frac * ns_per_unit))
+                    yield (
+                        frame - skipped,
+                        new(cls, (frame, t, *fields, name, sec * 1_000_000_000 + frac * ns_per_unit)),
+                    )
                 else:
                     skipped += 1
                     ns = sec * 1_000_000_000 + frac * ns_per_unit
@@ -527,13 +569,14 @@ class TcpCapture:
 
     # -- pcapng --------------------------------------------------------------
 
-    def _pcapng(self, f: BinaryIO) -> Iterator[TcpPacket]:  # noqa: PLR0915 - the hot loop, inlined on purpose
+    def _pcapng(self, f: BinaryIO, part: int, parts: int) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
         read = f.read
         buf = read(CHUNK)
         n = len(buf)
         pos = 0
         frame = 0
         skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
+        split = parts > 1
         endian = "<"
         u32 = _U32LE.unpack_from
         epb = struct.Struct("<IIIII").unpack_from
@@ -628,28 +671,38 @@ class TcpCapture:
                         if plen < 0 or offflags < 0x5000:
                             skipped += 1
                             continue
-                        yield new(
-                            cls,
-                            (
-                                frame,
-                                tns / 1e9,
-                                ip4[src],
-                                sport,
-                                ip4[dst],
-                                dport,
-                                seq,
-                                ack,
-                                offflags & 0x0FFF,
-                                win,
-                                plen,
-                                name,
-                                tns,
+                        if (
+                            split
+                            and (((src ^ dst ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts != part
+                        ):
+                            continue
+                        yield (
+                            frame - skipped,
+                            new(
+                                cls,
+                                (
+                                    frame,
+                                    tns / 1e9,
+                                    ip4[src],
+                                    sport,
+                                    ip4[dst],
+                                    dport,
+                                    seq,
+                                    ack,
+                                    offflags & 0x0FFF,
+                                    win,
+                                    plen,
+                                    name,
+                                    tns,
+                                ),
                             ),
                         )
                         continue
                 fields = ifc.decode(buf, data, cap, orig if orig > cap else cap)
                 if fields is not None:
-                    yield new(cls, (frame, tns / 1e9, *fields, name, tns))
+                    if split and part_of(fields[0], fields[1], fields[2], fields[3], parts) != part:
+                        continue
+                    yield frame - skipped, new(cls, (frame, tns / 1e9, *fields, name, tns))
                 else:
                     skipped += 1
                     self._icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
