@@ -21,6 +21,11 @@ from orchestrator.verdict.pcapfile import TcpCapture, read_tcp
 from orchestrator.verdict.settings import KernelSettings, parse_settings, settings_from_scenario
 from orchestrator.verdict.summary import ConnectionSummary, Side
 
+# Set once every capture is analysed and written: the console script may then end the process
+# at once (see `entry`), without freeing the last analysis object by object.
+finished = False
+_last: list[Analysis] = []
+
 LINKTYPE_NAMES = {
     0: "BSD loopback",
     1: "Ethernet",
@@ -105,6 +110,9 @@ def _analyze(
             write_analysis_json(sys.stdout, analysis, str(path), predictions)
         else:
             _print(console, str(path), analysis, predictions)
+        _last[:] = [analysis]  # freed with the process, not here
+    global finished  # noqa: PLW0603 - read by the console script's entry
+    finished = True
 
 
 def _open_all(files: list[Path]) -> list[TcpCapture]:

@@ -124,12 +124,20 @@ class Analysis:
 
 
 def analyze_capture(
-    capture: TcpCapture, *, mark: Mark | None = None, part: int = 0, parts: int = 1
+    capture: TcpCapture, *, mark: Mark | None = None, part: int = 0, parts: int = 1, vectorised: bool = True
 ) -> Analysis:
     """Read a whole capture and analyse it; with `parts` > 1, only the connections in part
     `part` (see `TcpCapture.pairs`), whose `stream` numbers then count within the part (the
-    `parallel` module renumbers them)."""
-    conns = _analyze(capture.pairs(part, parts), mark)
+    `parallel` module renumbers them).
+
+    Without `mark`, the vectorised pass (`vector`) does the work: the same result, faster."""
+    if mark is None and vectorised:
+        from orchestrator.verdict.columns import read_chunks  # noqa: PLC0415 - imports this module
+        from orchestrator.verdict.vector import analyze_chunks  # noqa: PLC0415
+
+        conns = _summarize(lambda: analyze_chunks(read_chunks(capture, part, parts)))
+    else:
+        conns = _analyze(capture.pairs(part, parts), mark)
     return Analysis(
         connections=conns,
         packets=capture.packets,
@@ -162,10 +170,15 @@ def analyze(packets: Iterable[TcpPacket], *, mark: Mark | None = None) -> list[C
 
 
 def _analyze(stream: Iterable[tuple[int, TcpPacket]], mark: Mark | None) -> list[ConnectionSummary]:
+    return _summarize(lambda: _run(stream, mark))
+
+
+def _summarize(passing: Callable[[], list[Conn]]) -> list[ConnectionSummary]:
+    """Run a pass with the cyclic collector paused, then summarise its connections."""
     paused = gc.isenabled()
     gc.disable()
     try:
-        conns = _run(stream, mark)
+        conns = passing()
         summaries = [summarize(c) for c in conns]
         for c in conns:  # undo the cycles, so the state is freed now, collector or not
             del c.a.conn, c.a.rev, c.b.conn, c.b.rev
@@ -175,13 +188,21 @@ def _analyze(stream: Iterable[tuple[int, TcpPacket]], mark: Mark | None) -> list
             gc.enable()
 
 
-def _run(stream: Iterable[tuple[int, TcpPacket]], mark: Mark | None) -> list[Conn]:  # noqa: PLR0915 - the hot loop
+def _run(  # noqa: PLR0915 - the hot loop
+    stream: Iterable[tuple[int, TcpPacket]],
+    mark: Mark | None,
+    flows: dict[FlowKey, Flow] | None = None,
+    conns: list[Conn] | None = None,
+) -> list[Conn]:
     """The pass itself, over (position in the stream, segment) pairs. The common segment
     (in-order data or a plain ACK, from a flow whose `slow` flag is down) takes a short way that
     does only what the long way would do for it; anything else takes the long way, a port of
-    Wireshark's tcp_analyze_sequence_number."""
-    flows: dict[FlowKey, Flow] = {}
-    conns: list[Conn] = []
+    Wireshark's tcp_analyze_sequence_number. `flows` and `conns`: state to carry on from (the
+    vectorised pass calls this for the segments it does not take itself)."""
+    if flows is None:
+        flows = {}
+    if conns is None:
+        conns = []
     get = flows.get
     m32, half = fl.M32, fl.HALF
     max_unacked = MAX_UNACKED
@@ -262,7 +283,7 @@ def _run(stream: Iterable[tuple[int, TcpPacket]], mark: Mark | None) -> list[Con
 
         # ---- The long way --------------------------------------------------------------
         if fwd is None or flags & SYN:
-            fwd = start_connection(fwd, p, flows, conns)
+            fwd = start_connection(fwd, p, i, flows, conns)
         conn = fwd.conn
         rev = fwd.rev
         conn.last = p
@@ -333,6 +354,8 @@ def _run(stream: Iterable[tuple[int, TcpPacket]], mark: Mark | None) -> list[Con
             if not ta & ANY_RETX:
                 q = fwd.unacked
                 if len(q) < max_unacked:  # the peer acknowledges nothing: a one-sided capture
+                    if q and not 0 < ((end - q[-1][0]) & m32) < half:
+                        fwd.messy = True  # out of sequence order (an out-of-order segment)
                     q.append((end, p, i))
         if flags & ACK and ack != lastack:
             q = rev.unacked

@@ -172,6 +172,7 @@ class Flow:
         "acked_fin_early",
         "acked_upto",
         "addr",
+        "messy",
         "base_seq",
         "base_set",
         "fin",
@@ -248,6 +249,9 @@ class Flow:
         # acknowledged, in sending order; acknowledged ones are dropped from the left.
         self.unacked: deque[tuple[int, TcpPacket, int]] = deque()
         self.acked_upto: int | None = None  # the peer's ACK when it last let us drop segments
+        # `unacked` may be out of sequence order (a retransmission stood in for an uncaptured
+        # original, or an out-of-order segment came): the vectorised pass leaves it to the loop.
+        self.messy = False
         self.runs: dict[int, Run] = {}
 
     def reslow(self) -> None:
@@ -268,6 +272,7 @@ class Conn:
         "best_run",
         "best_run_flow",
         "first",
+        "first_i",
         "first_rtt",
         "handshake_done",
         "hs_pending",
@@ -275,9 +280,10 @@ class Conn:
         "mru_syn",
     )
 
-    def __init__(self, index: int, first: TcpPacket) -> None:
+    def __init__(self, index: int, first: TcpPacket, first_i: int = 0) -> None:
         self.index = index
         self.first = first
+        self.first_i = first_i  # its first segment's position in the stream
         self.last = first
         self.last_activity: TcpPacket | None = None
         self.packets = 0

@@ -157,12 +157,12 @@ class _Ip4Names(dict[int, str]):
         return s
 
 
-_ip4_cache = _Ip4Names()
+ip4_names = _Ip4Names()
 _ip6_cache: dict[bytes, str] = {}
 
 
 def _ip4(addr: int) -> str:
-    return _ip4_cache[addr]
+    return ip4_names[addr]
 
 
 def _ip6(addr: bytes) -> str:
@@ -334,6 +334,8 @@ _DECODERS: dict[int, Decoder] = {
     LINKTYPE_NULL: _null,
     LINKTYPE_LOOP: _loop,
 }
+# Link types that are raw IP: the IPv4 header starts the frame.
+_RAW_IP_HDR = {LINKTYPE_RAW: 0, 12: 0, 14: 0, LINKTYPE_IPV4: 0}
 _FastUnpack = Callable[[bytes, int], tuple[int, ...]]
 
 
@@ -341,7 +343,7 @@ def _no_fast(buf: bytes, off: int) -> tuple[int, ...]:
     raise AssertionError("no fast path for this link type")
 
 
-class _Link:
+class Link:
     """How to decode one link type.
 
     ``fast`` unpacks link header + plain IPv4 header (no options) + TCP header in
@@ -349,12 +351,18 @@ class _Link:
     it. ``decode`` is the general path for everything else (VLAN tags, IPv4
     options, IPv6, other link types)."""
 
-    __slots__ = ("decode", "fast", "hdr", "linktype", "need")
+    __slots__ = ("decode", "etype_off", "fast", "hdr", "hdr_len", "linktype", "need")
 
     def __init__(self, linktype: int) -> None:
         self.linktype = linktype
         self.decode: Decoder = _DECODERS.get(linktype, _unsupported)
         cooked = _COOKED.get(linktype)
+        # For the column reader: where a plain IPv4 header starts (None: nowhere fixed), and
+        # where the ethertype in front of it is (None: none, the link is raw IP).
+        self.hdr_len: int | None = _RAW_IP_HDR.get(linktype)
+        self.etype_off: int | None = None
+        if cooked is not None:
+            self.etype_off, self.hdr_len = cooked
         self.fast: _FastUnpack = _no_fast
         self.need = 1 << 62  # never: the fast path is off
         self.hdr = 0
@@ -410,6 +418,15 @@ class TcpCapture:
             f"truncated={self.truncated})"
         )
 
+    def reset(self) -> None:
+        """Counters back to zero, before a new reading."""
+        self.packets = 0
+        self.tcp_packets = 0
+        self.truncated = False
+        self.problem = None
+        self.linktypes = set()
+        self.icmp_errors = []
+
     def __iter__(self) -> Iterator[TcpPacket]:
         return map(itemgetter(1), self.pairs())
 
@@ -420,12 +437,7 @@ class TcpCapture:
         those of the whole capture."""
         if not 0 <= part < parts:
             raise ValueError(f"part {part} of {parts}")
-        self.packets = 0
-        self.tcp_packets = 0
-        self.truncated = False
-        self.problem = None
-        self.linktypes = set()
-        self.icmp_errors = []
+        self.reset()
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed in the finally of the generator
         except OSError as e:
@@ -438,11 +450,11 @@ class TcpCapture:
         finally:
             f.close()
 
-    def _icmp(self, found: Found | None, frame: int, tns: int) -> None:
+    def add_icmp(self, found: Found | None, frame: int, tns: int) -> None:
         if found is not None and len(self.icmp_errors) < MAX_ICMP:
             self.icmp_errors.append(IcmpError(frame, tns / 1e9, *found, self.name, tns))
 
-    def _cut(self, what: str, frame: int) -> None:
+    def cut(self, what: str, frame: int) -> None:
         self.truncated = True
         self.problem = f"{self.name}: {what} after frame {frame}"
 
@@ -456,7 +468,7 @@ class TcpCapture:
             endian = ">"
             (magic,) = _U32BE.unpack_from(head, 0)
         (network,) = struct.unpack_from(endian + "I", head, 20)
-        link = _Link(network & 0xFFFF)
+        link = Link(network & 0xFFFF)
         self.linktypes.add(link.linktype)
         fast, need, hdr, decode = link.fast, link.need, link.hdr, link.decode
         ns_per_unit = 1 if magic == PCAP_MAGIC_NS else 1000
@@ -466,7 +478,7 @@ class TcpCapture:
         name = self.name
         new = _new_packet
         cls = TcpPacket
-        ip4 = _ip4_cache
+        ip4 = ip4_names
         read = f.read
         frame = 0
         skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
@@ -481,7 +493,7 @@ class TcpCapture:
                     more = read(CHUNK)
                     if not more:
                         if rest:
-                            self._cut("the file ends inside a record header", frame)
+                            self.cut("the file ends inside a record header", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -492,12 +504,12 @@ class TcpCapture:
                 end = data + cap
                 if end > n:
                     if cap > MAX_RECORD:
-                        self._cut(f"a corrupt record (captured length {cap})", frame)
+                        self.cut(f"a corrupt record (captured length {cap})", frame)
                         break
                     rest, buf = buf[pos:], b""
                     more = read(max(CHUNK, end - n))
                     if not more:
-                        self._cut("the file ends inside a packet", frame)
+                        self.cut("the file ends inside a packet", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -514,7 +526,7 @@ class TcpCapture:
                         if proto != 6:
                             if proto == 1:
                                 ns = sec * 1_000_000_000 + frac * ns_per_unit
-                                self._icmp(icmp4_error(buf, data + hdr, end), frame, ns)
+                                self.add_icmp(icmp4_error(buf, data + hdr, end), frame, ns)
                             skipped += 1
                             continue
                         if total == 0:  # TSO: the frame's length stands for it
@@ -562,7 +574,7 @@ class TcpCapture:
                 else:
                     skipped += 1
                     ns = sec * 1_000_000_000 + frac * ns_per_unit
-                    self._icmp(icmp_error_in_frame(link.linktype, buf, data, cap), frame, ns)
+                    self.add_icmp(icmp_error_in_frame(link.linktype, buf, data, cap), frame, ns)
         finally:
             self.packets = frame
             self.tcp_packets = frame - skipped
@@ -583,8 +595,8 @@ class TcpCapture:
         name = self.name
         new = _new_packet
         cls = TcpPacket
-        ip4 = _ip4_cache
-        ifaces: list[_Iface] = []  # of the current section
+        ip4 = ip4_names
+        ifaces: list[Iface] = []  # of the current section
         last_tns = 0
         try:
             while True:
@@ -593,7 +605,7 @@ class TcpCapture:
                     more = read(CHUNK)
                     if not more:
                         if rest:
-                            self._cut("the file ends inside a block header", frame)
+                            self.cut("the file ends inside a block header", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -607,21 +619,21 @@ class TcpCapture:
                     elif bom == b"\x1a\x2b\x3c\x4d":
                         endian = ">"
                     else:
-                        self._cut("a corrupt section header", frame)
+                        self.cut("a corrupt section header", frame)
                         break
                     u32 = struct.Struct(endian + "I").unpack_from
                     epb = struct.Struct(endian + "IIIII").unpack_from
                     ifaces = []
                 (blen,) = u32(buf, pos + 4)
                 if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                    self._cut(f"a corrupt block (length {blen})", frame)
+                    self.cut(f"a corrupt block (length {blen})", frame)
                     break
                 end = pos + blen
                 if end > n:
                     rest, buf = buf[pos:], b""
                     more = read(max(CHUNK, end - n))
                     if not more:
-                        self._cut("the file ends inside a block", frame)
+                        self.cut("the file ends inside a block", frame)
                         break
                     buf = rest + more
                     n = len(buf)
@@ -662,7 +674,7 @@ class TcpCapture:
                     if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
                         if proto != 6:
                             if proto == 1:
-                                self._icmp(icmp4_error(buf, data + ifc.hdr, data + cap), frame, tns)
+                                self.add_icmp(icmp4_error(buf, data + ifc.hdr, data + cap), frame, tns)
                             skipped += 1
                             continue
                         if total == 0:  # TSO: the frame's length stands for it
@@ -705,12 +717,12 @@ class TcpCapture:
                     yield frame - skipped, new(cls, (frame, tns / 1e9, *fields, name, tns))
                 else:
                     skipped += 1
-                    self._icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
+                    self.add_icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
         finally:
             self.packets = frame
             self.tcp_packets = frame - skipped
 
-    def _idb(self, buf: bytes, pos: int, blen: int, endian: str) -> _Iface:
+    def _idb(self, buf: bytes, pos: int, blen: int, endian: str) -> Iface:
         linktype, snaplen = struct.unpack_from(endian + "HxxI", buf, pos + 8)
         self.linktypes.add(linktype)
         # Timestamp units: ns = units * num // den. The default resolution is 10^-6 s.
@@ -734,10 +746,10 @@ class TcpCapture:
             elif code == 14 and olen >= 8:  # if_tsoffset, in seconds
                 offset_ns = struct.unpack_from(endian + "q", buf, v)[0] * 1_000_000_000
             p = v + ((olen + 3) & ~3)
-        return _Iface(linktype, num, den, offset_ns, snaplen)
+        return Iface(linktype, num, den, offset_ns, snaplen)
 
 
-class _Iface(_Link):
+class Iface(Link):
     """A pcapng interface: its link type and how its timestamps convert to nanoseconds."""
 
     __slots__ = ("den", "num", "offset_ns", "snaplen")

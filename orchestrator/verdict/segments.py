@@ -44,7 +44,9 @@ _FAST_WINDOW_NS = 20_000_000  # fast retransmission: within 20 ms of the last du
 FlowKey = tuple[str, int, str, int]
 
 
-def start_connection(fwd: Flow | None, p: TcpPacket, flows: dict[FlowKey, Flow], conns: list[Conn]) -> Flow:
+def start_connection(
+    fwd: Flow | None, p: TcpPacket, i: int, flows: dict[FlowKey, Flow], conns: list[Conn]
+) -> Flow:
     """A first segment on a 4-tuple, or a SYN: a new connection, or the same SYN again."""
     if fwd is not None:
         if p.flags & (SYN | ACK) != SYN or not fwd.base_set:
@@ -55,7 +57,7 @@ def start_connection(fwd: Flow | None, p: TcpPacket, flows: dict[FlowKey, Flow],
             fwd.nextseq = fwd.maxseq
             return fwd
         # A SYN with a new initial sequence number: the 4-tuple is reused.
-    conn = Conn(len(conns), p)
+    conn = Conn(len(conns), p, i)
     conns.append(conn)
     flows[(p.src, p.sport, p.dst, p.dport)] = conn.a
     flows[(p.dst, p.dport, p.src, p.sport)] = conn.b
@@ -130,6 +132,7 @@ def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int
             # Its first send was not captured (or was already acknowledged): let this one stand
             # for it among the unacknowledged segments.
             fwd.unacked.append((end, p, i))
+            fwd.messy = True
         run = runs[seq] = Run(seq, end, original)
     run.add(p, i)
     best = conn.best_run

@@ -1,0 +1,169 @@
+"""The vectorised pass and the column reader give exactly what the reference loop and reader give.
+
+The reference (`TcpCapture` iteration and `analysis._run`) is itself checked against tshark in
+`test_analysis`; here it is the oracle, on captures of every shape: odd random conversations
+cut into tiny chunks (so runs straddle chunk ends), a busy server's many connections, and
+captures the fast layout cannot read (IPv6, VLAN, pcapng), which go the reference way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orchestrator.verdict import columns
+from orchestrator.verdict.analysis import Analysis, analyze_capture
+from orchestrator.verdict.columns import read_chunks
+from orchestrator.verdict.pcapfile import TcpPacket, read_tcp
+from tests.unit.pcaps import T0, Conv, random_conversation, write_fast, write_scapy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_analyze", ROOT / "bench" / "analyze.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_analyze"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _random_capture(path: Path, seed: int, n: int) -> Path:
+    rng = random.Random(seed)
+    convs: list[Conv] = []
+    for k in range(n):
+        if convs and rng.random() < 0.25:  # the same 4-tuple again
+            prev = convs[-1]
+            convs.append(
+                random_conversation(rng, prev.client, prev.server, prev.t + rng.choice([0.001, 1.0]))
+            )
+        else:
+            client = (f"10.0.{k % 200}.1", 10000 + k)
+            convs.append(random_conversation(rng, client, ("10.1.0.2", 80), T0 + rng.random()))
+    return write_fast(path, sorted((s for c in convs for s in c.segs), key=lambda s: s.t))
+
+
+def _both(path: Path) -> tuple[Analysis, Analysis]:
+    return analyze_capture(read_tcp(path), vectorised=False), analyze_capture(read_tcp(path))
+
+
+def _pairs(path: Path, part: int = 0, parts: int = 1) -> list[tuple[int, TcpPacket]]:
+    out: list[tuple[int, TcpPacket]] = []
+    capture = read_tcp(path)
+    for chunk in read_chunks(capture, part, parts):
+        if chunk.pairs is not None:
+            out.extend(chunk.pairs)
+        elif chunk.columns is not None:
+            cols = chunk.columns
+            out.extend(zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.pos))), strict=True))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 5000, 700])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_odd_conversations_in_small_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, chunk: int
+) -> None:
+    path = _random_capture(tmp_path / "r.pcap", seed, 80)
+    monkeypatch.setattr(columns, "CHUNK", chunk)
+    reference, vectorised = _both(path)
+    assert len(reference.connections) > 50
+    assert vectorised == reference
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1), chunk=st.sampled_from([600, 2000, 1 << 22]))
+def test_odd_conversations_hypothesis(tmp_path: Path, seed: int, chunk: int) -> None:
+    path = _random_capture(tmp_path / f"h{seed}.pcap", seed, 25)
+    old = columns.CHUNK
+    columns.CHUNK = chunk
+    try:
+        reference, vectorised = _both(path)
+    finally:
+        columns.CHUNK = old
+    assert vectorised == reference
+
+
+@pytest.mark.parametrize("shape", ["many", "long"])
+def test_a_busy_capture(tmp_path: Path, shape: str) -> None:
+    """The benchmark's own traffic: retransmissions, keep-alives, zero windows, closes."""
+    path = tmp_path / f"{shape}.pcap"
+    _bench().write_capture(path, 60_000, shape, seed=3)
+    reference, vectorised = _both(path)
+    assert sum(c.retransmissions.client + c.retransmissions.server for c in reference.connections) > 1000
+    assert vectorised == reference
+
+
+def test_the_column_reader_is_the_reference_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _random_capture(tmp_path / "r.pcap", 4, 40)
+    monkeypatch.setattr(columns, "CHUNK", 900)
+    whole = list(enumerate(read_tcp(path), 1))
+    assert _pairs(path) == whole
+    for parts in (2, 3):
+        got = sorted((q for k in range(parts) for q in _pairs(path, k, parts)), key=lambda q: q[0])
+        assert got == whole
+
+
+@pytest.mark.parametrize(
+    ("link", "fmt", "v6"), [("vlan", "pcap", False), ("ether", "pcap", True), ("sll2", "pcapng", False)]
+)
+def test_what_the_fast_layout_cannot_read_goes_the_reference_way(
+    tmp_path: Path, link: str, fmt: str, v6: bool
+) -> None:
+    rng = random.Random(9)
+    convs = [
+        random_conversation(rng, (f"10.0.0.{k}", 30000 + k), ("10.1.0.2", 80), T0 + k / 10)
+        for k in range(1, 6)
+    ]
+    segs = sorted((s for c in convs for s in c.segs), key=lambda s: s.t)
+    path = write_scapy(tmp_path / f"x.{fmt}", segs, link=link, fmt=fmt, v6=v6)  # type: ignore[arg-type]
+    assert _pairs(path) == list(enumerate(read_tcp(path), 1))
+    reference, vectorised = _both(path)
+    assert vectorised == reference
+
+
+def test_a_truncated_capture(tmp_path: Path) -> None:
+    path = _random_capture(tmp_path / "r.pcap", 6, 30)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 25])
+    reference, vectorised = _both(path)
+    assert reference.truncated and reference.problems
+    assert vectorised == reference
+
+
+@pytest.mark.parametrize("link", ["ether", "vlan", "sll", "sll2", "raw", "null", "ipv4"])
+@pytest.mark.parametrize("fmt", ["pcap", "pcap-ns", "pcapng"])
+def test_every_link_type_and_format_reads_the_same(tmp_path: Path, link: str, fmt: str) -> None:
+    rng = random.Random(5)
+    c = random_conversation(rng, ("10.0.0.1", 40000), ("10.1.0.2", 80), T0)
+    path = write_scapy(tmp_path / f"x.{fmt}", c.segs, link=link, fmt=fmt)  # type: ignore[arg-type]
+    reference = read_tcp(path)
+    whole = list(enumerate(reference, 1))
+    capture = read_tcp(path)
+    got: list[tuple[int, TcpPacket]] = []
+    for chunk in read_chunks(capture):
+        if chunk.pairs is not None:
+            got.extend(chunk.pairs)
+        elif chunk.columns is not None:
+            got.extend(
+                zip(
+                    chunk.columns.pos.tolist(),
+                    chunk.columns.packets(np.arange(len(chunk.columns.pos))),
+                    strict=True,
+                )
+            )
+    assert got == whole
+    assert (capture.packets, capture.tcp_packets, capture.linktypes) == (
+        reference.packets,
+        reference.tcp_packets,
+        reference.linktypes,
+    )
