@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.text import Text
 
 from orchestrator.errors import CaptureFormatError
+from orchestrator.report.analysis_text import write_summary
 from orchestrator.verdict.analysis import Analysis
 from orchestrator.verdict.contract import write_analysis_json
-from orchestrator.verdict.explain import TOLERANCE, KernelPrediction, predict_connection
+from orchestrator.verdict.explain import KernelPrediction, predict_connection
 from orchestrator.verdict.parallel import analyze_shared, auto_processes
 from orchestrator.verdict.pcapfile import TcpCapture, read_tcp
 from orchestrator.verdict.settings import KernelSettings, parse_settings, settings_from_scenario
@@ -25,17 +26,6 @@ from orchestrator.verdict.summary import ConnectionSummary, Side
 # at once (see `entry`), without freeing the last analysis object by object.
 finished = False
 _last: list[Analysis] = []
-
-LINKTYPE_NAMES = {
-    0: "BSD loopback",
-    1: "Ethernet",
-    101: "raw IP",
-    108: "OpenBSD loopback",
-    113: "Linux cooked v1",
-    228: "raw IPv4",
-    229: "raw IPv6",
-    276: "Linux cooked v2",
-}
 
 
 def analyze(
@@ -109,7 +99,7 @@ def _analyze(
         if json_out:
             write_analysis_json(sys.stdout, analysis, str(path), predictions)
         else:
-            _print(console, str(path), analysis, predictions)
+            write_summary(sys.stdout, console, str(path), analysis, predictions)
         _last[:] = [analysis]  # freed with the process, not here
     global finished  # noqa: PLW0603 - read by the console script's entry
     finished = True
@@ -149,72 +139,3 @@ def _settings_for(
         return by_address.get(endpoint.rsplit(":", 1)[0].strip("[]"), settings)
 
     return of
-
-
-# ---------------------------------------------------------------------------------------------
-# The readable summary
-
-
-def _print(
-    console: Console, file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]]
-) -> None:
-    links = ", ".join(LINKTYPE_NAMES.get(t, f"link type {t}") for t in analysis.linktypes) or "no link type"
-    n = len(analysis.connections)
-    head = Text.assemble(
-        (file, "bold"),
-        f": {analysis.packets:,} frames, {analysis.tcp_packets:,} TCP segments, "
-        f"{n:,} connection{'' if n == 1 else 's'} ({links})",
-    )
-    if analysis.truncated:
-        head.append("  truncated: analysed up to the cut", style="yellow")
-    console.print(head)
-    for conn in analysis.connections:
-        console.print(_connection(conn, predictions.get(conn.stream, [])))
-
-
-def _connection(c: ConnectionSummary, predictions: list[KernelPrediction]) -> Text:
-    t = Text()
-    t.append(f"#{c.stream} {c.client} → {c.server}", style="bold")
-    t.append(f"  {c.packets:,} packets, {c.duration_s:.3f} s\n")
-    close = f"close {c.close}"
-    if c.initiator is not None:
-        close += f" (first FIN from {c.initiator}" + (
-            f", {c.close_packets} packets)" if c.close_packets else ")"
-        )
-    if c.rst_from is not None:
-        close += f", RST from {c.rst_from}"
-    t.append(f"   handshake {c.handshake} · {close}\n")
-    t.append(
-        f"   client/server: retransmissions {c.retransmissions.client}/{c.retransmissions.server}"
-        f" · keep-alives {c.keepalive_probes.client}/{c.keepalive_probes.server}"
-        f" · zero windows {c.zero_window.client}/{c.zero_window.server}\n"
-    )
-    if c.backoff_gaps_s:
-        t.append("   backoff gaps " + ", ".join(f"{g:.3f}" for g in c.backoff_gaps_s) + " s\n")
-    if c.keepalive is not None:
-        every = "" if c.keepalive.interval_s is None else f", then every {c.keepalive.interval_s:.3f} s"
-        t.append(
-            f"   keep-alive probes: the first after {c.keepalive.first_after_idle_s:.3f} s idle{every}\n"
-        )
-    for note in c.notes:
-        t.append(f"   · {note}\n", style="dim")
-    for p in predictions:
-        t.append_text(_prediction(p))
-    t.rstrip()
-    return t
-
-
-def _prediction(p: KernelPrediction) -> Text:
-    t = Text(f"   model: {p.kind} by {p.side}, {p.predicted_s:g} s after {p.start}\n")
-    t.append(f"          {p.basis}\n")
-    if p.observed_s is None:
-        t.append(f"     observed: none ({p.observed})\n", style="yellow")
-    else:
-        ok = bool(p.within_tolerance)
-        verdict = f"within {TOLERANCE:.0%}" if ok else f"outside {TOLERANCE:.0%}"
-        t.append(f"     observed: {p.observed_s:.3f} s ({p.deviation:+.1%}, ", style=None)
-        t.append(verdict, style="green" if ok else "bold red")
-        t.append(f"): {p.observed}\n")
-    for why in p.explanations:
-        t.append(f"     ↳ {why}\n", style="italic")
-    return t

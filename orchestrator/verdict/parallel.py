@@ -1,12 +1,13 @@
 """One capture's analysis shared between processes, by connection.
 
-Each process reads the whole file but analyses only the connections in its part (a hash of the
-connection's addresses and ports, see `pcapfile.part_of`): reading and skipping a segment costs
-a fraction of analysing it, and connections are independent, so N processes on N cores finish
-close to N times sooner. The parent analyses part 0 itself while forked children do the rest,
-then takes their summaries (pickled through a pipe), puts the connections back in order of
-first frame and renumbers their `stream`. The result is the same `Analysis` as one process
-gives; `tests/unit/test_parallel_analysis.py` checks that.
+The parent reads the capture once (`columns`), and hands each chunk's segments out by
+connection: a hash of the connection's addresses and ports (`pcapfile.part_of`, the same for
+both directions) picks the process. Connections are independent, so each process runs the
+vectorised pass (`vector`) on its own connections while the parent reads on. The parent keeps
+a smaller share, since it also reads and writes. Children send their summaries back (pickled);
+the parent puts all connections in order of first frame and renumbers their `stream`. The
+result is the same `Analysis` as one process gives; `tests/unit/test_parallel_analysis.py`
+checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
 modules already imported. Captures under `MIN_BYTES` stay in one process: there forking costs
@@ -20,16 +21,29 @@ import multiprocessing
 import os
 import pickle
 import sys
+from collections.abc import Iterator
+from dataclasses import fields
 from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
 
 from orchestrator.errors import TcpscenError
 from orchestrator.verdict.analysis import Analysis, analyze_capture
-from orchestrator.verdict.pcapfile import TcpCapture
+from orchestrator.verdict.columns import Chunk, Columns, read_chunks
+from orchestrator.verdict.pcapfile import TcpCapture, part_of
+from orchestrator.verdict.summary import ConnectionSummary
+from orchestrator.verdict.vector import summarize_chunks
 
 __all__ = ["MAX_AUTO", "MIN_BYTES", "analyze_shared", "auto_processes"]
 
 MIN_BYTES = 16 << 20
-MAX_AUTO = 4  # beyond this, the whole-file reading each process does dominates
+MAX_AUTO = 4
+# Shares: the parent, which also reads the file and writes the result, takes 2 buckets of
+# connections for every 3 a child takes.
+PARENT_SHARE, CHILD_SHARE = 2, 3
+QUEUED = 8  # chunks waiting for a child at most: memory stays flat if the child lags
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # as pcapfile.part_of
 
 
 def auto_processes(capture: TcpCapture) -> int:
@@ -52,38 +66,104 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
     if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return analyze_capture(capture)
     ctx = multiprocessing.get_context("fork")
-    children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    owners = np.array([0] * PARENT_SHARE + [p for p in range(1, processes) for _ in range(CHILD_SHARE)])
+    children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
     try:
         for part in range(1, processes):
+            inbox = ctx.Queue(QUEUED)
             receive, send = ctx.Pipe(duplex=False)
             child = ctx.Process(
-                target=_child,
-                args=(send, capture, part, processes),
-                name=f"tcpscen-analyze-{part}",
-                daemon=True,
+                target=_child, args=(inbox, send), name=f"tcpscen-analyze-{part}", daemon=True
             )
             child.start()
             send.close()
-            children.append((child, receive))
-        parts = [analyze_capture(capture, part=0, parts=processes)]
-        for forked, receive in children:
-            parts.append(_receive(forked, receive, capture))
-        return _merge(parts)
+            children.append((child, inbox, receive))
+        mine = summarize_chunks(_deal(read_chunks(capture), owners, [inbox for _c, inbox, _r in children]))
+        conns = list(mine)
+        for forked, _inbox, receive in children:
+            conns.extend(_receive(forked, receive, capture))
+        conns.sort(key=lambda c: c.first_frame.frame if c.first_frame else 0)
+        for stream, c in enumerate(conns):
+            c.stream = stream
+        return Analysis(
+            connections=conns,
+            packets=capture.packets,
+            tcp_packets=capture.tcp_packets,
+            truncated=capture.truncated,
+            files=[capture.name],
+            problems=[capture.problem] if capture.problem else [],
+            linktypes=sorted(capture.linktypes),
+            icmp_errors=list(capture.icmp_errors),
+        )
     finally:
-        for forked, receive in children:
+        for forked, inbox, receive in children:
             receive.close()
             if forked.is_alive():
                 forked.terminate()
             forked.join()
+            inbox.close()
+            inbox.cancel_join_thread()
 
 
-def _child(send: Connection, capture: TcpCapture, part: int, parts: int) -> None:
-    """In a forked child: analyse one part and send it back, then leave without running the
-    parent's exit handlers (they belong to the parent)."""
+def _deal(chunks: Iterator[Chunk], owners: np.ndarray, inboxes: list[Any]) -> Iterator[Chunk]:
+    """The parent's own share of each chunk; the children's are put in their inboxes."""
+    buckets = len(owners)
+    try:
+        for chunk in chunks:
+            shares = _split(chunk, owners, buckets, len(inboxes) + 1)
+            for inbox, share in zip(inboxes, shares[1:], strict=True):
+                if share is not None:
+                    inbox.put(share)
+            if shares[0] is not None:
+                yield shares[0]
+    finally:
+        for inbox in inboxes:
+            inbox.put(None)  # the end, or the parent gave up: the child stops either way
+
+
+def _split(chunk: Chunk, owners: np.ndarray, buckets: int, processes: int) -> list[Chunk | None]:
+    """A chunk's segments, by the process their connection belongs to."""
+    if chunk.pairs is not None:
+        by: list[list[Any]] = [[] for _ in range(processes)]
+        for pair in chunk.pairs:
+            p = pair[1]
+            by[int(owners[part_of(p.src, p.sport, p.dst, p.dport, buckets)])].append(pair)
+        return [Chunk(pairs=b) if b else None for b in by]
+    cols = chunk.columns
+    assert cols is not None
+    x = (cols.src ^ cols.dst).astype(np.uint64) ^ (
+        (cols.sport ^ cols.dport).astype(np.uint64) << np.uint64(32)
+    )
+    owner = owners[(((x * _MIX) >> np.uint64(32)) % np.uint64(buckets)).astype(np.int64)]
+    out: list[Chunk | None] = []
+    for proc in range(processes):
+        m = owner == proc
+        if not m.any():
+            out.append(None)
+            continue
+        out.append(
+            Chunk(
+                columns=Columns(
+                    **{f.name: getattr(cols, f.name)[m] for f in fields(Columns) if f.name != "file"},
+                    file=cols.file,
+                )
+            )
+        )
+    return out
+
+
+def _child(inbox: Any, send: Connection) -> None:
+    """In a forked child: analyse the connections the parent deals out, send the summaries
+    back, then leave without running the parent's exit handlers (they belong to the parent)."""
     code = 0
     try:
-        analysis = analyze_capture(capture, part=part, parts=parts)
-        send.send_bytes(pickle.dumps(analysis, protocol=pickle.HIGHEST_PROTOCOL))
+
+        def dealt() -> Iterator[Chunk]:
+            while (chunk := inbox.get()) is not None:
+                yield chunk
+
+        conns = summarize_chunks(dealt())
+        send.send_bytes(pickle.dumps(conns, protocol=pickle.HIGHEST_PROTOCOL))
     except BaseException as exc:  # reported to the parent, whatever it is
         code = 1
         with contextlib.suppress(BaseException):  # else the parent sees the pipe close
@@ -96,7 +176,7 @@ def _child(send: Connection, capture: TcpCapture, part: int, parts: int) -> None
 
 def _receive(
     child: multiprocessing.process.BaseProcess, receive: Connection, capture: TcpCapture
-) -> Analysis:
+) -> list[ConnectionSummary]:
     try:
         got = pickle.loads(receive.recv_bytes())  # from our own forked child
     except EOFError:
@@ -106,18 +186,6 @@ def _receive(
         ) from None
     if isinstance(got, str):
         raise TcpscenError(f"{capture.path}: an analysis process failed: {got}")
-    if not isinstance(got, Analysis):
+    if not isinstance(got, list):
         raise TcpscenError(f"{capture.path}: an analysis process sent {type(got).__name__}")
     return got
-
-
-def _merge(parts: list[Analysis]) -> Analysis:
-    """The parts' connections in order of first frame (tcp.stream order), renumbered. Every
-    process read every frame, so the file's counters and ICMP errors are part 0's."""
-    first = parts[0]
-    conns = [c for a in parts for c in a.connections]
-    conns.sort(key=lambda c: c.first_frame.frame if c.first_frame else 0)
-    for stream, c in enumerate(conns):
-        c.stream = stream
-    first.connections = conns
-    return first

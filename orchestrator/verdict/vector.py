@@ -32,13 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.verdict.analysis import MAX_UNACKED, _run
+from orchestrator.verdict.analysis import MAX_UNACKED, _run, _summarize
 from orchestrator.verdict.columns import Chunk, Columns
 from orchestrator.verdict.flows import HALF, KA, M32, Conn, Flow
 from orchestrator.verdict.pcapfile import TcpPacket, ip4_names
 from orchestrator.verdict.segments import FlowKey
+from orchestrator.verdict.summary import ConnectionSummary
 
-__all__ = ["analyze_chunks"]
+__all__ = ["analyze_chunks", "summarize_chunks"]
 
 I64 = npt.NDArray[np.int64]
 _K1 = np.uint64(0x9E3779B97F4A7C15)
@@ -515,3 +516,8 @@ def _runs(dull: npt.NDArray[np.bool_], seg: npt.NDArray[np.bool_]) -> I64:
     start = dull.copy()
     start[1:] &= ~dull[:-1] | seg[1:]
     return np.where(dull, np.cumsum(start) - 1, -1)
+
+
+def summarize_chunks(chunks: Iterable[Chunk]) -> list[ConnectionSummary]:
+    """`analyze_chunks`, then each connection's summary (the collector paused meanwhile)."""
+    return _summarize(lambda: analyze_chunks(chunks))

@@ -1,0 +1,126 @@
+"""The readable summary of `tcpscen analyze`: a block per connection.
+
+Each block is made as (text, style) pieces. On a terminal, rich shows them with their styles;
+anywhere else (a pipe, a file) the styles would be dropped anyway, so the text is written as
+it is: rich's layout costs more than the analysis for a capture of thousands of connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from orchestrator.verdict.analysis import Analysis
+from orchestrator.verdict.explain import TOLERANCE, KernelPrediction
+from orchestrator.verdict.summary import ConnectionSummary
+
+__all__ = ["LINKTYPE_NAMES", "write_summary"]
+
+LINKTYPE_NAMES = {
+    0: "BSD loopback",
+    1: "Ethernet",
+    101: "raw IP",
+    108: "OpenBSD loopback",
+    113: "Linux cooked v1",
+    228: "raw IPv4",
+    229: "raw IPv6",
+    276: "Linux cooked v2",
+}
+
+# A block: pieces of text, each with its rich style (None: plain).
+Piece = tuple[str, str | None]
+
+
+def write_summary(
+    out: TextIO,
+    console: Console,
+    file: str,
+    analysis: Analysis,
+    predictions: dict[int, list[KernelPrediction]],
+) -> None:
+    """The file's line, then a block per connection: styled on a terminal, plain elsewhere."""
+    blocks = _blocks(file, analysis, predictions)
+    if console.is_terminal:
+        for pieces in blocks:
+            console.print(Text.assemble(*((text, style or "") for text, style in pieces)))
+    else:
+        out.writelines("".join(text for text, _style in pieces) + "\n" for pieces in blocks)
+
+
+def _blocks(
+    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]]
+) -> Iterator[list[Piece]]:
+    links = ", ".join(LINKTYPE_NAMES.get(t, f"link type {t}") for t in analysis.linktypes) or "no link type"
+    n = len(analysis.connections)
+    head: list[Piece] = [
+        (file, "bold"),
+        (
+            f": {analysis.packets:,} frames, {analysis.tcp_packets:,} TCP segments, "
+            f"{n:,} connection{'' if n == 1 else 's'} ({links})",
+            None,
+        ),
+    ]
+    if analysis.truncated:
+        head.append(("  truncated: analysed up to the cut", "yellow"))
+    yield head
+    for conn in analysis.connections:
+        yield _connection(conn, predictions.get(conn.stream, []))
+
+
+def _connection(c: ConnectionSummary, predictions: list[KernelPrediction]) -> list[Piece]:
+    t: list[Piece] = [
+        (f"#{c.stream} {c.client} → {c.server}", "bold"),
+        (f"  {c.packets:,} packets, {c.duration_s:.3f} s\n", None),
+    ]
+    close = f"close {c.close}"
+    if c.initiator is not None:
+        close += f" (first FIN from {c.initiator}" + (
+            f", {c.close_packets} packets)" if c.close_packets else ")"
+        )
+    if c.rst_from is not None:
+        close += f", RST from {c.rst_from}"
+    t.append((f"   handshake {c.handshake} · {close}\n", None))
+    t.append(
+        (
+            f"   client/server: retransmissions {c.retransmissions.client}/{c.retransmissions.server}"
+            f" · keep-alives {c.keepalive_probes.client}/{c.keepalive_probes.server}"
+            f" · zero windows {c.zero_window.client}/{c.zero_window.server}\n",
+            None,
+        )
+    )
+    if c.backoff_gaps_s:
+        t.append(("   backoff gaps " + ", ".join(f"{g:.3f}" for g in c.backoff_gaps_s) + " s\n", None))
+    if c.keepalive is not None:
+        every = "" if c.keepalive.interval_s is None else f", then every {c.keepalive.interval_s:.3f} s"
+        t.append(
+            (
+                f"   keep-alive probes: the first after {c.keepalive.first_after_idle_s:.3f} s idle{every}\n",
+                None,
+            )
+        )
+    t.extend((f"   · {note}\n", "dim") for note in c.notes)
+    for p in predictions:
+        t.extend(_prediction(p))
+    text, style = t[-1]
+    t[-1] = (text.rstrip(), style)
+    return t
+
+
+def _prediction(p: KernelPrediction) -> list[Piece]:
+    t: list[Piece] = [
+        (f"   model: {p.kind} by {p.side}, {p.predicted_s:g} s after {p.start}\n", None),
+        (f"          {p.basis}\n", None),
+    ]
+    if p.observed_s is None:
+        t.append((f"     observed: none ({p.observed})\n", "yellow"))
+    else:
+        ok = bool(p.within_tolerance)
+        verdict = f"within {TOLERANCE:.0%}" if ok else f"outside {TOLERANCE:.0%}"
+        t.append((f"     observed: {p.observed_s:.3f} s ({p.deviation:+.1%}, ", None))
+        t.append((verdict, "green" if ok else "bold red"))
+        t.append((f"): {p.observed}\n", None))
+    t.extend((f"     ↳ {why}\n", "italic") for why in p.explanations)
+    return t
