@@ -20,6 +20,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import queue
 import sys
 from collections.abc import Iterator
 from dataclasses import fields
@@ -78,7 +79,9 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
             child.start()
             send.close()
             children.append((child, inbox, receive))
-        mine = summarize_chunks(_deal(read_chunks(capture), owners, [inbox for _c, inbox, _r in children]))
+        mine = summarize_chunks(
+            _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
+        )
         conns = list(mine)
         for forked, _inbox, receive in children:
             conns.extend(_receive(forked, receive, capture))
@@ -105,20 +108,36 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
             inbox.cancel_join_thread()
 
 
-def _deal(chunks: Iterator[Chunk], owners: np.ndarray, inboxes: list[Any]) -> Iterator[Chunk]:
+def _deal(
+    chunks: Iterator[Chunk],
+    owners: np.ndarray,
+    inboxes: list[tuple[multiprocessing.process.BaseProcess, Any]],
+) -> Iterator[Chunk]:
     """The parent's own share of each chunk; the children's are put in their inboxes."""
     buckets = len(owners)
     try:
         for chunk in chunks:
             shares = _split(chunk, owners, buckets, len(inboxes) + 1)
-            for inbox, share in zip(inboxes, shares[1:], strict=True):
+            for (child, inbox), share in zip(inboxes, shares[1:], strict=True):
                 if share is not None:
-                    inbox.put(share)
+                    _put(child, inbox, share)
             if shares[0] is not None:
                 yield shares[0]
     finally:
-        for inbox in inboxes:
-            inbox.put(None)  # the end, or the parent gave up: the child stops either way
+        for child, inbox in inboxes:
+            with contextlib.suppress(TcpscenError):
+                _put(child, inbox, None)  # the end, or the parent gave up: the child stops either way
+
+
+def _put(child: multiprocessing.process.BaseProcess, inbox: Any, item: Chunk | None) -> None:
+    """Queue work for a child, waiting while it is busy, but not for a child that has died."""
+    while True:
+        try:
+            inbox.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            if not child.is_alive():
+                raise TcpscenError(f"an analysis process ended early (exit {child.exitcode})") from None
 
 
 def _split(chunk: Chunk, owners: np.ndarray, buckets: int, processes: int) -> list[Chunk | None]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import TcpscenError
-from orchestrator.verdict import parallel
+from orchestrator.verdict import columns, parallel
 from orchestrator.verdict.analysis import analyze, analyze_capture
+from orchestrator.verdict.columns import Chunk
 from orchestrator.verdict.parallel import analyze_shared, auto_processes
 from orchestrator.verdict.pcapfile import part_of, read_tcp
+from orchestrator.verdict.summary import ConnectionSummary
 from tests.unit.pcaps import T0, Conv, random_conversation, write_fast, write_scapy
 
 
@@ -84,15 +88,34 @@ def test_a_failing_child_is_an_error_not_a_partial_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _capture(tmp_path / "c.pcap", 2, 20)
-    real = parallel.analyze_capture
+    real = parallel.summarize_chunks
+    parent = os.getpid()
 
-    def broken(capture: object, **kw: int) -> object:
-        if kw.get("part"):
+    def broken(chunks: Iterable[Chunk]) -> list[ConnectionSummary]:
+        if os.getpid() != parent:
             raise RuntimeError("boom")
-        return real(capture, **kw)  # type: ignore[arg-type]
+        return real(chunks)
 
-    monkeypatch.setattr(parallel, "analyze_capture", broken)
+    monkeypatch.setattr(parallel, "summarize_chunks", broken)
     with pytest.raises(TcpscenError, match="RuntimeError: boom"):
+        analyze_shared(read_tcp(path), 2)
+
+
+def test_a_child_that_dies_with_work_queued_does_not_hang_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _capture(tmp_path / "c.pcap", 3, 150)
+    monkeypatch.setattr(columns, "CHUNK", 2000)  # many chunks: more than the queue holds
+    real = parallel.summarize_chunks
+    parent = os.getpid()
+
+    def dies(chunks: Iterable[Chunk]) -> list[ConnectionSummary]:
+        if os.getpid() != parent:
+            os._exit(9)
+        return real(chunks)
+
+    monkeypatch.setattr(parallel, "summarize_chunks", dies)
+    with pytest.raises(TcpscenError, match="ended"):
         analyze_shared(read_tcp(path), 2)
 
 
