@@ -21,8 +21,9 @@ import multiprocessing
 import os
 import pickle
 import queue
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import fields
 from multiprocessing.connection import Connection
 from typing import Any
@@ -69,6 +70,7 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
     ctx = multiprocessing.get_context("fork")
     owners = np.array([0] * PARENT_SHARE + [p for p in range(1, processes) for _ in range(CHILD_SHARE)])
     children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
+    dealt: Generator[Chunk, None, None] | None = None
     try:
         for part in range(1, processes):
             inbox = ctx.Queue(QUEUED)
@@ -79,9 +81,8 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
             child.start()
             send.close()
             children.append((child, inbox, receive))
-        mine = summarize_chunks(
-            _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
-        )
+        dealt = _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
+        mine = summarize_chunks(dealt)
         conns = list(mine)
         for forked, _inbox, receive in children:
             conns.extend(_receive(forked, receive, capture))
@@ -99,6 +100,8 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
             icmp_errors=list(capture.icmp_errors),
         )
     finally:
+        if dealt is not None:
+            dealt.close()  # tells the children to stop, while their inboxes are still open
         for forked, inbox, receive in children:
             receive.close()
             if forked.is_alive():
@@ -112,7 +115,7 @@ def _deal(
     chunks: Iterator[Chunk],
     owners: np.ndarray,
     inboxes: list[tuple[multiprocessing.process.BaseProcess, Any]],
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """The parent's own share of each chunk; the children's are put in their inboxes."""
     buckets = len(owners)
     try:
@@ -125,7 +128,7 @@ def _deal(
                 yield shares[0]
     finally:
         for child, inbox in inboxes:
-            with contextlib.suppress(TcpscenError):
+            with contextlib.suppress(TcpscenError, ValueError, OSError):
                 _put(child, inbox, None)  # the end, or the parent gave up: the child stops either way
 
 
@@ -173,7 +176,10 @@ def _split(chunk: Chunk, owners: np.ndarray, buckets: int, processes: int) -> li
 
 def _child(inbox: Any, send: Connection) -> None:
     """In a forked child: analyse the connections the parent deals out, send the summaries
-    back, then leave without running the parent's exit handlers (they belong to the parent)."""
+    back, then leave without running the parent's exit handlers (they belong to the parent).
+    Ctrl-C is the parent's to handle (it stops the children); SIGTERM from it ends a child at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0
     try:
 
