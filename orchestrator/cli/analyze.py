@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.text import Text
 
 from orchestrator.errors import CaptureFormatError
-from orchestrator.report.analysis_text import write_summary
+from orchestrator.report.analysis_text import TextConnections, write_rendered_summary, write_summary
 from orchestrator.verdict.analysis import Analysis
-from orchestrator.verdict.contract import write_analysis_json
+from orchestrator.verdict.contract import JsonConnections, write_analysis_json, write_rendered_json
 from orchestrator.verdict.explain import KernelPrediction, predict_connection
-from orchestrator.verdict.parallel import analyze_shared, auto_processes
+from orchestrator.verdict.parallel import analyze_rendered, analyze_shared, auto_processes
 from orchestrator.verdict.pcapfile import TcpCapture, read_tcp
 from orchestrator.verdict.settings import KernelSettings, parse_settings, settings_from_scenario
 from orchestrator.verdict.summary import ConnectionSummary, Side
@@ -92,9 +92,22 @@ def _analyze(
     console = Console(highlight=False, soft_wrap=True)
     warn = Console(stderr=True, highlight=False)
     for path, capture in zip(files, captures, strict=True):
-        analysis = analyze_shared(capture, jobs or auto_processes(capture))
-        for problem in analysis.problems:
-            warn.print(Text(f"warning: {problem}; what came before it was analysed", style="yellow"))
+        processes = jobs or auto_processes(capture)
+        if processes > 1 and (json_out or not console.is_terminal):
+            # Each process renders its own connections: only text comes back.
+            def settings_for(c: ConnectionSummary) -> Callable[[Side], KernelSettings]:
+                return _settings_for(c, settings, by_address)
+
+            renderer = JsonConnections(settings_for) if json_out else TextConnections(settings_for)
+            rendered = analyze_rendered(capture, processes, renderer)
+            _warn(warn, rendered.analysis)
+            if json_out:
+                write_rendered_json(sys.stdout, rendered.analysis, rendered.texts, str(path))
+            else:
+                write_rendered_summary(sys.stdout, str(path), rendered.analysis, rendered.texts)
+            continue
+        analysis = analyze_shared(capture, processes)
+        _warn(warn, analysis)
         predictions = _predict(analysis, settings, by_address)
         if json_out:
             write_analysis_json(sys.stdout, analysis, str(path), predictions)
@@ -103,6 +116,11 @@ def _analyze(
         _last[:] = [analysis]  # freed with the process, not here
     global finished  # noqa: PLW0603 - read by the console script's entry
     finished = True
+
+
+def _warn(warn: Console, analysis: Analysis) -> None:
+    for problem in analysis.problems:
+        warn.print(Text(f"warning: {problem}; what came before it was analysed", style="yellow"))
 
 
 def _open_all(files: list[Path]) -> list[TcpCapture]:

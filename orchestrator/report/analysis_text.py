@@ -7,17 +7,19 @@ it is: rich's layout costs more than the analysis for a capture of thousands of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
 
 from orchestrator.verdict.analysis import Analysis
-from orchestrator.verdict.explain import TOLERANCE, KernelPrediction
-from orchestrator.verdict.summary import ConnectionSummary
+from orchestrator.verdict.explain import TOLERANCE, KernelPrediction, predict_connection
+from orchestrator.verdict.pcapfile import IcmpError
+from orchestrator.verdict.settings import KernelSettings
+from orchestrator.verdict.summary import ConnectionSummary, Side
 
-__all__ = ["LINKTYPE_NAMES", "write_summary"]
+__all__ = ["LINKTYPE_NAMES", "TextConnections", "write_rendered_summary", "write_summary"]
 
 LINKTYPE_NAMES = {
     0: "BSD loopback",
@@ -50,11 +52,34 @@ def write_summary(
         out.writelines("".join(text for text, _style in pieces) + "\n" for pieces in blocks)
 
 
-def _blocks(
-    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]]
-) -> Iterator[list[Piece]]:
+class TextConnections:
+    """Each connection's block as plain text, predictions included (a `parallel.Renderer`)."""
+
+    def __init__(self, settings_for: Callable[[ConnectionSummary], Callable[[Side], KernelSettings]]) -> None:
+        self.settings_for = settings_for
+
+    def render(
+        self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
+    ) -> list[str]:
+        out = []
+        for c in conns:
+            predictions = predict_connection(c, self.settings_for(c), icmp_errors, end)
+            out.append("".join(text for text, _style in _connection(c, predictions)))
+        return out
+
+    def number(self, text: str, stream: int) -> str:
+        return f"#{stream}" + text[len("#-1") :]  # rendered with stream -1
+
+
+def write_rendered_summary(out: TextIO, file: str, analysis: Analysis, texts: list[str]) -> None:
+    """`write_summary`'s plain text, from blocks already rendered by `TextConnections`."""
+    head = _head(file, analysis, len(texts))
+    out.write("".join(text for text, _style in head) + "\n")
+    out.writelines(text + "\n" for text in texts)
+
+
+def _head(file: str, analysis: Analysis, n: int) -> list[Piece]:
     links = ", ".join(LINKTYPE_NAMES.get(t, f"link type {t}") for t in analysis.linktypes) or "no link type"
-    n = len(analysis.connections)
     head: list[Piece] = [
         (file, "bold"),
         (
@@ -65,7 +90,13 @@ def _blocks(
     ]
     if analysis.truncated:
         head.append(("  truncated: analysed up to the cut", "yellow"))
-    yield head
+    return head
+
+
+def _blocks(
+    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]]
+) -> Iterator[list[Piece]]:
+    yield _head(file, analysis, len(analysis.connections))
     for conn in analysis.connections:
         yield _connection(conn, predictions.get(conn.stream, []))
 

@@ -22,14 +22,24 @@ in the file, lists capped at 100) and ``predictions`` (see `explain`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from orchestrator.verdict.analysis import Analysis
-from orchestrator.verdict.explain import KernelPrediction
-from orchestrator.verdict.summary import ConnectionSummary, FrameRef, SideCounts, SideFrames
+from orchestrator.verdict.explain import KernelPrediction, predict_connection
+from orchestrator.verdict.pcapfile import IcmpError
+from orchestrator.verdict.settings import KernelSettings
+from orchestrator.verdict.summary import ConnectionSummary, FrameRef, Side, SideCounts, SideFrames
 
-__all__ = ["CONNECTION_FIELDS", "analysis_json", "connection_json", "prediction_json", "write_analysis_json"]
+__all__ = [
+    "CONNECTION_FIELDS",
+    "JsonConnections",
+    "analysis_json",
+    "connection_json",
+    "prediction_json",
+    "write_analysis_json",
+    "write_rendered_json",
+]
 
 # The contract's fields of a connection, in order.
 CONNECTION_FIELDS = (
@@ -148,3 +158,29 @@ def _frame(f: FrameRef | None) -> int | None:
 
 def _frames(s: SideFrames) -> dict[str, list[int]]:
     return {"client": [f.frame for f in s.client], "server": [f.frame for f in s.server]}
+
+
+class JsonConnections:
+    """Each connection as its JSON text, predictions included (a `parallel.Renderer`)."""
+
+    def __init__(self, settings_for: Callable[[ConnectionSummary], Callable[[Side], KernelSettings]]) -> None:
+        self.settings_for = settings_for
+
+    def render(
+        self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
+    ) -> list[str]:
+        return [
+            json.dumps(connection_json(c, predict_connection(c, self.settings_for(c), icmp_errors, end)))
+            for c in conns
+        ]
+
+    def number(self, text: str, stream: int) -> str:
+        # "stream" comes once, after the notes, whose quotes inside strings are escaped.
+        return text.replace('"stream": -1,', f'"stream": {stream},', 1)
+
+
+def write_rendered_json(out: TextIO, analysis: Analysis, texts: list[str], file: str) -> None:
+    """`write_analysis_json`'s text, from connections already rendered by `JsonConnections`."""
+    out.write(json.dumps({"file": file, "packets": analysis.packets})[:-1] + ', "connections": [')
+    out.write(", ".join(texts))
+    out.write("], " + json.dumps(_file_extras(analysis))[1:] + "\n")

@@ -24,20 +24,28 @@ import queue
 import signal
 import sys
 from collections.abc import Generator, Iterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from orchestrator.errors import TcpscenError
 from orchestrator.verdict.analysis import Analysis, analyze_capture
 from orchestrator.verdict.columns import Chunk, Columns, read_chunks
-from orchestrator.verdict.pcapfile import TcpCapture, part_of
+from orchestrator.verdict.pcapfile import IcmpError, TcpCapture, part_of
 from orchestrator.verdict.summary import ConnectionSummary
 from orchestrator.verdict.vector import summarize_chunks
 
-__all__ = ["MAX_AUTO", "MIN_BYTES", "analyze_shared", "auto_processes"]
+__all__ = [
+    "MAX_AUTO",
+    "MIN_BYTES",
+    "Rendered",
+    "Renderer",
+    "analyze_rendered",
+    "analyze_shared",
+    "auto_processes",
+]
 
 MIN_BYTES = 16 << 20
 MAX_AUTO = 4
@@ -63,10 +71,57 @@ def auto_processes(capture: TcpCapture) -> int:
     return max(1, min(cpus, MAX_AUTO))
 
 
+class Renderer(Protocol):
+    """Turns connections into text where they were analysed, so that only text crosses between
+    processes: `render` gets the connections with `stream` -1 (the numbering is only known
+    once all are in), `number` puts the real number in."""
+
+    def render(
+        self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
+    ) -> list[str]: ...
+
+    def number(self, text: str, stream: int) -> str: ...
+
+
+@dataclass(slots=True)
+class Rendered:
+    """A shared analysis whose connections came back as text: the file's counters (its
+    `connections` is empty) and each connection's text, in tcp.stream order."""
+
+    analysis: Analysis
+    texts: list[str]
+
+
 def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
     """Analyse `capture` with `processes` processes (1: in this one)."""
     if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return analyze_capture(capture)
+    analysis, parts = _share(capture, processes, None)
+    conns = [c for part in parts for c in part]
+    conns.sort(key=_first_frame)
+    for stream, c in enumerate(conns):
+        c.stream = stream
+    analysis.connections = conns
+    return analysis
+
+
+def analyze_rendered(capture: TcpCapture, processes: int, renderer: Renderer) -> Rendered:
+    """Analyse `capture` with `processes` (> 1) processes, each rendering its connections."""
+    analysis, parts = _share(capture, processes, renderer)
+    texts = [(key, text) for part in parts for key, text in part]
+    texts.sort(key=lambda kt: kt[0])
+    return Rendered(analysis, [renderer.number(text, k) for k, (_key, text) in enumerate(texts)])
+
+
+def _first_frame(c: ConnectionSummary) -> int:
+    return c.first_frame.frame if c.first_frame else 0
+
+
+def _share(
+    capture: TcpCapture, processes: int, renderer: Renderer | None
+) -> tuple[Analysis, list[list[Any]]]:
+    """The parent's part of a shared analysis: children started, chunks dealt, its own share
+    analysed (and rendered), the children's parts collected."""
     ctx = multiprocessing.get_context("fork")
     owners = np.array([0] * PARENT_SHARE + [p for p in range(1, processes) for _ in range(CHILD_SHARE)])
     children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
@@ -76,21 +131,15 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
             inbox = ctx.Queue(QUEUED)
             receive, send = ctx.Pipe(duplex=False)
             child = ctx.Process(
-                target=_child, args=(inbox, send), name=f"tcpscen-analyze-{part}", daemon=True
+                target=_child, args=(inbox, send, renderer), name=f"tcpscen-analyze-{part}", daemon=True
             )
             child.start()
             send.close()
             children.append((child, inbox, receive))
         dealt = _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
         mine = summarize_chunks(dealt)
-        conns = list(mine)
-        for forked, _inbox, receive in children:
-            conns.extend(_receive(forked, receive, capture))
-        conns.sort(key=lambda c: c.first_frame.frame if c.first_frame else 0)
-        for stream, c in enumerate(conns):
-            c.stream = stream
-        return Analysis(
-            connections=conns,
+        analysis = Analysis(
+            connections=[],
             packets=capture.packets,
             tcp_packets=capture.tcp_packets,
             truncated=capture.truncated,
@@ -99,6 +148,19 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
             linktypes=sorted(capture.linktypes),
             icmp_errors=list(capture.icmp_errors),
         )
+        if renderer is None:
+            return analysis, [mine] + [_receive(forked, receive, capture) for forked, _i, receive in children]
+        # The capture's end (for the predictions) is the latest last segment of all connections.
+        ends = [_end(mine)] + [_receive(forked, receive, capture) for forked, _i, receive in children]
+        known = [e for e in ends if e is not None]
+        end = max(known) if known else None
+        for forked, inbox, _r in children:
+            _put(forked, inbox, (end, analysis.icmp_errors))
+        own = [
+            (_first_frame(c), text)
+            for c, text in zip(mine, _render(renderer, mine, end, analysis.icmp_errors), strict=True)
+        ]
+        return analysis, [own] + [_receive(forked, receive, capture) for forked, _i, receive in children]
     finally:
         if dealt is not None:
             dealt.close()  # tells the children to stop, while their inboxes are still open
@@ -109,6 +171,18 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
             forked.join()
             inbox.close()
             inbox.cancel_join_thread()
+
+
+def _end(conns: list[ConnectionSummary]) -> float | None:
+    return max((c.last_frame.time for c in conns if c.last_frame), default=None)
+
+
+def _render(
+    renderer: Renderer, conns: list[ConnectionSummary], end: float | None, icmp: list[IcmpError]
+) -> list[str]:
+    for c in conns:
+        c.stream = -1
+    return renderer.render(conns, end, icmp)
 
 
 def _deal(
@@ -132,7 +206,7 @@ def _deal(
                 _put(child, inbox, None)  # the end, or the parent gave up: the child stops either way
 
 
-def _put(child: multiprocessing.process.BaseProcess, inbox: Any, item: Chunk | None) -> None:
+def _put(child: multiprocessing.process.BaseProcess, inbox: Any, item: object) -> None:
     """Queue work for a child, waiting while it is busy, but not for a child that has died."""
     while True:
         try:
@@ -174,10 +248,12 @@ def _split(chunk: Chunk, owners: np.ndarray, buckets: int, processes: int) -> li
     return out
 
 
-def _child(inbox: Any, send: Connection) -> None:
-    """In a forked child: analyse the connections the parent deals out, send the summaries
-    back, then leave without running the parent's exit handlers (they belong to the parent).
-    Ctrl-C is the parent's to handle (it stops the children); SIGTERM from it ends a child at once."""
+def _child(inbox: Any, send: Connection, renderer: Renderer | None) -> None:
+    """In a forked child: analyse the connections the parent deals out and send back their
+    summaries, or, with a renderer, the latest time among them, then (once the parent has
+    told the capture's end) their texts. Then leave without running the parent's exit handlers
+    (they belong to the parent). Ctrl-C is the parent's to handle (it stops the children);
+    SIGTERM from it ends a child at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0
@@ -188,20 +264,30 @@ def _child(inbox: Any, send: Connection) -> None:
                 yield chunk
 
         conns = summarize_chunks(dealt())
-        send.send_bytes(pickle.dumps(conns, protocol=pickle.HIGHEST_PROTOCOL))
+        if renderer is None:
+            send.send_bytes(pickle.dumps(conns, protocol=pickle.HIGHEST_PROTOCOL))
+        else:
+            send.send_bytes(pickle.dumps(_end(conns)))
+            end, icmp = inbox.get()
+            texts = _render(renderer, conns, end, icmp)
+            keyed = [(_first_frame(c), text) for c, text in zip(conns, texts, strict=True)]
+            send.send_bytes(pickle.dumps(keyed, protocol=pickle.HIGHEST_PROTOCOL))
     except BaseException as exc:  # reported to the parent, whatever it is
         code = 1
         with contextlib.suppress(BaseException):  # else the parent sees the pipe close
-            send.send_bytes(pickle.dumps(f"{type(exc).__name__}: {exc}"))
+            send.send_bytes(pickle.dumps(_Failure(f"{type(exc).__name__}: {exc}")))
     finally:
         send.close()
         sys.stdout.flush()
         os._exit(code)
 
 
-def _receive(
-    child: multiprocessing.process.BaseProcess, receive: Connection, capture: TcpCapture
-) -> list[ConnectionSummary]:
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    what: str
+
+
+def _receive(child: multiprocessing.process.BaseProcess, receive: Connection, capture: TcpCapture) -> Any:
     try:
         got = pickle.loads(receive.recv_bytes())  # from our own forked child
     except EOFError:
@@ -209,8 +295,6 @@ def _receive(
         raise TcpscenError(
             f"{capture.path}: an analysis process ended without a result (exit {child.exitcode})"
         ) from None
-    if isinstance(got, str):
-        raise TcpscenError(f"{capture.path}: an analysis process failed: {got}")
-    if not isinstance(got, list):
-        raise TcpscenError(f"{capture.path}: an analysis process sent {type(got).__name__}")
+    if isinstance(got, _Failure):
+        raise TcpscenError(f"{capture.path}: an analysis process failed: {got.what}")
     return got

@@ -17,6 +17,7 @@ from orchestrator.verdict.parallel import analyze_shared, auto_processes
 from orchestrator.verdict.pcapfile import part_of, read_tcp
 from orchestrator.verdict.summary import ConnectionSummary
 from tests.unit.pcaps import T0, Conv, random_conversation, write_fast, write_scapy
+from tests.unit.test_analyze_cli import cli
 
 
 def _capture(path: Path, seed: int, n: int) -> Path:
@@ -124,3 +125,19 @@ def test_small_captures_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.
     assert auto_processes(read_tcp(path)) == 1
     monkeypatch.setattr(parallel, "MIN_BYTES", 1)
     assert 1 <= auto_processes(read_tcp(path)) <= parallel.MAX_AUTO
+
+
+@pytest.mark.parametrize("mode", [["--json"], []])
+def test_the_command_says_the_same_with_several_processes(tmp_path: Path, mode: list[str]) -> None:
+    """Rendered where analysed (JSON, or the summary off a terminal), numbered in the parent."""
+    path = _capture(tmp_path / "c.pcap", 8, 150)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 30])  # truncated, too: the warning and the counters
+    settings = ["--sysctl", "net.ipv4.tcp_retries2=4", "--sockopt", "TCP_KEEPIDLE=1"]
+    one = cli(*mode, "-j", "1", *settings, path)
+    three = cli(*mode, "-j", "3", *settings, path)
+    assert one.returncode == three.returncode == 0, one.stderr + three.stderr
+    assert "truncated" in one.stdout or "truncated" in one.stderr
+    assert "model:" in one.stdout or '"predictions": [{' in one.stdout  # predictions were made
+    assert three.stdout == one.stdout
+    assert three.stderr == one.stderr
