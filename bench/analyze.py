@@ -14,9 +14,11 @@ keep-alive aborts (probes, then the kernel's RST). Three captures:
 * ``long``: PACKETS packets in 8 long interleaved connections: memory does not grow with packets.
 
 For each it runs the whole `tcpscen analyze --json` command as a separate process (start-up
-and JSON output included) and prints its packets per second and peak RSS; for ``many`` also
-the engine alone in this process (reading and analysis, no start-up or output), and tshark's
-TCP conversation table on the same file, with the ratio.
+and JSON output included), as it runs by default (one process per CPU, at most 4, for a big
+capture) and with ``-j 1``, and prints the median of three runs in packets per second, and the
+peak RSS of all its processes together; for ``many`` also the readable summary, the engine
+alone in this process (reading and analysis in one process, no start-up or output), and
+tshark's TCP conversation table on the same file, with the ratio.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,19 +216,70 @@ def write_capture(path: Path, packets: int, shape: str, seed: int = 7) -> tuple[
     return written, started
 
 
-def timed(cmd: list[str]) -> tuple[float, int, bytes]:
-    """Wall time, peak RSS (KiB) and stdout of one child process."""
+def timed(cmd: list[str], runs: int = 3) -> tuple[float, int, bytes]:
+    """Median wall time of `runs` runs of a command, the peak RSS (KiB) of the process and its
+    children together (the analysis may fork; sampled every 5 ms in one more run, so that the
+    sampling does not slow the timed ones), and its stdout."""
+    times = []
+    for _ in range(runs):
+        took, _rss, out = _run(cmd, None)
+        times.append(took)
+    peak = [0]
+    _run(cmd, peak)
+    return statistics.median(times), peak[0], out
+
+
+def _run(cmd: list[str], peak: list[int] | None) -> tuple[float, int, bytes]:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        sampler = None
+        if peak is not None:
+            sampler = threading.Thread(target=_sample_rss, args=(proc.pid, peak), daemon=True)
+            sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         took = time.perf_counter() - start
+        if sampler is not None and peak is not None:
+            sampler.join()
+            peak[0] = max(peak[0], usage.ru_maxrss)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             err.seek(0)
             sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode(errors='replace')}")
         out.seek(0)
         return took, usage.ru_maxrss, out.read()
+
+
+def _sample_rss(pid: int, peak: list[int]) -> None:
+    """The largest sum of VmRSS over `pid` and its descendants, until `pid` is gone."""
+    while True:
+        family = _family(pid)
+        if not family:
+            return
+        total = 0
+        for p in family:
+            try:
+                status = Path(f"/proc/{p}/status").read_text()
+            except OSError:
+                continue
+            for row in status.splitlines():
+                if row.startswith("VmRSS:"):
+                    total += int(row.split()[1])
+        peak[0] = max(peak[0], total)
+        time.sleep(0.005)
+
+
+def _family(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        out.append(p)
+        todo.extend(int(k) for k in kids)
+    return out
 
 
 def engine_alone(path: Path) -> float:
@@ -253,6 +308,10 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="tcpscen-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
+    sys.path.insert(0, str(ROOT))
+    from orchestrator.verdict.parallel import auto_processes  # noqa: PLC0415 - after the path
+    from orchestrator.verdict.pcapfile import read_tcp  # noqa: PLC0415
+
     try:
         runs = [("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)]
         # Every child first: a child's peak RSS counts the parent's pages at the fork, so this
@@ -266,24 +325,31 @@ def main() -> None:
             print(
                 f"{name}: {written:,} packets, {conns:,} connections, {size:.0f} MB (written in {made:.1f} s)"
             )
+            processes = auto_processes(read_tcp(path))
             took, rss, out = timed([*tcpscen, str(path)])
             result = json.loads(out)
             found = result["connections"]
             retx = sum(c["retransmissions"]["client"] + c["retransmissions"]["server"] for c in found)
             ka = sum(c["keepalive_probes"]["client"] + c["keepalive_probes"]["server"] for c in found)
             line(
-                "tcpscen analyze --json",
+                f"tcpscen analyze --json ({processes} proc.)",
                 written,
                 took,
                 rss,
                 f"  ({retx:,} retransmissions, {ka:,} keep-alives)",
             )
+            took1, rss1, out1 = timed([*tcpscen, "-j", "1", str(path)])
+            same = "same output" if out1 == out else "OUTPUT DIFFERS"
+            line("tcpscen analyze --json -j 1", written, took1, rss1, f"  ({same})")
+            if name == "many":
+                took_s, rss_s, _ = timed([*tcpscen[:-1], str(path)])
+                line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
             if name != "many":
                 continue
             if args.no_tshark or shutil.which("tshark") is None:
                 print("  tshark: skipped" if args.no_tshark else "  tshark is not installed: no comparison")
                 continue
-            theirs, trss, tout = timed(["tshark", "-q", "-r", str(path), "-z", "conv,tcp"])
+            theirs, trss, tout = timed(["tshark", "-q", "-r", str(path), "-z", "conv,tcp"], runs=1)
             tconvs = sum(1 for row in tout.decode().splitlines() if "<->" in row)
             line("tshark -q -z conv,tcp", written, theirs, trss, f"  ({tconvs:,} conversations)")
             print(f"  ratio: tcpscen analyze is {theirs / took:.2f}x tshark's speed")
