@@ -39,7 +39,7 @@ from orchestrator.verdict.pcapfile import (
     part_of,
 )
 
-__all__ = ["Chunk", "Columns", "read_chunks"]
+__all__ = ["Chunk", "Columns", "has_columns", "read_chunks"]
 
 I64 = npt.NDArray[np.int64]
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # as pcapfile.part_of
@@ -118,11 +118,16 @@ class Chunk:
     pairs: list[tuple[int, TcpPacket]] | None = None
 
 
+def has_columns(capture: TcpCapture) -> bool:
+    """Whether the capture is read as columns (else as pairs, by the reference reader)."""
+    return capture.format == "pcap" and _pcap_link(capture).hdr_len is not None
+
+
 def read_chunks(capture: TcpCapture, part: int = 0, parts: int = 1) -> Iterator[Chunk]:
     """The capture's TCP segments (with `parts` > 1, those of part `part`, as
     `TcpCapture.pairs`), a chunk at a time; the capture's counters are set as iterating it
     would set them."""
-    if capture.format != "pcap" or _pcap_link(capture).hdr_len is None:
+    if not has_columns(capture):
         it = capture.pairs(part, parts)
         while batch := list(islice(it, PAIRS_PER_CHUNK)):
             yield Chunk(pairs=batch)

@@ -32,7 +32,7 @@ import numpy as np
 
 from orchestrator.errors import TcpscenError
 from orchestrator.verdict.analysis import Analysis, analyze_capture
-from orchestrator.verdict.columns import Chunk, Columns, read_chunks
+from orchestrator.verdict.columns import Chunk, Columns, has_columns, read_chunks
 from orchestrator.verdict.pcapfile import IcmpError, TcpCapture, part_of
 from orchestrator.verdict.summary import ConnectionSummary
 from orchestrator.verdict.vector import summarize_chunks
@@ -58,8 +58,9 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)  # as pcapfile.part_of
 
 def auto_processes(capture: TcpCapture) -> int:
     """Processes for a capture when the user did not say: one per usable CPU (at most
-    `MAX_AUTO`) for a big capture, else one."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    `MAX_AUTO`) for a big capture read as columns, else one (segments read one by one by the
+    reference reader would cost more to deal out than to analyse)."""
+    if "fork" not in multiprocessing.get_all_start_methods() or not has_columns(capture):
         return 1
     try:
         size = os.path.getsize(capture.path)

@@ -39,6 +39,7 @@ they get the timestamp of the previous packet.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -141,6 +142,7 @@ def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
     return (((_fold(src) ^ _fold(dst) ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _fold(addr: str) -> int:
     """An address as the reader's fast path sees it: IPv4 as its 32-bit number; IPv6 folded."""
     n = int(ipaddress.ip_address(addr))
