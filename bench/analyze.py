@@ -17,8 +17,9 @@ For each it runs the whole `tcpscen analyze --json` command as a separate proces
 and JSON output included), as it runs by default (one process per CPU, at most 4, for a big
 capture) and with ``-j 1``, and prints the median of three runs in packets per second, and the
 peak RSS of all its processes together; for ``many`` also the readable summary, the engine
-alone in this process (reading and analysis in one process, no start-up or output), and
-tshark's TCP conversation table on the same file, with the ratio.
+alone in this process (reading and analysis in one process, no start-up or output), the same
+packets as pcapng (if tshark's editcap is there), and tshark's TCP conversation table on the
+same file, with the ratio.
 """
 
 from __future__ import annotations
@@ -344,6 +345,15 @@ def main() -> None:
             if name == "many":
                 took_s, rss_s, _ = timed([*tcpscen[:-1], str(path)])
                 line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
+                if shutil.which("editcap") is not None:  # the same packets as pcapng (tshark's)
+                    ng = path.with_suffix(".pcapng")
+                    subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)
+                    took_ng, rss_ng, out_ng = timed([*tcpscen, str(ng)])
+                    same_ng = (
+                        "same connections" if json.loads(out_ng)["connections"] == found else "DIFFERENT"
+                    )
+                    line("tcpscen analyze --json, as pcapng", written, took_ng, rss_ng, f"  ({same_ng})")
+                    ng.unlink()
             if name != "many":
                 continue
             if args.no_tshark or shutil.which("tshark") is None:
