@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from itertools import islice, repeat
 from typing import BinaryIO
 
@@ -25,17 +25,20 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.errors import CaptureFormatError
-from orchestrator.verdict.icmp import icmp_error_in_frame
+from orchestrator.verdict.icmp import Found, icmp_error_in_frame
 from orchestrator.verdict.pcapfile import (
     CHUNK,
     MAX_RECORD,
     PCAP_MAGIC_MODIFIED,
     PCAP_MAGIC_NS,
     PCAP_MAGIC_US,
+    PCAPNG_SHB,
+    Iface,
     Link,
     TcpCapture,
     TcpPacket,
     ip4_names,
+    parse_idb,
     part_of,
 )
 
@@ -119,8 +122,10 @@ class Chunk:
 
 
 def has_columns(capture: TcpCapture) -> bool:
-    """Whether the capture is read as columns (else as pairs, by the reference reader)."""
-    return capture.format == "pcap" and _pcap_link(capture).hdr_len is not None
+    """Whether the capture is read as columns (else as pairs, by the reference reader): pcapng
+    always (each interface's blocks as columns if its link type allows), classic pcap if its
+    link type has a fixed IPv4 offset."""
+    return capture.format == "pcapng" or _pcap_link(capture).hdr_len is not None
 
 
 def read_chunks(capture: TcpCapture, part: int = 0, parts: int = 1) -> Iterator[Chunk]:
@@ -138,7 +143,7 @@ def read_chunks(capture: TcpCapture, part: int = 0, parts: int = 1) -> Iterator[
     except OSError as e:
         raise CaptureFormatError(f"{capture.path}: cannot read capture: {e.strerror or e}") from e
     try:
-        yield from _pcap(capture, f, part, parts)
+        yield from (_pcap if capture.format == "pcap" else _pcapng)(capture, f, part, parts)
     finally:
         f.close()
 
@@ -161,31 +166,42 @@ def _pcap_link(capture: TcpCapture) -> Link:
 
 
 class _Layout:
-    """Where the fields are in each record's slice: the 16- or 24-byte record header, then the
-    link header, then plain IPv4 and TCP."""
+    """Where the fields are in each record's slice: the record header (`head`: name, format,
+    offset), then the link header, then plain IPv4 and TCP."""
 
-    def __init__(self, link: Link, endian: str, rec_hdr: int) -> None:
+    def __init__(
+        self, link: Link, head: list[tuple[str, str, int]], head_len: int, itemsize: int = 0
+    ) -> None:
         hdr = link.hdr_len or 0
-        u4 = endian + "u4"
-        names = ["sec", "frac", "cap", "orig"]
-        formats = [u4, u4, u4, u4]
-        offsets = [0, 4, 8, 12]
+        names = [n for n, _f, _o in head]
+        formats = [f for _n, f, _o in head]
+        offsets = [o for _n, _f, o in head]
         if link.etype_off is not None:
             names.append("etype")
             formats.append(">u2")
-            offsets.append(rec_hdr + link.etype_off)
+            offsets.append(head_len + link.etype_off)
         for n, fmt, o in _IP_TCP:
             names.append(n)
             formats.append(fmt)
-            offsets.append(rec_hdr + hdr + o)
+            offsets.append(head_len + hdr + o)
         self.link = link
         self.hdr = hdr
         self.need = hdr + _FAST_NEED
-        self.rec_hdr = rec_hdr
-        self.width = rec_hdr + self.need
+        self.head_len = head_len
+        self.width = head_len + self.need
         self.dtype = np.dtype(
-            {"names": names, "formats": formats, "offsets": offsets, "itemsize": self.width}
+            {"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize or self.width}
         )
+
+
+@dataclass(slots=True)
+class _Group:
+    """Records of one layout, decoded: the TCP segments the fast layout read (as columns,
+    positions not yet set), the others that are TCP (as packets), and ICMP errors by frame."""
+
+    columns: Columns
+    rare: list[TcpPacket]
+    icmp: list[tuple[int, int, Found]]  # frame, ns, the error
 
 
 def _pcap(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
@@ -195,8 +211,10 @@ def _pcap(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator[C
     link = Link(network & 0xFFFF)
     capture.linktypes.add(link.linktype)
     rec_hdr = 24 if magic == PCAP_MAGIC_MODIFIED else 16
-    lay = _Layout(link, endian, rec_hdr)
+    u4 = endian + "u4"
+    lay = _Layout(link, [("sec", u4, 0), ("frac", u4, 4), ("cap", u4, 8), ("orig", u4, 12)], rec_hdr)
     ns_per_unit = 1 if magic == PCAP_MAGIC_NS else 1000
+    s_per_unit = 1e-9 if ns_per_unit == 1 else 1e-6
     width = lay.width
     pad = bytes(width)
     unpack_cap = struct.Struct(endian + "I").unpack_from
@@ -235,8 +253,22 @@ def _pcap(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator[C
             rest = buf[pos:]
             if slices:
                 rec = np.frombuffer(b"".join(slices), lay.dtype)
-                chunk, count = _decode(capture, lay, buf, rec, frame, tcp, ns_per_unit, part, parts)
+                starts = np.zeros(len(rec), dtype=np.int64)
+                np.cumsum(rec["cap"][:-1].astype(np.int64) + rec_hdr, out=starts[1:])
+                sec = rec["sec"].astype(np.int64)
+                frac = rec["frac"].astype(np.int64)
+                group = _decode(
+                    capture,
+                    lay,
+                    buf,
+                    rec,
+                    np.arange(frame + 1, frame + 1 + len(rec), dtype=np.int64),
+                    starts + rec_hdr,
+                    sec * 1_000_000_000 + frac * ns_per_unit,
+                    sec.astype(np.float64) + frac.astype(np.float64) * s_per_unit,
+                )
                 frame += len(rec)
+                chunk, count = _assemble(capture, [group], [], tcp, part, parts)
                 tcp += count
                 if chunk is not None:
                     yield chunk
@@ -253,19 +285,16 @@ def _decode(
     lay: _Layout,
     buf: bytes,
     rec: np.ndarray,
-    frame0: int,
-    tcp0: int,
-    ns_per_unit: int,
-    part: int,
-    parts: int,
-) -> tuple[Chunk | None, int]:
-    """One chunk's records: its chunk of segments (None if none is kept) and its TCP count."""
-    n = len(rec)
+    frames: I64,
+    data: I64,
+    tns: I64,
+    times: npt.NDArray[np.float64],
+) -> _Group:
+    """Records of one layout: `frames` their frame numbers, `data` where each packet starts in
+    `buf`, `tns` and `times` their capture times (ns, and seconds as the reference reader
+    computes them)."""
     cap = rec["cap"].astype(np.int64)
     orig = np.maximum(rec["orig"].astype(np.int64), cap)
-    sec = rec["sec"].astype(np.int64)
-    frac = rec["frac"].astype(np.int64)
-    tns = sec * 1_000_000_000 + frac * ns_per_unit
     simple = (rec["vihl"] == 0x45) & ((rec["frag"] & 0x1FFF) == 0) & (cap >= lay.need)
     if lay.link.etype_off is not None:
         simple &= rec["etype"] == 0x0800
@@ -276,38 +305,24 @@ def _decode(
     plen = total - 20 - (offflags >> 12) * 4
     good = simple & (proto == 6) & (plen >= 0) & (offflags >= 0x5000)
     slow = ~simple | (proto == 1)  # ICMP: the reference decoders look for errors about TCP
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(cap[:-1] + lay.rec_hdr, out=starts[1:])
-    data = starts + lay.rec_hdr
-    rare: list[tuple[int, TcpPacket]] = []
+    rare: list[TcpPacket] = []
+    icmp: list[tuple[int, int, Found]] = []
     decode, linktype = lay.link.decode, lay.link.linktype
-    s_per_unit = 1e-9 if ns_per_unit == 1 else 1e-6
     for j in np.flatnonzero(slow).tolist():
-        d, c, fr, t = int(data[j]), int(cap[j]), frame0 + 1 + j, int(tns[j])
+        d, c, fr, t = int(data[j]), int(cap[j]), int(frames[j]), int(tns[j])
         fields = decode(buf, d, c, int(orig[j]))
         if fields is None:
-            capture.add_icmp(icmp_error_in_frame(linktype, buf, d, c), fr, t)
+            found = icmp_error_in_frame(linktype, buf, d, c)
+            if found is not None:
+                icmp.append((fr, t, found))
         else:
-            secs = int(sec[j]) + int(frac[j]) * s_per_unit
-            rare.append((j, _new(TcpPacket, (fr, secs, *fields, capture.name, t))))
-    is_tcp = good.copy()
-    if rare:
-        is_tcp[[j for j, _p in rare]] = True
-    rank = np.cumsum(is_tcp)
-    count = int(rank[-1]) if n else 0
-    keep = good
-    if parts > 1:
-        x = (rec["src"] ^ rec["dst"]).astype(np.uint64) ^ (
-            (rec["sport"] ^ rec["dport"]).astype(np.uint64) << np.uint64(32)
-        )
-        keep = good & ((((x * _MIX) >> np.uint64(32)) % np.uint64(parts)).astype(np.int64) == part)
-        rare = [(j, p) for j, p in rare if part_of(p.src, p.sport, p.dst, p.dport, parts) == part]
-    at = np.flatnonzero(keep)
+            rare.append(_new(TcpPacket, (fr, float(times[j]), *fields, capture.name, t)))
+    at = np.flatnonzero(good)
     r = rec[at]
     cols = Columns(
-        pos=rank[at] + tcp0,
-        frame=at.astype(np.int64) + (frame0 + 1),
-        time=sec[at].astype(np.float64) + frac[at].astype(np.float64) * s_per_unit,
+        pos=np.zeros(len(at), dtype=np.int64),
+        frame=frames[at],
+        time=times[at],
         tns=tns[at],
         src=r["src"].astype(np.int64),
         sport=r["sport"].astype(np.int64),
@@ -320,17 +335,323 @@ def _decode(
         payload_len=plen[at],
         file=capture.name,
     )
+    return _Group(cols, rare, icmp)
+
+
+def _assemble(
+    capture: TcpCapture, groups: list[_Group], rare: list[TcpPacket], tcp0: int, part: int, parts: int
+) -> tuple[Chunk | None, int]:
+    """A chunk from its groups (and rare packets of other blocks): TCP segments in file order
+    with their positions, those of part `part`; ICMP errors recorded in file order. Returns the
+    chunk (None if it keeps nothing) and its count of TCP segments (all parts)."""
+    icmp = sorted(e for g in groups for e in g.icmp)
+    for frame, ns, found in icmp:
+        capture.add_icmp(found, frame, ns)
+    rare = sorted([*rare, *(p for g in groups for p in g.rare)], key=lambda p: p.frame)
+    parts_cols = [g.columns for g in groups if len(g.columns.frame)]
+    cols = parts_cols[0] if len(parts_cols) == 1 else _concat(parts_cols, capture.name)
+    count = len(cols.frame) + len(rare)
     if rare:  # a few odd segments: this chunk goes the reference way, in file order
-        rows = list(
-            zip(
-                at.tolist(),
-                zip(cols.pos.tolist(), cols.packets(np.arange(len(at))), strict=True),
-                strict=True,
-            )
+        fast = cols.packets(np.arange(len(cols.frame)))
+        merged = sorted([*fast, *rare], key=lambda p: p.frame)
+        pairs = list(enumerate(merged, tcp0 + 1))
+        if parts > 1:
+            pairs = [(i, p) for i, p in pairs if part_of(p.src, p.sport, p.dst, p.dport, parts) == part]
+        return (Chunk(pairs=pairs) if pairs else None), count
+    cols.pos = np.arange(tcp0 + 1, tcp0 + 1 + count, dtype=np.int64)
+    if parts > 1:
+        x = (cols.src ^ cols.dst).astype(np.uint64) ^ (
+            (cols.sport ^ cols.dport).astype(np.uint64) << np.uint64(32)
         )
-        rows += [(j, (int(rank[j]) + tcp0, p)) for j, p in rare]
-        rows.sort(key=lambda row: row[0])
-        return Chunk(pairs=[pair for _j, pair in rows]), count
-    if not len(at):
-        return None, count
-    return Chunk(columns=cols), count
+        keep = ((((x * _MIX) >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)) == part
+        cols = _select(cols, keep)
+    return (Chunk(columns=cols) if len(cols.frame) else None), count
+
+
+_EMPTY = {
+    f.name: np.zeros(0, dtype=np.float64 if f.name == "time" else np.int64)
+    for f in fields(Columns)
+    if f.name != "file"
+}
+
+
+def _concat(pieces: list[Columns], file: str) -> Columns:
+    """Several groups' columns as one, in frame order."""
+    if not pieces:
+        return _select(Columns(**_EMPTY, file=file), np.zeros(0, dtype=np.bool_))  # type: ignore[arg-type]
+    merged = {
+        f.name: np.concatenate([getattr(c, f.name) for c in pieces])
+        for f in fields(Columns)
+        if f.name != "file"
+    }
+    order = np.argsort(merged["frame"], kind="stable")
+    return Columns(**{k: v[order] for k, v in merged.items()}, file=file)
+
+
+def _select(cols: Columns, keep: npt.NDArray[np.bool_]) -> Columns:
+    return Columns(
+        **{f.name: getattr(cols, f.name)[keep] for f in fields(Columns) if f.name != "file"}, file=cols.file
+    )
+
+
+# ---------------------------------------------------------------------------
+# pcapng
+
+# An EPB's slice: from its length (offset 4) through its head, the longest link header (SLL2),
+# IPv4 and TCP.
+_NG_WIDTH = 4 + 20 + 20 + _FAST_NEED
+_NG_PAD = bytes(_NG_WIDTH + 8)
+_NG_HEAD = (
+    ("blen", "u4", 0),
+    ("iface", "u4", 4),
+    ("hi", "u4", 8),
+    ("lo", "u4", 12),
+    ("cap", "u4", 16),
+    ("orig", "u4", 20),
+)
+
+
+class _Section:
+    """A pcapng section: its byte order, and its interfaces with their fast layouts (if any)."""
+
+    def __init__(self, endian: str) -> None:
+        self.endian = endian
+        self.u32 = struct.Struct(endian + "I").unpack_from
+        self.u32x2 = struct.Struct(endian + "II").unpack_from
+        self.epb = struct.Struct(endian + "IIIII").unpack_from
+        self.ifaces: list[Iface] = []
+        self.layouts: list[_Layout | None] = []
+        self.head = np.dtype(
+            {
+                "names": [n for n, _f, _o in _NG_HEAD],
+                "formats": [endian + f for _n, f, _o in _NG_HEAD],
+                "offsets": [o for _n, _f, o in _NG_HEAD],
+                "itemsize": _NG_WIDTH,
+            }
+        )
+
+    def add(self, iface: Iface) -> None:
+        self.ifaces.append(iface)
+        e = self.endian
+        head = [(n, e + f, o) for n, f, o in _NG_HEAD]
+        self.layouts.append(_Layout(iface, head, 24, _NG_WIDTH) if iface.hdr_len is not None else None)
+
+    def tns(self, buf: bytes, block: int) -> int | None:
+        """An Enhanced Packet Block's time as the reference reader computes it (None: invalid)."""
+        iface, hi, lo, cap, _orig = self.epb(buf, block + 8)
+        if iface >= len(self.ifaces) or cap > self.u32(buf, block + 4)[0] - 32:
+            return None
+        i = self.ifaces[iface]
+        ns: int = ((hi << 32) | lo) * i.num // i.den + i.offset_ns
+        return ns
+
+
+def _pcapng(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
+    """Enhanced Packet Blocks are sliced and decoded a chunk at a time, interface by interface;
+    Simple and obsolete Packet Blocks (rare) are decoded on the spot by the reference decoders."""
+    read = f.read
+    sec = _Section("<")
+    frame = 0
+    tcp = 0
+    last_tns = 0
+    rest = b""
+    want = CHUNK
+    stop = ""
+    try:
+        while not stop:
+            more = read(want)
+            if not more:
+                if rest:
+                    what = "a block header" if len(rest) < 12 else "a block"
+                    capture.cut(f"the file ends inside {what}", frame)
+                break
+            buf = rest + more if rest else more
+            n = len(buf)
+            padded = buf + _NG_PAD
+            pos = 0
+            want = CHUNK
+            run = _Run()  # EPBs since the last other packet block or section
+            slices, blocks, frames = run.slices, run.blocks, run.frames
+            groups: list[_Group] = []
+            rare: list[TcpPacket] = []
+            icmp: list[tuple[int, int, Found]] = []
+            u32x2 = sec.u32x2
+            while n - pos >= 12:
+                btype, blen = u32x2(buf, pos)
+                if btype == 6 and 28 <= blen <= MAX_RECORD and not blen % 4:  # Enhanced Packet Block
+                    end = pos + blen
+                    if end > n:
+                        want = max(CHUNK, end - n)
+                        break
+                    frame += 1
+                    slices.append(padded[pos + 4 : pos + 4 + _NG_WIDTH])
+                    blocks.append(pos)
+                    frames.append(frame)
+                    pos = end
+                    continue
+                if btype == PCAPNG_SHB:
+                    bom = buf[pos + 8 : pos + 12]
+                    if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                        stop = "a corrupt section header"
+                        break
+                    (blen,) = struct.unpack_from(
+                        ("<" if bom == b"\x4d\x3c\x2b\x1a" else ">") + "I", buf, pos + 4
+                    )
+                if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                    stop = f"a corrupt block (length {blen})"
+                    break
+                end = pos + blen
+                if end > n:
+                    want = max(CHUNK, end - n)
+                    break
+                if btype == 6:  # an EPB too short for its head: as the reference reader, not a packet
+                    frame += 1
+                elif btype == PCAPNG_SHB:
+                    groups += _epbs(capture, sec, buf, run)
+                    last_tns = run.last_tns(sec, buf, last_tns)
+                    run = _Run()
+                    slices, blocks, frames = run.slices, run.blocks, run.frames
+                    sec = _Section("<" if buf[pos + 8 : pos + 12] == b"\x4d\x3c\x2b\x1a" else ">")
+                    u32x2 = sec.u32x2
+                elif btype == 1:
+                    sec.add(parse_idb(capture, buf, pos, blen, sec.endian))
+                elif btype in (2, 3):  # obsolete Packet Block, Simple Packet Block: rare
+                    frame += 1
+                    groups += _epbs(capture, sec, buf, run)
+                    last_tns = run.last_tns(sec, buf, last_tns)
+                    run = _Run()
+                    slices, blocks, frames = run.slices, run.blocks, run.frames
+                    last_tns = _rare_block(capture, sec, buf, pos, blen, btype, frame, last_tns, rare, icmp)
+                pos = end
+            groups += _epbs(capture, sec, buf, run)
+            last_tns = run.last_tns(sec, buf, last_tns)
+            rest = buf[pos:]
+            groups.append(_Group(_select_none(capture.name), [], icmp))
+            chunk, count = _assemble(capture, groups, rare, tcp, part, parts)
+            tcp += count
+            if chunk is not None:
+                yield chunk
+        if stop:
+            capture.cut(stop, frame)
+    finally:
+        capture.packets = frame
+        capture.tcp_packets = tcp
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive Enhanced Packet Blocks of one section: their slices, offsets and frames."""
+
+    slices: list[bytes] = field(default_factory=list)
+    blocks: list[int] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+
+    def last_tns(self, sec: _Section, buf: bytes, before: int) -> int:
+        """The time of the run's last valid EPB (what a Simple Packet Block after it takes)."""
+        for block in reversed(self.blocks):
+            tns = sec.tns(buf, block)
+            if tns is not None:
+                return tns
+        return before
+
+
+def _select_none(file: str) -> Columns:
+    return Columns(**_EMPTY, file=file)  # type: ignore[arg-type]
+
+
+def _epbs(capture: TcpCapture, sec: _Section, buf: bytes, run: _Run) -> list[_Group]:
+    """Decode a run of Enhanced Packet Blocks, interface by interface."""
+    if not run.slices:
+        return []
+    joined = b"".join(run.slices)
+    head = np.frombuffer(joined, sec.head)
+    ids = head["iface"].astype(np.int64)
+    valid = (ids < len(sec.ifaces)) & (head["cap"].astype(np.int64) <= head["blen"].astype(np.int64) - 32)
+    offsets = np.array(run.blocks, dtype=np.int64)
+    frames = np.array(run.frames, dtype=np.int64)
+    groups = []
+    for k in np.unique(ids[valid]).tolist():
+        m = valid & (ids == k)
+        face, lay = sec.ifaces[k], sec.layouts[k]
+        if lay is None:  # no fixed IPv4 offset: the reference decoders, one by one
+            groups.append(_slow_group(capture, face, buf, offsets[m], frames[m], sec))
+            continue
+        rec = np.frombuffer(joined, lay.dtype)[m]
+        units = (rec["hi"].astype(np.uint64) << np.uint64(32)) | rec["lo"].astype(np.uint64)
+        if int(units.max()) * face.num < 1 << 62:
+            tns = units.astype(np.int64) * face.num // face.den + face.offset_ns
+        else:  # would overflow 64 bits: Python's integers, as the reference reader
+            tns = np.array(
+                [u * face.num // face.den + face.offset_ns for u in units.tolist()], dtype=np.int64
+            )
+        groups.append(_decode(capture, lay, buf, rec, frames[m], offsets[m] + 28, tns, tns / 1e9))
+    return groups
+
+
+def _slow_group(
+    capture: TcpCapture, iface: Iface, buf: bytes, offsets: I64, frames: I64, sec: _Section
+) -> _Group:
+    rare: list[TcpPacket] = []
+    icmp: list[tuple[int, int, Found]] = []
+    for block, fr in zip(offsets.tolist(), frames.tolist(), strict=True):
+        _iface, _hi, _lo, cap, orig = sec.epb(buf, block + 8)
+        tns = sec.tns(buf, block)
+        assert tns is not None  # checked valid
+        _decode_one(capture, iface, buf, block + 28, cap, orig, fr, tns, rare, icmp)
+    return _Group(_select_none(capture.name), rare, icmp)
+
+
+def _rare_block(
+    capture: TcpCapture,
+    sec: _Section,
+    buf: bytes,
+    block: int,
+    blen: int,
+    btype: int,
+    frame: int,
+    last_tns: int,
+    rare: list[TcpPacket],
+    icmp: list[tuple[int, int, Found]],
+) -> int:
+    """A Simple (3) or obsolete Packet Block (2), as the reference reader reads it. Returns the
+    time of the latest packet (Simple Packet Blocks have none of their own)."""
+    e = sec.endian
+    if btype == 2:
+        iface_id, _drops, hi, lo, cap, orig = struct.unpack_from(e + "HHIIII", buf, block + 8)
+        if iface_id >= len(sec.ifaces) or cap > blen - 32:
+            return last_tns
+        iface = sec.ifaces[iface_id]
+        data = block + 28
+        tns = ((hi << 32) | lo) * iface.num // iface.den + iface.offset_ns
+        last_tns = tns
+    else:
+        (orig,) = struct.unpack_from(e + "I", buf, block + 8)
+        if not sec.ifaces:
+            return last_tns
+        iface = sec.ifaces[0]
+        cap = min(orig, blen - 16, iface.snaplen or orig)
+        data = block + 12
+        tns = last_tns
+    _decode_one(capture, iface, buf, data, cap, orig, frame, tns, rare, icmp)
+    return last_tns
+
+
+def _decode_one(
+    capture: TcpCapture,
+    iface: Iface,
+    buf: bytes,
+    data: int,
+    cap: int,
+    orig: int,
+    frame: int,
+    tns: int,
+    rare: list[TcpPacket],
+    icmp: list[tuple[int, int, Found]],
+) -> None:
+    fields_ = iface.decode(buf, data, cap, orig if orig > cap else cap)
+    if fields_ is None:
+        found = icmp_error_in_frame(iface.linktype, buf, data, cap)
+        if found is not None:
+            icmp.append((frame, tns, found))
+    else:
+        rare.append(_new(TcpPacket, (frame, tns / 1e9, *fields_, capture.name, tns)))

@@ -667,7 +667,7 @@ class TcpCapture:
                     tns = last_tns
                 else:
                     if btype == 1:  # Interface Description Block
-                        ifaces.append(self._idb(buf, block, blen, endian))
+                        ifaces.append(parse_idb(self, buf, block, blen, endian))
                     continue
                 if cap >= ifc.need:
                     etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = (
@@ -724,31 +724,33 @@ class TcpCapture:
             self.packets = frame
             self.tcp_packets = frame - skipped
 
-    def _idb(self, buf: bytes, pos: int, blen: int, endian: str) -> Iface:
-        linktype, snaplen = struct.unpack_from(endian + "HxxI", buf, pos + 8)
-        self.linktypes.add(linktype)
-        # Timestamp units: ns = units * num // den. The default resolution is 10^-6 s.
-        num, den = 1000, 1
-        offset_ns = 0
-        p = pos + 16
-        stop = pos + blen - 4
-        opt = struct.Struct(endian + "HH")
-        while p + 4 <= stop:
-            code, olen = opt.unpack_from(buf, p)
-            if code == 0:
-                break
-            v = p + 4
-            if code == 9 and olen >= 1:  # if_tsresol
-                r = buf[v]
-                if r & 0x80:
-                    num, den = 1_000_000_000, 1 << (r & 0x7F)
-                else:
-                    e = r & 0x7F
-                    num, den = (10 ** (9 - e), 1) if e <= 9 else (1, 10 ** (e - 9))
-            elif code == 14 and olen >= 8:  # if_tsoffset, in seconds
-                offset_ns = struct.unpack_from(endian + "q", buf, v)[0] * 1_000_000_000
-            p = v + ((olen + 3) & ~3)
-        return Iface(linktype, num, den, offset_ns, snaplen)
+
+def parse_idb(capture: TcpCapture, buf: bytes, pos: int, blen: int, endian: str) -> Iface:
+    """An Interface Description Block: its link type, timestamp units and offset."""
+    linktype, snaplen = struct.unpack_from(endian + "HxxI", buf, pos + 8)
+    capture.linktypes.add(linktype)
+    # Timestamp units: ns = units * num // den. The default resolution is 10^-6 s.
+    num, den = 1000, 1
+    offset_ns = 0
+    p = pos + 16
+    stop = pos + blen - 4
+    opt = struct.Struct(endian + "HH")
+    while p + 4 <= stop:
+        code, olen = opt.unpack_from(buf, p)
+        if code == 0:
+            break
+        v = p + 4
+        if code == 9 and olen >= 1:  # if_tsresol
+            r = buf[v]
+            if r & 0x80:
+                num, den = 1_000_000_000, 1 << (r & 0x7F)
+            else:
+                e = r & 0x7F
+                num, den = (10 ** (9 - e), 1) if e <= 9 else (1, 10 ** (e - 9))
+        elif code == 14 and olen >= 8:  # if_tsoffset, in seconds
+            offset_ns = struct.unpack_from(endian + "q", buf, v)[0] * 1_000_000_000
+        p = v + ((olen + 3) & ~3)
+    return Iface(linktype, num, den, offset_ns, snaplen)
 
 
 class Iface(Link):
