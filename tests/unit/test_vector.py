@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import struct
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,7 @@ from orchestrator.verdict.analysis import Analysis, analyze_capture
 from orchestrator.verdict.columns import read_chunks
 from orchestrator.verdict.pcapfile import TcpPacket, read_tcp
 from tests.unit.pcaps import T0, Conv, random_conversation, write_fast, write_scapy
+from tests.unit.test_pcapfile import _epb, _idb, _shb, _spb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,3 +169,41 @@ def test_every_link_type_and_format_reads_the_same(tmp_path: Path, link: str, fm
         reference.tcp_packets,
         reference.linktypes,
     )
+
+
+def _as_pcapng(src: Path, dst: Path, endian: str) -> Path:
+    """A classic pcap's records as pcapng: two sections, the second with two interfaces (the
+    packets alternate between them, one in nanoseconds), and a Simple Packet Block now and then."""
+    data = src.read_bytes()
+    out = bytearray(_shb(endian) + _idb(endian, 1))
+    pos, k = 24, 0
+    half = None
+    while pos + 16 <= len(data):
+        sec, usec, cap, _orig = struct.unpack_from("<IIII", data, pos)
+        frame = data[pos + 16 : pos + 16 + cap]
+        pos += 16 + cap
+        k += 1
+        if half is None and pos > len(data) // 2:
+            half = k
+            out += _shb(endian) + _idb(endian, 1) + _idb(endian, 1, tsresol=9)
+        if half is None:
+            out += _epb(endian, 0, sec * 1_000_000 + usec, frame) if k % 97 else _spb(endian, frame)
+        else:
+            iface = k % 2
+            ts = sec * 1_000_000 + usec if iface == 0 else (sec * 1_000_000 + usec) * 1000
+            out += _epb(endian, iface, ts, frame)
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize("chunk", [1 << 22, 3000])
+def test_pcapng_sections_interfaces_and_simple_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endian: str, chunk: int
+) -> None:
+    path = _as_pcapng(_random_capture(tmp_path / "r.pcap", 12, 60), tmp_path / "r.pcapng", endian)
+    monkeypatch.setattr(columns, "CHUNK", chunk)
+    assert _pairs(path) == list(enumerate(read_tcp(path), 1))
+    reference, vectorised = _both(path)
+    assert len(reference.connections) > 40
+    assert vectorised == reference
