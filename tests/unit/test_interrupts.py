@@ -13,8 +13,12 @@ from orchestrator.interrupts import on_signal, shielded
 @pytest.fixture
 def handler() -> object:
     old = signal.signal(signal.SIGUSR1, on_signal)
+    # A worker hands the interrupt over as SIGINT (`_thread.interrupt_main`), which does nothing
+    # unless Python handles SIGINT: make sure it does, whatever ran in this process before.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGUSR1, old)
+    signal.signal(signal.SIGINT, old_int)
 
 
 def test_an_interrupt_outside_a_shield_is_immediate(handler: object) -> None:
