@@ -40,6 +40,7 @@ from orchestrator.verdict.pcapfile import (
     ip4_names,
     parse_idb,
     part_of,
+    seconds,
 )
 
 __all__ = ["Chunk", "Columns", "has_columns", "read_chunks"]
@@ -584,7 +585,8 @@ def _epbs(capture: TcpCapture, sec: _Section, buf: bytes, run: _Run) -> list[_Gr
             tns = np.array(
                 [u * face.num // face.den + face.offset_ns for u in units.tolist()], dtype=np.int64
             )
-        groups.append(_decode(capture, lay, buf, rec, frames[m], offsets[m] + 28, tns, tns / 1e9))
+        times = (tns // 1_000_000_000).astype(np.float64) + (tns % 1_000_000_000).astype(np.float64) / 1e9
+        groups.append(_decode(capture, lay, buf, rec, frames[m], offsets[m] + 28, tns, times))  # as `seconds`
     return groups
 
 
@@ -654,4 +656,4 @@ def _decode_one(
         if found is not None:
             icmp.append((frame, tns, found))
     else:
-        rare.append(_new(TcpPacket, (frame, tns / 1e9, *fields_, capture.name, tns)))
+        rare.append(_new(TcpPacket, (frame, seconds(tns), *fields_, capture.name, tns)))

@@ -137,6 +137,12 @@ _MIX = 0x9E3779B97F4A7C15
 _M64 = (1 << 64) - 1
 
 
+def seconds(ns: int) -> float:
+    """Epoch nanoseconds as float seconds, whole seconds and fraction apart: `ns / 1e9` would
+    first round ns to a float (256 ns steps at today's epoch) and lose the microseconds' digit."""
+    return ns // 1_000_000_000 + ns % 1_000_000_000 / 1e9
+
+
 def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
     """Which of `parts` parts a segment's connection is in (`TcpCapture.pairs`)."""
     return (((_fold(src) ^ _fold(dst) ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts
@@ -454,7 +460,7 @@ class TcpCapture:
 
     def add_icmp(self, found: Found | None, frame: int, tns: int) -> None:
         if found is not None and len(self.icmp_errors) < MAX_ICMP:
-            self.icmp_errors.append(IcmpError(frame, tns / 1e9, *found, self.name, tns))
+            self.icmp_errors.append(IcmpError(frame, seconds(tns), *found, self.name, tns))
 
     def cut(self, what: str, frame: int) -> None:
         self.truncated = True
@@ -696,7 +702,7 @@ class TcpCapture:
                                 cls,
                                 (
                                     frame,
-                                    tns / 1e9,
+                                    tns // 1_000_000_000 + tns % 1_000_000_000 / 1e9,
                                     ip4[src],
                                     sport,
                                     ip4[dst],
@@ -716,7 +722,7 @@ class TcpCapture:
                 if fields is not None:
                     if split and part_of(fields[0], fields[1], fields[2], fields[3], parts) != part:
                         continue
-                    yield frame - skipped, new(cls, (frame, tns / 1e9, *fields, name, tns))
+                    yield frame - skipped, new(cls, (frame, seconds(tns), *fields, name, tns))
                 else:
                     skipped += 1
                     self.add_icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
