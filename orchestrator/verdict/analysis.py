@@ -123,21 +123,16 @@ class Analysis:
     icmp_errors: list[IcmpError] = field(default_factory=list)  # destination unreachable, capped
 
 
-def analyze_capture(
-    capture: TcpCapture, *, mark: Mark | None = None, part: int = 0, parts: int = 1, vectorised: bool = True
-) -> Analysis:
-    """Read a whole capture and analyse it; with `parts` > 1, only the connections in part
-    `part` (see `TcpCapture.pairs`), whose `stream` numbers then count within the part (the
-    `parallel` module renumbers them).
-
-    Without `mark`, the vectorised pass (`vector`) does the work: the same result, faster."""
+def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised: bool = True) -> Analysis:
+    """Read a whole capture and analyse it. Without `mark`, the vectorised pass (`vector`) does
+    the work (`vectorised=False`: the loop alone, the reference): the same result, faster."""
     if mark is None and vectorised:
         from orchestrator.verdict.columns import read_chunks  # noqa: PLC0415 - imports this module
         from orchestrator.verdict.vector import analyze_chunks  # noqa: PLC0415
 
-        conns = _summarize(lambda: analyze_chunks(read_chunks(capture, part, parts)))
+        conns = _summarize(lambda: analyze_chunks(read_chunks(capture)))
     else:
-        conns = _analyze(capture.pairs(part, parts), mark)
+        conns = _analyze(capture.pairs(), mark)
     return Analysis(
         connections=conns,
         packets=capture.packets,

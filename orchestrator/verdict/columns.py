@@ -39,14 +39,12 @@ from orchestrator.verdict.pcapfile import (
     TcpPacket,
     ip4_names,
     parse_idb,
-    part_of,
     seconds,
 )
 
 __all__ = ["Chunk", "Columns", "has_columns", "read_chunks"]
 
 I64 = npt.NDArray[np.int64]
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # as pcapfile.part_of
 _new = tuple.__new__
 PAIRS_PER_CHUNK = 1 << 16
 
@@ -129,12 +127,11 @@ def has_columns(capture: TcpCapture) -> bool:
     return capture.format == "pcapng" or _pcap_link(capture).hdr_len is not None
 
 
-def read_chunks(capture: TcpCapture, part: int = 0, parts: int = 1) -> Iterator[Chunk]:
-    """The capture's TCP segments (with `parts` > 1, those of part `part`, as
-    `TcpCapture.pairs`), a chunk at a time; the capture's counters are set as iterating it
+def read_chunks(capture: TcpCapture) -> Iterator[Chunk]:
+    """The capture's TCP segments, a chunk at a time; the capture's counters are set as iterating it
     would set them."""
     if not has_columns(capture):
-        it = capture.pairs(part, parts)
+        it = capture.pairs()
         while batch := list(islice(it, PAIRS_PER_CHUNK)):
             yield Chunk(pairs=batch)
         return
@@ -144,7 +141,7 @@ def read_chunks(capture: TcpCapture, part: int = 0, parts: int = 1) -> Iterator[
     except OSError as e:
         raise CaptureFormatError(f"{capture.path}: cannot read capture: {e.strerror or e}") from e
     try:
-        yield from (_pcap if capture.format == "pcap" else _pcapng)(capture, f, part, parts)
+        yield from (_pcap if capture.format == "pcap" else _pcapng)(capture, f)
     finally:
         f.close()
 
@@ -205,7 +202,7 @@ class _Group:
     icmp: list[tuple[int, int, Found]]  # frame, ns, the error
 
 
-def _pcap(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
+def _pcap(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
     head = f.read(24)
     endian, magic = _endian_magic(head)
     (network,) = struct.unpack_from(endian + "I", head, 20)
@@ -269,7 +266,7 @@ def _pcap(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator[C
                     sec.astype(np.float64) + frac.astype(np.float64) * s_per_unit,
                 )
                 frame += len(rec)
-                chunk, count = _assemble(capture, [group], [], tcp, part, parts)
+                chunk, count = _assemble(capture, [group], [], tcp)
                 tcp += count
                 if chunk is not None:
                     yield chunk
@@ -340,11 +337,11 @@ def _decode(
 
 
 def _assemble(
-    capture: TcpCapture, groups: list[_Group], rare: list[TcpPacket], tcp0: int, part: int, parts: int
+    capture: TcpCapture, groups: list[_Group], rare: list[TcpPacket], tcp0: int
 ) -> tuple[Chunk | None, int]:
     """A chunk from its groups (and rare packets of other blocks): TCP segments in file order
-    with their positions, those of part `part`; ICMP errors recorded in file order. Returns the
-    chunk (None if it keeps nothing) and its count of TCP segments (all parts)."""
+    with their positions; ICMP errors recorded in file order. Returns the chunk (None if it
+    has no segment) and its count of TCP segments."""
     icmp = sorted(e for g in groups for e in g.icmp)
     for frame, ns, found in icmp:
         capture.add_icmp(found, frame, ns)
@@ -355,18 +352,9 @@ def _assemble(
     if rare:  # a few odd segments: this chunk goes the reference way, in file order
         fast = cols.packets(np.arange(len(cols.frame)))
         merged = sorted([*fast, *rare], key=lambda p: p.frame)
-        pairs = list(enumerate(merged, tcp0 + 1))
-        if parts > 1:
-            pairs = [(i, p) for i, p in pairs if part_of(p.src, p.sport, p.dst, p.dport, parts) == part]
-        return (Chunk(pairs=pairs) if pairs else None), count
+        return Chunk(pairs=list(enumerate(merged, tcp0 + 1))), count
     cols.pos = np.arange(tcp0 + 1, tcp0 + 1 + count, dtype=np.int64)
-    if parts > 1:
-        x = (cols.src ^ cols.dst).astype(np.uint64) ^ (
-            (cols.sport ^ cols.dport).astype(np.uint64) << np.uint64(32)
-        )
-        keep = ((((x * _MIX) >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)) == part
-        cols = _select(cols, keep)
-    return (Chunk(columns=cols) if len(cols.frame) else None), count
+    return (Chunk(columns=cols) if count else None), count
 
 
 _EMPTY = {
@@ -379,7 +367,7 @@ _EMPTY = {
 def _concat(pieces: list[Columns], file: str) -> Columns:
     """Several groups' columns as one, in frame order."""
     if not pieces:
-        return _select(Columns(**_EMPTY, file=file), np.zeros(0, dtype=np.bool_))  # type: ignore[arg-type]
+        return _select_none(file)
     merged = {
         f.name: np.concatenate([getattr(c, f.name) for c in pieces])
         for f in fields(Columns)
@@ -387,12 +375,6 @@ def _concat(pieces: list[Columns], file: str) -> Columns:
     }
     order = np.argsort(merged["frame"], kind="stable")
     return Columns(**{k: v[order] for k, v in merged.items()}, file=file)
-
-
-def _select(cols: Columns, keep: npt.NDArray[np.bool_]) -> Columns:
-    return Columns(
-        **{f.name: getattr(cols, f.name)[keep] for f in fields(Columns) if f.name != "file"}, file=cols.file
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -447,7 +429,7 @@ class _Section:
         return ns
 
 
-def _pcapng(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
+def _pcapng(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
     """Enhanced Packet Blocks are sliced and decoded a chunk at a time, interface by interface;
     Simple and obsolete Packet Blocks (rare) are decoded on the spot by the reference decoders."""
     read = f.read
@@ -528,7 +510,7 @@ def _pcapng(capture: TcpCapture, f: BinaryIO, part: int, parts: int) -> Iterator
             last_tns = run.last_tns(sec, buf, last_tns)
             rest = buf[pos:]
             groups.append(_Group(_select_none(capture.name), [], icmp))
-            chunk, count = _assemble(capture, groups, rare, tcp, part, parts)
+            chunk, count = _assemble(capture, groups, rare, tcp)
             tcp += count
             if chunk is not None:
                 yield chunk

@@ -144,7 +144,8 @@ def seconds(ns: int) -> float:
 
 
 def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
-    """Which of `parts` parts a segment's connection is in (`TcpCapture.pairs`)."""
+    """Which of `parts` parts a segment's connection is in: the same for both directions, and
+    the same as `parallel`'s vectorised hash for IPv4 (for sharing a capture by connection)."""
     return (((_fold(src) ^ _fold(dst) ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts
 
 
@@ -438,13 +439,9 @@ class TcpCapture:
     def __iter__(self) -> Iterator[TcpPacket]:
         return map(itemgetter(1), self.pairs())
 
-    def pairs(self, part: int = 0, parts: int = 1) -> Iterator[tuple[int, TcpPacket]]:
+    def pairs(self) -> Iterator[tuple[int, TcpPacket]]:
         """(position, segment) pairs: the position is the segment's 1-based index among all the
-        capture's TCP segments. With `parts` > 1, only the segments of the connections in part
-        `part` (see `part_of`), for sharing a capture between processes; the positions stay
-        those of the whole capture."""
-        if not 0 <= part < parts:
-            raise ValueError(f"part {part} of {parts}")
+        capture's TCP segments."""
         self.reset()
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - closed in the finally of the generator
@@ -452,9 +449,9 @@ class TcpCapture:
             raise CaptureFormatError(f"{self.path}: cannot read capture: {e.strerror or e}") from e
         try:
             if self.format == "pcap":
-                yield from self._pcap(f, part, parts)
+                yield from self._pcap(f)
             else:
-                yield from self._pcapng(f, part, parts)
+                yield from self._pcapng(f)
         finally:
             f.close()
 
@@ -468,7 +465,7 @@ class TcpCapture:
 
     # -- classic pcap ------------------------------------------------------
 
-    def _pcap(self, f: BinaryIO, part: int, parts: int) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
+    def _pcap(self, f: BinaryIO) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
         head = f.read(24)
         (magic,) = _U32LE.unpack_from(head, 0)
         endian = "<"
@@ -490,7 +487,6 @@ class TcpCapture:
         read = f.read
         frame = 0
         skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
-        split = parts > 1
         buf = read(CHUNK)
         n = len(buf)
         pos = 0
@@ -543,11 +539,6 @@ class TcpCapture:
                         if plen < 0 or offflags < 0x5000:
                             skipped += 1
                             continue
-                        if (
-                            split
-                            and (((src ^ dst ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts != part
-                        ):
-                            continue
                         yield (
                             frame - skipped,
                             new(
@@ -572,8 +563,6 @@ class TcpCapture:
                         continue
                 fields = decode(buf, data, cap, orig if orig > cap else cap)
                 if fields is not None:
-                    if split and part_of(fields[0], fields[1], fields[2], fields[3], parts) != part:
-                        continue
                     t = sec + frac * s_per_unit
                     yield (
                         frame - skipped,
@@ -589,14 +578,13 @@ class TcpCapture:
 
     # -- pcapng --------------------------------------------------------------
 
-    def _pcapng(self, f: BinaryIO, part: int, parts: int) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
+    def _pcapng(self, f: BinaryIO) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
         read = f.read
         buf = read(CHUNK)
         n = len(buf)
         pos = 0
         frame = 0
         skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
-        split = parts > 1
         endian = "<"
         u32 = _U32LE.unpack_from
         epb = struct.Struct("<IIIII").unpack_from
@@ -691,11 +679,6 @@ class TcpCapture:
                         if plen < 0 or offflags < 0x5000:
                             skipped += 1
                             continue
-                        if (
-                            split
-                            and (((src ^ dst ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts != part
-                        ):
-                            continue
                         yield (
                             frame - skipped,
                             new(
@@ -720,8 +703,6 @@ class TcpCapture:
                         continue
                 fields = ifc.decode(buf, data, cap, orig if orig > cap else cap)
                 if fields is not None:
-                    if split and part_of(fields[0], fields[1], fields[2], fields[3], parts) != part:
-                        continue
                     yield frame - skipped, new(cls, (frame, seconds(tns), *fields, name, tns))
                 else:
                     skipped += 1

@@ -7,12 +7,13 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from orchestrator.errors import TcpscenError
 from orchestrator.verdict import columns, parallel
 from orchestrator.verdict.analysis import analyze, analyze_capture
-from orchestrator.verdict.columns import Chunk
+from orchestrator.verdict.columns import Chunk, read_chunks
 from orchestrator.verdict.parallel import analyze_shared, auto_processes
 from orchestrator.verdict.pcapfile import part_of, read_tcp
 from orchestrator.verdict.summary import ConnectionSummary
@@ -34,34 +35,53 @@ def _capture(path: Path, seed: int, n: int) -> Path:
     return write_fast(path, sorted((s for c in convs for s in c.segs), key=lambda s: s.t))
 
 
-@pytest.mark.parametrize("parts", [2, 3])
-def test_parts_split_the_segments_by_connection_and_keep_positions(tmp_path: Path, parts: int) -> None:
+def _owners(chunk: Chunk, processes: int) -> list[int]:
+    """The process `parallel._split` gives each segment of a chunk, in the chunk's order."""
+    owners = np.array(
+        [0] * parallel.PARENT_SHARE + [p for p in range(1, processes) for _ in range(parallel.CHILD_SHARE)]
+    )
+    shares = parallel._split(chunk, owners, len(owners), processes)
+    by_pos = {}
+    for proc, share in enumerate(shares):
+        if share is None:
+            continue
+        positions = [i for i, _p in share.pairs] if share.pairs is not None else share.columns.pos.tolist()  # type: ignore[union-attr]
+        by_pos.update((i, proc) for i in positions)
+    return [by_pos[i] for i in sorted(by_pos)]
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_dealing_keeps_a_connection_together_columns_or_pairs(tmp_path: Path, processes: int) -> None:
+    """A chunk with an odd segment goes as pairs: its connections must land where the same
+    connections go when dealt as columns (`part_of` and the vectorised hash agree)."""
     path = _capture(tmp_path / "c.pcap", 5, 60)
-    whole = list(enumerate(read_tcp(path), 1))
-    pieces = [list(read_tcp(path).pairs(k, parts)) for k in range(parts)]
-    assert all(pieces), "every part got some connections"
-    assert sorted((q for piece in pieces for q in piece), key=lambda q: q[0]) == whole
-    for piece in pieces:  # both directions of a connection land in the same part
-        for _i, p in piece:
-            assert part_of(p.src, p.sport, p.dst, p.dport, parts) == part_of(
-                p.dst, p.dport, p.src, p.sport, parts
-            )
+    (chunk,) = list(read_chunks(read_tcp(path)))
+    cols = chunk.columns
+    assert cols is not None
+    as_pairs = Chunk(pairs=list(zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.pos))), strict=True)))
+    by_columns, by_pairs = _owners(chunk, processes), _owners(as_pairs, processes)
+    assert by_columns == by_pairs
+    assert len(set(by_columns)) == processes  # every process got some
+    owner: dict[tuple[tuple[str, int], ...], int] = {}
+    for (_i, p), proc in zip(as_pairs.pairs or [], by_pairs, strict=True):
+        key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
+        assert owner.setdefault(key, proc) == proc  # both directions, every segment: one process
 
 
-def test_ipv6_and_slow_path_segments_follow_the_same_rule(tmp_path: Path) -> None:
+def test_ipv6_connections_keep_together(tmp_path: Path) -> None:
     rng = random.Random(3)
     convs = [
         random_conversation(rng, (f"10.0.0.{k}", 20000 + k), ("10.1.0.2", 80), T0 + k) for k in range(1, 9)
     ]
     segs = sorted((s for c in convs for s in c.segs), key=lambda s: s.t)
-    for v6 in (False, True):
-        # VLAN tags and IPv6 take the reader's general decoder, not its IPv4 fast path.
-        path = write_scapy(
-            tmp_path / f"v{v6}.pcapng", segs, link="ether" if v6 else "vlan", fmt="pcapng", v6=v6
-        )
-        whole = list(enumerate(read_tcp(path), 1))
-        got = sorted((q for k in range(3) for q in read_tcp(path).pairs(k, 3)), key=lambda q: q[0])
-        assert got == whole
+    path = write_scapy(tmp_path / "v6.pcap", segs, v6=True)
+    (chunk,) = list(read_chunks(read_tcp(path)))
+    assert chunk.pairs is not None  # IPv6: the general decoder
+    owner: dict[tuple[tuple[str, int], ...], int] = {}
+    for (_i, p), proc in zip(chunk.pairs, _owners(chunk, 3), strict=True):
+        key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
+        assert owner.setdefault(key, proc) == proc
+    assert part_of("2001:db8::1", 1, "2001:db8::2", 2, 3) == part_of("2001:db8::2", 2, "2001:db8::1", 1, 3)
 
 
 @pytest.mark.parametrize("processes", [2, 3])

@@ -58,10 +58,10 @@ def _both(path: Path) -> tuple[Analysis, Analysis]:
     return analyze_capture(read_tcp(path), vectorised=False), analyze_capture(read_tcp(path))
 
 
-def _pairs(path: Path, part: int = 0, parts: int = 1) -> list[tuple[int, TcpPacket]]:
+def _pairs(path: Path) -> list[tuple[int, TcpPacket]]:
     out: list[tuple[int, TcpPacket]] = []
     capture = read_tcp(path)
-    for chunk in read_chunks(capture, part, parts):
+    for chunk in read_chunks(capture):
         if chunk.pairs is not None:
             out.extend(chunk.pairs)
         elif chunk.columns is not None:
@@ -110,9 +110,6 @@ def test_the_column_reader_is_the_reference_reader(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(columns, "CHUNK", 900)
     whole = list(enumerate(read_tcp(path), 1))
     assert _pairs(path) == whole
-    for parts in (2, 3):
-        got = sorted((q for k in range(parts) for q in _pairs(path, k, parts)), key=lambda q: q[0])
-        assert got == whole
 
 
 @pytest.mark.parametrize(
