@@ -4,10 +4,11 @@ The parent reads the capture once (`columns`), and hands each chunk's segments o
 connection: a hash of the connection's addresses and ports (`pcapfile.part_of`, the same for
 both directions) picks the process. Connections are independent, so each process runs the
 vectorised pass (`vector`) on its own connections while the parent reads on. The parent keeps
-a smaller share, since it also reads and writes. Children send their summaries back (pickled);
-the parent puts all connections in order of first frame and renumbers their `stream`. The
-result is the same `Analysis` as one process gives; `tests/unit/test_parallel_analysis.py`
-checks that.
+a smaller share, since it also reads. Children send their summaries back (pickled), or, with a
+`Renderer` (`analyze_rendered`), their connections already rendered as text, which is much
+cheaper to send than the objects; the parent puts all connections in order of first frame and
+numbers them (`stream`). The result is what one process gives, byte for byte in the CLI's
+output; `tests/unit/test_parallel_analysis.py` checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
 modules already imported. Captures under `MIN_BYTES` stay in one process: there forking costs
