@@ -3,14 +3,14 @@ reference loop (`analysis._run`), and the result is the same.
 
 Most segments of a capture are dull: in-order data or a plain ACK, window open, acknowledging
 nothing unseen. For those the reference loop's short way only moves a few fields forward (next
-sequence number, last ACK, window, the unacknowledged segments), and a run of them can be
-applied in one step. So, per chunk of columns (`columns`):
+sequence number, last ACK, window, duplicate-ACK count, the unacknowledged segments), and a run
+of them can be applied in one step. So, per chunk of columns (`columns`):
 
 1. numpy sorts the chunk by connection (stably, so each connection keeps its order; different
    connections are independent) and marks each segment *dull* or not from its own header and
-   its predecessors in the chunk: ACK only, window open, not one byte, in sequence after the
-   previous segment of its direction, not a duplicate ACK, ACK not going backwards and not
-   beyond what the peer sent;
+   its predecessors in the chunk: ACK only, window open, not one byte, in sequence (it starts
+   where its direction's highest sequence number so far ends), ACK not going backwards and not
+   beyond what the peer sent (a duplicate ACK is dull: the step counts it);
 2. consecutive dull segments of one connection form a *run*; per run numpy finds what the step
    needs (each direction's first and last segment, last data, the peer's last ACK, which sent
    segments stay unacknowledged, ...);
