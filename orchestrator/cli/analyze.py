@@ -16,7 +16,7 @@ from orchestrator.errors import CaptureFormatError
 from orchestrator.report.analysis_text import TextConnections, write_rendered_summary, write_summary
 from orchestrator.verdict.analysis import Analysis
 from orchestrator.verdict.contract import JsonConnections, write_analysis_json, write_rendered_json
-from orchestrator.verdict.explain import KernelPrediction, predict_connection
+from orchestrator.verdict.explain import KernelPrediction, capture_end, predict_connection
 from orchestrator.verdict.parallel import analyze_rendered, analyze_shared, auto_processes
 from orchestrator.verdict.pcapfile import TcpCapture, read_tcp
 from orchestrator.verdict.settings import KernelSettings, parse_settings, settings_from_scenario
@@ -140,7 +140,7 @@ def _open_all(files: list[Path]) -> list[TcpCapture]:
 def _predict(
     analysis: Analysis, settings: KernelSettings, by_address: dict[str, KernelSettings]
 ) -> dict[int, list[KernelPrediction]]:
-    end = max((c.last_frame.time for c in analysis.connections if c.last_frame), default=None)
+    end = capture_end(analysis.connections)
     out: dict[int, list[KernelPrediction]] = {}
     for conn in analysis.connections:
         found = predict_connection(conn, _settings_for(conn, settings, by_address), analysis.icmp_errors, end)

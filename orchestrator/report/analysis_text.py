@@ -44,12 +44,12 @@ def write_summary(
     predictions: dict[int, list[KernelPrediction]],
 ) -> None:
     """The file's line, then a block per connection: styled on a terminal, plain elsewhere."""
-    blocks = _blocks(file, analysis, predictions)
-    if console.is_terminal:
-        for pieces in blocks:
-            console.print(Text.assemble(*((text, style or "") for text, style in pieces)))
-    else:
-        out.writelines("".join(text for text, _style in pieces) + "\n" for pieces in blocks)
+    if not console.is_terminal:
+        texts = [_plain(_connection(c, predictions.get(c.stream, []))) for c in analysis.connections]
+        write_rendered_summary(out, file, analysis, texts)
+        return
+    for pieces in _blocks(file, analysis, predictions):
+        console.print(Text.assemble(*((text, style or "") for text, style in pieces)))
 
 
 class TextConnections:
@@ -64,7 +64,7 @@ class TextConnections:
         out = []
         for c in conns:
             predictions = predict_connection(c, self.settings_for(c), icmp_errors, end)
-            out.append("".join(text for text, _style in _connection(c, predictions)))
+            out.append(_plain(_connection(c, predictions)))
         return out
 
     def number(self, text: str, stream: int) -> str:
@@ -73,9 +73,12 @@ class TextConnections:
 
 def write_rendered_summary(out: TextIO, file: str, analysis: Analysis, texts: list[str]) -> None:
     """`write_summary`'s plain text, from blocks already rendered by `TextConnections`."""
-    head = _head(file, analysis, len(texts))
-    out.write("".join(text for text, _style in head) + "\n")
+    out.write(_plain(_head(file, analysis, len(texts))) + "\n")
     out.writelines(text + "\n" for text in texts)
+
+
+def _plain(pieces: list[Piece]) -> str:
+    return "".join(text for text, _style in pieces)
 
 
 def _head(file: str, analysis: Analysis, n: int) -> list[Piece]:

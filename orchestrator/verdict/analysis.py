@@ -96,6 +96,7 @@ __all__ = [
     "Analysis",
     "Label",
     "Mark",
+    "analysis_of",
     "analyze",
     "analyze_capture",
     "analyze_file",
@@ -133,6 +134,11 @@ def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised
         conns = _summarize(lambda: analyze_chunks(read_chunks(capture)))
     else:
         conns = _analyze(capture.pairs(), mark)
+    return analysis_of(capture, conns)
+
+
+def analysis_of(capture: TcpCapture, conns: list[ConnectionSummary]) -> Analysis:
+    """An `Analysis` of `conns` with what the reader said about the file (read to its end)."""
     return Analysis(
         connections=conns,
         packets=capture.packets,

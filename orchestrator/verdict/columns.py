@@ -24,7 +24,6 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.errors import CaptureFormatError
 from orchestrator.verdict.icmp import Found, icmp_error_in_frame
 from orchestrator.verdict.pcapfile import (
     CHUNK,
@@ -136,10 +135,7 @@ def read_chunks(capture: TcpCapture) -> Iterator[Chunk]:
             yield Chunk(pairs=batch)
         return
     capture.reset()
-    try:
-        f = open(capture.path, "rb")  # noqa: SIM115 - closed in the finally of the generator
-    except OSError as e:
-        raise CaptureFormatError(f"{capture.path}: cannot read capture: {e.strerror or e}") from e
+    f = capture.open()
     try:
         yield from (_pcap if capture.format == "pcap" else _pcapng)(capture, f)
     finally:
@@ -154,11 +150,8 @@ def _endian_magic(head: bytes) -> tuple[str, int]:
 
 
 def _pcap_link(capture: TcpCapture) -> Link:
-    try:
-        with open(capture.path, "rb") as f:
-            head = f.read(24)
-    except OSError as e:
-        raise CaptureFormatError(f"{capture.path}: cannot read capture: {e.strerror or e}") from e
+    with capture.open() as f:
+        head = f.read(24)
     endian, _magic = _endian_magic(head)
     return Link(struct.unpack_from(endian + "I", head, 20)[0] & 0xFFFF)
 

@@ -22,7 +22,7 @@ in the file, lists capped at 100) and ``predictions`` (see `explain`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from orchestrator.verdict.analysis import Analysis
@@ -79,10 +79,8 @@ def write_analysis_json(
     """`analysis_json` written as one line of JSON, a connection at a time: the same text as
     ``json.dumps(analysis_json(...))``, without holding the whole document in memory."""
     found = predictions or {}
-    out.write(json.dumps({"file": file, "packets": analysis.packets})[:-1] + ', "connections": [')
-    for k, c in enumerate(analysis.connections):
-        out.write((", " if k else "") + json.dumps(connection_json(c, found.get(c.stream, []))))
-    out.write("], " + json.dumps(_file_extras(analysis))[1:] + "\n")
+    texts = (json.dumps(connection_json(c, found.get(c.stream, []))) for c in analysis.connections)
+    write_rendered_json(out, analysis, texts, file)
 
 
 def _file_extras(analysis: Analysis) -> dict[str, Any]:
@@ -179,8 +177,10 @@ class JsonConnections:
         return text.replace('"stream": -1,', f'"stream": {stream},', 1)
 
 
-def write_rendered_json(out: TextIO, analysis: Analysis, texts: list[str], file: str) -> None:
-    """`write_analysis_json`'s text, from connections already rendered by `JsonConnections`."""
+def write_rendered_json(out: TextIO, analysis: Analysis, texts: Iterable[str], file: str) -> None:
+    """The file's object, with its connections' JSON texts (as `JsonConnections` renders them),
+    written a connection at a time."""
     out.write(json.dumps({"file": file, "packets": analysis.packets})[:-1] + ', "connections": [')
-    out.write(", ".join(texts))
+    for k, text in enumerate(texts):
+        out.write(", " + text if k else text)
     out.write("], " + json.dumps(_file_extras(analysis))[1:] + "\n")

@@ -17,7 +17,7 @@ that undid a backoff step (RFC 6069), and sends failing locally, which Linux ret
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,7 +31,7 @@ from orchestrator.verdict.kernel_model import (
 from orchestrator.verdict.settings import KernelSettings
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef, Side
 
-__all__ = ["TOLERANCE", "KernelPrediction", "predict_connection"]
+__all__ = ["TOLERANCE", "KernelPrediction", "capture_end", "predict_connection"]
 
 TOLERANCE = 0.10
 _LOCAL_RETRY = 0.5  # s, TCP_RESOURCE_PROBE_INTERVAL
@@ -55,6 +55,12 @@ class KernelPrediction:
     deviation: float | None = None  # observed / predicted - 1
     within_tolerance: bool | None = None
     explanations: list[str] = field(default_factory=list)
+
+
+def capture_end(conns: Iterable[ConnectionSummary]) -> float | None:
+    """The time of the capture's last segment, as `predict_connection` wants it: the latest
+    last frame of the connections (None for none)."""
+    return max((c.last_frame.time for c in conns if c.last_frame), default=None)
 
 
 def predict_connection(

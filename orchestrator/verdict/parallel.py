@@ -1,7 +1,7 @@
 """One capture's analysis shared between processes, by connection.
 
 The parent reads the capture once (`columns`), and hands each chunk's segments out by
-connection: a hash of the connection's addresses and ports (`pcapfile.part_of`, the same for
+connection: a hash of the connection's addresses and ports (`part_of`, the same for
 both directions) picks the process. Connections are independent, so each process runs the
 vectorised pass (`vector`) on its own connections while the parent reads on. The parent keeps
 a smaller share, since it also reads. Children send their summaries back (pickled), or, with a
@@ -18,6 +18,8 @@ more than it saves.
 from __future__ import annotations
 
 import contextlib
+import functools
+import ipaddress
 import multiprocessing
 import os
 import pickle
@@ -32,9 +34,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from orchestrator.errors import TcpscenError
-from orchestrator.verdict.analysis import Analysis, analyze_capture
+from orchestrator.verdict.analysis import Analysis, analysis_of, analyze_capture
 from orchestrator.verdict.columns import Chunk, Columns, has_columns, read_chunks
-from orchestrator.verdict.pcapfile import IcmpError, TcpCapture, part_of
+from orchestrator.verdict.explain import capture_end
+from orchestrator.verdict.pcapfile import IcmpError, TcpCapture
 from orchestrator.verdict.summary import ConnectionSummary
 from orchestrator.verdict.vector import summarize_chunks
 
@@ -46,6 +49,7 @@ __all__ = [
     "analyze_rendered",
     "analyze_shared",
     "auto_processes",
+    "part_of",
 ]
 
 MIN_BYTES = 16 << 20
@@ -54,7 +58,24 @@ MAX_AUTO = 4
 # child takes (measured: with 2 processes both then finish their analysis at about the same time).
 PARENT_SHARE, CHILD_SHARE = 9, 11
 QUEUED = 8  # chunks waiting for a child at most: memory stays flat if the child lags
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # as pcapfile.part_of
+# A connection's bucket is a hash of its addresses and ports, the same for both directions
+# (xor), spread by Fibonacci hashing so that neighbouring ports land apart; `_split` computes it
+# with numpy for columns and with `part_of` for pairs, and both must agree.
+_MIX = 0x9E3779B97F4A7C15
+_M64 = (1 << 64) - 1
+_MIX_NP = np.uint64(_MIX)
+
+
+def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
+    """Which of `parts` buckets a segment's connection is in, as `_split`'s numpy hash puts IPv4."""
+    return (((_fold(src) ^ _fold(dst) ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _fold(addr: str) -> int:
+    """An address as the hash sees it: IPv4 as its 32-bit number; IPv6 folded to 64 bits."""
+    n = int(ipaddress.ip_address(addr))
+    return (n ^ (n >> 64)) & _M64 if ":" in addr else n
 
 
 def auto_processes(capture: TcpCapture) -> int:
@@ -140,20 +161,11 @@ def _share(
             children.append((child, inbox, receive))
         dealt = _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
         mine = summarize_chunks(dealt)
-        analysis = Analysis(
-            connections=[],
-            packets=capture.packets,
-            tcp_packets=capture.tcp_packets,
-            truncated=capture.truncated,
-            files=[capture.name],
-            problems=[capture.problem] if capture.problem else [],
-            linktypes=sorted(capture.linktypes),
-            icmp_errors=list(capture.icmp_errors),
-        )
+        analysis = analysis_of(capture, [])
         if renderer is None:
             return analysis, [mine] + [_receive(forked, receive, capture) for forked, _i, receive in children]
         # The capture's end (for the predictions) is the latest last segment of all connections.
-        ends = [_end(mine)] + [_receive(forked, receive, capture) for forked, _i, receive in children]
+        ends = [capture_end(mine)] + [_receive(forked, receive, capture) for forked, _i, receive in children]
         known = [e for e in ends if e is not None]
         end = max(known) if known else None
         for forked, inbox, _r in children:
@@ -173,10 +185,6 @@ def _share(
             forked.join()
             inbox.close()
             inbox.cancel_join_thread()
-
-
-def _end(conns: list[ConnectionSummary]) -> float | None:
-    return max((c.last_frame.time for c in conns if c.last_frame), default=None)
 
 
 def _render(
@@ -232,7 +240,7 @@ def _split(chunk: Chunk, owners: np.ndarray, buckets: int, processes: int) -> li
     x = (cols.src ^ cols.dst).astype(np.uint64) ^ (
         (cols.sport ^ cols.dport).astype(np.uint64) << np.uint64(32)
     )
-    owner = owners[(((x * _MIX) >> np.uint64(32)) % np.uint64(buckets)).astype(np.int64)]
+    owner = owners[(((x * _MIX_NP) >> np.uint64(32)) % np.uint64(buckets)).astype(np.int64)]
     out: list[Chunk | None] = []
     for proc in range(processes):
         m = owner == proc
@@ -269,7 +277,7 @@ def _child(inbox: Any, send: Connection, renderer: Renderer | None) -> None:
         if renderer is None:
             send.send_bytes(pickle.dumps(conns, protocol=pickle.HIGHEST_PROTOCOL))
         else:
-            send.send_bytes(pickle.dumps(_end(conns)))
+            send.send_bytes(pickle.dumps(capture_end(conns)))
             end, icmp = inbox.get()
             texts = _render(renderer, conns, end, icmp)
             keyed = [(_first_frame(c), text) for c, text in zip(conns, texts, strict=True)]

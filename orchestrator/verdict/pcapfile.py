@@ -39,7 +39,6 @@ they get the timestamp of the previous packet.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import socket
@@ -64,7 +63,6 @@ __all__ = [
     "IcmpError",
     "TcpCapture",
     "TcpPacket",
-    "part_of",
     "read_tcp",
 ]
 
@@ -130,30 +128,11 @@ _U32BE = struct.Struct("!I")
 
 _CACHE_MAX = 1 << 16
 
-# Sharing a capture's connections between processes: a connection's part is a hash of its
-# addresses and ports that is the same for both directions (xor), spread by Fibonacci hashing
-# so that neighbouring ports land in different parts.
-_MIX = 0x9E3779B97F4A7C15
-_M64 = (1 << 64) - 1
-
 
 def seconds(ns: int) -> float:
     """Epoch nanoseconds as float seconds, whole seconds and fraction apart: `ns / 1e9` would
     first round ns to a float (256 ns steps at today's epoch) and lose the microseconds' digit."""
     return ns // 1_000_000_000 + ns % 1_000_000_000 / 1e9
-
-
-def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
-    """Which of `parts` parts a segment's connection is in: the same for both directions, and
-    the same as `parallel`'s vectorised hash for IPv4 (for sharing a capture by connection)."""
-    return (((_fold(src) ^ _fold(dst) ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _fold(addr: str) -> int:
-    """An address as the reader's fast path sees it: IPv4 as its 32-bit number; IPv6 folded."""
-    n = int(ipaddress.ip_address(addr))
-    return (n ^ (n >> 64)) & _M64 if ":" in addr else n
 
 
 class _Ip4Names(dict[int, str]):
@@ -436,6 +415,13 @@ class TcpCapture:
         self.linktypes = set()
         self.icmp_errors = []
 
+    def open(self) -> BinaryIO:
+        """The file, for reading from the start (`CaptureFormatError` if it cannot be read)."""
+        try:
+            return open(self.path, "rb")
+        except OSError as e:
+            raise CaptureFormatError(f"{self.path}: cannot read capture: {e.strerror or e}") from e
+
     def __iter__(self) -> Iterator[TcpPacket]:
         return map(itemgetter(1), self.pairs())
 
@@ -443,10 +429,7 @@ class TcpCapture:
         """(position, segment) pairs: the position is the segment's 1-based index among all the
         capture's TCP segments."""
         self.reset()
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115 - closed in the finally of the generator
-        except OSError as e:
-            raise CaptureFormatError(f"{self.path}: cannot read capture: {e.strerror or e}") from e
+        f = self.open()
         try:
             if self.format == "pcap":
                 yield from self._pcap(f)
@@ -685,7 +668,7 @@ class TcpCapture:
                                 cls,
                                 (
                                     frame,
-                                    tns // 1_000_000_000 + tns % 1_000_000_000 / 1e9,
+                                    seconds(tns),
                                     ip4[src],
                                     sport,
                                     ip4[dst],

@@ -286,6 +286,23 @@ def random_conversation(
     return c
 
 
+def random_capture(path: Path, seed: int, n: int) -> Path:
+    """`n` random conversations, overlapping in time, a quarter of them reusing the previous
+    one's 4-tuple (right after it, or a second later)."""
+    rng = random.Random(seed)
+    convs: list[Conv] = []
+    for k in range(n):
+        if convs and rng.random() < 0.25:
+            prev = convs[-1]
+            convs.append(
+                random_conversation(rng, prev.client, prev.server, prev.t + rng.choice([0.001, 1.0]))
+            )
+        else:
+            client = (f"10.0.{k % 200}.1", 10000 + k)
+            convs.append(random_conversation(rng, client, ("10.1.0.2", 80), T0 + rng.random()))
+    return write_fast(path, sorted((s for c in convs for s in c.segs), key=lambda s: s.t))
+
+
 def _random_event(rng: random.Random, c: Conv, side: str, sent: dict[str, list[int]]) -> None:
     other = "s" if side == "c" else "c"
     gap = rng.choice(_GAPS)

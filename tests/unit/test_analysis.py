@@ -5,7 +5,6 @@ must be Wireshark's (skipped, after our own assertions, only when tshark is not 
 from __future__ import annotations
 
 import heapq
-import random
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,15 @@ from orchestrator.verdict.analysis import MAX_EVIDENCE, analyze, analyze_file
 from orchestrator.verdict.kernel_model import backoff_schedule
 from orchestrator.verdict.pcapfile import TcpPacket, read_tcp
 from orchestrator.verdict.summary import ConnectionSummary, FrameRef
-from tests.unit.pcaps import T0, Conv, Seg, random_conversation, tshark, tshark_fields, write_fast
+from tests.unit.pcaps import (
+    T0,
+    Conv,
+    Seg,
+    random_capture,
+    tshark,
+    tshark_fields,
+    write_fast,
+)
 
 
 def run(c: Conv, path: Path, **kw: object) -> list[ConnectionSummary]:
@@ -566,24 +573,9 @@ def test_memory_is_bounded_when_nothing_is_acknowledged(monkeypatch: pytest.Monk
 # Many odd conversations at once: the per-frame flags must be Wireshark's.
 
 
-def _random_capture(path: Path, seed: int, n: int) -> Path:
-    rng = random.Random(seed)
-    convs: list[Conv] = []
-    for k in range(n):
-        if convs and rng.random() < 0.25:  # the same 4-tuple again, after the previous one
-            prev = convs[-1]
-            convs.append(
-                random_conversation(rng, prev.client, prev.server, prev.t + rng.choice([0.001, 1.0]))
-            )
-        else:
-            client = (f"10.0.{k % 200}.1", 10000 + k)
-            convs.append(random_conversation(rng, client, ("10.1.0.2", 80), T0 + rng.random()))
-    return write_fast(path, sorted((s for c in convs for s in c.segs), key=lambda s: s.t))
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_random_conversations_agree_with_tshark(tmp_path: Path, seed: int) -> None:
-    path = _random_capture(tmp_path / "random.pcap", seed, 120)
+    path = random_capture(tmp_path / "random.pcap", seed, 120)
     conns = analyze(read_tcp(path))
     assert len(conns) > 100
     assert sum(c.retransmissions.client + c.retransmissions.server for c in conns) > 100
@@ -594,5 +586,5 @@ def test_random_conversations_agree_with_tshark(tmp_path: Path, seed: int) -> No
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_random_conversations_agree_with_tshark_hypothesis(tmp_path: Path, seed: int) -> None:
-    path = _random_capture(tmp_path / f"h{seed}.pcap", seed, 30)
+    path = random_capture(tmp_path / f"h{seed}.pcap", seed, 30)
     agrees_with_tshark(path, analyze(read_tcp(path)))

@@ -14,25 +14,11 @@ from orchestrator.errors import TcpscenError
 from orchestrator.verdict import columns, parallel
 from orchestrator.verdict.analysis import analyze, analyze_capture
 from orchestrator.verdict.columns import Chunk, read_chunks
-from orchestrator.verdict.parallel import analyze_shared, auto_processes
-from orchestrator.verdict.pcapfile import part_of, read_tcp
+from orchestrator.verdict.parallel import analyze_shared, auto_processes, part_of
+from orchestrator.verdict.pcapfile import read_tcp
 from orchestrator.verdict.summary import ConnectionSummary
-from tests.unit.pcaps import T0, Conv, random_conversation, write_fast, write_scapy
+from tests.unit.pcaps import T0, random_capture, random_conversation, write_scapy
 from tests.unit.test_analyze_cli import cli
-
-
-def _capture(path: Path, seed: int, n: int) -> Path:
-    """Many odd conversations, some reusing the previous one's 4-tuple."""
-    rng = random.Random(seed)
-    convs: list[Conv] = []
-    for k in range(n):
-        if convs and rng.random() < 0.25:
-            prev = convs[-1]
-            convs.append(random_conversation(rng, prev.client, prev.server, prev.t + 0.001))
-        else:
-            client = (f"10.0.{k % 200}.1", 10000 + k)
-            convs.append(random_conversation(rng, client, ("10.1.0.2", 80), T0 + rng.random()))
-    return write_fast(path, sorted((s for c in convs for s in c.segs), key=lambda s: s.t))
 
 
 def _owners(chunk: Chunk, processes: int) -> list[int]:
@@ -54,7 +40,7 @@ def _owners(chunk: Chunk, processes: int) -> list[int]:
 def test_dealing_keeps_a_connection_together_columns_or_pairs(tmp_path: Path, processes: int) -> None:
     """A chunk with an odd segment goes as pairs: its connections must land where the same
     connections go when dealt as columns (`part_of` and the vectorised hash agree)."""
-    path = _capture(tmp_path / "c.pcap", 5, 60)
+    path = random_capture(tmp_path / "c.pcap", 5, 60)
     (chunk,) = list(read_chunks(read_tcp(path)))
     cols = chunk.columns
     assert cols is not None
@@ -86,7 +72,7 @@ def test_ipv6_connections_keep_together(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("processes", [2, 3])
 def test_shared_analysis_is_the_single_process_analysis(tmp_path: Path, processes: int) -> None:
-    path = _capture(tmp_path / "c.pcap", 11, 150)
+    path = random_capture(tmp_path / "c.pcap", 11, 150)
     one = analyze_capture(read_tcp(path))
     shared = analyze_shared(read_tcp(path), processes)
     assert len(one.connections) > 100
@@ -96,7 +82,7 @@ def test_shared_analysis_is_the_single_process_analysis(tmp_path: Path, processe
 
 
 def test_a_truncated_capture_is_reported_once(tmp_path: Path) -> None:
-    path = _capture(tmp_path / "c.pcap", 2, 40)
+    path = random_capture(tmp_path / "c.pcap", 2, 40)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 30])
     one = analyze_capture(read_tcp(path))
@@ -108,7 +94,7 @@ def test_a_truncated_capture_is_reported_once(tmp_path: Path) -> None:
 def test_a_failing_child_is_an_error_not_a_partial_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _capture(tmp_path / "c.pcap", 2, 20)
+    path = random_capture(tmp_path / "c.pcap", 2, 20)
     real = parallel.summarize_chunks
     parent = os.getpid()
 
@@ -125,7 +111,7 @@ def test_a_failing_child_is_an_error_not_a_partial_result(
 def test_a_child_that_dies_with_work_queued_does_not_hang_the_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _capture(tmp_path / "c.pcap", 3, 150)
+    path = random_capture(tmp_path / "c.pcap", 3, 150)
     monkeypatch.setattr(columns, "CHUNK", 2000)  # many chunks: more than the queue holds
     real = parallel.summarize_chunks
     parent = os.getpid()
@@ -141,7 +127,7 @@ def test_a_child_that_dies_with_work_queued_does_not_hang_the_parent(
 
 
 def test_small_captures_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _capture(tmp_path / "c.pcap", 2, 20)
+    path = random_capture(tmp_path / "c.pcap", 2, 20)
     assert auto_processes(read_tcp(path)) == 1
     monkeypatch.setattr(parallel, "MIN_BYTES", 1)
     assert 1 <= auto_processes(read_tcp(path)) <= parallel.MAX_AUTO
@@ -154,7 +140,7 @@ def test_small_captures_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.
 @pytest.mark.parametrize("mode", [["--json"], []])
 def test_the_command_says_the_same_with_several_processes(tmp_path: Path, mode: list[str]) -> None:
     """Rendered where analysed (JSON, or the summary off a terminal), numbered in the parent."""
-    path = _capture(tmp_path / "c.pcap", 8, 150)
+    path = random_capture(tmp_path / "c.pcap", 8, 150)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 30])  # truncated, too: the warning and the counters
     settings = ["--sysctl", "net.ipv4.tcp_retries2=4", "--sockopt", "TCP_KEEPIDLE=1"]

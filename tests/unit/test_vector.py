@@ -24,7 +24,7 @@ from orchestrator.verdict import columns
 from orchestrator.verdict.analysis import Analysis, analyze_capture
 from orchestrator.verdict.columns import read_chunks
 from orchestrator.verdict.pcapfile import TcpPacket, read_tcp
-from tests.unit.pcaps import T0, Conv, random_conversation, write_fast, write_scapy
+from tests.unit.pcaps import T0, random_capture, random_conversation, write_scapy
 from tests.unit.test_pcapfile import _epb, _idb, _shb, _spb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,21 +37,6 @@ def _bench() -> ModuleType:
     sys.modules["bench_analyze"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def _random_capture(path: Path, seed: int, n: int) -> Path:
-    rng = random.Random(seed)
-    convs: list[Conv] = []
-    for k in range(n):
-        if convs and rng.random() < 0.25:  # the same 4-tuple again
-            prev = convs[-1]
-            convs.append(
-                random_conversation(rng, prev.client, prev.server, prev.t + rng.choice([0.001, 1.0]))
-            )
-        else:
-            client = (f"10.0.{k % 200}.1", 10000 + k)
-            convs.append(random_conversation(rng, client, ("10.1.0.2", 80), T0 + rng.random()))
-    return write_fast(path, sorted((s for c in convs for s in c.segs), key=lambda s: s.t))
 
 
 def _both(path: Path) -> tuple[Analysis, Analysis]:
@@ -75,7 +60,7 @@ def _pairs(path: Path) -> list[tuple[int, TcpPacket]]:
 def test_odd_conversations_in_small_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, chunk: int
 ) -> None:
-    path = _random_capture(tmp_path / "r.pcap", seed, 80)
+    path = random_capture(tmp_path / "r.pcap", seed, 80)
     monkeypatch.setattr(columns, "CHUNK", chunk)
     reference, vectorised = _both(path)
     assert len(reference.connections) > 50
@@ -85,7 +70,7 @@ def test_odd_conversations_in_small_chunks(
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1), chunk=st.sampled_from([600, 2000, 1 << 22]))
 def test_odd_conversations_hypothesis(tmp_path: Path, seed: int, chunk: int) -> None:
-    path = _random_capture(tmp_path / f"h{seed}.pcap", seed, 25)
+    path = random_capture(tmp_path / f"h{seed}.pcap", seed, 25)
     old = columns.CHUNK
     columns.CHUNK = chunk
     try:
@@ -106,7 +91,7 @@ def test_a_busy_capture(tmp_path: Path, shape: str) -> None:
 
 
 def test_the_column_reader_is_the_reference_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _random_capture(tmp_path / "r.pcap", 4, 40)
+    path = random_capture(tmp_path / "r.pcap", 4, 40)
     monkeypatch.setattr(columns, "CHUNK", 900)
     whole = list(enumerate(read_tcp(path), 1))
     assert _pairs(path) == whole
@@ -131,7 +116,7 @@ def test_what_the_fast_layout_cannot_read_goes_the_reference_way(
 
 
 def test_a_truncated_capture(tmp_path: Path) -> None:
-    path = _random_capture(tmp_path / "r.pcap", 6, 30)
+    path = random_capture(tmp_path / "r.pcap", 6, 30)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 25])
     reference, vectorised = _both(path)
@@ -198,7 +183,7 @@ def _as_pcapng(src: Path, dst: Path, endian: str) -> Path:
 def test_pcapng_sections_interfaces_and_simple_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endian: str, chunk: int
 ) -> None:
-    path = _as_pcapng(_random_capture(tmp_path / "r.pcap", 12, 60), tmp_path / "r.pcapng", endian)
+    path = _as_pcapng(random_capture(tmp_path / "r.pcap", 12, 60), tmp_path / "r.pcapng", endian)
     monkeypatch.setattr(columns, "CHUNK", chunk)
     assert _pairs(path) == list(enumerate(read_tcp(path), 1))
     reference, vectorised = _both(path)
