@@ -30,7 +30,6 @@ from orchestrator.verdict.pcapfile import (
     MAX_RECORD,
     PCAP_MAGIC_MODIFIED,
     PCAP_MAGIC_NS,
-    PCAP_MAGIC_US,
     PCAPNG_SHB,
     Iface,
     Link,
@@ -38,6 +37,7 @@ from orchestrator.verdict.pcapfile import (
     TcpPacket,
     ip4_names,
     parse_idb,
+    pcap_header,
     seconds,
 )
 
@@ -123,7 +123,9 @@ def has_columns(capture: TcpCapture) -> bool:
     """Whether the capture is read as columns (else as pairs, by the reference reader): pcapng
     always (each interface's blocks as columns if its link type allows), classic pcap if its
     link type has a fixed IPv4 offset."""
-    return capture.format == "pcapng" or _pcap_link(capture).hdr_len is not None
+    if capture.format == "pcapng":
+        return True
+    return capture.pcap_linktype is not None and Link(capture.pcap_linktype).hdr_len is not None
 
 
 def read_chunks(capture: TcpCapture) -> Iterator[Chunk]:
@@ -140,20 +142,6 @@ def read_chunks(capture: TcpCapture) -> Iterator[Chunk]:
         yield from (_pcap if capture.format == "pcap" else _pcapng)(capture, f)
     finally:
         f.close()
-
-
-def _endian_magic(head: bytes) -> tuple[str, int]:
-    (magic,) = struct.unpack_from("<I", head, 0)
-    if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED):
-        return "<", magic
-    return ">", struct.unpack_from(">I", head, 0)[0]
-
-
-def _pcap_link(capture: TcpCapture) -> Link:
-    with capture.open() as f:
-        head = f.read(24)
-    endian, _magic = _endian_magic(head)
-    return Link(struct.unpack_from(endian + "I", head, 20)[0] & 0xFFFF)
 
 
 class _Layout:
@@ -196,10 +184,8 @@ class _Group:
 
 
 def _pcap(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
-    head = f.read(24)
-    endian, magic = _endian_magic(head)
-    (network,) = struct.unpack_from(endian + "I", head, 20)
-    link = Link(network & 0xFFFF)
+    endian, magic, linktype = pcap_header(f.read(24))
+    link = Link(linktype)
     capture.linktypes.add(link.linktype)
     rec_hdr = 24 if magic == PCAP_MAGIC_MODIFIED else 16
     u4 = endian + "u4"

@@ -389,10 +389,11 @@ class TcpCapture:
     Iterating again reads the file again from the start and resets the counters.
     """
 
-    def __init__(self, path: Path, fmt: str) -> None:
+    def __init__(self, path: Path, fmt: str, pcap_linktype: int | None = None) -> None:
         self.path = path
         self.name = path.name
         self.format = fmt  # "pcap" or "pcapng"
+        self.pcap_linktype = pcap_linktype  # classic pcap: the file header's link type
         self.packets = 0
         self.tcp_packets = 0
         self.truncated = False
@@ -449,14 +450,8 @@ class TcpCapture:
     # -- classic pcap ------------------------------------------------------
 
     def _pcap(self, f: BinaryIO) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
-        head = f.read(24)
-        (magic,) = _U32LE.unpack_from(head, 0)
-        endian = "<"
-        if magic not in (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED):
-            endian = ">"
-            (magic,) = _U32BE.unpack_from(head, 0)
-        (network,) = struct.unpack_from(endian + "I", head, 20)
-        link = Link(network & 0xFFFF)
+        endian, magic, linktype = pcap_header(f.read(24))
+        link = Link(linktype)
         self.linktypes.add(link.linktype)
         fast, need, hdr, decode = link.fast, link.need, link.hdr, link.decode
         ns_per_unit = 1 if magic == PCAP_MAGIC_NS else 1000
@@ -736,6 +731,17 @@ class Iface(Link):
         self.snaplen = snaplen
 
 
+def pcap_header(head: bytes) -> tuple[str, int, int]:
+    """A classic pcap file header's byte order ("<" or ">"), magic and link type."""
+    (magic,) = _U32LE.unpack_from(head, 0)
+    endian = "<"
+    if magic not in (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED):
+        endian = ">"
+        (magic,) = _U32BE.unpack_from(head, 0)
+    (network,) = struct.unpack_from(endian + "I", head, 20)
+    return endian, magic, network & 0xFFFF
+
+
 def read_tcp(path: Path | str) -> TcpCapture:
     """Open a capture file for streaming. Checks that it exists and is pcap or pcapng
     (raises `CaptureFormatError` naming the file otherwise); iterate the result for
@@ -760,7 +766,7 @@ def read_tcp(path: Path | str) -> TcpCapture:
     if le in pcap_magics or be in pcap_magics:
         if len(head) < 24:
             raise CaptureFormatError(f"{path}: pcap file header is cut short ({len(head)} of 24 bytes)")
-        return TcpCapture(path, "pcap")
+        return TcpCapture(path, "pcap", pcap_header(head)[2])
     if le == PCAPNG_SHB:
         if len(head) < 12 or head[8:12] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
             raise CaptureFormatError(f"{path}: pcapng section header is cut short or corrupt")
