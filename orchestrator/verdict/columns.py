@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.verdict.icmp import Found, icmp_error_in_frame
+from orchestrator.verdict.links import Link, ip4_names
 from orchestrator.verdict.pcapfile import (
     CHUNK,
     MAX_RECORD,
@@ -32,10 +33,8 @@ from orchestrator.verdict.pcapfile import (
     PCAP_MAGIC_NS,
     PCAPNG_SHB,
     Iface,
-    Link,
     TcpCapture,
     TcpPacket,
-    ip4_names,
     parse_idb,
     pcap_header,
     seconds,

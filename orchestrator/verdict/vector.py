@@ -35,7 +35,8 @@ import numpy.typing as npt
 from orchestrator.verdict.analysis import MAX_UNACKED, _run, _summarize
 from orchestrator.verdict.columns import Chunk, Columns
 from orchestrator.verdict.flows import HALF, KA, M32, Conn, Flow
-from orchestrator.verdict.pcapfile import TcpPacket, ip4_names
+from orchestrator.verdict.links import ip4_names
+from orchestrator.verdict.pcapfile import TcpPacket
 from orchestrator.verdict.segments import FlowKey
 from orchestrator.verdict.summary import ConnectionSummary
 
