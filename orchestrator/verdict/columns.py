@@ -16,7 +16,7 @@ decoders too, for the ICMP errors they may carry.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import islice, repeat
 from typing import BinaryIO
@@ -244,7 +244,7 @@ def _pcap(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915
                     sec.astype(np.float64) + frac.astype(np.float64) * s_per_unit,
                 )
                 frame += len(rec)
-                chunk, count = _assemble(capture, [group], [], tcp)
+                chunk, count = _assemble(capture, [group], tcp)
                 tcp += count
                 if chunk is not None:
                     yield chunk
@@ -315,13 +315,16 @@ def _decode(
 
 
 def _assemble(
-    capture: TcpCapture, groups: list[_Group], rare: list[TcpPacket], tcp0: int
+    capture: TcpCapture,
+    groups: list[_Group],
+    tcp0: int,
+    rare: Sequence[TcpPacket] = (),
+    icmp: Sequence[tuple[int, int, Found]] = (),
 ) -> tuple[Chunk | None, int]:
-    """A chunk from its groups (and rare packets of other blocks): TCP segments in file order
-    with their positions; ICMP errors recorded in file order. Returns the chunk (None if it
-    has no segment) and its count of TCP segments."""
-    icmp = sorted(e for g in groups for e in g.icmp)
-    for frame, ns, found in icmp:
+    """A chunk from its groups (and the rare packets and ICMP errors of other blocks): TCP
+    segments in file order with their positions; ICMP errors recorded in file order. Returns
+    the chunk (None if it has no segment) and its count of TCP segments."""
+    for frame, ns, found in sorted([*icmp, *(e for g in groups for e in g.icmp)]):
         capture.add_icmp(found, frame, ns)
     rare = sorted([*rare, *(p for g in groups for p in g.rare)], key=lambda p: p.frame)
     parts_cols = [g.columns for g in groups if len(g.columns.frame)]
@@ -345,7 +348,7 @@ _EMPTY = {
 def _concat(pieces: list[Columns], file: str) -> Columns:
     """Several groups' columns as one, in frame order."""
     if not pieces:
-        return _select_none(file)
+        return _no_columns(file)
     merged = {
         f.name: np.concatenate([getattr(c, f.name) for c in pieces])
         for f in fields(Columns)
@@ -487,8 +490,7 @@ def _pcapng(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR09
             groups += _epbs(capture, sec, buf, run)
             last_tns = run.last_tns(sec, buf, last_tns)
             rest = buf[pos:]
-            groups.append(_Group(_select_none(capture.name), [], icmp))
-            chunk, count = _assemble(capture, groups, rare, tcp)
+            chunk, count = _assemble(capture, groups, tcp, rare, icmp)
             tcp += count
             if chunk is not None:
                 yield chunk
@@ -516,7 +518,7 @@ class _Run:
         return before
 
 
-def _select_none(file: str) -> Columns:
+def _no_columns(file: str) -> Columns:
     return Columns(**_EMPTY, file=file)  # type: ignore[arg-type]
 
 
@@ -560,7 +562,7 @@ def _slow_group(
         tns = sec.tns(buf, block)
         assert tns is not None  # checked valid
         _decode_one(capture, iface, buf, block + 28, cap, orig, fr, tns, rare, icmp)
-    return _Group(_select_none(capture.name), rare, icmp)
+    return _Group(_no_columns(capture.name), rare, icmp)
 
 
 def _rare_block(
