@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from orchestrator.lab.engine import connect_engine
@@ -35,7 +36,11 @@ def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
     )
     seen: dict[str, dict[str, Any]] = {}
     while proc.poll() is None:
-        for c in client.containers.list(all=True, filters={"label": "tcpscen.run"}):
+        try:
+            found = client.containers.list(all=True, filters={"label": "tcpscen.run"})
+        except docker.errors.NotFound:  # listed, then removed by the run before the SDK inspected it
+            continue
+        for c in found:
             if c.name and c.name not in seen:
                 seen[c.name] = c.attrs
         time.sleep(0.05)
