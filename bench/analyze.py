@@ -287,7 +287,7 @@ def _family(pid: int) -> list[int]:
 def engine_alone(path: Path) -> float:
     """Seconds for reading and analysing `path` in this process: the engine without start-up."""
     sys.path.insert(0, str(ROOT))
-    from orchestrator.verdict.analysis import analyze_file  # noqa: PLC0415 - only for this measure
+    from orchestrator.tcp.analysis import analyze_file  # noqa: PLC0415 - only for this measure
 
     start = time.perf_counter()
     analyze_file(path)
@@ -325,8 +325,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
     sys.path.insert(0, str(ROOT))
-    from orchestrator.verdict.parallel import auto_processes  # noqa: PLC0415 - after the path
-    from orchestrator.verdict.pcapfile import read_tcp  # noqa: PLC0415
+    from orchestrator.pcap.reader import read_tcp  # noqa: PLC0415
+    from orchestrator.tcp.parallel import auto_processes  # noqa: PLC0415 - after the path
 
     try:
         runs = [("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)]

@@ -13,14 +13,14 @@ from rich.console import Console
 from rich.text import Text
 
 from orchestrator.errors import CaptureFormatError
+from orchestrator.kernel.predict import KernelPrediction, capture_end, predict_connection
+from orchestrator.kernel.settings import KernelSettings, parse_settings, settings_from_scenario
+from orchestrator.pcap.reader import TcpCapture, read_tcp
 from orchestrator.report.analysis_text import TextConnections, write_rendered_summary, write_summary
-from orchestrator.verdict.analysis import Analysis
-from orchestrator.verdict.contract import JsonConnections, write_analysis_json, write_rendered_json
-from orchestrator.verdict.explain import KernelPrediction, capture_end, predict_connection
-from orchestrator.verdict.parallel import analyze_rendered, analyze_shared, auto_processes
-from orchestrator.verdict.pcapfile import TcpCapture, read_tcp
-from orchestrator.verdict.settings import KernelSettings, parse_settings, settings_from_scenario
-from orchestrator.verdict.summary import ConnectionSummary, Side
+from orchestrator.tcp.analysis import Analysis
+from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.tcp.contract import JsonConnections, write_analysis_json, write_rendered_json
+from orchestrator.tcp.parallel import analyze_rendered, analyze_shared, auto_processes
 
 # Set once every capture is analysed and written: the console script may then end the process
 # at once (see `entry`), without freeing the last analysis object by object.

@@ -5,8 +5,8 @@ from rich.console import Console
 
 def build() -> None:
     """Build the images if they are missing (offline from Debian packages, or from a registry)."""
-    from orchestrator.lab.engine import connect_engine  # noqa: PLC0415 - keeps other commands' start-up light
-    from orchestrator.lab.images import ensure_images  # noqa: PLC0415
+    from orchestrator.backend.docker.engine import connect_engine  # noqa: PLC0415 - keeps other commands' start-up light
+    from orchestrator.backend.docker.images import ensure_images  # noqa: PLC0415
 
     console = Console(highlight=False)
     images = ensure_images(connect_engine(), console.print)

@@ -12,8 +12,8 @@ def clean(run_id: Annotated[str | None, typer.Option("--run", help="only this ru
     """Remove every container, network and nftables table a run left behind (found by its label)."""
     import docker.errors  # noqa: PLC0415 - keeps other commands' start-up light
 
-    from orchestrator.lab.cleanup import remove_leftovers  # noqa: PLC0415
-    from orchestrator.lab.engine import connect_engine  # noqa: PLC0415
+    from orchestrator.backend.docker.cleanup import remove_leftovers  # noqa: PLC0415
+    from orchestrator.backend.docker.engine import connect_engine  # noqa: PLC0415
 
     try:
         removed = remove_leftovers(connect_engine(), run_id)

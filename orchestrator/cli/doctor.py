@@ -7,8 +7,8 @@ from orchestrator.errors import EngineError
 
 def doctor() -> None:
     """Say what the engine supports: version, sysctls, NET_ADMIN, images present, leftovers."""
-    from orchestrator.lab.engine import connect_engine  # noqa: PLC0415 - keeps other commands' start-up light
-    from orchestrator.lab.probe import probe_engine  # noqa: PLC0415
+    from orchestrator.backend.docker.engine import connect_engine  # noqa: PLC0415 - keeps other commands' start-up light
+    from orchestrator.backend.docker.probe import probe_engine  # noqa: PLC0415
 
     report = probe_engine(connect_engine())
     console = Console()

@@ -13,7 +13,7 @@ from orchestrator.cli.common import load_all
 from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError
 
 if TYPE_CHECKING:
-    from orchestrator.runner import RunResult
+    from orchestrator.run.runner import RunResult
     from orchestrator.scenario.model import Scenario
 
 
@@ -54,7 +54,7 @@ def _run_verbose(
     scenario: Scenario, runs_dir: Path, verbose: bool, console: Console
 ) -> tuple[str, RunResult]:
     from orchestrator.report.console import ConsoleObserver, print_verdict  # noqa: PLC0415
-    from orchestrator.runner import new_run, run_scenario  # noqa: PLC0415
+    from orchestrator.run.runner import new_run, run_scenario  # noqa: PLC0415
 
     console.rule(f"[bold]{scenario.name}")
     result = run_scenario(scenario, new_run(scenario, runs_dir), ConsoleObserver(console, verbose))
@@ -71,7 +71,7 @@ def _run_brief(
 ) -> list[tuple[str, RunResult]]:
     """One line per run as it ends. Ctrl-C cancels every run; each cleans up after itself."""
     from orchestrator.report.console import QuietObserver  # noqa: PLC0415
-    from orchestrator.runner import new_run, run_scenario  # noqa: PLC0415
+    from orchestrator.run.runner import new_run, run_scenario  # noqa: PLC0415
 
     cancel = threading.Event()
 

@@ -13,11 +13,11 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-from orchestrator.verdict.analysis import Analysis
-from orchestrator.verdict.explain import TOLERANCE, KernelPrediction, predict_connection
-from orchestrator.verdict.pcapfile import IcmpError
-from orchestrator.verdict.settings import KernelSettings
-from orchestrator.verdict.summary import ConnectionSummary, Side
+from orchestrator.kernel.predict import TOLERANCE, KernelPrediction, predict_connection
+from orchestrator.kernel.settings import KernelSettings
+from orchestrator.pcap.reader import IcmpError
+from orchestrator.tcp.analysis import Analysis
+from orchestrator.tcp.connection import ConnectionSummary, Side
 
 __all__ = ["LINKTYPE_NAMES", "TextConnections", "write_rendered_summary", "write_summary"]
 

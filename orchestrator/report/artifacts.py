@@ -15,12 +15,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.pcap.annotate import Note, annotate_capture
 from orchestrator.report.html import write_run_report
 from orchestrator.report.junit import suite, write_junit
 from orchestrator.report.runview import RunView, load_view, view_of_run, write_input
 from orchestrator.report.sections import annotated_name
 from orchestrator.scenario.model import Scenario
-from orchestrator.verdict.annotate import Note, annotate_capture
 from orchestrator.verdict.judge import RunRecord, Verdict
 
 REPORT = "report.html"

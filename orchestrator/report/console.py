@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.records import AgentEvent, FaultRecord
 from orchestrator.report.progress import CaptureCounter, RunState, describe_counts
+from orchestrator.run.records import AgentEvent, FaultRecord
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
 from orchestrator.verdict.judge import Verdict

@@ -8,15 +8,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.records import AgentEvent
 from orchestrator.report import sections
 from orchestrator.report.ladder_svg import End, LadderScene, draw_ladder
 from orchestrator.report.runview import RunView
 from orchestrator.report.seqgraph import GraphScene, draw_time_sequence, sides_with_data
 from orchestrator.report.style import STYLE
 from orchestrator.report.svg import esc
-from orchestrator.verdict.ladder import Ladder, capture_ladders, run_ladders
-from orchestrator.verdict.summary import Side
+from orchestrator.run.records import AgentEvent
+from orchestrator.tcp.connection import Side
+from orchestrator.tcp.ladder import Ladder, capture_ladders, run_ladders
 
 MAX_CONNECTIONS = 12  # drawn per page; the others are listed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from orchestrator.verdict.checks import Check
+from orchestrator.verdict.expectations import Check
 
 
 def suite(

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from orchestrator.records import AgentEvent, FaultRecord
 from orchestrator.report.svg import COLORS, TIMES, arrow_markers, esc, line, rect, svg_open, text, title
-from orchestrator.verdict.ladder import Elision, Ladder, LadderRow
-from orchestrator.verdict.summary import Side
+from orchestrator.run.records import AgentEvent, FaultRecord
+from orchestrator.tcp.connection import Side
+from orchestrator.tcp.ladder import Elision, Ladder, LadderRow
 
 WIDTH = 1180
 X_TIME = 8

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from orchestrator.records import AgentEvent, FaultRecord, parse_event
+from orchestrator.kernel.run_predict import Prediction
+from orchestrator.run.records import AgentEvent, FaultRecord, parse_event
 from orchestrator.scenario.model import Scenario
-from orchestrator.verdict.checks import Check
+from orchestrator.tcp.connection import FrameRef
+from orchestrator.verdict.expectations import Check
 from orchestrator.verdict.judge import RunRecord, Verdict
 from orchestrator.verdict.outcome import AppOutcome
-from orchestrator.verdict.predict import Prediction
-from orchestrator.verdict.summary import FrameRef
 
 INPUT_FILE = "report-input.json"
 # Agent events that say something about the connection's life (sends and receives are counted).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from orchestrator.records import AgentEvent, FaultRecord
 from orchestrator.report.runview import RunView
 from orchestrator.report.svg import COLORS, TIMES, esc
+from orchestrator.run.records import AgentEvent, FaultRecord
 
 
 def badge(passed: bool) -> str:

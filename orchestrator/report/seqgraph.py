@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orchestrator.records import FaultRecord
 from orchestrator.report.svg import COLORS, esc, line, nice_ticks, rect, svg_open, text, title
-from orchestrator.verdict.ladder import Ladder, SeqPoint
-from orchestrator.verdict.summary import Side
+from orchestrator.run.records import FaultRecord
+from orchestrator.tcp.connection import Side
+from orchestrator.tcp.ladder import Ladder, SeqPoint
 
 WIDTH, HEIGHT = 1180, 300
 LEFT, RIGHT, TOP, BOTTOM = 78, 20, 28, 40

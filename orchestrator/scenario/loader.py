@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, ScenarioError
 from orchestrator.scenario import model, steps
-from orchestrator.scenario.checks import find_problems
+from orchestrator.scenario.validation import find_problems
 from orchestrator.scenario.yamlpos import Located, load_located
 
 MAX_BYTES = 256 * 1024

@@ -1,1 +1,1 @@
-"""Verdict: the only code that parses packets."""
+"""The verdict: what was expected, against what the packets, the kernels and the apps showed."""

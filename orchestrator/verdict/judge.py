@@ -7,18 +7,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.records import AgentEvent, FaultRecord
+from orchestrator.kernel.run_predict import Prediction, keepalive_settings, predict_abort, retries2_of
+from orchestrator.kernel.timers import backoff_schedule
+from orchestrator.pcap.reader import TcpPacket
+from orchestrator.run.records import AgentEvent, FaultRecord
 from orchestrator.scenario.model import Scenario
-from orchestrator.verdict import checks as c
-from orchestrator.verdict.analysis import analyze
-from orchestrator.verdict.combine import SIDES, Side, combine, find_same
-from orchestrator.verdict.kernel_model import backoff_schedule
-from orchestrator.verdict.merge import merge_all, merge_sent
+from orchestrator.tcp.analysis import analyze
+from orchestrator.tcp.combine import SIDES, Side, combine, find_same
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef
+from orchestrator.tcp.merge import merge_all, merge_sent
+from orchestrator.verdict import expectations as c
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
-from orchestrator.verdict.pcapfile import TcpPacket
-from orchestrator.verdict.predict import Prediction, keepalive_settings, predict_abort, retries2_of
 from orchestrator.verdict.sockets import socket_state
-from orchestrator.verdict.summary import ConnectionSummary, FrameRef
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.records import AgentEvent
+from orchestrator.run.records import AgentEvent
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from orchestrator.lab.cleanup import remove_leftovers
-from orchestrator.lab.engine import connect_engine
-from orchestrator.lab.images import wanted_images
-from orchestrator.lab.link import TABLE_PREFIX, run_nft
-from orchestrator.verdict.pcapfile import read_tcp
+from orchestrator.backend.docker.bridge import TABLE_PREFIX, run_nft
+from orchestrator.backend.docker.cleanup import remove_leftovers
+from orchestrator.backend.docker.engine import connect_engine
+from orchestrator.backend.docker.images import wanted_images
+from orchestrator.pcap.reader import read_tcp
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.engine

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lab.engine import connect_engine
-from orchestrator.lab.probe import probe_engine
-from orchestrator.verdict.pcapfile import read_tcp
+from orchestrator.backend.docker.engine import connect_engine
+from orchestrator.backend.docker.probe import probe_engine
+from orchestrator.pcap.reader import read_tcp
 from tests.integration.conftest import tcpscen
 
 pytestmark = pytest.mark.engine

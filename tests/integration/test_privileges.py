@@ -11,7 +11,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from orchestrator.lab.engine import connect_engine
+from orchestrator.backend.docker.engine import connect_engine
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.engine

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.verdict.pcapfile import FIN, RST, SYN, read_tcp
+from orchestrator.pcap.reader import FIN, RST, SYN, read_tcp
 from tests.integration.conftest import ROOT, CliRun, tcpscen, tshark_count
 
 pytestmark = pytest.mark.engine

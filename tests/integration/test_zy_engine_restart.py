@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lab.cleanup import leftovers
-from orchestrator.lab.engine import connect_engine
-from orchestrator.verdict.pcapfile import read_tcp
+from orchestrator.backend.docker.cleanup import leftovers
+from orchestrator.backend.docker.engine import connect_engine
+from orchestrator.pcap.reader import read_tcp
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.engine

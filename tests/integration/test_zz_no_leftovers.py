@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.lab.cleanup import leftovers
-from orchestrator.lab.engine import connect_engine
+from orchestrator.backend.docker.cleanup import leftovers
+from orchestrator.backend.docker.engine import connect_engine
 
 pytestmark = pytest.mark.engine
 

@@ -1,0 +1,1 @@
+"""Backends: where the hosts of a run live (today one, Docker: `backend.docker`)."""

@@ -1,0 +1,260 @@
+"""One simulated machine: a host container that owns the network namespace (address, MAC,
+sysctls, and the capture as its main process), and the app container that joins it.
+
+Killing the app leaves the namespace and its capture alive, so the kernel's FIN or RST is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from orchestrator.backend.docker import labels
+from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
+from orchestrator.backend.docker.readiness import LogLine
+from orchestrator.capture import tcpdump as capture
+from orchestrator.interrupts import shielded
+from orchestrator.scenario.model import HostBase
+
+LineSink = Callable[[str, str], None]
+
+
+@dataclass
+class Pod:
+    client: docker.DockerClient
+    network: Network
+    run_id: str
+    scenario: str
+    name: str
+    spec: HostBase
+    image: str
+    run_dir: Path
+    on_line: LineSink
+    boots: int = 0
+    host: Container | None = None
+    app: Container | None = None
+    paused: bool = False
+    captures: list[str] = field(default_factory=list)
+    capture_logs: list[str] = field(default_factory=list)
+    agent_log: str = ""
+    net_admin: bool = False  # only for hosts whose own firewall a fault changes (reject)
+    app_config: str = ""
+    ready_text: str | None = None  # what the app prints once it serves (servers: "listening")
+    _followers: list[threading.Thread] = field(default_factory=list)
+
+    def boot(self) -> None:
+        """Create the host container and wait until its capture listens (before any SYN can pass)."""
+        self.boots += 1
+        pcap = capture.pcap_name(self.name, self.boots)
+        try:
+            with shielded():  # an interrupt waits until the object exists and is known
+                self.host = self.client.containers.create(
+                    self.image,
+                    capture.tcpdump_command(pcap),
+                    name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
+                    hostname=self.name,
+                    user=_capture_user(),
+                    network=str(self.network.name),
+                    mac_address=self.spec.effective_mac,
+                    networking_config={
+                        str(self.network.name): self.client.api.create_endpoint_config(
+                            ipv4_address=str(self.spec.address)
+                        )
+                    },
+                    # IPv6 off: its link-local chatter would only add noise to the captures.
+                    sysctls={
+                        "net.ipv6.conf.all.disable_ipv6": "1",
+                        **{k: str(v) for k, v in self.spec.sysctls.items()},
+                    },
+                    cap_drop=["ALL"],
+                    # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
+                    # where a fault rewrites this host's own firewall.
+                    cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
+                    volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
+                    labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
+                )
+                self.captures.append(pcap)
+                self.host.start()
+        except ENGINE_ERRORS as exc:
+            raise engine_error(exc, f"starting host {self.name}") from None
+        LogLine(capture.READY_TEXT).wait(self.host, f"the capture on {self.name}")
+
+    def start_app(self, config_json: str) -> None:
+        assert self.host is not None, "boot() first"
+        self.app_config = config_json
+        try:
+            with shielded():  # an interrupt waits until the object exists and is known
+                self.app = self.client.containers.create(
+                    self.image,
+                    ["python3", "/opt/tcpscen/agent.py", config_json],
+                    name=f"tcpscen-{self.run_id}-{self.name}-app-{len(self._followers) + 1}",
+                    network_mode=f"container:{self.host.id}",
+                    user="65534:65534",  # nobody: the agent needs no privilege at all
+                    cap_drop=["ALL"],
+                    labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
+                )
+                self.app.start()
+        except ENGINE_ERRORS as exc:
+            raise engine_error(exc, f"starting the agent on {self.name}") from None
+        follower = threading.Thread(
+            target=self._follow, args=(self.app,), daemon=True, name=f"follow-{self.name}"
+        )
+        follower.start()
+        self._followers.append(follower)
+        if self.ready_text:
+            self.wait_app_ready(self.ready_text)
+
+    def wait_app_ready(self, text: str) -> None:
+        assert self.app is not None
+        LogLine(text).wait(self.app, f"the agent on {self.name}")
+
+    def app_running(self) -> bool:
+        return any(t.is_alive() for t in self._followers)
+
+    def _follow(self, app: Container) -> None:
+        buffer = b""
+        try:
+            for chunk in app.logs(stream=True, follow=True, stdout=True, stderr=False):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self.on_line(self.name, line.decode(errors="replace"))
+        except ENGINE_ERRORS:
+            pass  # the container went away under us (teardown, engine trouble): the run notices elsewhere
+        if buffer:
+            self.on_line(self.name, buffer.decode(errors="replace"))
+
+    # Faults. Each is one SDK call; the caller records the time.
+    def disconnect(self) -> None:
+        assert self.host is not None
+        self.network.disconnect(self.host, force=True)
+
+    def reconnect(self) -> None:
+        assert self.host is not None
+        # The MAC is container config, so it comes back with the address: the peer's ARP cache stays right.
+        self.network.connect(self.host, ipv4_address=str(self.spec.address))
+
+    def kill_app(self, signal: str) -> None:
+        assert self.app is not None
+        self.app.kill(signal=signal)
+
+    def pause_app(self) -> None:
+        assert self.app is not None
+        self.app.pause()
+        self.paused = True
+
+    def unpause_app(self) -> None:
+        assert self.app is not None
+        self.app.unpause()
+        self.paused = False
+
+    def stop_app(self, grace_s: float) -> None:
+        assert self.app is not None
+        self.app.stop(timeout=max(0, round(grace_s)))
+
+    def restart_app(self) -> None:
+        """A new process with the same program; the old container is kept for its logs until teardown."""
+        self.collect_agent_log()
+        if self.app is not None:
+            self.app.reload()
+            if self.app.status in ("running", "paused"):
+                self.app.kill()
+        self.start_app(self.app_config)
+
+    def power_off(self) -> None:
+        """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
+        assert self.host is not None
+        with contextlib.suppress(docker.errors.APIError):
+            self.network.disconnect(self.host, force=True)
+        if self.app is not None:
+            self.collect_agent_log()
+            with contextlib.suppress(docker.errors.APIError):
+                self.app.kill()
+        self.stop_capture()
+        for container in (self.app, self.host):
+            if container is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+        self.app = self.host = None
+        self.paused = False
+
+    def power_on(self) -> None:
+        """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
+        self.boot()
+        self.start_app(self.app_config)
+
+    def exec_root(self, command: list[str]) -> str:
+        """Run a tool in this host's namespace (iptables, ss), with only the host container's capabilities."""
+        assert self.host is not None
+        code, out = self.host.exec_run(command, user="root")
+        text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+        if code != 0:
+            raise RuntimeError(
+                f"{' '.join(command)} failed on {self.name} (exit {code}): {text.strip()[:300]}"
+            )
+        return text
+
+    def iflink(self) -> int:
+        """The ifindex, in the host's namespace, of the wire side of this host's interface (named
+        eth0, or eth1 after a reconnect: found by its address)."""
+        addrs = self.exec_root(["ip", "-o", "-4", "addr", "show"])
+        name = next(
+            (line.split()[1] for line in addrs.splitlines() if f" {self.spec.address}/" in line), None
+        )
+        if name is None:
+            raise RuntimeError(f"{self.name} has no interface with {self.spec.address} (disconnected?)")
+        return int(self.exec_root(["cat", f"/sys/class/net/{name}/iflink"]).strip())
+
+    def reject(self) -> None:
+        # INPUT: tcpdump sees the segment arrive (it captures before netfilter), then the RST go out.
+        self.exec_root(["iptables", "-I", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])
+
+    def unreject(self) -> None:
+        if self.net_admin and self.host is not None:
+            self.exec_root(["iptables", "-F", "INPUT"])
+
+    def sockets(self) -> str:
+        """ss's view of this kernel's TCP sockets, with timers (keepalive, retransmission)."""
+        if self.host is None:
+            return ""
+        try:
+            return self.exec_root(["ss", "-tanoi"])
+        except (RuntimeError, *ENGINE_ERRORS) as exc:
+            return f"# ss failed: {exc}\n"
+
+    def collect_agent_log(self) -> None:
+        """The agent's stderr (a traceback, if it crashed), kept before the container goes."""
+        if self.app is None:
+            return
+        with contextlib.suppress(*ENGINE_ERRORS):
+            self.agent_log += self.app.logs(stdout=False, stderr=True).decode(errors="replace")
+
+    def stop_capture(self, timeout_s: float = 10.0) -> None:
+        """SIGINT lets tcpdump flush and print its counts; the namespace goes with it."""
+        if self.host is None:
+            return
+        # Already gone, or tcpdump did not exit in time: the pcap was flushed packet by packet anyway.
+        with contextlib.suppress(*ENGINE_ERRORS):
+            self.host.kill(signal="SIGINT")
+            self.host.wait(timeout=timeout_s)
+        with contextlib.suppress(*ENGINE_ERRORS):
+            self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
+
+    def join_followers(self, timeout_s: float = 5.0) -> None:
+        for follower in self._followers:
+            follower.join(timeout_s)
+
+
+def _capture_user() -> str:
+    """Run tcpdump as the invoking user, so the pcaps are theirs; as root, as the image's tcpdump user."""
+    uid = os.getuid()
+    return "tcpdump" if uid == 0 else f"{uid}:{os.getgid()}"

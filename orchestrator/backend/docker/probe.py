@@ -1,0 +1,96 @@
+"""What the engine supports, measured: a throwaway container tries each thing tcpscen needs."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+
+from orchestrator.backend.docker import labels
+from orchestrator.backend.docker.cleanup import leftovers, remove_run
+from orchestrator.backend.docker.images import _exists, wanted_images
+
+
+@dataclass
+class Finding:
+    what: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class EngineReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+
+def probe_engine(client: docker.DockerClient) -> EngineReport:
+    report = EngineReport()
+    version = client.version()
+    report.findings.append(
+        Finding(
+            "engine", True, f"{version.get('Version')} (API {version.get('ApiVersion')}), {version.get('Os')}"
+        )
+    )
+    images = wanted_images()
+    for role, tag in (("base image", images.base), ("agent image", images.agent)):
+        present = _exists(client, tag)
+        report.findings.append(
+            Finding(role, present, tag + ("" if present else " missing: `tcpscen run` builds it"))
+        )
+    if _exists(client, images.agent):
+        report.findings += _try_container(client, images.agent)
+    n_containers, n_networks = leftovers(client)
+    report.findings.append(
+        Finding(
+            "leftovers",
+            n_containers + n_networks == 0,
+            f"{n_containers} containers, {n_networks} networks"
+            + (" (`tcpscen clean`)" if n_containers + n_networks else ""),
+        )
+    )
+    return report
+
+
+def _try_container(client: docker.DockerClient, image: str) -> list[Finding]:
+    run_id = f"doctor-{secrets.token_hex(3)}"
+    script = (
+        "cat /proc/sys/net/ipv4/tcp_keepalive_time; "
+        "iptables -L INPUT -n >/dev/null && echo netadmin-ok; "
+        "tc qdisc add dev lo root netem delay 1ms 2>/dev/null && echo netem-ok; true"
+    )
+    findings: list[Finding] = []
+    try:
+        out = client.containers.run(
+            image,
+            ["sh", "-c", script],
+            sysctls={"net.ipv4.tcp_keepalive_time": "7"},
+            cap_drop=["ALL"],
+            cap_add=["NET_ADMIN"],
+            network_mode="none",
+            labels=labels.for_run(run_id, "doctor"),
+            remove=False,
+            stderr=True,
+        ).decode()
+        lines = out.split()
+        findings.append(
+            Finding("per-namespace sysctls", lines[:1] == ["7"], f"tcp_keepalive_time read back {lines[:1]}")
+        )
+        findings.append(
+            Finding("NET_ADMIN", "netadmin-ok" in out, "iptables works in a container's namespace")
+        )
+        netem = "netem-ok" in out
+        what = (
+            "the kernel has sch_netem" if netem else "this kernel has no sch_netem: netem faults cannot run"
+        )
+        findings.append(Finding("netem", netem, what))
+    except docker.errors.DockerException as exc:
+        findings.append(Finding("sysctls and NET_ADMIN", False, str(exc).splitlines()[0][:200]))
+    finally:
+        remove_run(client, run_id)
+    return findings

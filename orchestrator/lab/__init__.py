@@ -1,1 +1,0 @@
-"""The lab: the only code that imports docker."""

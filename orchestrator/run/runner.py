@@ -1,0 +1,203 @@
+"""The run loop: lab up -> captures ready -> agents -> faults on the timeline -> captures closed
+-> verdict, with the journal finished in `finally`. Progress goes to an observer; this never prints."""
+
+from __future__ import annotations
+
+import queue
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.agent.config import agent_config
+from orchestrator.backend.docker.lab import Lab
+from orchestrator.errors import EngineError, TcpscenError
+from orchestrator.faults import apply_step
+from orchestrator.report.artifacts import write_artifacts
+from orchestrator.run.journal import Journal
+from orchestrator.run.records import AgentEvent, FaultRecord, parse_event
+from orchestrator.run.schedule import Schedule
+from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.steps import Step
+from orchestrator.verdict.judge import RunRecord, Verdict, judge
+
+
+class Observer(Protocol):
+    def started(self, run_dir: Path, scenario: Scenario) -> None: ...  # captures are about to start
+    def step(self, message: str) -> None: ...
+    def event(self, event: AgentEvent) -> None: ...
+    def fault(self, record: FaultRecord) -> None: ...
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    verdict: Verdict | None = None
+    error: TcpscenError | None = None
+    events: list[AgentEvent] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    captures: dict[str, list[str]] = field(default_factory=dict)
+    t0: float | None = None
+    scenario: Scenario | None = None  # as it really ran (moved to a free subnet if need be)
+
+
+class CancelledError(TcpscenError):
+    """The run was asked to stop (Ctrl-C or SIGTERM in another thread's run)."""
+
+    exit_code = 130
+
+
+def new_run(scenario: Scenario, runs_root: Path) -> RunResult:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^a-z0-9_-]+", "-", scenario.name.lower()).strip("-")[:40] or "scenario"
+    run_id = f"{slug}-{stamp}-{secrets.token_hex(2)}"
+    runs_root.mkdir(parents=True, exist_ok=True)
+    run_dir = runs_root / f"{slug}-{stamp}"
+    try:
+        run_dir.mkdir()
+    except FileExistsError:  # the same scenario started in the same second (-j, --repeat)
+        run_dir = runs_root / run_id
+        run_dir.mkdir()
+    return RunResult(run_id=run_id, run_dir=run_dir)
+
+
+def run_scenario(
+    scenario: Scenario, result: RunResult, observer: Observer, cancel: threading.Event | None = None
+) -> RunResult:
+    """Run one scenario. `cancel`, when set from another thread, stops it cleanly (parallel runs)."""
+    cancel = cancel or threading.Event()
+    journal = Journal(result.run_dir)
+    inbox: queue.Queue[AgentEvent] = queue.Queue()
+
+    def on_line(host: str, line: str) -> None:
+        journal.agent_line(host, line)
+        event = parse_event(line, host)
+        if event is not None:
+            inbox.put(event)
+
+    journal.note("scenario", name=scenario.name, run_id=result.run_id, started=time.time())
+    try:
+        with Lab(scenario, result.run_id, result.run_dir, on_line, observer.step) as lab:
+            observer.step("checking images")
+            lab.build()
+            observer.step("starting hosts and captures")
+            wanted = scenario.network.subnet
+            scenario = result.scenario = lab.create_network()
+            if scenario.network.subnet != wanted:
+                observer.step(f"{wanted} is taken; this run uses {scenario.network.subnet}")
+            journal.note("network", subnet=str(scenario.network.subnet))
+            observer.started(result.run_dir, scenario)
+            lab.boot_hosts()
+            _drive(scenario, lab, result, inbox, journal, observer, cancel)
+            lab.check_health()
+            sockets = lab.socket_snapshots()  # before teardown: the kernels' own view of the sockets
+            for name, text in sockets.items():
+                journal.write_text(f"{name}.ss.txt", text)
+            observer.step("closing captures")
+        result.captures = {name: list(pod.captures) for name, pod in lab.pods.items()}
+        _drain(inbox, result, observer)
+        _save_lab_logs(lab, journal)
+        observer.step("judging the packets")
+        record = RunRecord(result.run_dir, result.captures, result.events, result.faults, result.t0, sockets)
+        result.verdict = judge(scenario, record)
+        write_artifacts(result.run_dir, scenario, result.verdict, record)
+    except TcpscenError as exc:
+        result.error = exc
+    except BaseException as exc:  # Ctrl-C, SIGTERM: the lab is already cleaned up; say so in the journal
+        journal.note("interrupted", reason=type(exc).__name__)
+        raise
+    finally:
+        journal.note("end", t=time.time(), error=str(result.error) if result.error else None)
+        if result.verdict is not None:
+            journal.write_json("verdict.json", result.verdict.to_json())
+        journal.close()
+    return result
+
+
+def _drive(
+    scenario: Scenario,
+    lab: Lab,
+    result: RunResult,
+    inbox: queue.Queue[AgentEvent],
+    journal: Journal,
+    observer: Observer,
+    cancel: threading.Event,
+) -> None:
+    servers = [n for n, h in scenario.hosts.items() if h.role == "server"]
+    clients = [n for n, h in scenario.hosts.items() if h.role == "client"]
+    for name in servers:
+        lab.pods[name].start_app(agent_config(scenario, name))  # returns once it listens
+    observer.step("traffic started")
+    result.t0 = t0 = time.time()
+    journal.note("t0", t=t0)
+    for name in clients:
+        lab.pods[name].start_app(agent_config(scenario, name))
+    schedule = Schedule.of(list(scenario.timeline), t0)
+    deadline = t0 + scenario.duration
+    next_check = t0 + 1.0
+    while time.time() < deadline:
+        if cancel.is_set():
+            raise CancelledError("cancelled")
+        if time.time() >= next_check:
+            lab.check_health()  # an engine restart kills the hosts: stop with exit 3, not a false verdict
+            next_check = time.time() + 1.0
+        wake = min(deadline, schedule.next_due() or deadline, time.time() + 0.1)
+        try:
+            event = inbox.get(timeout=max(0.0, wake - time.time()))
+            _record(event, result, observer)
+            schedule.observe(event)
+        except queue.Empty:
+            pass
+        for pending in schedule.due(time.time()):
+            record = _apply(pending.index, pending.step, lab, observer)
+            result.faults.append(record)
+            journal.fault(record)
+        if not schedule.has_timed() and not any(lab.pods[c].app_running() for c in clients):
+            observer.step("clients finished; letting the last packets settle")
+            time.sleep(min(scenario.settle, max(0.0, deadline - time.time())))
+            break
+    else:
+        observer.step(f"duration {scenario.duration:g}s reached")
+    for pending in schedule.pending:
+        journal.note("not-applied", index=pending.index, reason=f"{pending.step.after} never happened")
+
+
+def _apply(index: int, step: Step, lab: Lab, observer: Observer) -> FaultRecord:
+    t = time.time()
+    try:
+        detail = apply_step(step, lab.control(step.host))
+        record = FaultRecord(index, step.fault, step.host, t, detail, t_done=time.time())
+    except Exception as exc:
+        if isinstance(exc, EngineError):
+            raise
+        record = FaultRecord(
+            index, step.fault, step.host, t, error=f"{type(exc).__name__}: {exc}", t_done=time.time()
+        )
+    observer.fault(record)
+    return record
+
+
+def _record(event: AgentEvent, result: RunResult, observer: Observer) -> None:
+    result.events.append(event)
+    observer.event(event)
+
+
+def _drain(inbox: queue.Queue[AgentEvent], result: RunResult, observer: Observer) -> None:
+    while True:
+        try:
+            _record(inbox.get_nowait(), result, observer)
+        except queue.Empty:
+            return
+
+
+def _save_lab_logs(lab: Lab, journal: Journal) -> None:
+    for name, pod in lab.pods.items():
+        if pod.agent_log:
+            journal.write_text(f"{name}.agent.log", pod.agent_log)
+        if pod.capture_logs:
+            journal.write_text(f"{name}.capture.log", "\n".join(pod.capture_logs))

@@ -1,0 +1,1 @@
+"""TCP analysis: every connection of a capture, in agreement with Wireshark."""

@@ -1,0 +1,186 @@
+"""The JSON of `tcpscen analyze --json`: one object per capture file.
+
+The contract (field names and meanings never change; fields may be added)::
+
+    {"file": "...", "packets": N, "connections": [
+      {"client": "IP:PORT", "server": "IP:PORT",
+       "handshake": "complete"|"partial"|"missing",
+       "close": "fin"|"fin-unanswered"|"rst"|"none",
+       "initiator": "client"|"server"|null, "close_packets": 3|4|null,
+       "rst_from": "client"|"server"|null,
+       "retransmissions": {"client": n, "server": n}, "backoff_gaps_s": [..],
+       "keepalive_probes": {"client": n, "server": n},
+       "keepalive": {"first_after_idle_s": x, "interval_s": y}|null,
+       "zero_window": {"client": n, "server": n}, "duration_s": x, "notes": ["..."]}]}
+
+Added beyond it: per file ``tcp_packets``, ``truncated``, ``problems``, ``linktypes`` and
+``icmp_errors`` (a count); per connection ``stream`` (Wireshark's tcp.stream), ``packets``,
+``start_time`` (epoch seconds of its first segment), ``frames`` (the evidence, as frame numbers
+in the file, lists capped at 100) and ``predictions`` (see `kernel.predict`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
+
+from orchestrator.kernel.predict import KernelPrediction, predict_connection
+from orchestrator.kernel.settings import KernelSettings
+from orchestrator.pcap.reader import IcmpError
+from orchestrator.tcp.analysis import Analysis
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side, SideCounts, SideFrames
+
+__all__ = [
+    "CONNECTION_FIELDS",
+    "JsonConnections",
+    "analysis_json",
+    "connection_json",
+    "prediction_json",
+    "write_analysis_json",
+    "write_rendered_json",
+]
+
+# The contract's fields of a connection, in order.
+CONNECTION_FIELDS = (
+    "client",
+    "server",
+    "handshake",
+    "close",
+    "initiator",
+    "close_packets",
+    "rst_from",
+    "retransmissions",
+    "backoff_gaps_s",
+    "keepalive_probes",
+    "keepalive",
+    "zero_window",
+    "duration_s",
+    "notes",
+)
+
+
+def analysis_json(
+    analysis: Analysis, file: str, predictions: dict[int, list[KernelPrediction]] | None = None
+) -> dict[str, Any]:
+    """The object for one file; `predictions` by connection stream, if any were made."""
+    found = predictions or {}
+    return {
+        "file": file,
+        "packets": analysis.packets,
+        "connections": [connection_json(c, found.get(c.stream, [])) for c in analysis.connections],
+        **_file_extras(analysis),
+    }
+
+
+def write_analysis_json(
+    out: TextIO, analysis: Analysis, file: str, predictions: dict[int, list[KernelPrediction]] | None = None
+) -> None:
+    """`analysis_json` written as one line of JSON, a connection at a time: the same text as
+    ``json.dumps(analysis_json(...))``, without holding the whole document in memory."""
+    found = predictions or {}
+    texts = (json.dumps(connection_json(c, found.get(c.stream, []))) for c in analysis.connections)
+    write_rendered_json(out, analysis, texts, file)
+
+
+def _file_extras(analysis: Analysis) -> dict[str, Any]:
+    return {
+        "tcp_packets": analysis.tcp_packets,
+        "truncated": analysis.truncated,
+        "problems": analysis.problems,
+        "linktypes": analysis.linktypes,
+        "icmp_errors": len(analysis.icmp_errors),
+    }
+
+
+def connection_json(c: ConnectionSummary, predictions: Sequence[KernelPrediction] = ()) -> dict[str, Any]:
+    keepalive = c.keepalive
+    return {
+        "client": c.client,
+        "server": c.server,
+        "handshake": c.handshake,
+        "close": c.close,
+        "initiator": c.initiator,
+        "close_packets": c.close_packets,
+        "rst_from": c.rst_from,
+        "retransmissions": _counts(c.retransmissions),
+        "backoff_gaps_s": list(c.backoff_gaps_s),
+        "keepalive_probes": _counts(c.keepalive_probes),
+        "keepalive": None
+        if keepalive is None
+        else {"first_after_idle_s": keepalive.first_after_idle_s, "interval_s": keepalive.interval_s},
+        "zero_window": _counts(c.zero_window),
+        "duration_s": c.duration_s,
+        "notes": list(c.notes),
+        "stream": c.stream,
+        "packets": c.packets,
+        "start_time": c.first_frame.time if c.first_frame else None,
+        "frames": {
+            "first": _frame(c.first_frame),
+            "last": _frame(c.last_frame),
+            "syn": _frame(c.syn),
+            "fin": _frames(c.fins),
+            "rst": _frames(c.rsts),
+            "retransmission": _frames(c.retransmission_frames),
+            "keep_alive": _frames(c.keepalive_frames),
+            "zero_window": _frames(c.zero_window_frames),
+            "backoff": [f.frame for f in c.backoff_frames],
+            "oldest_unacked": _frame(c.oldest_unacked),
+        },
+        "predictions": [prediction_json(p) for p in predictions],
+    }
+
+
+def prediction_json(p: KernelPrediction) -> dict[str, Any]:
+    return {
+        "kind": p.kind,
+        "side": p.side,
+        "predicted_s": p.predicted_s,
+        "from": {"time": p.start_time, "what": p.start},
+        "basis": p.basis,
+        "observed_s": p.observed_s,
+        "observed": p.observed,
+        "deviation": p.deviation,
+        "within_tolerance": p.within_tolerance,
+        "explanations": list(p.explanations),
+    }
+
+
+def _counts(c: SideCounts) -> dict[str, int]:
+    return {"client": c.client, "server": c.server}
+
+
+def _frame(f: FrameRef | None) -> int | None:
+    return None if f is None else f.frame
+
+
+def _frames(s: SideFrames) -> dict[str, list[int]]:
+    return {"client": [f.frame for f in s.client], "server": [f.frame for f in s.server]}
+
+
+class JsonConnections:
+    """Each connection as its JSON text, predictions included (a `parallel.Renderer`)."""
+
+    def __init__(self, settings_for: Callable[[ConnectionSummary], Callable[[Side], KernelSettings]]) -> None:
+        self.settings_for = settings_for
+
+    def render(
+        self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
+    ) -> list[str]:
+        return [
+            json.dumps(connection_json(c, predict_connection(c, self.settings_for(c), icmp_errors, end)))
+            for c in conns
+        ]
+
+    def number(self, text: str, stream: int) -> str:
+        # "stream" comes once, after the notes, whose quotes inside strings are escaped.
+        return text.replace('"stream": -1,', f'"stream": {stream},', 1)
+
+
+def write_rendered_json(out: TextIO, analysis: Analysis, texts: Iterable[str], file: str) -> None:
+    """The file's object, with its connections' JSON texts (as `JsonConnections` renders them),
+    written a connection at a time."""
+    out.write(json.dumps({"file": file, "packets": analysis.packets})[:-1] + ', "connections": [')
+    for k, text in enumerate(texts):
+        out.write(", " + text if k else text)
+    out.write("], " + json.dumps(_file_extras(analysis))[1:] + "\n")

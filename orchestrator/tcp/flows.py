@@ -1,0 +1,319 @@
+"""The state the analysis keeps per connection and per direction, and the per-segment flags.
+
+Field names with a Wireshark counterpart follow ``tcp_flow_t`` and ``tcp_analyze_seq_info``
+in ``epan/dissectors/packet-tcp.c``; the rest are facts of our own (evidence, counts).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+from orchestrator.pcap.reader import FIN, RST, SYN, TcpPacket
+
+__all__ = [
+    "ANY_RETX",
+    "DUPACK",
+    "FACTS",
+    "FAST",
+    "HALF",
+    "KA",
+    "KA_ACK",
+    "LABELS",
+    "M32",
+    "MAX_EVIDENCE",
+    "MAX_KA_GAPS",
+    "MAX_RUNS",
+    "MAX_UNACKED",
+    "OOO",
+    "RETX",
+    "SPUR",
+    "ZW",
+    "ZWP",
+    "ZWP_ACK",
+    "Conn",
+    "Flow",
+    "Label",
+    "Run",
+    "Seen",
+    "acked",
+    "covers",
+    "labels_of",
+    "pos",
+    "secs",
+]
+
+# Evidence lists are capped; counts stay exact.
+MAX_EVIDENCE = 100
+# Keep-alive gaps kept per side for the median.
+MAX_KA_GAPS = 10_000
+# Retransmitted segments tracked at once per side (memory bound).
+MAX_RUNS = 4096
+# Unacknowledged segments remembered per side (memory bound; Wireshark's limit too).
+MAX_UNACKED = 10_000
+
+M32 = 0xFFFFFFFF
+HALF = 0x80000000
+
+# Per-segment analysis flags (a subset of Wireshark's TCP_A_*).
+KA = 0x1
+KA_ACK = 0x2
+ZWP = 0x4
+ZWP_ACK = 0x8
+ZW = 0x10
+RETX = 0x20
+FAST = 0x40
+SPUR = 0x80
+OOO = 0x100
+DUPACK = 0x200
+ANY_RETX = RETX | FAST | SPUR
+# Flags that leave a fact behind (a count, evidence).
+FACTS = ZW | KA | KA_ACK | ANY_RETX
+
+Label = Literal[
+    "retransmission",
+    "fast_retransmission",
+    "spurious_retransmission",
+    "out_of_order",
+    "keep_alive",
+    "zero_window",
+    "zero_window_probe",
+    "syn",
+    "fin",
+    "rst",
+]
+# Every label, with the Wireshark field it stands for (tcp.analysis.* or tcp.flags.*).
+LABELS: dict[Label, str] = {
+    "retransmission": "tcp.analysis.retransmission",
+    "fast_retransmission": "tcp.analysis.fast_retransmission",
+    "spurious_retransmission": "tcp.analysis.spurious_retransmission",
+    "out_of_order": "tcp.analysis.out_of_order",
+    "keep_alive": "tcp.analysis.keep_alive",
+    "zero_window": "tcp.analysis.zero_window",
+    "zero_window_probe": "tcp.analysis.zero_window_probe",
+    "syn": "tcp.flags.syn",
+    "fin": "tcp.flags.fin",
+    "rst": "tcp.flags.reset",
+}
+_BITS: tuple[tuple[int, Label], ...] = (
+    (ANY_RETX, "retransmission"),  # Wireshark marks fast and spurious ones as retransmissions too
+    (FAST, "fast_retransmission"),
+    (SPUR, "spurious_retransmission"),
+    (OOO, "out_of_order"),
+    (KA, "keep_alive"),
+    (ZW, "zero_window"),
+    (ZWP, "zero_window_probe"),
+)
+_TCP_BITS: tuple[tuple[int, Label], ...] = ((SYN, "syn"), (FIN, "fin"), (RST, "rst"))
+_labels: dict[tuple[int, int], frozenset[Label]] = {}
+
+
+def labels_of(ta: int, flags: int) -> frozenset[Label]:
+    """The labels of a segment with analysis flags `ta` and TCP flags `flags` (memoised: few kinds)."""
+    key = (ta, flags & (SYN | FIN | RST))
+    found = _labels.get(key)
+    if found is None:
+        found = _labels[key] = frozenset(
+            [name for bit, name in _BITS if ta & bit] + [name for bit, name in _TCP_BITS if flags & bit]
+        )
+    return found
+
+
+class Seen:
+    """A segment remembered as evidence, with its position in the input stream."""
+
+    __slots__ = ("i", "p")
+
+    def __init__(self, p: TcpPacket, i: int) -> None:
+        self.p = p
+        self.i = i
+
+
+class Run:
+    """Every send of one segment (same seq, same sender): the original first, if captured."""
+
+    __slots__ = ("count", "end", "last", "original", "sends", "seq")
+
+    def __init__(self, seq: int, end: int, original: TcpPacket | None) -> None:
+        self.seq = seq
+        self.end = end
+        self.original = original
+        self.count = 0  # retransmissions, the original not counted
+        self.sends: list[TcpPacket] = [] if original is None else [original]  # capped
+        self.last: Seen | None = None  # latest retransmission
+
+    def add(self, p: TcpPacket, i: int) -> None:
+        self.count += 1
+        self.last = Seen(p, i)
+        if len(self.sends) <= MAX_EVIDENCE:
+            self.sends.append(p)
+
+
+class Flow:
+    """One direction of a connection: what one side sends."""
+
+    # Hot fields first, so they share cache lines (slots are laid out in this order).
+    __slots__ = (  # noqa: RUF023
+        "conn",
+        "rev",
+        "slow",
+        "nextseq",
+        "lastack",
+        "window",
+        "dupacks",
+        "maxseq",
+        "lastflags",
+        "lastack_t",
+        "nextseq_t",
+        "unacked",
+        "runs",
+        "fresh",
+        "watch",
+        "acked_fin_early",
+        "acked_upto",
+        "addr",
+        "messy",
+        "base_seq",
+        "base_set",
+        "fin",
+        "fin_end",
+        "fins",
+        "ka",
+        "ka_acks",
+        "ka_first",
+        "ka_frames",
+        "ka_gaps",
+        "ka_idle_ref",
+        "ka_last",
+        "ka_zw",
+        "last_real_t",
+        "port",
+        "retx",
+        "retx_frames",
+        "rst",
+        "rst_count",
+        "rst_stateless",
+        "rsts",
+        "syn",
+        "syn_ack",
+        "zw",
+        "zw_frames",
+    )
+
+    def __init__(self, conn: Conn, addr: str, port: int) -> None:
+        self.conn = conn
+        self.addr = addr
+        self.port = port
+        self.rev: Flow = self
+        # The analysis' short way is closed to this flow's segments while `fresh` or `watch`
+        # is set, or its latest segment was a keep-alive or zero-window probe (see `reslow`).
+        self.slow = True
+        self.fresh = True  # base sequence numbers not settled yet
+        self.watch = False  # its ACKs may complete the handshake, the initial RTT or a FIN close
+        # Wireshark's per-flow state (tcp_flow_t, tcp_analyze_seq_info). 0 means "unset", as there.
+        self.base_set = False
+        self.base_seq = 0
+        self.nextseq = 0
+        self.nextseq_t = 0
+        self.maxseq = 0  # maxseqtobeacked
+        self.lastack = 0
+        self.lastack_t = 0  # ns of this side's latest segment
+        self.window = -1  # G_MAXUINT32 there: equal to no real window
+        self.dupacks = 0
+        self.lastflags = 0
+        # Facts.
+        self.syn: Seen | None = None  # first SYN without ACK
+        self.syn_ack: Seen | None = None  # first SYN+ACK
+        self.fin: Seen | None = None  # first FIN
+        self.fin_end = 0  # the sequence number that acknowledges the first FIN
+        self.fins: list[TcpPacket] = []
+        self.acked_fin_early = False  # acknowledged the peer's FIN before sending its own
+        self.rst: Seen | None = None
+        self.rst_stateless = False  # first RST: no ACK flag, seq = the peer's ACK (no socket)
+        self.rst_count = 0
+        self.rsts: list[TcpPacket] = []
+        self.retx = 0
+        self.retx_frames: list[TcpPacket] = []
+        self.ka = 0
+        self.ka_acks = 0  # keep-alive ACKs this side sent: answers to the peer's probes
+        self.ka_first: Seen | None = None
+        self.ka_last: Seen | None = None
+        self.ka_frames: list[TcpPacket] = []
+        self.ka_gaps: list[int] = []
+        self.ka_idle_ref = 0  # ns: the first probe's idle time counts from here
+        self.ka_zw = 0  # probes sent while the peer advertised a zero window
+        self.last_real_t = 0  # ns: latest segment before a probe that was not itself a probe
+        self.zw = 0
+        self.zw_frames: list[TcpPacket] = []
+        # (end seq, first send, stream position) of segments with data/SYN/FIN not yet
+        # acknowledged, in sending order; acknowledged ones are dropped from the left.
+        self.unacked: deque[tuple[int, TcpPacket, int]] = deque()
+        self.acked_upto: int | None = None  # the peer's ACK when it last let us drop segments
+        # `unacked` may be out of sequence order (a retransmission stood in for an uncaptured
+        # original, or an out-of-order segment came): the vectorised pass leaves it to the loop.
+        self.messy = False
+        self.runs: dict[int, Run] = {}
+
+    def reslow(self) -> None:
+        """Recompute `slow` after `fresh`, `watch` or `lastflags` changed."""
+        self.slow = self.fresh or self.watch or bool(self.lastflags & (KA | ZWP))
+
+
+class Conn:
+    """One connection (Wireshark's tcp.stream): its two flows and what spans both."""
+
+    __slots__ = (  # noqa: RUF023 - hot fields first
+        "last",
+        "packets",
+        "last_activity",
+        "rtt_wait",
+        "a",
+        "b",
+        "best_run",
+        "best_run_flow",
+        "first",
+        "first_i",
+        "first_rtt",
+        "handshake_done",
+        "hs_pending",
+        "index",
+        "mru_syn",
+    )
+
+    def __init__(self, index: int, first: TcpPacket, first_i: int = 0) -> None:
+        self.index = index
+        self.first = first
+        self.first_i = first_i  # its first segment's position in the stream
+        self.last = first
+        self.last_activity: TcpPacket | None = None
+        self.packets = 0
+        self.mru_syn = 0  # ns of the latest SYN (Wireshark: ts_mru_syn), 0 = none
+        self.first_rtt = 0  # ns (Wireshark: ts_first_rtt), 0 = unknown
+        self.rtt_wait = False  # a SYN was seen, the initial RTT not yet known
+        self.hs_pending: Flow | None = None  # after the SYN+ACK: the flow whose ACK completes the handshake
+        self.handshake_done = False
+        self.a = Flow(self, first.src, first.sport)
+        self.b = Flow(self, first.dst, first.dport)
+        self.a.rev = self.b
+        self.b.rev = self.a
+        self.best_run: Run | None = None
+        self.best_run_flow: Flow | None = None
+
+
+def covers(ack: int, end: int) -> bool:
+    """ack >= end in sequence space."""
+    return ((ack - end) & M32) < HALF
+
+
+def acked(f: Flow, end: int) -> bool:
+    """Whether the peer's latest ACK that let `f` forget segments covers `end`."""
+    return f.acked_upto is not None and covers(f.acked_upto, end)
+
+
+def pos(s: Seen | None) -> int:
+    """Position in the input stream; 0 for nothing."""
+    return s.i if s is not None else 0
+
+
+def secs(ns: float) -> float:
+    return round(ns / 1e9, 6)

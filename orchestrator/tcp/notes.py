@@ -1,0 +1,129 @@
+"""The notes of a connection summary: short sentences a person can read next to the numbers."""
+
+from __future__ import annotations
+
+import statistics
+
+from orchestrator.pcap.reader import FIN, SYN
+from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.tcp.flows import Conn, Flow, Run, acked, pos, secs
+
+__all__ = ["describe"]
+
+
+def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
+    """The notes for summary `s` of connection `c` (client flow `cl`, server flow `sv`)."""
+    notes = _handshake_notes(cl, sv, s)
+    run = c.best_run
+    for f in (cl, sv):
+        if not f.retx:
+            continue
+        text = f"{names[id(f)]} retransmitted {_plural(f.retx, 'time')}"
+        if run is not None and c.best_run_flow is f and s.backoff_gaps_s:
+            text += " with gaps " + ", ".join(_fmt(g) for g in s.backoff_gaps_s) + " s"
+            if run.original is None:
+                text += " (the original send was not captured: gaps start at the first retransmission)"
+            text += _run_ending(f, run, names)
+        notes.append(text)
+    for f in (cl, sv):
+        if f.ka:
+            notes += _keepalive_notes(f, names)
+    for f in (cl, sv):
+        if f.zw:
+            notes.append(f"{names[id(f)]} advertised a zero window {_plural(f.zw, 'time')}")
+    notes += _close_notes(cl, sv, names, s)
+    return notes
+
+
+def _fmt(s: float) -> str:
+    """Seconds for a sentence: 0.2, 1.6, 7200."""
+    return f"{s:.3f}".rstrip("0").rstrip(".")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _handshake_notes(cl: Flow, sv: Flow, s: ConnectionSummary) -> list[str]:
+    if s.handshake == "missing":
+        return ["no SYN captured: the connection was already open when the capture started"]
+    if s.handshake == "partial":
+        if cl.syn is not None and sv.syn_ack is None:
+            if sv.rst is not None:
+                return ["connection refused: the server answered the SYN with RST"]
+            return ["the SYN was never answered: the handshake did not complete"]
+        return ["handshake incomplete: the client never acknowledged the SYN+ACK"]
+    return []
+
+
+def _keepalive_notes(f: Flow, names: dict[int, Side]) -> list[str]:
+    who, peer = names[id(f)], names[id(f.rev)]
+    text = f"{who} sent {_plural(f.ka, 'keep-alive probe')}"
+    if f.ka_first is not None:
+        text += f", the first after {_fmt(secs(f.ka_first.p.time_ns - f.ka_idle_ref))} s idle"
+    if f.ka_gaps:
+        text += f", then every {_fmt(secs(statistics.median(f.ka_gaps)))} s"
+    text += (
+        f"; {peer} answered {_plural(f.rev.ka_acks, 'time')}" if f.rev.ka_acks else f"; {peer} never answered"
+    )
+    notes = [text]
+    if f.ka_zw:
+        notes.append(
+            f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
+            "they are zero-window probes (Linux sends those with the keep-alive shape)"
+        )
+    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and not f.rev.ka_acks:
+        notes.append(f"RST from {who} after {_plural(f.ka, 'keepalive probe')} (keepalive failure)")
+    return notes
+
+
+def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
+    notes: list[str] = []
+    other = "server" if s.initiator == "client" else "client"
+    if s.close == "fin":
+        how = (
+            "merged its ACK into its FIN" if s.close_packets == 3 else "acknowledged first, then sent its FIN"
+        )
+        notes.append(f"{s.initiator} closed first; {other} {how}: {s.close_packets}-packet close")
+        if s.rst_from is not None:
+            notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
+    elif s.close == "fin-unanswered":
+        notes.append(f"only {s.initiator} sent FIN; {other} never sent its own")
+    elif s.close == "rst":
+        rf = cl if s.rst_from == "client" else sv
+        text = f"reset by {s.rst_from}"
+        if s.initiator is not None:
+            text += f" after {s.initiator}'s FIN, before the FIN exchange completed"
+        notes.append(text)
+        if rf.rst_stateless and s.handshake != "partial":
+            notes.append(
+                f"the RST has no ACK flag and takes its seq from {names[id(rf.rev)]}'s ACK: "
+                f"{s.rst_from} no longer had this connection (socket closed, or the host rebooted)"
+            )
+    elif not cl.retx and not sv.retx:
+        notes.append("no FIN or RST: the connection was still open when the capture ended")
+    total = cl.rst_count + sv.rst_count
+    if total > 1:
+        notes.append(f"{total} RSTs in all (client {cl.rst_count}, server {sv.rst_count})")
+    return notes
+
+
+def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
+    """How a run of retransmissions ended: acknowledged, reset, or silence (an RTO abort)."""
+    last = run.last
+    if last is None:
+        return ""
+    if acked(f, run.end):
+        return ", then the segment was acknowledged"
+    peer = f.rev
+    if pos(f.rst) > last.i:
+        return ", then sent RST"
+    if pos(peer.rst) > last.i:
+        return f", answered by RST from {names[id(peer)]}"
+    if f.lastack_t == last.p.time_ns:  # nothing more from this side
+        if last.p.flags & SYN:
+            return ", then went silent (connect timeout)"
+        if last.p.flags & FIN:
+            return ", then went silent, its FIN never acknowledged"
+        return ", then went silent (RTO abort: no FIN or RST)"
+    return ", never acknowledged"

@@ -1,0 +1,310 @@
+"""One capture's analysis shared between processes, by connection.
+
+The parent reads the capture once (`columns`), and hands each chunk's segments out by
+connection: a hash of the connection's addresses and ports (`part_of`, the same for
+both directions) picks the process. Connections are independent, so each process runs the
+vectorised pass (`vector`) on its own connections while the parent reads on. The parent keeps
+a smaller share, since it also reads. Children send their summaries back (pickled), or, with a
+`Renderer` (`analyze_rendered`), their connections already rendered as text, which is much
+cheaper to send than the objects; the parent puts all connections in order of first frame and
+numbers them (`stream`). The result is what one process gives, byte for byte in the CLI's
+output; `tests/unit/test_parallel_analysis.py` checks that.
+
+Fork is used (where the platform has it) so that children start in milliseconds with the
+modules already imported. Captures under `MIN_BYTES` stay in one process: there forking costs
+more than it saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import sys
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, fields
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import numpy as np
+
+from orchestrator.errors import TcpscenError
+from orchestrator.kernel.predict import capture_end
+from orchestrator.pcap.columns import Chunk, Columns, has_columns, read_chunks
+from orchestrator.pcap.reader import IcmpError, TcpCapture
+from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
+from orchestrator.tcp.connection import ConnectionSummary
+from orchestrator.tcp.vector import summarize_chunks
+
+__all__ = [
+    "MAX_AUTO",
+    "MIN_BYTES",
+    "Rendered",
+    "Renderer",
+    "analyze_rendered",
+    "analyze_shared",
+    "auto_processes",
+    "part_of",
+]
+
+MIN_BYTES = 16 << 20
+MAX_AUTO = 4
+# Shares: the parent, which also reads the file, takes 9 buckets of connections for every 11 a
+# child takes (measured: with 2 processes both then finish their analysis at about the same time).
+PARENT_SHARE, CHILD_SHARE = 9, 11
+QUEUED = 8  # chunks waiting for a child at most: memory stays flat if the child lags
+# A connection's bucket is a hash of its addresses and ports, the same for both directions
+# (xor), spread by Fibonacci hashing so that neighbouring ports land apart; `_split` computes it
+# with numpy for columns and with `part_of` for pairs, and both must agree.
+_MIX = 0x9E3779B97F4A7C15
+_M64 = (1 << 64) - 1
+_MIX_NP = np.uint64(_MIX)
+
+
+def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
+    """Which of `parts` buckets a segment's connection is in, as `_split`'s numpy hash puts IPv4."""
+    return (((_fold(src) ^ _fold(dst) ^ ((sport ^ dport) << 32)) * _MIX & _M64) >> 32) % parts
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _fold(addr: str) -> int:
+    """An address as the hash sees it: IPv4 as its 32-bit number; IPv6 folded to 64 bits."""
+    n = int(ipaddress.ip_address(addr))
+    return (n ^ (n >> 64)) & _M64 if ":" in addr else n
+
+
+def auto_processes(capture: TcpCapture) -> int:
+    """Processes for a capture when the user did not say: one per usable CPU (at most
+    `MAX_AUTO`) for a big capture read as columns, else one (segments read one by one by the
+    reference reader would cost more to deal out than to analyse)."""
+    if "fork" not in multiprocessing.get_all_start_methods() or not has_columns(capture):
+        return 1
+    try:
+        size = os.path.getsize(capture.path)
+    except OSError:
+        return 1
+    if size < MIN_BYTES:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, MAX_AUTO))
+
+
+class Renderer(Protocol):
+    """Turns connections into text where they were analysed, so that only text crosses between
+    processes: `render` gets the connections with `stream` -1 (the numbering is only known
+    once all are in), `number` puts the real number in."""
+
+    def render(
+        self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
+    ) -> list[str]: ...
+
+    def number(self, text: str, stream: int) -> str: ...
+
+
+@dataclass(slots=True)
+class Rendered:
+    """A shared analysis whose connections came back as text: the file's counters (its
+    `connections` is empty) and each connection's text, in tcp.stream order."""
+
+    analysis: Analysis
+    texts: list[str]
+
+
+def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
+    """Analyse `capture` with `processes` processes (1: in this one)."""
+    if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return analyze_capture(capture)
+    analysis, parts = _share(capture, processes, None)
+    conns = [c for part in parts for c in part]
+    conns.sort(key=_first_frame)
+    for stream, c in enumerate(conns):
+        c.stream = stream
+    analysis.connections = conns
+    return analysis
+
+
+def analyze_rendered(capture: TcpCapture, processes: int, renderer: Renderer) -> Rendered:
+    """Analyse `capture` with `processes` (> 1) processes, each rendering its connections."""
+    analysis, parts = _share(capture, processes, renderer)
+    texts = [(key, text) for part in parts for key, text in part]
+    texts.sort(key=lambda kt: kt[0])
+    return Rendered(analysis, [renderer.number(text, k) for k, (_key, text) in enumerate(texts)])
+
+
+def _first_frame(c: ConnectionSummary) -> int:
+    return c.first_frame.frame if c.first_frame else 0
+
+
+def _share(
+    capture: TcpCapture, processes: int, renderer: Renderer | None
+) -> tuple[Analysis, list[list[Any]]]:
+    """The parent's part of a shared analysis: children started, chunks dealt, its own share
+    analysed (and rendered), the children's parts collected."""
+    ctx = multiprocessing.get_context("fork")
+    owners = np.array([0] * PARENT_SHARE + [p for p in range(1, processes) for _ in range(CHILD_SHARE)])
+    children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
+    dealt: Generator[Chunk, None, None] | None = None
+    try:
+        for part in range(1, processes):
+            inbox = ctx.Queue(QUEUED)
+            receive, send = ctx.Pipe(duplex=False)
+            child = ctx.Process(
+                target=_child, args=(inbox, send, renderer), name=f"tcpscen-analyze-{part}", daemon=True
+            )
+            child.start()
+            send.close()
+            children.append((child, inbox, receive))
+        dealt = _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
+        mine = summarize_chunks(dealt)
+        analysis = analysis_of(capture, [])
+        if renderer is None:
+            return analysis, [mine] + [_receive(forked, receive, capture) for forked, _i, receive in children]
+        # The capture's end (for the predictions) is the latest last segment of all connections.
+        ends = [capture_end(mine)] + [_receive(forked, receive, capture) for forked, _i, receive in children]
+        known = [e for e in ends if e is not None]
+        end = max(known) if known else None
+        for forked, inbox, _r in children:
+            _put(forked, inbox, (end, analysis.icmp_errors))
+        own = [
+            (_first_frame(c), text)
+            for c, text in zip(mine, _render(renderer, mine, end, analysis.icmp_errors), strict=True)
+        ]
+        return analysis, [own] + [_receive(forked, receive, capture) for forked, _i, receive in children]
+    finally:
+        if dealt is not None:
+            dealt.close()  # tells the children to stop, while their inboxes are still open
+        for forked, inbox, receive in children:
+            receive.close()
+            if forked.is_alive():
+                forked.terminate()
+            forked.join()
+            inbox.close()
+            inbox.cancel_join_thread()
+
+
+def _render(
+    renderer: Renderer, conns: list[ConnectionSummary], end: float | None, icmp: list[IcmpError]
+) -> list[str]:
+    for c in conns:
+        c.stream = -1
+    return renderer.render(conns, end, icmp)
+
+
+def _deal(
+    chunks: Iterator[Chunk],
+    owners: np.ndarray,
+    inboxes: list[tuple[multiprocessing.process.BaseProcess, Any]],
+) -> Generator[Chunk, None, None]:
+    """The parent's own share of each chunk; the children's are put in their inboxes."""
+    buckets = len(owners)
+    try:
+        for chunk in chunks:
+            shares = _split(chunk, owners, buckets, len(inboxes) + 1)
+            for (child, inbox), share in zip(inboxes, shares[1:], strict=True):
+                if share is not None:
+                    _put(child, inbox, share)
+            if shares[0] is not None:
+                yield shares[0]
+    finally:
+        for child, inbox in inboxes:
+            with contextlib.suppress(TcpscenError, ValueError, OSError):
+                _put(child, inbox, None)  # the end, or the parent gave up: the child stops either way
+
+
+def _put(child: multiprocessing.process.BaseProcess, inbox: Any, item: object) -> None:
+    """Queue work for a child, waiting while it is busy, but not for a child that has died."""
+    while True:
+        try:
+            inbox.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            if not child.is_alive():
+                raise TcpscenError(f"an analysis process ended early (exit {child.exitcode})") from None
+
+
+def _split(chunk: Chunk, owners: np.ndarray, buckets: int, processes: int) -> list[Chunk | None]:
+    """A chunk's segments, by the process their connection belongs to."""
+    if chunk.pairs is not None:
+        by: list[list[Any]] = [[] for _ in range(processes)]
+        for pair in chunk.pairs:
+            p = pair[1]
+            by[int(owners[part_of(p.src, p.sport, p.dst, p.dport, buckets)])].append(pair)
+        return [Chunk(pairs=b) if b else None for b in by]
+    cols = chunk.columns
+    assert cols is not None
+    x = (cols.src ^ cols.dst).astype(np.uint64) ^ (
+        (cols.sport ^ cols.dport).astype(np.uint64) << np.uint64(32)
+    )
+    owner = owners[(((x * _MIX_NP) >> np.uint64(32)) % np.uint64(buckets)).astype(np.int64)]
+    out: list[Chunk | None] = []
+    for proc in range(processes):
+        m = owner == proc
+        if not m.any():
+            out.append(None)
+            continue
+        out.append(
+            Chunk(
+                columns=Columns(
+                    **{f.name: getattr(cols, f.name)[m] for f in fields(Columns) if f.name != "file"},
+                    file=cols.file,
+                )
+            )
+        )
+    return out
+
+
+def _child(inbox: Any, send: Connection, renderer: Renderer | None) -> None:
+    """In a forked child: analyse the connections the parent deals out and send back their
+    summaries, or, with a renderer, the latest time among them, then (once the parent has
+    told the capture's end) their texts. Then leave without running the parent's exit handlers
+    (they belong to the parent). Ctrl-C is the parent's to handle (it stops the children);
+    SIGTERM from it ends a child at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    code = 0
+    try:
+
+        def dealt() -> Iterator[Chunk]:
+            while (chunk := inbox.get()) is not None:
+                yield chunk
+
+        conns = summarize_chunks(dealt())
+        if renderer is None:
+            send.send_bytes(pickle.dumps(conns, protocol=pickle.HIGHEST_PROTOCOL))
+        else:
+            send.send_bytes(pickle.dumps(capture_end(conns)))
+            end, icmp = inbox.get()
+            texts = _render(renderer, conns, end, icmp)
+            keyed = [(_first_frame(c), text) for c, text in zip(conns, texts, strict=True)]
+            send.send_bytes(pickle.dumps(keyed, protocol=pickle.HIGHEST_PROTOCOL))
+    except BaseException as exc:  # reported to the parent, whatever it is
+        code = 1
+        with contextlib.suppress(BaseException):  # else the parent sees the pipe close
+            send.send_bytes(pickle.dumps(_Failure(f"{type(exc).__name__}: {exc}")))
+    finally:
+        send.close()
+        sys.stdout.flush()
+        os._exit(code)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    what: str
+
+
+def _receive(child: multiprocessing.process.BaseProcess, receive: Connection, capture: TcpCapture) -> Any:
+    try:
+        got = pickle.loads(receive.recv_bytes())  # from our own forked child
+    except EOFError:
+        child.join()
+        raise TcpscenError(
+            f"{capture.path}: an analysis process ended without a result (exit {child.exitcode})"
+        ) from None
+    if isinstance(got, _Failure):
+        raise TcpscenError(f"{capture.path}: an analysis process failed: {got.what}")
+    return got

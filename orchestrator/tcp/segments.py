@@ -1,0 +1,233 @@
+"""What the analysis does with the rarer segments: new connections, SYN, FIN and RST, segments
+behind the expected sequence number, retransmissions, keep-alives, and the ACKs that complete a
+handshake or a close. Kept out of the hot loop in `analysis`, which calls these."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from orchestrator.pcap.reader import ACK, FIN, RST, SYN, TcpPacket
+from orchestrator.tcp import flows as fl
+from orchestrator.tcp.flows import (
+    ANY_RETX,
+    FAST,
+    HALF,
+    KA,
+    KA_ACK,
+    M32,
+    MAX_EVIDENCE,
+    MAX_KA_GAPS,
+    MAX_RUNS,
+    OOO,
+    RETX,
+    ZW,
+    Conn,
+    Flow,
+    Run,
+    Seen,
+    covers,
+)
+
+__all__ = [
+    "classify_behind",
+    "forget_acked",
+    "record_control",
+    "record_facts",
+    "set_bases",
+    "start_connection",
+    "watch_acks",
+]
+
+_OOO_DEFAULT_NS = 3_000_000  # Wireshark's out-of-order threshold without an initial RTT
+_FAST_WINDOW_NS = 20_000_000  # fast retransmission: within 20 ms of the last duplicate ACK
+
+FlowKey = tuple[str, int, str, int]
+
+
+def start_connection(
+    fwd: Flow | None, p: TcpPacket, i: int, flows: dict[FlowKey, Flow], conns: list[Conn]
+) -> Flow:
+    """A first segment on a 4-tuple, or a SYN: a new connection, or the same SYN again."""
+    if fwd is not None:
+        if p.flags & (SYN | ACK) != SYN or not fwd.base_set:
+            return fwd
+        if p.seq == fwd.base_seq:
+            # The same SYN again: Wireshark restores nextseq, which an RST with seq = the
+            # peer's ACK may have moved (its issue 17616). It will count as a retransmission.
+            fwd.nextseq = fwd.maxseq
+            return fwd
+        # A SYN with a new initial sequence number: the 4-tuple is reused.
+    conn = Conn(len(conns), p, i)
+    conns.append(conn)
+    flows[(p.src, p.sport, p.dst, p.dport)] = conn.a
+    flows[(p.dst, p.dport, p.src, p.sport)] = conn.b
+    return conn.a
+
+
+def set_bases(fwd: Flow, rev: Flow, seq: int, ack: int, flags: int) -> None:
+    """Wireshark's base sequence numbers: a SYN's seq, else seq - 1; the peer's from ack - 1."""
+    if not fwd.base_set:
+        fwd.base_seq = seq if flags & SYN else (seq - 1) & M32
+        fwd.base_set = True
+    if flags & ACK and not rev.base_set:
+        rev.base_seq = (ack - 1) & M32
+        rev.base_set = True
+    fwd.fresh = not rev.base_set
+    fwd.reslow()
+
+
+def classify_behind(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, nextseq: int, rla: int) -> int:
+    """A segment below the next expected seq: fast retransmission, out-of-order, or retransmission."""
+    tns = p.time_ns
+    dt = tns - rev.lastack_t
+    # dupacknum is a guint32 there: the -1 left by "ACKed unseen segment" counts as many.
+    if (rev.dupacks >= 2 or rev.dupacks == -1) and rla == p.seq and 0 <= dt < _FAST_WINDOW_NS:
+        return FAST
+    dt = tns - fwd.nextseq_t
+    threshold = conn.first_rtt or _OOO_DEFAULT_NS
+    if 0 <= dt < threshold and nextseq != (p.seq + p.payload_len + (1 if p.flags & (SYN | FIN) else 0)) & M32:
+        return OOO
+    return RETX
+
+
+def record_facts(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int, ta: int, end: int) -> None:
+    """Counts and evidence for a retransmission, keep-alive, keep-alive ACK or zero window."""
+    if ta & ANY_RETX:
+        _record_retransmission(conn, fwd, p, i, end)
+    elif ta & KA:
+        _record_keepalive(fwd, rev, p, i)
+    elif ta & KA_ACK:
+        fwd.ka_acks += 1
+    if ta & ZW:
+        fwd.zw += 1
+        if len(fwd.zw_frames) < MAX_EVIDENCE:
+            fwd.zw_frames.append(p)
+
+
+def forget_acked(flow: Flow, q: deque[tuple[int, TcpPacket, int]], ack: int) -> None:
+    """Drop the segments of `flow` that the peer's `ack` acknowledges, oldest first."""
+    flow.acked_upto = ack
+    runs = flow.runs
+    while q and ((ack - q[0][0]) & M32) < HALF:
+        _end, p, _i = q.popleft()
+        if runs:
+            runs.pop(p.seq, None)
+
+
+def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int) -> None:
+    fwd.retx += 1
+    if len(fwd.retx_frames) < MAX_EVIDENCE:
+        fwd.retx_frames.append(p)
+    seq = p.seq
+    runs = fwd.runs
+    run = runs.get(seq)
+    if run is None:
+        if len(runs) >= MAX_RUNS:
+            runs.clear()
+            best = conn.best_run
+            if best is not None and conn.best_run_flow is fwd:
+                runs[best.seq] = best
+        original = next((e[1] for e in fwd.unacked if e[1].seq == seq), None)
+        if original is None and len(fwd.unacked) < fl.MAX_UNACKED:
+            # Its first send was not captured (or was already acknowledged): let this one stand
+            # for it among the unacknowledged segments.
+            fwd.unacked.append((end, p, i))
+            fwd.messy = True
+        run = runs[seq] = Run(seq, end, original)
+    run.add(p, i)
+    best = conn.best_run
+    # Ties: a run whose original send was captured (it has a first gap), then the later run,
+    # which is nearer the end of the story.
+    if (
+        best is None
+        or run.count > best.count
+        or (run.count == best.count and (run.original is not None or best.original is None))
+    ):
+        conn.best_run = run
+        conn.best_run_flow = fwd
+
+
+def _record_keepalive(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
+    """A keep-alive probe from `fwd`; `fwd`'s state still describes its previous segment."""
+    tns = p.time_ns
+    if not fwd.lastflags & KA:
+        fwd.last_real_t = fwd.lastack_t
+    seen = Seen(p, i)
+    if fwd.ka_last is None:
+        # Idle counts from the peer's latest segment that was not itself a probe (what resets
+        # Linux's keep-alive timer), or from our own latest one if the peer sent none.
+        peer = rev.last_real_t if rev.lastflags & KA else rev.lastack_t
+        fwd.ka_idle_ref = peer or fwd.last_real_t or tns
+        fwd.ka_first = seen
+    elif len(fwd.ka_gaps) < MAX_KA_GAPS:
+        fwd.ka_gaps.append(tns - fwd.ka_last.p.time_ns)
+    fwd.ka_last = seen
+    fwd.ka += 1
+    if rev.window == 0:
+        fwd.ka_zw += 1
+    if len(fwd.ka_frames) < MAX_EVIDENCE:
+        fwd.ka_frames.append(p)
+
+
+def watch_acks(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket) -> None:
+    """ACK-bearing segments that may complete the handshake, the initial RTT or a FIN close."""
+    flags = p.flags
+    if flags & ACK and not flags & SYN:
+        if conn.rtt_wait:
+            # Wireshark's ts_first_rtt: the first ACK without SYN after a SYN.
+            conn.first_rtt = p.time_ns - conn.mru_syn
+            conn.rtt_wait = conn.first_rtt == 0
+        synack = rev.syn_ack
+        if (
+            conn.hs_pending is fwd
+            and not flags & RST
+            and synack is not None
+            and covers(p.ack, synack.p.seq + 1)
+        ):
+            conn.hs_pending = None
+            conn.handshake_done = True
+        if rev.fin is not None and fwd.fin is None and not flags & FIN and covers(p.ack, rev.fin_end):
+            fwd.acked_fin_early = True
+    _rewatch(conn, fwd)
+    _rewatch(conn, rev)
+
+
+def _rewatch(conn: Conn, f: Flow) -> None:
+    f.watch = (
+        conn.rtt_wait
+        or conn.hs_pending is f
+        or (f.rev.fin is not None and f.fin is None and not f.acked_fin_early)
+    )
+    f.reslow()
+
+
+def record_control(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
+    """SYN, FIN and RST bookkeeping."""
+    flags = p.flags
+    if flags & SYN:
+        if flags & ACK:
+            if fwd.syn_ack is None:
+                fwd.syn_ack = Seen(p, i)
+                if rev.syn is not None and not conn.handshake_done:
+                    conn.hs_pending = rev
+        else:
+            if fwd.syn is None:
+                fwd.syn = Seen(p, i)
+            if p.time_ns:  # a zero timestamp means "unset" to Wireshark
+                conn.mru_syn = p.time_ns
+                conn.rtt_wait = not conn.first_rtt
+    if flags & FIN:
+        if fwd.fin is None:
+            fwd.fin = Seen(p, i)
+            fwd.fin_end = (p.seq + p.payload_len + 1) & M32
+        if len(fwd.fins) < MAX_EVIDENCE:
+            fwd.fins.append(p)
+    if flags & RST:
+        if fwd.rst is None:
+            fwd.rst = Seen(p, i)
+            # What a host sends for a segment it has no socket for: RST without ACK, seq = that ACK.
+            fwd.rst_stateless = not flags & ACK and rev.lastack_t != 0 and p.seq == rev.lastack
+        fwd.rst_count += 1
+        if len(fwd.rsts) < MAX_EVIDENCE:
+            fwd.rsts.append(p)
+    watch_acks(conn, fwd, rev, p)

@@ -1,0 +1,210 @@
+"""From a connection's analysis state to its `ConnectionSummary`.
+
+Client and server
+-----------------
+The client is the sender of the first SYN without ACK; failing that, the receiver of a SYN+ACK;
+failing that (no handshake captured), the side with the higher port (ephemeral ports are high,
+service ports low); with equal ports, the sender of the connection's first captured segment.
+
+Close rule
+----------
+* ``rst``: an RST came before both sides had sent a FIN. This includes "one side sent FIN, the
+  other answered with RST" (``initiator`` still names the FIN sender, and a note tells the story).
+* ``fin``: both sides sent FIN before any RST. An RST after both FINs (a late segment hitting a
+  closed socket) leaves the close a FIN close; ``rst_from`` is still set and a note says so.
+* ``fin-unanswered``: one side sent FIN, no RST, the other side no FIN.
+* ``none``: neither FIN nor RST.
+
+``close_packets`` (FIN closes only) is 3 when the second FIN also acknowledges the first and its
+sender had not acknowledged the first FIN in an earlier segment; otherwise 4 (a separate ACK came
+first, or the FINs crossed).
+
+Other facts
+-----------
+* ``backoff_gaps_s`` / ``backoff_frames``: the most-retransmitted segment (same seq, same sender;
+  counting every kind of ``tcp.analysis.retransmission``). Ties go to a segment whose original
+  send was captured, then to the later one. The frames are the original send, then each
+  retransmission; the gaps are between successive sends, **the first gap measured from the
+  original send** (so with RTO doubling they read 0.2, 0.4, 0.8, ... like
+  ``kernel.timers.backoff_schedule``). When the original send was not captured (or was already
+  acknowledged, for a spurious retransmission) the list starts at the first retransmission.
+  Evidence caps at 100 sends.
+* ``keepalive``: for the side that sent the most probes. ``first_after_idle_s`` runs from the
+  last segment the *peer* sent before the first probe (what resets Linux's keep-alive timer:
+  tp->rcv_tstamp), skipping the peer's own probes; if the peer sent nothing, from the prober's
+  previous segment. ``interval_s`` is the median gap between successive probes of that side (None
+  with a single probe); answered probes make it the idle time again.
+* ``last_activity``: the last segment of either side carrying data, SYN or FIN (keep-alive probes
+  excluded, retransmissions included).
+* ``oldest_unacked``: the first send of the oldest segment with data, SYN or FIN that the peer
+  never acknowledged by the end of the input: where Linux's retransmission budget (tcp_retries2,
+  TCP_USER_TIMEOUT) starts counting.
+* ``stream``: the connection's index in order of first segment (tcp.stream); ``packets``: its
+  segments, both directions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+
+from orchestrator.pcap.reader import ACK, TcpPacket
+from orchestrator.tcp.connection import (
+    Close,
+    ConnectionSummary,
+    FrameRef,
+    Handshake,
+    KeepaliveTiming,
+    Side,
+    SideCounts,
+    SideFrames,
+)
+from orchestrator.tcp.flows import Conn, Flow, acked, covers, pos, secs
+from orchestrator.tcp.notes import describe
+
+__all__ = ["summarize"]
+
+
+def summarize(c: Conn) -> ConnectionSummary:
+    cl = _client_flow(c)
+    sv = cl.rev
+    names: dict[int, Side] = {id(cl): "client", id(sv): "server"}
+
+    handshake: Handshake
+    if cl.syn is None and sv.syn_ack is None:
+        handshake = "missing"
+    elif c.handshake_done and cl.syn is not None and sv.syn_ack is not None:
+        handshake = "complete"
+    else:
+        handshake = "partial"
+
+    # Close: see "Close rule" in the module docstring.
+    fins = sorted((f for f in (cl, sv) if f.fin is not None), key=lambda f: pos(f.fin))
+    rsts = sorted((f for f in (cl, sv) if f.rst is not None), key=lambda f: pos(f.rst))
+    first_rst = rsts[0] if rsts else None
+    close: Close
+    if first_rst is not None and (len(fins) < 2 or pos(first_rst.rst) < pos(fins[1].fin)):
+        close = "rst"
+    elif len(fins) == 2:
+        close = "fin"
+    elif fins:
+        close = "fin-unanswered"
+    else:
+        close = "none"
+    close_packets: int | None = None
+    if close == "fin":
+        first, second = fins
+        answer = second.fin
+        assert answer is not None
+        merged = (
+            bool(answer.p.flags & ACK) and covers(answer.p.ack, first.fin_end) and not second.acked_fin_early
+        )
+        close_packets = 3 if merged else 4
+
+    # Backoff of the most-retransmitted segment; gaps from the original send (see tcp/connection.py).
+    run = c.best_run
+    gaps: list[float] = []
+    backoff_frames: list[FrameRef] = []
+    if run is not None:
+        gaps = [secs(b.time_ns - a.time_ns) for a, b in itertools.pairwise(run.sends)]
+        backoff_frames = _refs(run.sends)
+
+    keepalive: KeepaliveTiming | None = None
+    prober = _prober(cl, sv)
+    if prober is not None and prober.ka_first is not None:
+        keepalive = KeepaliveTiming(
+            first_after_idle_s=secs(prober.ka_first.p.time_ns - prober.ka_idle_ref),
+            interval_s=secs(statistics.median(prober.ka_gaps)) if prober.ka_gaps else None,
+        )
+
+    oldest = _oldest_unacked(cl, sv)
+    summary = ConnectionSummary(
+        client=_endpoint(cl),
+        server=_endpoint(sv),
+        handshake=handshake,
+        close=close,
+        initiator=names[id(fins[0])] if fins else None,
+        close_packets=close_packets,
+        rst_from=names[id(first_rst)] if first_rst is not None else None,
+        retransmissions=SideCounts(client=cl.retx, server=sv.retx),
+        backoff_gaps_s=gaps,
+        keepalive_probes=SideCounts(client=cl.ka, server=sv.ka),
+        keepalive=keepalive,
+        zero_window=SideCounts(client=cl.zw, server=sv.zw),
+        duration_s=secs(c.last.time_ns - c.first.time_ns),
+        first_frame=_ref(c.first),
+        last_frame=_ref(c.last),
+        syn=_ref(cl.syn.p if cl.syn is not None else sv.syn.p if sv.syn is not None else None),
+        fins=SideFrames(client=_refs(cl.fins), server=_refs(sv.fins)),
+        rsts=SideFrames(client=_refs(cl.rsts), server=_refs(sv.rsts)),
+        retransmission_frames=SideFrames(client=_refs(cl.retx_frames), server=_refs(sv.retx_frames)),
+        keepalive_frames=SideFrames(client=_refs(cl.ka_frames), server=_refs(sv.ka_frames)),
+        zero_window_frames=SideFrames(client=_refs(cl.zw_frames), server=_refs(sv.zw_frames)),
+        backoff_frames=backoff_frames,
+        last_activity=_ref(c.last_activity),
+        oldest_unacked=_ref(oldest[1] if oldest is not None else None),
+        stream=c.index,
+        packets=c.packets,
+        backoff_from=names[id(c.best_run_flow)] if run is not None and c.best_run_flow is not None else None,
+        oldest_unacked_from=names[id(oldest[0])] if oldest is not None else None,
+        keepalive_from=names[id(prober)] if prober is not None else None,
+        keepalive_acks=SideCounts(client=cl.ka_acks, server=sv.ka_acks),
+        keepalive_in_zero_window=SideCounts(client=cl.ka_zw, server=sv.ka_zw),
+    )
+    summary.notes = describe(c, cl, sv, names, summary)
+    return summary
+
+
+def _ref(p: TcpPacket | None) -> FrameRef | None:
+    return None if p is None else FrameRef(p.file, p.frame, p.time)
+
+
+def _refs(ps: list[TcpPacket]) -> list[FrameRef]:
+    return [FrameRef(p.file, p.frame, p.time) for p in ps]
+
+
+def _client_flow(c: Conn) -> Flow:
+    """First SYN's sender; else the SYN+ACK's receiver; else the higher port; else the first sender."""
+    a, b = c.a, c.b
+    if a.syn is not None or b.syn is not None:
+        if b.syn is None:
+            return a
+        if a.syn is None:
+            return b
+        return a if a.syn.i < b.syn.i else b
+    if a.syn_ack is not None or b.syn_ack is not None:
+        if b.syn_ack is None:
+            return b
+        if a.syn_ack is None:
+            return a
+        return b if a.syn_ack.i < b.syn_ack.i else a
+    if a.port != b.port:
+        return a if a.port > b.port else b
+    return a
+
+
+def _prober(cl: Flow, sv: Flow) -> Flow | None:
+    """The side that sent the most keep-alive probes (ties: the one that started first)."""
+    best: Flow | None = None
+    for f in (cl, sv):
+        if not f.ka:
+            continue
+        if best is None or f.ka > best.ka or (f.ka == best.ka and pos(f.ka_first) < pos(best.ka_first)):
+            best = f
+    return best
+
+
+def _oldest_unacked(cl: Flow, sv: Flow) -> tuple[Flow, TcpPacket] | None:
+    """First send of the oldest segment (data, SYN or FIN) the peer never acknowledged, and its sender."""
+    oldest: tuple[int, Flow, TcpPacket] | None = None
+    for f in (cl, sv):
+        for end, p, i in f.unacked:
+            if acked(f, end):
+                continue  # acknowledged, only left behind by the oldest-first forgetting
+            if oldest is None or i < oldest[0]:
+                oldest = (i, f, p)
+    return (oldest[1], oldest[2]) if oldest is not None else None
+
+
+def _endpoint(f: Flow) -> str:
+    return f"[{f.addr}]:{f.port}" if ":" in f.addr else f"{f.addr}:{f.port}"

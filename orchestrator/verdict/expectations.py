@@ -1,0 +1,155 @@
+"""One function per expectation: compare what the packets and events show with what was expected.
+
+Every observation comes from the capture analysis or the agents' events; the expectation only
+decides PASS or FAIL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from orchestrator.kernel.run_predict import Prediction
+from orchestrator.run.records import AgentEvent
+from orchestrator.scenario.model import AppExpect, Side
+from orchestrator.scenario.units import CountRange
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, SideCounts, SideFrames
+from orchestrator.verdict.outcome import AppOutcome
+
+EVIDENCE_FRAMES = 6
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    expected: str
+    observed: str
+    evidence: list[str] = field(default_factory=list)
+
+
+def ref(frame: FrameRef | None, t0: float | None) -> str:
+    if frame is None:
+        return "-"
+    at = f" +{frame.time - t0:.3f}s" if t0 is not None else ""
+    return f"{frame.file}#{frame.frame}{at}"
+
+
+def refs(frames: list[FrameRef], t0: float | None) -> list[str]:
+    shown = [ref(f, t0) for f in frames[:EVIDENCE_FRAMES]]
+    if len(frames) > EVIDENCE_FRAMES:
+        shown.append(f"... {len(frames) - EVIDENCE_FRAMES} more")
+    return shown
+
+
+def check_value(name: str, expected: str, observed: str | None, evidence: list[str]) -> Check:
+    shown = observed if observed is not None else "none"
+    return Check(name, shown == expected, expected, shown, evidence)
+
+
+def check_counts(
+    name: str, wanted: dict[Side, CountRange], counts: SideCounts, frames: SideFrames, t0: float | None
+) -> list[Check]:
+    out = []
+    for side, bound in wanted.items():
+        n = counts.get(side)
+        out.append(Check(f"{name}.{side}", bound.contains(n), str(bound), str(n), refs(frames.of(side), t0)))
+    return out
+
+
+def check_close_evidence(conn: ConnectionSummary, t0: float | None) -> list[str]:
+    fins = sorted([*conn.fins.client, *conn.fins.server], key=lambda f: f.time)
+    rsts = sorted([*conn.rsts.client, *conn.rsts.server], key=lambda f: f.time)
+    evidence = [f"FIN {ref(f, t0)}" for f in fins[:4]] + [f"RST {ref(f, t0)}" for f in rsts[:4]]
+    return evidence or [f"no FIN or RST; last frame {ref(conn.last_frame, t0)}"]
+
+
+def check_backoff(
+    conn: ConnectionSummary, tolerance: float, model_gaps: list[float], t0: float | None
+) -> Check:
+    """Each gap between retransmissions of one segment about twice the one before (RTO doubling).
+
+    The first gap (original send to first retransmission) is left out of the ratios: it may be a
+    tail-loss probe at about 2 x SRTT rather than a full RTO.
+    """
+    gaps = conn.backoff_gaps_s
+    observed = ", ".join(f"{g:.3f}" for g in gaps) or "no retransmissions"
+    ratios = [b / a for a, b in itertools.pairwise(gaps[1:]) if a > 0]
+    ok = len(ratios) >= 2 and all(abs(r - 2) <= 2 * tolerance for r in ratios)
+    evidence = [f"ratios {', '.join(f'{r:.2f}' for r in ratios) or '-'}"]
+    if model_gaps:
+        evidence.append("model gaps " + ", ".join(f"{g:g}" for g in model_gaps[: len(gaps)]))
+    evidence += refs(conn.backoff_frames, t0)
+    return Check("backoff", ok, f"doubling gaps (ratio 2 ±{tolerance:.0%})", f"gaps {observed} s", evidence)
+
+
+def check_keepalive_timing(
+    conn: ConnectionSummary, idle: float, intvl: float, tolerance: float, t0: float | None
+) -> Check:
+    timing = conn.keepalive
+    expected = f"first probe {idle:g}s after idle, then every {intvl:g}s (±{tolerance:.0%})"
+    if timing is None:
+        return Check("keepalive_timing", False, expected, "no keepalive probes")
+    ok = _within(timing.first_after_idle_s, idle, tolerance) and (
+        timing.interval_s is None or _within(timing.interval_s, intvl, tolerance)
+    )
+    interval = "-" if timing.interval_s is None else f"{timing.interval_s:.3f}s"
+    observed = f"first after {timing.first_after_idle_s:.3f}s, interval {interval}"
+    frames = [*conn.keepalive_frames.client, *conn.keepalive_frames.server]
+    return Check("keepalive_timing", ok, expected, observed, refs(sorted(frames, key=lambda f: f.time), t0))
+
+
+def check_app(
+    host: str,
+    want: AppExpect,
+    seen: AppOutcome,
+    prediction: Prediction | None,
+    tolerance: float,
+    t0: float | None,
+) -> list[Check]:
+    evidence = [f"{host}.events.jsonl: {seen.detail}"] if seen.detail else []
+    out = [Check(f"apps.{host}.sees", seen.sees == want.sees, want.sees, seen.label(t0), evidence)]
+    if want.at is None:
+        return out
+    name = f"apps.{host}.at"
+    if seen.t is None:
+        out.append(Check(name, False, str(want.at), "the app saw nothing"))
+    elif want.at == "predicted":
+        if prediction is None:
+            out.append(
+                Check(name, False, "the kernel model's time", "no prediction: no unacked data, no keepalive")
+            )
+        else:
+            took = seen.t - prediction.start.time
+            off = (took - prediction.seconds) / prediction.seconds if prediction.seconds else 0.0
+            out.append(
+                Check(
+                    name,
+                    abs(off) <= tolerance,
+                    f"{prediction.seconds:.3f}s ±{tolerance:.0%} ({prediction.kind})",
+                    f"{took:.3f}s ({off:+.1%})",
+                    [prediction.describe()],
+                )
+            )
+    elif t0 is not None:
+        took = seen.t - t0
+        out.append(
+            Check(name, _within(took, want.at, tolerance), f"{want.at:g}s ±{tolerance:.0%}", f"{took:.3f}s")
+        )
+    return out
+
+
+def _within(observed: float, expected: float, tolerance: float) -> bool:
+    return abs(observed - expected) <= tolerance * expected
+
+
+def check_reports(host: str, wanted: list[str], events: list[AgentEvent]) -> list[Check]:
+    """Events the app must have reported on the way (blocked, unblocked, ...)."""
+    out = []
+    for name in wanted:
+        seen = [e for e in events if e.host == host and e.event == name]
+        evidence = [f"{host}.events.jsonl: first at {seen[0].t:.3f}"] if seen else []
+        out.append(
+            Check(f"apps.{host}.reports.{name}", bool(seen), "reported", f"{len(seen)} times", evidence)
+        )
+    return out

@@ -1,0 +1,161 @@
+"""The loader: valid scenarios load; every mistake is reported at once with file:line and key."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ScenarioError
+from orchestrator.scenario.loader import MAX_BYTES, load_scenario
+from orchestrator.scenario.steps import Disconnect, Kill
+
+SCENARIOS = sorted((Path(__file__).parents[3] / "scenarios").glob("*.yaml"))
+
+GOOD = """\
+name: t
+duration: 10s
+hosts:
+  server:
+    role: server
+    address: 10.77.0.10
+    agent: {mode: echo, port: 7000}
+  client:
+    role: client
+    address: 10.77.0.20
+    sysctls: {net.ipv4.tcp_retries2: 5}
+    agent: {mode: send, connect: "server:7000", every: 200ms}
+timeline:
+  - {after: client.connected, at: 1s, fault: disconnect, host: server}
+  - {at: 2s, fault: kill, host: server, signal: term}
+expect:
+  close: none
+  retransmissions: {client: ">=4"}
+  apps: {client: {sees: ETIMEDOUT, at: predicted}}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(write(tmp_path, text))
+    return [str(p) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenarios_load(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert scenario.name == path.stem
+    assert scenario.hosts_with_role("client") and scenario.hosts_with_role("server")
+
+
+def test_good_scenario_is_typed(tmp_path: Path) -> None:
+    s = load_scenario(write(tmp_path, GOOD))
+    assert s.duration == 10.0
+    assert isinstance(s.timeline[0], Disconnect) and s.timeline[0].after == "client.connected"
+    assert isinstance(s.timeline[1], Kill) and s.timeline[1].signal == "SIGTERM"
+    assert s.hosts["client"].sysctl("tcp_retries2", 15) == 5
+    assert s.expect.retransmissions["client"].contains(4)
+    assert not s.expect.retransmissions["client"].contains(3)
+    assert s.hosts["server"].effective_mac == "02:42:0a:4d:00:0a"
+
+
+def test_every_problem_is_reported_with_line_and_key(tmp_path: Path) -> None:
+    text = GOOD.replace("duration: 10s", "duration: soon").replace("mode: echo", "mode: echoo")
+    text = text.replace("fault: kill", "fault: explode").replace("close: none", "close: fn")
+    found = problems(tmp_path, text)
+    assert any(p.startswith(f"{tmp_path}/s.yaml:2: duration:") for p in found), found
+    assert any(":7: hosts.server.agent.mode:" in p for p in found), found
+    assert any(":15: timeline[1].fault: unknown 'explode'" in p for p in found), found
+    assert any(":17: expect.close:" in p for p in found), found
+    assert len(found) == 4, found
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("  retransmissions:", "  retransmisions:"))
+    assert found == [
+        f"{tmp_path}/s.yaml:18: expect.retransmisions: unknown key (did you mean 'retransmissions'?)"
+    ]
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("timeline:", "duration: 5s\ntimeline:")
+    found = problems(tmp_path, text)
+    assert any(":13: duration: duplicate key" in p for p in found), found
+
+
+def test_cross_checks_name_the_key(tmp_path: Path) -> None:
+    text = GOOD.replace("address: 10.77.0.20", "address: 10.77.0.10").replace(
+        "host: server, signal", "host: ghost, signal"
+    )
+    text = text.replace('connect: "server:7000"', 'connect: "nowhere:7000"')
+    found = problems(tmp_path, text)
+    assert any(":10: hosts.client.address: 10.77.0.10 is also used by host 'server'" in p for p in found), (
+        found
+    )
+    assert any("hosts.client.agent.connect: unknown host 'nowhere'" in p for p in found), found
+    assert any(":15: timeline[1].host: unknown host 'ghost'" in p for p in found), found
+
+
+def test_address_outside_subnet_and_times_out_of_order(tmp_path: Path) -> None:
+    text = GOOD.replace("address: 10.77.0.20", "address: 10.78.0.20")
+    text = text.replace("{at: 2s, fault: kill", "{at: 20s, fault: kill")
+    found = problems(tmp_path, text)
+    assert any("hosts.client.address: 10.78.0.20 is outside the subnet 10.77.0.0/24" in p for p in found), (
+        found
+    )
+    assert any("timeline[1].at: 20s is not within the duration" in p for p in found), found
+
+
+def test_unsupported_sysctl(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("net.ipv4.tcp_retries2: 5", "net.core.somaxconn: 5"))
+    assert len(found) == 1 and ":11: hosts.client.sysctls: unsupported sysctl net.core.somaxconn" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("a: [unclosed", "not valid YAML"),
+        ("- just\n- a list\n", "a scenario is a mapping"),
+        ("!!python/object:os.system {}", "not valid YAML"),
+        ("", "a scenario is a mapping"),
+    ],
+)
+def test_not_a_scenario(tmp_path: Path, text: str, needle: str) -> None:
+    found = problems(tmp_path, text)
+    assert any(needle in p for p in found), found
+
+
+def test_huge_and_missing_files(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * (MAX_BYTES + 1))
+    with pytest.raises(ScenarioError, match="at most"):
+        load_scenario(big)
+    with pytest.raises(ScenarioError, match="no such file"):
+        load_scenario(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("duration", ["0s", "2h", "-1", "yes"])
+def test_duration_bounds(tmp_path: Path, duration: str) -> None:
+    found = problems(tmp_path, GOOD.replace("duration: 10s", f"duration: {duration}"))
+    assert any(":2: duration:" in p for p in found), found
+
+
+def test_netem_arguments_and_rules(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  - {at: 2s, fault: kill, host: server, signal: term}",
+        "  - {at: 2s, fault: netem, host: server, delay: 100ms, jitter: 10ms, loss: 5%, reorder: 25%}",
+    )
+    step = load_scenario(write(tmp_path, text)).timeline[1]
+    assert step.fault == "netem"
+    assert step.tc_args() == ["delay", "100ms", "10ms", "loss", "5%", "reorder", "25%"]
+    bad = GOOD.replace(
+        "  - {at: 2s, fault: kill, host: server, signal: term}", "  - {at: 2s, fault: netem, host: server}"
+    )
+    assert any("netem needs at least one of" in p for p in problems(tmp_path, bad))

@@ -1,0 +1,154 @@
+"""Sharing a capture between processes gives exactly what one process gives."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.errors import TcpscenError
+from orchestrator.pcap import columns
+from orchestrator.pcap.columns import Chunk, read_chunks
+from orchestrator.pcap.reader import read_tcp
+from orchestrator.tcp import parallel
+from orchestrator.tcp.analysis import analyze, analyze_capture
+from orchestrator.tcp.connection import ConnectionSummary
+from orchestrator.tcp.parallel import analyze_shared, auto_processes, part_of
+from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy
+from tests.unit.cli.test_analyze import cli
+
+
+def _owners(chunk: Chunk, processes: int) -> list[int]:
+    """The process `parallel._split` gives each segment of a chunk, in the chunk's order."""
+    owners = np.array(
+        [0] * parallel.PARENT_SHARE + [p for p in range(1, processes) for _ in range(parallel.CHILD_SHARE)]
+    )
+    shares = parallel._split(chunk, owners, len(owners), processes)
+    by_pos = {}
+    for proc, share in enumerate(shares):
+        if share is None:
+            continue
+        positions = [i for i, _p in share.pairs] if share.pairs is not None else share.columns.pos.tolist()  # type: ignore[union-attr]
+        by_pos.update((i, proc) for i in positions)
+    return [by_pos[i] for i in sorted(by_pos)]
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_dealing_keeps_a_connection_together_columns_or_pairs(tmp_path: Path, processes: int) -> None:
+    """A chunk with an odd segment goes as pairs: its connections must land where the same
+    connections go when dealt as columns (`part_of` and the vectorised hash agree)."""
+    path = random_capture(tmp_path / "c.pcap", 5, 60)
+    (chunk,) = list(read_chunks(read_tcp(path)))
+    cols = chunk.columns
+    assert cols is not None
+    as_pairs = Chunk(pairs=list(zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.pos))), strict=True)))
+    by_columns, by_pairs = _owners(chunk, processes), _owners(as_pairs, processes)
+    assert by_columns == by_pairs
+    assert len(set(by_columns)) == processes  # every process got some
+    owner: dict[tuple[tuple[str, int], ...], int] = {}
+    for (_i, p), proc in zip(as_pairs.pairs or [], by_pairs, strict=True):
+        key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
+        assert owner.setdefault(key, proc) == proc  # both directions, every segment: one process
+
+
+def test_ipv6_connections_keep_together(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    convs = [
+        random_conversation(rng, (f"10.0.0.{k}", 20000 + k), ("10.1.0.2", 80), T0 + k) for k in range(1, 9)
+    ]
+    segs = sorted((s for c in convs for s in c.segs), key=lambda s: s.t)
+    path = write_scapy(tmp_path / "v6.pcap", segs, v6=True)
+    (chunk,) = list(read_chunks(read_tcp(path)))
+    assert chunk.pairs is not None  # IPv6: the general decoder
+    owner: dict[tuple[tuple[str, int], ...], int] = {}
+    for (_i, p), proc in zip(chunk.pairs, _owners(chunk, 3), strict=True):
+        key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
+        assert owner.setdefault(key, proc) == proc
+    assert part_of("2001:db8::1", 1, "2001:db8::2", 2, 3) == part_of("2001:db8::2", 2, "2001:db8::1", 1, 3)
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_shared_analysis_is_the_single_process_analysis(tmp_path: Path, processes: int) -> None:
+    path = random_capture(tmp_path / "c.pcap", 11, 150)
+    one = analyze_capture(read_tcp(path))
+    shared = analyze_shared(read_tcp(path), processes)
+    assert len(one.connections) > 100
+    assert shared == one
+    assert [c.stream for c in shared.connections] == list(range(len(one.connections)))
+    assert one.connections == analyze(read_tcp(path))  # and the iterable path agrees too
+
+
+def test_a_truncated_capture_is_reported_once(tmp_path: Path) -> None:
+    path = random_capture(tmp_path / "c.pcap", 2, 40)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 30])
+    one = analyze_capture(read_tcp(path))
+    shared = analyze_shared(read_tcp(path), 2)
+    assert one.truncated and one.problems
+    assert shared == one
+
+
+def test_a_failing_child_is_an_error_not_a_partial_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = random_capture(tmp_path / "c.pcap", 2, 20)
+    real = parallel.summarize_chunks
+    parent = os.getpid()
+
+    def broken(chunks: Iterable[Chunk]) -> list[ConnectionSummary]:
+        if os.getpid() != parent:
+            raise RuntimeError("boom")
+        return real(chunks)
+
+    monkeypatch.setattr(parallel, "summarize_chunks", broken)
+    with pytest.raises(TcpscenError, match="RuntimeError: boom"):
+        analyze_shared(read_tcp(path), 2)
+
+
+def test_a_child_that_dies_with_work_queued_does_not_hang_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = random_capture(tmp_path / "c.pcap", 3, 150)
+    monkeypatch.setattr(columns, "CHUNK", 2000)  # many chunks: more than the queue holds
+    real = parallel.summarize_chunks
+    parent = os.getpid()
+
+    def dies(chunks: Iterable[Chunk]) -> list[ConnectionSummary]:
+        if os.getpid() != parent:
+            os._exit(9)
+        return real(chunks)
+
+    monkeypatch.setattr(parallel, "summarize_chunks", dies)
+    with pytest.raises(TcpscenError, match="ended"):
+        analyze_shared(read_tcp(path), 2)
+
+
+def test_small_captures_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = random_capture(tmp_path / "c.pcap", 2, 20)
+    assert auto_processes(read_tcp(path)) == 1
+    monkeypatch.setattr(parallel, "MIN_BYTES", 1)
+    assert 1 <= auto_processes(read_tcp(path)) <= parallel.MAX_AUTO
+    rng = random.Random(1)
+    c = random_conversation(rng, ("10.0.0.1", 40000), ("10.1.0.2", 80), T0)
+    null = write_scapy(tmp_path / "null.pcap", c.segs, link="null")
+    assert auto_processes(read_tcp(null)) == 1  # read one by one: dealing out would cost more
+
+
+@pytest.mark.parametrize("mode", [["--json"], []])
+def test_the_command_says_the_same_with_several_processes(tmp_path: Path, mode: list[str]) -> None:
+    """Rendered where analysed (JSON, or the summary off a terminal), numbered in the parent."""
+    path = random_capture(tmp_path / "c.pcap", 8, 150)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 30])  # truncated, too: the warning and the counters
+    settings = ["--sysctl", "net.ipv4.tcp_retries2=4", "--sockopt", "TCP_KEEPIDLE=1"]
+    one = cli(*mode, "-j", "1", *settings, path)
+    three = cli(*mode, "-j", "3", *settings, path)
+    assert one.returncode == three.returncode == 0, one.stderr + three.stderr
+    assert "truncated" in one.stdout or "truncated" in one.stderr
+    assert "model:" in one.stdout or '"predictions": [{' in one.stdout  # predictions were made
+    assert three.stdout == one.stdout
+    assert three.stderr == one.stderr
