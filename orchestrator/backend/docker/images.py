@@ -34,7 +34,7 @@ class Images:
 
 def recipes_dir() -> Path:
     """images/ in a checkout, or the copy packed into the wheel."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]  # the orchestrator package
     for candidate in (here.parent / "images", here / "_images"):
         if (candidate / "agent" / "agent.py").is_file():
             return candidate
