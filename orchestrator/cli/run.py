@@ -53,11 +53,12 @@ def run(
 def _run_verbose(
     scenario: Scenario, runs_dir: Path, verbose: bool, console: Console
 ) -> tuple[str, RunResult]:
+    from orchestrator.backend.docker.lab import Lab  # noqa: PLC0415
     from orchestrator.report.console import ConsoleObserver, print_verdict  # noqa: PLC0415
     from orchestrator.run.runner import new_run, run_scenario  # noqa: PLC0415
 
     console.rule(f"[bold]{scenario.name}")
-    result = run_scenario(scenario, new_run(scenario, runs_dir), ConsoleObserver(console, verbose))
+    result = run_scenario(scenario, new_run(scenario, runs_dir), ConsoleObserver(console, verbose), Lab)
     if result.verdict is not None:
         print_verdict(console, result.verdict)
     if result.error is not None:
@@ -70,13 +71,14 @@ def _run_brief(
     plan: list[Scenario], runs_dir: Path, jobs: int, console: Console
 ) -> list[tuple[str, RunResult]]:
     """One line per run as it ends. Ctrl-C cancels every run; each cleans up after itself."""
+    from orchestrator.backend.docker.lab import Lab  # noqa: PLC0415
     from orchestrator.report.console import QuietObserver  # noqa: PLC0415
     from orchestrator.run.runner import new_run, run_scenario  # noqa: PLC0415
 
     cancel = threading.Event()
 
     def one(scenario: Scenario) -> tuple[str, RunResult]:
-        result = run_scenario(scenario, new_run(scenario, runs_dir), QuietObserver(), cancel)
+        result = run_scenario(scenario, new_run(scenario, runs_dir), QuietObserver(), Lab, cancel)
         console.print(_one_line(scenario.name, result))
         return scenario.name, result
 

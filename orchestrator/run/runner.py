@@ -1,5 +1,7 @@
-"""The run loop: lab up -> captures ready -> agents -> faults on the timeline -> captures closed
--> verdict, with the journal finished in `finally`. Progress goes to an observer; this never prints."""
+"""The run loop: backend up -> captures ready -> apps -> faults on the timeline -> captures closed
+-> verdict, with the journal finished in `finally`. Progress goes to an observer; this never prints.
+
+It drives any `backend.base.Backend`: the Docker one by default, a fake one in the unit tests."""
 
 from __future__ import annotations
 
@@ -11,26 +13,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from orchestrator.agent.config import agent_config
-from orchestrator.backend.docker.lab import Lab
+from orchestrator.backend.base import Backend, BackendFactory
 from orchestrator.errors import EngineError, TcpscenError
-from orchestrator.faults import apply_step
+from orchestrator.faults import FaultContext, apply_step, needs_net_admin
 from orchestrator.report.artifacts import write_artifacts
 from orchestrator.run.journal import Journal
+from orchestrator.run.observer import Observer
 from orchestrator.run.records import AgentEvent, FaultRecord, parse_event
 from orchestrator.run.schedule import Schedule
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
-
-
-class Observer(Protocol):
-    def started(self, run_dir: Path, scenario: Scenario) -> None: ...  # captures are about to start
-    def step(self, message: str) -> None: ...
-    def event(self, event: AgentEvent) -> None: ...
-    def fault(self, record: FaultRecord) -> None: ...
 
 
 @dataclass
@@ -67,9 +62,14 @@ def new_run(scenario: Scenario, runs_root: Path) -> RunResult:
 
 
 def run_scenario(
-    scenario: Scenario, result: RunResult, observer: Observer, cancel: threading.Event | None = None
+    scenario: Scenario,
+    result: RunResult,
+    observer: Observer,
+    backend: BackendFactory,
+    cancel: threading.Event | None = None,
 ) -> RunResult:
-    """Run one scenario. `cancel`, when set from another thread, stops it cleanly (parallel runs)."""
+    """Run one scenario on `backend`. `cancel`, when set from another thread, stops it cleanly
+    (parallel runs)."""
     cancel = cancel or threading.Event()
     journal = Journal(result.run_dir)
     inbox: queue.Queue[AgentEvent] = queue.Queue()
@@ -82,9 +82,10 @@ def run_scenario(
 
     journal.note("scenario", name=scenario.name, run_id=result.run_id, started=time.time())
     try:
-        with Lab(scenario, result.run_id, result.run_dir, on_line, observer.step) as lab:
+        net_admin = needs_net_admin(list(scenario.timeline))
+        with backend(scenario, result.run_id, result.run_dir, on_line, observer.step, net_admin) as lab:
             observer.step("checking images")
-            lab.build()
+            lab.prepare()
             observer.step("starting hosts and captures")
             wanted = scenario.network.subnet
             scenario = result.scenario = lab.create_network()
@@ -95,13 +96,16 @@ def run_scenario(
             lab.boot_hosts()
             _drive(scenario, lab, result, inbox, journal, observer, cancel)
             lab.check_health()
-            sockets = lab.socket_snapshots()  # before teardown: the kernels' own view of the sockets
+            # Before teardown: the kernels' own view of the sockets.
+            sockets = {name: lab.host(name).sockets() for name in scenario.hosts}
             for name, text in sockets.items():
                 journal.write_text(f"{name}.ss.txt", text)
             observer.step("closing captures")
-        result.captures = {name: list(pod.captures) for name, pod in lab.pods.items()}
+        result.captures = {name: list(lab.host(name).captures) for name in scenario.hosts}
         _drain(inbox, result, observer)
-        _save_lab_logs(lab, journal)
+        for name, files in lab.logs().items():
+            for suffix, text in files.items():
+                journal.write_text(f"{name}.{suffix}", text)
         observer.step("judging the packets")
         record = RunRecord(result.run_dir, result.captures, result.events, result.faults, result.t0, sockets)
         result.verdict = judge(scenario, record)
@@ -121,7 +125,7 @@ def run_scenario(
 
 def _drive(
     scenario: Scenario,
-    lab: Lab,
+    lab: Backend,
     result: RunResult,
     inbox: queue.Queue[AgentEvent],
     journal: Journal,
@@ -131,12 +135,12 @@ def _drive(
     servers = [n for n, h in scenario.hosts.items() if h.role == "server"]
     clients = [n for n, h in scenario.hosts.items() if h.role == "client"]
     for name in servers:
-        lab.pods[name].start_app(agent_config(scenario, name))  # returns once it listens
+        lab.host(name).start_app(agent_config(scenario, name))  # returns once it listens
     observer.step("traffic started")
     result.t0 = t0 = time.time()
     journal.note("t0", t=t0)
     for name in clients:
-        lab.pods[name].start_app(agent_config(scenario, name))
+        lab.host(name).start_app(agent_config(scenario, name))
     schedule = Schedule.of(list(scenario.timeline), t0)
     deadline = t0 + scenario.duration
     next_check = t0 + 1.0
@@ -157,7 +161,7 @@ def _drive(
             record = _apply(pending.index, pending.step, lab, observer)
             result.faults.append(record)
             journal.fault(record)
-        if not schedule.has_timed() and not any(lab.pods[c].app_running() for c in clients):
+        if not schedule.has_timed() and not any(lab.host(c).app_running() for c in clients):
             observer.step("clients finished; letting the last packets settle")
             time.sleep(min(scenario.settle, max(0.0, deadline - time.time())))
             break
@@ -167,10 +171,10 @@ def _drive(
         journal.note("not-applied", index=pending.index, reason=f"{pending.step.after} never happened")
 
 
-def _apply(index: int, step: Step, lab: Lab, observer: Observer) -> FaultRecord:
+def _apply(index: int, step: Step, lab: Backend, observer: Observer) -> FaultRecord:
     t = time.time()
     try:
-        detail = apply_step(step, lab.control(step.host))
+        detail = apply_step(step, FaultContext(lab.host(step.host), lab.wire()))
         record = FaultRecord(index, step.fault, step.host, t, detail, t_done=time.time())
     except Exception as exc:
         if isinstance(exc, EngineError):
@@ -193,11 +197,3 @@ def _drain(inbox: queue.Queue[AgentEvent], result: RunResult, observer: Observer
             _record(inbox.get_nowait(), result, observer)
         except queue.Empty:
             return
-
-
-def _save_lab_logs(lab: Lab, journal: Journal) -> None:
-    for name, pod in lab.pods.items():
-        if pod.agent_log:
-            journal.write_text(f"{name}.agent.log", pod.agent_log)
-        if pod.capture_logs:
-            journal.write_text(f"{name}.capture.log", "\n".join(pod.capture_logs))

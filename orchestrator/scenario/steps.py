@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import signal as signals
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -156,20 +156,6 @@ Step = Annotated[
     | Netem,
     Field(discriminator="fault"),
 ]
-FAULT_NAMES = (
-    "disconnect",
-    "reconnect",
-    "kill",
-    "pause",
-    "unpause",
-    "stop",
-    "restart",
-    "power_off",
-    "power_on",
-    "blackhole",
-    "reject",
-    "heal",
-    "netem",
-)
-# Faults that change the host's own namespace's firewall need NET_ADMIN on that host, and only these.
-NEEDS_NET_ADMIN = ("reject",)
+STEP_TYPES: tuple[type[StepBase], ...] = get_args(get_args(Step)[0])
+# Each step's `fault` name, from its model (for "did you mean" in the loader).
+FAULT_NAMES: tuple[str, ...] = tuple(get_args(t.model_fields["fault"].annotation)[0] for t in STEP_TYPES)

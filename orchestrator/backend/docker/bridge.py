@@ -1,5 +1,5 @@
-"""The wire between the hosts: blackholes as nftables rules on the run's bridge, set from a helper
-container in the host's network namespace (NET_ADMIN, nothing else).
+"""The wire between the hosts (`backend.base.Wire`): blackholes as nftables rules on the run's
+bridge, set from a helper container in the host's network namespace (NET_ADMIN, nothing else).
 
 Dropping on the bridge, between the two veths, is a cut that each side's capture reports truly:
 the sender's capture shows what it sent, the receiver's shows nothing arriving. One table per
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
@@ -18,6 +20,10 @@ from docker.models.containers import Container
 from orchestrator.backend.docker import labels
 from orchestrator.errors import EngineError
 from orchestrator.interrupts import shielded
+from orchestrator.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from orchestrator.backend.docker.pod import Pod
 
 TABLE_PREFIX = "tcpscen_"
 
@@ -26,23 +32,25 @@ def table_name(run_id: str) -> str:
     return TABLE_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", run_id)
 
 
-class Link:
+class Bridge:
     def __init__(
-        self, client: docker.DockerClient, image: str, run_id: str, scenario: str, bridge: str
+        self,
+        client: docker.DockerClient,
+        image: str,
+        run_id: str,
+        scenario: Scenario,
+        pods: Mapping[str, Pod],
     ) -> None:
-        self.client, self.image, self.run_id, self.scenario, self.bridge = (
-            client,
-            image,
-            run_id,
-            scenario,
-            bridge,
-        )
+        self.client, self.image, self.run_id = client, image, run_id
+        self.scenario = scenario  # as it runs (relocated): the hosts' addresses
+        self.pods = pods
         self.table = table_name(run_id)
         self._helper: Container | None = None
         self._tables_made = False
         self._netem: dict[str, str] = {}
 
-    def blackhole(self, host: str, address: str, direction: str) -> None:
+    def blackhole(self, host: str, direction: str) -> None:
+        address = self.scenario.hosts[host].address
         chain = self._host_chain(host)
         rules = []
         if direction in ("both", "outbound"):
@@ -52,10 +60,10 @@ class Link:
         for rule in rules:
             self._nft(f"add rule bridge {self.table} {chain} {rule}")
 
-    def netem(self, host: str, iflink: int, args: list[str]) -> None:
+    def netem(self, host: str, args: list[str]) -> None:
         """netem on the wire side of the host's veth: its egress is what reaches the host."""
         helper = self._ensure_helper()
-        veth = _veth_with_index(helper, iflink)
+        veth = _veth_with_index(helper, self.pods[host].iflink())
         code, out = helper.exec_run(["tc", "qdisc", "replace", "dev", veth, "root", "netem", *args])
         if code != 0:
             text = _text(out).strip()
@@ -108,7 +116,7 @@ class Link:
 
     def _ensure_helper(self) -> Container:
         if self._helper is None:
-            run_labels = labels.for_run(self.run_id, self.scenario, part="link")
+            run_labels = labels.for_run(self.run_id, self.scenario.name, part="link")
             self._helper = _start_helper(self.client, self.image, run_labels)
         return self._helper
 

@@ -1,44 +1,54 @@
-"""The lab for one run: a labelled network with its own subnet, and one pod per host."""
+"""The Docker backend for one run: a labelled network with its own subnet, and one pod per host.
+
+`Lab` is the `backend.base.Backend` the run loop drives; each `Pod` is a `Host`; the run's
+bridge (`bridge.Bridge`) is the `Wire`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import docker
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
+from orchestrator.backend.base import LineSink, Say
 from orchestrator.backend.docker import labels
-from orchestrator.backend.docker.bridge import Link
+from orchestrator.backend.docker.bridge import Bridge
 from orchestrator.backend.docker.cleanup import Removed, remove_run
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, connect_engine, engine_error
 from orchestrator.backend.docker.images import Images, ensure_images, resolve_image
-from orchestrator.backend.docker.pod import LineSink, Pod
+from orchestrator.backend.docker.pod import Pod
 from orchestrator.errors import EngineError
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.relocate import candidate_subnets, relocate
-from orchestrator.scenario.steps import NEEDS_NET_ADMIN
 
 
 class Lab:
     """Use as a context manager: whatever happens inside, every object of the run is removed on exit."""
 
     def __init__(
-        self, scenario: Scenario, run_id: str, run_dir: Path, on_line: LineSink, say: Callable[[str], None]
+        self,
+        scenario: Scenario,
+        run_id: str,
+        run_dir: Path,
+        on_line: LineSink,
+        say: Say,
+        net_admin: frozenset[str] = frozenset(),
     ) -> None:
         self.scenario, self.run_id, self.run_dir = scenario, run_id, run_dir
         self.on_line, self.say = on_line, say
+        self.net_admin = net_admin  # hosts whose own firewall a fault changes
         self.client: docker.DockerClient | None = None
         self.images: Images | None = None
         self.pods: dict[str, Pod] = {}
         self.removed: Removed | None = None
-        self.link: Link | None = None
+        self.bridge: Bridge | None = None
         self._dir_mode: int | None = None
 
     def __enter__(self) -> Lab:
@@ -48,9 +58,10 @@ class Lab:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.tear_down()
+        # An interrupted create may still complete on the engine after we stopped waiting for it.
+        self.tear_down(interrupted=exc_type is not None and not issubclass(exc_type, Exception))
 
-    def build(self) -> None:
+    def prepare(self) -> None:
         assert self.client is not None
         self.images = ensure_images(self.client, self.say)
 
@@ -87,7 +98,6 @@ class Lab:
         assert self.client is not None and self.images is not None
         self._open_run_dir()
         order = sorted(self.scenario.hosts.items(), key=lambda kv: kv[1].role != "server")
-        admin = {step.host for step in self.scenario.timeline if step.fault in NEEDS_NET_ADMIN}
         for name, spec in order:
             pod = Pod(
                 client=self.client,
@@ -99,21 +109,20 @@ class Lab:
                 image=resolve_image(spec.image, self.images),
                 run_dir=self.run_dir,
                 on_line=self.on_line,
-                net_admin=name in admin,
+                net_admin=name in self.net_admin,
                 ready_text='"listening"' if spec.role == "server" else None,
             )
             self.pods[name] = pod
             pod.boot()
 
-    def control(self, host: str) -> HostControl:
-        return HostControl(self, host)
+    def host(self, name: str) -> Pod:
+        return self.pods[name]
 
-    def wire(self) -> Link:
-        if self.link is None:
+    def wire(self) -> Bridge:
+        if self.bridge is None:
             assert self.client is not None and self.images is not None
-            bridge = "br-" + str(self.network.id)[:12]
-            self.link = Link(self.client, self.images.agent, self.run_id, self.scenario.name, bridge)
-        return self.link
+            self.bridge = Bridge(self.client, self.images.agent, self.run_id, self.scenario, self.pods)
+        return self.bridge
 
     def check_health(self) -> None:
         """The engine answers, and every powered host is still running: else the run proves nothing."""
@@ -131,8 +140,12 @@ class Lab:
         except ENGINE_ERRORS as exc:
             raise EngineError(f"the Docker engine stopped answering mid-run ({type(exc).__name__})") from None
 
-    def socket_snapshots(self) -> dict[str, str]:
-        return {name: pod.sockets() for name, pod in self.pods.items()}
+    def logs(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for name, pod in self.pods.items():
+            kept = {"agent.log": pod.agent_log, "capture.log": "\n".join(pod.capture_logs)}
+            out[name] = {suffix: text for suffix, text in kept.items() if text}
+        return out
 
     def tear_down(self, interrupted: bool = False) -> None:
         """Stop captures (flush), then remove by label: also whatever a half-made step left unnamed.
@@ -147,17 +160,22 @@ class Lab:
                     pod.unpause_app()
             pod.collect_agent_log()
             pod.stop_capture()
-        if self.link is not None:
+        if self.bridge is not None:
             try:
-                self.link.remove()
+                self.bridge.remove()
             except (RuntimeError, *ENGINE_ERRORS) as exc:
                 self.say(f"could not remove the run's nftables table: {exc}; `tcpscen clean` retries")
+        client = self.client
         try:
-            self.removed = remove_run(self.client, self.run_id)
-            for _ in range(3 if interrupted else 0):
-                time.sleep(0.3)
-                if not remove_run(self.client, self.run_id).found:
-                    break
+            self.removed = remove_run(client, self.run_id)
+            if interrupted:  # sweep again, 0.3 s apart, until a sweep finds nothing (at most 4)
+                sweep = Retrying(
+                    stop=stop_after_attempt(4),
+                    wait=wait_fixed(0.3),
+                    retry=retry_if_result(bool),
+                    retry_error_callback=lambda _: None,
+                )
+                sweep(lambda: remove_run(client, self.run_id).found)
         except ENGINE_ERRORS as exc:
             self.say(f"clean-up failed: {exc}; `tcpscen clean` removes what is left")
         for pod in self.pods.values():
@@ -174,52 +192,3 @@ class Lab:
         if self._dir_mode is not None:
             self.run_dir.chmod(self._dir_mode)
             self._dir_mode = None
-
-
-class HostControl:
-    """Every control faults may use on one host: its pod's, and the wire's at its address."""
-
-    def __init__(self, lab: Lab, host: str) -> None:
-        self.lab, self.host = lab, host
-        self.pod = lab.pods[host]
-
-    def disconnect(self) -> None:
-        self.pod.disconnect()
-
-    def reconnect(self) -> None:
-        self.pod.reconnect()
-
-    def kill_app(self, signal: str) -> None:
-        self.pod.kill_app(signal)
-
-    def pause_app(self) -> None:
-        self.pod.pause_app()
-
-    def unpause_app(self) -> None:
-        self.pod.unpause_app()
-
-    def stop_app(self, grace_s: float) -> None:
-        self.pod.stop_app(grace_s)
-
-    def restart_app(self) -> None:
-        self.pod.restart_app()
-
-    def power_off(self) -> None:
-        self.pod.power_off()
-
-    def power_on(self) -> None:
-        self.pod.power_on()
-
-    def blackhole(self, direction: str) -> None:
-        self.lab.wire().blackhole(self.host, str(self.pod.spec.address), direction)
-
-    def reject(self) -> None:
-        self.pod.reject()
-
-    def netem(self, args: list[str]) -> None:
-        self.lab.wire().netem(self.host, self.pod.iflink(), args)
-
-    def heal(self) -> None:
-        if self.lab.link is not None:
-            self.lab.link.heal(self.host)
-        self.pod.unreject()

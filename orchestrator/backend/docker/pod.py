@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +17,13 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
+from orchestrator.backend.base import LineSink
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
 from orchestrator.capture import tcpdump as capture
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import HostBase
-
-LineSink = Callable[[str, str], None]
 
 
 @dataclass
@@ -133,7 +131,7 @@ class Pod:
         if buffer:
             self.on_line(self.name, buffer.decode(errors="replace"))
 
-    # Faults. Each is one SDK call; the caller records the time.
+    # The controls faults use (backend.base.Host). Each is one SDK call; the caller records the time.
     def disconnect(self) -> None:
         assert self.host is not None
         self.network.disconnect(self.host, force=True)
@@ -143,7 +141,7 @@ class Pod:
         # The MAC is container config, so it comes back with the address: the peer's ARP cache stays right.
         self.network.connect(self.host, ipv4_address=str(self.spec.address))
 
-    def kill_app(self, signal: str) -> None:
+    def signal_app(self, signal: str) -> None:
         assert self.app is not None
         self.app.kill(signal=signal)
 

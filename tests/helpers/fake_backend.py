@@ -1,0 +1,186 @@
+"""A backend with no engine, for unit tests of the run loop and the faults.
+
+It records every control call, writes an empty capture per boot (a valid pcap header, so the
+verdict stage runs on it), and plays the apps through a script: a function called on each
+control call that may print lines as the app would (`FakeBackend.say_line`).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from orchestrator.backend.base import BackendFactory, LineSink, Say
+from orchestrator.scenario.model import Scenario
+
+# (backend, host, call) -> None: what the apps do when a control is used.
+Script = Callable[["FakeBackend", "FakeHost", str], None]
+
+
+def empty_pcap(path: Path) -> None:
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+
+
+@dataclass
+class FakeHost:
+    name: str
+    backend: FakeBackend
+    captures: list[str] = field(default_factory=list)
+    running: bool = False
+    config: str = ""
+
+    def _call(self, call: str) -> None:
+        self.backend.calls.append((self.name, call))
+        self.backend.script(self.backend, self, call)
+
+    def boot(self) -> None:
+        boot = len(self.captures) + 1
+        pcap = f"{self.name}.pcap" if boot == 1 else f"{self.name}.boot{boot}.pcap"
+        empty_pcap(self.backend.run_dir / pcap)
+        self.captures.append(pcap)
+
+    def start_app(self, config: str) -> None:
+        self.config, self.running = config, True
+        self._call("start_app")
+
+    def app_running(self) -> bool:
+        return self.running
+
+    def signal_app(self, signal: str) -> None:
+        self._call(f"signal_app {signal}")
+
+    def pause_app(self) -> None:
+        self._call("pause_app")
+
+    def unpause_app(self) -> None:
+        self._call("unpause_app")
+
+    def stop_app(self, grace_s: float) -> None:
+        self._call(f"stop_app {grace_s:g}")
+
+    def restart_app(self) -> None:
+        self._call("restart_app")
+
+    def disconnect(self) -> None:
+        self._call("disconnect")
+
+    def reconnect(self) -> None:
+        self._call("reconnect")
+
+    def power_off(self) -> None:
+        self.running = False
+        self._call("power_off")
+
+    def power_on(self) -> None:
+        self.boot()
+        self._call("power_on")
+
+    def reject(self) -> None:
+        self._call("reject")
+
+    def unreject(self) -> None:
+        self._call("unreject")
+
+    def sockets(self) -> str:
+        return "State Recv-Q Send-Q Local Address:Port Peer Address:Port\n"
+
+
+@dataclass
+class FakeWire:
+    backend: FakeBackend
+
+    def blackhole(self, host: str, direction: str) -> None:
+        self.backend.calls.append((host, f"blackhole {direction}"))
+        self.backend.script(self.backend, self.backend.hosts[host], f"blackhole {direction}")
+
+    def netem(self, host: str, args: list[str]) -> None:
+        self.backend.calls.append((host, "netem " + " ".join(args)))
+
+    def heal(self, host: str) -> None:
+        self.backend.calls.append((host, "heal"))
+
+
+def quiet(backend: FakeBackend, host: FakeHost, call: str) -> None:
+    """Apps that print nothing and run until the end."""
+
+
+class FakeBackend:
+    def __init__(
+        self,
+        scenario: Scenario,
+        run_id: str,
+        run_dir: Path,
+        on_line: LineSink,
+        say: Say,
+        net_admin: frozenset[str],
+        script: Script = quiet,
+    ) -> None:
+        self.scenario, self.run_id, self.run_dir = scenario, run_id, run_dir
+        self.on_line, self.say_step, self.net_admin, self.script = on_line, say, net_admin, script
+        self.hosts: dict[str, FakeHost] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.entered = self.exited = False
+        self.exit_type: type[BaseException] | None = None
+        self.booted: list[str] = []
+
+    @classmethod
+    def factory(cls, script: Script = quiet, made: list[FakeBackend] | None = None) -> BackendFactory:
+        """A `BackendFactory` that remembers the backends it made (in `made`)."""
+
+        def make(
+            scenario: Scenario,
+            run_id: str,
+            run_dir: Path,
+            on_line: LineSink,
+            say: Say,
+            net_admin: frozenset[str],
+        ) -> FakeBackend:
+            backend = cls(scenario, run_id, run_dir, on_line, say, net_admin, script)
+            if made is not None:
+                made.append(backend)
+            return backend
+
+        return make
+
+    def __enter__(self) -> FakeBackend:
+        self.entered = True
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.exited, self.exit_type = True, exc_type
+
+    def prepare(self) -> None:
+        self.calls.append(("", "prepare"))
+
+    def create_network(self) -> Scenario:
+        return self.scenario
+
+    def boot_hosts(self) -> None:
+        order = sorted(self.scenario.hosts.items(), key=lambda kv: kv[1].role != "server")
+        for name, _ in order:
+            host = self.hosts[name] = FakeHost(name, self)
+            host.boot()
+            self.booted.append(name)
+
+    def host(self, name: str) -> FakeHost:
+        return self.hosts[name]
+
+    def wire(self) -> FakeWire:
+        return FakeWire(self)
+
+    def check_health(self) -> None:
+        pass
+
+    def logs(self) -> dict[str, dict[str, str]]:
+        return {name: {"agent.log": f"{name} log\n"} for name in self.hosts}
+
+    def say_line(self, host: str, event: str, **fields: object) -> None:
+        """Print one agent event line from `host`'s app, stamped now."""
+        self.on_line(host, json.dumps({"event": event, "t": time.time(), **fields}))
