@@ -1,9 +1,6 @@
-"""Capture: what runs in each host's namespace to record its side's packets, and how to read its stats."""
+"""The capture: the tcpdump that runs in each host's namespace to record its side's packets."""
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 # Inside the host container the run directory is mounted here; pcaps land straight in it,
 # so what was captured survives a crash of tcpscen.
@@ -31,19 +28,3 @@ def tcpdump_command(pcap: str) -> list[str]:
         "-w",
         f"{RUN_DIR_MOUNT}/{pcap}",
     ]
-
-
-@dataclass(frozen=True)
-class CaptureStats:
-    captured: int | None
-    dropped_by_kernel: int | None
-
-
-def parse_stats(log: str) -> CaptureStats:
-    """tcpdump's closing lines: 'N packets captured', 'N packets dropped by kernel'."""
-
-    def number(label: str) -> int | None:
-        m = re.search(rf"(\d+) packets? {label}", log)
-        return int(m.group(1)) if m else None
-
-    return CaptureStats(captured=number("captured"), dropped_by_kernel=number("dropped by kernel"))

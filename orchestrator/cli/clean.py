@@ -10,15 +10,10 @@ from orchestrator.errors import EngineError
 
 def clean(run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None) -> None:
     """Remove every container, network and nftables table a run left behind (found by its label)."""
-    import docker.errors  # noqa: PLC0415 - keeps other commands' start-up light
-
-    from orchestrator.backend.docker.cleanup import remove_leftovers  # noqa: PLC0415
+    from orchestrator.backend.docker.cleanup import remove_leftovers  # noqa: PLC0415 - keeps start-up light
     from orchestrator.backend.docker.engine import connect_engine  # noqa: PLC0415
 
-    try:
-        removed = remove_leftovers(connect_engine(), run_id)
-    except docker.errors.DockerException as exc:
-        raise EngineError(f"clean-up failed: {exc}") from None
+    removed = remove_leftovers(connect_engine(), run_id)
     console = Console(highlight=False)
     console.print(
         f"removed {len(removed.containers)} containers, {len(removed.networks)} networks, "

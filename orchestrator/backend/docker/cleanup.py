@@ -9,7 +9,9 @@ import docker.errors
 
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.bridge import remove_tables
+from orchestrator.backend.docker.engine import ENGINE_ERRORS
 from orchestrator.backend.docker.images import wanted_images
+from orchestrator.errors import EngineError
 
 
 @dataclass
@@ -61,6 +63,13 @@ def leftovers(client: docker.DockerClient) -> tuple[int, int]:
 def remove_leftovers(client: docker.DockerClient, run_id: str | None = None) -> Removed:
     """`tcpscen clean`: the run's containers and networks, then its nftables table on the bridge
     (a blackhole left by a killed run lives in the host's namespace, not in any container)."""
+    try:
+        return _remove_leftovers(client, run_id)
+    except ENGINE_ERRORS as exc:
+        raise EngineError(f"clean-up failed: {exc}") from None
+
+
+def _remove_leftovers(client: docker.DockerClient, run_id: str | None) -> Removed:
     removed = remove_run(client, run_id)
     agent = wanted_images().agent
     try:

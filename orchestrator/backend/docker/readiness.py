@@ -1,14 +1,17 @@
-"""Readiness checks as small strategy objects (as in testcontainers): each waits for one sign of life."""
+"""Readiness checks as small strategy objects (as in testcontainers): each waits for one sign of
+life, polling with tenacity, and fails fast if the container dies first."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from docker.models.containers import Container
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.errors import EngineError
+
+POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -19,20 +22,31 @@ class LogLine:
     timeout_s: float = 30.0
 
     def wait(self, container: Container, what: str) -> None:
-        _poll(lambda: self._seen(container), self.timeout_s, what, container)
+        poll(lambda: self._seen(container), self.timeout_s, what, container)
 
     def _seen(self, container: Container) -> bool:
         return self.text.encode() in container.logs(stdout=True, stderr=True)
 
 
-def _poll(check: Callable[[], bool], timeout_s: float, what: str, container: Container) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def poll(check: Callable[[], bool], timeout_s: float, what: str, container: Container) -> None:
+    """Until `check()` holds; an `EngineError` if the container exits first or time runs out."""
+
+    def ready() -> bool:
         if check():
-            return
+            return True
         container.reload()
         if container.status not in ("created", "running"):
             tail = container.logs(tail=5).decode(errors="replace").strip()
             raise EngineError(f"{what} exited before it was ready ({container.status}): {tail}")
-        time.sleep(0.05)
-    raise EngineError(f"{what} was not ready within {timeout_s:g}s")
+        return False
+
+    waiting = Retrying(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(POLL_S),
+        retry=retry_if_result(lambda done: not done),
+        reraise=True,
+    )
+    try:
+        waiting(ready)
+    except RetryError:
+        raise EngineError(f"{what} was not ready within {timeout_s:g}s") from None
