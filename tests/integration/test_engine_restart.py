@@ -1,6 +1,6 @@
 """The engine restarting mid-run: the run stops cleanly with exit 3 and keeps what it captured.
 
-Runs near the end of the suite (file order): it restarts the engine that scripts/ensure-engine.sh
+Runs after every other engine test but the leftovers check (`last(1)`): it restarts the engine that scripts/ensure-engine.sh
 started. On a machine whose engine we did not start (a laptop's), the test cannot restart it.
 """
 
@@ -20,7 +20,7 @@ from orchestrator.backend.docker.engine import connect_engine
 from orchestrator.pcap.reader import read_tcp
 from tests.integration.conftest import ROOT
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.last(1)]
 PIDFILE = Path(os.environ.get("TCPSCEN_STATE_DIR", "/var/lib/tcpscen")) / "dockerd.pid"
 
 
