@@ -1,4 +1,10 @@
-"""Human units for the YAML: durations ("200ms", "2s", "1m"), percentages ("10%") and count ranges (">=3")."""
+"""Human units for the YAML: durations ("200ms", "2s", "1m"), percentages ("10%") and count ranges (">=3").
+
+A duration or a percentage always carries its unit: a bare `4000` could be seconds or
+milliseconds (setsockopt's TCP_USER_TIMEOUT takes ms), and a bare `10` a fraction or a
+percentage, so both are refused with the reading that was probably meant. Zero is zero in any
+unit and may stand alone.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,17 @@ _FACTOR = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number (seconds) or a string with a unit; bools are refused (YAML's `yes`)."""
+    """Seconds from a string with a unit ("200ms", "4s", "1.5m", "1h"); a bare number other than
+    0 is refused, and so are bools (YAML's `yes`)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 200ms, 2s or 1.5m")
     if isinstance(value, int | float):
-        seconds = float(value)
+        if value != 0:
+            raise ValueError(_bare_duration(value))
+        seconds = 0.0
     elif isinstance(value, str) and (m := _DURATION.match(value)):
+        if m.group(2) is None and float(m.group(1)) != 0:
+            raise ValueError(_bare_duration(value))
         seconds = float(m.group(1)) * _FACTOR[m.group(2)]
     else:
         raise ValueError(f"expected a duration such as 200ms, 2s or 1.5m, got {value!r}")
@@ -30,15 +41,25 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def _bare_duration(value: Any) -> str:
+    text = str(value).strip()
+    return f"{text} has no unit: write {text}s or {text}ms (a duration needs its unit)"
+
+
 def parse_percent(value: Any) -> float:
-    """A fraction from "10%" or 0.1."""
+    """A fraction from "10%"; a bare number other than 0 is refused (10 or 0.1?)."""
     if isinstance(value, str) and value.strip().endswith("%"):
         try:
             fraction = float(value.strip()[:-1]) / 100
         except ValueError:
             raise ValueError(f"expected a percentage such as 10%, got {value!r}") from None
+        if not math.isfinite(fraction):
+            raise ValueError(f"expected a percentage such as 10%, got {value!r}")
+    elif isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        fraction = 0.0
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        fraction = float(value)
+        meant = f"{value:g}%" if value >= 1 else f"{value * 100:g}%"
+        raise ValueError(f"{value:g} has no unit: did you mean {meant}? (write the % sign)")
     else:
         raise ValueError(f"expected a percentage such as 10%, got {value!r}")
     if not 0 <= fraction <= 1:

@@ -159,3 +159,44 @@ def test_netem_arguments_and_rules(tmp_path: Path) -> None:
         "  - {at: 2s, fault: kill, host: server, signal: term}", "  - {at: 2s, fault: netem, host: server}"
     )
     assert any("netem needs at least one of" in p for p in problems(tmp_path, bad))
+
+
+def test_an_event_step_that_cannot_fall_within_the_duration_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("{after: client.connected, at: 1s,", "{after: client.connected, at: 30s,")
+    found = problems(tmp_path, text)
+    assert any(
+        ":14: timeline[0].at: 30s after client.connected cannot fall within the duration (10s)" in p
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("every: 200ms", "every: 200", "hosts.client.agent.every: 200 has no unit: write 200s or 200ms"),
+        ("duration: 10s", "duration: 10", "duration: 10 has no unit: write 10s or 10ms"),
+        ("at: 2s, fault: kill", "at: '2', fault: kill", "timeline[1].at: 2 has no unit"),
+    ],
+)
+def test_a_duration_needs_its_unit(tmp_path: Path, old: str, new: str, message: str) -> None:
+    found = problems(tmp_path, GOOD.replace(old, new))
+    assert any(message in p for p in found), found
+
+
+def test_zero_needs_no_unit(tmp_path: Path) -> None:
+    s = load_scenario(write(tmp_path, GOOD.replace("at: 2s, fault: kill", "at: 0, fault: kill")))
+    assert s.timeline[1].at == 0
+
+
+@pytest.mark.parametrize(("bare", "meant"), [("10", "10%"), ("0.1", "10%"), ("2.5", "2.5%")])
+def test_a_tolerance_needs_its_percent_sign(tmp_path: Path, bare: str, meant: str) -> None:
+    found = problems(tmp_path, GOOD + f"  tolerance: {bare}\n")
+    assert any(f"expect.tolerance: {bare} has no unit: did you mean {meant}?" in p for p in found), found
+
+
+def test_a_user_timeout_in_milliseconds_reads_as_it_says(tmp_path: Path) -> None:
+    text = GOOD.replace("every: 200ms}", "every: 200ms, socket: {user_timeout: 4000ms}}")
+    s = load_scenario(write(tmp_path, text))
+    assert s.hosts["client"].agent.socket.user_timeout == 4.0
+    bare = problems(tmp_path, text.replace("4000ms", "4000"))
+    assert any("socket.user_timeout: 4000 has no unit" in p for p in bare), bare
