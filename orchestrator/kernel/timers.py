@@ -1,34 +1,39 @@
 """The Linux TCP timers, as pure functions: when a kernel retransmits and when it gives up.
 
-Sources (Linux net/ipv4/tcp_timer.c, include/net/tcp.h, Documentation/networking/ip-sysctl.rst):
+Sources: Linux net/ipv4/tcp_timer.c, tcp_output.c, include/net/tcp.h and
+Documentation/networking/ip-sysctl.rst; each rule below was also measured on real kernels
+(docs/kernel-facts.md, /work/shared/TCP-FACTS.md).
 
-* ``tcp_model_timeout(sk, boundary, rto_base)``: the time budget that
-  ``tcp_retries2`` (and ``tcp_syn_retries``) stands for. RTO doubles from
-  ``rto_base`` until it would pass TCP_RTO_MAX (120 s), then grows linearly::
+* ``tcp_model_timeout(sk, boundary, rto_base)`` turns ``tcp_retries2`` (and
+  ``tcp_syn_retries``) into a time budget: RTO doubling from ``rto_base`` until it would
+  pass TCP_RTO_MAX (120 s), then linear::
 
       thresh = ilog2(TCP_RTO_MAX / rto_base)            # 9 for rto_base = 200 ms
       boundary <= thresh: ((2 << boundary) - 1) * rto_base
       otherwise:          ((2 << thresh) - 1) * rto_base + (boundary - thresh) * TCP_RTO_MAX
 
-  ``retransmits_timed_out`` compares it (``>=``) with the time since the first
-  send of the oldest unacknowledged segment (``retrans_stamp``), and only when
-  the retransmission timer fires. The connection is then aborted with
-  ETIMEDOUT and nothing is sent: no FIN, no RST.
-* TCP_USER_TIMEOUT replaces that budget with its own value, and the RTO is
-  clamped so the timer fires right at it (``tcp_clamp_rto_to_user_timeout``).
-* ``tcp_keepalive_timer``: after ``keepalive_time`` of idle (since the last
-  segment received) a probe goes out, then one every ``keepalive_intvl``; when
-  the timer finds ``keepalive_probes`` probes unanswered it sends an RST and
-  reports ETIMEDOUT, at idle + probes x intvl. With TCP_USER_TIMEOUT set it
-  gives up instead at the first timer run at or after the user timeout, once
-  at least one probe is out.
-* SYN retransmissions start from TCP_TIMEOUT_INIT (1 s); newer kernels keep
-  the first ``tcp_syn_linear_timeouts`` ones linear (1 s each) before doubling.
-
-Not modelled: the tail-loss probe (the first retransmission may come at about
-2 x SRTT instead of after an RTO) and the one-step un-backoff on ICMP
-unreachable (RFC 6069). The initial RTO of a live connection is
-srtt + 4 x rttvar, at least 200 ms; pass it as ``rto`` when known.
+* ``retransmits_timed_out`` measures that budget from ``tp->retrans_stamp``: the time of the
+  **first retransmission** (``tcp_retransmit_skb``: "save stamp of the first (attempted)
+  retransmit"), not the original send; a tail-loss probe goes through
+  ``__tcp_retransmit_skb`` and sets no stamp. The check runs only when the retransmission
+  timer fires (``tcp_write_timeout``), so the abort is the first expiry at or past
+  stamp + budget. It sends nothing (no FIN, no RST); the app gets ETIMEDOUT, or the soft
+  error an ICMP left (EHOSTUNREACH, ...).
+* TCP_USER_TIMEOUT replaces the budget, from the same stamp, and the timer is clamped to
+  expire right at it (``tcp_clamp_rto_to_user_timeout``): the abort is stamp + user timeout.
+* SYN_SENT (``tcp_write_timeout``): the connect ends at the first expiry where the SYN was
+  retransmitted ``tcp_syn_retries`` + ``tcp_syn_linear_timeouts`` times, or where
+  ``tcp_model_timeout(tcp_syn_retries, 1 s)`` has passed since the first SYN. The SYN's timer
+  starts at TCP_TIMEOUT_INIT (1 s) and stays there for the first ``tcp_syn_linear_timeouts``
+  + 1 expiries (kernels from 6.5; 4 by default, 0 before), then doubles.
+* A listener's half-open request (SYN_RECV, ``reqsk_timer_handler``) retransmits its SYN-ACK
+  at 1 s doubling, and is dropped silently at the expiry after ``tcp_synack_retries``
+  retransmissions.
+* ``tcp_keepalive_timer``: after ``keepalive_time`` with nothing received a probe goes out,
+  then one every ``keepalive_intvl``; any segment received starts the count again; when
+  ``keepalive_probes`` are out unanswered the next run sends an RST and reports ETIMEDOUT,
+  at idle + probes x intvl after the last segment received. With TCP_USER_TIMEOUT it gives
+  up at the first run at or past the user timeout once a probe is out.
 """
 
 from __future__ import annotations
@@ -42,10 +47,14 @@ __all__ = [
     "backoff_schedule",
     "keepalive_abort_after",
     "keepalive_probe_times",
+    "next_timer_expiry",
     "retransmission_times",
     "rto_abort_after",
     "rto_abort_at",
+    "rto_abort_from_stamp",
+    "syn_schedule",
     "syn_timeout_after",
+    "synack_schedule",
     "user_timeout_abort_after",
 ]
 
@@ -74,38 +83,34 @@ def _model_timeout_us(boundary: int, rto_base_us: int, rto_max_us: int) -> int:
 
 
 def rto_abort_after(retries2: int, rto_min: float = TCP_RTO_MIN, rto_max: float = TCP_RTO_MAX) -> float:
-    """The time budget ``tcp_retries2`` stands for, in seconds (``tcp_model_timeout``).
-
-    Counted from the first send of the oldest unacknowledged segment.
-    15 -> 924.6, 8 -> 102.2, 5 -> 12.6, 3 -> 3.0 (with rto_min 0.2 s).
-    """
+    """The time budget ``tcp_retries2`` stands for, in seconds (``tcp_model_timeout``),
+    counted from the first retransmission. 15 -> 924.6, 8 -> 102.2, 5 -> 12.6, 3 -> 3.0."""
     return _model_timeout_us(retries2, _us(rto_min), _us(rto_max)) / _US
 
 
-def _fires_us(first_rto_us: int, rto_max_us: int, budget_us: int, linear: int = 0) -> list[int]:
-    """Times the retransmission timer fires, up to and including the first one at or past the budget.
-
-    The timer is armed at ``first_rto`` after the original send, doubles (after ``linear``
-    undoubled rounds) and is capped at ``rto_max``.
-    """
-    fires: list[int] = []
-    t = 0
-    rto = first_rto_us
-    n = 0
-    while True:
-        t += rto
-        fires.append(t)
-        if t >= budget_us:
-            return fires
-        n += 1
-        if n > linear:
-            rto = min(rto * 2, rto_max_us)
+def rto_abort_from_stamp(
+    budget: float, rto: float, *, rto_max: float = TCP_RTO_MAX, user_timeout: bool = False
+) -> float:
+    """When the abort comes, in seconds after the first retransmission (the stamp), for a
+    budget (tcp_retries2's, or a user timeout with ``user_timeout``) and the RTO the timer
+    was armed with at the stamp (``rto``: the gap to the next retransmission). The timer
+    doubles from there, capped at ``rto_max``; the abort is the first expiry at or past the
+    budget, or the budget itself for a user timeout (the timer is clamped to it)."""
+    if budget < 0 or rto <= 0:
+        raise ValueError("the budget must be >= 0 and the RTO positive")
+    if user_timeout:
+        return float(budget)
+    t, gap, cap, end = 0, _us(rto), _us(rto_max), _us(budget)
+    while t < end:
+        t += min(gap, cap)
+        gap *= 2
+    return t / _US
 
 
 def next_timer_expiry(last_send: float, last_gap: float, rto_max: float = TCP_RTO_MAX) -> float:
     """When the retransmission timer fires after the last retransmission: the RTO doubles again,
-    up to ``rto_max``. The kernel tests its budget only then (tcp_write_timeout), so an abort that
-    follows silence happens at this time, not exactly at the budget."""
+    up to ``rto_max``. The kernel tests its budget only then (tcp_write_timeout), so an abort
+    that follows silence happens at this time, not exactly at the budget."""
     return last_send + min(2 * last_gap, rto_max)
 
 
@@ -117,15 +122,11 @@ def retransmission_times(
     rto_max: float = TCP_RTO_MAX,
     user_timeout: float | None = None,
 ) -> list[float]:
-    """When each retransmission goes out, in seconds after the original send.
-
-    ``rto`` is the connection's RTO at the first timeout (at least ``rto_min``). The
-    timer doubles up to ``rto_max``; when it fires at or past the budget
-    (``rto_abort_after(retries2)``, or ``user_timeout`` when set) the kernel aborts
-    instead of retransmitting.
-    """
-    fires = _fires(retries2, rto, rto_min, rto_max, user_timeout)
-    return [f / _US for f in fires[:-1]]
+    """When each retransmission of an unacknowledged segment goes out, in seconds after its
+    original send, with no tail-loss probe: the first after ``rto`` (at least ``rto_min``),
+    then the timer doubles, capped at ``rto_max``; the expiry at or past the first
+    retransmission + the budget aborts instead of retransmitting."""
+    return _fires(retries2, rto, rto_min, rto_max, user_timeout)[:-1]
 
 
 def rto_abort_at(
@@ -136,24 +137,26 @@ def rto_abort_at(
     rto_max: float = TCP_RTO_MAX,
     user_timeout: float | None = None,
 ) -> float:
-    """When the application gets ETIMEDOUT, in seconds after the original send: the first
-    timer run at or past the budget. Equals ``rto_abort_after(retries2)`` when ``rto`` is
-    exactly ``rto_min``; a larger RTO can only make it later."""
-    return _fires(retries2, rto, rto_min, rto_max, user_timeout)[-1] / _US
+    """When the application gets ETIMEDOUT, in seconds after the original send (no
+    tail-loss probe): the first retransmission at ``rto``, then the abort from that stamp."""
+    return _fires(retries2, rto, rto_min, rto_max, user_timeout)[-1]
 
 
 def _fires(
     retries2: int, rto: float, rto_min: float, rto_max: float, user_timeout: float | None
-) -> list[int]:
-    rto_max_us = _us(rto_max)
-    first = min(max(_us(rto), _us(rto_min)), rto_max_us)
-    if user_timeout is not None and user_timeout > 0:
-        budget = _us(user_timeout)
-        fires = _fires_us(first, rto_max_us, budget)
-        # tcp_clamp_rto_to_user_timeout: the last timer is shortened to expire at the budget.
-        fires[-1] = min(fires[-1], budget)
-        return fires
-    return _fires_us(first, rto_max_us, _model_timeout_us(retries2, _us(rto_min), rto_max_us))
+) -> list[float]:
+    cap = _us(rto_max)
+    first = min(max(_us(rto), _us(rto_min)), cap)
+    budget = _us(user_timeout) if user_timeout else _model_timeout_us(retries2, _us(rto_min), cap)
+    fires = [first]  # the first retransmission: the stamp
+    gap = 2 * first
+    while fires[-1] - first < budget:
+        nxt = fires[-1] + min(gap, cap)
+        if user_timeout:  # tcp_clamp_rto_to_user_timeout
+            nxt = min(nxt, first + budget)
+        fires.append(nxt)
+        gap *= 2
+    return [f / _US for f in fires]
 
 
 def backoff_schedule(
@@ -164,24 +167,16 @@ def backoff_schedule(
     rto_max: float = TCP_RTO_MAX,
     user_timeout: float | None = None,
 ) -> list[float]:
-    """The gaps between successive transmissions of an unacknowledged segment: original send
-    to the first retransmission, then between retransmissions (the convention of
-    ``ConnectionSummary.backoff_gaps_s``). RTO doubling from ``rto``, capped at ``rto_max``.
-
-    ``backoff_schedule(5)`` -> [0.2, 0.4, 0.8, 1.6, 3.2] (the abort comes 6.4 s later, at 12.6 s).
-    """
+    """The gaps between successive sends of an unacknowledged segment: original send to the
+    first retransmission, then between retransmissions (the convention of
+    ``ConnectionSummary.backoff_gaps_s``). ``backoff_schedule(5)`` -> [0.2, 0.4, ..., 6.4]."""
     times = retransmission_times(retries2, rto, rto_min=rto_min, rto_max=rto_max, user_timeout=user_timeout)
-    gaps: list[float] = []
-    prev = 0.0
-    for t in times:
-        gaps.append(round(t - prev, 6))
-        prev = t
-    return gaps
+    return [round(b - a, 6) for a, b in zip([0.0, *times], times, strict=False)]
 
 
 def user_timeout_abort_after(user_timeout: float) -> float:
     """TCP_USER_TIMEOUT with unacknowledged data: the abort comes at the user timeout itself
-    (the RTO is clamped to it), counted from the first send of the oldest unacknowledged segment."""
+    (the RTO is clamped to it), counted from the first retransmission."""
     if user_timeout <= 0:
         raise ValueError("user_timeout must be positive (0 means: not set)")
     return float(user_timeout)
@@ -195,11 +190,9 @@ def keepalive_probe_times(idle: float, intvl: float, probes: int) -> list[float]
 def keepalive_abort_after(
     idle: float, intvl: float, probes: int, *, user_timeout: float | None = None
 ) -> float:
-    """When keep-alive gives up (RST, ETIMEDOUT), in seconds after the last segment received.
-
-    idle + probes x intvl. With TCP_USER_TIMEOUT set, the first timer run at or past it once
-    at least one probe is out: idle + k x intvl, k >= 1.
-    """
+    """When keep-alive gives up (RST, ETIMEDOUT), in seconds after the last segment received:
+    idle + probes x intvl; with TCP_USER_TIMEOUT, the first timer run at or past it once at
+    least one probe is out (idle + k x intvl, k >= 1)."""
     if idle < 0 or intvl < 0 or probes < 0:
         raise ValueError("keep-alive settings must not be negative")
     if user_timeout is not None and user_timeout > 0:
@@ -210,20 +203,59 @@ def keepalive_abort_after(
     return idle + probes * intvl
 
 
+def syn_schedule(
+    syn_retries: int = 6,
+    *,
+    linear_timeouts: int = 4,
+    rto_init: float = TCP_TIMEOUT_INIT,
+    user_timeout: float | None = None,
+) -> tuple[list[float], float]:
+    """The SYN retransmissions of a connect that is never answered, and its ETIMEDOUT, in
+    seconds after the first SYN: (retransmission times, abort time). The timer starts at
+    ``rto_init`` and stays there while fewer than ``linear_timeouts`` + 1 expiries have
+    passed, then doubles (capped at 120 s); an expiry aborts once the SYN went out
+    ``syn_retries`` + ``linear_timeouts`` times again, or once ``tcp_model_timeout(syn_retries,
+    rto_init)`` (or a user timeout) has passed since the first SYN.
+
+    6 retries, 4 linear: 10 retransmissions, ETIMEDOUT at 131 s; 2 and 4: 5, at 7 s; 6 and
+    0 (kernels before 6.5): 6, at 127 s."""
+    if syn_retries < 0 or linear_timeouts < 0 or rto_init <= 0:
+        raise ValueError("syn_retries and linear_timeouts must be >= 0, rto_init positive")
+    budget = (
+        _us(user_timeout) if user_timeout else _model_timeout_us(syn_retries, _us(rto_init), _us(TCP_RTO_MAX))
+    )
+    gap, cap = _us(rto_init), _us(TCP_RTO_MAX)
+    t, expiries = 0, 0
+    sent: list[int] = []
+    while True:
+        t += min(gap, cap)
+        expiries += 1
+        if len(sent) >= syn_retries + linear_timeouts or t >= budget:
+            return [s / _US for s in sent], t / _US
+        sent.append(t)
+        if expiries > linear_timeouts:
+            gap *= 2
+
+
 def syn_timeout_after(
     syn_retries: int = 6, *, linear_timeouts: int = 0, rto_init: float = TCP_TIMEOUT_INIT
 ) -> float:
-    """connect() timeout: the first SYN's timer is ``rto_init`` (1 s); ``linear_timeouts``
-    more rounds stay at it (``tcp_syn_linear_timeouts``, 4 on kernels that have it), then
-    it doubles; after ``syn_retries`` retransmissions (plus the linear ones) the next
-    expiry is the ETIMEDOUT. 6 -> 127 s; 6 with 4 linear timeouts -> 131 s."""
-    if syn_retries < 0 or linear_timeouts < 0:
-        raise ValueError("syn_retries and linear_timeouts must be >= 0")
-    t = 0
-    rto = _us(rto_init)
-    rto_max = _us(TCP_RTO_MAX)
-    for n in range(syn_retries + linear_timeouts + 1):
-        t += rto
-        if n >= linear_timeouts:
-            rto = min(rto * 2, rto_max)
-    return t / _US
+    """connect()'s ETIMEDOUT, in seconds after the first SYN (`syn_schedule`'s abort)."""
+    return syn_schedule(syn_retries, linear_timeouts=linear_timeouts, rto_init=rto_init)[1]
+
+
+def synack_schedule(
+    synack_retries: int = 5, *, rto_init: float = TCP_TIMEOUT_INIT
+) -> tuple[list[float], float]:
+    """A half-open request whose handshake never completes: its SYN-ACK retransmissions and
+    the moment the listener drops it silently, in seconds after the first SYN-ACK.
+    5 -> retransmissions at 1, 3, 7, 15, 31 s, dropped at 63 s."""
+    if synack_retries < 0 or rto_init <= 0:
+        raise ValueError("synack_retries must be >= 0, rto_init positive")
+    t, gap, cap = 0, _us(rto_init), _us(TCP_RTO_MAX)
+    sent: list[float] = []
+    for _ in range(synack_retries):
+        t += min(gap, cap)
+        sent.append(t / _US)
+        gap *= 2
+    return sent, (t + min(gap, cap)) / _US

@@ -1,4 +1,5 @@
-"""The Linux timer model: the numbers in TCP-FACTS.md, and the structure behind them."""
+"""The Linux timer model: the numbers in TCP-FACTS.md, and the structure behind them: the
+budget counts from the first retransmission; SYN_SENT has its own rules."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from orchestrator.kernel.timers import (
     retransmission_times,
     rto_abort_after,
     rto_abort_at,
+    rto_abort_from_stamp,
+    syn_schedule,
     syn_timeout_after,
+    synack_schedule,
     user_timeout_abort_after,
 )
 
@@ -36,24 +40,36 @@ def test_rto_abort_after_other_rto_min() -> None:
 
 
 def test_backoff_schedule_doubles_then_caps() -> None:
-    assert backoff_schedule(5) == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2])
-    gaps = backoff_schedule(15)
-    assert len(gaps) == 15
-    assert gaps[:10] == pytest.approx([0.2 * 2**k for k in range(10)])
-    assert gaps[10:] == pytest.approx([TCP_RTO_MAX] * 5)
-    assert sum(gaps) + TCP_RTO_MAX == pytest.approx(rto_abort_after(15))
+    # RTO exactly 200 ms: the 6th timer run after the first retransmission is 12.4 s past it,
+    # short of the 12.6 s budget, so it retransmits once more.
+    assert backoff_schedule(5) == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 6.4])
+    gaps = backoff_schedule(15, rto=0.21)
+    assert gaps[:10] == pytest.approx([0.21 * 2**k for k in range(10)])
+    assert all(g == pytest.approx(TCP_RTO_MAX) for g in gaps[10:])
+
+
+def test_the_budget_counts_from_the_first_retransmission() -> None:
+    # A real RTO is the 200 ms floor plus srtt: 210 ms. Sends at 0.21, 0.63, 1.47, 3.15,
+    # 6.51; the next run, at 13.23 s, is 13.02 s after the first retransmission: >= 12.6 s.
+    assert retransmission_times(5, rto=0.21) == pytest.approx([0.21, 0.63, 1.47, 3.15, 6.51])
+    assert rto_abort_at(5, rto=0.21) == pytest.approx(13.23)
+    # Measured (power_cut): first retransmission at +0.413 s, RTO 0.42 s from there: the
+    # abort at +13.313 s, 12.9 s after the stamp.
+    assert 0.413 + rto_abort_from_stamp(12.6, 0.42) == pytest.approx(13.433)
+    assert rto_abort_from_stamp(3.0, 0.42) == pytest.approx(6.3)  # 0.42, 1.26, 2.94: short of 3 s
 
 
 def test_a_larger_rto_fits_fewer_retransmissions_and_aborts_later() -> None:
     assert backoff_schedule(5, rto=0.3) == pytest.approx([0.3, 0.6, 1.2, 2.4, 4.8])
-    assert rto_abort_at(5, rto=0.3) == pytest.approx(18.9)  # the first timer run past 12.6 s
-    assert len(backoff_schedule(8, rto=0.5)) < len(backoff_schedule(8))
-    assert retransmission_times(3) == pytest.approx([0.2, 0.6, 1.4])
+    assert rto_abort_at(5, rto=0.3) == pytest.approx(18.9)  # 18.6 s after the stamp
+    assert len(backoff_schedule(8, rto=0.5)) < len(backoff_schedule(8, rto=0.21))
 
 
-def test_user_timeout_replaces_the_budget() -> None:
-    assert backoff_schedule(15, user_timeout=5.0) == pytest.approx([0.2, 0.4, 0.8, 1.6])
-    assert rto_abort_at(15, user_timeout=5.0) == pytest.approx(5.0)  # the RTO is clamped to it
+def test_user_timeout_replaces_the_budget_from_the_stamp() -> None:
+    # Measured: TCP_USER_TIMEOUT=3000 aborted 3.004 s after the first retransmission.
+    assert rto_abort_at(15, rto=0.42, user_timeout=3.0) == pytest.approx(3.42)
+    assert retransmission_times(15, rto=0.42, user_timeout=3.0) == pytest.approx([0.42, 1.26, 2.94])
+    assert rto_abort_from_stamp(3.0, 0.42, user_timeout=True) == 3.0
     assert user_timeout_abort_after(5.0) == 5.0
     with pytest.raises(ValueError):
         user_timeout_abort_after(0)
@@ -72,9 +88,23 @@ def test_keepalive() -> None:
 
 
 def test_syn_timeout() -> None:
+    # Linear timeouts (6.5+, 4 by default): 1 s apart five times, then doubling; the count
+    # (retries + linear) ends it at 131 s.
+    assert syn_schedule(6, linear_timeouts=4) == ([1, 2, 3, 4, 5, 7, 11, 19, 35, 67], 131)
+    # Measured with tcp_syn_retries=2: five SYNs 1 s apart, ETIMEDOUT 7.13 s after the first:
+    # the time limit tcp_model_timeout(2, 1 s) = 7 s ends it before the count.
+    assert syn_schedule(2, linear_timeouts=4) == ([1, 2, 3, 4, 5], 7)
+    assert syn_schedule(1, linear_timeouts=4) == ([1, 2], 3)
+    assert syn_schedule(6, linear_timeouts=0) == ([1, 3, 7, 15, 31, 63], 127)  # before 6.5
     assert syn_timeout_after(6) == pytest.approx(127.0)
-    assert syn_timeout_after(6, linear_timeouts=4) == pytest.approx(131.0)
     assert syn_timeout_after(0) == pytest.approx(1.0)
+    assert syn_schedule(6, linear_timeouts=4, user_timeout=10.0)[1] == 11
+
+
+def test_synack_timeout() -> None:
+    assert synack_schedule(5) == ([1, 3, 7, 15, 31], 63)
+    assert synack_schedule(1) == ([1], 3)
+    assert synack_schedule(0) == ([], 1)
 
 
 def test_bad_arguments() -> None:
@@ -86,24 +116,20 @@ def test_bad_arguments() -> None:
         syn_timeout_after(-1)
 
 
-@given(retries2=st.integers(min_value=0, max_value=40))
-def test_schedule_is_consistent_with_the_budget(retries2: int) -> None:
-    """With rto = rto_min the timer fires exactly on the budget: retries2 retransmissions,
-    the abort at rto_abort_after, gaps doubling up to TCP_RTO_MAX."""
-    gaps = backoff_schedule(retries2)
-    assert len(gaps) == retries2
-    assert rto_abort_at(retries2) == pytest.approx(rto_abort_after(retries2))
-    for a, b in itertools.pairwise(gaps):
-        assert b == pytest.approx(min(2 * a, TCP_RTO_MAX))
-    assert rto_abort_after(retries2) < rto_abort_after(retries2 + 1)
-
-
 @given(
-    retries2=st.integers(min_value=1, max_value=20),
+    retries2=st.integers(min_value=0, max_value=30),
     rto=st.floats(min_value=0.2, max_value=10.0, allow_nan=False),
 )
-def test_abort_never_before_the_budget(retries2: int, rto: float) -> None:
+def test_the_abort_is_the_first_expiry_past_the_stamp_and_budget(retries2: int, rto: float) -> None:
+    """Every retransmission before the abort is less than the budget after the first one; the
+    abort is not; the gaps double up to TCP_RTO_MAX."""
     times = retransmission_times(retries2, rto)
     budget = rto_abort_after(retries2)
-    assert all(t < budget + 1e-9 for t in times)
-    assert budget - 1e-6 <= rto_abort_at(retries2, rto) < budget + 2 * TCP_RTO_MAX
+    abort = rto_abort_at(retries2, rto)
+    assert all(t - times[0] < budget + 1e-6 for t in times)
+    assert abort - times[0] >= budget - 1e-6
+    assert abort - times[0] < budget + TCP_RTO_MAX + 1e-6
+    gaps = [b - a for a, b in itertools.pairwise([*times, abort])]
+    for a, b in itertools.pairwise(gaps):
+        assert b == pytest.approx(min(2 * a, TCP_RTO_MAX), abs=2e-6)
+    assert rto_abort_after(retries2) < rto_abort_after(retries2 + 1)

@@ -208,7 +208,7 @@ def test_rto_backoff_then_silence(tmp_path: Path) -> None:
     (conn,) = run(c, path)
     assert conn.retransmissions.client == 5 and conn.retransmissions.server == 0
     assert conn.backoff_gaps_s == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2], abs=2e-6)
-    assert conn.backoff_gaps_s == pytest.approx(backoff_schedule(5), abs=2e-6)  # the kernel model agrees
+    assert conn.backoff_gaps_s == pytest.approx(backoff_schedule(5)[:5], abs=2e-6)  # the model agrees
     assert frames(conn.backoff_frames) == [original, *retx]
     assert frames(conn.retransmission_frames.client) == retx
     assert conn.oldest_unacked and conn.oldest_unacked.frame == original
