@@ -63,3 +63,13 @@ class FaultRecord:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+
+@dataclass(frozen=True)
+class NotApplied:
+    """A timeline step that never ran, and the true reason why."""
+
+    index: int
+    fault: str
+    host: str
+    reason: str

@@ -21,8 +21,8 @@ from orchestrator.faults import FaultContext, apply_step, needs_net_admin
 from orchestrator.report.artifacts import write_artifacts
 from orchestrator.run.journal import Journal
 from orchestrator.run.observer import Observer
-from orchestrator.run.records import AgentEvent, FaultRecord, parse_event
-from orchestrator.run.schedule import Schedule
+from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied, parse_event
+from orchestrator.run.schedule import Pending, Schedule
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
@@ -37,7 +37,9 @@ class RunResult:
     events: list[AgentEvent] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     captures: dict[str, list[str]] = field(default_factory=dict)
+    not_applied: list[NotApplied] = field(default_factory=list)
     t0: float | None = None
+    t_end: float | None = None  # when the observation ended (the captures closed)
     scenario: Scenario | None = None  # as it really ran (moved to a free subnet if need be)
 
 
@@ -101,13 +103,23 @@ def run_scenario(
             for name, text in sockets.items():
                 journal.write_text(f"{name}.ss.txt", text)
             observer.step("closing captures")
+            result.t_end = time.time()
         result.captures = {name: list(lab.host(name).captures) for name in scenario.hosts}
         _drain(inbox, result, observer)
         for name, files in lab.logs().items():
             for suffix, text in files.items():
                 journal.write_text(f"{name}.{suffix}", text)
         observer.step("judging the packets")
-        record = RunRecord(result.run_dir, result.captures, result.events, result.faults, result.t0, sockets)
+        record = RunRecord(
+            result.run_dir,
+            result.captures,
+            result.events,
+            result.faults,
+            result.t0,
+            sockets,
+            not_applied=result.not_applied,
+            t_end=result.t_end,
+        )
         result.verdict = judge(scenario, record)
         write_artifacts(result.run_dir, scenario, result.verdict, record)
     except TcpscenError as exc:
@@ -139,11 +151,16 @@ def _drive(
     observer.step("traffic started")
     result.t0 = t0 = time.time()
     journal.note("t0", t=t0)
+    schedule = Schedule.of(list(scenario.timeline), t0)
+    # Steps at 0s take effect before any client starts (a server blackholed before the first
+    # SYN): applied and waited for here, not raced against the clients' connects.
+    for pending in schedule.due(t0):
+        _applied(pending.index, pending.step, lab, result, journal, observer)
     for name in clients:
         lab.host(name).start_app(agent_config(scenario, name))
-    schedule = Schedule.of(list(scenario.timeline), t0)
     deadline = t0 + scenario.duration
     next_check = t0 + 1.0
+    ended = "the duration"
     while time.time() < deadline:
         if cancel.is_set():
             raise CancelledError("cancelled")
@@ -158,17 +175,45 @@ def _drive(
         except queue.Empty:
             pass
         for pending in schedule.due(time.time()):
-            record = _apply(pending.index, pending.step, lab, observer)
-            result.faults.append(record)
-            journal.fault(record)
+            _applied(pending.index, pending.step, lab, result, journal, observer)
         if not schedule.has_timed() and not any(lab.host(c).app_running() for c in clients):
             observer.step("clients finished; letting the last packets settle")
             time.sleep(min(scenario.settle, max(0.0, deadline - time.time())))
+            ended = "the clients finished"
             break
     else:
         observer.step(f"duration {scenario.duration:g}s reached")
+    _drain(inbox, result, observer)
+    end = time.time()
     for pending in schedule.pending:
-        journal.note("not-applied", index=pending.index, reason=f"{pending.step.after} never happened")
+        reason = not_applied_reason(pending, result.events, t0, end, ended)
+        result.not_applied.append(NotApplied(pending.index, pending.step.fault, pending.step.host, reason))
+        journal.note("not-applied", index=pending.index, fault=pending.step.fault, reason=reason)
+        observer.step(
+            f"timeline[{pending.index}] {pending.step.fault} on {pending.step.host} not applied: {reason}"
+        )
+
+
+def not_applied_reason(pending: Pending, events: list[AgentEvent], t0: float, end: float, ended: str) -> str:
+    """Why a step never ran, in words that are true: its event never came, or it came but the
+    step's time fell after the run ended."""
+    step = pending.step
+    if pending.due is None and step.after is not None:
+        host = step.after.split(".", 1)[0]
+        seen = sorted({e.event for e in events if e.host == host})
+        told = f"{host} reported {', '.join(seen)}" if seen else f"{host} reported no events"
+        return f"{step.after} never happened ({told})"
+    due = pending.due if pending.due is not None else t0 + step.at
+    armed = f" ({step.after} at +{due - step.at - t0:.3f}s, then {step.at:g}s)" if step.after else ""
+    return f"due at +{due - t0:.3f}s{armed}, after the run ended at +{end - t0:.3f}s ({ended})"
+
+
+def _applied(
+    index: int, step: Step, lab: Backend, result: RunResult, journal: Journal, observer: Observer
+) -> None:
+    record = _apply(index, step, lab, observer)
+    result.faults.append(record)
+    journal.fault(record)
 
 
 def _apply(index: int, step: Step, lab: Backend, observer: Observer) -> FaultRecord:

@@ -59,6 +59,14 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 problems.append(
                     (("timeline", i, "after"), f"unknown host {host!r}; hosts are {_names(scenario)}")
                 )
+            if step.at >= scenario.duration:
+                problems.append(
+                    (
+                        ("timeline", i, "at"),
+                        f"{step.at:g}s after {step.after} cannot fall within the duration "
+                        f"({scenario.duration:g}s)",
+                    )
+                )
             continue
         if step.at < last_at:
             problems.append(

@@ -35,6 +35,11 @@ def ref(frame: FrameRef | None, t0: float | None) -> str:
     return f"{frame.file}#{frame.frame}{at}"
 
 
+def at(t: float, t0: float | None) -> str:
+    """A wall-clock time on the run's clock: +1.234s after traffic started."""
+    return f"+{t - t0:.3f}s" if t0 is not None else f"{t:.3f}"
+
+
 def refs(frames: list[FrameRef], t0: float | None) -> list[str]:
     shown = [ref(f, t0) for f in frames[:EVIDENCE_FRAMES]]
     if len(frames) > EVIDENCE_FRAMES:

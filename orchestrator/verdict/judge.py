@@ -10,7 +10,7 @@ from typing import Any
 from orchestrator.kernel.run_predict import Prediction, keepalive_settings, predict_abort, retries2_of
 from orchestrator.kernel.timers import backoff_schedule
 from orchestrator.pcap.reader import TcpPacket
-from orchestrator.run.records import AgentEvent, FaultRecord
+from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied
 from orchestrator.scenario.model import Scenario
 from orchestrator.tcp.analysis import analyze
 from orchestrator.tcp.combine import SIDES, Side, combine, find_same
@@ -64,6 +64,8 @@ class RunRecord:
     faults: list[FaultRecord]
     t0: float | None
     sockets: dict[str, str] = field(default_factory=dict)  # host -> `ss -tanoi` at the end
+    not_applied: list[NotApplied] = field(default_factory=list)  # steps that never ran, and why
+    t_end: float | None = None  # when the observation ended
 
 
 def judge(scenario: Scenario, record: RunRecord) -> Verdict:
@@ -95,17 +97,35 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         verdict.notes.append(f"no TCP connection from {client_host} was captured")
     else:
         verdict.notes.extend(conn.notes)
-    # A fault that could not be applied makes the run prove nothing about it: say so first.
-    verdict.checks = [
-        c.Check(f"timeline[{f.index}].{f.fault}", False, "applied", f"failed: {f.error}")
-        for f in faults
-        if f.error is not None
-    ]
+    # A step that failed or never ran makes the run prove nothing about it: say so first.
+    verdict.checks = timeline_checks(faults, record.not_applied, t0)
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
     verdict.checks += _check_end_state(scenario, conn, record, side_host, sources)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
     return verdict
+
+
+def timeline_checks(
+    faults: list[FaultRecord], not_applied: list[NotApplied], t0: float | None
+) -> list[c.Check]:
+    """One FAIL per step that failed to apply or never ran (`timeline[i]`), with the reason."""
+    out = [
+        c.Check(
+            f"timeline[{f.index}]",
+            False,
+            f"{f.fault} on {f.host} applied",
+            f"failed: {f.error}",
+            [f"timeline.jsonl: asked at {c.at(f.t, t0)}"],
+        )
+        for f in faults
+        if f.error is not None
+    ]
+    out += [
+        c.Check(f"timeline[{n.index}]", False, f"{n.fault} on {n.host} applied", f"not applied: {n.reason}")
+        for n in not_applied
+    ]
+    return sorted(out, key=lambda check: check.name)
 
 
 def _own_view(record: RunRecord, host: str, conn: ConnectionSummary) -> ConnectionSummary | None:

@@ -105,12 +105,37 @@ def test_an_event_arms_a_step(tmp_path: Path) -> None:
     assert result.faults[0].t - connected.t >= 0.1
 
 
-def test_a_step_whose_event_never_comes_is_not_applied_and_noted(tmp_path: Path) -> None:
+def test_a_step_whose_event_never_comes_fails_with_the_true_reason(tmp_path: Path) -> None:
     sc = scenario("  - {after: client.eof, fault: kill, host: server}", duration="300ms")
     result, _, backend = run(sc, tmp_path)
     assert not any(call.startswith("signal_app") for _, call in backend.calls)
     assert result.faults == []
-    assert any(e.get("kind") == "not-applied" for e in timeline(result.run_dir))
+    [note] = [e for e in timeline(result.run_dir) if e.get("kind") == "not-applied"]
+    assert note["reason"] == "client.eof never happened (client reported connected)"
+    assert result.verdict is not None and not result.verdict.passed
+    [check] = [c for c in result.verdict.checks if c.name == "timeline[0]"]
+    assert not check.passed and check.observed == "not applied: " + note["reason"]
+
+
+def test_a_step_due_after_the_end_fails_saying_its_event_did_come(tmp_path: Path) -> None:
+    def slow_connect(backend: FakeBackend, host: FakeHost, call: str) -> None:
+        if call == "start_app" and host.name == "client":
+            threading.Timer(0.5, lambda: connects(backend, host, call)).start()
+
+    sc = scenario("  - {after: client.connected, at: 900ms, fault: kill, host: server}", duration="1s")
+    result, _, _ = run(sc, tmp_path, slow_connect)
+    assert result.verdict is not None
+    [check] = [c for c in result.verdict.checks if c.name == "timeline[0]"]
+    assert "(client.connected at +0.5" in check.observed and "after the run ended at +1.0" in check.observed
+    assert "never happened" not in check.observed and "(the duration)" in check.observed
+
+
+def test_a_step_at_zero_takes_effect_before_any_client_starts(tmp_path: Path) -> None:
+    sc = scenario("  - {at: 0s, fault: blackhole, host: server}")
+    result, _, backend = run(sc, tmp_path)
+    order = [call for _, call in backend.calls if call in ("start_app", "blackhole both")]
+    assert order == ["start_app", "blackhole both", "start_app"]  # server, the fault, then the client
+    assert result.faults[0].t_done is not None
 
 
 def test_a_fault_that_fails_is_recorded_and_fails_the_verdict(tmp_path: Path) -> None:
@@ -122,7 +147,7 @@ def test_a_fault_that_fails_is_recorded_and_fails_the_verdict(tmp_path: Path) ->
     result, _, _ = run(sc, tmp_path, broken)
     assert result.faults[0].error == "RuntimeError: freezer says no"
     assert result.verdict is not None and not result.verdict.passed
-    assert any(c.name == "timeline[0].pause" and not c.passed for c in result.verdict.checks)
+    assert any(c.name == "timeline[0]" and not c.passed for c in result.verdict.checks)
 
 
 def test_an_engine_error_in_a_fault_stops_the_run_with_exit_3(tmp_path: Path) -> None:

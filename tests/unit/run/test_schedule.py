@@ -7,8 +7,8 @@ from orchestrator.scenario.steps import Disconnect, Kill
 
 def test_timed_and_event_steps() -> None:
     steps = [
-        Disconnect(fault="disconnect", host="server", after="client.connected", at=1.0),
-        Kill(fault="kill", host="server", at=5.0),
+        Disconnect(fault="disconnect", host="server", after="client.connected", at="1s"),
+        Kill(fault="kill", host="server", at="5s"),
     ]
     s = Schedule.of(list(steps), t0=100.0)
     assert s.next_due() == 105.0
