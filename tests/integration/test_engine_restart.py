@@ -1,7 +1,8 @@
 """The engine restarting mid-run: the run stops cleanly with exit 3 and keeps what it captured.
 
-Runs after every other engine test but the leftovers check (`last(1)`): it restarts the engine that scripts/ensure-engine.sh
-started. On a machine whose engine we did not start (a laptop's), the test cannot restart it.
+Runs after every other engine test but the leftovers check (`last(1)`): it restarts the engine
+that scripts/ensure-engine.sh started. On a machine whose engine we did not start (a laptop's),
+the test cannot restart it.
 """
 
 from __future__ import annotations
