@@ -13,6 +13,7 @@ import docker
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
+from orchestrator.agent.wire import READY_TEXT as AGENT_READY_TEXT
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.bridge import Link
 from orchestrator.backend.docker.cleanup import Removed, remove_run
@@ -100,7 +101,7 @@ class Lab:
                 run_dir=self.run_dir,
                 on_line=self.on_line,
                 net_admin=name in admin,
-                ready_text='"listening"' if spec.role == "server" else None,
+                ready_text=AGENT_READY_TEXT if spec.role == "server" else None,
             )
             self.pods[name] = pod
             pod.boot()
