@@ -212,6 +212,16 @@ def _build(cls: type[T], raw: dict[str, Any], prefix: str) -> T:
     return cls(**values)
 
 
+# What a JSON value must be for each annotated type. bool is an int subclass in Python, and
+# `true` is never a sensible port or count.
+_KINDS: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    str: (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+}
+
+
 def _check_value(key: str, hint: Any, value: Any, bounds: Bounds | None) -> Any:
     if get_origin(hint) is Literal:
         choices = get_args(hint)
@@ -224,20 +234,14 @@ def _check_value(key: str, hint: Any, value: Any, bounds: Bounds | None) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be an object, got {value!r}")
         return _build(kind, value, key + ".")
-    # bool is an int subclass in Python; `true` is never a sensible port or count.
-    if kind is bool and not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    accepts, what = _KINDS[kind]  # a KeyError is a field type this parser was not taught
+    if not accepts(value):
+        raise ConfigError(f"{key} must be {what}, got {value!r}")
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
         # json.loads accepts NaN and Infinity, which would break every deadline computation.
         if not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value!r}")
         value = float(value)
-    if kind is str and (not isinstance(value, str) or not value):
-        raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
     if bounds is not None:
         _check_bounds(key, value, bounds)
     return value
