@@ -2,43 +2,52 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from orchestrator.scenario.model import ClientHost, Scenario, ServerHost, SocketOptions
+from orchestrator.agent import wire
+from orchestrator.scenario.model import Scenario, ServerHost, SocketOptions
 
 
 def agent_config(scenario: Scenario, name: str) -> str:
+    return wire_config(scenario, name).to_json()
+
+
+def wire_config(scenario: Scenario, name: str) -> wire.Config:
+    """The scenario already checked every value; the agent checks the JSON again, in wire."""
     host = scenario.hosts[name]
-    config: dict[str, Any] = {"host": name, "role": host.role, "mode": host.agent.mode}
+    options = _socket(host.agent.socket)
     if isinstance(host, ServerHost):
-        config["port"] = host.agent.port
-        if host.agent.close_after is not None:
-            config["close_after_s"] = host.agent.close_after
-    elif isinstance(host, ClientHost):
-        target, port = host.agent.target
-        config.update(
-            connect=f"{scenario.hosts[target].address}:{port}",
-            every_ms=round(host.agent.every * 1000),
-            size=host.agent.size,
-            send_after_s=host.agent.send_after,
-            count=host.agent.count,
+        return wire.Config(
+            host=name,
+            role="server",
+            mode=host.agent.mode,
+            port=host.agent.port,
             close_after_s=host.agent.close_after,
+            socket=options,
         )
-    config["socket"] = _socket(host.agent.socket)
-    return json.dumps(config, separators=(",", ":"))
+    target, port = host.agent.target
+    return wire.Config(
+        host=name,
+        role="client",
+        mode=host.agent.mode,
+        connect=f"{scenario.hosts[target].address}:{port}",
+        every_ms=round(host.agent.every * 1000),
+        size=host.agent.size,
+        send_after_s=host.agent.send_after,
+        count=host.agent.count,
+        close_after_s=host.agent.close_after,
+        socket=options,
+    )
 
 
-def _socket(opts: SocketOptions) -> dict[str, Any]:
+def _socket(opts: SocketOptions) -> wire.SocketOptions:
     def whole(value: float | None) -> int | None:
         return None if value is None else round(value)
 
-    return {
-        "keepalive": opts.effective_keepalive,
-        "keepidle_s": whole(opts.effective_keepidle),
-        "keepintvl_s": whole(opts.effective_keepintvl),
-        "keepcnt": opts.keepcnt,
-        "user_timeout_ms": None if opts.user_timeout is None else round(opts.user_timeout * 1000),
-        "linger_s": whole(opts.linger),
-        "nodelay": opts.nodelay,
-    }
+    return wire.SocketOptions(
+        keepalive=opts.effective_keepalive,
+        keepidle_s=whole(opts.effective_keepidle),
+        keepintvl_s=whole(opts.effective_keepintvl),
+        keepcnt=opts.keepcnt,
+        user_timeout_ms=None if opts.user_timeout is None else round(opts.user_timeout * 1000),
+        linger_s=whole(opts.linger),
+        nodelay=opts.nodelay,
+    )

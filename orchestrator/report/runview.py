@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from orchestrator.agent.wire import Event
 from orchestrator.kernel.run_predict import Prediction
 from orchestrator.run.records import AgentEvent, FaultRecord, parse_event
 from orchestrator.scenario.model import Scenario
@@ -26,17 +27,17 @@ from orchestrator.verdict.outcome import AppOutcome
 INPUT_FILE = "report-input.json"
 # Agent events that say something about the connection's life (sends and receives are counted).
 SHOWN_EVENTS = (
-    "listening",
-    "connecting",
-    "connected",
-    "accepted",
-    "blocked",
-    "unblocked",
-    "eof",
-    "error",
-    "closing",
-    "closed",
-    "exit",
+    Event.LISTENING,
+    Event.CONNECTING,
+    Event.CONNECTED,
+    Event.ACCEPTED,
+    Event.BLOCKED,
+    Event.UNBLOCKED,
+    Event.EOF,
+    Event.ERROR,
+    Event.CLOSING,
+    Event.CLOSED,
+    Event.EXIT,
 )
 
 
@@ -182,8 +183,10 @@ def _guess_hosts(run_dir: Path, events: list[AgentEvent]) -> list[HostView]:
     hosts = []
     for name, files in captures.items():
         mine = [e for e in events if e.host == name]
-        local = next((e.local for e in mine if e.local and e.event in ("connected", "accepted")), None)
-        config = next((e.extra.get("config") for e in mine if e.event == "start"), None)
+        local = next(
+            (e.local for e in mine if e.local and e.event in (Event.CONNECTED, Event.ACCEPTED)), None
+        )
+        config = next((e.extra.get("config") for e in mine if e.event == Event.START), None)
         role = str(config.get("role", "")) if isinstance(config, dict) else ""
         # An unknown address ("") makes the report draw each capture on its own.
         hosts.append(HostView(name, role, local.rsplit(":", 1)[0] if local else "", files))

@@ -10,6 +10,7 @@ from typing import Any
 @dataclass(frozen=True)
 class AgentEvent:
     host: str
+    # One of wire.Event's names; kept as text, so that a name this version does not know is kept too.
     event: str
     t: float
     errno: str | None = None

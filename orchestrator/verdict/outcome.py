@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.agent.wire import Event
 from orchestrator.run.records import AgentEvent
 
 
@@ -24,9 +25,9 @@ def app_outcome(host: str, events: list[AgentEvent]) -> AppOutcome:
     for event in events:
         if event.host != host:
             continue
-        if event.event == "eof":
+        if event.event == Event.EOF:
             return AppOutcome(host, "eof", event.t, "read returned 0")
-        if event.event == "error" and event.errno:
+        if event.event == Event.ERROR and event.errno:
             return AppOutcome(
                 host, event.errno, event.t, f"{event.op or '?'}: {event.extra.get('message', '')}"
             )
@@ -36,6 +37,6 @@ def app_outcome(host: str, events: list[AgentEvent]) -> AppOutcome:
 def connected_endpoint(host: str, events: list[AgentEvent]) -> str | None:
     """The client's own IP:PORT, which names its connection in the captures."""
     for event in events:
-        if event.host == host and event.event == "connected" and event.local:
+        if event.host == host and event.event == Event.CONNECTED and event.local:
             return event.local
     return None

@@ -1,6 +1,8 @@
 """The images: a Debian base (built offline with mmdebstrap, or from a registry) and the agent layer.
 
 Tags carry a hash of their recipe, so building twice reuses the image and a changed agent rebuilds.
+The agent's recipe is images/agent/ plus the wire format it shares with the orchestrator
+(orchestrator/agent/wire.py), which its build context gets next to agent.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from orchestrator.agent import wire
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.errors import EngineError
@@ -43,12 +46,18 @@ def recipes_dir() -> Path:
 
 def wanted_images() -> Images:
     recipes = recipes_dir()
-    base = f"{BASE_REPO}:{SUITE}-{_digest(recipes / 'base')}"
+    base = f"{BASE_REPO}:{SUITE}-{_digest(_files(recipes / 'base'))}"
     # TCPSCEN_IMAGE_SALT gives the agent layer a fresh tag, so it is built again (tests use it to
     # interrupt a run while its image builds).
     salt = os.environ.get("TCPSCEN_IMAGE_SALT", "")
-    agent = f"{AGENT_REPO}:{_digest(recipes / 'agent', extra=base + salt)}"
+    agent = f"{AGENT_REPO}:{_digest(agent_context(), extra=base + salt)}"
     return Images(base=base, agent=agent)
+
+
+def agent_context() -> dict[str, Path]:
+    """The agent's build context, name in it -> file: images/agent/, and wire.py from the package
+    (its one copy; the Dockerfile copies it next to agent.py, which imports it)."""
+    return {**_files(recipes_dir() / "agent"), "wire.py": Path(wire.__file__)}
 
 
 def ensure_images(client: docker.DockerClient, say: Callable[[str], None]) -> Images:
@@ -108,17 +117,22 @@ def _build_base(client: docker.DockerClient, tag: str, source: str) -> None:
 
 
 def _build_agent(client: docker.DockerClient, images: Images) -> None:
-    try:
-        client.images.build(
-            path=str(recipes_dir() / "agent"),
-            tag=images.agent,
-            buildargs={"BASE": images.base},
-            pull=False,
-            rm=True,
-            labels={labels.IMAGE: "agent"},
-        )
-    except ENGINE_ERRORS as exc:
-        raise engine_error(exc, f"building {images.agent}") from None
+    with tempfile.TemporaryDirectory(prefix="tcpscen-agent-") as tmp:
+        for name, source in agent_context().items():
+            target = Path(tmp) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        try:
+            client.images.build(
+                path=tmp,
+                tag=images.agent,
+                buildargs={"BASE": images.base},
+                pull=False,
+                rm=True,
+                labels={labels.IMAGE: "agent"},
+            )
+        except ENGINE_ERRORS as exc:
+            raise engine_error(exc, f"building {images.agent}") from None
 
 
 def _exists(client: docker.DockerClient, tag: str) -> bool:
@@ -137,9 +151,15 @@ def _packages(path: Path) -> list[str]:
     ]
 
 
-def _digest(folder: Path, extra: str = "") -> str:
+def _files(folder: Path) -> dict[str, Path]:
+    """A recipe folder's files by their path in it, leaving out Python's caches."""
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return {p.relative_to(folder).as_posix(): p for p in paths}
+
+
+def _digest(files: dict[str, Path], extra: str = "") -> str:
     h = hashlib.sha256(extra.encode())
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        h.update(path.relative_to(folder).as_posix().encode())
-        h.update(path.read_bytes())
+    for name in sorted(files):
+        h.update(name.encode())
+        h.update(files[name].read_bytes())
     return h.hexdigest()[:12]

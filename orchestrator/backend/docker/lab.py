@@ -16,6 +16,7 @@ import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
+from orchestrator.agent.wire import READY_TEXT as AGENT_READY_TEXT
 from orchestrator.backend.base import LineSink, Say
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.bridge import Bridge
@@ -110,7 +111,7 @@ class Lab:
                 run_dir=self.run_dir,
                 on_line=self.on_line,
                 net_admin=name in self.net_admin,
-                ready_text='"listening"' if spec.role == "server" else None,
+                ready_text=AGENT_READY_TEXT if spec.role == "server" else None,
             )
             self.pods[name] = pod
             pod.boot()

@@ -1,172 +1,32 @@
-"""Tests for the built-in agent (images/agent/agent.py).
-
-The agent runs as real subprocesses talking TCP over 127.0.0.1 only; servers listen on port 0
-and report the kernel's choice in their `listening` event. Every wait is bounded and every
-process started here is killed at teardown.
-"""
+"""Tests for the built-in agent (images/agent/), run as real subprocesses talking TCP over
+127.0.0.1 only (agentproc.py). The `spawn` fixture also fails a test whose agents printed an
+event that wire.py does not list for their role."""
 
 from __future__ import annotations
 
 import errno
-import importlib.util
 import itertools
 import json
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-AGENT_PATH = Path(__file__).resolve().parents[3] / "images" / "agent" / "agent.py"
-LOOPBACK = "127.0.0.1"
-WAIT_S = 5.0
-
-Event = dict[str, Any]
-
-
-def load_agent_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tcpscen_agent_under_test", AGENT_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look the module up in sys.modules while building the classes.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-agent = load_agent_module()
-
-
-class AgentProcess:
-    """One agent subprocess whose stdout events are collected by a background reader."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.proc = subprocess.Popen(
-            [sys.executable, str(AGENT_PATH), json.dumps(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.events: list[Event] = []
-        self._stdout_done = False
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._collect, daemon=True)
-        self._reader.start()
-
-    def _collect(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            event = json.loads(line)
-            with self._cond:
-                self.events.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self._stdout_done = True
-            self._cond.notify_all()
-
-    def find(self, name: str, **match: Any) -> list[Event]:
-        with self._cond:
-            return [
-                e for e in self.events if e["event"] == name and all(e.get(k) == v for k, v in match.items())
-            ]
-
-    def wait_for(self, name: str, timeout: float = WAIT_S, **match: Any) -> Event:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for event in self.events:
-                    if event["event"] == name and all(event.get(k) == v for k, v in match.items()):
-                        return event
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stdout_done:
-                    raise AssertionError(
-                        f"{self.config['host']}: no {name!r} event matching {match} "
-                        f"(stdout closed: {self._stdout_done}); got {self.names()}"
-                    )
-                self._cond.wait(remaining)
-
-    def wait_until(
-        self, predicate: Callable[[list[Event]], bool], what: str, timeout: float = WAIT_S
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.events):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stdout_done:
-                    raise AssertionError(f"{self.config['host']}: never {what}; got {self.names()}")
-                self._cond.wait(remaining)
-
-    def names(self, **match: Any) -> list[str]:
-        with self._cond:
-            return [e["event"] for e in self.events if all(e.get(k) == v for k, v in match.items())]
-
-    def wait_exit(self, timeout: float = WAIT_S) -> int:
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=timeout)
-        return code
-
-    def stderr_text(self) -> str:
-        assert self.proc.stderr is not None
-        assert self.proc.poll() is not None, "read stderr only after the process exited"
-        return self.proc.stderr.read()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=WAIT_S)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
-Spawn = Callable[[dict[str, Any]], AgentProcess]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    started: list[AgentProcess] = []
-
-    def start(config: dict[str, Any]) -> AgentProcess:
-        process = AgentProcess(config)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-
-
-def server_config(mode: str, **extra: Any) -> dict[str, Any]:
-    return {"host": "server", "role": "server", "mode": mode, "port": 0, "bind": LOOPBACK, **extra}
-
-
-def client_config(mode: str, port: int, **extra: Any) -> dict[str, Any]:
-    return {"host": "client", "role": "client", "mode": mode, "connect": f"{LOOPBACK}:{port}", **extra}
-
-
-def start_server(spawn: Spawn, mode: str, **extra: Any) -> tuple[AgentProcess, int]:
-    server = spawn(server_config(mode, **extra))
-    port = server.wait_for("listening")["port"]
-    assert isinstance(port, int) and port > 0
-    return server, port
-
-
-def connect_client(
-    spawn: Spawn, server: AgentProcess, mode: str, port: int, **extra: Any
-) -> tuple[AgentProcess, str]:
-    """Start a client and wait until the server has accepted it; returns (client, its address)."""
-    client = spawn(client_config(mode, port, **extra))
-    local = client.wait_for("connected")["local"]
-    server.wait_for("accepted", peer=local)
-    return client, local
+from orchestrator.agent import wire
+from tests.unit.agent.agentproc import (
+    AGENT_PATH,
+    LOOPBACK,
+    WAIT_S,
+    Event,
+    Spawn,
+    client_config,
+    connect_client,
+    start_server,
+)
 
 
 def assert_subsequence(names: list[str], expected: list[str]) -> None:
@@ -408,7 +268,7 @@ def test_default_socket_options_read_back_as_off(spawn: Spawn) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Config validation
+# Config validation (the checks themselves are wire's: test_wire.py)
 
 
 SERVER_OK = {"host": "h", "role": "server", "mode": "echo", "port": 1}
@@ -462,27 +322,7 @@ def test_bad_config_exits_2_with_one_line(argv: list[str], expected: str) -> Non
 
 
 def test_bad_config_bases_are_valid() -> None:
-    # Each bad-config case changes one thing from these, so they must parse cleanly themselves.
-    assert agent.parse_config(with_changes(SERVER_OK)).port == 1
-    assert agent.parse_config(with_changes(CLIENT_OK)).connect == "10.0.0.1:1"
-
-
-def test_config_defaults_are_filled_in() -> None:
-    client = agent.parse_config(['{"host": "c", "role": "client", "mode": "send", "connect": "10.0.0.1:7"}'])
-    assert (client.every_ms, client.size, client.send_after_s, client.count) == (200.0, 64, 0.0, None)
-    assert client.close_after_s is None
-    assert client.socket == agent.SocketOptions()
-
-    closer = agent.parse_config(['{"host": "c", "role": "client", "mode": "close", "connect": "10.0.0.1:7"}'])
-    assert closer.close_after_s == 1.0
-
-    server = agent.parse_config(['{"host": "s", "role": "server", "mode": "close-first", "port": 7000}'])
-    assert (server.close_after_s, server.bind) == (0.5, "0.0.0.0")
-
-
-def test_ipv6_endpoints_parse_and_format() -> None:
-    ip, port = agent.parse_endpoint("[fd00::10]:7000")
-    assert (str(ip), port) == ("fd00::10", 7000)
-    assert agent.format_address(("fd00::10", 7000, 0, 0)) == "[fd00::10]:7000"
-    assert agent.format_address(("::ffff:10.77.0.10", 7000, 0, 0)) == "10.77.0.10:7000"
-    assert agent.format_address(("10.77.0.10", 7000)) == "10.77.0.10:7000"
+    # Each bad-config case changes one thing from these, so they must parse cleanly themselves
+    # (the agent parses its argument with wire.Config.from_json and nothing else).
+    assert wire.Config.from_json(with_changes(SERVER_OK)[0]).port == 1
+    assert wire.Config.from_json(with_changes(CLIENT_OK)[0]).connect == "10.0.0.1:1"
