@@ -16,6 +16,9 @@ crashed run left. Processes (tcpdump, agents, commands) are stopped by their PID
 
 A new namespace starts from the kernel's default sysctls, whatever the host's are; IPv6 is
 turned off before the links exist, so no link-local address and no DAD delay the first SYN.
+
+One responsibility (the harness: namespaces, processes, faults, the result), hence one file of
+about 440 lines.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ ENDPOINTS: tuple[Role, Role] = ("a", "b")
 Direction = Literal["a->b", "b->a"]
 NFT_TABLE = "tcpscen"
 COMMAND_TIMEOUT_S = 10.0
-READY_TIMEOUT_S = 5.0
+READY_TIMEOUT_S = 5.0  # a server's `listening`
 
 
 def run(argv: Sequence[str], *, check: bool = True, timeout: float = COMMAND_TIMEOUT_S) -> str:
@@ -62,9 +65,21 @@ def run(argv: Sequence[str], *, check: bool = True, timeout: float = COMMAND_TIM
 
 
 def find_leftovers() -> list[str]:
-    """Namespaces with our prefix: what a crashed or killed run left (remove with `ip netns del`)."""
+    """Namespaces with our prefix: what a crashed or killed run left, or what a run going on uses."""
     names = (line.split()[0] for line in run(["ip", "netns", "list"]).splitlines() if line.strip())
     return sorted(name for name in names if name.startswith(PREFIX))
+
+
+def remove_leftovers() -> list[str]:
+    """Kill the processes inside our namespaces (by PID) and delete them. By hand only, when no
+    other run is going on: a concurrent run's namespaces carry the same prefix."""
+    removed = find_leftovers()
+    for name in removed:
+        for pid in run(["ip", "netns", "pids", name], check=False).split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        run(["ip", "netns", "del", name], check=False)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -85,13 +100,8 @@ class App:
         self._log = log.open("w")
         self._events: list[Event] = []
         self._changed = threading.Condition()
-        self._proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *argv],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            bufsize=1,
-        )
+        argv = ["ip", "netns", "exec", ns, *argv]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
         self._reader = threading.Thread(target=self._read, name=f"app-{name}", daemon=True)
         self._reader.start()
 
@@ -101,8 +111,8 @@ class App:
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError:
-                raw = {"t": time.time(), "event": "line", "text": line.rstrip("\n")}
-            if not isinstance(raw, dict):
+                raw = None
+            if not isinstance(raw, dict):  # a command that is not the agent: keep its text
                 raw = {"t": time.time(), "event": "line", "text": line.rstrip("\n")}
             t = float(raw.pop("t", time.time()))
             event = Event(t=t, name=str(raw.pop("event", "line")), fields=raw)
@@ -150,40 +160,23 @@ class Capture:
     def __init__(self, ns: str, iface: str, path: Path) -> None:
         self.path = path
         self._log_path = path.with_suffix(".capture.log")
+        tcpdump = ["tcpdump", "-i", iface, "-U", "--immediate-mode", "-n", "-w", str(path)]
         self._proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "tcpdump",
-                "-i",
-                iface,
-                "-U",
-                "--immediate-mode",
-                "-n",
-                "-w",
-                str(path),
-            ],
+            ["ip", "netns", "exec", ns, *tcpdump],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
         self._stderr: list[str] = []
-        # Traffic before the "listening on" line would be lost: wait for it.
+        # Traffic before the "listening on" line would be lost: wait for it (tcpdump prints it at once).
         assert self._proc.stderr is not None
-        deadline = time.monotonic() + READY_TIMEOUT_S
         for line in self._proc.stderr:
             self._stderr.append(line)
             if "listening on" in line:
                 break
-            if time.monotonic() > deadline:
-                break
-        else:
-            raise RuntimeError(f"tcpdump in {ns} exited: {''.join(self._stderr)}")
         if not any("listening on" in line for line in self._stderr):
             self.stop()
-            raise RuntimeError(f"tcpdump in {ns} did not start: {''.join(self._stderr)}")
+            raise RuntimeError(f"tcpdump in {ns} exited before listening: {''.join(self._stderr)}")
 
     def stop(self) -> None:
         """SIGINT by PID so tcpdump flushes and closes the file; its counts go to the .capture.log."""
