@@ -1,0 +1,282 @@
+"""The real-kernel cases: each builds its own a — w — b namespaces, runs one situation, and
+returns a `CaseResult` (pcaps, agent events, fault times, ss, counters) dumped to meta.json.
+
+`run_case(name)` is the entry point, for the tests here and for verdict tests that want a real
+capture of a known situation. Every case takes a few seconds: small tcp_retries2, user
+timeouts of 2-3 s, tcp_syn_retries 1-2, keepalive 1 s / 1 s / 3.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.netns import B_ADDR, SERVER_PORT, W_A_ADDR, App, CaseResult, Direction, Topology
+
+CONNECT = f"{B_ADDR}:{SERVER_PORT}"
+# Cut this long after `connected`: between two 200 ms sends, after the RTT estimate settled.
+LEAD_S = 1.1
+ABORT_WAIT_S = 25.0
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    summary: str
+    body: Callable[[Topology], dict[str, float]]  # runs the case; returns named moments (marks)
+    settings: dict[str, Any]
+
+
+def start_pair(
+    topo: Topology, client: dict[str, Any], server: dict[str, Any] | None = None
+) -> tuple[App, App]:
+    """Captures on both ends, a server in b, then the client in a (captures first: no lost SYN)."""
+    topo.capture("a")
+    topo.capture("b")
+    srv = topo.agent("b", "server", {"role": "server", "port": SERVER_PORT, "mode": "sink", **(server or {})})
+    cli = topo.agent("a", "client", {"role": "client", "connect": CONNECT, **client})
+    return cli, srv
+
+
+def sender(
+    every_ms: float = 200, size: int = 100, send_after_s: float = 0.0, count: int | None = None, **socket: Any
+) -> dict[str, Any]:
+    """A client config in send mode; keyword arguments beyond these are socket options."""
+    config: dict[str, Any] = {
+        "mode": "send",
+        "every_ms": every_ms,
+        "size": size,
+        "send_after_s": send_after_s,
+    }
+    if count is not None:
+        config["count"] = count
+    if socket:
+        config["socket"] = socket
+    return config
+
+
+def cut_while_sending(
+    retries2: int | None = None, user_timeout_ms: int | None = None, one_way: Direction | None = None
+) -> Callable[[Topology], dict[str, float]]:
+    """Facts 1, 2, 9: a client sending every 200 ms, then a cut in w; wait for ETIMEDOUT."""
+
+    def body(topo: Topology) -> dict[str, float]:
+        if retries2 is not None:
+            topo.sysctl("a", **{"net.ipv4.tcp_retries2": retries2})
+        socket = {"user_timeout_ms": user_timeout_ms} if user_timeout_ms else {}
+        cli, _ = start_pair(topo, sender(**socket))
+        cli.wait_for("connected", 5)
+        time.sleep(LEAD_S)
+        topo.cut(one_way=one_way)
+        cli.wait_for("error", ABORT_WAIT_S)
+        time.sleep(0.2)
+        return {}
+
+    return body
+
+
+def rto_min_1s(topo: Topology) -> dict[str, float]:
+    """Fact 1 with a slower RTO: a route rto_min of 1 s in a; the budget still counts 200 ms units."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3})
+    topo.ip("a", "route", "replace", "default", "via", W_A_ADDR, "rto_min", "1000ms")
+    cli, _ = start_pair(topo, sender())
+    cli.wait_for("connected", 5)
+    time.sleep(LEAD_S)
+    topo.cut()
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
+def syn_blackhole(syn_retries: int) -> Callable[[Topology], dict[str, float]]:
+    """Fact 3: connect through a cut that was there before the client started."""
+
+    def body(topo: Topology) -> dict[str, float]:
+        topo.sysctl("a", **{"net.ipv4.tcp_syn_retries": syn_retries})
+        topo.cut()
+        cli, _ = start_pair(topo, {"mode": "idle"})
+        cli.wait_for("error", ABORT_WAIT_S)
+        time.sleep(0.2)
+        return {"syn_linear_timeouts": float(topo.read_sysctl("a", "net.ipv4.tcp_syn_linear_timeouts"))}
+
+    return body
+
+
+def synack_unanswered(synack_retries: int) -> Callable[[Topology], dict[str, float]]:
+    """Fact 3b: w drops every a->b segment without SYN, so the handshake's ACK never arrives and
+    b retransmits its SYN-ACK. After b must have given up, w heals and the client sends: an RST
+    from b then proves that the half-open request was dropped."""
+    expiry_s = float(2 ** (synack_retries + 1) - 1)  # SYN-ACK timer 1 s, doubling
+
+    def body(topo: Topology) -> dict[str, float]:
+        topo.sysctl("b", **{"net.ipv4.tcp_synack_retries": synack_retries})
+        topo.rule('iifname "to-a" tcp flags & syn != syn drop', kind="drop_client_acks")
+        cli, _ = start_pair(topo, sender(send_after_s=expiry_s + 1.0, every_ms=200))
+        connected = cli.wait_for("connected", 5)
+        time.sleep(max(0.0, connected.t + expiry_s + 0.5 - time.time()))
+        topo.heal()
+        cli.wait_for("error", 5)
+        time.sleep(0.2)
+        return {"expected_expiry_s": expiry_s}
+
+    return body
+
+
+def keepalive_answered_then_cut(topo: Topology) -> dict[str, float]:
+    """Fact 4: an idle client with keepalive 1 s / 1 s / 3; the first two probes are answered."""
+    socket = {"keepalive": True, "keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 3}
+    cli, _ = start_pair(topo, {"mode": "idle", "socket": socket})
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 2.5 - time.time()))  # probes at +1 s and +2 s get answers
+    topo.cut()
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
+def icmp_on_connect(topo: Topology) -> dict[str, float]:
+    """Fact 5: w answers the client's SYN with ICMP host-unreachable."""
+    topo.reject_icmp("host-unreachable", direction="a->b")
+    cli, _ = start_pair(topo, {"mode": "idle"})
+    cli.wait_for("error", 10)
+    time.sleep(0.2)
+    return {}
+
+
+def capture_stops_while_retrying(topo: Topology) -> dict[str, float]:
+    """Fact 6: the default tcp_retries2 (15, 924.6 s); the case ends 3 s after the cut."""
+    cli, _ = start_pair(topo, sender())
+    cli.wait_for("connected", 5)
+    time.sleep(LEAD_S)
+    cut = topo.cut()
+    time.sleep(max(0.0, cut.after + 3.0 - time.time()))
+    return {"capture_stopped": time.time()}  # result() takes ss, then stops the captures
+
+
+def one_write_then_cut(user_timeout_ms: int | None = None) -> Callable[[Topology], dict[str, float]]:
+    """Fact 7a: exactly one 100-byte segment in flight when the link is already cut. With a user
+    timeout, the abort tells whether the tail-loss probe started the clock (retrans_stamp)."""
+
+    def body(topo: Topology) -> dict[str, float]:
+        socket = {"user_timeout_ms": user_timeout_ms} if user_timeout_ms else {}
+        cli, _ = start_pair(topo, sender(send_after_s=LEAD_S + 0.3, size=100, count=1, **socket))
+        cli.wait_for("connected", 5)
+        time.sleep(LEAD_S)
+        topo.cut()
+        if user_timeout_ms:
+            cli.wait_for("error", ABORT_WAIT_S)
+            time.sleep(0.2)
+        else:
+            cli.wait_for("sent", 5)
+            time.sleep(3.0)
+        return {}
+
+    return body
+
+
+def nagle_writes_while_cut(topo: Topology) -> dict[str, float]:
+    """Fact 7b: small writes every 50 ms with Nagle on; after the cut they queue behind the head."""
+    cli, _ = start_pair(topo, sender(every_ms=50, size=100, nodelay=False))
+    cli.wait_for("connected", 5)
+    time.sleep(LEAD_S - 0.025)  # between two writes
+    topo.cut()
+    time.sleep(3.0)
+    return {}
+
+
+def zero_window(topo: Topology) -> dict[str, float]:
+    """Fact 8: a server that never reads, with a small receive buffer; tcp_retries2=3 in a shows
+    that answered zero-window probes never time out."""
+    topo.sysctl("b", **{"net.ipv4.tcp_rmem": "4096 32768 32768"})
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3, "net.ipv4.tcp_wmem": "4096 16384 16384"})
+    cli, _ = start_pair(topo, sender(every_ms=10, size=1000), server={"mode": "hold"})
+    cli.wait_for("blocked", 5)
+    time.sleep(6.0)
+    return {}
+
+
+CASES: dict[str, Case] = {
+    c.name: c
+    for c in (
+        Case("retries2_3", "send every 200 ms, cut; tcp_retries2=3", cut_while_sending(3), {"retries2": 3}),
+        Case("retries2_4", "send every 200 ms, cut; tcp_retries2=4", cut_while_sending(4), {"retries2": 4}),
+        Case(
+            "retries2_3_rto_min_1s",
+            "as retries2_3 with a route rto_min of 1 s",
+            rto_min_1s,
+            {"retries2": 3, "rto_min_ms": 1000},
+        ),
+        Case(
+            "user_timeout_3000",
+            "send every 200 ms, cut; TCP_USER_TIMEOUT=3000",
+            cut_while_sending(user_timeout_ms=3000),
+            {"user_timeout_ms": 3000},
+        ),
+        Case(
+            "user_timeout_2000",
+            "send every 200 ms, cut; TCP_USER_TIMEOUT=2000",
+            cut_while_sending(user_timeout_ms=2000),
+            {"user_timeout_ms": 2000},
+        ),
+        Case("syn_retries_1", "connect into a cut; tcp_syn_retries=1", syn_blackhole(1), {"syn_retries": 1}),
+        Case("syn_retries_2", "connect into a cut; tcp_syn_retries=2", syn_blackhole(2), {"syn_retries": 2}),
+        Case(
+            "synack_retries_1",
+            "handshake ACK dropped; tcp_synack_retries=1",
+            synack_unanswered(1),
+            {"synack_retries": 1},
+        ),
+        Case(
+            "synack_retries_2",
+            "handshake ACK dropped; tcp_synack_retries=2",
+            synack_unanswered(2),
+            {"synack_retries": 2},
+        ),
+        Case(
+            "keepalive_answered_then_cut",
+            "idle, keepalive 1/1/3, two probes answered, then cut",
+            keepalive_answered_then_cut,
+            {"keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 3},
+        ),
+        Case("icmp_host_unreachable", "connect answered by ICMP host-unreachable", icmp_on_connect, {}),
+        Case(
+            "capture_stops_while_retrying",
+            "cut while sending, tcp_retries2=15; stop at cut+3 s",
+            capture_stops_while_retrying,
+            {"retries2": 15, "stop_after_cut_s": 3.0},
+        ),
+        Case("tlp_one_segment", "one 100-byte write into a cut", one_write_then_cut(), {}),
+        Case(
+            "tlp_one_segment_user_timeout_2000",
+            "one 100-byte write into a cut; TCP_USER_TIMEOUT=2000",
+            one_write_then_cut(2000),
+            {"user_timeout_ms": 2000},
+        ),
+        Case(
+            "tlp_nagle",
+            "100-byte writes every 50 ms, Nagle on, cut",
+            nagle_writes_while_cut,
+            {"every_ms": 50, "nodelay": False},
+        ),
+        Case("zero_window", "server never reads; client fills its window", zero_window, {"retries2": 3}),
+        Case(
+            "ack_lost_one_way",
+            "send every 200 ms, cut b->a only; tcp_retries2=3",
+            cut_while_sending(3, one_way="b->a"),
+            {"retries2": 3, "one_way": "b->a"},
+        ),
+    )
+}
+
+
+def run_case(name: str, out_dir: Path | None = None) -> CaseResult:
+    """Run one case in fresh namespaces and return what it left (also in out_dir/meta.json)."""
+    case = CASES[name]
+    directory = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"netns-{name}-"))
+    with Topology(directory) as topo:
+        marks = case.body(topo)
+        return topo.result(name, {"summary": case.summary, **case.settings}, marks)
