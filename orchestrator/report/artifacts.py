@@ -68,11 +68,12 @@ def notes_of(view: RunView) -> list[Note]:
     t0 = view.t0
     notes = [Note(t0, "tcpscen: traffic starts here (t0)")] if t0 is not None else []
     for f in view.faults:
-        at = f" at {f.t - t0:+.3f} s" if t0 is not None else ""
+        at = f" at {f.in_effect - t0:+.3f} s (asked at {f.t - t0:+.3f} s)" if t0 is not None else ""
         if f.error is None:
-            notes.append(Note(f.t, f"tcpscen fault #{f.index}: {f.detail or f.fault + ' on ' + f.host}{at}"))
+            text = f"tcpscen fault #{f.index}: {f.detail or f.fault + ' on ' + f.host}{at}"
         else:
-            notes.append(Note(f.t, f"tcpscen fault #{f.index}: {f.fault} on {f.host} FAILED{at}: {f.error}"))
+            text = f"tcpscen fault #{f.index}: {f.fault} on {f.host} FAILED{at}: {f.error}"
+        notes.append(Note(f.in_effect, text))
     for e in view.events:
         if e.event in ("eof", "error"):
             at = f" at {e.t - t0:+.3f} s" if t0 is not None else ""

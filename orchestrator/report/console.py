@@ -73,12 +73,13 @@ class ConsoleObserver:
     def fault(self, record: FaultRecord) -> None:
         if self.state is not None:
             self.state.applied.append(record.fault)
+        # Shown when it took effect (a blackhole takes a few hundred ms to install), the request beside.
+        asked = f" (asked at {record.t - self.t0:.3f}s)" if record.in_effect - record.t >= 0.001 else ""
         if record.error:
-            self._line(
-                "✗", f"fault {record.fault} on {record.host} failed: {record.error}", "bold red", record.t
-            )
+            message = f"fault {record.fault} on {record.host} failed: {record.error}{asked}"
+            self._line("✗", message, "bold red", record.in_effect)
         else:
-            self._line("⚡", record.detail, "bold yellow", record.t)
+            self._line("⚡", f"{record.detail}{asked}", "bold yellow", record.in_effect)
 
     def stop(self) -> None:
         """The panel goes; the packet counts stay, as one line."""

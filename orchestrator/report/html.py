@@ -25,7 +25,7 @@ def run_ladders_of(view: RunView) -> list[Ladder]:
     """The run's connections; with a host's address unknown (an old or broken run directory),
     each capture is drawn on its own instead."""
     # A repeated group never spans a fault or an app's event: the diagram shows them in place.
-    breaks = [f.t for f in view.faults] + [e.t for e in view.shown_events()]
+    breaks = [f.in_effect for f in view.faults] + [e.t for e in view.shown_events()]
     if view.addresses_known and view.sources():
         return run_ladders(view.sources(), breaks)
     return [lad for h in view.hosts for f in h.captures for lad in capture_ladders(view.run_dir / f)]

@@ -122,7 +122,7 @@ class _Drawing:
 
     def _items(self) -> list[Item]:
         s = self.scene
-        extras: list[tuple[float, int, Item]] = [(f.t, 0, f) for f in s.faults]
+        extras: list[tuple[float, int, Item]] = [(f.in_effect, 0, f) for f in s.faults]
         extras += [(e.t, 1, (side, e)) for side, evs in s.events.items() for e in evs]
         extras.sort(key=lambda x: (x[0], x[1]))
         out: list[Item] = []
@@ -276,11 +276,13 @@ class _Drawing:
         self.out.append(
             f'<g class="fault">{title(words)}'
             + rect(0, y, WIDTH, 20, fill=fill, stroke=stroke, fill_opacity=0.9)
-            + text(X_TIME, y + 14, f"{self._rel(fault.t):+.3f}", font_weight="bold")
+            + text(X_TIME, y + 14, f"{self._rel(fault.in_effect):+.3f}", font_weight="bold")
             + text(
                 X["client"] - 30,
                 y + 14,
-                _clip(f"{words} at {self._rel(fault.t):+.3f} s", 110),
+                _clip(
+                    f"{words} at {self._rel(fault.in_effect):+.3f} s (asked {self._rel(fault.t):+.3f})", 110
+                ),
                 font_weight="bold",
                 fill="#7c2d12",
             )
@@ -332,7 +334,7 @@ def _span(item: Item) -> tuple[float, float]:
     if isinstance(item, LadderRow):
         return item.time, item.last_time
     if isinstance(item, FaultRecord):
-        return item.t, item.t
+        return item.in_effect, item.in_effect
     if isinstance(item, Elision):
         return item.first_time, item.last_time
     return item[1].t, item[1].t

@@ -78,17 +78,23 @@ def model_table(view: RunView, t0: float) -> str:
         )
     rows = []
     for host, p in view.predictions.items():
-        at = p.start.time + p.seconds
-        predicted = f"{p.seconds:.3f} s after {p.start.file}#{p.start.frame}, at {at - t0:+.3f} s"
+        where = f"{p.start_frame.file}#{p.start_frame.frame}" if p.start_frame else p.start
+        predicted = f"{p.predicted_s:.3f} s after {where}, at {p.at - t0:+.3f} s"
+        if p.beyond_capture:
+            predicted += " (after the observation ended)"
         app = view.apps.get(host)
         if app is None or app.t is None:
             seen, off = "the app saw nothing", "-"
         else:
-            took = app.t - p.start.time
+            took = app.t - p.start_time
             seen = f"{esc(app.sees)} at {app.t - t0:+.3f} s ({took:.3f} s after)"
-            off = f"{(took - p.seconds) / p.seconds:+.1%}" if p.seconds else "-"
-            if app.sees != "ETIMEDOUT":  # every modelled end is a timeout: this one ended another way
-                seen += ", not the modelled timeout"
+            off = (
+                f"{(took - p.predicted_s) / p.predicted_s:+.1%}"
+                if p.predicted_s
+                else f"{took * 1000:+.1f} ms"
+            )
+            if app.sees != p.app_error:  # the model says what the app is told: this one was told otherwise
+                seen += f", not the modelled {esc(p.app_error)}"
                 off = "-"
         rows.append(
             f"<tr><td><b>{esc(host)}</b></td><td>{esc(p.kind)}</td><td>{esc(predicted)}</td><td>{seen}</td>"
@@ -111,13 +117,15 @@ def apps_table(view: RunView, t0: float) -> str:
         out.append(f"<li><b>{esc(host)}</b> {esc(words)}</li>")
     out.append('</ul><table class="events"><tr><th>time</th><th>host</th><th>what</th><th>detail</th></tr>')
     items: list[AgentEvent | FaultRecord] = [*view.shown_events(), *view.faults]
-    for item in sorted(items, key=lambda x: x.t):
+    for item in sorted(items, key=lambda x: x.in_effect if isinstance(x, FaultRecord) else x.t):
         if isinstance(item, FaultRecord):
             what = f"⚡ fault: {item.fault}"
             detail = f"failed: {item.error}" if item.error else item.detail
+            if item.in_effect - item.t >= 0.001:
+                detail += f" (asked at {item.t - t0:+.3f})"
             out.append(
-                f'<tr class="fault"><td>{item.t - t0:+.3f}</td><td>{esc(item.host)}</td><td>{esc(what)}</td>'
-                f"<td>{esc(detail)}</td></tr>"
+                f'<tr class="fault"><td>{item.in_effect - t0:+.3f}</td><td>{esc(item.host)}</td>'
+                f"<td>{esc(what)}</td><td>{esc(detail)}</td></tr>"
             )
         else:
             out.append(_event_row(item, t0))

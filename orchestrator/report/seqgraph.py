@@ -44,7 +44,9 @@ def draw_time_sequence(scene: GraphScene) -> str:
     pts = scene.ladder.points
     mine = [p for p in pts if p.side == scene.side]
     acks = [p for p in pts if p.side != scene.side and p.ack is not None]
-    times = [p.time - scene.t0 for p in pts] + [f.t - scene.t0 for f in scene.faults if f.error is None]
+    times = [p.time - scene.t0 for p in pts] + [
+        f.in_effect - scene.t0 for f in scene.faults if f.error is None
+    ]
     t_lo, t_hi = min(times), max(times)
     if t_hi - t_lo < 1e-3:
         t_hi = t_lo + 1e-3
@@ -79,8 +81,8 @@ def draw_time_sequence(scene: GraphScene) -> str:
         text(LEFT + w / 2, HEIGHT - 6, "time since traffic started", text_anchor="middle", fill="#6b7280")
     )
     for f in scene.faults:
-        if f.error is None and t_lo <= f.t - scene.t0 <= t_hi:
-            x = fx(f.t - scene.t0)
+        if f.error is None and t_lo <= f.in_effect - scene.t0 <= t_hi:
+            x = fx(f.in_effect - scene.t0)
             out.append(
                 f'<g class="fault">{title(f.detail or f.fault)}'
                 + line(x, TOP, x, TOP + h, stroke=COLORS["fault"], stroke_width=1.5, stroke_dasharray="6 3")
