@@ -54,10 +54,10 @@ def parse_route_table(text: str) -> list[Route]:
     return routes
 
 
-def host_routes(table: Path = ROUTE_TABLE) -> list[Route]:
+def host_routes(table: Path | None = None) -> list[Route]:
     """The routing table of this machine; none where there is no /proc (not Linux)."""
     try:
-        return parse_route_table(table.read_text(encoding="ascii", errors="replace"))
+        return parse_route_table((table or ROUTE_TABLE).read_text(encoding="ascii", errors="replace"))
     except OSError:
         return []
 

@@ -163,12 +163,20 @@ def _alias(
     event: yaml.AliasEvent,
 ) -> yaml.Node:
     if event.anchor in anchors:
-        return anchors[event.anchor]
+        return _Alias(anchors[event.anchor], _mark(event.start_mark))
     if any(a == event.anchor for _, a, _ in stack):
         problem = f"alias *{event.anchor} is inside its own anchor: it would never end"
     else:
         problem = f"found undefined alias {event.anchor!r}"
     raise ComposerError(None, None, problem, _mark(event.start_mark))
+
+
+class _Alias(yaml.Node):
+    """An alias where it is used: the value is the anchored node, the mark the alias's own, so the
+    place it stands gets the alias's line (what is inside keeps the lines it was written on)."""
+
+    def __init__(self, target: yaml.Node, mark: yaml.Mark | None) -> None:
+        super().__init__("alias", target, mark, mark)
 
 
 class _Builder:
@@ -179,11 +187,21 @@ class _Builder:
         self.located = located
         self.count = 0
         self.constructor = SafeConstructor()
+        # The line of the outermost alias being expanded: where a limit reached inside it is told.
+        self.alias_line: int | None = None
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        if isinstance(node, _Alias):
+            if self.alias_line is not None:
+                return self.build(node.value, path, depth)
+            self.alias_line = _line(node.start_mark)
+            try:
+                return self.build(node.value, path, depth)
+            finally:
+                self.alias_line = None
         self.count += 1
         if self.count > MAX_NODES:
-            raise _too_many(self.located.line_of(path))
+            raise _too_many(self.where(path))
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
         if node.tag not in _PLAIN_TAGS:
@@ -192,7 +210,7 @@ class _Builder:
                 problem=f"tag {node.tag!r} is not allowed", problem_mark=node.start_mark
             )
         if depth >= MAX_DEPTH:  # reached through aliases: each one is within the limit alone
-            raise _too_deep(self.located.line_of(path))
+            raise _too_deep(self.where(path))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path, depth)
         items = []
@@ -204,7 +222,8 @@ class _Builder:
 
     def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        for key_or_alias, value_node in node.value:
+            key_node = key_or_alias.value if isinstance(key_or_alias, _Alias) else key_or_alias
             if not isinstance(key_node, yaml.ScalarNode):
                 raise yaml.MarkedYAMLError(
                     problem="a key must be a plain value", problem_mark=key_node.start_mark
@@ -217,10 +236,13 @@ class _Builder:
             key = self.build(key_node, path, depth + 1)
             child = (*path, key)
             if key in out:
-                self.located.duplicates.append((child, key_node.start_mark.line + 1))
-            self.located.lines[child] = key_node.start_mark.line + 1
+                self.located.duplicates.append((child, key_or_alias.start_mark.line + 1))
+            self.located.lines[child] = key_or_alias.start_mark.line + 1
             out[key] = self.build(value_node, child, depth + 1)
         return out
+
+    def where(self, path: Path) -> int | None:
+        return self.alias_line if self.alias_line is not None else self.located.line_of(path)
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
