@@ -17,6 +17,7 @@ from orchestrator.kernel.predict import KernelPrediction, capture_end, predict_c
 from orchestrator.kernel.settings import KernelSettings, parse_settings, settings_from_scenario
 from orchestrator.pcap.reader import TcpCapture, read_tcp
 from orchestrator.report.analysis_text import TextConnections, write_rendered_summary, write_summary
+from orchestrator.report.terminal import printable
 from orchestrator.tcp.analysis import Analysis
 from orchestrator.tcp.connection import ConnectionSummary, Side
 from orchestrator.tcp.contract import JsonConnections, write_analysis_json, write_rendered_json
@@ -104,7 +105,7 @@ def _analyze(
             if json_out:
                 write_rendered_json(sys.stdout, rendered.analysis, rendered.texts, str(path))
             else:
-                write_rendered_summary(sys.stdout, str(path), rendered.analysis, rendered.texts)
+                write_rendered_summary(sys.stdout, printable(str(path)), rendered.analysis, rendered.texts)
             continue
         analysis = analyze_shared(capture, processes)
         _warn(warn, analysis)
@@ -112,7 +113,7 @@ def _analyze(
         if json_out:
             write_analysis_json(sys.stdout, analysis, str(path), predictions)
         else:
-            write_summary(sys.stdout, console, str(path), analysis, predictions)
+            write_summary(sys.stdout, console, printable(str(path)), analysis, predictions)
         _last[:] = [analysis]  # freed with the process, not here
     global finished  # noqa: PLW0603 - read by the console script's entry
     finished = True
@@ -120,7 +121,9 @@ def _analyze(
 
 def _warn(warn: Console, analysis: Analysis) -> None:
     for problem in analysis.problems:
-        warn.print(Text(f"warning: {problem}; what came before it was analysed", style="yellow"))
+        warn.print(
+            Text(f"warning: {printable(str(problem))}; what came before it was analysed", style="yellow")
+        )
 
 
 def _open_all(files: list[Path]) -> list[TcpCapture]:

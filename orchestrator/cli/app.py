@@ -6,10 +6,10 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from orchestrator.cli import analyze, build, clean, doctor, listing, report, run, validate
 from orchestrator.errors import ScenarioError, TcpscenError
+from orchestrator.report.terminal import markup_safe
 
 app = typer.Typer(
     help="Reproduce TCP disconnection behaviour between real kernels, and judge it from the packets.",
@@ -36,8 +36,8 @@ def main() -> None:
         # One problem a line, never wrapped: file:line stays clickable in editors and terminals.
         err.print(f"[bold red]{len(exc.problems)} problem(s):[/]", soft_wrap=True)
         for problem in sorted(exc.problems, key=lambda p: (p.file, p.line or 0)):
-            err.print(escape(str(problem)), soft_wrap=True)
+            err.print(markup_safe(str(problem)), soft_wrap=True)
         sys.exit(exc.exit_code)
     except TcpscenError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {markup_safe(str(exc), multiline=True)}", soft_wrap=True)
         sys.exit(exc.exit_code)

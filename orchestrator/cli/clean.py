@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from orchestrator.errors import EngineError
+from orchestrator.report.terminal import markup_safe
 
 
 def clean(run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None) -> None:
@@ -20,6 +21,6 @@ def clean(run_id: Annotated[str | None, typer.Option("--run", help="only this ru
         f"{len(removed.tables)} nftables tables"
     )
     for name in removed.containers + removed.networks + removed.tables:
-        console.print(f"  {name}")
+        console.print(f"  {markup_safe(name)}")
     if removed.failures:
         raise EngineError("could not remove: " + "; ".join(removed.failures))

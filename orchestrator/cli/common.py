@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import Problem, ScenarioError
+from orchestrator.errors import Problem, ScenarioError, UsageError
 
 if TYPE_CHECKING:
     from orchestrator.scenario.model import Scenario
@@ -20,16 +22,42 @@ def expand(paths: list[Path]) -> list[Path]:
 
 
 def load_all(paths: list[Path]) -> list[Scenario]:
-    """Every file checked before anything runs; all problems of all files reported together."""
+    """Every file checked before anything runs; all problems of all files reported together.
+    The subnets are checked against the host's routes too: this is for `validate` and `run`."""
     from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415 - keeps other commands' start-up light
+    from orchestrator.scenario.routes import host_routes  # noqa: PLC0415
 
-    problems: list[Problem] = []
+    routes = host_routes()
+    problems = [
+        Problem(str(path), None, "", "no scenario files (*.yaml) in this folder")
+        for path in paths
+        if path.is_dir() and not expand([path])
+    ]
     scenarios: list[Scenario] = []
     for path in expand(paths):
         try:
-            scenarios.append(load_scenario(path))
+            scenarios.append(load_scenario(path, routes))
         except ScenarioError as exc:
             problems.extend(exc.problems)
     if problems:
         raise ScenarioError(problems)
     return scenarios
+
+
+def check_writable_dir(path: Path, option: str) -> None:
+    """A directory the run can write into, made if need be: a read-only, missing-parent or
+    not-a-directory path is refused here, before any Docker object exists."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"{option} {path}: exists and is not a directory") from None
+    except NotADirectoryError:
+        raise UsageError(f"{option} {path}: a part of the path is a file, not a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot be created: {exc.strerror or exc}") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".tcpscen-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot create a file there: {exc.strerror or exc}") from None

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from orchestrator.cli.common import expand
 from orchestrator.errors import ScenarioError
+from orchestrator.report.terminal import markup_safe
 
 
 def list_scenarios(
@@ -24,7 +25,8 @@ def list_scenarios(
     for path in expand([folder]):
         try:
             s = load_scenario(path)
-            table.add_row(path.name, f"{s.duration:g}s", " ".join(s.description.split()))
+            description = markup_safe(" ".join(s.description.split()))
+            table.add_row(markup_safe(path.name), f"{s.duration:g}s", description)
         except ScenarioError as exc:
-            table.add_row(path.name, "", f"[red]invalid: {len(exc.problems)} problem(s)[/]")
+            table.add_row(markup_safe(path.name), "", f"[red]invalid: {len(exc.problems)} problem(s)[/]")
     Console().print(table)

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from orchestrator.errors import UsageError
+from orchestrator.report.terminal import markup_safe
 
 
 def report(
@@ -27,9 +27,9 @@ def report(
         raise UsageError(f"{run_dir}: cannot read the run: {exc}") from exc
     console = Console(highlight=False)
     for name in written:
-        console.print(f"[green]wrote[/] {escape(str(run_dir / name))}")
+        console.print(f"[green]wrote[/] {markup_safe(str(run_dir / name))}")
     for problem in problems:
-        console.print(f"[yellow]problem:[/] {escape(problem)}")
+        console.print(f"[yellow]problem:[/] {markup_safe(problem)}")
     if REPORT not in written:
         raise UsageError(f"{run_dir}: {REPORT} could not be made")
     if open_page:

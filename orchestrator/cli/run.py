@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli.common import load_all
-from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError
+from orchestrator.cli.common import check_writable_dir, load_all
+from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError, UsageError
+from orchestrator.report.terminal import markup_safe
 
 if TYPE_CHECKING:
     from orchestrator.run.runner import RunResult
@@ -33,6 +34,11 @@ def run(
     from orchestrator.report.flakiness import assess  # noqa: PLC0415 - keeps other commands' start-up light
 
     scenarios = load_all(files)  # every file is checked before any Docker object exists
+    check_writable_dir(runs_dir, "--runs-dir")  # and where the runs go, and the junit file
+    if junit is not None:
+        check_writable_dir(junit.parent, "--junit")
+        if junit.is_dir():
+            raise UsageError(f"--junit {junit}: is a directory; give the file to write, such as junit.xml")
     console = Console(highlight=False)
     plan = [s for s in scenarios for _ in range(repeat)]
     if jobs > 1 or brief:
@@ -42,11 +48,11 @@ def run(
     if len(results) > 1:
         _print_summary(console, results)
     if junit is not None:
-        console.print(f"junit: {_write_junit(junit, results)}")
+        console.print(f"junit: {markup_safe(str(_write_junit(junit, results)))}")
     if repeat > 1:
         for scenario in scenarios:
             same = [r.verdict for name, r in results if name == scenario.name]
-            console.print(assess(scenario.name, same).describe())
+            console.print(markup_safe(assess(scenario.name, same).describe(), multiline=True))
     raise typer.Exit(_exit_code([r for _, r in results]))
 
 
@@ -57,13 +63,13 @@ def _run_verbose(
     from orchestrator.report.console import ConsoleObserver, print_verdict  # noqa: PLC0415
     from orchestrator.run.runner import new_run, run_scenario  # noqa: PLC0415
 
-    console.rule(f"[bold]{scenario.name}")
+    console.rule(f"[bold]{markup_safe(scenario.name)}")
     result = run_scenario(scenario, new_run(scenario, runs_dir), ConsoleObserver(console, verbose), Lab)
     if result.verdict is not None:
         print_verdict(console, result.verdict)
     if result.error is not None:
-        console.print(f"[bold red]error:[/] {result.error}")
-    console.print(f"run directory: {result.run_dir}")
+        console.print(f"[bold red]error:[/] {markup_safe(str(result.error), multiline=True)}")
+    console.print(f"run directory: {markup_safe(str(result.run_dir))}")
     return scenario.name, result
 
 
@@ -112,15 +118,16 @@ def _write_junit(path: Path, results: list[tuple[str, RunResult]]) -> Path:
 
 
 def _one_line(name: str, r: RunResult) -> str:
+    name = markup_safe(f"{name:<22}")
     if r.error is not None:
-        return f"[red]ERROR[/] {name:<22} {r.error}"
+        return f"[red]ERROR[/] {name} {markup_safe(str(r.error))}"
     assert r.verdict is not None
     mark = "[green]PASS[/] " if r.verdict.passed else "[red]FAIL[/] "
     failed = [c.name for c in r.verdict.checks if not c.passed]
     detail = f"{r.verdict.passed_count}/{len(r.verdict.checks)}" + (
         f"  failed: {', '.join(failed)}" if failed else ""
     )
-    return f"{mark}{name:<22} {detail}  {r.run_dir}"
+    return f"{mark}{name} {markup_safe(detail)}  {markup_safe(str(r.run_dir))}"
 
 
 def _exit_code(results: list[RunResult]) -> int:
@@ -137,11 +144,12 @@ def _print_summary(console: Console, results: list[tuple[str, RunResult]]) -> No
     table.add_column("expectations")
     table.add_column("run directory")
     for name, r in results:
+        shown, run_dir = markup_safe(name), markup_safe(str(r.run_dir))
         if r.error is not None:
-            table.add_row(name, "[red]ERROR[/]", str(r.error)[:60], str(r.run_dir))
+            table.add_row(shown, "[red]ERROR[/]", markup_safe(str(r.error)[:60]), run_dir)
         elif r.verdict is not None:
             mark = "[green]PASS[/]" if r.verdict.passed else "[red]FAIL[/]"
-            table.add_row(name, mark, f"{r.verdict.passed_count}/{len(r.verdict.checks)}", str(r.run_dir))
+            table.add_row(shown, mark, f"{r.verdict.passed_count}/{len(r.verdict.checks)}", run_dir)
     console.print(table)
     passed = sum(1 for _, r in results if r.verdict is not None and r.verdict.passed and r.error is None)
     console.print(f"{passed}/{len(results)} scenarios passed")

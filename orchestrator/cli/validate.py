@@ -7,12 +7,13 @@ import typer
 from rich.console import Console
 
 from orchestrator.cli.common import expand, load_all
+from orchestrator.report.terminal import markup_safe
 
 
 def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or folders")]) -> None:
     """Check scenario files without touching Docker; every problem, with file:line and key."""
     scenarios = load_all(files)
-    console = Console()
+    console = Console(highlight=False)
     for path, scenario in zip(expand(files), scenarios, strict=True):
         size = f"{len(scenario.hosts)} hosts, {len(scenario.timeline)} steps"
-        console.print(f"[green]ok[/] {path}: {scenario.name} ({size})")
+        console.print(f"[green]ok[/] {markup_safe(str(path))}: {markup_safe(scenario.name)} ({size})")

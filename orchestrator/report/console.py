@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.text import Text
 
 from orchestrator.report.progress import CaptureCounter, RunState, describe_counts
+from orchestrator.report.terminal import printable
 from orchestrator.run.records import AgentEvent, FaultRecord
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
@@ -93,7 +94,8 @@ class ConsoleObserver:
 
     def _line(self, mark: str, message: str, style: str, at: float | None = None) -> None:
         rel = (at if at is not None else time.time()) - self.t0
-        self.console.print(Text(f"{rel:8.3f}s {mark} {message}", style=style))
+        # The message carries what an agent or the engine said: no escape sequence gets through.
+        self.console.print(Text(f"{rel:8.3f}s {mark} {printable(message)}", style=style))
 
 
 def _stop_active() -> None:
@@ -127,17 +129,17 @@ class QuietObserver:
 
 def print_verdict(console: Console, verdict: Verdict) -> None:
     """One line per expectation, its evidence indented below: readable at any terminal width."""
-    console.print(Text(f"verdict: {verdict.scenario}", style="bold"))
+    console.print(Text(f"verdict: {printable(verdict.scenario)}", style="bold"))
     for check in verdict.checks:
         mark = Text(" PASS ", style="bold green") if check.passed else Text(" FAIL ", style="bold red")
-        line = Text.assemble(mark, (f"{check.name:<24}", "bold"), f" {check.observed}")
+        line = Text.assemble(mark, (f"{check.name:<24}", "bold"), f" {printable(check.observed)}")
         if not check.passed or check.expected != check.observed:
-            line.append(f"  (expected {check.expected})", style="dim")
+            line.append(f"  (expected {printable(check.expected)})", style="dim")
         console.print(line)
         for item in check.evidence:
-            console.print(Text(f"        {item}", style="dim"))
+            console.print(Text(f"        {printable(item)}", style="dim"))
     for note in verdict.notes:
-        console.print(Text(f"  note: {note}", style="italic"))
+        console.print(Text(f"  note: {printable(note)}", style="italic"))
     overall = Text("PASS", style="bold green") if verdict.passed else Text("FAIL", style="bold red")
     console.print(
         Text.assemble("result: ", overall, f"  ({verdict.passed_count}/{len(verdict.checks)} expectations)")

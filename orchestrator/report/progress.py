@@ -17,6 +17,8 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.report.terminal import printable
+
 _PCAP_MAGICS = {0xA1B2C3D4: 16, 0xA1B23C4D: 16, 0xA1B2CD34: 24}  # magic -> record header length
 _PCAPNG = 0x0A0D0D0A
 BAR = 40  # characters of the time bar
@@ -123,8 +125,8 @@ class RunState:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", justify="right")
         grid.add_column()
-        grid.add_row("scenario", Text(self.scenario, style="bold cyan"))
-        grid.add_row("step", self.current)
+        grid.add_row("scenario", Text(printable(self.scenario), style="bold cyan"))
+        grid.add_row("step", Text(printable(self.current)))
         if self.t0 is None:
             grid.add_row("time", "setting up (the clock starts with the traffic)")
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,25 +12,37 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, ScenarioError
 from orchestrator.scenario import model, steps
-from orchestrator.scenario.validation import find_problems
-from orchestrator.scenario.yamlpos import Located, load_located
+from orchestrator.scenario.routes import Route
+from orchestrator.scenario.source import MAX_BYTES, read_source
+from orchestrator.scenario.validation import find_problems, find_route_problems
+from orchestrator.scenario.yamlpos import LimitError, Located, load_located
 
-MAX_BYTES = 256 * 1024
+__all__ = ["MAX_BYTES", "load_scenario", "locate", "parse_scenario"]
 
 
-def load_scenario(path: Path) -> model.Scenario:
-    text = _read(path)
+def load_scenario(path: Path, routes: Sequence[Route] | None = None) -> model.Scenario:
+    """The scenario in a file. With `routes` (the host's routing table), its subnet is also
+    checked against the host's own networks: `validate` and `run` pass them, nothing else."""
+    file = str(path)
+    return parse_scenario(locate(read_source(path), file), file, default_name=path.stem, routes=routes)
+
+
+def locate(text: str, file: str) -> Located:
+    """The YAML's data and the line of every key; any problem with the text is a ScenarioError."""
     try:
-        located = load_located(text)
+        return load_located(text)
+    except LimitError as exc:
+        raise ScenarioError([Problem(file, exc.line, "", exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ScenarioError([Problem(str(path), line, "", f"not valid YAML: {exc.problem}")]) from None
+        raise ScenarioError([Problem(file, line, "", f"not valid YAML: {exc.problem}")]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError([Problem(str(path), None, "", f"not valid YAML: {exc}")]) from None
-    return parse_scenario(located, str(path), default_name=path.stem)
+        raise ScenarioError([Problem(file, None, "", f"not valid YAML: {exc}")]) from None
 
 
-def parse_scenario(located: Located, file: str, default_name: str = "scenario") -> model.Scenario:
+def parse_scenario(
+    located: Located, file: str, default_name: str = "scenario", routes: Sequence[Route] | None = None
+) -> model.Scenario:
     problems = [
         Problem(file, line, _dotted(key), "duplicate key (the later one would silently win)")
         for key, line in located.duplicates
@@ -46,30 +59,13 @@ def parse_scenario(located: Located, file: str, default_name: str = "scenario") 
     except ValidationError as exc:
         problems += [_problem(err, located, file) for err in exc.errors()]
         raise ScenarioError(problems) from None
-    problems += [
-        Problem(file, located.line_of(key), _dotted(key), msg) for key, msg in find_problems(scenario)
-    ]
+    found = find_problems(scenario)
+    if routes is not None:
+        found += find_route_problems(scenario, routes)
+    problems += [Problem(file, located.line_of(key), _dotted(key), msg) for key, msg in found]
     if problems:
         raise ScenarioError(problems)
     return scenario
-
-
-def _read(path: Path) -> str:
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ScenarioError(
-                [Problem(str(path), None, "", f"{size} bytes: a scenario is at most {MAX_BYTES}")]
-            )
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([Problem(str(path), None, "", "no such file")]) from None
-    except IsADirectoryError:
-        raise ScenarioError([Problem(str(path), None, "", "is a directory, not a scenario file")]) from None
-    except UnicodeDecodeError:
-        raise ScenarioError([Problem(str(path), None, "", "not UTF-8 text")]) from None
-    except OSError as exc:
-        raise ScenarioError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
 
 
 def _problem(err: Any, located: Located, file: str) -> Problem:

@@ -7,9 +7,10 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.scenario.base import StrictModel
+from orchestrator.scenario.names import check_image, check_text
 from orchestrator.scenario.steps import Step
 from orchestrator.scenario.units import Count, Duration, Percent
 
@@ -131,12 +132,27 @@ class HostBase(StrictModel):
     mac: str | None = None
     sysctls: dict[str, int] = Field(default_factory=dict)
 
+    @field_validator("image")
+    @classmethod
+    def _check_image(cls, value: str) -> str:
+        return check_image(value)
+
     @field_validator("mac")
     @classmethod
     def _check_mac(cls, value: str | None) -> str | None:
-        if value is not None and not _MAC.match(value.lower()):
+        if value is None:
+            return value
+        if not _MAC.match(value.lower()):
             raise ValueError(f"expected a MAC such as 02:42:0a:4d:00:0a, got {value!r}")
-        return value.lower() if value else value
+        value = value.lower()
+        if int(value[:2], 16) & 1:
+            raise ValueError(
+                f"{value} is a multicast or broadcast MAC (the first octet's lowest bit is set): "
+                "a host needs a unicast one, such as 02:42:0a:4d:00:0a"
+            )
+        if value == "00:00:00:00:00:00":
+            raise ValueError("00:00:00:00:00:00 is no host's MAC: use one such as 02:42:0a:4d:00:0a")
+        return value
 
     @field_validator("sysctls")
     @classmethod
@@ -219,12 +235,36 @@ class Expect(StrictModel):
         return [value] if isinstance(value, int) else value
 
 
+PRIVATE_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+# What a subnet that is not private is instead, for the message (the first that applies).
+_SPECIAL_NETWORKS = (
+    ("0.0.0.0/8", "the unspecified addresses ('this network')"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved (with the broadcast address)"),
+)
+
+
 class Network(StrictModel):
     subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("10.77.0.0/24")
 
     @field_validator("subnet")
     @classmethod
-    def _check_size(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    def _check_subnet(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not any(value.subnet_of(private) for private in PRIVATE_NETWORKS):
+            kind = next(
+                (
+                    f"includes {what}"
+                    for net, what in _SPECIAL_NETWORKS
+                    if value.overlaps(ipaddress.IPv4Network(net))
+                ),
+                "is not private",
+            )
+            raise ValueError(
+                f"{value} {kind}: a scenario's subnet must be private (RFC 1918), inside "
+                + ", ".join(str(n) for n in PRIVATE_NETWORKS)
+            )
         if value.prefixlen > 29:
             raise ValueError("the subnet needs room for a gateway and the hosts: /29 or larger")
         return value
@@ -239,6 +279,11 @@ class Scenario(StrictModel):
     hosts: dict[str, Host]
     timeline: list[Step] = Field(default_factory=list)
     expect: Expect = Expect()
+
+    @field_validator("name", "description")
+    @classmethod
+    def _check_text(cls, value: str, info: ValidationInfo) -> str:
+        return check_text(value, multiline=info.field_name == "description")
 
     @field_validator("duration")
     @classmethod

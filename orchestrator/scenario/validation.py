@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from orchestrator.scenario.model import ClientHost, Scenario
+from orchestrator.scenario.routes import Route
 
 Path = tuple[str | int, ...]
 
@@ -90,3 +93,19 @@ def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
 
 def _names(scenario: Scenario) -> str:
     return ", ".join(sorted(scenario.hosts))
+
+
+def find_route_problems(scenario: Scenario, routes: Sequence[Route]) -> list[tuple[Path, str]]:
+    """The subnet against the host's own routes (its LAN, its gateway, a VPN): a Docker network
+    there would hide them. A default route covers everything; only its gateway counts."""
+    subnet = scenario.network.subnet
+    problems: list[str] = []
+    for route in routes:
+        if route.engines:
+            continue
+        if route.network.prefixlen > 0 and route.network.overlaps(subnet):
+            problems.append(f"{subnet} overlaps the host's network {route.network} (on {route.interface})")
+        if route.gateway is not None and route.gateway in subnet:
+            problems.append(f"{subnet} holds the host's gateway {route.gateway} (on {route.interface})")
+    advice = ": the scenario's network would hide it; choose another private subnet"
+    return [(("network", "subnet"), p + advice) for p in dict.fromkeys(problems)]
