@@ -35,7 +35,8 @@ import numpy as np
 
 from orchestrator.errors import TcpscenError
 from orchestrator.kernel.predict import capture_end
-from orchestrator.pcap.columns import Chunk, Columns, has_columns, read_chunks
+from orchestrator.pcap.chunks import has_columns, read_chunks
+from orchestrator.pcap.columns import Chunk, Columns
 from orchestrator.pcap.reader import IcmpError, TcpCapture
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
 from orchestrator.tcp.connection import ConnectionSummary

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from orchestrator.kernel.timers import backoff_schedule
 from orchestrator.pcap.reader import TcpPacket, read_tcp
-from orchestrator.tcp import analysis
+from orchestrator.tcp import loop
 from orchestrator.tcp.analysis import MAX_EVIDENCE, analyze, analyze_file
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from tests.helpers.pcaps import (
@@ -560,7 +560,7 @@ def _peak(n: int) -> tuple[ConnectionSummary, int]:
 
 
 def test_memory_is_bounded_when_nothing_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "MAX_UNACKED", 200)
+    monkeypatch.setattr(loop, "MAX_UNACKED", 200)
     small, small_peak = _peak(2_000)
     big, big_peak = _peak(8_000)
     assert big.packets == 8_000

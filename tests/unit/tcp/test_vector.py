@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.pcap import columns
-from orchestrator.pcap.columns import read_chunks
+from orchestrator.pcap.chunks import read_chunks
 from orchestrator.pcap.reader import TcpPacket, read_tcp
 from orchestrator.tcp.analysis import Analysis, analyze_capture
 from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy
