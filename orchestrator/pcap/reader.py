@@ -21,9 +21,10 @@ Supported:
 
 This is the reference reader: `chunks` reads most captures faster, as arrays, and agrees
 with it segment for segment. The formats themselves (magics, header and block layouts, interface
-descriptions, timestamp units) are `pcap`'s and `pcapng`'s; the two framing loops here are
-inlined for speed and take their tables from there. The module is long for one reason: those
-two loops are each a whole hot path, and nothing else is here.
+descriptions, timestamp units) are `pcap`'s and `pcapng`'s; the two framing loops here, one per
+format, are inlined for speed and take their tables from there. They are why this module is
+over 400 lines: each is a whole hot path of one responsibility, reading segments one by one;
+the rest is the segment's type, the capture's counters and `read_tcp`.
 
 Frame numbers count every record that is a packet (EPB, SPB, OPB or a classic
 pcap record), TCP or not, so they are Wireshark's ``frame.number``.

@@ -94,8 +94,8 @@ def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised
     """Read a whole capture and analyse it. Without `mark`, the vectorised pass (`vector`) does
     the work (`vectorised=False`: the loop alone, the reference): the same result, faster."""
     if mark is None and vectorised:
-        # Imported here, not for a cycle: numpy takes 0.15 s to import, and the commands that
-        # only judge runs (through `analyze`) never need it.
+        # Imported here: numpy takes 0.15 s to import, and the commands that only judge runs
+        # (through `analyze`) never need it.
         from orchestrator.pcap.chunks import read_chunks  # noqa: PLC0415
         from orchestrator.tcp.vector import analyze_chunks  # noqa: PLC0415
 

@@ -6,7 +6,7 @@ nothing unseen. For those the reference loop's short way only moves a few fields
 sequence number, last ACK, window, duplicate-ACK count, the unacknowledged segments), and a run
 of them can be applied in one step. So, per chunk of columns (`columns`):
 
-1. numpy (`dull`) sorts the chunk by connection (stably, so each connection keeps its order; different
+1. numpy sorts the chunk by connection (stably, so each connection keeps its order; different
    connections are independent) and marks each segment *dull* or not from its own header and
    its predecessors in the chunk: ACK only, window open, not one byte, in sequence (it starts
    where its direction's highest sequence number so far ends), ACK not going backwards and not
@@ -19,9 +19,10 @@ of them can be applied in one step. So, per chunk of columns (`columns`):
    step, or, if any check fails, handed to the reference loop segment by segment, as is every
    segment that is not dull.
 
-The checks are conservative: anything in doubt goes to the loop. Connections are then numbered
-in order of first segment, as the loop numbers them. `tests/unit/test_vector.py` compares this
-pass with the loop on captures of every kind.
+Steps 1 and 2 are `dull`'s, step 3 is this module's. The checks are conservative: anything in
+doubt goes to the loop. Connections are then numbered in order of first segment, as the loop
+numbers them. `tests/unit/tcp/test_vector.py` compares this pass with the loop on captures of
+every kind.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ I64 = npt.NDArray[np.int64]
 
 
 def analyze_chunks(chunks: Iterable[Chunk]) -> list[Conn]:
-    """The connections of a capture read by `columns.read_chunks`, in tcp.stream order."""
+    """The connections of a capture read by `chunks.read_chunks`, in tcp.stream order."""
     flows: dict[FlowKey, Flow] = {}
     conns: list[Conn] = []
     for chunk in chunks:
