@@ -119,7 +119,7 @@ def _pcapng_records(f: BinaryIO) -> Iterator[_Record]:
                     block.data, pcapng.BLOCK_HEADER.size
                 )
                 face = ifaces[iface] if iface < len(ifaces) else _UNKNOWN
-                yield _Record(frame, face._replace(offset_ns=0).time_ns(hi, lo), True)
+                yield _Record(frame, face.time_ns(hi, lo), True)
             else:
                 yield _Record(frame, 0, False)
 
