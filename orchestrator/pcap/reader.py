@@ -366,13 +366,14 @@ class TcpCapture:
                 if btype in timed:
                     if btype == epb_type:
                         iface, hi, lo, cap, orig = epb(buf, block + body)
+                        data = block + epb_data
                     else:  # the obsolete Packet Block: a 16-bit interface id, then drops
                         iface, _drops, hi, lo, cap, orig = pb(buf, block + body)
+                        data = block + pb_data
                     frame += 1
                     if iface >= len(ifaces) or cap > blen - epb_overhead:
                         skipped += 1
                         continue
-                    data = block + (epb_data if btype == epb_type else pb_data)
                     ifc = ifaces[iface]
                     tns = ((hi << 32) | lo) * ifc.num // ifc.den + ifc.offset_ns  # Interface.time_ns
                     last_tns = tns
