@@ -139,7 +139,6 @@ class DullRuns:
             self.sides: tuple[Side, Side] | None = None
             self.run_last = self.run_last_data = self.run_len = []
             self.keep_new = np.zeros(0, dtype=np.int64)
-            self.popped = np.zeros(n, dtype=np.bool_)
             return
         neutral_max = np.full(n, -1, dtype=np.int64)
         run_rows = np.where(dull, idx, neutral_max)
@@ -156,7 +155,6 @@ class DullRuns:
         peer_ack = ack[np.maximum(peer_last, 0)]
         popped = data & (peer_last >= 0) & (((peer_ack - end) & M32) < HALF)
         self.keep_new = np.flatnonzero(data & ~popped)
-        self.popped = popped
         changes = in_run_p & (ack != ack[pp])
         dup = in_run_p & (plen == 0) & (ack == ack[pp]) & (win == win[pp])
         sides = []

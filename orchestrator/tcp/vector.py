@@ -209,16 +209,9 @@ def _stream(dr: DullRuns, flows: dict[FlowKey, Flow]) -> Iterator[tuple[int, Tcp
                 _replay(dr, f, side, old_acks[1 - side], start, run_last, pk)
                 continue
             top = moves[side]
-            runs_f = f.runs
             if top is not None:
                 while q and ((top - q[0][0]) & M32) < HALF:
-                    entry = q.popleft()
-                    if runs_f:
-                        runs_f.pop(entry[1].seq, None)
-                if runs_f:  # retransmitted segments: forget those acknowledged, as the loop does
-                    mine = dr.popped[start : run_last + 1] & (d[start : run_last + 1] == side)
-                    for sq in dr.seq[start : run_last + 1][mine].tolist():
-                        runs_f.pop(sq, None)
+                    q.popleft()
             q.extend(keep_by_run.get((j, side), ()))
             if acked_upto[side] is not None:
                 f.acked_upto = acked_upto[side]
@@ -251,7 +244,7 @@ def _replay(
 ) -> None:
     """The loop's own bookkeeping of `f.unacked` over the run, for a queue that may be out of
     sequence order: segments appended as sent, dropped as the peer's ACKs move."""
-    q, runs_f = f.unacked, f.runs
+    q = f.unacked
     span = slice(first, last + 1)
     cols = dr.cols
     rows = range(first, last + 1)
@@ -276,9 +269,7 @@ def _replay(
         if a != prev_ack and q and ((a - q[0][0]) & M32) < HALF:
             f.acked_upto = a
             while q and ((a - q[0][0]) & M32) < HALF:
-                _end, p, pos = q.popleft()
-                if runs_f:
-                    runs_f.pop(p.seq if p is not None else int(dr.seq[sent[pos]]), None)
+                q.popleft()
         prev_ack = a
     for n, (e, p, i) in enumerate(q):  # segments of the run still queued need their packet
         if p is None:
