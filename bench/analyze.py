@@ -44,6 +44,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the project's modules come from this checkout
+    sys.path.insert(0, str(ROOT))
+
+from orchestrator.pcap import pcap  # noqa: E402 - after the path
+from orchestrator.pcap.reader import read_tcp  # noqa: E402
+from orchestrator.tcp.parallel import auto_processes  # noqa: E402
+
 T0 = 1_700_000_000.0
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 M32 = 0xFFFFFFFF
@@ -147,7 +154,6 @@ def connection(rng: random.Random, t: float, exchanges: tuple[int, int]) -> Iter
 
 
 _FRAME = struct.Struct("!6s6sH BBHHHBBH4s4s HHIIBBHHH")
-_REC = struct.Struct("<IIII")
 _MACS = (b"\x02\0\0\0\0\x02", b"\x02\0\0\0\0\x01")
 
 
@@ -159,10 +165,9 @@ def write_capture(path: Path, packets: int, shape: str, seed: int = 7) -> tuple[
     started = 0
     next_start = T0
     filler = b"x" * 1500
-    out = bytearray()
     written = 0
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1))
+    with open(path, "wb", buffering=1 << 22) as f:
+        w = pcap.Writer(f, 1, SNAPLEN)  # Ethernet
         while written < packets:
             while started < most and (not heap or next_start <= heap[0][0]):  # they start as time goes on
                 k = started
@@ -206,15 +211,9 @@ def write_capture(path: Path, packets: int, shape: str, seed: int = 7) -> tuple[
                 0,
             )
             frame = _FRAME.pack(*_MACS, 0x0800, *ip_tcp) + filler[:n]
-            cap = frame[:SNAPLEN]
             sec = int(t)
-            out += _REC.pack(sec, int((t - sec) * 1e6), len(cap), len(frame))
-            out += cap
+            w.write(sec, int((t - sec) * 1e6), frame[:SNAPLEN], len(frame))
             written += 1
-            if len(out) > 1 << 22:
-                f.write(out)
-                out.clear()
-        f.write(out)
     return written, started
 
 
@@ -286,7 +285,6 @@ def _family(pid: int) -> list[int]:
 
 def engine_alone(path: Path) -> float:
     """Seconds for reading and analysing `path` in this process: the engine without start-up."""
-    sys.path.insert(0, str(ROOT))
     from orchestrator.tcp.analysis import analyze_file  # noqa: PLC0415 - only for this measure
 
     start = time.perf_counter()
@@ -324,9 +322,6 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="tcpscen-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
-    sys.path.insert(0, str(ROOT))
-    from orchestrator.pcap.reader import read_tcp  # noqa: PLC0415
-    from orchestrator.tcp.parallel import auto_processes  # noqa: PLC0415 - after the path
 
     try:
         runs = [("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)]

@@ -19,8 +19,12 @@ Supported:
 * IPv4 (options respected; non-first fragments skipped) and IPv6 (hop-by-hop,
   routing, destination options, fragment and AH headers walked).
 
-This is the reference reader: `columns` reads most captures faster, as arrays, and agrees
-with it segment for segment.
+This is the reference reader: `chunks` reads most captures faster, as arrays, and agrees
+with it segment for segment. The formats themselves (magics, header and block layouts, interface
+descriptions, timestamp units) are `pcap`'s and `pcapng`'s; the two framing loops here, one per
+format, are inlined for speed and take their tables from there. They are why this module is
+over 400 lines: each is a whole hot path of one responsibility, reading segments one by one;
+the rest is the segment's type, the capture's counters and `read_tcp`.
 
 Frame numbers count every record that is a packet (EPB, SPB, OPB or a classic
 pcap record), TCP or not, so they are Wireshark's ``frame.number``.
@@ -43,18 +47,15 @@ they get the timestamp of the previous packet.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from orchestrator.errors import CaptureFormatError
+from orchestrator.pcap import pcap, pcapng
 from orchestrator.pcap.icmp import MAX_ICMP, Found, IcmpError, icmp4_error, icmp_error_in_frame
 from orchestrator.pcap.links import Link, ip4_names
-
-_U32LE = struct.Struct("<I")
-_U32BE = struct.Struct("!I")
 
 __all__ = [
     "ACK",
@@ -66,6 +67,7 @@ __all__ = [
     "SYN",
     "URG",
     "IcmpError",
+    "Iface",
     "TcpCapture",
     "TcpPacket",
     "read_tcp",
@@ -111,16 +113,6 @@ def seconds(ns: int) -> float:
     """Epoch nanoseconds as float seconds, whole seconds and fraction apart: `ns / 1e9` would
     first round ns to a float (256 ns steps at today's epoch) and lose the microseconds' digit."""
     return ns // 1_000_000_000 + ns % 1_000_000_000 / 1e9
-
-
-# ---------------------------------------------------------------------------
-# File formats
-
-PCAP_MAGIC_US = 0xA1B2C3D4
-PCAP_MAGIC_NS = 0xA1B23C4D
-PCAP_MAGIC_MODIFIED = 0xA1B2CD34
-PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BOM = 0x1A2B3C4D
 
 
 class TcpCapture:
@@ -201,14 +193,13 @@ class TcpCapture:
     # -- classic pcap ------------------------------------------------------
 
     def _pcap(self, f: BinaryIO) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
-        endian, magic, linktype = pcap_header(f.read(24))
-        link = Link(linktype)
+        header = pcap.parse_header(f.read(pcap.FILE_HEADER.size))
+        link = Link(header.linktype)
         self.linktypes.add(link.linktype)
         fast, need, hdr, decode = link.fast, link.need, link.hdr, link.decode
-        ns_per_unit = 1 if magic == PCAP_MAGIC_NS else 1000
-        s_per_unit = 1e-9 if magic == PCAP_MAGIC_NS else 1e-6
-        rec_hdr = 24 if magic == PCAP_MAGIC_MODIFIED else 16
-        unpack_hdr = struct.Struct(endian + "IIII").unpack_from
+        kind = header.kind
+        ns_per_unit, s_per_unit, rec_hdr = kind.ns_per_unit, kind.s_per_unit, kind.record.size
+        unpack_hdr = pcap.RECORD_HEADER.struct(header.endian).unpack_from  # its first 16 bytes
         name = self.name
         new = _new_packet
         cls = TcpPacket
@@ -314,9 +305,17 @@ class TcpCapture:
         pos = 0
         frame = 0
         skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
+        ng = pcapng
+        shb, idb, epb_type, pb_type, spb_type = ng.SHB, ng.IDB, ng.EPB, ng.PB, ng.SPB
+        timed = (epb_type, pb_type)  # packet blocks with a timestamp
+        min_block, epb_overhead = ng.MIN_BLOCK, ng.EPB_OVERHEAD
+        epb_data, pb_data, spb_data = ng.EPB_DATA, ng.PB_DATA, ng.SPB_DATA
+        spb_room = spb_data + ng.BLOCK_TRAILER.size  # a Simple Packet Block's bytes around its data
+        body = ng.BLOCK_HEADER.size
         endian = "<"
-        u32 = _U32LE.unpack_from
-        epb = struct.Struct("<IIIII").unpack_from
+        u32 = ng.BLOCK_HEADER.field_struct("type", endian).unpack_from
+        epb = ng.EPB_BODY.struct(endian).unpack_from
+        pb = ng.PB_BODY.struct(endian).unpack_from
         name = self.name
         new = _new_packet
         cls = TcpPacket
@@ -325,7 +324,7 @@ class TcpCapture:
         last_tns = 0
         try:
             while True:
-                if n - pos < 12:
+                if n - pos < min_block:  # a block header and, for a section, its mark
                     rest, buf = buf[pos:], b""  # let the old chunk go before reading the next
                     more = read(CHUNK)
                     if not more:
@@ -337,20 +336,18 @@ class TcpCapture:
                     pos = 0
                     continue
                 (btype,) = u32(buf, pos)
-                if btype == PCAPNG_SHB:
-                    bom = buf[pos + 8 : pos + 12]
-                    if bom == b"\x4d\x3c\x2b\x1a":
-                        endian = "<"
-                    elif bom == b"\x1a\x2b\x3c\x4d":
-                        endian = ">"
-                    else:
+                if btype == shb:
+                    order = ng.section_order(buf, pos)
+                    if order is None:
                         self.cut("a corrupt section header", frame)
                         break
-                    u32 = struct.Struct(endian + "I").unpack_from
-                    epb = struct.Struct(endian + "IIIII").unpack_from
+                    endian = order
+                    u32 = ng.BLOCK_HEADER.field_struct("type", endian).unpack_from
+                    epb = ng.EPB_BODY.struct(endian).unpack_from
+                    pb = ng.PB_BODY.struct(endian).unpack_from
                     ifaces = []
                 (blen,) = u32(buf, pos + 4)
-                if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                if blen < min_block or blen % 4 or blen > MAX_RECORD:
                     self.cut(f"a corrupt block (length {blen})", frame)
                     break
                 end = pos + blen
@@ -366,31 +363,35 @@ class TcpCapture:
                     continue
                 block = pos
                 pos = end
-                if btype in (6, 2):  # Enhanced Packet Block, or the obsolete Packet Block
-                    iface, hi, lo, cap, orig = epb(buf, block + 8)
+                if btype in timed:
+                    if btype == epb_type:
+                        iface, hi, lo, cap, orig = epb(buf, block + body)
+                        data = block + epb_data
+                    else:  # the obsolete Packet Block: a 16-bit interface id, then drops
+                        iface, _drops, hi, lo, cap, orig = pb(buf, block + body)
+                        data = block + pb_data
                     frame += 1
-                    if btype == 2:  # its interface id is 16 bits, then a 16-bit drops count
-                        (iface,) = struct.unpack_from(endian + "H", buf, block + 8)
-                    if iface >= len(ifaces) or cap > blen - 32:
+                    if iface >= len(ifaces) or cap > blen - epb_overhead:
                         skipped += 1
                         continue
-                    data = block + 28
                     ifc = ifaces[iface]
-                    tns = ((hi << 32) | lo) * ifc.num // ifc.den + ifc.offset_ns
+                    tns = ((hi << 32) | lo) * ifc.num // ifc.den + ifc.offset_ns  # Interface.time_ns
                     last_tns = tns
-                elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
-                    (orig,) = u32(buf, block + 8)
+                elif btype == spb_type:  # interface 0, no timestamp
+                    (orig,) = u32(buf, block + body)
                     frame += 1
                     if not ifaces:
                         skipped += 1
                         continue
                     ifc = ifaces[0]
-                    cap = min(orig, blen - 16, ifc.snaplen or orig)
-                    data = block + 12
+                    cap = min(orig, blen - spb_room, ifc.snaplen or orig)
+                    data = block + spb_data
                     tns = last_tns
                 else:
-                    if btype == 1:  # Interface Description Block
-                        ifaces.append(parse_idb(self, buf, block, blen, endian))
+                    if btype == idb:
+                        face = Iface(ng.parse_idb(buf, block, blen, endian))
+                        self.linktypes.add(face.linktype)
+                        ifaces.append(face)
                     continue
                 if cap >= ifc.need:
                     etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = (
@@ -441,56 +442,19 @@ class TcpCapture:
             self.tcp_packets = frame - skipped
 
 
-def parse_idb(capture: TcpCapture, buf: bytes, pos: int, blen: int, endian: str) -> Iface:
-    """An Interface Description Block: its link type, timestamp units and offset."""
-    linktype, snaplen = struct.unpack_from(endian + "HxxI", buf, pos + 8)
-    capture.linktypes.add(linktype)
-    # Timestamp units: ns = units * num // den. The default resolution is 10^-6 s.
-    num, den = 1000, 1
-    offset_ns = 0
-    p = pos + 16
-    stop = pos + blen - 4
-    opt = struct.Struct(endian + "HH")
-    while p + 4 <= stop:
-        code, olen = opt.unpack_from(buf, p)
-        if code == 0:
-            break
-        v = p + 4
-        if code == 9 and olen >= 1:  # if_tsresol
-            r = buf[v]
-            if r & 0x80:
-                num, den = 1_000_000_000, 1 << (r & 0x7F)
-            else:
-                e = r & 0x7F
-                num, den = (10 ** (9 - e), 1) if e <= 9 else (1, 10 ** (e - 9))
-        elif code == 14 and olen >= 8:  # if_tsoffset, in seconds
-            offset_ns = struct.unpack_from(endian + "q", buf, v)[0] * 1_000_000_000
-        p = v + ((olen + 3) & ~3)
-    return Iface(linktype, num, den, offset_ns, snaplen)
-
-
 class Iface(Link):
-    """A pcapng interface: its link type and how its timestamps convert to nanoseconds."""
+    """A pcapng interface, as the loops use it: its link's decoders, its timestamps' unit and
+    offset (`pcapng.Interface`), flattened for speed."""
 
-    __slots__ = ("den", "num", "offset_ns", "snaplen")
+    __slots__ = ("den", "interface", "num", "offset_ns", "snaplen")
 
-    def __init__(self, linktype: int, num: int, den: int, offset_ns: int, snaplen: int) -> None:
-        super().__init__(linktype)
-        self.num = num
-        self.den = den
-        self.offset_ns = offset_ns
-        self.snaplen = snaplen
-
-
-def pcap_header(head: bytes) -> tuple[str, int, int]:
-    """A classic pcap file header's byte order ("<" or ">"), magic and link type."""
-    (magic,) = _U32LE.unpack_from(head, 0)
-    endian = "<"
-    if magic not in (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED):
-        endian = ">"
-        (magic,) = _U32BE.unpack_from(head, 0)
-    (network,) = struct.unpack_from(endian + "I", head, 20)
-    return endian, magic, network & 0xFFFF
+    def __init__(self, interface: pcapng.Interface) -> None:
+        super().__init__(interface.linktype)
+        self.interface = interface
+        self.num = interface.num
+        self.den = interface.den
+        self.offset_ns = interface.offset_ns
+        self.snaplen = interface.snaplen
 
 
 def read_tcp(path: Path | str) -> TcpCapture:
@@ -511,15 +475,12 @@ def read_tcp(path: Path | str) -> TcpCapture:
         raise CaptureFormatError(f"{path}: empty file, not a pcap or pcapng capture")
     if len(head) < 4:
         raise CaptureFormatError(f"{path}: too short to be a pcap or pcapng capture ({len(head)} bytes)")
-    le = _U32LE.unpack_from(head, 0)[0]
-    be = _U32BE.unpack_from(head, 0)[0]
-    pcap_magics = (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_MODIFIED)
-    if le in pcap_magics or be in pcap_magics:
-        if len(head) < 24:
+    if pcap.byte_order(head) is not None:
+        if len(head) < pcap.FILE_HEADER.size:
             raise CaptureFormatError(f"{path}: pcap file header is cut short ({len(head)} of 24 bytes)")
-        return TcpCapture(path, "pcap", pcap_header(head)[2])
-    if le == PCAPNG_SHB:
-        if len(head) < 12 or head[8:12] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+        return TcpCapture(path, "pcap", pcap.parse_header(head).linktype)
+    if int.from_bytes(head[:4], "little") == pcapng.SHB:
+        if pcapng.section_order(head) is None:
             raise CaptureFormatError(f"{path}: pcapng section header is cut short or corrupt")
         return TcpCapture(path, "pcapng")
     hint = ""
@@ -527,5 +488,6 @@ def read_tcp(path: Path | str) -> TcpCapture:
         hint = " (it looks like text)"
     size = os.path.getsize(path)
     raise CaptureFormatError(
-        f"{path}: not a pcap or pcapng capture{hint}: unknown magic 0x{be:08x} ({size} bytes)"
+        f"{path}: not a pcap or pcapng capture{hint}: unknown magic 0x{int.from_bytes(head[:4], 'big'):08x} "
+        f"({size} bytes)"
     )

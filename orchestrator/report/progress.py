@@ -8,7 +8,6 @@ packets themselves: a few kilobytes per refresh.
 
 from __future__ import annotations
 
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,9 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.pcap import pcap, pcapng
 from orchestrator.report.terminal import printable
 
-_PCAP_MAGICS = {0xA1B2C3D4: 16, 0xA1B23C4D: 16, 0xA1B2CD34: 24}  # magic -> record header length
-_PCAPNG = 0x0A0D0D0A
 BAR = 40  # characters of the time bar
 
 
@@ -31,9 +29,9 @@ class _Tail:
         self.path = path
         self.offset = 0
         self.count = 0
-        self.endian = ""  # unknown until the file header is there
-        self.rec_len = 0
-        self.pcapng = False
+        self.kind = ""  # unknown until the file header is there; then pcap, pcapng or other
+        self.endian = "<"
+        self.header: pcap.FileHeader | None = None
 
     def poll(self) -> int:
         try:
@@ -43,45 +41,30 @@ class _Tail:
         except OSError:
             return self.count
         pos = 0
-        if not self.endian:
+        if not self.kind:
             pos = self._header(data)
-            if not self.endian:
-                return self.count
-        size = struct.Struct(self.endian + "I")
-        while True:
-            if self.pcapng:
-                if len(data) - pos < 8:
-                    break
-                btype, blen = struct.unpack_from(self.endian + "II", data, pos)
-                if blen < 12 or len(data) - pos < blen:
-                    break
-                self.count += btype in (2, 3, 6)
-                pos += blen
-            else:
-                if len(data) - pos < self.rec_len:
-                    break
-                (cap,) = size.unpack_from(data, pos + 8)
-                if len(data) - pos < self.rec_len + cap:
-                    break
-                self.count += 1
-                pos += self.rec_len + cap
+        if self.kind == "pcapng":
+            n, pos = pcapng.count_packets(data, pos, self.endian)
+        elif self.header is not None:
+            n, pos = pcap.count_records(data, pos, self.header)
+        else:  # not there yet, or not a capture we know: count nothing
+            return self.count
+        self.count += n
         self.offset += pos
         return self.count
 
     def _header(self, data: bytes) -> int:
-        if len(data) < 24:
+        if len(data) < pcap.FILE_HEADER.size:
             return 0
-        for endian in "<>":
-            (magic,) = struct.unpack_from(endian + "I", data)
-            if magic in _PCAP_MAGICS:
-                self.endian, self.rec_len = endian, _PCAP_MAGICS[magic]
-                return 24
-            if magic == _PCAPNG:
-                self.endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-                self.pcapng = True
-                return 0
-        self.endian = "<"  # not a capture we know: count nothing, but stop looking
-        self.rec_len = 1 << 30
+        if pcap.byte_order(data) is not None:
+            self.kind = "pcap"
+            self.header = pcap.parse_header(data)
+            return pcap.FILE_HEADER.size
+        order = pcapng.section_order(data)
+        if int.from_bytes(data[:4], "little") == pcapng.SHB and order is not None:
+            self.kind, self.endian = "pcapng", order
+        else:
+            self.kind = "other"  # stop looking
         return 0
 
 

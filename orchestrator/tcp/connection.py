@@ -52,8 +52,15 @@ class SideFrames:
 
 @dataclass(frozen=True, slots=True)
 class KeepaliveTiming:
-    first_after_idle_s: float
+    first_after_idle_s: float  # the first probe, after the idle time since the peer's last segment
+    # The median gap between the probes of the last run (those the peer never answered; all of
+    # them if the last probe was answered); None with a single probe.
     interval_s: float | None
+    # The last run of probes the peer did not answer: how many (0: the last probe was
+    # answered), and when the peer last sent anything before them (epoch s): where the
+    # kernel's count of that run starts.
+    run_probes: int = 0
+    run_from: float | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +102,12 @@ class ConnectionSummary:
     backoff_from: Side | None = None
     oldest_unacked_from: Side | None = None
     keepalive_from: Side | None = None
+    # Whether the sender of `backoff_frames` sent new data between that segment's original
+    # send and its first retransmission (then the head was not the tail, and that first
+    # retransmission is the timer's, not a tail-loss probe). None: not known.
+    backoff_after_new_data: bool | None = None
+    # Keep-alive probes of each side that the other answered (with anything before the next probe).
+    keepalive_answered: SideCounts = field(default_factory=SideCounts)
     # Keep-alive ACKs each side sent (answers to the other side's probes).
     keepalive_acks: SideCounts = field(default_factory=SideCounts)
     # Keep-alive-shaped probes each side sent while the other's window was 0: Linux's

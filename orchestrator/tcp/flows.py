@@ -132,12 +132,24 @@ class Seen:
 class Run:
     """Every send of one segment (same seq, same sender): the original first, if captured."""
 
-    __slots__ = ("count", "end", "last", "original", "sends", "seq")
+    __slots__ = ("acked_before", "after_new_data", "count", "end", "last", "original", "sends", "seq")
 
-    def __init__(self, seq: int, end: int, original: TcpPacket | None) -> None:
+    def __init__(
+        self,
+        seq: int,
+        end: int,
+        original: TcpPacket | None,
+        after_new_data: bool = False,
+        acked_before: bool = False,
+    ) -> None:
         self.seq = seq
         self.end = end
         self.original = original
+        # New data went out between the original send and the first retransmission: then the
+        # segment was not the tail, and that retransmission was not a tail-loss probe of it.
+        self.after_new_data = after_new_data
+        # The peer had acknowledged the segment before its first retransmission (spurious).
+        self.acked_before = acked_before
         self.count = 0  # retransmissions, the original not counted
         self.sends: list[TcpPacket] = [] if original is None else [original]  # capped
         self.last: Seen | None = None  # latest retransmission
@@ -185,6 +197,10 @@ class Flow:
         "ka_gaps",
         "ka_idle_ref",
         "ka_last",
+        "ka_answered",
+        "ka_run",
+        "ka_run_gaps",
+        "ka_run_ref",
         "ka_zw",
         "last_real_t",
         "port",
@@ -241,6 +257,12 @@ class Flow:
         self.ka_frames: list[TcpPacket] = []
         self.ka_gaps: list[int] = []
         self.ka_idle_ref = 0  # ns: the first probe's idle time counts from here
+        # The current run of probes: those since the peer last sent anything (an answer starts
+        # the kernel's count again), their gaps, and the peer's last segment before them.
+        self.ka_run = 0
+        self.ka_run_gaps: list[int] = []
+        self.ka_run_ref = 0  # ns
+        self.ka_answered = 0  # probes the peer answered (anything it sent before the next probe)
         self.ka_zw = 0  # probes sent while the peer advertised a zero window
         self.last_real_t = 0  # ns: latest segment before a probe that was not itself a probe
         self.zw = 0
@@ -253,6 +275,10 @@ class Flow:
         # original, or an out-of-order segment came): the vectorised pass leaves it to the loop.
         self.messy = False
         self.runs: dict[int, Run] = {}
+
+    def ka_last_t(self) -> int:
+        """ns of this side's latest keep-alive probe (0: none)."""
+        return self.ka_last.p.time_ns if self.ka_last is not None else 0
 
     def reslow(self) -> None:
         """Recompute `slow` after `fresh`, `watch` or `lastflags` changed."""

@@ -22,12 +22,12 @@ def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionS
         if run is not None and c.best_run_flow is f and s.backoff_gaps_s:
             text += " with gaps " + ", ".join(_fmt(g) for g in s.backoff_gaps_s) + " s"
             if run.original is None:
-                text += " (the original send was not captured: gaps start at the first retransmission)"
+                text += _no_original(f, run, names)
             text += _run_ending(f, run, names)
         notes.append(text)
     for f in (cl, sv):
         if f.ka:
-            notes += _keepalive_notes(f, names)
+            notes += _keepalive_notes(f, names, s)
     for f in (cl, sv):
         if f.zw:
             notes.append(f"{names[id(f)]} advertised a zero window {_plural(f.zw, 'time')}")
@@ -56,24 +56,34 @@ def _handshake_notes(cl: Flow, sv: Flow, s: ConnectionSummary) -> list[str]:
     return []
 
 
-def _keepalive_notes(f: Flow, names: dict[int, Side]) -> list[str]:
+def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     who, peer = names[id(f)], names[id(f.rev)]
     text = f"{who} sent {_plural(f.ka, 'keep-alive probe')}"
     if f.ka_first is not None:
         text += f", the first after {_fmt(secs(f.ka_first.p.time_ns - f.ka_idle_ref))} s idle"
     if f.ka_gaps:
         text += f", then every {_fmt(secs(statistics.median(f.ka_gaps)))} s"
-    text += (
-        f"; {peer} answered {_plural(f.rev.ka_acks, 'time')}" if f.rev.ka_acks else f"; {peer} never answered"
-    )
+    answered = s.keepalive_answered.get(names[id(f)])
+    timing = s.keepalive
+    if answered and s.keepalive_from == who and timing is not None and timing.run_probes:
+        text += f"; {peer} answered {_plural(answered, 'probe')}, then not the last {timing.run_probes}" + (
+            f" (every {_fmt(timing.interval_s)} s)" if timing.interval_s is not None else ""
+        )
+    elif answered:
+        text += f"; {peer} answered {_plural(answered, 'probe')}"
+    else:
+        text += f"; {peer} never answered"
     notes = [text]
     if f.ka_zw:
         notes.append(
             f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
             "they are zero-window probes (Linux sends those with the keep-alive shape)"
         )
-    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and not f.rev.ka_acks:
-        notes.append(f"RST from {who} after {_plural(f.ka, 'keepalive probe')} (keepalive failure)")
+    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and f.rev.lastack_t <= f.ka_last_t():
+        run = s.keepalive.run_probes if s.keepalive is not None and s.keepalive_from == who else f.ka
+        notes.append(
+            f"RST from {who} after {_plural(run, 'unanswered keep-alive probe')} (keepalive failure)"
+        )
     return notes
 
 
@@ -121,9 +131,23 @@ def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
     if pos(peer.rst) > last.i:
         return f", answered by RST from {names[id(peer)]}"
     if f.lastack_t == last.p.time_ns:  # nothing more from this side
+        # Only what the packets show: whether the kernel gave up or was still retrying when the
+        # capture ended is the kernel model's to say (it knows the settings and the timer).
         if last.p.flags & SYN:
-            return ", then went silent (connect timeout)"
+            return ", then sent no more SYNs"
         if last.p.flags & FIN:
-            return ", then went silent, its FIN never acknowledged"
-        return ", then went silent (RTO abort: no FIN or RST)"
+            return ", then sent nothing more, its FIN never acknowledged"
+        return ", then sent nothing more: no FIN, no RST"
     return ", never acknowledged"
+
+
+def _no_original(f: Flow, run: Run, names: dict[int, Side]) -> str:
+    """Why the gaps start at the first retransmission: its original send is not in this capture,
+    or it is but the peer had acknowledged it (a spurious retransmission, as when the ACKs are
+    lost on their way back)."""
+    if run.acked_before:
+        return (
+            f" (in this capture {names[id(f.rev)]} had acknowledged the segment before it was sent "
+            "again, so the gaps start at the first retransmission: its ACKs did not get back)"
+        )
+    return " (the original send was not captured: gaps start at the first retransmission)"

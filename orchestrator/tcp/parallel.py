@@ -1,6 +1,6 @@
 """One capture's analysis shared between processes, by connection.
 
-The parent reads the capture once (`columns`), and hands each chunk's segments out by
+The parent reads the capture once (`chunks`), and hands each chunk's segments out by
 connection: a hash of the connection's addresses and ports (`part_of`, the same for
 both directions) picks the process. Connections are independent, so each process runs the
 vectorised pass (`vector`) on its own connections while the parent reads on. The parent keeps
@@ -35,7 +35,8 @@ import numpy as np
 
 from orchestrator.errors import TcpscenError
 from orchestrator.kernel.predict import capture_end
-from orchestrator.pcap.columns import Chunk, Columns, has_columns, read_chunks
+from orchestrator.pcap.chunks import has_columns, read_chunks
+from orchestrator.pcap.columns import Chunk, Columns
 from orchestrator.pcap.reader import IcmpError, TcpCapture
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
 from orchestrator.tcp.connection import ConnectionSummary

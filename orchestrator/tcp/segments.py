@@ -25,6 +25,7 @@ from orchestrator.tcp.flows import (
     Flow,
     Run,
     Seen,
+    acked,
     covers,
 )
 
@@ -105,13 +106,12 @@ def record_facts(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int, ta: int
 
 
 def forget_acked(flow: Flow, q: deque[tuple[int, TcpPacket, int]], ack: int) -> None:
-    """Drop the segments of `flow` that the peer's `ack` acknowledges, oldest first."""
+    """Drop the segments of `flow` that the peer's `ack` acknowledges, oldest first. Their runs
+    of retransmissions stay (`flow.runs` is bounded by MAX_RUNS): a spurious retransmission
+    after the ACK continues its segment's history instead of starting another."""
     flow.acked_upto = ack
-    runs = flow.runs
     while q and ((ack - q[0][0]) & M32) < HALF:
-        _end, p, _i = q.popleft()
-        if runs:
-            runs.pop(p.seq, None)
+        q.popleft()
 
 
 def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int) -> None:
@@ -133,7 +133,8 @@ def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int
             # for it among the unacknowledged segments.
             fwd.unacked.append((end, p, i))
             fwd.messy = True
-        run = runs[seq] = Run(seq, end, original)
+        fresh = original is not None and fwd.nextseq_t > original.time_ns
+        run = runs[seq] = Run(seq, end, original, fresh, acked(fwd, end))
     run.add(p, i)
     best = conn.best_run
     # Ties: a run whose original send was captured (it has a first gap), then the later run,
@@ -153,14 +154,26 @@ def _record_keepalive(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
     if not fwd.lastflags & KA:
         fwd.last_real_t = fwd.lastack_t
     seen = Seen(p, i)
-    if fwd.ka_last is None:
+    last = fwd.ka_last
+    if last is None:
         # Idle counts from the peer's latest segment that was not itself a probe (what resets
         # Linux's keep-alive timer), or from our own latest one if the peer sent none.
         peer = rev.last_real_t if rev.lastflags & KA else rev.lastack_t
         fwd.ka_idle_ref = peer or fwd.last_real_t or tns
         fwd.ka_first = seen
     elif len(fwd.ka_gaps) < MAX_KA_GAPS:
-        fwd.ka_gaps.append(tns - fwd.ka_last.p.time_ns)
+        fwd.ka_gaps.append(tns - last.p.time_ns)
+    if last is None or rev.lastack_t > last.p.time_ns:
+        # The first probe, or the peer sent something since the last one (it answered): a new
+        # run starts, counted from the peer's latest segment.
+        if last is not None:
+            fwd.ka_answered += 1
+        fwd.ka_run = 0
+        fwd.ka_run_gaps = []
+        fwd.ka_run_ref = rev.lastack_t or fwd.ka_idle_ref
+    elif len(fwd.ka_run_gaps) < MAX_KA_GAPS:
+        fwd.ka_run_gaps.append(tns - last.p.time_ns)
+    fwd.ka_run += 1
     fwd.ka_last = seen
     fwd.ka += 1
     if rev.window == 0:

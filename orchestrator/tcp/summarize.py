@@ -48,7 +48,7 @@ from __future__ import annotations
 import itertools
 import statistics
 
-from orchestrator.pcap.reader import ACK, TcpPacket
+from orchestrator.pcap.reader import ACK, TcpPacket, seconds
 from orchestrator.tcp.connection import (
     Close,
     ConnectionSummary,
@@ -112,10 +112,7 @@ def summarize(c: Conn) -> ConnectionSummary:
     keepalive: KeepaliveTiming | None = None
     prober = _prober(cl, sv)
     if prober is not None and prober.ka_first is not None:
-        keepalive = KeepaliveTiming(
-            first_after_idle_s=secs(prober.ka_first.p.time_ns - prober.ka_idle_ref),
-            interval_s=secs(statistics.median(prober.ka_gaps)) if prober.ka_gaps else None,
-        )
+        keepalive = _keepalive(prober)
 
     oldest = _oldest_unacked(cl, sv)
     summary = ConnectionSummary(
@@ -149,10 +146,33 @@ def summarize(c: Conn) -> ConnectionSummary:
         oldest_unacked_from=names[id(oldest[0])] if oldest is not None else None,
         keepalive_from=names[id(prober)] if prober is not None else None,
         keepalive_acks=SideCounts(client=cl.ka_acks, server=sv.ka_acks),
+        keepalive_answered=SideCounts(client=_answered(cl), server=_answered(sv)),
+        backoff_after_new_data=run.after_new_data if run is not None and run.original is not None else None,
         keepalive_in_zero_window=SideCounts(client=cl.ka_zw, server=sv.ka_zw),
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
+
+
+def _keepalive(f: Flow) -> KeepaliveTiming:
+    """The prober's timing: the first probe's idle, then its last run of probes (Linux counts a
+    run from the peer's last segment: an answer starts the count again)."""
+    assert f.ka_first is not None and f.ka_last is not None
+    answered = f.rev.lastack_t > f.ka_last.p.time_ns  # the peer sent something after the last probe
+    gaps = f.ka_gaps if answered else f.ka_run_gaps
+    return KeepaliveTiming(
+        first_after_idle_s=secs(f.ka_first.p.time_ns - f.ka_idle_ref),
+        interval_s=secs(statistics.median(gaps)) if gaps else None,
+        run_probes=0 if answered else f.ka_run,
+        run_from=None if answered or not f.ka_run_ref else seconds(f.ka_run_ref),
+    )
+
+
+def _answered(f: Flow) -> int:
+    """The probes of `f` the peer answered: each run it ended, and the last if it was answered."""
+    if f.ka_last is None:
+        return 0
+    return f.ka_answered + (1 if f.rev.lastack_t > f.ka_last.p.time_ns else 0)
 
 
 def _ref(p: TcpPacket | None) -> FrameRef | None:

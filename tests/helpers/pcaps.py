@@ -1,6 +1,6 @@
 """Small captures for the verdict tests: a TCP conversation scripter (written with scapy, in
-any of the link types we read), a fast struct writer for big or random captures, and tshark
-helpers for checking our analysis against Wireshark's."""
+any of the link types we read), a fast writer (`pcap.Writer`) for big or random captures, and
+tshark helpers for checking our analysis against Wireshark's."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1Q, Ether, Loopback
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapNgWriter, wrpcap
+
+from orchestrator.pcap import pcap
 
 T0 = 1_700_000_000.0  # a realistic epoch: Wireshark treats a timestamp of exactly 0 as "unset"
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -236,17 +238,14 @@ def write_fast(path: Path, segs: Iterable[Seg], snaplen: int = 96) -> Path:
     (the IP length still says the full size, as with tcpdump -s)."""
     filler = b"x" * 65535
     with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
-        rec = struct.Struct("<IIII")
+        w = pcap.Writer(f, LINKTYPES["ether"], snaplen)
         for seg in segs:
             data = _frame_bytes(seg, filler)
-            cap = data[:snaplen]
             sec = int(seg.t)
             usec = round((seg.t - sec) * 1e6)
             if usec >= 1_000_000:
                 sec, usec = sec + 1, usec - 1_000_000
-            f.write(rec.pack(sec, usec, len(cap), len(data)))
-            f.write(cap)
+            w.write(sec, usec, data[:snaplen], len(data))
     return path
 
 

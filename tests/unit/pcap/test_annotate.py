@@ -9,7 +9,8 @@ import pytest
 
 from orchestrator.pcap.annotate import Note, annotate_capture
 from orchestrator.pcap.reader import read_tcp
-from tests.helpers.pcaps import T0, Conv, tshark, tshark_fields
+from tests.helpers.pcaps import T0, Conv, scapy_packet, tshark, tshark_fields
+from tests.unit.pcap.test_reader import _epb, _idb, _shb
 
 
 def story(tmp_path: Path, fmt: str) -> Path:
@@ -69,3 +70,23 @@ def test_a_capture_without_packets_keeps_its_notes_aside(tmp_path: Path) -> None
     out = annotate_capture(src, tmp_path / "out.pcapng", NOTES[:1])
     assert out.frames == {} and out.unplaced == NOTES[:1]
     assert list(read_tcp(out.path)) == []
+
+
+def test_notes_are_placed_by_the_times_the_reader_gives(tmp_path: Path) -> None:
+    """An interface's if_tsoffset shifts its packets' times: the notes follow the shifted times,
+    those the verdict's evidence names."""
+    c = Conv(t=T0)
+    c.handshake()
+    frames = [bytes(scapy_packet(s)) for s in c.segs]
+    units = [round((s.t - 1000) * 1e6) for s in c.segs]  # microseconds, 1000 s before the epoch's
+    src = tmp_path / "shifted.pcapng"
+    src.write_bytes(
+        b"".join(
+            [_shb("<"), _idb("<", 1, tsoffset=1000)]
+            + [_epb("<", 0, u, f) for u, f in zip(units, frames, strict=True)]
+        )
+    )
+    times = [p.time for p in read_tcp(src)]
+    assert times[0] == pytest.approx(c.segs[0].t, abs=1e-6)
+    out = annotate_capture(src, tmp_path / "out.pcapng", [Note(times[1] - 1e-4, "just before frame 2")])
+    assert out.frames == {2: ["just before frame 2"]}

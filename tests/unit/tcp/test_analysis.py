@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from orchestrator.kernel.timers import backoff_schedule
 from orchestrator.pcap.reader import TcpPacket, read_tcp
-from orchestrator.tcp import analysis
+from orchestrator.tcp import loop
 from orchestrator.tcp.analysis import MAX_EVIDENCE, analyze, analyze_file
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from tests.helpers.pcaps import (
@@ -216,7 +216,7 @@ def test_rto_backoff_then_silence(tmp_path: Path) -> None:
     assert conn.close == "none" and conn.rst_from is None
     assert (
         "client retransmitted 5 times with gaps 0.2, 0.4, 0.8, 1.6, 3.2 s, "
-        "then went silent (RTO abort: no FIN or RST)" in conn.notes
+        "then sent nothing more: no FIN, no RST" in conn.notes
     )
     agrees_with_tshark(path, [conn])
 
@@ -308,7 +308,7 @@ def test_keepalive_probes_then_rst(tmp_path: Path) -> None:
     c = Conv()
     c.handshake()
     data = c.data("c", 100)
-    c.ack("s", dt=0.001)
+    last_rx = c.ack("s", dt=0.001)
     probes = [c.keepalive("c", dt=2.0)] + [c.keepalive("c", dt=1.0) for _ in range(2)]
     rst = c.rst("c", dt=1.0)
     path = tmp_path / "ka.pcap"
@@ -322,7 +322,9 @@ def test_keepalive_probes_then_rst(tmp_path: Path) -> None:
     assert conn.retransmissions.client == 0  # probes are not retransmissions
     assert conn.last_activity and conn.last_activity.frame == data
     assert conn.oldest_unacked is None
-    assert "RST from client after 3 keepalive probes (keepalive failure)" in conn.notes
+    assert "RST from client after 3 unanswered keep-alive probes (keepalive failure)" in conn.notes
+    assert (conn.keepalive.run_probes, conn.keepalive.run_from) == (3, pytest.approx(c.segs[last_rx - 1].t))
+    assert conn.keepalive_answered.client == 0
     agrees_with_tshark(path, [conn])
 
 
@@ -340,7 +342,33 @@ def test_keepalive_answered(tmp_path: Path) -> None:
     assert conn.keepalive is not None
     assert conn.keepalive.first_after_idle_s == pytest.approx(15.04)
     assert conn.keepalive.interval_s == pytest.approx(15.001)
-    assert any("server answered 2 times" in n for n in conn.notes)
+    assert any("server answered 2 probes" in n for n in conn.notes)
+    assert conn.keepalive.run_probes == 0 and conn.keepalive.run_from is None
+    agrees_with_tshark(path, [conn])
+
+
+def test_keepalive_answered_then_not(tmp_path: Path) -> None:
+    """Two probes answered, then three not: the last run counts from the peer's last answer,
+    and its interval is the run's own (not a median over answered and unanswered gaps)."""
+    c = Conv()
+    c.handshake()
+    c.data("c", 10)
+    c.ack("s", dt=0.001)
+    c.keepalive("c", dt=1.0)
+    c.ack("s", dt=0.001)
+    c.keepalive("c", dt=1.0)
+    answer = c.ack("s", dt=0.001)
+    unanswered = [c.keepalive("c", dt=1.024) for _ in range(3)]
+    c.rst("c", dt=1.024)
+    path = tmp_path / "ka-then-cut.pcap"
+    (conn,) = run(c, path)
+    assert conn.keepalive is not None and conn.keepalive_probes.client == 5
+    assert conn.keepalive.run_probes == 3 and conn.keepalive.run_from == pytest.approx(c.segs[answer - 1].t)
+    assert conn.keepalive.interval_s == pytest.approx(1.024)
+    assert conn.keepalive_answered.client == 2
+    assert frames(conn.keepalive_frames.client)[-3:] == unanswered
+    assert any("server answered 2 probes, then not the last 3 (every 1.024 s)" in n for n in conn.notes)
+    assert "RST from client after 3 unanswered keep-alive probes (keepalive failure)" in conn.notes
     agrees_with_tshark(path, [conn])
 
 
@@ -560,7 +588,7 @@ def _peak(n: int) -> tuple[ConnectionSummary, int]:
 
 
 def test_memory_is_bounded_when_nothing_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "MAX_UNACKED", 200)
+    monkeypatch.setattr(loop, "MAX_UNACKED", 200)
     small, small_peak = _peak(2_000)
     big, big_peak = _peak(8_000)
     assert big.packets == 8_000

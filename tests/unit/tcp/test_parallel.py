@@ -12,7 +12,8 @@ import pytest
 
 from orchestrator.errors import TcpscenError
 from orchestrator.pcap import columns
-from orchestrator.pcap.columns import Chunk, read_chunks
+from orchestrator.pcap.chunks import read_chunks
+from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import read_tcp
 from orchestrator.tcp import parallel
 from orchestrator.tcp.analysis import analyze, analyze_capture

@@ -1,6 +1,6 @@
 """The vectorised pass and the column reader give exactly what the reference loop and reader give.
 
-The reference (`TcpCapture` iteration and `analysis._run`) is itself checked against tshark in
+The reference (`TcpCapture` iteration and `loop.analyze_stream`) is itself checked against tshark in
 `test_analysis`; here it is the oracle, on captures of every shape: odd random conversations
 cut into tiny chunks (so runs straddle chunk ends), a busy server's many connections, and
 captures the fast layout cannot read (IPv6, VLAN, pcapng), which go the reference way.
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.pcap import columns
-from orchestrator.pcap.columns import read_chunks
+from orchestrator.pcap.chunks import read_chunks
 from orchestrator.pcap.reader import TcpPacket, read_tcp
 from orchestrator.tcp.analysis import Analysis, analyze_capture
 from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy

@@ -1,0 +1,289 @@
+"""The column reader's framing of pcapng (see `chunks`).
+
+Enhanced Packet Blocks are sliced and decoded a chunk at a time, interface by interface, as
+columns; Simple and obsolete Packet Blocks (rare) are decoded on the spot by the reference
+decoders. The framing loop is inlined for speed and takes the format (block types and layouts,
+byte-order marks, interface descriptions and their timestamp units) from `pcapng`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from orchestrator.pcap import columns, pcapng
+from orchestrator.pcap.columns import FAST_NEED, I64, Chunk, Group, Slice, assemble, decode, no_columns
+from orchestrator.pcap.icmp import Found, icmp_error_in_frame
+from orchestrator.pcap.reader import MAX_RECORD, Iface, TcpCapture, TcpPacket, seconds
+
+__all__ = ["pcapng_chunks"]
+
+_new = tuple.__new__
+
+# An EPB's slice: from its length (after the block type) through its body, the longest link
+# header (SLL2), IPv4 and TCP.
+_SKIP = pcapng.BLOCK_HEADER.offsets["length"]
+_NG_WIDTH = pcapng.EPB_DATA - _SKIP + 20 + FAST_NEED
+_NG_PAD = bytes(_NG_WIDTH + 8)
+
+
+def _ng_head(endian: str) -> list[tuple[str, str, int]]:
+    """The slice's fields before the packet: the block's length, then the EPB's body."""
+    _type, (_length, length_format, _at) = pcapng.BLOCK_HEADER.numpy_fields(endian, -_SKIP)
+    return [
+        ("blen", length_format, 0),
+        *pcapng.EPB_BODY.numpy_fields(endian, pcapng.BLOCK_HEADER.size - _SKIP),
+    ]
+
+
+class _Section:
+    """A pcapng section: its byte order, and its interfaces with their fast layouts (if any)."""
+
+    def __init__(self, endian: str) -> None:
+        self.endian = endian
+        self.length = pcapng.BLOCK_HEADER.field_struct("length", endian).unpack_from
+        self.u32x2 = pcapng.BLOCK_HEADER.struct(endian).unpack_from
+        self.epb = pcapng.EPB_BODY.struct(endian).unpack_from
+        self.ifaces: list[Iface] = []
+        self.layouts: list[Slice | None] = []
+        self._head = _ng_head(endian)
+        self.head = np.dtype(
+            {
+                "names": [n for n, _f, _o in self._head],
+                "formats": [f for _n, f, _o in self._head],
+                "offsets": [o for _n, _f, o in self._head],
+                "itemsize": _NG_WIDTH,
+            }
+        )
+
+    def add(self, iface: Iface) -> None:
+        self.ifaces.append(iface)
+        data = pcapng.EPB_DATA - _SKIP
+        self.layouts.append(Slice(iface, self._head, data, _NG_WIDTH) if iface.hdr_len is not None else None)
+
+    def tns(self, buf: bytes, block: int) -> int | None:
+        """An Enhanced Packet Block's time as the reference reader computes it (None: invalid)."""
+        iface, hi, lo, cap, _orig = self.epb(buf, block + pcapng.BLOCK_HEADER.size)
+        if iface >= len(self.ifaces) or cap > self.length(buf, block + _SKIP)[0] - pcapng.EPB_OVERHEAD:
+            return None
+        ns: int = self.ifaces[iface].interface.time_ns(hi, lo)
+        return ns
+
+
+def pcapng_chunks(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
+    """The chunks of a pcapng file, from its start."""
+    ng = pcapng
+    shb, idb, epb_type, pb_type, spb_type = ng.SHB, ng.IDB, ng.EPB, ng.PB, ng.SPB
+    min_block, epb_data = ng.MIN_BLOCK, ng.EPB_DATA
+    chunk_size = columns.CHUNK
+    read = f.read
+    sec = _Section("<")
+    frame = 0
+    tcp = 0
+    last_tns = 0
+    rest = b""
+    want = chunk_size
+    stop = ""
+    try:
+        while not stop:
+            more = read(want)
+            if not more:
+                if rest:
+                    what = "a block header" if len(rest) < min_block else "a block"
+                    capture.cut(f"the file ends inside {what}", frame)
+                break
+            buf = rest + more if rest else more
+            n = len(buf)
+            padded = buf + _NG_PAD
+            pos = 0
+            want = chunk_size
+            run = _Run()  # EPBs since the last other packet block or section
+            slices, blocks, frames = run.slices, run.blocks, run.frames
+            groups: list[Group] = []
+            rare: list[TcpPacket] = []
+            icmp: list[tuple[int, int, Found]] = []
+            u32x2 = sec.u32x2
+            while n - pos >= min_block:  # a block header and, for a section, its mark
+                btype, blen = u32x2(buf, pos)
+                if btype == epb_type and epb_data <= blen <= MAX_RECORD and not blen % 4:
+                    end = pos + blen
+                    if end > n:
+                        want = max(chunk_size, end - n)
+                        break
+                    frame += 1
+                    slices.append(padded[pos + _SKIP : pos + _SKIP + _NG_WIDTH])
+                    blocks.append(pos)
+                    frames.append(frame)
+                    pos = end
+                    continue
+                order = None
+                if btype == shb:
+                    order = ng.section_order(buf, pos)
+                    if order is None:
+                        stop = "a corrupt section header"
+                        break
+                    (blen,) = ng.BLOCK_HEADER.field_struct("length", order).unpack_from(buf, pos + _SKIP)
+                if blen < min_block or blen % 4 or blen > MAX_RECORD:
+                    stop = f"a corrupt block (length {blen})"
+                    break
+                end = pos + blen
+                if end > n:
+                    want = max(chunk_size, end - n)
+                    break
+                if btype == epb_type:  # an EPB too short for its body: as the reference reader, not a packet
+                    frame += 1
+                elif order is not None:
+                    groups += _epbs(capture, sec, buf, run)
+                    last_tns = run.last_tns(sec, buf, last_tns)
+                    run = _Run()
+                    slices, blocks, frames = run.slices, run.blocks, run.frames
+                    sec = _Section(order)
+                    u32x2 = sec.u32x2
+                elif btype == idb:
+                    face = Iface(ng.parse_idb(buf, pos, blen, sec.endian))
+                    capture.linktypes.add(face.linktype)
+                    sec.add(face)
+                elif btype in (pb_type, spb_type):  # rare
+                    frame += 1
+                    groups += _epbs(capture, sec, buf, run)
+                    last_tns = run.last_tns(sec, buf, last_tns)
+                    run = _Run()
+                    slices, blocks, frames = run.slices, run.blocks, run.frames
+                    last_tns = _rare_block(capture, sec, buf, pos, blen, btype, frame, last_tns, rare, icmp)
+                pos = end
+            groups += _epbs(capture, sec, buf, run)
+            last_tns = run.last_tns(sec, buf, last_tns)
+            rest = buf[pos:]
+            chunk, count = assemble(capture, groups, tcp, rare, icmp)
+            tcp += count
+            if chunk is not None:
+                yield chunk
+        if stop:
+            capture.cut(stop, frame)
+    finally:
+        capture.packets = frame
+        capture.tcp_packets = tcp
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive Enhanced Packet Blocks of one section: their slices, offsets and frames."""
+
+    slices: list[bytes] = field(default_factory=list)
+    blocks: list[int] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+
+    def last_tns(self, sec: _Section, buf: bytes, before: int) -> int:
+        """The time of the run's last valid EPB (what a Simple Packet Block after it takes)."""
+        for block in reversed(self.blocks):
+            tns = sec.tns(buf, block)
+            if tns is not None:
+                return tns
+        return before
+
+
+def _epbs(capture: TcpCapture, sec: _Section, buf: bytes, run: _Run) -> list[Group]:
+    """Decode a run of Enhanced Packet Blocks, interface by interface."""
+    if not run.slices:
+        return []
+    joined = b"".join(run.slices)
+    head = np.frombuffer(joined, sec.head)
+    ids = head["iface"].astype(np.int64)
+    room = head["blen"].astype(np.int64) - pcapng.EPB_OVERHEAD
+    valid = (ids < len(sec.ifaces)) & (head["cap"].astype(np.int64) <= room)
+    offsets = np.array(run.blocks, dtype=np.int64)
+    frames = np.array(run.frames, dtype=np.int64)
+    groups = []
+    for k in np.unique(ids[valid]).tolist():
+        m = valid & (ids == k)
+        face, lay = sec.ifaces[k], sec.layouts[k]
+        if lay is None:  # no fixed IPv4 offset: the reference decoders, one by one
+            groups.append(_slow_group(capture, face, buf, offsets[m], frames[m], sec))
+            continue
+        rec = np.frombuffer(joined, lay.dtype)[m]
+        units = (rec["hi"].astype(np.uint64) << np.uint64(32)) | rec["lo"].astype(np.uint64)
+        # Interface.time_ns, for the whole run at once
+        if int(units.max()) * face.num < 1 << 62:
+            tns = units.astype(np.int64) * face.num // face.den + face.offset_ns
+        else:  # would overflow 64 bits: Python's integers, as the reference reader
+            tns = np.array(
+                [face.interface.time_ns(u >> 32, u & 0xFFFFFFFF) for u in units.tolist()], dtype=np.int64
+            )
+        times = (tns // 1_000_000_000).astype(np.float64) + (tns % 1_000_000_000).astype(np.float64) / 1e9
+        groups.append(
+            decode(capture, lay, buf, rec, frames[m], offsets[m] + pcapng.EPB_DATA, tns, times)
+        )  # as `seconds`
+    return groups
+
+
+def _slow_group(
+    capture: TcpCapture, iface: Iface, buf: bytes, offsets: I64, frames: I64, sec: _Section
+) -> Group:
+    rare: list[TcpPacket] = []
+    icmp: list[tuple[int, int, Found]] = []
+    for block, fr in zip(offsets.tolist(), frames.tolist(), strict=True):
+        _iface, _hi, _lo, cap, orig = sec.epb(buf, block + pcapng.BLOCK_HEADER.size)
+        tns = sec.tns(buf, block)
+        assert tns is not None  # checked valid
+        _decode_one(capture, iface, buf, block + pcapng.EPB_DATA, cap, orig, fr, tns, rare, icmp)
+    return Group(no_columns(capture.name), rare, icmp)
+
+
+def _rare_block(
+    capture: TcpCapture,
+    sec: _Section,
+    buf: bytes,
+    block: int,
+    blen: int,
+    btype: int,
+    frame: int,
+    last_tns: int,
+    rare: list[TcpPacket],
+    icmp: list[tuple[int, int, Found]],
+) -> int:
+    """A Simple or obsolete Packet Block, as the reference reader reads it. Returns the time of
+    the latest packet (Simple Packet Blocks have none of their own)."""
+    e = sec.endian
+    body = block + pcapng.BLOCK_HEADER.size
+    if btype == pcapng.PB:
+        iface_id, _drops, hi, lo, cap, orig = pcapng.PB_BODY.struct(e).unpack_from(buf, body)
+        if iface_id >= len(sec.ifaces) or cap > blen - pcapng.EPB_OVERHEAD:
+            return last_tns
+        iface = sec.ifaces[iface_id]
+        data = block + pcapng.PB_DATA
+        tns = iface.interface.time_ns(hi, lo)
+        last_tns = tns
+    else:
+        (orig,) = pcapng.SPB_BODY.struct(e).unpack_from(buf, body)
+        if not sec.ifaces:
+            return last_tns
+        iface = sec.ifaces[0]
+        cap = min(orig, blen - pcapng.SPB_DATA - pcapng.BLOCK_TRAILER.size, iface.snaplen or orig)
+        data = block + pcapng.SPB_DATA
+        tns = last_tns
+    _decode_one(capture, iface, buf, data, cap, orig, frame, tns, rare, icmp)
+    return last_tns
+
+
+def _decode_one(
+    capture: TcpCapture,
+    iface: Iface,
+    buf: bytes,
+    data: int,
+    cap: int,
+    orig: int,
+    frame: int,
+    tns: int,
+    rare: list[TcpPacket],
+    icmp: list[tuple[int, int, Found]],
+) -> None:
+    fields_ = iface.decode(buf, data, cap, orig if orig > cap else cap)
+    if fields_ is None:
+        found = icmp_error_in_frame(iface.linktype, buf, data, cap)
+        if found is not None:
+            icmp.append((frame, tns, found))
+    else:
+        rare.append(_new(TcpPacket, (frame, seconds(tns), *fields_, capture.name, tns)))
