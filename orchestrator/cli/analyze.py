@@ -14,7 +14,13 @@ from rich.text import Text
 
 from orchestrator.errors import CaptureFormatError
 from orchestrator.kernel.predict import KernelPrediction, capture_end, predict_connection
-from orchestrator.kernel.settings import KernelSettings, parse_settings, settings_from_scenario
+from orchestrator.kernel.settings import (
+    KernelSettings,
+    parse_settings,
+    run_addresses,
+    settings_by_host,
+    settings_from_scenario,
+)
 from orchestrator.pcap.reader import TcpCapture, read_tcp
 from orchestrator.report.analysis_text import TextConnections, write_rendered_summary, write_summary
 from orchestrator.report.terminal import printable
@@ -35,12 +41,22 @@ def analyze(
     sysctl: Annotated[
         list[str] | None,
         typer.Option(
-            "--sysctl", help="a host setting for the kernel model: net.ipv4.tcp_retries2=5 (repeat)"
+            "--sysctl",
+            help="a host setting for the kernel model (repeat): net.ipv4.tcp_retries2=5; "
+            "tcp_retries2, tcp_syn_retries, tcp_syn_linear_timeouts (0 before kernel 6.5), "
+            "tcp_synack_retries and tcp_keepalive_probes are counts; tcp_keepalive_time and "
+            "tcp_keepalive_intvl are seconds, as in /proc/sys",
         ),
     ] = None,
     sockopt: Annotated[
         list[str] | None,
-        typer.Option("--sockopt", help="a socket option for the kernel model: TCP_KEEPIDLE=2 (repeat)"),
+        typer.Option(
+            "--sockopt",
+            help="a socket option for the kernel model (repeat), in setsockopt's own unit: "
+            "TCP_USER_TIMEOUT in milliseconds (TCP_USER_TIMEOUT=4000 is 4 s), TCP_KEEPIDLE and "
+            "TCP_KEEPINTVL in seconds, TCP_KEEPCNT and TCP_SYNCNT counts; or give the unit: "
+            "TCP_USER_TIMEOUT=4s, TCP_KEEPIDLE=2s",
+        ),
     ] = None,
     scenario: Annotated[
         Path | None,
@@ -85,19 +101,21 @@ def _analyze(
     jobs: int | None,
 ) -> None:
     settings = parse_settings(sysctl, sockopt)
-    by_address: dict[str, KernelSettings] = {}
-    if scenario is not None:
-        for address, base in settings_from_scenario(scenario).items():
-            by_address[address] = parse_settings(sysctl, sockopt, base)
     captures = _open_all(files)
     console = Console(highlight=False, soft_wrap=True)
     warn = Console(stderr=True, highlight=False)
     for path, capture in zip(files, captures, strict=True):
+        by_address: dict[str, KernelSettings] = {}
+        if scenario is not None:
+            for address, base in scenario_settings(scenario, path, warn).items():
+                by_address[address] = parse_settings(sysctl, sockopt, base)
         processes = jobs or auto_processes(capture)
         if processes > 1 and (json_out or not console.is_terminal):
             # Each process renders its own connections: only text comes back.
-            def settings_for(c: ConnectionSummary) -> Callable[[Side], KernelSettings]:
-                return _settings_for(c, settings, by_address)
+            def settings_for(
+                c: ConnectionSummary, known: dict[str, KernelSettings] = by_address
+            ) -> Callable[[Side], KernelSettings]:
+                return _settings_for(c, settings, known)
 
             renderer = JsonConnections(settings_for) if json_out else TextConnections(settings_for)
             rendered = analyze_rendered(capture, processes, renderer)
@@ -140,6 +158,26 @@ def _open_all(files: list[Path]) -> list[TcpCapture]:
     return captures
 
 
+def scenario_settings(scenario: Path, capture: Path, warn: Console) -> dict[str, KernelSettings]:
+    """Each host's settings by address. A run may have been moved to a free subnet (-j): when
+    the capture sits in its run directory, the run's own record (report-input.json) gives the
+    addresses each host really had; otherwise a scenario whose addresses the capture never
+    shows is said to be unused, not silently dropped."""
+    by_name = settings_by_host(scenario)
+    moved = run_addresses(capture.parent)
+    if moved:
+        return {moved[name]: s for name, s in by_name.items() if name in moved}
+    by_address = settings_from_scenario(scenario)
+    if not _mentions(capture, by_address):
+        warn.print(
+            f"warning: {capture}: none of the addresses of {scenario} ({', '.join(sorted(by_address))}) "
+            "is in this capture, so its settings are not used (a run moved to another subnet? analyze "
+            "the capture inside its run directory, whose report-input.json has the real addresses)",
+            markup=False,
+        )
+    return by_address
+
+
 def _predict(
     analysis: Analysis, settings: KernelSettings, by_address: dict[str, KernelSettings]
 ) -> dict[int, list[KernelPrediction]]:
@@ -160,3 +198,14 @@ def _settings_for(
         return by_address.get(endpoint.rsplit(":", 1)[0].strip("[]"), settings)
 
     return of
+
+
+def _mentions(capture: Path, addresses: dict[str, KernelSettings]) -> bool:
+    """Whether any of the addresses sent a segment in the capture's first 10,000."""
+    wanted = set(addresses)
+    for n, p in enumerate(read_tcp(capture)):
+        if p.src in wanted or p.dst in wanted:
+            return True
+        if n >= 10_000:
+            return False
+    return False

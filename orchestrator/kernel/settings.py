@@ -4,30 +4,48 @@ is the kernel's default, and says so."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import UsageError
 
-__all__ = ["SOCKOPTS", "SYSCTLS", "KernelSettings", "parse_settings", "settings_from_scenario"]
+if TYPE_CHECKING:
+    from orchestrator.scenario.model import AnyHost
 
-# sysctl (without "net.ipv4.") -> setting
+__all__ = [
+    "SOCKOPTS",
+    "SYSCTLS",
+    "KernelSettings",
+    "parse_settings",
+    "run_addresses",
+    "settings_by_host",
+    "settings_from_scenario",
+    "settings_of_host",
+]
+
+# sysctl (without "net.ipv4.") -> setting; the keep-alive times are in seconds, the rest counts.
 SYSCTLS = {
     "tcp_retries2": "retries2",
     "tcp_keepalive_time": "keepalive_time",
     "tcp_keepalive_intvl": "keepalive_intvl",
     "tcp_keepalive_probes": "keepalive_probes",
+    "tcp_syn_retries": "syn_retries",
+    "tcp_syn_linear_timeouts": "syn_linear_timeouts",
+    "tcp_synack_retries": "synack_retries",
 }
 # socket option -> (setting, seconds per unit of a bare number: the unit setsockopt takes)
 SOCKOPTS = {
-    "TCP_KEEPIDLE": ("keepalive_time", 1.0),
-    "TCP_KEEPINTVL": ("keepalive_intvl", 1.0),
+    "TCP_KEEPIDLE": ("keepalive_time", 1.0),  # seconds
+    "TCP_KEEPINTVL": ("keepalive_intvl", 1.0),  # seconds
     "TCP_KEEPCNT": ("keepalive_probes", 0.0),  # a count
     "TCP_USER_TIMEOUT": ("user_timeout", 0.001),  # milliseconds
+    "TCP_SYNCNT": ("syn_retries", 0.0),  # a count: tcp_syn_retries for one socket
 }
-_COUNTS = {"retries2", "keepalive_probes"}
+_COUNTS = {"retries2", "keepalive_probes", "syn_retries", "syn_linear_timeouts", "synack_retries"}
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
 
 
@@ -39,6 +57,9 @@ class KernelSettings:
     keepalive_time: float = 7200.0
     keepalive_intvl: float = 75.0
     keepalive_probes: int = 9
+    syn_retries: int = 6
+    syn_linear_timeouts: int = 4  # kernels from 6.5; 0 on older ones
+    synack_retries: int = 5
     user_timeout: float | None = None  # s; TCP_USER_TIMEOUT, 0 or None: not set
     given: tuple[tuple[str, str], ...] = ()  # (setting, how it was given)
 
@@ -47,7 +68,7 @@ class KernelSettings:
         for setting, how in reversed(self.given):
             if setting == name:
                 return how
-        sysctl = next(k for k, v in SYSCTLS.items() if v == name)
+        sysctl = next((k for k, v in SYSCTLS.items() if v == name), name)
         return f"{sysctl}={getattr(self, name):g} (kernel default)"
 
     def with_value(self, name: str, value: float, how: str) -> KernelSettings:
@@ -107,7 +128,8 @@ def _split(item: str, problems: list[str]) -> tuple[str, str] | None:
 def _number(item: str, value: str, unit: float, count: bool, problems: list[str]) -> float | None:
     m = _NUMBER.match(value)
     if m is None or (count and m.group(2) is not None) or (count and "." in m.group(1)):
-        kind = "a whole number" if count else "a number of seconds (or with ms or s after it)"
+        bare = "milliseconds" if unit == 0.001 else "seconds"
+        kind = "a whole number" if count else f"a number of {bare} (or with ms or s after it)"
         problems.append(f"{item}: {value!r} is not {kind}")
         return None
     number = float(m.group(1))
@@ -119,28 +141,54 @@ def _number(item: str, value: str, unit: float, count: bool, problems: list[str]
 
 
 def settings_from_scenario(path: Path, base: KernelSettings | None = None) -> dict[str, KernelSettings]:
-    """Each host's settings in a scenario file, by its address: its sysctls, then its agent's
-    socket options (which override them for its socket, as in the kernel)."""
+    """Each host's settings in a scenario file, by its address (see `settings_of_host`)."""
     # Imported here: the scenario model is only needed with --scenario, and costs start-up time.
     from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415
 
     scenario = load_scenario(path)
-    out: dict[str, KernelSettings] = {}
-    for host in scenario.hosts.values():
-        s = base or KernelSettings()
-        for sysctl, number in host.sysctls.items():
-            short = sysctl.removeprefix("net.ipv4.")
-            if short in SYSCTLS:
-                s = s.with_value(SYSCTLS[short], number, f"{short}={number:g} (scenario)")
-        opts = host.agent.socket
-        for opt, value in (
-            ("TCP_KEEPIDLE", opts.effective_keepidle),
-            ("TCP_KEEPINTVL", opts.effective_keepintvl),
-            ("TCP_KEEPCNT", opts.keepcnt),
-            ("TCP_USER_TIMEOUT", opts.user_timeout),
-        ):
-            if value:
-                name = SOCKOPTS[opt][0]
-                s = s.with_value(name, value, f"{opt}={value:g}{'' if name in _COUNTS else 's'} (scenario)")
-        out[str(host.address)] = s
-    return out
+    return {str(host.address): settings_of_host(host, base) for host in scenario.hosts.values()}
+
+
+def settings_by_host(path: Path, base: KernelSettings | None = None) -> dict[str, KernelSettings]:
+    """Each host's settings in a scenario file, by host name."""
+    from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415
+
+    return {name: settings_of_host(host, base) for name, host in load_scenario(path).hosts.items()}
+
+
+def run_addresses(run_dir: Path) -> dict[str, str]:
+    """Host name -> the address it really had, from a run directory's report-input.json (a run
+    can be moved to a free subnet); {} when the folder is not a run directory."""
+    try:
+        data = json.loads((run_dir / "report-input.json").read_text())
+        return {str(h["name"]): str(h["address"]) for h in data.get("hosts", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def settings_of_host(
+    host: AnyHost, base: KernelSettings | None = None, how: str = "scenario"
+) -> KernelSettings:
+    """One scenario host's settings: its sysctls, then its agent's socket options, which
+    override them for its socket, as in the kernel."""
+    s = base or KernelSettings()
+    for sysctl, number in host.sysctls.items():
+        short = sysctl.removeprefix("net.ipv4.")
+        if short in SYSCTLS:
+            s = s.with_value(SYSCTLS[short], number, f"{short}={number:g} ({how})")
+    opts = host.agent.socket
+    for opt, value in (
+        ("TCP_KEEPIDLE", opts.effective_keepidle),
+        ("TCP_KEEPINTVL", opts.effective_keepintvl),
+        ("TCP_KEEPCNT", opts.keepcnt),
+        ("TCP_USER_TIMEOUT", opts.user_timeout),
+    ):
+        if value:
+            name = SOCKOPTS[opt][0]
+            shown = f"{value:g}" if name in _COUNTS else _seconds(value)
+            s = s.with_value(name, value, f"{opt}={shown} ({how})")
+    return s
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:g}ms" if value < 1 else f"{value:g}s"

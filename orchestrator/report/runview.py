@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.agent.wire import Event
-from orchestrator.kernel.run_predict import Prediction
+from orchestrator.kernel.predict import KernelPrediction, prediction_from_json
 from orchestrator.run.records import AgentEvent, FaultRecord, parse_event
 from orchestrator.scenario.model import Scenario
-from orchestrator.tcp.connection import FrameRef
 from orchestrator.verdict.expectations import Check
 from orchestrator.verdict.judge import RunRecord, Verdict
 from orchestrator.verdict.outcome import AppOutcome
@@ -58,7 +57,7 @@ class RunView:
     description: str = ""
     has_verdict: bool = False
     checks: list[Check] = field(default_factory=list)
-    predictions: dict[str, Prediction] = field(default_factory=dict)
+    predictions: dict[str, KernelPrediction] = field(default_factory=dict)
     apps: dict[str, AppOutcome] = field(default_factory=dict)
     faults: list[FaultRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -147,10 +146,7 @@ def _apply_verdict(view: RunView, data: dict[str, Any]) -> None:
     view.t0 = data.get("t0", view.t0)
     view.checks = [Check(**c) for c in data.get("checks", [])]
     view.apps = {k: AppOutcome(**v) for k, v in data.get("apps", {}).items()}
-    view.predictions = {
-        k: Prediction(v["kind"], v["seconds"], FrameRef(**v["start"]), v["basis"])
-        for k, v in data.get("predictions", {}).items()
-    }
+    view.predictions = {k: prediction_from_json(v) for k, v in data.get("predictions", {}).items()}
     view.faults = [_fault(f) for f in data.get("faults", [])] or view.faults
     view.notes = list(data.get("notes", []))
     conn = data.get("connection")

@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from orchestrator.kernel.predict import KernelPrediction, predict_connection
+from orchestrator.kernel.predict import KernelPrediction, predict_connection, prediction_json
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.pcap.reader import IcmpError
 from orchestrator.tcp.analysis import Analysis
@@ -128,21 +128,6 @@ def connection_json(c: ConnectionSummary, predictions: Sequence[KernelPrediction
             "oldest_unacked": _frame(c.oldest_unacked),
         },
         "predictions": [prediction_json(p) for p in predictions],
-    }
-
-
-def prediction_json(p: KernelPrediction) -> dict[str, Any]:
-    return {
-        "kind": p.kind,
-        "side": p.side,
-        "predicted_s": p.predicted_s,
-        "from": {"time": p.start_time, "what": p.start},
-        "basis": p.basis,
-        "observed_s": p.observed_s,
-        "observed": p.observed,
-        "deviation": p.deviation,
-        "within_tolerance": p.within_tolerance,
-        "explanations": list(p.explanations),
     }
 
 

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.kernel.run_predict import Prediction, keepalive_settings, predict_abort, retries2_of
+from orchestrator.kernel.predict import KernelPrediction, capture_end, predict_connection, prediction_json
+from orchestrator.kernel.settings import settings_of_host
 from orchestrator.kernel.timers import backoff_schedule
-from orchestrator.pcap.reader import TcpPacket
+from orchestrator.pcap.icmp import IcmpError
+from orchestrator.pcap.reader import TcpPacket, read_tcp
 from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied
 from orchestrator.scenario.model import Scenario
 from orchestrator.tcp.analysis import analyze
 from orchestrator.tcp.combine import SIDES, Side, combine, find_same
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
-from orchestrator.tcp.merge import merge_all, merge_sent
+from orchestrator.tcp.merge import merge_sent
 from orchestrator.verdict import expectations as c
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
 from orchestrator.verdict.sockets import socket_state
@@ -27,7 +30,7 @@ class Verdict:
     checks: list[c.Check]
     connection: ConnectionSummary | None
     apps: dict[str, AppOutcome]
-    predictions: dict[str, Prediction]
+    predictions: dict[str, KernelPrediction]
     faults: list[FaultRecord]
     t0: float | None
     notes: list[str] = field(default_factory=list)
@@ -48,7 +51,7 @@ class Verdict:
             "checks": [asdict(check) for check in self.checks],
             "connection": asdict(self.connection) if self.connection else None,
             "apps": {k: asdict(v) for k, v in self.apps.items()},
-            "predictions": {k: asdict(v) for k, v in self.predictions.items()},
+            "predictions": {k: prediction_json(v) for k, v in self.predictions.items()},
             "faults": [asdict(f) for f in self.faults],
             "notes": self.notes,
         }
@@ -83,15 +86,19 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     )
     side_host: dict[Side, str] = {"client": client_host, "server": server_host}
     apps = {name: app_outcome(name, events) for name in scenario.hosts}
-    predictions: dict[str, Prediction] = {}
+    predictions: dict[str, KernelPrediction] = {}
     if conn is not None:
         views = {side: _own_view(record, side_host[side], conn) for side in SIDES}
-        for side, view in views.items():
+        settings = {side: settings_of_host(scenario.hosts[side_host[side]]) for side in SIDES}
+        for side, (view, icmp) in views.items():
             # Each kernel's timers run on what reached it: predict from its own capture.
-            p = predict_abort(side, scenario.hosts[side_host[side]], view or conn)
-            if p is not None:
-                predictions[side_host[side]] = p
-        conn = combine(conn, views)
+            found = predict_connection(
+                view or conn, settings.__getitem__, icmp, record.t_end or capture_end([view or conn])
+            )
+            for p in found:
+                if p.side == side:
+                    predictions[side_host[side]] = p
+        conn = combine(conn, {side: view for side, (view, _) in views.items()})
     verdict = Verdict(scenario.name, [], conn, apps, predictions, faults, t0)
     if conn is None:
         verdict.notes.append(f"no TCP connection from {client_host} was captured")
@@ -125,12 +132,19 @@ def timeline_checks(
         c.Check(f"timeline[{n.index}]", False, f"{n.fault} on {n.host} applied", f"not applied: {n.reason}")
         for n in not_applied
     ]
-    return sorted(out, key=lambda check: check.name)
+    return sorted(out, key=lambda check: int(check.name[len("timeline[") : -1]))
 
 
-def _own_view(record: RunRecord, host: str, conn: ConnectionSummary) -> ConnectionSummary | None:
+def _own_view(
+    record: RunRecord, host: str, conn: ConnectionSummary
+) -> tuple[ConnectionSummary | None, list[IcmpError]]:
+    """The connection as `host`'s own captures show it, and the ICMP errors they hold."""
     paths = [record.run_dir / pcap for pcap in record.captures.get(host, [])]
-    return find_same(analyze(merge_all(paths)), conn) if paths else None
+    if not paths:
+        return None, []
+    captures = [read_tcp(path) for path in paths]
+    found = find_same(analyze(heapq.merge(*captures, key=lambda p: p.time_ns)), conn)
+    return found, [e for cap in captures for e in cap.icmp_errors]
 
 
 def _check_end_state(
@@ -196,7 +210,7 @@ def _check_all(
     scenario: Scenario,
     conn: ConnectionSummary | None,
     apps: dict[str, AppOutcome],
-    predictions: dict[str, Prediction],
+    predictions: dict[str, KernelPrediction],
     side_host: dict[Side, str],
     t0: float | None,
 ) -> list[c.Check]:
@@ -244,8 +258,8 @@ def _check_all(
             "retransmissions", e.retransmissions, conn.retransmissions, conn.retransmission_frames, t0
         )
         if e.backoff:
-            host = scenario.hosts[side_host["client"]]
-            model = backoff_schedule(retries2_of(host))
+            sender = conn.backoff_from or "client"
+            model = backoff_schedule(settings_of_host(scenario.hosts[side_host[sender]]).retries2, rto=0.21)
             out.append(c.check_backoff(conn, tol, model, t0))
         out += c.check_counts(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
@@ -253,8 +267,8 @@ def _check_all(
         if e.keepalive_timing:
             probes = conn.keepalive_probes
             prober: Side = "client" if probes.client >= probes.server else "server"
-            idle, intvl, _ = keepalive_settings(scenario.hosts[side_host[prober]])
-            out.append(c.check_keepalive_timing(conn, idle, intvl, tol, t0))
+            s = settings_of_host(scenario.hosts[side_host[prober]])
+            out.append(c.check_keepalive_timing(conn, s.keepalive_time, s.keepalive_intvl, tol, t0))
         out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)
     for name, want in e.apps.items():
         out += c.check_app(name, want, apps[name], predictions.get(name), tol, t0)

@@ -62,7 +62,8 @@ def test_the_verdict_and_the_model_are_in_the_page(run_dir: Path) -> None:
     assert "<code>apps.server.sees</code></td><td>ECONNRESET</td><td>nothing</td>" in page
     assert "<title>tcpscen: power_cut FAIL</title>" in page
     model = page[page.index('<section id="model">') : page.index("</section>", page.index('id="model"'))]
-    assert "rto-abort" in model and "client.pcap#22" in model and "tcp_retries2=5" in model
+    start = verdict["predictions"]["client"]["from"]
+    assert "rto-abort" in model and f"{start['file']}#{start['frame']}" in model and "tcp_retries2=5" in model
     assert 'href="client.annotated.pcapng"' in page
 
 

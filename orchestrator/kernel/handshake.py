@@ -1,0 +1,180 @@
+"""Handshakes that never complete: a connect never answered, one ended by ICMP, and a
+listener's SYN-ACK never acknowledged.
+
+* SYN_SENT (``tcp_write_timeout``): the connect fails with ETIMEDOUT at the first expiry of
+  the SYN's timer where the SYN went out ``tcp_syn_retries`` + ``tcp_syn_linear_timeouts``
+  times again, or where ``tcp_model_timeout(tcp_syn_retries, 1 s)`` has passed since the
+  first SYN (`timers.syn_schedule`). It is not ``tcp_retries2``'s business.
+* An ICMP destination-unreachable about the SYN ends the connect with its errno
+  (EHOSTUNREACH, ENETUNREACH, ECONNREFUSED, ...) the moment the kernel handles it with the
+  socket free; one that arrives while connect() still holds the socket (on a fast path, the
+  answer to the first SYN) is only kept as a soft error, and the connect fails on the next.
+  That is not a timeout.
+* SYN_RECV: the listener re-sends its SYN-ACK at 1 s doubling and drops the half-open
+  request at the expiry after ``tcp_synack_retries`` of them; nothing is sent, and the
+  listening app is never told (it never accepted the connection).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from orchestrator.kernel.predict import KernelPrediction, ref
+from orchestrator.kernel.settings import KernelSettings
+from orchestrator.kernel.soft_errors import errno_of, name_of, quoting
+from orchestrator.kernel.timers import TCP_TIMEOUT_INIT, syn_schedule, synack_schedule
+from orchestrator.pcap.icmp import IcmpError
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
+
+
+def predict(
+    conn: ConnectionSummary, side: Side, s: KernelSettings, icmp: Sequence[IcmpError], end: float
+) -> KernelPrediction | None:
+    first = conn.oldest_unacked
+    if conn.handshake != "partial" or first is None or conn.oldest_unacked_from != side:
+        return None
+    sends = (
+        conn.backoff_frames if conn.backoff_from == side and conn.backoff_frames[:1] == [first] else [first]
+    )
+    if side == "client" and conn.syn == first:
+        errors = [e for e in quoting(icmp, conn, side) if e.time >= first.time]
+        if errors:
+            return _icmp_ended(conn, sends, errors, end)
+        return _connect_timeout(sends, s, end)
+    if side == "server" and conn.syn is not None and first.time >= conn.syn.time:
+        return _synack_timeout(sends, s, end)
+    return None
+
+
+def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> KernelPrediction:
+    first = sends[0]
+    model, abort = syn_schedule(
+        s.syn_retries, linear_timeouts=s.syn_linear_timeouts, user_timeout=s.user_timeout or None
+    )
+    basis = (
+        f"{s.label('syn_retries')}, {s.label('syn_linear_timeouts')}: {len(model)} SYN retransmissions, "
+        f"ETIMEDOUT at the expiry where the count is reached or tcp_model_timeout({s.syn_retries}, 1 s) "
+        "has passed since the first SYN"
+    )
+    if s.user_timeout:
+        basis += f"; {s.label('user_timeout')} ends it sooner if it comes first"
+    p = KernelPrediction(
+        "connect-timeout",
+        "client",
+        abort,
+        first.time,
+        f"the first SYN ({ref(first)})",
+        basis,
+        start_frame=first,
+    )
+    p.beyond_capture = p.at > end
+    seen = len(sends) - 1
+    slack = _slack(sends, model)
+    nxt = (abort if seen >= len(model) else model[seen]) * slack
+    if first.time + nxt > end:
+        p.observed = (
+            f"still connecting when the capture ended, +{end - first.time:.3f} s after the first SYN "
+            f"({seen} retransmissions so far)"
+        )
+    else:
+        p.observed_s = round(nxt, 6)
+        p.observed = (
+            f"inferred: no SYN after the one at +{sends[-1].time - first.time:.3f} s, so the connect "
+            "failed when the SYN's timer fired next"
+        )
+    if seen != len(model) and p.observed_s is not None:
+        p.explanations.append(
+            f"{seen} SYN retransmissions were captured, the model gives {len(model)} "
+            f"(at {', '.join(f'+{t:g}' for t in model)} s)"
+            + (
+                "; kernels before 6.5 have no linear timeouts: tcp_syn_linear_timeouts=0"
+                if seen == _count(s, 0)
+                else ""
+            )
+        )
+    return p
+
+
+def _count(s: KernelSettings, linear: int) -> int:
+    return len(syn_schedule(s.syn_retries, linear_timeouts=linear)[0])
+
+
+def _slack(sends: list[FrameRef], model: list[float]) -> float:
+    """How late this kernel's timers ran (the wheel rounds up): captured over modelled times."""
+    pairs = [(b.time - sends[0].time, m) for b, m in zip(sends[1:], model, strict=False) if m > 0]
+    if not pairs:
+        return 1.0
+    return max(1.0, sum(a for a, _ in pairs) / sum(m for _, m in pairs))
+
+
+def _icmp_ended(
+    conn: ConnectionSummary, sends: list[FrameRef], errors: list[IcmpError], end: float
+) -> KernelPrediction:
+    last = errors[-1]
+    frame = FrameRef(last.file, last.frame, last.time)
+    errno = errno_of(last)
+    p = KernelPrediction(
+        "icmp-error",
+        "client",
+        0.0,
+        last.time,
+        f"the {name_of(last)} from {last.src} about the SYN ({ref(frame)})",
+        f"an ICMP destination-unreachable ends a connect at once, with {errno}: not a timeout",
+        start_frame=frame,
+        app_error=errno,
+    )
+    later = [f for f in sends if f.time > last.time]
+    if later:
+        p.observed = f"the client sent the SYN again after it ({ref(later[0])}): it did not end the connect"
+    elif end - last.time < TCP_TIMEOUT_INIT:
+        p.observed = "the capture ends before the SYN's timer would have fired again: it cannot show the end"
+    else:
+        p.observed_s = 0.0
+        p.observed = "no SYN after it: the connect ended there"
+    p.explanations.append(
+        f"the connect was ended by {name_of(last)} from {last.src} at +{last.time - sends[0].time:.3f} s "
+        f"after the first SYN; the app is told {errno}"
+    )
+    if len(errors) > 1:
+        p.explanations.append(
+            f"the connect was ended by the last of {len(errors)} ICMP errors: an earlier one (frame "
+            f"{errors[0].frame}) came while connect() still held the socket, and Linux only kept it as a "
+            "soft error (LockDroppedIcmps); the SYN was sent again, and its answer ended the connect"
+        )
+    return p
+
+
+def _synack_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> KernelPrediction:
+    first = sends[0]
+    model, drop = synack_schedule(s.synack_retries)
+    p = KernelPrediction(
+        "synack-timeout",
+        "server",
+        drop,
+        first.time,
+        f"the first SYN-ACK ({ref(first)})",
+        f"{s.label('synack_retries')}: the SYN-ACK re-sent at "
+        f"{', '.join(f'+{t:g}' for t in model) or 'no time'} s, the half-open request dropped "
+        "silently at the next expiry",
+        start_frame=first,
+        app_error="nothing",
+    )
+    p.beyond_capture = p.at > end
+    seen = len(sends) - 1
+    slack = _slack(sends, model)
+    nxt = (drop if seen >= len(model) else model[seen]) * slack
+    if first.time + nxt > end:
+        p.observed = f"the capture ends +{end - first.time:.3f} s after the first SYN-ACK, before the drop"
+    else:
+        p.observed_s = round(nxt, 6)
+        p.observed = (
+            f"inferred: no SYN-ACK after the one at +{sends[-1].time - first.time:.3f} s, so the request "
+            "was dropped when its timer fired next (a drop sends nothing)"
+        )
+    gaps = [round(b.time - a.time, 3) for a, b in itertools.pairwise(sends)]
+    if seen != len(model) and p.observed_s is not None:
+        p.explanations.append(
+            f"{seen} SYN-ACK retransmissions were captured (gaps {gaps}), the model gives {len(model)}"
+        )
+    return p

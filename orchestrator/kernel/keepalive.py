@@ -1,0 +1,93 @@
+"""The keep-alive abort: probes left unanswered.
+
+``tcp_keepalive_timer`` counts from the last segment received: after ``keepalive_time`` of
+silence a probe goes out, then one every ``keepalive_intvl``; any segment received starts the
+count again (an answered probe does), so earlier answered probes do not count. When
+``keepalive_probes`` are out unanswered, the next run sends an RST and reports ETIMEDOUT: at
+idle + probes x intvl after the last segment received. With TCP_USER_TIMEOUT it gives up at
+the first run at or past the user timeout once a probe is out. The end is seen: the RST.
+"""
+
+from __future__ import annotations
+
+from orchestrator.kernel.predict import KernelPrediction, near, ref
+from orchestrator.kernel.settings import KernelSettings
+from orchestrator.kernel.timers import keepalive_abort_after
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
+
+_LOCAL_RETRY = 0.5  # s, TCP_RESOURCE_PROBE_INTERVAL
+
+
+def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
+    timing = conn.keepalive
+    frames = conn.keepalive_frames.of(side)
+    probes = conn.keepalive_probes.get(side) - conn.keepalive_in_zero_window.get(side)
+    if conn.keepalive_from != side or timing is None or not frames or probes <= 0:
+        return None
+    if timing.run_probes == 0:
+        return None  # the last probe was answered: the peer is alive, no abort is due
+    run = frames[-timing.run_probes] if timing.run_probes <= len(frames) else frames[0]
+    if timing.run_from is not None:
+        start = FrameRef(run.file, run.frame, timing.run_from)
+        what = f"the last segment it received, before its unanswered probes (from {ref(run)} on)"
+    else:
+        first = frames[0]
+        start = FrameRef(first.file, first.frame, first.time - timing.first_after_idle_s)
+        what = "the start of the idle time before its first probe"
+    predicted = keepalive_abort_after(
+        s.keepalive_time, s.keepalive_intvl, s.keepalive_probes, user_timeout=s.user_timeout
+    )
+    basis = f"idle {s.label('keepalive_time')} + {s.label('keepalive_probes')} x {s.label('keepalive_intvl')}"
+    if s.user_timeout:
+        basis += f", {s.label('user_timeout')}"
+    p = KernelPrediction(
+        "keepalive-abort", side, predicted, start.time, what, basis, start_frame=start, app_error="ETIMEDOUT"
+    )
+    p.beyond_capture = p.at > end
+    last = frames[-1]
+    rst = next((r for r in conn.rsts.of(side) if r.time >= last.time), None)
+    if rst is not None:
+        p.observed_s = round(rst.time - start.time, 6)
+        p.observed = f"seen: the kernel's RST after the last probe ({ref(rst)})"
+    else:
+        p.observed = (
+            f"no RST from {side} after its probes; the capture ends +{end - start.time:.3f} s after "
+            "the last segment it received"
+        )
+    p.explanations = _causes(conn, s, timing.run_probes, rst, end, p)
+    return p
+
+
+def _causes(
+    conn: ConnectionSummary,
+    s: KernelSettings,
+    run: int,
+    rst: FrameRef | None,
+    end: float,
+    p: KernelPrediction,
+) -> list[str]:
+    timing = conn.keepalive
+    assert timing is not None
+    out: list[str] = []
+    idle, interval = timing.first_after_idle_s, timing.interval_s
+    if timing.run_from is None and not near(idle, s.keepalive_time):
+        out.append(f"the first probe came after {idle:.3f} s idle, not {s.label('keepalive_time')}")
+    if (
+        interval is not None
+        and abs(interval - _LOCAL_RETRY) <= _LOCAL_RETRY * 0.1
+        and not near(interval, s.keepalive_intvl)
+    ):
+        out.append(
+            "probes came every 500 ms: they failed on the host itself, and Linux retries a failed probe "
+            "every 500 ms (TCP_RESOURCE_PROBE_INTERVAL) without counting it, so the abort comes later"
+        )
+    elif interval is not None and not near(interval, s.keepalive_intvl):
+        out.append(f"the unanswered probes came every {interval:.3f} s, not {s.label('keepalive_intvl')}")
+    if rst is not None and run != s.keepalive_probes and not s.user_timeout:
+        out.append(f"{run} unanswered probes went out before the RST, not {s.label('keepalive_probes')}")
+    if rst is None and p.start_time + p.predicted_s > end:
+        out.append("the capture ends before the moment the model gives for the abort")
+    if rst is not None and interval is not None and timing.run_from is not None:
+        first_run = rst.time - p.start_time - run * interval
+        out.append(f"idle {first_run:.3f} s + {run} x {interval:.3f} s fits what the capture shows")
+    return out

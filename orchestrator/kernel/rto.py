@@ -1,0 +1,253 @@
+"""The RTO abort: data a side sent and never saw acknowledged.
+
+The clock starts at the head's first retransmission **by the retransmission timer** (Linux's
+``retrans_stamp``), not at its original send, and not at a tail-loss probe (which sets no
+stamp, whether it re-sends the segment or carries new data). The budget is
+``tcp_retries2``'s (``tcp_model_timeout``) or TCP_USER_TIMEOUT. With tcp_retries2 the check
+runs only when the timer fires, so the abort is the first expiry at or past stamp + budget,
+the timer doubling from the RTO the capture shows at the stamp; with a user timeout the
+timer is clamped, and the abort is stamp + timeout. Nothing is sent at the abort: the
+observed time is the timer's next expiry after the last retransmission, if the capture went
+on that long.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, endpoint, ends, ref
+from orchestrator.kernel.settings import KernelSettings
+from orchestrator.kernel.soft_errors import soft_error
+from orchestrator.kernel.timers import TCP_RTO_MIN, next_timer_expiry, rto_abort_after, rto_abort_from_stamp
+from orchestrator.pcap.icmp import IcmpError
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
+
+_LOCAL_RETRY = 0.5  # s, TCP_RESOURCE_PROBE_INTERVAL
+# A segment neither retransmitted nor this long behind the capture's end proves nothing yet.
+_TOO_SOON = 5 * TCP_RTO_MIN
+_BUDGETS = {n: rto_abort_after(n) for n in range(31)}
+
+
+def predict(
+    conn: ConnectionSummary, side: Side, s: KernelSettings, icmp: Sequence[IcmpError], end: float
+) -> KernelPrediction | None:
+    original = conn.oldest_unacked
+    if original is None or conn.oldest_unacked_from != side or conn.close != "none":
+        return None  # nothing left unacknowledged, or the connection was closed or reset
+    sends = head_sends(conn, side, original)
+    captured_original = sends[0] not in conn.retransmission_frames.of(side)
+    retx = sends[1:] if captured_original else sends
+    if not retx and end - original.time < _TOO_SOON:
+        return None  # still in flight when the capture ended
+    tlp = first_is_tail_loss_probe(conn, sends, captured_original)
+    timer = retx[1:] if tlp else retx  # the retransmissions by the timer
+    if s.user_timeout:
+        budget, basis = s.user_timeout, f"{s.label('user_timeout')}, from the first retransmission"
+    else:
+        budget = rto_abort_after(s.retries2)
+        basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
+    local = _failing_locally(timer)
+    if timer:
+        stamp = timer[0]
+        what = f"the first retransmission by the timer of the oldest unacknowledged segment ({ref(stamp)})"
+        rto = _LOCAL_RETRY if local else _rto_at(timer, sends)
+    else:
+        stamp = FrameRef(original.file, original.frame, original.time + TCP_RTO_MIN)
+        what = (
+            f"one minimal RTO after the oldest unacknowledged segment's send ({ref(original)}): "
+            "no retransmission captured"
+        )
+        rto = 2 * TCP_RTO_MIN
+    p = KernelPrediction("rto-abort", side, 0.0, stamp.time, what, basis, start_frame=stamp)
+    p.predicted_s = round(rto_abort_from_stamp(budget, rto, user_timeout=bool(s.user_timeout)), 6)
+    if local and not s.user_timeout:  # retried every 500 ms, no backoff: the first tick past the budget
+        p.predicted_s = round(math.ceil(budget / _LOCAL_RETRY - 1e-9) * _LOCAL_RETRY, 6)
+        p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
+    elif not s.user_timeout:
+        p.alternatives = _knife_edge(budget, rto)
+        p.basis += (
+            f"; the timer, {rto:.3f} s at that retransmission and doubling, fires past it "
+            f"at +{p.predicted_s:.3f} s"
+        )
+    p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
+    p.beyond_capture = p.at > end
+    before = [f for f in sends if f.time < stamp.time]
+    _observe(p, timer, before[-1] if before else None, s, end, local)
+    p.explanations = _causes(conn, side, s, sends, captured_original, tlp, rto, icmp, end, p)
+    return p
+
+
+def head_sends(conn: ConnectionSummary, side: Side, original: FrameRef) -> list[FrameRef]:
+    """Every captured send of the oldest unacknowledged segment, the original first."""
+    if conn.backoff_from == side and conn.backoff_frames[:1] == [original]:
+        return list(conn.backoff_frames)
+    return [original]
+
+
+def first_is_tail_loss_probe(conn: ConnectionSummary, sends: list[FrameRef], captured_original: bool) -> bool:
+    """Whether the head's first re-send was a tail-loss probe, from the packets: a probe
+    re-sends the last segment only when no new data could go instead, so it is one only if
+    nothing new was sent between the original and it (the head was also the tail), and the
+    timer's retransmission then came one RTO after it, not doubled."""
+    if not captured_original or len(sends) < 3 or conn.backoff_after_new_data is not False:
+        return False
+    gaps = [b.time - a.time for a, b in itertools.pairwise(sends[:3])]
+    return gaps[1] < 1.5 * gaps[0]
+
+
+def _rto_at(timer: list[FrameRef], sends: list[FrameRef]) -> float:
+    """The RTO the timer was armed with at the first timer retransmission. The timer wheel
+    only ever fires late (by up to 1/8), so each captured gap overstates its RTO: the least of
+    gap_k / 2^k over the timer's gaps is the best estimate. With one timer retransmission,
+    twice the gap from the send before it."""
+    gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
+    if gaps and gaps[0] > 0:
+        chain = [gaps[0]]  # the leading gaps that double (sends failing locally do not)
+        for a, b in itertools.pairwise(gaps):
+            if not 1.6 <= b / a <= 2.6:
+                break
+            chain.append(b)
+        return min(g / float(2**k) for k, g in enumerate(chain))
+    before = [f for f in sends if f.time < timer[0].time]
+    return 2 * (timer[0].time - before[-1].time) if before else 2 * TCP_RTO_MIN
+
+
+def _knife_edge(budget: float, rto: float) -> list[float]:
+    """Where an expiry falls within the timer wheel's slack of the budget, the abort may come
+    one expiry earlier or later than the model's: an expiry just short of the budget can fire
+    past it, and one just past it may really have been short (its RTO read from late gaps)."""
+    fires: list[float] = []
+    t, gap = 0.0, rto
+    while not fires or fires[-1] < budget:
+        t += min(gap, 120.0)
+        gap *= 2
+        fires.append(round(t, 6))
+    t += min(gap, 120.0)
+    fires.append(round(t, 6))  # one beyond the model's abort
+    model = fires[-2]
+    out: list[float] = []
+    for a, b in itertools.pairwise(fires):
+        if a < budget <= a * (1 + WHEEL_SLACK) and a != model:
+            out.append(a)  # short, but a late fire would end it here
+        if a == model and a / (1 + WHEEL_SLACK) < budget:
+            out.append(b)  # just past: a fire that was really short ends one expiry later
+    return out
+
+
+def _failing_locally(timer: list[FrameRef]) -> bool:
+    """Two or more of the last gaps 500 ms apart without doubling: the sends fail on the host
+    itself, and Linux retries them every TCP_RESOURCE_PROBE_INTERVAL."""
+    gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
+    return sum(1 for g in gaps[-3:] if abs(g - _LOCAL_RETRY) <= _LOCAL_RETRY * 0.1) >= 2
+
+
+def _observe(
+    p: KernelPrediction,
+    timer: list[FrameRef],
+    before: FrameRef | None,
+    s: KernelSettings,
+    end: float,
+    local: bool = False,
+) -> None:
+    """The end the capture shows: the timer's next expiry after the last retransmission (it
+    doubles again), if the capture went on past it."""
+    if not timer:
+        p.observed = "no retransmission of the segment was captured"
+        return
+    stamp, last = timer[0], timer[-1]
+    if len(timer) >= 2:
+        gap = last.time - timer[-2].time
+    else:
+        gap = last.time - before.time if before is not None else TCP_RTO_MIN
+    at = last.time + _LOCAL_RETRY if local else next_timer_expiry(last.time, gap)
+    if s.user_timeout:  # the last timer is clamped to expire at the user timeout
+        at = min(at, max(stamp.time + s.user_timeout, last.time))
+    if at > end:
+        p.observed = (
+            f"still retransmitting when the capture ended, +{end - stamp.time:.3f} s after the first "
+            f"retransmission (the timer's next expiry would be at +{at - stamp.time:.3f} s)"
+        )
+        if p.beyond_capture:
+            p.observed += f"; the model's abort, at +{p.predicted_s:.3f} s, is beyond it"
+        return
+    p.observed_s = round(at - stamp.time, 6)
+    p.observed = (
+        f"inferred: nothing after the retransmission at +{last.time - stamp.time:.3f} s, so the kernel "
+        f"gave up when its timer fired next, {at - last.time:.3f} s later"
+    )
+
+
+def _causes(
+    conn: ConnectionSummary,
+    side: Side,
+    s: KernelSettings,
+    sends: list[FrameRef],
+    captured_original: bool,
+    tlp: bool,
+    rto: float,
+    icmp: Sequence[IcmpError],
+    end: float,
+    p: KernelPrediction,
+) -> list[str]:
+    out: list[str] = []
+    gaps = [round(b.time - a.time, 6) for a, b in itertools.pairwise(sends)]
+    if tlp:
+        out.append(
+            f"the first retransmission, {gaps[0]:.3f} s after the original send, was a tail-loss probe "
+            "(it re-sent the only segment in flight, and the timer's retransmission came one RTO after "
+            "it, not doubled): it sets no stamp, so the budget counts from the next one"
+        )
+    elif captured_original and conn.backoff_after_new_data and len(sends) >= 2:
+        out.append(
+            "the first retransmission is the timer's: new data went out between the original send and "
+            "it (a tail-loss probe carrying data Nagle held back, or the app's own writes)"
+        )
+    for alt in p.alternatives:
+        if alt < p.predicted_s:
+            out.append(
+                f"knife edge: the model's expiry at +{alt:.3f} s falls just short of the budget, and the "
+                "timer wheel (late by up to 1/8) may fire it past the budget: the abort may come there"
+            )
+        else:
+            out.append(
+                f"knife edge: the model's abort at +{p.predicted_s:.3f} s is just past the budget; had the "
+                f"RTO been a little shorter than the capture shows, it falls short and the abort comes at "
+                f"+{alt:.3f} s"
+            )
+    here, _ = ends(conn, side)
+    reverting = [e for e in icmp if e.reverts_backoff and endpoint(e.tcp_src, e.tcp_sport) == here]
+    if reverting:
+        first = reverting[0]
+        out.append(
+            f"{len(reverting)} ICMP destination-unreachable error(s) for this connection (the first from "
+            f"{first.src} at +{first.time - p.start_time:.3f} s, frame {first.frame}): each one undid a "
+            f"backoff step (RFC 6069), so the retransmissions came sooner and more often than doubling; "
+            f"the app is told {p.app_error}, the ICMP's error, not ETIMEDOUT"
+        )
+    flat = sum(1 for g in gaps[1:] if abs(g - _LOCAL_RETRY) <= _LOCAL_RETRY * 0.1)
+    if flat >= 2:
+        out.append(
+            f"{flat} retransmissions came {_LOCAL_RETRY * 1000:.0f} ms apart without doubling: the sends "
+            "failed on the host itself (no route, or a local qdisc or netfilter drop), and Linux retries "
+            "a failed send every 500 ms (TCP_RESOURCE_PROBE_INTERVAL) while the budget keeps counting"
+        )
+    watched = end - sends[0].time
+    if len(sends) == 1 and watched > 2 * TCP_RTO_MIN:
+        out.append(
+            f"no retransmission of the segment appears in the {watched:.3f} s the capture goes on: "
+            "they did not reach the capture point, as when sends fail locally, or the capture was taken "
+            "where they were lost"
+        )
+    if p.observed_s is not None and not s.user_timeout:
+        observed = p.observed_s
+        fits = [
+            n
+            for n, b in _BUDGETS.items()
+            if abs(rto_abort_from_stamp(b, rto) - observed) <= TOLERANCE * observed
+        ]
+        if fits and s.retries2 not in fits:
+            shown = " or ".join(f"tcp_retries2={n} ({_BUDGETS[n]:g} s)" for n in fits[:3])
+            out.append(f"{shown} fits what the capture shows")
+    return out
