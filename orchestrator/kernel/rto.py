@@ -73,8 +73,7 @@ def predict(
         )
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
-    before = [f for f in sends if f.time < stamp.time]
-    _observe(p, timer, before[-1] if before else None, s, end, local)
+    _observe(p, timer, rto, s, end, local)
     p.explanations = _causes(conn, side, s, sends, captured_original, tlp, rto, icmp, end, p)
     return p
 
@@ -144,24 +143,16 @@ def _failing_locally(timer: list[FrameRef]) -> bool:
 
 
 def _observe(
-    p: KernelPrediction,
-    timer: list[FrameRef],
-    before: FrameRef | None,
-    s: KernelSettings,
-    end: float,
-    local: bool = False,
+    p: KernelPrediction, timer: list[FrameRef], rto: float, s: KernelSettings, end: float, local: bool
 ) -> None:
-    """The end the capture shows: the timer's next expiry after the last retransmission (it
-    doubles again), if the capture went on past it."""
+    """The end the capture shows: the timer's next expiry after the last retransmission, if
+    the capture went on past it. The RTO then is the one read at the stamp, doubled once per
+    retransmission since (not the last gap doubled: the wheel made that one late)."""
     if not timer:
         p.observed = "no retransmission of the segment was captured"
         return
     stamp, last = timer[0], timer[-1]
-    if len(timer) >= 2:
-        gap = last.time - timer[-2].time
-    else:
-        gap = last.time - before.time if before is not None else TCP_RTO_MIN
-    at = last.time + _LOCAL_RETRY if local else next_timer_expiry(last.time, gap)
+    at = last.time + _LOCAL_RETRY if local else next_timer_expiry(last.time, rto * 2 ** (len(timer) - 2))
     if s.user_timeout:  # the last timer is clamped to expire at the user timeout
         at = min(at, max(stamp.time + s.user_timeout, last.time))
     if at > end:

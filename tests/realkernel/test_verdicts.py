@@ -1,0 +1,145 @@
+"""tcpscen's own verdict engine on the real kernel's captures: for each live case, `analyze` on
+the client's capture (a.pcap) and the kernel model with the case's settings must predict the
+end the app really saw, tell what ended it, and say nothing the packets do not show.
+
+The other tests here check the kernel; these check tcpscen against it, on captures made now,
+not on any file in the repository.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, predict_connection
+from orchestrator.kernel.settings import KernelSettings, parse_settings
+from orchestrator.tcp.analysis import analyze_file
+from orchestrator.tcp.connection import ConnectionSummary
+from tests.helpers.netns import CaseResult
+from tests.realkernel.conftest import Cases
+
+pytestmark = pytest.mark.netns
+
+_SYSCTLS = ("tcp_retries2", "tcp_syn_retries", "tcp_synack_retries")
+_SOCKOPTS = {
+    "user_timeout_ms": "TCP_USER_TIMEOUT",
+    "keepidle_s": "TCP_KEEPIDLE",
+    "keepintvl_s": "TCP_KEEPINTVL",
+    "keepcnt": "TCP_KEEPCNT",
+}
+
+
+def settings_of(result: CaseResult, role: str = "a", app: str = "client") -> KernelSettings:
+    """What the case set: the namespace's sysctls and the agent's socket options."""
+    sysctls = [
+        f"{k}={v}" for k, v in result.sysctls.get(role, {}).items() if k.rsplit(".", 1)[-1] in _SYSCTLS
+    ]
+    config = json.loads(result.apps[app][-1]).get("socket") or {}
+    sockopts = [f"{_SOCKOPTS[k]}={v}" for k, v in config.items() if k in _SOCKOPTS and v]
+    return parse_settings(sysctls, sockopts)
+
+
+def judged(result: CaseResult, side: str = "client") -> tuple[ConnectionSummary, KernelPrediction]:
+    analysis = analyze_file(result.pcaps["a"])
+    (conn,) = analysis.connections
+    s = settings_of(result)
+    end = result.marks.get("captures_stopped")
+    found = [p for p in predict_connection(conn, lambda _: s, analysis.icmp_errors, end) if p.side == side]
+    assert len(found) == 1, found
+    return conn, found[0]
+
+
+def app_end(result: CaseResult) -> tuple[float, str]:
+    error = result.event("client", "error")
+    assert error is not None, "the client app saw no error"
+    return error.t, str(error.fields.get("errno"))
+
+
+def assert_on_time(p: KernelPrediction, t: float) -> None:
+    took = t - p.start_time
+    ends = [p.predicted_s, *p.alternatives]
+    best = min(ends, key=lambda e: abs(took - e))
+    assert -0.10 <= took / best - 1 <= 0.10 + WHEEL_SLACK, (took, ends, p.basis)
+
+
+@pytest.mark.realcase("retries2_3", "retries2_4", "ack_lost_one_way")
+@pytest.mark.parametrize("name", ["retries2_3", "retries2_4", "ack_lost_one_way"])
+def test_the_rto_abort_is_predicted_from_the_first_timer_retransmission(cases: Cases, name: str) -> None:
+    result = cases.get(name)
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, p.app_error, errno) == ("rto-abort", "ETIMEDOUT", "ETIMEDOUT")
+    assert_on_time(p, t)
+    assert p.start_frame is not None and p.start_frame in conn.backoff_frames[1:]  # a retransmission
+    assert not any("went silent" in n or "RTO abort" in n for n in conn.notes)  # the model says that
+    assert not any("not captured" in n for n in conn.notes)  # the original is in a.pcap
+
+
+@pytest.mark.realcase("user_timeout_3000", "tlp_one_segment_user_timeout_2000")
+@pytest.mark.parametrize(
+    ("name", "ut"), [("user_timeout_3000", 3.0), ("tlp_one_segment_user_timeout_2000", 2.0)]
+)
+def test_the_user_timeout_counts_from_the_timer_not_a_tail_loss_probe(
+    cases: Cases, name: str, ut: float
+) -> None:
+    result = cases.get(name)
+    _, p = judged(result)
+    t, _ = app_end(result)
+    assert p.predicted_s == ut
+    assert t - p.start_time == pytest.approx(ut, abs=0.05)  # measured: 3.004 s, 2.008-2.020 s
+
+
+@pytest.mark.realcase("syn_retries_1", "syn_retries_2")
+@pytest.mark.parametrize(("name", "abort"), [("syn_retries_1", 3.0), ("syn_retries_2", 7.0)])
+def test_a_connect_timeout_is_predicted_by_tcp_syn_retries(cases: Cases, name: str, abort: float) -> None:
+    result = cases.get(name)
+    _, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, p.predicted_s, errno) == ("connect-timeout", abort, "ETIMEDOUT")
+    assert_on_time(p, t)
+
+
+@pytest.mark.realcase("icmp_host_unreachable")
+def test_a_connect_ended_by_icmp_is_said_so(cases: Cases) -> None:
+    result = cases.get("icmp_host_unreachable")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, p.app_error, errno) == ("icmp-error", "EHOSTUNREACH", "EHOSTUNREACH")
+    assert abs(t - p.start_time) < 0.05  # the ICMP that ended it, not the first one (ignored)
+    assert not any("timeout" in n for n in conn.notes)
+    assert any("ended by ICMP host unreachable" in e for e in p.explanations)
+
+
+@pytest.mark.realcase("keepalive_answered_then_cut")
+def test_keepalive_after_answered_probes_counts_from_the_last_answer(cases: Cases) -> None:
+    result = cases.get("keepalive_answered_then_cut")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, errno) == ("keepalive-abort", "ETIMEDOUT")
+    assert_on_time(p, t)
+    assert conn.keepalive is not None and conn.keepalive.run_probes == 3
+    assert conn.keepalive.interval_s == pytest.approx(1.0, rel=0.05)  # the unanswered run's own
+
+
+@pytest.mark.realcase("capture_stops_while_retrying")
+def test_still_retransmitting_when_the_observation_ended(cases: Cases) -> None:
+    result = cases.get("capture_stops_while_retrying")
+    conn, p = judged(result)
+    assert p.observed_s is None and p.beyond_capture
+    assert p.observed.startswith("still retransmitting when the capture ended")
+    assert "timer:(on," in result.ss["a"]  # the kernel's own word: still retrying
+    assert not any("went silent" in n for n in conn.notes)
+
+
+@pytest.mark.realcase("zero_window")
+def test_zero_window_probes_that_were_answered_are_not_called_unanswered(cases: Cases) -> None:
+    result = cases.get("zero_window")
+    analysis = analyze_file(result.pcaps["a"])
+    (conn,) = analysis.connections
+    assert conn.keepalive_answered.client > 0
+    assert not any("never answered" in n for n in conn.notes)
+    s = settings_of(result)
+    assert not [
+        p for p in predict_connection(conn, lambda _: s, analysis.icmp_errors) if p.kind == "rto-abort"
+    ]
