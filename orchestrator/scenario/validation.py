@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
+from orchestrator.agent.wire import EVENTS_BY_ROLE
 from orchestrator.scenario.model import ClientHost, Scenario
 from orchestrator.scenario.routes import Route
 
@@ -57,11 +59,13 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 (("timeline", i, "host"), f"unknown host {step.host!r}; hosts are {_names(scenario)}")
             )
         if step.after is not None:
-            host = step.after.split(".", 1)[0]
+            host, _, event = step.after.partition(".")
             if host not in scenario.hosts:
                 problems.append(
                     (("timeline", i, "after"), f"unknown host {host!r}; hosts are {_names(scenario)}")
                 )
+            elif (known := events_of(scenario, host)) is not None and event not in known:
+                problems.append((("timeline", i, "after"), _unknown_event(host, event, known)))
             if step.at >= scenario.duration:
                 problems.append(
                     (
@@ -81,6 +85,18 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             )
         last_at = step.at
     return problems
+
+
+def events_of(scenario: Scenario, host: str) -> tuple[str, ...] | None:
+    """The events a host's program can emit (None: not known, any name is taken). The built-in
+    agent's come from its wire format, per role (a server never connects)."""
+    return tuple(e.value for e in EVENTS_BY_ROLE[scenario.hosts[host].role])
+
+
+def _unknown_event(host: str, event: str, known: tuple[str, ...]) -> str:
+    hint = difflib.get_close_matches(event, known, n=1)
+    role_hint = f" (did you mean {host}.{hint[0]}?)" if hint else ""
+    return f"{host} never reports {event!r}{role_hint}; its events are {', '.join(known)}"
 
 
 def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:

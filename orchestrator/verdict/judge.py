@@ -104,6 +104,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         verdict.notes.append(f"no TCP connection from {client_host} was captured")
     else:
         verdict.notes.extend(conn.notes)
+    verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
@@ -111,6 +112,12 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
     return verdict
+
+
+def model_note(host: str, p: KernelPrediction, t0: float | None) -> str:
+    """The kernel model's word on how a host's connection ends, next to what the capture shows."""
+    end = "ends it at once" if p.predicted_s == 0 else f"ends it at {c.at(p.at, t0)}"
+    return f"kernel model, {host}: {p.kind} {end}, the app told {p.app_error} ({p.basis}); {p.observed}"
 
 
 def timeline_checks(

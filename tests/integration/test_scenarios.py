@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +35,29 @@ def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
 
 def flags_from(pcap: Path, src: str, flag: int) -> list[int]:
     return [p.frame for p in read_tcp(pcap) if p.src == src and p.flags & flag]
+
+
+def retransmitted(pcap: Path, src: str) -> list[int]:
+    """The frames Wireshark calls retransmissions, from `src` (tshark itself, not our engine)."""
+    if shutil.which("tshark") is None:
+        pytest.fail("tshark is not installed: `make test` installs it (scripts/setup-host.sh)")
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-Y",
+            f"tcp.analysis.retransmission && ip.src=={src}",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [int(n) for n in out.split()]
 
 
 def test_every_scenario_has_a_test() -> None:
@@ -89,13 +114,33 @@ def test_power_cut(run: Any) -> None:
     gaps = conn["backoff_gaps_s"]
     assert all(1.6 < b / a < 2.4 for a, b in itertools.pairwise(gaps[1:])), gaps
     assert v["apps"]["client"]["sees"] == "ETIMEDOUT"
-    # ETIMEDOUT within 10% of tcp_retries2=5's 12.6 s budget, counted from the first unacked send.
-    took = v["apps"]["client"]["t"] - v["predictions"]["client"]["start"]["time"]
-    assert 12.6 * 0.9 <= took <= 12.6 * 1.15, took
+    # The budget counts from the timer's first retransmission (the prediction's start is one),
+    # and the abort is the first expiry at or past it: one doubled RTO after the last one sent.
+    start = v["predictions"]["client"]["from"]
+    assert start["frame"] in retransmitted(r.run_dir / "client.pcap", CLIENT_IP)
+    took = v["apps"]["client"]["t"] - start["time"]
+    last = max(p.time for p in read_tcp(r.run_dir / "client.pcap") if p.src == CLIENT_IP)
+    assert 12.6 <= took <= 12.6 + 2 * gaps[-1] * 1.15, took
+    assert v["apps"]["client"]["t"] - last == pytest.approx(2 * gaps[-1], rel=0.15)
     ours = conn["retransmissions"]["client"]
     assert ours == tshark_count(
         r.run_dir / "client.pcap", f"tcp.analysis.retransmission && ip.src=={CLIENT_IP}"
     )
+
+
+def test_connect_timeout(run: Any) -> None:
+    r = run("connect_timeout")
+    v = r.verdict()
+    conn = v["connection"]
+    syns = [p for p in read_tcp(r.run_dir / "client.pcap") if p.src == CLIENT_IP and p.flags & SYN]
+    assert len(syns) == 6 and not flags_from(r.run_dir / "client.pcap", SERVER_IP, SYN)  # no SYN-ACK
+    assert all(0.95 < b.time - a.time < 1.15 for a, b in itertools.pairwise(syns)), syns  # linear: 1 s
+    assert v["faults"][0]["t_done"] < syns[0].time  # the blackhole was in place before the first SYN
+    (p,) = v["predictions"].values()
+    assert (p["kind"], p["predicted_s"], p["from"]["frame"]) == ("connect-timeout", 7.0, syns[0].frame)
+    assert v["apps"]["client"]["sees"] == "ETIMEDOUT"
+    assert v["apps"]["client"]["t"] - syns[0].time == pytest.approx(7.0, rel=0.05)  # measured: 7.13 s
+    assert conn["retransmissions"]["client"] == len(retransmitted(r.run_dir / "client.pcap", CLIENT_IP)) == 5
 
 
 def test_keepalive_on_cut(run: Any) -> None:
@@ -134,7 +179,7 @@ def test_go_keepalive_period(run: Any) -> None:
     assert conn["keepalive_probes"]["client"] == 3
     assert conn["keepalive"]["first_after_idle_s"] == pytest.approx(2.0, rel=0.1)
     assert conn["keepalive"]["interval_s"] == pytest.approx(2.0, rel=0.1)
-    took = r.verdict()["apps"]["client"]["t"] - r.verdict()["predictions"]["client"]["start"]["time"]
+    took = r.verdict()["apps"]["client"]["t"] - r.verdict()["predictions"]["client"]["from"]["time"]
     assert took == pytest.approx(2 + 3 * 2, rel=0.1)
 
 

@@ -200,3 +200,23 @@ def test_a_user_timeout_in_milliseconds_reads_as_it_says(tmp_path: Path) -> None
     assert s.hosts["client"].agent.socket.user_timeout == 4.0
     bare = problems(tmp_path, text.replace("4000ms", "4000"))
     assert any("socket.user_timeout: 4000 has no unit" in p for p in bare), bare
+
+
+def test_an_event_the_host_cannot_emit_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("after: client.connected", "after: client.conected"))
+    assert any(
+        ":14: timeline[0].after: client never reports 'conected' (did you mean client.connected?)" in p
+        for p in found
+    ), found
+    # A client never accepts: that is a server's event.
+    found = problems(tmp_path, GOOD.replace("after: client.connected", "after: client.accepted"))
+    assert any("client never reports 'accepted'" in p and "its events are" in p for p in found), found
+
+
+def test_every_event_of_the_agent_is_accepted(tmp_path: Path) -> None:
+    from orchestrator.agent.wire import EVENTS_BY_ROLE  # noqa: PLC0415
+
+    for event in EVENTS_BY_ROLE["client"]:
+        load_scenario(
+            write(tmp_path, GOOD.replace("after: client.connected", f"after: client.{event.value}"))
+        )
