@@ -257,6 +257,75 @@ def test_fast_and_spurious_count_out_of_order_does_not(tmp_path: Path) -> None:
     agrees_with_tshark(path, [conn])
 
 
+def test_a_spurious_retransmission_after_the_ack_continues_its_segments_history(tmp_path: Path) -> None:
+    """An ACK between a segment's fast and its spurious retransmission must not start a new
+    history: that segment stays the most retransmitted, with its original send first."""
+    c = Conv()
+    c.handshake(rtt=0.05)
+    lost = c.data("c", 100)
+    c.data("c", 100, dt=0.001)
+    for _ in range(3):
+        c.ack("s", dt=0.001, ack=c.segs[lost - 1].seq)
+    fast = c.retransmit("c", lost, dt=0.002)
+    c.ack("s")  # both acknowledged
+    spurious = c.retransmit("c", lost, dt=0.3)
+    other = c.data("c", 100, dt=0.1)
+    c.retransmit("c", other, dt=0.3)  # another segment, retransmitted once
+    c.ack("s", dt=0.01)
+    path = tmp_path / "history.pcap"
+    (conn,) = run(c, path)
+    assert frames(conn.backoff_frames) == [lost, fast, spurious]
+    assert len(conn.backoff_gaps_s) == 2
+    agrees_with_tshark(path, [conn])
+
+
+def test_retransmissions_whose_original_was_acknowledged_in_this_capture(tmp_path: Path) -> None:
+    """The receiver's own capture of a one-way cut: its ACKs left, never arrived, and the
+    sender sent again. The original is in this capture: the note must not say it was not."""
+    c = Conv()
+    c.handshake()
+    seg = c.data("c", 100)
+    c.ack("s", dt=0.001)  # lost on its way back
+    c.retransmit("c", seg, dt=0.41)
+    c.ack("s", dt=0.001)  # a duplicate ACK (D-SACK in the real kernel)
+    c.retransmit("c", seg, dt=0.42)
+    path = tmp_path / "acked.pcap"
+    (conn,) = run(c, path)
+    note = next(n for n in conn.notes if n.startswith("client retransmitted"))
+    assert "had acknowledged the segment before it was sent again" in note
+    assert "not captured" not in note
+
+
+def test_retransmissions_whose_original_was_not_captured(tmp_path: Path) -> None:
+    c = Conv()
+    c.handshake()
+    seq = c.nxt["c"]
+    c.send("c", "PA", 100, dt=0.01, seq=seq + 100)  # the next segment; the one before it was lost
+    c.send("c", "PA", 100, dt=0.41, seq=seq)  # ... before the capture point: its first send is here
+    c.send("c", "PA", 100, dt=0.42, seq=seq)
+    path = tmp_path / "late.pcap"
+    (conn,) = run(c, path)
+    note = next(n for n in conn.notes if n.startswith("client retransmitted"))
+    assert "the original send was not captured" in note and "acknowledged" not in note
+
+
+def test_new_data_before_the_first_retransmission_is_known(tmp_path: Path) -> None:
+    c = Conv()
+    c.handshake()
+    head = c.data("c", 100)
+    c.data("c", 100, dt=0.205)  # a tail-loss probe carrying new data
+    c.retransmit("c", head, dt=0.208)
+    (conn,) = run(c, tmp_path / "new.pcap")
+    assert conn.backoff_after_new_data is True
+    c2 = Conv()
+    c2.handshake()
+    head = c2.data("c", 100)
+    c2.retransmit("c", head, dt=0.205)  # the probe re-sends the only segment
+    c2.retransmit("c", head, dt=0.208)
+    (conn2,) = run(c2, tmp_path / "same.pcap")
+    assert conn2.backoff_after_new_data is False
+
+
 def test_the_same_syn_again_restores_the_expected_sequence(tmp_path: Path) -> None:
     """Wireshark's issue 17616: a SYN repeated mid-connection puts the next expected seq back to
     the highest contiguous one, so data filling a hole afterwards is not a retransmission."""
@@ -286,6 +355,9 @@ def test_connect_timeout(tmp_path: Path) -> None:
     assert frames(conn.backoff_frames) == [syn, *retx]
     assert conn.oldest_unacked and conn.oldest_unacked.frame == syn
     assert any("SYN was never answered" in n for n in conn.notes)
+    # Whether it timed out, or an ICMP ended it, is the kernel model's to say, not the notes'.
+    assert any(n.endswith("then sent no more SYNs") for n in conn.notes)
+    assert not any("timeout" in n for n in conn.notes)
     agrees_with_tshark(path, [conn])
 
 
@@ -392,7 +464,21 @@ def test_zero_window_and_its_probes(tmp_path: Path) -> None:
     assert frames(conn.keepalive_frames.client) == [linux_probe]
     assert "server advertised a zero window 3 times" in conn.notes
     assert any("zero-window probes" in n for n in conn.notes)
+    # The probe was answered, by a zero-window ACK: not "never answered".
+    assert any("server answered 1 probe" in n for n in conn.notes)
+    assert not any("never answered" in n for n in conn.notes)
     agrees_with_tshark(path, [conn])
+
+
+def test_probes_never_answered_are_said_so(tmp_path: Path) -> None:
+    c = Conv()
+    c.handshake()
+    c.data("c", 10)
+    c.ack("s", dt=0.001)
+    for _ in range(3):
+        c.keepalive("c", dt=1.0)
+    (conn,) = run(c, tmp_path / "ka-silent.pcap")
+    assert any("server never answered" in n for n in conn.notes)
 
 
 def test_evidence_is_capped_counts_are_not(tmp_path: Path) -> None:
