@@ -20,7 +20,14 @@ from tests.integration.conftest import ROOT, CliRun, tcpscen, tshark_count
 
 pytestmark = pytest.mark.engine
 
-CLIENT_IP, SERVER_IP = "10.77.0.20", "10.77.0.10"
+
+def addresses(r: CliRun) -> tuple[str, str]:
+    """The client's and the server's address as the run really had them (a run moves to a free
+    subnet when its own is taken, as by a parallel run)."""
+    hosts = {
+        h["name"]: h["address"] for h in json.loads((r.run_dir / "report-input.json").read_text())["hosts"]
+    }
+    return hosts["client"], hosts["server"]
 
 
 @pytest.fixture
@@ -68,13 +75,14 @@ def test_every_scenario_has_a_test() -> None:
 
 def test_normal_close(run: Any) -> None:
     r = run("normal_close")
+    client_ip = addresses(r)[0]
     conn = r.verdict()["connection"]
     assert (conn["close"], conn["initiator"]) == ("fin", "client")
     assert conn["close_packets"] in (3, 4)
     assert {k: v["sees"] for k, v in r.verdict()["apps"].items()} == {"server": "eof", "client": "eof"}
     # The capture was ready before the first SYN, on both sides.
-    assert flags_from(r.run_dir / "client.pcap", CLIENT_IP, SYN)
-    assert flags_from(r.run_dir / "server.pcap", CLIENT_IP, SYN)
+    assert flags_from(r.run_dir / "client.pcap", client_ip, SYN)
+    assert flags_from(r.run_dir / "server.pcap", client_ip, SYN)
 
 
 def test_server_close(run: Any) -> None:
@@ -96,20 +104,22 @@ def test_kill9_server(run: Any) -> None:
 
 def test_kill9_unread_rst(run: Any) -> None:
     r = run("kill9_unread_rst")
+    server_ip = addresses(r)[1]
     conn = r.verdict()["connection"]
     assert (conn["close"], conn["rst_from"]) == ("rst", "server")
-    assert flags_from(r.run_dir / "server.pcap", SERVER_IP, RST)
-    assert not flags_from(r.run_dir / "server.pcap", SERVER_IP, FIN)
+    assert flags_from(r.run_dir / "server.pcap", server_ip, RST)
+    assert not flags_from(r.run_dir / "server.pcap", server_ip, FIN)
     assert r.verdict()["apps"]["client"]["sees"] == "ECONNRESET"
 
 
 def test_power_cut(run: Any) -> None:
     r = run("power_cut")
+    client_ip, server_ip = addresses(r)
     v = r.verdict()
     conn = v["connection"]
-    assert conn["client"].startswith(CLIENT_IP + ":") and conn["server"] == f"{SERVER_IP}:7000"
+    assert conn["client"].startswith(client_ip + ":") and conn["server"] == f"{server_ip}:7000"
     assert (conn["close"], conn["rst_from"]) == ("none", None)
-    assert not flags_from(r.run_dir / "client.pcap", CLIENT_IP, FIN | RST)
+    assert not flags_from(r.run_dir / "client.pcap", client_ip, FIN | RST)
     assert conn["retransmissions"]["client"] >= 4
     gaps = conn["backoff_gaps_s"]
     assert all(1.6 < b / a < 2.4 for a, b in itertools.pairwise(gaps[1:])), gaps
@@ -117,40 +127,42 @@ def test_power_cut(run: Any) -> None:
     # The budget counts from the timer's first retransmission (the prediction's start is one),
     # and the abort is the first expiry at or past it: one doubled RTO after the last one sent.
     start = v["predictions"]["client"]["from"]
-    assert start["frame"] in retransmitted(r.run_dir / "client.pcap", CLIENT_IP)
+    assert start["frame"] in retransmitted(r.run_dir / "client.pcap", client_ip)
     took = v["apps"]["client"]["t"] - start["time"]
-    last = max(p.time for p in read_tcp(r.run_dir / "client.pcap") if p.src == CLIENT_IP)
+    last = max(p.time for p in read_tcp(r.run_dir / "client.pcap") if p.src == client_ip)
     assert 12.6 <= took <= 12.6 + 2 * gaps[-1] * 1.15, took
     assert v["apps"]["client"]["t"] - last == pytest.approx(2 * gaps[-1], rel=0.15)
     ours = conn["retransmissions"]["client"]
     assert ours == tshark_count(
-        r.run_dir / "client.pcap", f"tcp.analysis.retransmission && ip.src=={CLIENT_IP}"
+        r.run_dir / "client.pcap", f"tcp.analysis.retransmission && ip.src=={client_ip}"
     )
 
 
 def test_connect_timeout(run: Any) -> None:
     r = run("connect_timeout")
+    client_ip, server_ip = addresses(r)
     v = r.verdict()
     conn = v["connection"]
-    syns = [p for p in read_tcp(r.run_dir / "client.pcap") if p.src == CLIENT_IP and p.flags & SYN]
-    assert len(syns) == 6 and not flags_from(r.run_dir / "client.pcap", SERVER_IP, SYN)  # no SYN-ACK
+    syns = [p for p in read_tcp(r.run_dir / "client.pcap") if p.src == client_ip and p.flags & SYN]
+    assert len(syns) == 6 and not flags_from(r.run_dir / "client.pcap", server_ip, SYN)  # no SYN-ACK
     assert all(0.95 < b.time - a.time < 1.15 for a, b in itertools.pairwise(syns)), syns  # linear: 1 s
     assert v["faults"][0]["t_done"] < syns[0].time  # the blackhole was in place before the first SYN
     (p,) = v["predictions"].values()
     assert (p["kind"], p["predicted_s"], p["from"]["frame"]) == ("connect-timeout", 7.0, syns[0].frame)
     assert v["apps"]["client"]["sees"] == "ETIMEDOUT"
     assert v["apps"]["client"]["t"] - syns[0].time == pytest.approx(7.0, rel=0.05)  # measured: 7.13 s
-    assert conn["retransmissions"]["client"] == len(retransmitted(r.run_dir / "client.pcap", CLIENT_IP)) == 5
+    assert conn["retransmissions"]["client"] == len(retransmitted(r.run_dir / "client.pcap", client_ip)) == 5
 
 
 def test_keepalive_on_cut(run: Any) -> None:
     r = run("keepalive_on_cut")
+    client_ip = addresses(r)[0]
     conn = r.verdict()["connection"]
     assert conn["keepalive_probes"]["client"] == 3
     assert conn["keepalive"]["first_after_idle_s"] == pytest.approx(2.0, rel=0.1)
     assert conn["keepalive"]["interval_s"] == pytest.approx(1.0, rel=0.1)
     assert conn["rst_from"] == "client"
-    assert tshark_count(r.run_dir / "client.pcap", f"tcp.analysis.keep_alive && ip.src=={CLIENT_IP}") == 3
+    assert tshark_count(r.run_dir / "client.pcap", f"tcp.analysis.keep_alive && ip.src=={client_ip}") == 3
     assert r.verdict()["apps"]["client"]["sees"] == "ETIMEDOUT"
 
 
@@ -165,11 +177,12 @@ def test_keepalive_off_cut(run: Any) -> None:
 
 def test_reboot_rst(run: Any) -> None:
     r = run("reboot_rst")
+    server_ip = addresses(r)[1]
     conn = r.verdict()["connection"]
     assert (conn["close"], conn["rst_from"]) == ("rst", "server")
     # Nothing escaped at power-off: the first boot's capture has no FIN or RST from the server.
-    assert not flags_from(r.run_dir / "server.pcap", SERVER_IP, FIN | RST)
-    assert flags_from(r.run_dir / "server.boot2.pcap", SERVER_IP, RST)
+    assert not flags_from(r.run_dir / "server.pcap", server_ip, FIN | RST)
+    assert flags_from(r.run_dir / "server.boot2.pcap", server_ip, RST)
     assert r.verdict()["apps"]["client"]["sees"] == "ECONNRESET"
 
 
@@ -185,10 +198,11 @@ def test_go_keepalive_period(run: Any) -> None:
 
 def test_pause_is_not_a_cut(run: Any) -> None:
     r = run("pause_is_not_a_cut")
+    server_ip = addresses(r)[1]
     conn = r.verdict()["connection"]
     assert conn["zero_window"]["server"] >= 1
     assert conn["zero_window"]["server"] == tshark_count(
-        r.run_dir / "server.pcap", f"tcp.analysis.zero_window && ip.src=={SERVER_IP}"
+        r.run_dir / "server.pcap", f"tcp.analysis.zero_window && ip.src=={server_ip}"
     )
     assert conn["close"] == "fin" and conn["rst_from"] is None
     lines = (r.run_dir / "client.events.jsonl").read_text().splitlines()
@@ -210,15 +224,16 @@ def test_failing_expectation_exits_1(runs_root: Path, tmp_path: Path) -> None:
 
 def test_blackhole_one_way(run: Callable[[str], CliRun]) -> None:
     r = run("blackhole_one_way")
+    server_ip = addresses(r)[1]
     conn = r.verdict()["connection"]
     assert conn["retransmissions"]["client"] >= 4
     # The server's ACKs left the server (its own capture shows them) and never reached the client.
     blackholed_at = r.verdict()["faults"][0]["t_done"]
     server_acks = [
-        p for p in read_tcp(r.run_dir / "server.pcap") if p.src == SERVER_IP and p.time > blackholed_at
+        p for p in read_tcp(r.run_dir / "server.pcap") if p.src == server_ip and p.time > blackholed_at
     ]
     client_got = [
-        p for p in read_tcp(r.run_dir / "client.pcap") if p.src == SERVER_IP and p.time > blackholed_at
+        p for p in read_tcp(r.run_dir / "client.pcap") if p.src == server_ip and p.time > blackholed_at
     ]
     assert server_acks and not client_got
     assert r.verdict()["apps"]["client"]["sees"] == "ETIMEDOUT"
