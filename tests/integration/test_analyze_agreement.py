@@ -120,3 +120,38 @@ def test_analyze_agrees_with_tshark(scenario_run: Callable[[str], CliRun], name:
     assert pcaps, f"{name}: no capture in {result.run_dir}"
     pcaps += sorted(result.run_dir.glob("*.pcapng"))  # the annotated copies: the pcapng reader too
     assert check_agreement(pcaps) >= 1, f"{name}: no connection in any capture"
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_analyze_predicts_what_the_run_predicted(scenario_run: Callable[[str], CliRun], name: str) -> None:
+    """One prediction path: `tcpscen analyze --scenario` on a host's own capture gives the
+    run's prediction for that host (the same kind, side, start and end)."""
+    result = scenario_run(name)
+    assert result.run_dir is not None, result.stdout + result.stderr
+    verdict = result.verdict()
+    hosts = json.loads((result.run_dir / "report-input.json").read_text())["hosts"]
+    compared = 0
+    for host in hosts:
+        mine = verdict["predictions"].get(host["name"])
+        if mine is None or len(host["captures"]) != 1:
+            continue  # nothing predicted, or several boots (the run reads them as one)
+        (obj,) = analyze_json_with(result.run_dir / host["captures"][0], ROOT / f"scenarios/{name}.yaml")
+        theirs = [p for c in obj["connections"] for p in c["predictions"] if p["side"] == mine["side"]]
+        same = [p for p in theirs if p["from"].get("frame") == mine["from"].get("frame")]
+        assert same, (host["name"], mine, theirs)
+        assert (same[0]["kind"], same[0]["predicted_s"]) == (mine["kind"], pytest.approx(mine["predicted_s"]))
+        compared += 1
+    assert compared or not verdict["predictions"], name
+
+
+def analyze_json_with(pcap: Path, scenario: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [*TCPSCEN, "analyze", "--json", "--scenario", str(scenario), str(pcap)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]

@@ -298,3 +298,40 @@ def test_streamed_json_is_the_contract_object(tmp_path: Path, conversations: int
     out = io.StringIO()
     write_analysis_json(out, analysis, "x.pcap", predictions)
     assert out.getvalue() == json.dumps(analysis_json(analysis, "x.pcap", predictions)) + "\n"
+
+
+def test_connect_settings_are_taken_and_their_units_said(tmp_path: Path) -> None:
+    c = Conv(client=("10.77.0.20", 40000), server=("10.77.0.10", 7000))
+    syn = c.send("c", "S")
+    for t in (1.02, 2.05):
+        c.retransmit("c", syn, dt=c.segs[syn - 1].t + t - c.t)
+    path = c.write(tmp_path / "syn.pcap")
+    (conn,) = analyze_json(path, "--sysctl", "net.ipv4.tcp_syn_retries=1")[0]["connections"]
+    (p,) = conn["predictions"]
+    assert (p["kind"], p["predicted_s"]) == ("connect-timeout", 3.0)
+    assert "--sockopt" in cli(path, "--help").stdout and "milliseconds" in cli(path, "--help").stdout
+
+
+def test_a_scenario_whose_addresses_are_not_in_the_capture_is_said_unused(tmp_path: Path) -> None:
+    path = power_cut(Conv(client=("10.77.9.20", 40000), server=("10.77.9.10", 7000))).write(
+        tmp_path / "x.pcap"
+    )
+    done = cli(path, "--scenario", ROOT / "scenarios/power_cut.yaml")
+    assert (
+        done.returncode == 0 and "none of the addresses" in done.stderr and "report-input.json" in done.stderr
+    )
+
+
+def test_a_run_moved_to_another_subnet_keeps_its_hosts_settings(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = power_cut(Conv(client=("10.77.9.20", 40000), server=("10.77.9.10", 7000))).write(
+        run_dir / "client.pcap"
+    )
+    hosts = [
+        {"name": "client", "role": "client", "address": "10.77.9.20", "captures": ["client.pcap"]},
+        {"name": "server", "role": "server", "address": "10.77.9.10", "captures": ["server.pcap"]},
+    ]
+    (run_dir / "report-input.json").write_text(json.dumps({"hosts": hosts}))
+    conn = analyze_json(path, "--scenario", ROOT / "scenarios/power_cut.yaml")[0]["connections"][0]
+    assert conn["predictions"][0]["basis"].startswith("tcp_retries2=5 (scenario)")
