@@ -26,7 +26,7 @@ class Prediction:
 def predict_abort(side: Side, host: AnyHost, conn: ConnectionSummary) -> Prediction | None:
     """Data this host sent and never saw acknowledged: the RTO budget; else keepalive, if it is on.
     `conn` is the connection as this host's own capture shows it."""
-    opts = host.agent.socket
+    opts = host.socket_options
     unacked = conn.oldest_unacked
     if unacked is not None and conn.oldest_unacked_from == side:
         if opts.user_timeout:
@@ -66,7 +66,7 @@ def retries2_of(host: AnyHost) -> int:
 
 
 def keepalive_settings(host: AnyHost) -> tuple[float, float, int]:
-    opts = host.agent.socket
+    opts = host.socket_options
     idle = opts.effective_keepidle or host.sysctl("tcp_keepalive_time", int(_LINUX.keepalive_time))
     intvl = opts.effective_keepintvl or host.sysctl("tcp_keepalive_intvl", int(_LINUX.keepalive_intvl))
     count = opts.keepcnt or host.sysctl("tcp_keepalive_probes", _LINUX.keepalive_probes)

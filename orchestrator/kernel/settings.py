@@ -132,7 +132,7 @@ def settings_from_scenario(path: Path, base: KernelSettings | None = None) -> di
             short = sysctl.removeprefix("net.ipv4.")
             if short in SYSCTLS:
                 s = s.with_value(SYSCTLS[short], number, f"{short}={number:g} (scenario)")
-        opts = host.agent.socket
+        opts = host.socket_options
         for opt, value in (
             ("TCP_KEEPIDLE", opts.effective_keepidle),
             ("TCP_KEEPINTVL", opts.effective_keepintvl),

@@ -33,7 +33,8 @@ def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             if key in seen:
                 problems.append(((("hosts", name, what)), f"{key} is also used by host {seen[key]!r}"))
             seen[key] = name
-        if isinstance(host, ClientHost):
+        problems += _app_problems(scenario, name)
+        if isinstance(host, ClientHost) and host.agent is not None:
             target, _ = host.agent.target
             peer = scenario.hosts.get(target)
             if peer is None:
@@ -46,6 +47,13 @@ def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             elif peer.role != "server":
                 problems.append((("hosts", name, "agent", "connect"), f"host {target!r} is not a server"))
     return problems
+
+
+def _app_problems(scenario: Scenario, name: str) -> list[tuple[Path, str]]:
+    host = scenario.hosts[name]
+    if host.service is not None and scenario.compose is None:
+        return [(("hosts", name, "service"), "a service needs the scenario's `compose:` file")]
+    return []
 
 
 def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
@@ -84,11 +92,20 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
 
 
 def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
-    return [
-        (("expect", "apps", name), f"unknown host {name!r}; hosts are {_names(scenario)}")
-        for name in scenario.expect.apps
-        if name not in scenario.hosts
-    ]
+    problems: list[tuple[Path, str]] = []
+    for name, want in scenario.expect.apps.items():
+        host = scenario.hosts.get(name)
+        if host is None:
+            problems.append(
+                (("expect", "apps", name), f"unknown host {name!r}; hosts are {_names(scenario)}")
+            )
+            continue
+        for key in ("exits", "output"):
+            if getattr(want, key) is not None and host.runs_agent:
+                problems.append(
+                    (("expect", "apps", name, key), f"{key} is for a program; {name} runs the built-in agent")
+                )
+    return problems
 
 
 def _names(scenario: Scenario) -> str:
