@@ -24,8 +24,19 @@ def load_scenario(path: Path, routes: Sequence[Route] | None = None) -> model.Sc
     """The scenario in a file. With `routes` (the host's routing table), its subnet is also
     checked against the host's own networks: `validate` and `run` pass them, nothing else."""
     file = str(path)
-    scenario = parse_scenario(locate(read_source(path), file), file, default_name=path.stem, routes=routes)
-    return anchor_paths(scenario, path.resolve().parent)
+    located = locate(read_source(path), file)
+    scenario = anchor_paths(
+        parse_scenario(located, file, default_name=path.stem, routes=routes), path.resolve().parent
+    )
+    if scenario.compose is not None:
+        from orchestrator.programs.compose import scenario_problems  # noqa: PLC0415 - only with Compose
+
+        found = scenario_problems(scenario)
+        if found:
+            raise ScenarioError(
+                [Problem(file, located.line_of(key), _dotted(key), msg) for key, msg in found]
+            )
+    return scenario
 
 
 def anchor_paths(scenario: model.Scenario, folder: Path) -> model.Scenario:

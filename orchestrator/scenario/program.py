@@ -25,9 +25,9 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$|^[0-9]{1,10}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 Observe = Literal["auto", "syscalls", "none"]
 # What a Compose service defines itself: a host naming the service may not say it again.
+# (`packages` may still be given: the Debian packages of the BASE its Dockerfile builds FROM.)
 SERVICE_DEFINES = (
     "image",
-    "packages",
     "build",
     "command",
     "entrypoint",
@@ -149,5 +149,5 @@ def check_service_program(program: Program | None) -> None:
     if given:
         raise ValueError(
             f"program.{', program.'.join(given)}: the Compose service defines that; with `service:`, "
-            "program takes only ready, observe and socket"
+            "program takes only ready, observe, socket and packages (for the BASE of its build)"
         )

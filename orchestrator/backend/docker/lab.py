@@ -117,10 +117,15 @@ class Lab:
                 net_admin=name in self.net_admin,
                 ready_text=AGENT_READY_TEXT if spec.role == "server" else None,
                 program=self.programs.get(name),
-                extra_hosts={n: str(h.address) for n, h in self.scenario.hosts.items()},
+                extra_hosts=self._names(),
             )
             self.pods[name] = pod
             pod.boot()
+
+    def _names(self) -> dict[str, str]:
+        """Every host's name, and the Compose service it runs, resolving to its address."""
+        names = {h.service: str(h.address) for h in self.scenario.hosts.values() if h.service}
+        return {**names, **{n: str(h.address) for n, h in self.scenario.hosts.items()}}
 
     def host(self, name: str) -> Pod:
         return self.pods[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -12,7 +13,16 @@ from orchestrator.backend.docker.app import ProgramRun
 from orchestrator.backend.docker.images import Images
 from orchestrator.backend.docker.readiness import Healthy, OutputLine, PortListening, Readiness, Started
 from orchestrator.backend.docker.recipes import dockerfile_image, packages_image, pulled_image, tcpscen_image
-from orchestrator.scenario.model import HostBase, Scenario
+from orchestrator.errors import EngineError
+from orchestrator.programs.compose import (
+    ComposeError,
+    Healthcheck,
+    Project,
+    duration_ns,
+    healthcheck_of,
+    read_project,
+)
+from orchestrator.scenario.model import AnyHost, HostBase, Scenario
 from orchestrator.scenario.program import Program, Ready
 
 
@@ -21,11 +31,71 @@ def prepare_programs(
 ) -> dict[str, ProgramRun]:
     """Every host that runs a program instead of the agent, its image built or pulled now."""
     out: dict[str, ProgramRun] = {}
+    project: Project | None = None
     for name, host in scenario.hosts.items():
         if host.service is not None:
-            raise NotImplementedError("compose services")
-        if host.program is not None:
+            if project is None:
+                assert scenario.compose is not None  # the loader checked it
+                try:
+                    project = read_project(Path(scenario.compose))
+                except ComposeError as exc:
+                    raise EngineError(str(exc)) from None
+            out[name] = service_run(client, project, host.service, host, images, say)
+        elif host.program is not None:
             out[name] = program_run(client, host.program, host, images, say)
+    return out
+
+
+def service_run(
+    client: docker.DockerClient,
+    project: Project,
+    name: str,
+    host: AnyHost,
+    images: Images,
+    say: Callable[[str], None],
+) -> ProgramRun:
+    """A Compose service as tcpscen runs it: what the service defines, in the host's namespace."""
+    service = project.services[name]
+    program = host.program or Program()
+    base = packages_image(client, images, program.packages, say)
+    if service.build is not None:
+        args = {k: v for k, v in service.build.args.items() if v is not None}
+        image = dockerfile_image(
+            client, Path(service.build.context), service.build.dockerfile, args, base, say
+        )
+        ours = True
+    else:
+        assert service.image is not None  # the loader checked it
+        own = tcpscen_image(service.image, images)
+        image, ours = (own, True) if own is not None else (pulled_image(client, service.image, say), False)
+    check = healthcheck_of(service)
+    ready = readiness(program.ready) if program.ready is not None else Started()
+    if program.ready is None and check is not None and host.role == "server":
+        ready = Healthy()
+    return ProgramRun(
+        image=image,
+        argv=None,
+        entrypoint=service.entrypoint,
+        command=service.command,
+        environment=service.env,
+        working_dir=service.working_dir,
+        user=service.user,
+        observe=observe_mode(program, ours),
+        ready=ready,
+        healthcheck=_engine_healthcheck(check) if check is not None else None,
+        source=f"compose service {name}",
+    )
+
+
+def _engine_healthcheck(check: Healthcheck) -> dict[str, Any]:
+    """Compose's healthcheck as the engine takes it (durations in nanoseconds)."""
+    out: dict[str, Any] = {"test": check.test}
+    for key in ("interval", "timeout", "start_period"):
+        ns = duration_ns(getattr(check, key))
+        if ns is not None:
+            out[key] = ns
+    if check.retries is not None:
+        out["retries"] = check.retries
     return out
 
 
