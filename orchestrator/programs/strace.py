@@ -27,7 +27,7 @@ _LINE = re.compile(r"^(?P<pid>\d+)\s+(?P<t>\d+\.\d+) (?P<body>.*)$")
 _CALL = re.compile(r"^(?P<name>\w+)\((?P<args>.*)$")
 _RESUMED = re.compile(r"^<\.\.\. (?P<name>\w+) resumed>(?P<args>.*)$")
 _RESULT = re.compile(
-    r"\) += (?P<ret>-?\d+|\?|0x[0-9a-f]+)(?P<fdinfo><[^<>]*(?:<[^<>]*>)?>)?"
+    r"\) += (?P<ret>-?\d+|\?|0x[0-9a-f]+)(?P<fdinfo><(?:[^<>]|->)*(?:<[^<>]*>)?>)?"
     r"(?: (?P<errno>E[A-Z0-9]+) \((?:[^()]|\([^()]*\))*\))?(?: <(?P<dur>\d+\.\d+)>)?$"
 )
 _FD = re.compile(r"^(?P<fd>\d+)<(?P<kind>TCP|TCPv6):\[(?P<addr>[^\]]*)\]>")
