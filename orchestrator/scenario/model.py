@@ -61,7 +61,9 @@ class ServerAgent(StrictModel):
 
 
 class ClientAgent(StrictModel):
-    mode: Literal["idle", "send", "close"] = "send"
+    # pool: one request and its reply, then idle and unwatched; reused (written to, never read)
+    # from send_after on, every `every`, `count` times: the writes meet what became of the peer.
+    mode: Literal["idle", "send", "close", "pool"] = "send"
     connect: str = Field(description="HOST:PORT of a server host in this scenario")
     every: Duration = 0.2
     size: Annotated[int, Field(ge=1, le=1_000_000)] = 64

@@ -137,3 +137,20 @@ def test_redis_power_off_timeout(run: Any, compose: None) -> None:
     # The library gave up on its own: no syscall of the client failed with a kernel errno.
     assert not trace_lines(r.run_dir, "client", r"<TCP.*= -1 E(TIMEDOUT|CONNRESET|PIPE)")
     assert re.search(r"INCR failed after 2\.\d+s: TimeoutError", (r.run_dir / "client.app.log").read_text())
+
+
+def test_pooled_write_after_restart(run: Any) -> None:
+    r = run("pooled_write_after_restart")
+    client_ip, server_ip = ips(r.run_dir)
+    restart = r.verdict()["faults"][0]["t"]
+    packets = list(read_tcp(r.run_dir / "client.pcap"))
+    # The server's kernel closed the old socket at the restart: its FIN, which the pool never read.
+    fin = next(p for p in packets if p.src == server_ip and p.flags & FIN)
+    assert fin.time >= restart
+    # The reuse write went out after the FIN and was answered by the server's RST.
+    write = next(p for p in packets if p.src == client_ip and p.payload_len > 0 and p.time > fin.time)
+    rst = next(p for p in packets if p.src == server_ip and p.flags & RST)
+    assert write.time < rst.time < write.time + 0.5
+    # What the app saw: the first reuse write succeeded, the next failed with EPIPE; never an EOF.
+    events = [e for e in r.verdict()["apps"].values() if e["host"] == "client"][0]
+    assert events["sees"] == "EPIPE" and events["t"] > rst.time
