@@ -54,7 +54,9 @@ def plan_connection(config: wire.Config) -> Plan:
     if config.mode == wire.POOL:
         period = config.every_ms / 1000.0
         first = SendPlan(start_delay_s=0.0, period_s=period, size=config.size, count=1)
-        reuse = SendPlan(start_delay_s=config.send_after_s, period_s=period, size=config.size, count=config.count)
+        reuse = SendPlan(
+            start_delay_s=config.send_after_s, period_s=period, size=config.size, count=config.count
+        )
         return Plan(read=True, echo=False, send=first, close_after_s=None, reuse=reuse)
     if config.mode == "send":
         send = SendPlan(
