@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator.pcap.reader import FIN, RST, read_tcp
 from orchestrator.programs.compose import find_compose
-from tests.integration.conftest import CliRun, tshark_count
+from tests.integration.conftest import CliRun, tcpscen, tshark_count
 
 pytestmark = pytest.mark.engine
 
@@ -154,3 +154,61 @@ def test_pooled_write_after_restart(run: Any) -> None:
     # What the app saw: the first reuse write succeeded, the next failed with EPIPE; never an EOF.
     seen = r.verdict()["apps"]["client"]
     assert seen["sees"] == "EPIPE" and seen["t"] > rst.time
+
+
+PROGRAM_REBOOT = """\
+name: program_reboot
+duration: 20s
+hosts:
+  server:
+    role: server
+    address: 10.77.0.10
+    program:
+      command: python3 -m http.server 8000
+      working_dir: /tmp
+      ready: {port: 8000}
+  client:
+    role: client
+    address: 10.77.0.20
+    program:
+      command:
+        - python3
+        - -c
+        - |
+          import socket, time
+          s = socket.create_connection(("server", 8000))
+          s.sendall(b"GET / HTTP/1.1\\r\\n")
+          time.sleep(4)
+          s.sendall(b"Host: server\\r\\n\\r\\n")
+          print(s.recv(100))
+timeline:
+  - {after: client.connected, at: 1s, fault: power_off, host: server}
+  - {after: client.connected, at: 2s, fault: power_on, host: server}
+  - {after: client.connected, at: 3s, fault: pause, host: client}
+  - {after: client.connected, at: 3500ms, fault: unpause, host: client}
+expect:
+  rst_from: server
+  apps:
+    client: {sees: ECONNRESET, exits: 1, output: ConnectionResetError}
+"""
+
+
+def test_a_program_powered_off_and_on_runs_again_on_the_fresh_kernel(tmp_path: Path, runs_root: Path) -> None:
+    """Not shipped: every fault works on a program. The server program is powered off and on (a new
+    host container and a new app container, the same program, a new capture and trace), and the
+    client program is paused and unpaused; its late write meets the fresh kernel's RST."""
+    path = tmp_path / "program_reboot.yaml"
+    path.write_text(PROGRAM_REBOOT)
+    r = tcpscen("run", path, runs_dir=runs_root / "program_reboot")
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.run_dir is not None
+    # The second boot ran the same program again: it listened in its own trace, on the new kernel.
+    assert trace_lines(r.run_dir, "server", r"listen\(\d+<TCP:\[0\.0\.0\.0:8000\]>")
+    relisten = [
+        line for line in (r.run_dir / "server.syscalls.2.txt").read_text().splitlines() if "listen(" in line
+    ]
+    assert relisten
+    _, server_ip = ips(r.run_dir)
+    assert flags_from(r.run_dir / "server.boot2.pcap", server_ip, RST)
+    assert not flags_from(r.run_dir / "server.pcap", server_ip, FIN | RST)
+    assert trace_lines(r.run_dir, "client", r"recvfrom\(\d+<TCP.*= -1 ECONNRESET")
