@@ -70,6 +70,14 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 problems.append(
                     (("timeline", i, "after"), f"unknown host {host!r}; hosts are {_names(scenario)}")
                 )
+            elif _untraced(scenario, host) and not step.after.endswith(".exit"):
+                problems.append(
+                    (
+                        ("timeline", i, "after"),
+                        f"{host}'s program is not traced (observe: none), so it reports no "
+                        f"{step.after.split('.', 1)[1]}: only exit; use `at` from traffic start",
+                    )
+                )
             if step.at >= scenario.duration:
                 problems.append(
                     (
@@ -106,6 +114,11 @@ def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                     (("expect", "apps", name, key), f"{key} is for a program; {name} runs the built-in agent")
                 )
     return problems
+
+
+def _untraced(scenario: Scenario, name: str) -> bool:
+    program = scenario.hosts[name].program
+    return program is not None and program.observe == "none"
 
 
 def _names(scenario: Scenario) -> str:

@@ -90,3 +90,10 @@ def test_a_service_needs_the_compose_file(tmp_path: Path) -> None:
 def test_an_unknown_program_key_is_named_with_a_hint(tmp_path: Path) -> None:
     (found,) = problems(tmp_path, client="    program: {comand: [nc]}")
     assert found.startswith("hosts.client.program.comand: unknown key (did you mean 'command'?)")
+
+
+def test_an_untraced_program_reports_no_events_to_wait_for(tmp_path: Path) -> None:
+    client = "    program: {command: [nc, server, '8000'], observe: none}"
+    rest = "timeline: [{after: client.connected, at: 1s, fault: kill, host: server}]"
+    (found,) = problems(tmp_path, client=client, rest=rest)
+    assert found.startswith("timeline[0].after: client's program is not traced (observe: none)")
