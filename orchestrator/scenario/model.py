@@ -167,6 +167,9 @@ class HostBase(StrictModel):
             check_service_program(self.program)
         if (self.program is not None or self.service is not None) and agent_given:
             raise ValueError("a host runs the built-in agent or a program (program/service), not both")
+        if not self.runs_agent and "image" in self.model_fields_set:
+            # The host container (namespace and capture) is always tcpscen's own.
+            raise ValueError("a program's image goes under program.image (or comes from its service)")
 
 
 class ServerHost(HostBase):

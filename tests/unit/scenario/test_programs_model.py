@@ -97,3 +97,8 @@ def test_an_untraced_program_reports_no_events_to_wait_for(tmp_path: Path) -> No
     rest = "timeline: [{after: client.connected, at: 1s, fault: kill, host: server}]"
     (found,) = problems(tmp_path, client=client, rest=rest)
     assert found.startswith("timeline[0].after: client's program is not traced (observe: none)")
+
+
+def test_a_program_image_goes_under_program(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path, client="    image: redis:7\n" + CLIENT)
+    assert found == "hosts.client: a program's image goes under program.image (or comes from its service)"
