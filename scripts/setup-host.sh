@@ -12,6 +12,7 @@ command -v mmdebstrap >/dev/null 2>&1 || want+=(mmdebstrap)
 command -v tshark >/dev/null 2>&1 || want+=(tshark)
 command -v tcpdump >/dev/null 2>&1 || want+=(tcpdump)  # the real-kernel tests (tests/realkernel)
 command -v nft >/dev/null 2>&1 || want+=(nftables)
+command -v strace >/dev/null 2>&1 || want+=(strace)  # the traced-program wrapper's unit test
 command -v chromium >/dev/null 2>&1 || want+=(chromium)  # the report's browser test
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -38,6 +38,8 @@ class Plan:
     echo: bool
     send: SendPlan | None
     close_after_s: float | None
+    # pool: after the first message's reply, stop reading and watching, then send on this plan.
+    reuse: SendPlan | None = None
 
 
 def plan_connection(config: wire.Config) -> Plan:
@@ -49,6 +51,13 @@ def plan_connection(config: wire.Config) -> Plan:
             close_after_s=config.close_after_s if config.mode == wire.CLOSE_FIRST else None,
         )
     send = None
+    if config.mode == wire.POOL:
+        period = config.every_ms / 1000.0
+        first = SendPlan(start_delay_s=0.0, period_s=period, size=config.size, count=1)
+        reuse = SendPlan(
+            start_delay_s=config.send_after_s, period_s=period, size=config.size, count=config.count
+        )
+        return Plan(read=True, echo=False, send=first, close_after_s=None, reuse=reuse)
     if config.mode == "send":
         send = SendPlan(
             start_delay_s=config.send_after_s,
@@ -92,6 +101,8 @@ class Connection:
         self._peer_fin_reported = False
         self._next_send_at = started_at + plan.send.start_delay_s if plan.send else None
         self._close_at = started_at + plan.close_after_s if plan.close_after_s is not None else None
+        self._started_at = started_at
+        self._pooled = False  # pool mode, once the first reply came: the socket is not watched
 
     def report(self, event: wire.Event, **fields: Any) -> None:
         self._emitter.emit(event, **self._tag, **fields)
@@ -104,6 +115,10 @@ class Connection:
                 self.act_on_timers(time.monotonic())
                 if self._done:
                     break
+                if self._pooled:
+                    # Idle in the pool: nobody watches the socket; only the writes will tell.
+                    time.sleep((self.compute_poll_timeout_ms(time.monotonic()) or 1000) / 1000)
+                    continue
                 poller.modify(self._sock, self.compute_poll_mask())
                 for _fd, revents in poller.poll(self.compute_poll_timeout_ms(time.monotonic())):
                     self.handle_readiness(revents)
@@ -183,6 +198,9 @@ class Connection:
             return
         self._received_total += len(data)
         self.report(wire.Event.RECEIVED, bytes=len(data), total=self._received_total)
+        reuse = self._plan.reuse
+        if reuse is not None and not self._pooled and self._received_total >= reuse.size:
+            self.enter_pool(reuse)
         if self._plan.echo and not self._closing:
             self._pending += data
             self.flush_pending()
@@ -221,6 +239,14 @@ class Connection:
             self._messages_done += 1
             # A blocked write delays the next tick rather than queueing a burst behind it.
             self._next_send_at = max(self._scheduled_at + self._plan.send.period_s, time.monotonic())
+
+    def enter_pool(self, reuse: SendPlan) -> None:
+        """The reply came: the connection goes back to the pool, unread and unwatched, until reused."""
+        self._pooled = True
+        self._plan = Plan(read=False, echo=False, send=reuse, close_after_s=None)
+        self._messages_done = 0
+        self._message_in_flight = False
+        self._next_send_at = max(self._started_at + reuse.start_delay_s, time.monotonic())
 
     def begin_close(self) -> None:
         # Bytes the app still held are abandoned, as when a blocked writer gives up to close.

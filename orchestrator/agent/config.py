@@ -13,6 +13,7 @@ def agent_config(scenario: Scenario, name: str) -> str:
 def wire_config(scenario: Scenario, name: str) -> wire.Config:
     """The scenario already checked every value; the agent checks the JSON again, in wire."""
     host = scenario.hosts[name]
+    assert host.agent is not None, f"{name} runs a program, not the agent"
     options = _socket(host.agent.socket)
     if isinstance(host, ServerHost):
         return wire.Config(

@@ -34,8 +34,12 @@ MAX_KEEPCNT = 127
 Role = Literal["server", "client"]
 MODES: dict[str, tuple[str, ...]] = {
     "server": ("echo", "hold", "close-first", "sink"),
-    "client": ("idle", "send", "close"),
+    # pool: a connection pool's connection: one request and its reply, then nobody reads or
+    # watches it; from send_after on it is reused, written to (every, count) without reading, so
+    # a peer gone meanwhile shows on the writes: an RST drawn by the first, EPIPE on the next.
+    "client": ("idle", "send", "close", "pool"),
 }
+POOL = "pool"
 # Modes that close on a timer have a default one; close_after_s means nothing to other server modes.
 DEFAULT_CLOSE_AFTER_S = {"close": 1.0, "close-first": 0.5}
 CLOSE_FIRST = "close-first"

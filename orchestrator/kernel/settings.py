@@ -169,14 +169,14 @@ def run_addresses(run_dir: Path) -> dict[str, str]:
 def settings_of_host(
     host: AnyHost, base: KernelSettings | None = None, how: str = "scenario"
 ) -> KernelSettings:
-    """One scenario host's settings: its sysctls, then its agent's socket options, which
+    """One scenario host's settings: its sysctls, then its app's socket options (the agent's, or what a program declares), which
     override them for its socket, as in the kernel."""
     s = base or KernelSettings()
     for sysctl, number in host.sysctls.items():
         short = sysctl.removeprefix("net.ipv4.")
         if short in SYSCTLS:
             s = s.with_value(SYSCTLS[short], number, f"{short}={number:g} ({how})")
-    opts = host.agent.socket
+    opts = host.socket_options
     for opt, value in (
         ("TCP_KEEPIDLE", opts.effective_keepidle),
         ("TCP_KEEPINTVL", opts.effective_keepintvl),

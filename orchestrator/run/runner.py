@@ -147,7 +147,7 @@ def _drive(
     servers = [n for n, h in scenario.hosts.items() if h.role == "server"]
     clients = [n for n, h in scenario.hosts.items() if h.role == "client"]
     for name in servers:
-        lab.host(name).start_app(agent_config(scenario, name))  # returns once it listens
+        lab.host(name).start_app(_app_config(scenario, name))  # returns once it listens
     observer.step("traffic started")
     result.t0 = t0 = time.time()
     journal.note("t0", t=t0)
@@ -157,7 +157,7 @@ def _drive(
     for pending in schedule.due(t0):
         _applied(pending.index, pending.step, lab, result, journal, observer)
     for name in clients:
-        lab.host(name).start_app(agent_config(scenario, name))
+        lab.host(name).start_app(_app_config(scenario, name))
     deadline = t0 + scenario.duration
     next_check = t0 + 1.0
     ended = "the duration"
@@ -192,6 +192,12 @@ def _drive(
         observer.step(
             f"timeline[{pending.index}] {pending.step.fault} on {pending.step.host} not applied: {reason}"
         )
+
+
+def _app_config(scenario: Scenario, name: str) -> str:
+    """The agent's JSON config; a host running a program of the user's needs none (the backend
+    has its program)."""
+    return agent_config(scenario, name) if scenario.hosts[name].runs_agent else ""
 
 
 def not_applied_reason(pending: Pending, events: list[AgentEvent], t0: float, end: float, ended: str) -> str:

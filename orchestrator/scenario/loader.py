@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, ScenarioError
-from orchestrator.scenario import model, steps
+from orchestrator.scenario import model, program, sockopts, steps
 from orchestrator.scenario.routes import Route
 from orchestrator.scenario.source import MAX_BYTES, read_source
 from orchestrator.scenario.validation import find_problems, find_route_problems
@@ -24,7 +24,32 @@ def load_scenario(path: Path, routes: Sequence[Route] | None = None) -> model.Sc
     """The scenario in a file. With `routes` (the host's routing table), its subnet is also
     checked against the host's own networks: `validate` and `run` pass them, nothing else."""
     file = str(path)
-    return parse_scenario(locate(read_source(path), file), file, default_name=path.stem, routes=routes)
+    located = locate(read_source(path), file)
+    scenario = anchor_paths(
+        parse_scenario(located, file, default_name=path.stem, routes=routes), path.resolve().parent
+    )
+    if scenario.compose is not None:
+        from orchestrator.programs.compose import scenario_problems  # noqa: PLC0415 - only with Compose
+
+        found = scenario_problems(scenario)
+        if found:
+            raise ScenarioError(
+                [Problem(file, located.line_of(key), _dotted(key), msg) for key, msg in found]
+            )
+    return scenario
+
+
+def anchor_paths(scenario: model.Scenario, folder: Path) -> model.Scenario:
+    """The paths a scenario gives (its Compose file, a program's build context) are relative to
+    the scenario file's folder; from here on they are absolute."""
+    hosts = dict(scenario.hosts)
+    for name, host in scenario.hosts.items():
+        program = host.program
+        if program is not None and program.build is not None:
+            build = program.build.model_copy(update={"context": str(folder / program.build.context)})
+            hosts[name] = host.model_copy(update={"program": program.model_copy(update={"build": build})})
+    compose = str(folder / scenario.compose) if scenario.compose else None
+    return scenario.model_copy(update={"hosts": hosts, "compose": compose})
 
 
 def locate(text: str, file: str) -> Located:
@@ -118,7 +143,12 @@ def _tags() -> set[str]:
 
 def _known_keys() -> list[str]:
     keys: set[str] = set()
-    for obj in [*vars(model).values(), *vars(steps).values()]:
+    for obj in [
+        *vars(model).values(),
+        *vars(steps).values(),
+        *vars(program).values(),
+        *vars(sockopts).values(),
+    ]:
         if isinstance(obj, type) and issubclass(obj, BaseModel):
             keys.update(obj.model_fields)
     return sorted(keys)

@@ -11,6 +11,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.scenario.base import StrictModel
 from orchestrator.scenario.names import check_image, check_text
+from orchestrator.scenario.program import Program, check_service_program
+from orchestrator.scenario.sockopts import SocketOptions as SocketOptions  # noqa: PLC0414 - re-exported
 from orchestrator.scenario.steps import Step
 from orchestrator.scenario.units import Count, Duration, Percent
 
@@ -51,42 +53,6 @@ SUPPORTED_SYSCTLS: dict[str, str] = {
 }
 
 
-class SocketOptions(StrictModel):
-    """Per-socket options; they override the host's sysctls for this one socket."""
-
-    keepalive: bool = False
-    keepidle: Duration | None = None
-    keepintvl: Duration | None = None
-    keepcnt: Annotated[int, Field(ge=1, le=127)] | None = None
-    # Go's SetKeepAlivePeriod(d): idle = interval = d, the count stays the system's.
-    keepalive_period: Duration | None = None
-    user_timeout: Duration | None = None
-    linger: Duration | None = None
-    nodelay: bool = False
-
-    @model_validator(mode="after")
-    def _check_keepalive(self) -> SocketOptions:
-        if self.keepalive_period is not None and (self.keepidle is not None or self.keepintvl is not None):
-            raise ValueError("keepalive_period sets both keepidle and keepintvl: give one or the other")
-        for name in ("keepidle", "keepintvl", "keepalive_period"):
-            value = getattr(self, name)
-            if value is not None and (value < 1 or value != int(value)):
-                raise ValueError(f"{name} is in whole seconds (the kernel's unit), at least 1s")
-        return self
-
-    @property
-    def effective_keepalive(self) -> bool:
-        return self.keepalive or self.keepalive_period is not None
-
-    @property
-    def effective_keepidle(self) -> float | None:
-        return self.keepalive_period if self.keepalive_period is not None else self.keepidle
-
-    @property
-    def effective_keepintvl(self) -> float | None:
-        return self.keepalive_period if self.keepalive_period is not None else self.keepintvl
-
-
 class ServerAgent(StrictModel):
     mode: Literal["echo", "sink", "hold", "close-first"] = "echo"
     port: Annotated[int, Field(ge=1, le=65535)] = 7000
@@ -95,7 +61,9 @@ class ServerAgent(StrictModel):
 
 
 class ClientAgent(StrictModel):
-    mode: Literal["idle", "send", "close"] = "send"
+    # pool: one request and its reply, then idle and unwatched; reused (written to, never read)
+    # from send_after on, every `every`, `count` times: the writes meet what became of the peer.
+    mode: Literal["idle", "send", "close", "pool"] = "send"
     connect: str = Field(description="HOST:PORT of a server host in this scenario")
     every: Duration = 0.2
     size: Annotated[int, Field(ge=1, le=1_000_000)] = 64
@@ -131,6 +99,10 @@ class HostBase(StrictModel):
     address: ipaddress.IPv4Address
     mac: str | None = None
     sysctls: dict[str, int] = Field(default_factory=dict)
+    # Instead of the built-in agent: a program of the user's (program.py), or a service of the
+    # scenario's Compose file (`service`, with `program` then saying only how tcpscen treats it).
+    program: Program | None = None
+    service: str | None = None
 
     @field_validator("image")
     @classmethod
@@ -178,15 +150,53 @@ class HostBase(StrictModel):
     def sysctl(self, short: str, default: int) -> int:
         return self.sysctls.get(f"net.ipv4.{short}", default)
 
+    @property
+    def runs_agent(self) -> bool:
+        return self.program is None and self.service is None
+
+    @property
+    def socket_options(self) -> SocketOptions:
+        """What the app sets on its socket: the agent's options, or what a program declares."""
+        agent = getattr(self, "agent", None)
+        if agent is not None:
+            return agent.socket  # type: ignore[no-any-return]
+        return self.program.socket if self.program is not None else SocketOptions()
+
+    def _check_app(self, agent_given: bool) -> None:
+        if self.service is not None:
+            check_service_program(self.program)
+        if (self.program is not None or self.service is not None) and agent_given:
+            raise ValueError("a host runs the built-in agent or a program (program/service), not both")
+        if not self.runs_agent and "image" in self.model_fields_set:
+            # The host container (namespace and capture) is always tcpscen's own.
+            raise ValueError("a program's image goes under program.image (or comes from its service)")
+
 
 class ServerHost(HostBase):
     role: Literal["server"]
     agent: ServerAgent = ServerAgent()
 
+    @model_validator(mode="after")
+    def _check_one_app(self) -> ServerHost:
+        self._check_app("agent" in self.model_fields_set)
+        if self.program is not None and self.program.ready is None and self.service is None:
+            raise ValueError(
+                "a server program needs `ready:` (port: N, log: TEXT or healthcheck), so that no client "
+                "starts before it serves"
+            )
+        return self
+
 
 class ClientHost(HostBase):
     role: Literal["client"]
-    agent: ClientAgent
+    agent: ClientAgent | None = None
+
+    @model_validator(mode="after")
+    def _check_one_app(self) -> ClientHost:
+        self._check_app(self.agent is not None)
+        if self.agent is None and self.runs_agent:
+            raise ValueError("a client needs an `agent:` (the built-in one) or a `program:` or `service:`")
+        return self
 
 
 AnyHost = ServerHost | ClientHost
@@ -194,19 +204,45 @@ Host = Annotated[AnyHost, Field(discriminator="role")]
 
 
 class AppExpect(StrictModel):
-    """What an app should have seen: eof, nothing, or an errno name; optionally when, and events
-    it must have reported on the way (blocked, unblocked, ...)."""
+    """What an app should have seen: eof, nothing, or an errno name (for a program, from its
+    syscall trace); optionally when, and events it must have reported on the way (blocked,
+    unblocked, ...). For a program also how it ended: `exits` (0, nonzero or a code), `within` a
+    time (after the first fault took effect, or after traffic started if there is none), and
+    `output` (a regular expression its stdout or stderr must match)."""
 
-    sees: str
+    sees: str | None = None
     at: Literal["predicted"] | Duration | None = None
     reports: list[str] = Field(default_factory=list)
+    exits: Literal["nonzero"] | Annotated[int, Field(ge=0, le=255)] | None = None
+    within: Duration | None = None
+    output: str | None = None
 
     @field_validator("sees")
     @classmethod
-    def _check_sees(cls, value: str) -> str:
-        if value in ("eof", "nothing") or value in errno.errorcode.values():
+    def _check_sees(cls, value: str | None) -> str | None:
+        if value is None or value in ("eof", "nothing") or value in errno.errorcode.values():
             return value
         raise ValueError(f"expected eof, nothing or an errno name such as ETIMEDOUT, got {value!r}")
+
+    @field_validator("output")
+    @classmethod
+    def _check_output(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_something(self) -> AppExpect:
+        if self.sees is None and self.exits is None and self.output is None and not self.reports:
+            raise ValueError("expect at least one of sees, exits, output, reports")
+        if self.at is not None and self.sees is None:
+            raise ValueError("at says when the app sees something: give sees too")
+        if self.within is not None and self.exits is None:
+            raise ValueError("within says when the program exits: give exits too")
+        return self
 
 
 class Expect(StrictModel):
@@ -277,6 +313,8 @@ class Scenario(StrictModel):
     settle: Duration = 1.0
     network: Network = Network()
     hosts: dict[str, Host]
+    # A Compose file whose services hosts may be (`service:`); relative to the scenario file.
+    compose: str | None = None
     timeline: list[Step] = Field(default_factory=list)
     expect: Expect = Expect()
 

@@ -35,7 +35,8 @@ def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             if key in seen:
                 problems.append(((("hosts", name, what)), f"{key} is also used by host {seen[key]!r}"))
             seen[key] = name
-        if isinstance(host, ClientHost):
+        problems += _app_problems(scenario, name)
+        if isinstance(host, ClientHost) and host.agent is not None:
             target, _ = host.agent.target
             peer = scenario.hosts.get(target)
             if peer is None:
@@ -48,6 +49,13 @@ def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             elif peer.role != "server":
                 problems.append((("hosts", name, "agent", "connect"), f"host {target!r} is not a server"))
     return problems
+
+
+def _app_problems(scenario: Scenario, name: str) -> list[tuple[Path, str]]:
+    host = scenario.hosts[name]
+    if host.service is not None and scenario.compose is None:
+        return [(("hosts", name, "service"), "a service needs the scenario's `compose:` file")]
+    return []
 
 
 def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
@@ -63,6 +71,14 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             if host not in scenario.hosts:
                 problems.append(
                     (("timeline", i, "after"), f"unknown host {host!r}; hosts are {_names(scenario)}")
+                )
+            elif _untraced(scenario, host) and not step.after.endswith(".exit"):
+                problems.append(
+                    (
+                        ("timeline", i, "after"),
+                        f"{host}'s program is not traced (observe: none), so it reports no "
+                        f"{step.after.split('.', 1)[1]}: only exit; use `at` from traffic start",
+                    )
                 )
             elif (known := events_of(scenario, host)) is not None and event not in known:
                 problems.append((("timeline", i, "after"), _unknown_event(host, event, known)))
@@ -88,9 +104,28 @@ def _timeline_problems(scenario: Scenario) -> list[tuple[Path, str]]:
 
 
 def events_of(scenario: Scenario, host: str) -> tuple[str, ...] | None:
-    """The events a host's program can emit (None: not known, any name is taken). The built-in
-    agent's come from its wire format, per role (a server never connects)."""
-    return tuple(e.value for e in EVENTS_BY_ROLE[scenario.hosts[host].role])
+    """The events a host's app can report. The built-in agent's come from its wire format, per
+    role (a server never connects); a traced program's from its syscalls (`programs.strace`),
+    plus its exit."""
+    spec = scenario.hosts[host]
+    if getattr(spec, "program", None) is not None or getattr(spec, "service", None) is not None:
+        return TRACED_EVENTS
+    return tuple(e.value for e in EVENTS_BY_ROLE[spec.role])
+
+
+# What `programs.strace` turns a program's syscalls into, and the engine's word on its exit.
+TRACED_EVENTS = (
+    "listening",
+    "accepted",
+    "connected",
+    "eof",
+    "error",
+    "closing",
+    "closed",
+    "option_refused",
+    "signal",
+    "exit",
+)
 
 
 def _unknown_event(host: str, event: str, known: tuple[str, ...]) -> str:
@@ -100,11 +135,25 @@ def _unknown_event(host: str, event: str, known: tuple[str, ...]) -> str:
 
 
 def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
-    return [
-        (("expect", "apps", name), f"unknown host {name!r}; hosts are {_names(scenario)}")
-        for name in scenario.expect.apps
-        if name not in scenario.hosts
-    ]
+    problems: list[tuple[Path, str]] = []
+    for name, want in scenario.expect.apps.items():
+        host = scenario.hosts.get(name)
+        if host is None:
+            problems.append(
+                (("expect", "apps", name), f"unknown host {name!r}; hosts are {_names(scenario)}")
+            )
+            continue
+        for key in ("exits", "output"):
+            if getattr(want, key) is not None and host.runs_agent:
+                problems.append(
+                    (("expect", "apps", name, key), f"{key} is for a program; {name} runs the built-in agent")
+                )
+    return problems
+
+
+def _untraced(scenario: Scenario, name: str) -> bool:
+    program = scenario.hosts[name].program
+    return program is not None and program.observe == "none"
 
 
 def _names(scenario: Scenario) -> str:

@@ -113,7 +113,7 @@ def check_app(
     t0: float | None,
 ) -> list[Check]:
     evidence = [f"{host}.events.jsonl: {seen.detail}"] if seen.detail else []
-    out = [Check(f"apps.{host}.sees", seen.sees == want.sees, want.sees, seen.label(t0), evidence)]
+    out = [Check(f"apps.{host}.sees", seen.sees == want.sees, want.sees or "-", seen.label(t0), evidence)]
     if want.at is None:
         return out
     name = f"apps.{host}.at"

@@ -21,6 +21,7 @@ from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
 from orchestrator.verdict import expectations as c
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
+from orchestrator.verdict.programs import ProgramOutcome, program_checks, program_outcomes
 from orchestrator.verdict.sockets import socket_state
 
 
@@ -34,6 +35,7 @@ class Verdict:
     faults: list[FaultRecord]
     t0: float | None
     notes: list[str] = field(default_factory=list)
+    programs: dict[str, ProgramOutcome] = field(default_factory=dict)  # hosts running a user's program
 
     @property
     def passed(self) -> bool:
@@ -54,6 +56,7 @@ class Verdict:
             "predictions": {k: prediction_json(v) for k, v in self.predictions.items()},
             "faults": [asdict(f) for f in self.faults],
             "notes": self.notes,
+            "programs": {k: asdict(v) for k, v in self.programs.items()},
         }
 
 
@@ -111,6 +114,8 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     verdict.checks += _check_end_state(scenario, conn, record, side_host, sources)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
+    verdict.programs = program_outcomes(scenario, events, record.run_dir, t0)
+    verdict.checks += program_checks(scenario, verdict.programs, faults, record.run_dir, t0)
     return verdict
 
 
@@ -278,5 +283,6 @@ def _check_all(
             out.append(c.check_keepalive_timing(conn, s.keepalive_time, s.keepalive_intvl, tol, t0))
         out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)
     for name, want in e.apps.items():
-        out += c.check_app(name, want, apps[name], predictions.get(name), tol, t0)
+        if want.sees is not None:  # a program's expectations may be only on its exit (programs.py)
+            out += c.check_app(name, want, apps[name], predictions.get(name), tol, t0)
     return out

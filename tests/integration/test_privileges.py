@@ -37,7 +37,8 @@ def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     while proc.poll() is None:
         try:
-            found = client.containers.list(all=True, filters={"label": "tcpscen.run"})
+            # Only this scenario's: the engine may be running other runs meanwhile.
+            found = client.containers.list(all=True, filters={"label": f"tcpscen.scenario={scenario}"})
         except docker.errors.NotFound:  # listed, then removed by the run before the SDK inspected it
             continue
         for c in found:
@@ -53,7 +54,8 @@ def part(attrs: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize(
-    ("scenario", "admin_hosts"), [("middlebox_reject", {"server"}), ("blackhole_one_way", set())]
+    ("scenario", "admin_hosts"),
+    [("middlebox_reject", {"server"}), ("blackhole_one_way", set()), ("http_kill9_nc", set())],
 )
 def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str], tmp_path: Path) -> None:
     seen = watch(scenario, tmp_path)
@@ -76,7 +78,10 @@ def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str
             assert mounts == [("bind", str(run_dir))], (name, mounts)
             assert attrs["Config"]["User"] != "", "the capture does not run as root"
         elif part(attrs) == "app":
-            assert caps == set() and mounts == [], name
+            # A traced program writes its syscall trace into the run directory, its one mount.
+            traced = (attrs["Config"]["Entrypoint"] or [])[-1:] == ["/.tcpscen-observe.sh"]
+            assert caps == set() and mounts == ([("bind", str(run_dir))] if traced else []), name
+            assert traced == (scenario == "http_kill9_nc"), name
             assert attrs["Config"]["User"] == "65534:65534"
             assert host_config["NetworkMode"].startswith("container:")
         elif part(attrs) == "link":

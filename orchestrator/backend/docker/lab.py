@@ -19,11 +19,13 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 from orchestrator.agent.wire import READY_TEXT as AGENT_READY_TEXT
 from orchestrator.backend.base import LineSink, Say
 from orchestrator.backend.docker import labels
+from orchestrator.backend.docker.app import ProgramRun
 from orchestrator.backend.docker.bridge import Bridge
 from orchestrator.backend.docker.cleanup import Removed, remove_run
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, connect_engine, engine_error
 from orchestrator.backend.docker.images import Images, ensure_images, resolve_image
 from orchestrator.backend.docker.pod import Pod
+from orchestrator.backend.docker.programs import prepare_programs
 from orchestrator.errors import EngineError
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import Scenario
@@ -48,6 +50,7 @@ class Lab:
         self.client: docker.DockerClient | None = None
         self.images: Images | None = None
         self.pods: dict[str, Pod] = {}
+        self.programs: dict[str, ProgramRun] = {}  # hosts that run a user's program
         self.removed: Removed | None = None
         self.bridge: Bridge | None = None
         self._dir_mode: int | None = None
@@ -65,6 +68,7 @@ class Lab:
     def prepare(self) -> None:
         assert self.client is not None
         self.images = ensure_images(self.client, self.say)
+        self.programs = prepare_programs(self.client, self.scenario, self.images, self.say)
 
     def create_network(self) -> Scenario:
         """The run's own network. If its subnet is taken (a parallel run), the next free one in
@@ -112,9 +116,16 @@ class Lab:
                 on_line=self.on_line,
                 net_admin=name in self.net_admin,
                 ready_text=AGENT_READY_TEXT if spec.role == "server" else None,
+                program=self.programs.get(name),
+                extra_hosts=self._names(),
             )
             self.pods[name] = pod
             pod.boot()
+
+    def _names(self) -> dict[str, str]:
+        """Every host's name, and the Compose service it runs, resolving to its address."""
+        names = {h.service: str(h.address) for h in self.scenario.hosts.values() if h.service}
+        return {**names, **{n: str(h.address) for n, h in self.scenario.hosts.items()}}
 
     def host(self, name: str) -> Pod:
         return self.pods[name]
@@ -144,8 +155,14 @@ class Lab:
     def logs(self) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
         for name, pod in self.pods.items():
-            kept = {"agent.log": pod.agent_log, "capture.log": "\n".join(pod.capture_logs)}
-            out[name] = {suffix: text for suffix, text in kept.items() if text}
+            kept = {
+                "agent.log": pod.agent_log,
+                "app.log": pod.app_log,
+                "capture.log": "\n".join(pod.capture_logs),
+            }
+            out[name] = {
+                suffix: text for suffix, text in kept.items() if text or (suffix == "app.log" and pod.program)
+            }
         return out
 
     def tear_down(self, interrupted: bool = False) -> None:

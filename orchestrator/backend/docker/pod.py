@@ -19,6 +19,7 @@ from docker.models.networks import Network
 
 from orchestrator.backend.base import LineSink
 from orchestrator.backend.docker import labels
+from orchestrator.backend.docker.app import ProgramApp, ProgramRun, start_program
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
 from orchestrator.capture import tcpdump as capture
@@ -47,6 +48,9 @@ class Pod:
     net_admin: bool = False  # only for hosts whose own firewall a fault changes (reject)
     app_config: str = ""
     ready_text: str | None = None  # what the app prints once it serves (servers: "listening")
+    program: ProgramRun | None = None  # a user's program instead of the agent (app.py)
+    program_apps: list[ProgramApp] = field(default_factory=list)
+    extra_hosts: dict[str, str] = field(default_factory=dict)  # every host's name -> its address
     _followers: list[threading.Thread] = field(default_factory=list)
 
     def boot(self) -> None:
@@ -77,6 +81,8 @@ class Pod:
                     # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
                     # where a fault rewrites this host's own firewall.
                     cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
+                    # Programs name their peers (`nc server 8000`); the app shares this /etc/hosts.
+                    extra_hosts=self.extra_hosts,
                     volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
                 )
@@ -89,6 +95,9 @@ class Pod:
     def start_app(self, config_json: str) -> None:
         assert self.host is not None, "boot() first"
         self.app_config = config_json
+        if self.program is not None:
+            self._start_program(self.program)
+            return
         try:
             with shielded():  # an interrupt waits until the object exists and is known
                 self.app = self.client.containers.create(
@@ -111,11 +120,35 @@ class Pod:
         if self.ready_text:
             self.wait_app_ready(self.ready_text)
 
+    def _start_program(self, run: ProgramRun) -> None:
+        assert self.host is not None
+        n = len(self.program_apps) + 1
+        try:
+            with shielded():  # an interrupt waits until the object exists and is known
+                app = start_program(
+                    self.client,
+                    run,
+                    self.host,
+                    name=f"tcpscen-{self.run_id}-{self.name}-app-{n}",
+                    host_name=self.name,
+                    labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
+                    run_dir=self.run_dir,
+                    trace_name=f"{self.name}.syscalls.txt" if n == 1 else f"{self.name}.syscalls.{n}.txt",
+                    on_line=self.on_line,
+                )
+                self.app = app.container
+                self.program_apps.append(app)
+        except ENGINE_ERRORS as exc:
+            raise engine_error(exc, f"starting the {run.source} on {self.name}") from None
+        run.ready.wait(app.container, self.host, f"the {run.source} on {self.name}")
+
     def wait_app_ready(self, text: str) -> None:
         assert self.app is not None
         LogLine(text).wait(self.app, f"the agent on {self.name}")
 
     def app_running(self) -> bool:
+        if self.program_apps:
+            return self.program_apps[-1].running()
         return any(t.is_alive() for t in self._followers)
 
     def _follow(self, app: Container) -> None:
@@ -231,7 +264,7 @@ class Pod:
 
     def collect_agent_log(self) -> None:
         """The agent's stderr (a traceback, if it crashed), kept before the container goes."""
-        if self.app is None:
+        if self.app is None or self.program is not None:
             return
         with contextlib.suppress(*ENGINE_ERRORS):
             self.agent_log += self.app.logs(stdout=False, stderr=True).decode(errors="replace")
@@ -250,6 +283,13 @@ class Pod:
     def join_followers(self, timeout_s: float = 5.0) -> None:
         for follower in self._followers:
             follower.join(timeout_s)
+        for app in self.program_apps:
+            app.join(timeout_s)
+
+    @property
+    def app_log(self) -> str:
+        """A program's stdout and stderr, each line with the engine's timestamp, every start in turn."""
+        return "".join(app.log_text() for app in self.program_apps)
 
 
 def _capture_user() -> str:

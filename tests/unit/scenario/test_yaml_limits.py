@@ -27,7 +27,8 @@ def refused(text: str) -> tuple[int | None, str]:
     start = time.monotonic()
     with pytest.raises(ScenarioError) as caught:
         locate(text, "t.yaml")
-    assert time.monotonic() - start < 1.0, "a refusal must be quick"
+    # A guard against a hang or a blow-up, not a speed target (the abuse suite times the CLI).
+    assert time.monotonic() - start < 10.0, "a refusal must not hang"
     [problem] = caught.value.problems
     assert problem.file == "t.yaml"
     return problem.line, problem.message

@@ -202,5 +202,5 @@ def test_random_documents_load_as_safe_load_or_fail_cleanly(
         elapsed = time.monotonic() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    assert elapsed < 20.0, f"{elapsed:.2f} s: a hang, not a slow machine"  # a guard, not a target
     assert peak < 64 * 1024 * 1024, f"{peak} bytes at the peak"

@@ -1,0 +1,68 @@
+"""The PID 1 of a traced program (backend/docker/app.py's OBSERVER_SCRIPT), run here as a real
+process: the program runs under strace, the signals sent to PID 1 reach the program itself (not
+strace), and the program's exit status is the wrapper's."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.backend.docker.app import OBSERVER_SCRIPT
+
+PROGRAM = """\
+import signal, socket, sys, time
+def stop(signum, frame):
+    print("got", signal.Signals(signum).name, flush=True)
+    sys.exit(3)
+signal.signal(signal.SIGTERM, stop)
+socket.socket().close()
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "observe.sh"
+    path.write_text(OBSERVER_SCRIPT)
+    return path
+
+
+def start(
+    script: Path, mode: str, trace: Path, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["/bin/sh", str(script), mode, str(trace), *argv], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("strace") is None, reason="needs strace on this machine (setup-host installs it)"
+)
+def test_sigterm_reaches_the_program_and_its_exit_status_is_kept(script: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "t.txt"
+    proc = start(script, "auto", trace, sys.executable, "-c", PROGRAM)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)  # the wrapper's traps are set right after strace starts
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 3, "the program handled SIGTERM and exited 3; strace did not cut it short"
+    assert proc.stdout.read().strip() == "got SIGTERM"
+    text = trace.read_text()
+    assert "socket(AF_INET, SOCK_STREAM" in text and "+++ exited with 3 +++" in text
+
+
+def test_exit_codes_pass_through_and_no_strace_means_untraced(script: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "t.txt"
+    no_strace = {"PATH": str(tmp_path)}  # sh finds no strace (nor anything else) here
+    proc = start(script, "auto", trace, sys.executable, "-c", "raise SystemExit(5)", env=no_strace)
+    assert proc.wait(timeout=10) == 5
+    assert trace.read_text().startswith("# no strace in this image")
+    proc = start(script, "required", trace, sys.executable, "-c", "pass", env=no_strace)
+    assert proc.wait(timeout=10) == 127, "observe: syscalls insists on strace"
