@@ -47,7 +47,7 @@ def read_socket_options(sock: socket.socket) -> dict[str, Any]:
 
 
 def configure_socket(
-    sock: socket.socket, options: wire.SocketOptions, emitter: Emitter, tag: dict[str, str]
+    sock: socket.socket, options: wire.SocketOptions, emitter: Emitter, tag: dict[str, Any]
 ) -> bool:
     """Set the options and report the read-back values; False (error reported) if the kernel refused."""
     try:
@@ -111,22 +111,41 @@ def run_server(config: wire.Config, emitter: Emitter) -> int:
 
 
 def run_client(config: wire.Config, emitter: Emitter) -> int:
+    """One connection, or a pool of `connections`: each connected in turn, then all run at once
+    (one thread each), every event tagged with its connection's number."""
+    if config.connections == 1:
+        return connect_and_run(config, emitter, {})
+    threads = [
+        threading.Thread(
+            target=connect_and_run, args=(config, emitter, {"conn": n}), name=f"conn{n}", daemon=True
+        )
+        for n in range(1, config.connections + 1)
+    ]
+    for thread in threads:
+        thread.start()
+        thread.join(0.02)  # connects in order, without waiting for a slow one
+    for thread in threads:
+        thread.join()
+    return wire.EXIT_OK
+
+
+def connect_and_run(config: wire.Config, emitter: Emitter, tag: dict[str, Any]) -> int:
     assert config.connect is not None  # wire requires it for clients
     ip, port = wire.parse_endpoint(config.connect)
     peer = wire.format_address((str(ip), port))
     sock = socket.socket(family_of(ip), socket.SOCK_STREAM)
     # Set before connect, so the SYN already carries e.g. the user timeout's effect on retries.
-    if not configure_socket(sock, config.socket, emitter, {"socket": "connection"}):
+    if not configure_socket(sock, config.socket, emitter, {"socket": "connection", **tag}):
         sock.close()
         return wire.EXIT_FAILED
-    emitter.emit(wire.Event.CONNECTING, peer=peer)
+    emitter.emit(wire.Event.CONNECTING, peer=peer, **tag)
     try:
         sock.connect((str(ip), port))
     except OSError as exc:
-        emitter.emit(wire.Event.ERROR, **describe_error("connect", exc))
+        emitter.emit(wire.Event.ERROR, **tag, **describe_error("connect", exc))
         sock.close()
         return wire.EXIT_OK
     started_at = time.monotonic()
-    emitter.emit(wire.Event.CONNECTED, local=wire.format_address(sock.getsockname()), peer=peer)
-    Connection(sock, plan_connection(config), emitter, {}, started_at).run()
+    emitter.emit(wire.Event.CONNECTED, local=wire.format_address(sock.getsockname()), peer=peer, **tag)
+    Connection(sock, plan_connection(config), emitter, tag, started_at).run()
     return wire.EXIT_OK

@@ -36,6 +36,7 @@ def wire_config(scenario: Scenario, name: str) -> wire.Config:
         count=host.agent.count,
         close_after_s=host.agent.close_after,
         socket=options,
+        connections=host.agent.connections,
     )
 
 

@@ -48,6 +48,9 @@ CLOSE_FIRST = "close-first"
 SEPARATORS = (",", ":")
 
 
+MAX_CONNECTIONS = 1024  # a pool; more would only exhaust the namespace's ports and the file limit
+
+
 class ConfigError(ValueError):
     """The JSON config is unusable; the message is shown to the user as one line."""
 
@@ -156,6 +159,9 @@ class Config:
     count: int | None = field(default=None, metadata=bounded(1, MAX_INT32))
     close_after_s: float | None = field(default=None, metadata=bounded(0))
     socket: SocketOptions = field(default_factory=SocketOptions)
+    # A client opens this many connections (a pool), one after the other, each run the same way;
+    # their events carry `conn`: 1, 2, ... (none with a single connection, as before).
+    connections: int = field(default=1, metadata=bounded(1, MAX_CONNECTIONS))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +192,8 @@ def _check_role(config: Config) -> Config:
         raise ConfigError("missing required key 'port' (role server)")
     if config.role == "client" and config.connect is None:
         raise ConfigError("missing required key 'connect' (role client)")
+    if config.role == "server" and config.connections != 1:
+        raise ConfigError("connections applies to clients only")
     if config.close_after_s is None and config.mode in DEFAULT_CLOSE_AFTER_S:
         return replace(config, close_after_s=DEFAULT_CLOSE_AFTER_S[config.mode])
     if config.close_after_s is not None and config.role == "server" and config.mode != CLOSE_FIRST:
@@ -304,15 +312,15 @@ def _carries(required: str, optional: str = "") -> EventFields:
 
 
 # A server tags each connection's events with its `peer`; a client has one connection, untagged.
-_TAG = "peer"
+_TAG = "peer conn"
 _OPTIONS = " ".join(f.name for f in fields(SocketOptions))  # socket_options reads each one back
 
 EVENT_FIELDS: dict[Event, EventFields] = {
     Event.START: _carries("pid config"),
     Event.LISTENING: _carries("port bind"),
     Event.ACCEPTED: _carries("local peer"),
-    Event.CONNECTING: _carries("peer"),
-    Event.CONNECTED: _carries("local peer"),
+    Event.CONNECTING: _carries("peer", "conn"),
+    Event.CONNECTED: _carries("local peer", "conn"),
     Event.SOCKET_OPTIONS: _carries(f"socket {_OPTIONS}", _TAG),  # socket: listener or connection
     Event.SENT: _carries("bytes total", _TAG),
     Event.RECEIVED: _carries("bytes total", _TAG),

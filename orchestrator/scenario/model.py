@@ -12,6 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from orchestrator.scenario.base import StrictModel
 from orchestrator.scenario.names import check_image, check_text
 from orchestrator.scenario.program import Program, check_service_program
+from orchestrator.scenario.selection import ConnectionExpect
 from orchestrator.scenario.sockopts import SocketOptions as SocketOptions  # noqa: PLC0414 - re-exported
 from orchestrator.scenario.steps import Step
 from orchestrator.scenario.units import Count, Duration, Percent
@@ -71,6 +72,8 @@ class ClientAgent(StrictModel):
     count: Annotated[int, Field(ge=1)] | None = None
     close_after: Duration | None = None
     socket: SocketOptions = SocketOptions()
+    # A pool: this many connections to the same server, opened in turn, each run as above.
+    connections: Annotated[int, Field(ge=1, le=1024)] = 1
 
     @field_validator("connect")
     @classmethod
@@ -263,6 +266,8 @@ class Expect(StrictModel):
     socket_at_end: dict[Side, SocketState] = Field(default_factory=dict)
     # Segments of the connection sent by either side after the first fault (0: total silence).
     packets_after_fault: Count | None = None
+    # Expectations about chosen connections (a pool, several clients): see `selection`.
+    connections: list[ConnectionExpect] = Field(default_factory=list)
     tolerance: Percent = 0.10
 
     @field_validator("close_packets", mode="before")

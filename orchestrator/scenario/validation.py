@@ -135,7 +135,12 @@ def _unknown_event(host: str, event: str, known: tuple[str, ...]) -> str:
 
 
 def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
-    problems: list[tuple[Path, str]] = []
+    problems: list[tuple[Path, str]] = [
+        (("expect", "connections", i, "select", end), f"unknown host {name!r}; hosts are {_names(scenario)}")
+        for i, want in enumerate(scenario.expect.connections)
+        for end, name in (("client", want.select.client), ("server", want.select.server))
+        if name is not None and name not in scenario.hosts
+    ]
     for name, want in scenario.expect.apps.items():
         host = scenario.hosts.get(name)
         if host is None:

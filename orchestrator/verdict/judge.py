@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.kernel.predict import KernelPrediction, capture_end, predict_connection, prediction_json
+from orchestrator.kernel.predict import KernelPrediction, prediction_json
 from orchestrator.kernel.settings import settings_of_host
 from orchestrator.kernel.timers import backoff_schedule
-from orchestrator.pcap.icmp import IcmpError
-from orchestrator.pcap.reader import TcpPacket, read_tcp
+from orchestrator.pcap.reader import TcpPacket
 from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied
 from orchestrator.scenario.model import Scenario
 from orchestrator.tcp.analysis import analyze
-from orchestrator.tcp.combine import SIDES, Side, combine, find_same
+from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
 from orchestrator.verdict import expectations as c
+from orchestrator.verdict.connections import (
+    JudgedConnection,
+    host_connection,
+    host_views,
+    judge_connections,
+    main_connection,
+)
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
 from orchestrator.verdict.programs import ProgramOutcome, program_checks, program_outcomes
+from orchestrator.verdict.selection import check_selections
 from orchestrator.verdict.sockets import socket_state
 
 
@@ -36,6 +42,7 @@ class Verdict:
     t0: float | None
     notes: list[str] = field(default_factory=list)
     programs: dict[str, ProgramOutcome] = field(default_factory=dict)  # hosts running a user's program
+    connections: list[JudgedConnection] = field(default_factory=list)  # every connection of the run
 
     @property
     def passed(self) -> bool:
@@ -57,6 +64,7 @@ class Verdict:
             "faults": [asdict(f) for f in self.faults],
             "notes": self.notes,
             "programs": {k: asdict(v) for k, v in self.programs.items()},
+            "connections": [c.to_json() for c in self.connections],
         }
 
 
@@ -81,37 +89,37 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         for host, files in record.captures.items()
         for pcap in files
     ]
-    connections = analyze(merge_sent(sources))
+    views = host_views(record.run_dir, record.captures)
+    connections = judge_connections(scenario, analyze(merge_sent(sources)), views, record.t_end)
     client_host = scenario.hosts_with_role("client")[0]
     server_host = scenario.hosts_with_role("server")[0]
-    conn = _pick(
-        connections, connected_endpoint(client_host, events), str(scenario.hosts[client_host].address)
-    )
+    main = main_connection(connections, client_host, connected_endpoint(client_host, events))
     side_host: dict[Side, str] = {"client": client_host, "server": server_host}
     apps = {name: app_outcome(name, events) for name in scenario.hosts}
+    # Each host's prediction is its own connection's: the one its app's end was about.
     predictions: dict[str, KernelPrediction] = {}
-    if conn is not None:
-        views = {side: _own_view(record, side_host[side], conn) for side in SIDES}
-        settings = {side: settings_of_host(scenario.hosts[side_host[side]]) for side in SIDES}
-        for side, (view, icmp) in views.items():
-            # Each kernel's timers run on what reached it: predict from its own capture.
-            found = predict_connection(
-                view or conn, settings.__getitem__, icmp, record.t_end or capture_end([view or conn])
-            )
-            for p in found:
-                if p.side == side:
-                    predictions[side_host[side]] = p
-        conn = combine(conn, {side: view for side, (view, _) in views.items()})
-    verdict = Verdict(scenario.name, [], conn, apps, predictions, faults, t0)
+    for name, app in apps.items():
+        own = host_connection(connections, name, app.endpoint or connected_endpoint(name, events))
+        side = own.host_side(name) if own is not None else None
+        if own is not None and side is not None and side in own.predictions:
+            predictions[name] = own.predictions[side]
+    conn = main.summary if main is not None else None
+    verdict = Verdict(scenario.name, [], conn, apps, predictions, faults, t0, connections=connections)
     if conn is None:
         verdict.notes.append(f"no TCP connection from {client_host} was captured")
     else:
         verdict.notes.extend(conn.notes)
+        if len(connections) > 1:
+            verdict.notes.append(
+                f"{len(connections)} connections in this run: the expectations outside `connections:` "
+                f"are about {conn.client} -> {conn.server} ({client_host}'s); each is in verdict.json"
+            )
     verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
     verdict.checks += _check_end_state(scenario, conn, record, side_host, sources)
+    verdict.checks += check_selections(scenario, connections, t0)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
     verdict.programs = program_outcomes(scenario, events, record.run_dir, t0)
@@ -145,18 +153,6 @@ def timeline_checks(
         for n in not_applied
     ]
     return sorted(out, key=lambda check: int(check.name[len("timeline[") : -1]))
-
-
-def _own_view(
-    record: RunRecord, host: str, conn: ConnectionSummary
-) -> tuple[ConnectionSummary | None, list[IcmpError]]:
-    """The connection as `host`'s own captures show it, and the ICMP errors they hold."""
-    paths = [record.run_dir / pcap for pcap in record.captures.get(host, [])]
-    if not paths:
-        return None, []
-    captures = [read_tcp(path) for path in paths]
-    found = find_same(analyze(heapq.merge(*captures, key=lambda p: p.time_ns)), conn)
-    return found, [e for cap in captures for e in cap.icmp_errors]
 
 
 def _check_end_state(
@@ -203,19 +199,6 @@ def packets_after(packets: Iterable[TcpPacket], conn: ConnectionSummary, t: floa
         for p in packets
         if p.time >= t and f"{p.src}:{p.sport}" in ends and f"{p.dst}:{p.dport}" in ends
     ]
-
-
-def _pick(
-    connections: list[ConnectionSummary], endpoint: str | None, client_ip: str
-) -> ConnectionSummary | None:
-    if endpoint is not None:
-        for conn in connections:
-            if endpoint in (conn.client, conn.server):
-                return conn
-    for conn in connections:
-        if conn.client.rsplit(":", 1)[0] == client_ip or conn.server.rsplit(":", 1)[0] == client_ip:
-            return conn
-    return None
 
 
 def _check_all(
