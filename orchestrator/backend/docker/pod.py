@@ -7,8 +7,8 @@ Killing the app leaves the namespace and its capture alive, so the kernel's FIN 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,10 @@ from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
 from orchestrator.capture import tcpdump as capture
 from orchestrator.interrupts import shielded
+from orchestrator.rundir import invoking_user
 from orchestrator.scenario.model import HostBase
+
+NOBODY = 65534
 
 
 @dataclass
@@ -35,7 +38,8 @@ class Pod:
     name: str
     spec: HostBase
     image: str
-    run_dir: Path
+    new_capture: Callable[[str], Path]  # pcap name -> its new empty file, writable by capture_user
+    capture_user: str  # "uid:gid" tcpdump runs as: never root
     on_line: LineSink
     boots: int = 0
     host: Container | None = None
@@ -47,12 +51,14 @@ class Pod:
     net_admin: bool = False  # only for hosts whose own firewall a fault changes (reject)
     app_config: str = ""
     ready_text: str | None = None  # what the app prints once it serves (servers: "listening")
+    on_rewired: Callable[[str], None] | None = None  # told of a new veth (the wire's rules follow it)
     _followers: list[threading.Thread] = field(default_factory=list)
 
     def boot(self) -> None:
         """Create the host container and wait until its capture listens (before any SYN can pass)."""
         self.boots += 1
         pcap = capture.pcap_name(self.name, self.boots)
+        source = self.new_capture(pcap)
         try:
             with shielded():  # an interrupt waits until the object exists and is known
                 self.host = self.client.containers.create(
@@ -60,7 +66,10 @@ class Pod:
                     capture.tcpdump_command(pcap),
                     name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
                     hostname=self.name,
-                    user=_capture_user(),
+                    user=self.capture_user,
+                    # An init as PID 1 passes SIGINT on: tcpdump as PID 1 would ignore one that
+                    # lands before it set its handler, and teardown would wait out its timeout.
+                    init=True,
                     network=str(self.network.name),
                     mac_address=self.spec.effective_mac,
                     networking_config={
@@ -77,7 +86,7 @@ class Pod:
                     # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
                     # where a fault rewrites this host's own firewall.
                     cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
-                    volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
+                    volumes={str(source): {"bind": f"{capture.RUN_DIR_MOUNT}/{pcap}", "mode": "rw"}},
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
                 )
                 self.captures.append(pcap)
@@ -140,6 +149,8 @@ class Pod:
         assert self.host is not None
         # The MAC is container config, so it comes back with the address: the peer's ARP cache stays right.
         self.network.connect(self.host, ipv4_address=str(self.spec.address))
+        if self.on_rewired is not None:
+            self.on_rewired(self.name)
 
     def signal_app(self, signal: str) -> None:
         assert self.app is not None
@@ -188,6 +199,8 @@ class Pod:
     def power_on(self) -> None:
         """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
         self.boot()
+        if self.on_rewired is not None:
+            self.on_rewired(self.name)
         self.start_app(self.app_config)
 
     def exec_root(self, command: list[str]) -> str:
@@ -252,7 +265,9 @@ class Pod:
             follower.join(timeout_s)
 
 
-def _capture_user() -> str:
-    """Run tcpdump as the invoking user, so the pcaps are theirs; as root, as the image's tcpdump user."""
-    uid = os.getuid()
-    return "tcpdump" if uid == 0 else f"{uid}:{os.getgid()}"
+def capture_ids() -> tuple[int, int]:
+    """Who tcpdump runs as (it holds NET_RAW as a file capability, so any uid can capture): the
+    invoking user (under sudo, the sudo user), whose the pcaps then are from the first packet;
+    when that is root itself, nobody, so the capture never runs as root."""
+    uid, gid = invoking_user()
+    return (uid, gid) if uid != 0 else (NOBODY, NOBODY)
