@@ -164,6 +164,20 @@ class RunDir:
             with contextlib.suppress(OSError):
                 os.rmdir(folder, dir_fd=self.fd)
 
+    def full(self) -> StorageError | None:
+        """The error to stop with if no unprivileged writer (the capture) has space left here."""
+        try:
+            space = os.fstatvfs(self.fd)
+        except OSError:
+            return None
+        if space.f_bavail > 0:
+            return None
+        captures = sorted(n for n in os.listdir(self.fd) if n.endswith(".pcap"))
+        return StorageError(
+            f"cannot write {self.path}: No space left on device"
+            + (f" ({', '.join(captures)} may be cut short)" if captures else "")
+        )
+
     def anchor(self) -> Path:
         """This directory by its descriptor where the system allows it (/proc/self/fd), so that a
         path below it cannot be redirected by renaming anything above."""

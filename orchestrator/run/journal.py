@@ -39,7 +39,10 @@ class Journal:
         self.files.write(name, json.dumps(data, indent=2) + "\n")
 
     def check(self) -> None:
-        """Raise the first write that failed, if any."""
+        """Raise the first write that failed, if any; or a full disk, which the captures cannot
+        tell (tcpdump keeps running when its writes fail, and the pcaps would be cut short)."""
+        if self.failure is None:
+            self.failure = self.files.full()
         if self.failure is not None:
             raise self.failure
 

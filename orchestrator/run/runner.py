@@ -114,6 +114,7 @@ def run_scenario(
             result.t_end = time.time()
         result.captures = {name: list(lab.host(name).captures) for name in scenario.hosts}
         _drain(inbox, result, observer)
+        journal.check()  # the captures are whole: else no verdict
         for name, logs in lab.logs().items():
             for suffix, text in logs.items():
                 journal.write_text(f"{name}.{suffix}", text)

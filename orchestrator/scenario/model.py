@@ -12,7 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from orchestrator.scenario.base import StrictModel
 from orchestrator.scenario.names import check_image, check_text
 from orchestrator.scenario.steps import Step
-from orchestrator.scenario.units import Count, Duration, Percent
+from orchestrator.scenario.units import MIB, Count, Duration, Memory, Percent
 
 Side = Literal["client", "server"]
 SocketState = Literal[
@@ -126,11 +126,20 @@ class ClientAgent(StrictModel):
         return host, int(port)
 
 
+class Limits(StrictModel):
+    """What the host's app may use: a runaway program (a fork bomb, a leak) stops at these, and
+    the run, its clean-up and the machine go on."""
+
+    memory: Memory = 512 * MIB  # also the limit with swap: none beyond it
+    pids: Annotated[int, Field(ge=16, le=32768)] = 256  # processes and threads
+
+
 class HostBase(StrictModel):
     image: str = "tcpscen/agent"
     address: ipaddress.IPv4Address
     mac: str | None = None
     sysctls: dict[str, int] = Field(default_factory=dict)
+    limits: Limits = Limits()
 
     @field_validator("image")
     @classmethod

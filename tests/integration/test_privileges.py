@@ -64,6 +64,7 @@ def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str
         host_config = attrs["HostConfig"]
         assert host_config["Privileged"] is False, name
         assert host_config["CapDrop"] == ["ALL"], name
+        assert host_config["Memory"] > 0 and host_config["PidsLimit"] > 0, f"{name} has no limits"
         caps = set(host_config["CapAdd"] or [])
         mounts = [(m["Type"], m["Source"]) for m in attrs["Mounts"]]
         if part(attrs) == "host":

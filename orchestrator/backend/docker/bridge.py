@@ -23,7 +23,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from orchestrator.backend.docker import labels
+from orchestrator.backend.docker import labels, limits
 from orchestrator.errors import EngineError
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import Scenario
@@ -181,6 +181,7 @@ def start_helper(client: docker.DockerClient, image: str, run_labels: dict[str, 
             cap_add=["NET_ADMIN"],
             labels=run_labels,
             detach=True,
+            **limits.HELPER,
         )
     return container
 

@@ -18,7 +18,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from orchestrator.backend.base import LineSink
-from orchestrator.backend.docker import labels
+from orchestrator.backend.docker import labels, limits
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
 from orchestrator.capture import tcpdump as capture
@@ -70,6 +70,7 @@ class Pod:
                     # An init as PID 1 passes SIGINT on: tcpdump as PID 1 would ignore one that
                     # lands before it set its handler, and teardown would wait out its timeout.
                     init=True,
+                    **limits.HOST,
                     network=str(self.network.name),
                     mac_address=self.spec.effective_mac,
                     networking_config={
@@ -107,6 +108,7 @@ class Pod:
                     network_mode=f"container:{self.host.id}",
                     user="65534:65534",  # nobody: the agent needs no privilege at all
                     cap_drop=["ALL"],
+                    **limits.for_app(self.spec.limits),
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
                 )
                 self.app.start()

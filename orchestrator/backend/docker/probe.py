@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import docker
 import docker.errors
 
-from orchestrator.backend.docker import labels
+from orchestrator.backend.docker import labels, limits
 from orchestrator.backend.docker.cleanup import HELPER_RUNS, Survey, remove_run, survey, with_helper
 from orchestrator.backend.docker.images import _exists, wanted_images
 from orchestrator.backend.docker.owner import Owner
@@ -97,6 +97,7 @@ def _try_container(client: docker.DockerClient, image: str) -> list[Finding]:
             cap_add=["NET_ADMIN"],
             network_mode="none",
             labels=labels.for_run(run_id, "doctor"),
+            **limits.HELPER,
             remove=False,
             stderr=True,
         ).decode()
