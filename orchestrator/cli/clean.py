@@ -38,7 +38,8 @@ def clean(
         why = "still running" if run.owner.value == "alive" else "owner unknown"
         console.print(
             f"left alone: {markup_safe(run.run_id)} ({why}, {markup_safe(run.who)}): "
-            "`tcpscen clean --all` removes it too"
+            "`tcpscen clean --all` removes it too",
+            soft_wrap=True,
         )
     if removed.failures:
         raise EngineError("could not remove: " + "; ".join(removed.failures))

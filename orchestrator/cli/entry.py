@@ -24,6 +24,10 @@ def main() -> None:
         _end_quickly(done.code)
         raise
     except (interrupts.Interrupted, KeyboardInterrupt):
+        # Done: a signal from now on would only kill the interpreter mid-exit (its handlers are
+        # reset while it finalises) and hide the line below.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sys.stderr.write(interrupts.farewell() + "\n")
         sys.exit(130)
     except interrupts.CleanupAborted:

@@ -189,8 +189,9 @@ def _delete_tables(helper: Container, tables: list[str], removed: Removed) -> No
 
 
 def _remove_network(client: docker.DockerClient, network_id: str) -> bool:
-    """A 409 means endpoints are still attached: another reaper may be removing those containers
-    right now, so try again a few times before calling it a failure."""
+    """Endpoints still attached (409, or 403 "has active endpoints" from engine 20.10): another
+    reaper may be removing those containers right now, so try again a few times (3 s in all)
+    before calling it a failure."""
     for attempt in range(10):
         try:
             client.api.remove_network(network_id)
@@ -198,7 +199,8 @@ def _remove_network(client: docker.DockerClient, network_id: str) -> bool:
         except docker.errors.NotFound:
             return False
         except docker.errors.APIError as exc:
-            if exc.status_code != 409 or attempt == 9:
+            busy = exc.status_code == 409 or "active endpoints" in str(exc)
+            if not busy or attempt == 9:
                 raise
             time.sleep(0.3)
     return False

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.models.containers import Container
 from docker.models.networks import Network
 
@@ -251,14 +252,19 @@ class Pod:
         with contextlib.suppress(*ENGINE_ERRORS):
             self.agent_log += self.app.logs(stdout=False, stderr=True).decode(errors="replace")
 
-    def stop_capture(self, timeout_s: float = 10.0) -> None:
-        """SIGINT lets tcpdump flush and print its counts; the namespace goes with it."""
+    def stop_capture(self, timeout_s: float = 3.0) -> None:
+        """SIGINT lets tcpdump flush and print its counts; the namespace goes with it. If it has
+        not stopped in time (a SIGINT that came before it could handle one), SIGKILL: with -U every
+        packet is in the file already, only the counts are lost."""
         if self.host is None:
             return
-        # Already gone, or tcpdump did not exit in time: the pcap was flushed packet by packet anyway.
-        with contextlib.suppress(*ENGINE_ERRORS):
+        with contextlib.suppress(*ENGINE_ERRORS):  # already gone
             self.host.kill(signal="SIGINT")
-            self.host.wait(timeout=timeout_s)
+            try:
+                self.host.wait(timeout=timeout_s)
+            except requests.exceptions.RequestException:  # the wait timed out
+                self.host.kill()
+                self.host.wait(timeout=timeout_s)
         with contextlib.suppress(*ENGINE_ERRORS):
             self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
 

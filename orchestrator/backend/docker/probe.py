@@ -60,7 +60,8 @@ def _runs(found: Survey) -> list[Finding]:
     counted = f"{containers} containers, {networks} networks" + (
         f", {tables} nftables tables" if found.tables_seen else ""
     )
-    hint = " of dead runs (`tcpscen clean`)" if total else ""
+    gone = [r.run_id for r in dead] + [f"table {t}" for t in found.orphan_tables]
+    hint = f" of dead runs: {', '.join(gone)} (`tcpscen clean`)" if total else ""
     findings = [Finding("leftovers", total == 0, counted + hint)]
     live = [r for r in found.with_owner(Owner.ALIVE) if not r.run_id.startswith(HELPER_RUNS)]
     if live:
