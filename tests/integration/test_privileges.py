@@ -37,7 +37,8 @@ def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     while proc.poll() is None:
         try:
-            found = client.containers.list(all=True, filters={"label": "tcpscen.run"})
+            # Its own containers only: the engine may be running other people's runs.
+            found = client.containers.list(all=True, filters={"label": f"tcpscen.owner.pid={proc.pid}"})
         except docker.errors.NotFound:  # listed, then removed by the run before the SDK inspected it
             continue
         for c in found:

@@ -1,6 +1,6 @@
-"""A blackhole's nftables table left by a killed run must not touch a later run on the same
-addresses (its rules name the dead run's own bridge ports, not addresses on every bridge);
-`doctor` reports the table, and `clean` removes it."""
+"""Blackhole rules name the run's own bridge ports, not addresses on every bridge: a table left by
+a killed run touches no later run on the same addresses (`doctor` reports it, `clean` removes
+it), and a host that gets a new port (reconnect) stays blackholed."""
 
 from __future__ import annotations
 
@@ -108,3 +108,30 @@ def test_a_leftover_table_touches_no_later_run_and_is_cleaned(tmp_path: Path) ->
     clean = tcpscen("clean")
     assert clean.returncode == 0 and table in clean.stdout, clean.stdout + clean.stderr
     assert table not in nft_tables()
+
+
+FOLLOWED = """\
+name: blackhole_then_reconnect
+duration: 25s
+hosts:
+  server: {role: server, address: 10.77.0.10, agent: {mode: sink}}
+  client:
+    role: client
+    address: 10.77.0.20
+    sysctls: {net.ipv4.tcp_retries2: 5}
+    agent: {mode: send, connect: "server:7000", every: 200ms}
+timeline:
+  - {after: client.connected, at: 1s, fault: blackhole, host: server, direction: both}
+  - {after: client.connected, at: 2s, fault: disconnect, host: server}
+  - {after: client.connected, at: 3s, fault: reconnect, host: server}
+expect:
+  apps: {client: {sees: ETIMEDOUT}}
+"""
+
+
+def test_a_blackhole_follows_its_host_to_a_new_port(tmp_path: Path) -> None:
+    """After the reconnect the server's veth is another: were the rules left on the old one, the
+    retransmissions would get through and the connection recover (no ETIMEDOUT)."""
+    (tmp_path / "followed.yaml").write_text(FOLLOWED)
+    done = tcpscen("run", tmp_path / "followed.yaml", "--runs-dir", tmp_path / "runs")
+    assert done.returncode == 0 and "result: PASS" in done.stdout, done.stdout + done.stderr
