@@ -1,4 +1,5 @@
-"""One error base, turned into exit codes at the CLI edge (0 pass, 1 fail, 2 bad input, 3 engine)."""
+"""One error base, turned into exit codes at the CLI edge (0 pass, 1 fail, 2 bad input, 3 engine
+or infrastructure: the engine, the disk)."""
 
 from __future__ import annotations
 
@@ -51,5 +52,11 @@ class CaptureFormatError(TcpscenError):
 
 class EngineError(TcpscenError):
     """The Docker engine is missing, unreachable or misbehaving."""
+
+    exit_code = EXIT_ENGINE
+
+
+class StorageError(TcpscenError):
+    """A file of the run cannot be written: a full disk, or a name someone else took first."""
 
     exit_code = EXIT_ENGINE

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-# Inside the host container the run directory is mounted here; pcaps land straight in it,
-# so what was captured survives a crash of tcpscen.
+# Inside the host container the host's capture file alone is mounted in this folder (made by
+# tcpscen in the run directory beforehand): packets land straight in it, so what was captured
+# survives a crash of tcpscen, and tcpdump can write nothing else.
 RUN_DIR_MOUNT = "/run-dir"
 READY_TEXT = "listening on"
 

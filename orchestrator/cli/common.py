@@ -45,10 +45,13 @@ def load_all(paths: list[Path]) -> list[Scenario]:
 
 
 def check_writable_dir(path: Path, option: str) -> None:
-    """A directory the run can write into, made if need be: a read-only, missing-parent or
-    not-a-directory path is refused here, before any Docker object exists."""
+    """A directory the run can write into, made if need be (under sudo, the sudo user's): a
+    read-only, missing-parent or not-a-directory path is refused here, before any Docker object
+    exists, and so is one where other users could swap a run directory for their own."""
+    from orchestrator.rundir import check_runs_root, make_dirs  # noqa: PLC0415
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
     except FileExistsError:
         raise UsageError(f"{option} {path}: exists and is not a directory") from None
     except NotADirectoryError:
@@ -61,3 +64,4 @@ def check_writable_dir(path: Path, option: str) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise UsageError(f"{option} {path}: cannot create a file there: {exc.strerror or exc}") from None
+    check_runs_root(path, option)

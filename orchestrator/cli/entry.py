@@ -1,19 +1,21 @@
 """The console script's entry: signals are taken over before the heavy imports, so Ctrl-C or
-SIGTERM at any moment ends in the same clean way (exit 130, no traceback)."""
+SIGTERM at any moment ends in the same clean way (exit 130, no traceback), saying whether the
+clean-up left anything (`interrupts`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 
-from orchestrator.interrupts import on_signal
+from orchestrator import interrupts
 
 
 def main() -> None:
     # SIGTERM takes the same road as Ctrl-C, through every `finally` that cleans up.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, interrupts.on_signal)
+    signal.signal(signal.SIGTERM, interrupts.on_signal)
     try:
         from orchestrator.cli.app import main as run_app  # noqa: PLC0415 - after the handlers, on purpose
 
@@ -21,9 +23,20 @@ def main() -> None:
     except SystemExit as done:
         _end_quickly(done.code)
         raise
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted; nothing of the run is left behind (`tcpscen clean` makes sure)\n")
+    except (interrupts.Interrupted, KeyboardInterrupt):
+        # Done: a signal from now on would only kill the interpreter mid-exit (its handlers are
+        # reset while it finalises) and hide the line below.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.stderr.write(interrupts.farewell() + "\n")
         sys.exit(130)
+    except interrupts.CleanupAborted:
+        # What is left was said when the signal came. Parallel runs' threads may still be in their
+        # clean-up: end now, as asked, without waiting for them.
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(130)
 
 
 def _end_quickly(code: object) -> None:

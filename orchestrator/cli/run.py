@@ -11,6 +11,7 @@ from rich.table import Table
 
 from orchestrator.cli.common import check_writable_dir, load_all
 from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError, UsageError
+from orchestrator.interrupts import Interrupted
 from orchestrator.report.terminal import markup_safe
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def _run_brief(
         futures = [pool.submit(one, s) for s in plan]
         try:
             return [f.result() for f in futures]
-        except KeyboardInterrupt:
+        except Interrupted:
             cancel.set()
             for f in futures:
                 f.cancel()

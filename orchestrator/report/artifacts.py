@@ -7,6 +7,8 @@
 * report-input.json: what the directory cannot say by itself, so `tcpscen report` can redo it all.
 
 None of this may cost the verdict: a failure becomes a note in it, and the next file is tried.
+Every file is written through the run directory's descriptor (`rundir.RunDir`): new files after a
+run, replaced whole (never written through) by `tcpscen report`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.pcap.annotate import Note, annotate_capture
-from orchestrator.report.html import write_run_report
-from orchestrator.report.junit import suite, write_junit
-from orchestrator.report.runview import RunView, load_view, view_of_run, write_input
+from orchestrator.report.html import render_run_report
+from orchestrator.report.junit import junit_bytes, suite
+from orchestrator.report.runview import INPUT_FILE, RunView, input_json, load_view, view_of_run
 from orchestrator.report.sections import annotated_name
+from orchestrator.rundir import RunDir, give
 from orchestrator.scenario.model import Scenario
 from orchestrator.verdict.judge import RunRecord, Verdict
 
@@ -34,7 +37,8 @@ def write_artifacts(run_dir: Path, scenario: Scenario, verdict: Verdict, record:
     except Exception as exc:  # a report must never lose the verdict
         verdict.notes.append(f"reports not written: {_describe(exc)}")
         return []
-    written, problems = write_all(view, save_input=True)
+    with RunDir.open(run_dir) as files:
+        written, problems = write_all(view, files, save_input=True)
     verdict.notes.extend(problems)
     return written
 
@@ -42,12 +46,27 @@ def write_artifacts(run_dir: Path, scenario: Scenario, verdict: Verdict, record:
 def regenerate(run_dir: Path) -> tuple[list[str], list[str]]:
     """`tcpscen report RUN_DIR`: everything again from the directory's files alone.
     Returns (names written, problems). Raises OSError/ValueError for a directory that is not a run's."""
-    return write_all(load_view(run_dir), save_input=False)
+    view = load_view(run_dir)
+    with RunDir.open(run_dir, private=False) as files:
+        written, problems = write_all(view, files, save_input=False)
+        for name in written:  # under sudo, the sudo user's like the rest of the run
+            give(name, dir_fd=files.fd)
+    return written, problems
 
 
-def write_all(view: RunView, save_input: bool) -> tuple[list[str], list[str]]:
+def write_all(view: RunView, files: RunDir, save_input: bool) -> tuple[list[str], list[str]]:
+    """save_input: after a run, into a fresh directory (every name new); else `tcpscen report`,
+    replacing the files it made before."""
     written: list[str] = []
     problems: list[str] = []
+    fresh = save_input
+
+    def put(name: str, data: str | bytes) -> list[str]:
+        if fresh:
+            files.write(name, data)
+        else:
+            files.replace(name, data)
+        return [name]
 
     def attempt(what: str, make: Callable[[], list[str]]) -> None:
         try:
@@ -56,10 +75,10 @@ def write_all(view: RunView, save_input: bool) -> tuple[list[str], list[str]]:
             problems.append(f"{what} not written: {_describe(exc)}")
 
     if save_input:
-        attempt("report-input.json", lambda: _input(view))
-    attempt(JUNIT, lambda: _junit(view))
-    attempt("annotated captures", lambda: _annotated(view))
-    attempt(REPORT, lambda: [write_run_report(view, view.run_dir / REPORT).name])
+        attempt(INPUT_FILE, lambda: put(INPUT_FILE, input_json(view)))
+    attempt(JUNIT, lambda: put(JUNIT, _junit(view)))
+    attempt("annotated captures", lambda: _annotated(view, files, replace=not fresh))
+    attempt(REPORT, lambda: put(REPORT, render_run_report(view)))
     return written, problems
 
 
@@ -82,25 +101,22 @@ def notes_of(view: RunView) -> list[Note]:
     return notes
 
 
-def _input(view: RunView) -> list[str]:
-    write_input(view)
-    return ["report-input.json"]
-
-
-def _junit(view: RunView) -> list[str]:
+def _junit(view: RunView) -> bytes:
     checks = view.checks if view.has_verdict else None
-    write_junit(view.run_dir / JUNIT, [suite(view.scenario, checks, notes=view.notes, run_dir=view.run_dir)])
-    return [JUNIT]
+    return junit_bytes([suite(view.scenario, checks, notes=view.notes, run_dir=view.run_dir)])
 
 
-def _annotated(view: RunView) -> list[str]:
+def _annotated(view: RunView, files: RunDir, replace: bool) -> list[str]:
     notes = notes_of(view)
     out = []
     for host in view.hosts:
         for capture in host.captures:
-            src = view.run_dir / capture
+            src = files.anchor() / capture
             if src.exists():
-                out.append(annotate_capture(src, view.run_dir / annotated_name(capture), notes).path.name)
+                name = annotated_name(capture)
+                with files.staged(name, replace=replace) as dst:  # annotate_capture takes a path
+                    annotate_capture(src, dst, notes)
+                out.append(name)
     return out
 
 

@@ -64,9 +64,9 @@ def render_captures(files: list[tuple[str, list[Ladder]]]) -> str:
     return page("tcpscen: " + ", ".join(name for name, _ in files), body)
 
 
-def write_run_report(view: RunView, out: Path) -> Path:
-    out.write_text(render_run(view, run_ladders_of(view)))
-    return out
+def render_run_report(view: RunView) -> str:
+    """The run's page, whole (the run directory writes it: `rundir.RunDir`)."""
+    return render_run(view, run_ladders_of(view))
 
 
 def write_capture_report(pcaps: list[Path], out: Path) -> Path:

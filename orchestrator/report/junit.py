@@ -10,6 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from orchestrator.rundir import RunDir, give, make_dirs
 from orchestrator.verdict.expectations import Check
 
 
@@ -67,9 +68,18 @@ def document(suites: list[ET.Element]) -> ET.ElementTree[ET.Element]:
     return ET.ElementTree(root)
 
 
+def junit_bytes(suites: list[ET.Element]) -> bytes:
+    data: bytes = ET.tostring(document(suites).getroot(), encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
+
+
 def write_junit(path: Path, suites: list[ET.Element]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document(suites).write(path, encoding="utf-8", xml_declaration=True)
+    """`--junit PATH`: the file replaced whole (a symlink at PATH is replaced, not followed), and
+    given to the invoking user."""
+    make_dirs(path.parent)
+    with RunDir.open(path.parent, private=False) as folder:
+        folder.replace(path.name, junit_bytes(suites))
+        give(path.name, dir_fd=folder.fd)
     return path
 
 

@@ -107,7 +107,7 @@ def view_of_run(scenario: Scenario, verdict: Verdict, record: RunRecord) -> RunV
     )
 
 
-def write_input(view: RunView) -> None:
+def input_json(view: RunView) -> str:
     """What the run directory cannot say by itself, for `tcpscen report`."""
     data = {
         "scenario": view.scenario,
@@ -115,7 +115,7 @@ def write_input(view: RunView) -> None:
         "t0": view.t0,
         "hosts": [asdict(h) for h in view.hosts],
     }
-    (view.run_dir / INPUT_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    return json.dumps(data, indent=2) + "\n"
 
 
 def load_view(run_dir: Path) -> RunView:

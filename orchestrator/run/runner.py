@@ -16,13 +16,14 @@ from pathlib import Path
 
 from orchestrator.agent.config import agent_config
 from orchestrator.backend.base import Backend, BackendFactory
-from orchestrator.errors import EngineError, TcpscenError
+from orchestrator.errors import EngineError, StorageError, TcpscenError
 from orchestrator.faults import FaultContext, apply_step, needs_net_admin
 from orchestrator.report.artifacts import write_artifacts
 from orchestrator.run.journal import Journal
 from orchestrator.run.observer import Observer
 from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied, parse_event
 from orchestrator.run.schedule import Pending, Schedule
+from orchestrator.rundir import RunDir, make_dirs
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
@@ -50,16 +51,20 @@ class CancelledError(TcpscenError):
 
 
 def new_run(scenario: Scenario, runs_root: Path) -> RunResult:
+    """A new, private run directory: never one that exists (whoever made it)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^a-z0-9_-]+", "-", scenario.name.lower()).strip("-")[:40] or "scenario"
     run_id = f"{slug}-{stamp}-{secrets.token_hex(2)}"
-    runs_root.mkdir(parents=True, exist_ok=True)
     run_dir = runs_root / f"{slug}-{stamp}"
     try:
-        run_dir.mkdir()
-    except FileExistsError:  # the same scenario started in the same second (-j, --repeat)
-        run_dir = runs_root / run_id
-        run_dir.mkdir()
+        make_dirs(runs_root)
+        try:
+            RunDir.create(run_dir).close()
+        except FileExistsError:  # the same scenario started in the same second (-j, --repeat)
+            run_dir = runs_root / run_id
+            RunDir.create(run_dir).close()
+    except OSError as exc:
+        raise StorageError(f"cannot create the run directory {run_dir}: {exc.strerror or exc}") from None
     return RunResult(run_id=run_id, run_dir=run_dir)
 
 
@@ -73,7 +78,8 @@ def run_scenario(
     """Run one scenario on `backend`. `cancel`, when set from another thread, stops it cleanly
     (parallel runs)."""
     cancel = cancel or threading.Event()
-    journal = Journal(result.run_dir)
+    files = RunDir.open(result.run_dir)
+    journal = Journal(files)
     inbox: queue.Queue[AgentEvent] = queue.Queue()
 
     def on_line(host: str, line: str) -> None:
@@ -96,8 +102,10 @@ def run_scenario(
             journal.note("network", subnet=str(scenario.network.subnet))
             observer.started(result.run_dir, scenario)
             lab.boot_hosts()
+            journal.check()
             _drive(scenario, lab, result, inbox, journal, observer, cancel)
             lab.check_health()
+            journal.check()
             # Before teardown: the kernels' own view of the sockets.
             sockets = {name: lab.host(name).sockets() for name in scenario.hosts}
             for name, text in sockets.items():
@@ -106,8 +114,9 @@ def run_scenario(
             result.t_end = time.time()
         result.captures = {name: list(lab.host(name).captures) for name in scenario.hosts}
         _drain(inbox, result, observer)
-        for name, files in lab.logs().items():
-            for suffix, text in files.items():
+        journal.check()  # the captures are whole: else no verdict
+        for name, logs in lab.logs().items():
+            for suffix, text in logs.items():
                 journal.write_text(f"{name}.{suffix}", text)
         observer.step("judging the packets")
         record = RunRecord(
@@ -128,11 +137,29 @@ def run_scenario(
         journal.note("interrupted", reason=type(exc).__name__)
         raise
     finally:
-        journal.note("end", t=time.time(), error=str(result.error) if result.error else None)
+        _finish(files, journal, result)
+    return result
+
+
+def _finish(files: RunDir, journal: Journal, result: RunResult) -> None:
+    """The journal's last line and the verdict, then every file given to the invoking user. A
+    write that fails here (a full disk) becomes the run's error unless it already has one."""
+    journal.note("end", t=time.time(), error=str(result.error) if result.error else None)
+    try:
         if result.verdict is not None:
             journal.write_json("verdict.json", result.verdict.to_json())
-        journal.close()
-    return result
+    except StorageError as exc:
+        result.error = result.error or exc
+    journal.close()
+    if result.error is None and journal.failure is not None:
+        result.error = journal.failure
+    try:
+        files.hand_over()
+    except OSError as exc:
+        result.error = result.error or StorageError(
+            f"cannot give {result.run_dir} to its user: {exc.strerror or exc}"
+        )
+    files.close()
 
 
 def _drive(
@@ -166,6 +193,7 @@ def _drive(
             raise CancelledError("cancelled")
         if time.time() >= next_check:
             lab.check_health()  # an engine restart kills the hosts: stop with exit 3, not a false verdict
+            journal.check()  # a full disk: stop, and say which file could not be written
             next_check = time.time() + 1.0
         wake = min(deadline, schedule.next_due() or deadline, time.time() + 0.1)
         try:

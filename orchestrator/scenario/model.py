@@ -15,7 +15,7 @@ from orchestrator.scenario.program import Program, check_service_program
 from orchestrator.scenario.selection import ConnectionExpect
 from orchestrator.scenario.sockopts import SocketOptions as SocketOptions  # noqa: PLC0414 - re-exported
 from orchestrator.scenario.steps import Step
-from orchestrator.scenario.units import Count, Duration, Percent
+from orchestrator.scenario.units import MIB, Count, Duration, Memory, Percent
 
 Side = Literal["client", "server"]
 SocketState = Literal[
@@ -97,6 +97,14 @@ class ClientAgent(StrictModel):
         return host, int(port)
 
 
+class Limits(StrictModel):
+    """What the host's app may use: a runaway program (a fork bomb, a leak) stops at these, and
+    the run, its clean-up and the machine go on."""
+
+    memory: Memory = 512 * MIB  # also the limit with swap: none beyond it
+    pids: Annotated[int, Field(ge=16, le=32768)] = 256  # processes and threads
+
+
 class HostBase(StrictModel):
     image: str = "tcpscen/agent"
     address: ipaddress.IPv4Address
@@ -106,6 +114,7 @@ class HostBase(StrictModel):
     # scenario's Compose file (`service`, with `program` then saying only how tcpscen treats it).
     program: Program | None = None
     service: str | None = None
+    limits: Limits = Limits()
 
     @field_validator("image")
     @classmethod

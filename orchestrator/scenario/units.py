@@ -1,4 +1,5 @@
-"""Human units for the YAML: durations ("200ms", "2s", "1m"), percentages ("10%") and count ranges (">=3").
+"""Human units for the YAML: durations ("200ms", "2s", "1m"), percentages ("10%"), sizes ("512m")
+and count ranges (">=3").
 
 A duration or a percentage always carries its unit: a bare `4000` could be seconds or
 milliseconds (setsockopt's TCP_USER_TIMEOUT takes ms), and a bare `10` a fraction or a
@@ -69,6 +70,29 @@ def parse_percent(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: s, return_type=float)]
 Percent = Annotated[float, BeforeValidator(parse_percent)]
+
+MIB = 1024 * 1024
+MIN_MEMORY = 32 * MIB  # below this the agent itself cannot start
+MAX_MEMORY = 64 * 1024 * MIB
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg])(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_FACTOR = {"k": 1024, "m": MIB, "g": 1024 * MIB}
+
+
+def parse_memory(value: Any) -> int:
+    """Bytes from "512m", "1g", "1.5GiB" (binary units, as Docker's); a bare number is refused
+    (bytes, or megabytes?)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value:g} has no unit: write {value:g}m or {value:g}g (a size needs its unit)")
+    m = _SIZE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError(f"expected a size such as 512m or 1g, got {value!r}")
+    size = int(float(m.group(1)) * _SIZE_FACTOR[m.group(2).lower()])
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise ValueError(f"{value}: memory must be between 32m and 64g")
+    return size
+
+
+Memory = Annotated[int, BeforeValidator(parse_memory)]
 
 
 _RANGE = re.compile(r"^\s*(?:(>=|<=|>|<|==)?\s*(\d+)|(\d+)\s*\.\.\s*(\d+))\s*$")

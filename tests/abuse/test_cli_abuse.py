@@ -58,6 +58,9 @@ FILES: dict[str, tuple[str, str]] = {
     "subnet_link_local": (with_subnet("169.254.0.0/16"), "169.254.0.0/16 includes link-local"),
     "subnet_multicast": (with_subnet("224.77.0.0/24"), "224.77.0.0/24 includes multicast"),
     "subnet_public": (with_subnet("8.8.8.0/24"), "8.8.8.0/24 is not private"),
+    "memory_bare": (with_server("limits", "{memory: 512}"), "hosts.server.limits.memory: 512 has no unit"),
+    "memory_huge": (with_server("limits", "{memory: 1000g}"), "memory must be between 32m and 64g"),
+    "pids_huge": (with_server("limits", "{pids: 10000000}"), "hosts.server.limits.pids"),
     "name_escape": (GOOD.replace("name: power_cut", r'name: "\e[2J\e]8;;http://x\e\\gone"'), "name: control"),
     "description_c1": (
         GOOD.replace("description: >", r'description: "x\u009b2J"' + "\nnotes: >"),
@@ -77,7 +80,7 @@ def refused(done: Done, needle: str, file: Path | str, quick: float) -> None:
 
 # `run` must refuse them just as early: these passed `validate` once, then failed in the engine.
 REACHED_DOCKER = {
-    c for c in FILES if c.split("_")[0] in ("multicast", "broadcast", "zero", "image", "subnet")
+    c for c in FILES if c.split("_")[0] in ("multicast", "broadcast", "zero", "image", "subnet", "memory")
 }
 CASES = [(c, "validate") for c in sorted(FILES)] + [
     (c, "run") for c in sorted({*REACHED_DOCKER, "billion_laughs"})
@@ -183,3 +186,15 @@ def test_a_runs_dir_that_cannot_be_written_is_exit_2_before_docker(
             target.mkdir(mode=0o555)
     done = tcpscen("run", ROOT / "scenarios" / "power_cut.yaml", "--runs-dir", target)
     refused(done, f"--runs-dir {target}: {needle}", target, quick)
+
+
+def test_a_runs_dir_others_may_write_in_is_exit_2_before_docker(tmp_path: Path, quick: float) -> None:
+    """Another user could rename a run directory away there and put their own in its place."""
+    target = tmp_path / "open"
+    target.mkdir()
+    target.chmod(0o777)
+    done = tcpscen("run", ROOT / "scenarios" / "power_cut.yaml", "--runs-dir", target)
+    refused(
+        done, f"--runs-dir {target}: other users may write there (mode 777, no sticky bit)", target, quick
+    )
+    assert [p.name for p in target.iterdir()] == []

@@ -14,11 +14,11 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from orchestrator.backend.docker.bridge import TABLE_PREFIX, run_nft
 from orchestrator.backend.docker.cleanup import remove_leftovers
 from orchestrator.backend.docker.engine import connect_engine
 from orchestrator.backend.docker.images import wanted_images
 from orchestrator.pcap.reader import read_tcp
+from tests.helpers.leftovers import left_by, world_writable
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.engine
@@ -29,29 +29,10 @@ SCENARIO = ROOT / "scenarios/blackhole_one_way.yaml"
 POINTS = [0.3 * i for i in range(1, 21)] + [4.0, 8.0, 13.5, 15.5, 16.2, 16.6]  # 26, start to verdict
 
 
-def leftovers() -> tuple[list[str], list[str], list[str]]:
-    client = connect_engine()
-    containers = [c.name or "" for c in client.containers.list(all=True, filters={"label": "tcpscen.run"})]
-    networks = [n.name or "" for n in client.networks.list(filters={"label": "tcpscen.run"})]
-    helper = client.containers.run(
-        wanted_images().agent,
-        ["sleep", "30"],
-        network_mode="host",
-        cap_drop=["ALL"],
-        cap_add=["NET_ADMIN"],
-        detach=True,
-        labels={"tcpscen.probe": "1"},
-    )
-    try:
-        tables = [t for t in run_nft(helper, "list tables bridge").split() if t.startswith(TABLE_PREFIX)]
-    finally:
-        helper.remove(force=True)
-    return containers, networks, tables
-
-
 @pytest.fixture(autouse=True)
 def clean_slate() -> None:
-    """Each interruption is judged on its own: an earlier failure's leftovers must not count here."""
+    """Dead runs' leftovers (an earlier failure's) removed; each test then judges only its own
+    process's objects (`left_by`): the engine may be running other people's runs."""
     remove_leftovers(connect_engine())
 
 
@@ -62,7 +43,7 @@ def start(runs_dir: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
     )
 
 
@@ -86,8 +67,83 @@ def test_interrupted_run_leaves_nothing(index: int, tmp_path: Path) -> None:
     assert "Traceback" not in out, out
     # 130 when the signal landed mid-run; 0 or 1 only if the run had already given its verdict.
     assert proc.returncode == 130 or ("result:" in out and proc.returncode in (0, 1)), out
-    assert leftovers() == ([], [], []), f"after {sig.name} at {delay:.1f}s:\n{out}"
+    if proc.returncode == 130:  # the last line says so (just "interrupted" before any engine call)
+        last = out.rstrip().splitlines()[-1]
+        assert last in ("interrupted; nothing of the run is left behind", "interrupted"), out
+    assert left_by(proc.pid, tmp_path) == ([], [], []), f"after {sig.name} at {delay:.1f}s:\n{out}"
     assert_pcaps_readable(tmp_path)
+    assert world_writable(tmp_path) == []
+
+
+# The second signal 0.1 s after the first, which once broke the clean-up: (what the run has
+# printed, then how long after, whether the clean-up is surely still going 0.1 s later): in the
+# image check, while the network is made, while the hosts' tcpdumps start, as the apps start,
+# with the blackhole in place, and later.
+DOUBLE = [
+    ("checking images", 0.0, False),
+    ("starting hosts and captures", 0.05, False),
+    ("starting hosts and captures", 0.5, True),
+    ("traffic started", 0.0, True),
+    ("blackholed", 0.3, True),
+    ("blackholed", 3.0, True),
+]
+
+
+def wait_for(proc: subprocess.Popen[str], text: str) -> str:
+    """The run's output up to the line that holds `text`."""
+    assert proc.stdout is not None
+    seen = ""
+    while text not in seen:
+        line = proc.stdout.readline()
+        assert line, f"the run ended before printing {text!r}:\n{seen}"
+        seen += line
+    return seen
+
+
+@pytest.mark.parametrize(("marker", "after", "held"), DOUBLE)
+def test_a_second_ctrl_c_does_not_break_the_clean_up(
+    marker: str, after: float, held: bool, tmp_path: Path
+) -> None:
+    proc = start(tmp_path)
+    before = wait_for(proc, marker)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    first = time.monotonic()
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    took = time.monotonic() - first
+    out = before + rest
+    assert proc.returncode == 130 and "Traceback" not in out, out
+    assert "interrupted: cleaning up, please wait" in out, out
+    assert "still cleaning up, please wait" in out or not held, out
+    assert out.rstrip().endswith("interrupted; nothing of the run is left behind"), out
+    assert left_by(proc.pid, tmp_path) == ([], [], []), f"{after}s after {marker}:\n{out}"
+    assert took < 8, f"the clean-up took {took:.1f} s: a capture's stop timed out?\n{out}"
+    assert world_writable(tmp_path) == []
+    assert_pcaps_readable(tmp_path)
+
+
+def test_a_third_signal_aborts_saying_what_is_left_for_clean(tmp_path: Path) -> None:
+    proc = start(tmp_path)
+    time.sleep(5)  # the blackhole is in place: containers, network and the nft table
+    for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+        proc.send_signal(sig)
+        time.sleep(0.02)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in out, out
+    said = out[out.index("aborted; left behind:") :]
+    assert "`tcpscen clean` removes it" in said, out
+    containers, networks, tables = left_by(proc.pid, tmp_path)
+    assert containers or networks or tables, "aborted early: something was left"
+    for table in tables:
+        assert f"nftables table bridge {table}" in said, out
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "clean"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert left_by(proc.pid, tmp_path) == ([], [], [])
+    assert world_writable(tmp_path) == []
 
 
 def test_sigkill_then_clean(tmp_path: Path) -> None:
@@ -95,8 +151,9 @@ def test_sigkill_then_clean(tmp_path: Path) -> None:
     time.sleep(5)  # mid-fault: the blackhole is in place
     proc.kill()
     proc.wait(timeout=30)
-    containers, networks, tables = leftovers()
+    containers, networks, tables = left_by(proc.pid, tmp_path)
     assert containers and networks and tables, "SIGKILL leaves the run's objects for `tcpscen clean`"
+    assert world_writable(tmp_path) == [], "nothing stays open to all after a SIGKILL"
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator", "clean"],
         cwd=ROOT,
@@ -106,7 +163,7 @@ def test_sigkill_then_clean(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert leftovers() == ([], [], [])
+    assert left_by(proc.pid, tmp_path) == ([], [], [])
     assert_pcaps_readable(tmp_path)
 
 
@@ -132,7 +189,7 @@ def test_interrupted_while_the_image_builds(tmp_path: Path, monkeypatch: pytest.
     assert proc.returncode == 130 and "Traceback" not in out, out
     assert "building tcpscen/agent" in out, out
     time.sleep(3)  # the engine finishes or cancels the build step it was in
-    assert leftovers()[:2] == ([], [])
+    assert left_by(proc.pid, tmp_path)[:2] == ([], [])
     assert {c.id for c in client.containers.list(all=True)} <= before, "no build container is left"
     # The salted image, if the engine finished building it, is only an image: not the run's to keep.
     monkeypatch.setenv("TCPSCEN_IMAGE_SALT", salt)

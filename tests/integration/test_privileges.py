@@ -37,8 +37,8 @@ def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     while proc.poll() is None:
         try:
-            # Only this scenario's: the engine may be running other runs meanwhile.
-            found = client.containers.list(all=True, filters={"label": f"tcpscen.scenario={scenario}"})
+            # Its own containers only: the engine may be running other people's runs.
+            found = client.containers.list(all=True, filters={"label": f"tcpscen.owner.pid={proc.pid}"})
         except docker.errors.NotFound:  # listed, then removed by the run before the SDK inspected it
             continue
         for c in found:
@@ -66,6 +66,7 @@ def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str
         host_config = attrs["HostConfig"]
         assert host_config["Privileged"] is False, name
         assert host_config["CapDrop"] == ["ALL"], name
+        assert host_config["Memory"] > 0 and host_config["PidsLimit"] > 0, f"{name} has no limits"
         caps = set(host_config["CapAdd"] or [])
         mounts = [(m["Type"], m["Source"]) for m in attrs["Mounts"]]
         if part(attrs) == "host":
@@ -75,12 +76,20 @@ def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str
                 else {"NET_RAW"}
             )
             assert caps == wanted, (name, caps)
-            assert mounts == [("bind", str(run_dir))], (name, mounts)
-            assert attrs["Config"]["User"] != "", "the capture does not run as root"
+            # Its own capture file alone: tcpdump can write nothing else of the run directory.
+            boot = name.rsplit("-", 1)[1]
+            host = attrs["Config"]["Labels"]["tcpscen.host"]
+            pcap = f"{host}.pcap" if boot == "1" else f"{host}.boot{boot}.pcap"
+            assert mounts == [("bind", str(run_dir / pcap))], (name, mounts)
+            user = attrs["Config"]["User"]
+            assert user and user.split(":")[0] not in ("0", "root"), "the capture does not run as root"
         elif part(attrs) == "app":
-            # A traced program writes its syscall trace into the run directory, its one mount.
+            # A traced program writes its syscall trace, its one mount: nothing else of the run.
             traced = (attrs["Config"]["Entrypoint"] or [])[-1:] == ["/.tcpscen-observe.sh"]
-            assert caps == set() and mounts == ([("bind", str(run_dir))] if traced else []), name
+            host = attrs["Config"]["Labels"]["tcpscen.host"]
+            n = name.rsplit("-", 1)[1]
+            trace = f"{host}.syscalls.txt" if n == "1" else f"{host}.syscalls.{n}.txt"
+            assert caps == set() and mounts == ([("bind", str(run_dir / trace))] if traced else []), name
             assert traced == (scenario == "http_kill9_nc"), name
             assert attrs["Config"]["User"] == "65534:65534"
             assert host_config["NetworkMode"].startswith("container:")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shlex
 import tarfile
 import threading
@@ -187,13 +186,14 @@ def start_program(
     name: str,
     host_name: str,
     labels: dict[str, str],
-    run_dir: Path,
+    new_file: Callable[..., Path],
     trace_name: str,
     on_line: Callable[[str, str], None],
 ) -> ProgramApp:
-    """Create and start the program in `host`'s namespace; its followers run from here on."""
+    """Create and start the program in `host`'s namespace; its followers run from here on.
+    `new_file(name, uid, gid)` makes the run directory's one file the app may write, its trace."""
     observed = run.observe != "none"
-    trace = run_dir / trace_name if observed else None
+    trace: Path | None = None
     kwargs: dict[str, Any] = {
         "name": name,
         "network_mode": f"container:{host.id}",
@@ -207,16 +207,18 @@ def start_program(
         kwargs["working_dir"] = run.working_dir
     if run.healthcheck:
         kwargs["healthcheck"] = run.healthcheck
-    if trace is None:
+    if not observed:
         if run.entrypoint is not None:
             kwargs["entrypoint"] = run.entrypoint
         container = client.containers.create(run.image, run.command, **kwargs)
     else:
-        _make_writable(trace)
+        # Only the trace is mounted, made beforehand and given to the program's user: nothing
+        # else of the run directory is the program's to write (issue #11's rule for captures).
+        trace = new_file(trace_name, *user_ids(client, run))
         argv = run.argv if run.argv is not None else image_argv(client, run)
         mode = "required" if run.observe == "syscalls" else "auto"
         kwargs["entrypoint"] = ["/bin/sh", OBSERVER_PATH]
-        kwargs["volumes"] = {str(run_dir.resolve()): {"bind": RUN_DIR_MOUNT, "mode": "rw"}}
+        kwargs["volumes"] = {str(trace): {"bind": f"{RUN_DIR_MOUNT}/{trace_name}", "mode": "rw"}}
         container = client.containers.create(
             run.image, [mode, f"{RUN_DIR_MOUNT}/{trace_name}", *argv], **kwargs
         )
@@ -239,11 +241,25 @@ def image_argv(client: docker.DockerClient, run: ProgramRun) -> list[str]:
     return [*entrypoint, *command]
 
 
-def _make_writable(path: Path) -> None:
-    """The program's user (nobody, or the image's) writes the trace in the run directory."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
-    os.close(fd)
-    path.chmod(0o666)
+def user_ids(client: docker.DockerClient, run: ProgramRun) -> tuple[int, int]:
+    """The uid and gid the program (and its tracer) run as: numeric as given, or a name (or the
+    image's own user) resolved in the image itself."""
+    user = run.user or str((client.images.get(run.image).attrs.get("Config") or {}).get("User") or "")
+    name, _, group = user.partition(":")
+    if not name:
+        return 0, 0
+    if name.isdigit() and (not group or group.isdigit()):
+        return int(name), int(group or name)
+    out = client.containers.run(
+        run.image,
+        ["sh", "-c", f"id -u {shlex.quote(name)}; id -g {shlex.quote(name)}"],
+        entrypoint=[],
+        network_mode="none",
+        cap_drop=["ALL"],
+        remove=True,
+    )
+    uid, gid = (int(x) for x in out.decode().split()[:2])
+    return uid, (int(group) if group.isdigit() else gid)
 
 
 def _observer_tar() -> bytes:

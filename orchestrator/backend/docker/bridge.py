@@ -4,6 +4,12 @@ bridge, set from a helper container in the host's network namespace (NET_ADMIN, 
 Dropping on the bridge, between the two veths, is a cut that each side's capture reports truly:
 the sender's capture shows what it sent, the receiver's shows nothing arriving. One table per
 run, `bridge tcpscen_<run>`, so removing the run's rules is deleting its table.
+
+A bridge-family table sees every bridge of the machine, so each rule names the blackholed host's
+own bridge port (`iifname`/`oifname` of its veth), never just its address: another run on the
+same addresses, or a table a killed run left, cannot touch anyone else's packets. (`meta ibrname`
+would name the run's bridge, but kernels without NFT_BRIDGE_META refuse it: this one does.) A
+host that gets a new veth (reconnect, power on) has its rules written again for it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from orchestrator.backend.docker import labels
+from orchestrator.backend.docker import labels, limits
 from orchestrator.errors import EngineError
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import Scenario
@@ -48,17 +54,33 @@ class Bridge:
         self._helper: Container | None = None
         self._tables_made = False
         self._netem: dict[str, str] = {}
+        self._holes: dict[str, set[str]] = {}  # host -> the ways blackholed: inbound, outbound
 
     def blackhole(self, host: str, direction: str) -> None:
-        address = self.scenario.hosts[host].address
+        ways = {"inbound", "outbound"} if direction == "both" else {direction}
+        self._holes.setdefault(host, set()).update(ways)
+        self._write_rules(host)
+
+    def rewired(self, host: str) -> None:
+        """The host has a new veth (reconnected, powered on): its blackhole follows it there."""
+        if self._holes.get(host):
+            self._write_rules(host)
+
+    def _write_rules(self, host: str) -> None:
         chain = self._host_chain(host)
-        rules = []
-        if direction in ("both", "outbound"):
-            rules.append(f"ip saddr {address} drop")
-        if direction in ("both", "inbound"):
-            rules.append(f"ip daddr {address} drop")
-        for rule in rules:
-            self._nft(f"add rule bridge {self.table} {chain} {rule}")
+        self._nft(f"flush chain bridge {self.table} {chain}")
+        pod = self.pods[host]
+        if pod.host is None:
+            return  # powered off: the rules come with its next veth (`rewired`)
+        try:
+            veth = _veth_with_index(self._ensure_helper(), pod.iflink())
+        except RuntimeError:
+            return  # disconnected: the same
+        address = self.scenario.hosts[host].address
+        if "outbound" in self._holes[host]:  # what the host sends, as it enters the bridge
+            self._nft(f"add rule bridge {self.table} {chain} iifname {veth} ip saddr {address} drop")
+        if "inbound" in self._holes[host]:  # what is sent to it, as it leaves the bridge for it
+            self._nft(f"add rule bridge {self.table} {chain} oifname {veth} ip daddr {address} drop")
 
     def netem(self, host: str, args: list[str]) -> None:
         """netem on the wire side of the host's veth: its egress is what reaches the host."""
@@ -78,12 +100,18 @@ class Bridge:
     def heal(self, host: str) -> None:
         if self._helper is None:
             return
+        self._holes.pop(host, None)
         if self._tables_made:
             with contextlib.suppress(RuntimeError):  # no chain yet: nothing was blackholed
                 self._nft(f"flush chain bridge {self.table} {_chain(host)}")
         veth = self._netem.pop(host, None)
         if veth is not None:
             self._helper.exec_run(["tc", "qdisc", "del", "dev", veth, "root"])
+
+    @property
+    def has_table(self) -> bool:
+        """The run's table exists (made, and not yet deleted)."""
+        return self._tables_made
 
     def remove(self) -> None:
         """Delete the run's table, then the helper. (A netem qdisc goes with its veth.)"""
@@ -92,6 +120,7 @@ class Bridge:
         try:
             if self._tables_made:
                 self._nft(f"delete table bridge {self.table}")
+                self._tables_made = False
         finally:
             self._helper.remove(force=True)
             self._helper = None
@@ -109,15 +138,13 @@ class Bridge:
         self._nft(f"add chain bridge {self.table} {chain}")
         listing = self._nft(f"list chain bridge {self.table} forward")
         if f"jump {chain}" not in listing:
-            # Matching the addresses is enough: each run has its own subnet (Docker refuses overlaps).
-            # (`meta ibrname` would be tighter, but not every kernel supports it in the bridge family.)
             self._nft(f"add rule bridge {self.table} forward jump {chain}")
         return chain
 
     def _ensure_helper(self) -> Container:
         if self._helper is None:
             run_labels = labels.for_run(self.run_id, self.scenario.name, part="link")
-            self._helper = _start_helper(self.client, self.image, run_labels)
+            self._helper = start_helper(self.client, self.image, run_labels)
         return self._helper
 
     def _nft(self, command: str) -> str:
@@ -143,7 +170,8 @@ def _chain(host: str) -> str:
     return "h_" + re.sub(r"[^A-Za-z0-9_]", "_", host)
 
 
-def _start_helper(client: docker.DockerClient, image: str, run_labels: dict[str, str]) -> Container:
+def start_helper(client: docker.DockerClient, image: str, run_labels: dict[str, str]) -> Container:
+    """A container in the machine's own network namespace with NET_ADMIN alone, for nft and tc."""
     with shielded():
         container: Container = client.containers.run(
             image,
@@ -153,6 +181,7 @@ def _start_helper(client: docker.DockerClient, image: str, run_labels: dict[str,
             cap_add=["NET_ADMIN"],
             labels=run_labels,
             detach=True,
+            **limits.HELPER,
         )
     return container
 
@@ -166,18 +195,18 @@ def run_nft(helper: Container, command: str) -> str:
     return text
 
 
-def remove_tables(client: docker.DockerClient, image: str, run_id: str | None) -> list[str]:
-    """For `tcpscen clean`: delete the run's table, or every tcpscen_ table, left by a killed run."""
-    helper = _start_helper(client, image, labels.for_run("clean", "clean", part="link"))
-    removed: list[str] = []
+def list_tables(helper: Container) -> list[str]:
+    """Every tcpscen_ table in the bridge family: the runs' own, and any a killed run left."""
+    names = [line.split()[-1] for line in run_nft(helper, "list tables bridge").splitlines() if line.strip()]
+    return [name for name in names if name.startswith(TABLE_PREFIX)]
+
+
+def delete_table(helper: Container, name: str) -> bool:
+    """False if it was gone already (another `tcpscen clean` was first)."""
     try:
-        listing = run_nft(helper, "list tables bridge")
-        for line in listing.splitlines():
-            name = line.split()[-1] if line.startswith("table bridge ") else ""
-            wanted = table_name(run_id) if run_id else None
-            if name.startswith(TABLE_PREFIX) and (wanted is None or name == wanted):
-                run_nft(helper, f"delete table bridge {name}")
-                removed.append(name)
-    finally:
-        helper.remove(force=True)
-    return removed
+        run_nft(helper, f"delete table bridge {name}")
+    except RuntimeError as exc:
+        if "No such file or directory" in str(exc):
+            return False
+        raise
+    return True

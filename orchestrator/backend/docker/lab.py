@@ -7,15 +7,16 @@ bridge (`bridge.Bridge`) is the `Wire`.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from types import TracebackType
 
 import docker
 import docker.errors
+from docker.models.networks import Network
 from docker.types import IPAMConfig, IPAMPool
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
+from orchestrator import interrupts
 from orchestrator.agent.wire import READY_TEXT as AGENT_READY_TEXT
 from orchestrator.backend.base import LineSink, Say
 from orchestrator.backend.docker import labels
@@ -24,10 +25,11 @@ from orchestrator.backend.docker.bridge import Bridge
 from orchestrator.backend.docker.cleanup import Removed, remove_run
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, connect_engine, engine_error
 from orchestrator.backend.docker.images import Images, ensure_images, resolve_image
-from orchestrator.backend.docker.pod import Pod
+from orchestrator.backend.docker.pod import Pod, capture_ids
 from orchestrator.backend.docker.programs import prepare_programs
 from orchestrator.errors import EngineError
 from orchestrator.interrupts import shielded
+from orchestrator.rundir import RunDir
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.relocate import candidate_subnets, relocate
 
@@ -53,10 +55,15 @@ class Lab:
         self.programs: dict[str, ProgramRun] = {}  # hosts that run a user's program
         self.removed: Removed | None = None
         self.bridge: Bridge | None = None
-        self._dir_mode: int | None = None
+        self.files: RunDir | None = None
+        self.network: Network | None = None
+        self._hold = 0
+        self._swept = False  # every container and network of the run removed
 
     def __enter__(self) -> Lab:
         self.client = connect_engine()
+        # From here a clean-up is owed: signals after the first wait for it (`interrupts`).
+        self._hold = interrupts.hold(self.what_may_be_left)
         return self
 
     def __exit__(
@@ -100,8 +107,9 @@ class Lab:
 
     def boot_hosts(self) -> None:
         """Servers first, so their capture and agent are up before any client can connect."""
-        assert self.client is not None and self.images is not None
-        self._open_run_dir()
+        assert self.client is not None and self.images is not None and self.network is not None
+        self.files = self.files or RunDir.open(self.run_dir)
+        uid, gid = capture_ids()
         order = sorted(self.scenario.hosts.items(), key=lambda kv: kv[1].role != "server")
         for name, spec in order:
             pod = Pod(
@@ -112,7 +120,8 @@ class Lab:
                 name=name,
                 spec=spec,
                 image=resolve_image(spec.image, self.images),
-                run_dir=self.run_dir,
+                new_capture=lambda pcap: self._new_capture(pcap, uid, gid),
+                capture_user=f"{uid}:{gid}",
                 on_line=self.on_line,
                 net_admin=name in self.net_admin,
                 ready_text=AGENT_READY_TEXT if spec.role == "server" else None,
@@ -134,6 +143,8 @@ class Lab:
         if self.bridge is None:
             assert self.client is not None and self.images is not None
             self.bridge = Bridge(self.client, self.images.agent, self.run_id, self.scenario, self.pods)
+            for pod in self.pods.values():
+                pod.on_rewired = self.bridge.rewired
         return self.bridge
 
     def check_health(self) -> None:
@@ -167,11 +178,43 @@ class Lab:
 
     def tear_down(self, interrupted: bool = False) -> None:
         """Stop captures (flush), then remove by label: also whatever a half-made step left unnamed.
+        It runs to its end whatever signals arrive, but a third (`interrupts.cleaning`), and tells
+        `interrupts` what it could not remove, as the engine says once it is done.
 
         An interrupted call (Ctrl-C during `create`) may still complete on the engine after we gave up
         waiting for it, so after an interruption the label sweep runs again until it finds nothing."""
         if self.client is None:
             return
+        with interrupts.cleaning():
+            self._tear_down(self.client, interrupted)
+            left = self._still_there(self.client)
+        interrupts.release(self._hold, left)
+
+    def what_may_be_left(self) -> list[str]:
+        """For an aborted clean-up, from what this object knows (no engine call: it may be what hangs)."""
+        items = []
+        if not self._swept and (self.network is not None or self.pods):
+            items.append(f"the containers and network of run {self.run_id} (label tcpscen.run={self.run_id})")
+        if self.bridge is not None and self.bridge.has_table:
+            items.append(f"nftables table bridge {self.bridge.table}")
+        return items
+
+    def _still_there(self, client: docker.DockerClient) -> list[str]:
+        """What the engine still has of this run after the clean-up, by its label."""
+        selector = {"label": f"{labels.RUN}={self.run_id}"}
+        try:
+            containers = client.api.containers(all=True, filters=selector)
+            networks = client.api.networks(filters=selector)
+        except ENGINE_ERRORS as exc:
+            why = type(exc).__name__
+            return [f"whatever of run {self.run_id} the engine still has (it did not answer: {why})"]
+        found = [f"container {c['Names'][0].lstrip('/')}" for c in containers]
+        found += [f"network {n['Name']}" for n in networks]
+        if self.bridge is not None and self.bridge.has_table:
+            found.append(f"nftables table bridge {self.bridge.table}")
+        return found
+
+    def _tear_down(self, client: docker.DockerClient, interrupted: bool) -> None:
         for pod in self.pods.values():
             if pod.paused:
                 with contextlib.suppress(*ENGINE_ERRORS):
@@ -183,7 +226,6 @@ class Lab:
                 self.bridge.remove()
             except (RuntimeError, *ENGINE_ERRORS) as exc:
                 self.say(f"could not remove the run's nftables table: {exc}; `tcpscen clean` retries")
-        client = self.client
         try:
             self.removed = remove_run(client, self.run_id)
             if interrupted:  # sweep again, 0.3 s apart, until a sweep finds nothing (at most 4)
@@ -194,19 +236,17 @@ class Lab:
                     retry_error_callback=lambda _: None,
                 )
                 sweep(lambda: remove_run(client, self.run_id).found)
+            self._swept = not self.removed.failures
         except ENGINE_ERRORS as exc:
             self.say(f"clean-up failed: {exc}; `tcpscen clean` removes what is left")
         for pod in self.pods.values():
             pod.join_followers()
-        self._close_run_dir()
+        if self.files is not None:
+            self.files.close()
+            self.files = None
 
-    def _open_run_dir(self) -> None:
-        # As root the capture runs as the image's tcpdump user, which must be able to write here.
-        if os.getuid() == 0 and self._dir_mode is None:
-            self._dir_mode = self.run_dir.stat().st_mode & 0o7777
-            self.run_dir.chmod(0o1777)
-
-    def _close_run_dir(self) -> None:
-        if self._dir_mode is not None:
-            self.run_dir.chmod(self._dir_mode)
-            self._dir_mode = None
+    def _new_capture(self, pcap: str, uid: int, gid: int) -> Path:
+        """The capture's file, made here before its container starts and mounted alone: tcpdump
+        (unprivileged) can write that one file and nothing else of the run directory."""
+        assert self.files is not None
+        return self.files.create_for(pcap, uid, gid)

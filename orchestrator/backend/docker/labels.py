@@ -1,4 +1,7 @@
-"""Labels on every Docker object a run makes, so `tcpscen clean` can always find them."""
+"""Labels on every Docker object a run makes, so `tcpscen clean` can always find them, and tell
+whose they are (`owner`): a live process's run is never removed from under it."""
+
+from orchestrator.backend.docker.owner import owner_labels
 
 RUN = "tcpscen.run"
 SCENARIO = "tcpscen.scenario"
@@ -8,6 +11,6 @@ IMAGE = "tcpscen.image"
 
 
 def for_run(run_id: str, scenario: str, **extra: str) -> dict[str, str]:
-    labels = {RUN: run_id, SCENARIO: scenario}
+    labels = {RUN: run_id, SCENARIO: scenario, **owner_labels()}
     labels.update({f"tcpscen.{k}": v for k, v in extra.items()})
     return labels

@@ -7,24 +7,28 @@ Killing the app leaves the namespace and its capture alive, so the kernel's FIN 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.models.containers import Container
 from docker.models.networks import Network
 
 from orchestrator.backend.base import LineSink
-from orchestrator.backend.docker import labels
+from orchestrator.backend.docker import labels, limits
 from orchestrator.backend.docker.app import ProgramApp, ProgramRun, start_program
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
 from orchestrator.capture import tcpdump as capture
 from orchestrator.interrupts import shielded
+from orchestrator.rundir import invoking_user
 from orchestrator.scenario.model import HostBase
+
+NOBODY = 65534
 
 
 @dataclass
@@ -36,7 +40,8 @@ class Pod:
     name: str
     spec: HostBase
     image: str
-    run_dir: Path
+    new_capture: Callable[[str], Path]  # pcap name -> its new empty file, writable by capture_user
+    capture_user: str  # "uid:gid" tcpdump runs as: never root
     on_line: LineSink
     boots: int = 0
     host: Container | None = None
@@ -51,12 +56,14 @@ class Pod:
     program: ProgramRun | None = None  # a user's program instead of the agent (app.py)
     program_apps: list[ProgramApp] = field(default_factory=list)
     extra_hosts: dict[str, str] = field(default_factory=dict)  # every host's name -> its address
+    on_rewired: Callable[[str], None] | None = None  # told of a new veth (the wire's rules follow it)
     _followers: list[threading.Thread] = field(default_factory=list)
 
     def boot(self) -> None:
         """Create the host container and wait until its capture listens (before any SYN can pass)."""
         self.boots += 1
         pcap = capture.pcap_name(self.name, self.boots)
+        source = self.new_capture(pcap)
         try:
             with shielded():  # an interrupt waits until the object exists and is known
                 self.host = self.client.containers.create(
@@ -64,7 +71,11 @@ class Pod:
                     capture.tcpdump_command(pcap),
                     name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
                     hostname=self.name,
-                    user=_capture_user(),
+                    user=self.capture_user,
+                    # An init as PID 1 passes SIGINT on: tcpdump as PID 1 would ignore one that
+                    # lands before it set its handler, and teardown would wait out its timeout.
+                    init=True,
+                    **limits.HOST,
                     network=str(self.network.name),
                     mac_address=self.spec.effective_mac,
                     networking_config={
@@ -83,7 +94,7 @@ class Pod:
                     cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
                     # Programs name their peers (`nc server 8000`); the app shares this /etc/hosts.
                     extra_hosts=self.extra_hosts,
-                    volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
+                    volumes={str(source): {"bind": f"{capture.RUN_DIR_MOUNT}/{pcap}", "mode": "rw"}},
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
                 )
                 self.captures.append(pcap)
@@ -107,6 +118,7 @@ class Pod:
                     network_mode=f"container:{self.host.id}",
                     user="65534:65534",  # nobody: the agent needs no privilege at all
                     cap_drop=["ALL"],
+                    **limits.for_app(self.spec.limits),
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
                 )
                 self.app.start()
@@ -132,7 +144,7 @@ class Pod:
                     name=f"tcpscen-{self.run_id}-{self.name}-app-{n}",
                     host_name=self.name,
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
-                    run_dir=self.run_dir,
+                    new_file=self.new_capture,
                     trace_name=f"{self.name}.syscalls.txt" if n == 1 else f"{self.name}.syscalls.{n}.txt",
                     on_line=self.on_line,
                 )
@@ -173,6 +185,8 @@ class Pod:
         assert self.host is not None
         # The MAC is container config, so it comes back with the address: the peer's ARP cache stays right.
         self.network.connect(self.host, ipv4_address=str(self.spec.address))
+        if self.on_rewired is not None:
+            self.on_rewired(self.name)
 
     def signal_app(self, signal: str) -> None:
         assert self.app is not None
@@ -221,6 +235,8 @@ class Pod:
     def power_on(self) -> None:
         """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
         self.boot()
+        if self.on_rewired is not None:
+            self.on_rewired(self.name)
         self.start_app(self.app_config)
 
     def exec_root(self, command: list[str]) -> str:
@@ -269,14 +285,19 @@ class Pod:
         with contextlib.suppress(*ENGINE_ERRORS):
             self.agent_log += self.app.logs(stdout=False, stderr=True).decode(errors="replace")
 
-    def stop_capture(self, timeout_s: float = 10.0) -> None:
-        """SIGINT lets tcpdump flush and print its counts; the namespace goes with it."""
+    def stop_capture(self, timeout_s: float = 3.0) -> None:
+        """SIGINT lets tcpdump flush and print its counts; the namespace goes with it. If it has
+        not stopped in time (a SIGINT that came before it could handle one), SIGKILL: with -U every
+        packet is in the file already, only the counts are lost."""
         if self.host is None:
             return
-        # Already gone, or tcpdump did not exit in time: the pcap was flushed packet by packet anyway.
-        with contextlib.suppress(*ENGINE_ERRORS):
+        with contextlib.suppress(*ENGINE_ERRORS):  # already gone
             self.host.kill(signal="SIGINT")
-            self.host.wait(timeout=timeout_s)
+            try:
+                self.host.wait(timeout=timeout_s)
+            except requests.exceptions.RequestException:  # the wait timed out
+                self.host.kill()
+                self.host.wait(timeout=timeout_s)
         with contextlib.suppress(*ENGINE_ERRORS):
             self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
 
@@ -292,7 +313,9 @@ class Pod:
         return "".join(app.log_text() for app in self.program_apps)
 
 
-def _capture_user() -> str:
-    """Run tcpdump as the invoking user, so the pcaps are theirs; as root, as the image's tcpdump user."""
-    uid = os.getuid()
-    return "tcpdump" if uid == 0 else f"{uid}:{os.getgid()}"
+def capture_ids() -> tuple[int, int]:
+    """Who tcpdump runs as (it holds NET_RAW as a file capability, so any uid can capture): the
+    invoking user (under sudo, the sudo user), whose the pcaps then are from the first packet;
+    when that is root itself, nobody, so the capture never runs as root."""
+    uid, gid = invoking_user()
+    return (uid, gid) if uid != 0 else (NOBODY, NOBODY)

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import docker
 import docker.errors
 
-from orchestrator.backend.docker import labels
-from orchestrator.backend.docker.cleanup import leftovers, remove_run
+from orchestrator.backend.docker import labels, limits
+from orchestrator.backend.docker.cleanup import HELPER_RUNS, Survey, remove_run, survey, with_helper
 from orchestrator.backend.docker.images import _exists, wanted_images
+from orchestrator.backend.docker.owner import Owner
 from orchestrator.programs.compose import compose_version, find_compose
 
 
@@ -48,16 +49,39 @@ def probe_engine(client: docker.DockerClient) -> EngineReport:
         report.findings += _try_container(client, images.agent)
         report.findings.append(_try_strace(client, images.base))
     report.findings.append(_find_compose())
-    n_containers, n_networks = leftovers(client)
-    report.findings.append(
-        Finding(
-            "leftovers",
-            n_containers + n_networks == 0,
-            f"{n_containers} containers, {n_networks} networks"
-            + (" (`tcpscen clean`)" if n_containers + n_networks else ""),
-        )
-    )
+    report.findings += _runs(with_helper(client, lambda helper: survey(client, helper)))
     return report
+
+
+def _runs(found: Survey) -> list[Finding]:
+    """Leftovers are the objects of dead runs (and tables no run owns); a live run is running."""
+    dead = found.with_owner(Owner.DEAD)
+    containers = sum(len(r.containers) for r in dead)
+    networks = sum(len(r.networks) for r in dead)
+    tables = sum(len(r.tables) for r in dead) + len(found.orphan_tables)
+    total = containers + networks + tables
+    counted = f"{containers} containers, {networks} networks" + (
+        f", {tables} nftables tables" if found.tables_seen else ""
+    )
+    gone = [r.run_id for r in dead] + [f"table {t}" for t in found.orphan_tables]
+    hint = f" of dead runs: {', '.join(gone)} (`tcpscen clean`)" if total else ""
+    findings = [Finding("leftovers", total == 0, counted + hint)]
+    live = [r for r in found.with_owner(Owner.ALIVE) if not r.run_id.startswith(HELPER_RUNS)]
+    if live:
+        names = ", ".join(f"{r.run_id} ({r.who})" for r in live)
+        findings.append(Finding("running", True, f"{len(live)} runs, left alone by `tcpscen clean`: {names}"))
+    unknown = found.with_owner(Owner.UNKNOWN)
+    if unknown:
+        names = ", ".join(r.run_id for r in unknown)
+        findings.append(
+            Finding(
+                "unknown owner",
+                True,
+                f"{len(unknown)} runs of another machine or an older tcpscen: {names} "
+                "(`tcpscen clean --all` removes them, running or not)",
+            )
+        )
+    return findings
 
 
 def _find_compose() -> Finding:
@@ -113,6 +137,7 @@ def _try_container(client: docker.DockerClient, image: str) -> list[Finding]:
             cap_add=["NET_ADMIN"],
             network_mode="none",
             labels=labels.for_run(run_id, "doctor"),
+            **limits.HELPER,
             remove=False,
             stderr=True,
         ).decode()

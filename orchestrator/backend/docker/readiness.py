@@ -10,6 +10,7 @@ from typing import Protocol
 from docker.models.containers import Container
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.errors import EngineError
 
 POLL_S = 0.05
@@ -53,6 +54,8 @@ def poll(
         waiting(ready)
     except RetryError:
         raise EngineError(f"{what} was not ready within {timeout_s:g}s") from None
+    except ENGINE_ERRORS as exc:  # the engine went away meanwhile (a restart): exit 3, no traceback
+        raise engine_error(exc, f"waiting for {what}") from None
 
 
 class Readiness(Protocol):

@@ -114,7 +114,7 @@ def test_a_report_that_fails_costs_no_verdict(tmp_path: Path, monkeypatch: pytes
     def broken(*args: object) -> Path:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(artifacts, "write_run_report", broken)
+    monkeypatch.setattr(artifacts, "render_run_report", broken)
     d = tmp_path / "run"
     scenario, verdict, record = make_run(d)
     written = write_artifacts(d, scenario, verdict, record)

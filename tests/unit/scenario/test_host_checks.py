@@ -192,3 +192,37 @@ def test_without_routes_nothing_is_checked_and_a_missing_table_is_none(tmp_path:
     path.write_text(GOOD.replace("10.77.0.0/24", "192.168.1.0/24").replace("10.77.0.", "192.168.1."))
     assert load_scenario(path).network.subnet == ipaddress.IPv4Network("192.168.1.0/24")
     assert host_routes(tmp_path / "absent") == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "memory", "pids"),
+    [
+        ("{memory: 1g, pids: 512}", 1024**3, 512),
+        ('{memory: "1.5GiB"}', int(1.5 * 1024**3), 256),
+        ("{memory: 64m}", 64 * 1024**2, 256),
+        ("{pids: 16}", 512 * 1024**2, 16),
+    ],
+)
+def test_a_hosts_limits_take_units(tmp_path: Path, limits: str, memory: int, pids: int) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(with_server("limits", limits))
+    loaded = load_scenario(path)
+    assert (loaded.hosts["server"].limits.memory, loaded.hosts["server"].limits.pids) == (memory, pids)
+    assert loaded.hosts["client"].limits.memory == 512 * 1024**2  # the default: 512 MiB, 256 pids
+
+
+@pytest.mark.parametrize(
+    ("limits", "why"),
+    [
+        ("{memory: 512}", "512 has no unit: write 512m or 512g (a size needs its unit)"),
+        ("{memory: 1t}", "expected a size such as 512m or 1g, got '1t'"),
+        ("{memory: 4m}", "4m: memory must be between 32m and 64g"),
+        ("{memory: 100g}", "100g: memory must be between 32m and 64g"),
+        ("{pids: 1}", "greater than or equal to 16"),
+        ("{pids: 100000}", "less than or equal to 32768"),
+        ("{cpu: 2}", "cpu"),
+    ],
+)
+def test_limits_a_host_cannot_have(tmp_path: Path, limits: str, why: str) -> None:
+    [found] = problems(tmp_path, with_server("limits", limits))
+    assert found.startswith("8: hosts.server.limits.") and why in found, found
