@@ -264,3 +264,40 @@ def test_every_run_directory_has_its_reports(name: str, run: Callable[[str], Cli
     if r.verdict()["faults"]:
         comments = sum(tshark_count(p, "frame.comment") for p in annotated)
         assert comments >= 1, "the faults appear as packet comments"
+
+
+def test_pool_close_wait(run: Any) -> None:
+    r = run("pool_close_wait")
+    v = r.verdict()
+    client_ip, server_ip = addresses(r)
+    conns = v["connections"]
+    assert len(conns) == 8 and all(c["hosts"] == {"client": "client", "server": "server"} for c in conns)
+    packets = list(read_tcp(r.run_dir / "client.pcap"))
+    restart = next(f for f in v["faults"] if f["fault"] == "restart")
+    for c in conns:
+        port = int(c["client"].rsplit(":", 1)[1])
+        mine = [p for p in packets if port in (p.sport, p.dport)]
+        fin = next(p for p in mine if p.src == server_ip and p.flags & FIN)  # the restarted server's kernel
+        reuse = next(p for p in mine if p.src == client_ip and p.payload_len and p.time > fin.time)
+        rst = next(p for p in mine if p.src == server_ip and p.flags & RST)
+        assert restart["t"] <= fin.time < reuse.time < rst.time  # FIN, the idle pool, the reuse, the RST
+        # Between the FIN and the reuse the client sent no FIN of its own: CLOSE-WAIT, unnoticed.
+        assert not [p for p in mine if p.src == client_ip and p.flags & FIN and p.time < reuse.time]
+    assert v["apps"]["client"]["sees"] == "EPIPE"
+
+
+def test_many_clients_power_cut(run: Any) -> None:
+    r = run("many_clients_power_cut")
+    v = r.verdict()
+    by_client = {c["hosts"]["client"]: c for c in v["connections"]}
+    assert set(by_client) == {"plain", "keepalive", "timeout"}
+    kinds = {host: [p["kind"] for p in c["predictions"]] for host, c in by_client.items()}
+    assert kinds == {"plain": ["rto-abort"], "keepalive": ["keepalive-abort"], "timeout": ["rto-abort"]}
+    plain = by_client["plain"]["predictions"][0]
+    assert plain["beyond_capture"] and plain["observed_s"] is None  # still retransmitting at the end
+    assert v["apps"]["plain"]["sees"] == "nothing"
+    for host, seconds in (("keepalive", 5.0), ("timeout", 3.0)):
+        p = v["predictions"][host]
+        assert p["predicted_s"] == seconds
+        assert v["apps"][host]["sees"] == "ETIMEDOUT"
+        assert v["apps"][host]["t"] - p["from"]["time"] == pytest.approx(seconds, rel=0.15)

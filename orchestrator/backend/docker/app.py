@@ -186,7 +186,7 @@ def start_program(
     name: str,
     host_name: str,
     labels: dict[str, str],
-    new_file: Callable[..., Path],
+    new_file: Callable[[str, int, int], Path],
     trace_name: str,
     on_line: Callable[[str, str], None],
 ) -> ProgramApp:

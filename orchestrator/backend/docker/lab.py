@@ -121,6 +121,7 @@ class Lab:
                 spec=spec,
                 image=resolve_image(spec.image, self.images),
                 new_capture=lambda pcap: self._new_capture(pcap, uid, gid),
+                new_file=self._new_capture,
                 capture_user=f"{uid}:{gid}",
                 on_line=self.on_line,
                 net_admin=name in self.net_admin,

@@ -41,6 +41,7 @@ class Pod:
     spec: HostBase
     image: str
     new_capture: Callable[[str], Path]  # pcap name -> its new empty file, writable by capture_user
+    new_file: Callable[[str, int, int], Path]  # (name, uid, gid) -> a new empty file for that user
     capture_user: str  # "uid:gid" tcpdump runs as: never root
     on_line: LineSink
     boots: int = 0
@@ -98,10 +99,21 @@ class Pod:
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
                 )
                 self.captures.append(pcap)
+                # A reboot: the peer is still sending, and the fresh kernel answers at once (an
+                # RST) as soon as its interface is up: the cable goes in only once the capture
+                # listens, or that first answer is missing from the new capture.
+                cabled_later = self.boots > 1
+                if cabled_later:
+                    self.network.disconnect(self.host)
                 self.host.start()
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting host {self.name}") from None
         LogLine(capture.READY_TEXT).wait(self.host, f"the capture on {self.name}")
+        if cabled_later:
+            try:
+                self.reconnect()
+            except ENGINE_ERRORS as exc:
+                raise engine_error(exc, f"connecting host {self.name}") from None
 
     def start_app(self, config_json: str) -> None:
         assert self.host is not None, "boot() first"
@@ -144,7 +156,7 @@ class Pod:
                     name=f"tcpscen-{self.run_id}-{self.name}-app-{n}",
                     host_name=self.name,
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
-                    new_file=self.new_capture,
+                    new_file=self.new_file,
                     trace_name=f"{self.name}.syscalls.txt" if n == 1 else f"{self.name}.syscalls.{n}.txt",
                     on_line=self.on_line,
                 )
