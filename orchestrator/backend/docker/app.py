@@ -188,6 +188,7 @@ def start_program(
     labels: dict[str, str],
     new_file: Callable[[str, int, int], Path],
     trace_name: str,
+    limits: dict[str, Any],
     on_line: Callable[[str, str], None],
 ) -> ProgramApp:
     """Create and start the program in `host`'s namespace; its followers run from here on.
@@ -200,6 +201,7 @@ def start_program(
         "cap_drop": ["ALL"],  # no fault needs a capability in the app itself
         "environment": run.environment,
         "labels": labels,
+        **limits,  # memory and pids: a runaway program stops at its container's limit
     }
     if run.user:
         kwargs["user"] = run.user

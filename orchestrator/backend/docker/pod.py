@@ -157,6 +157,7 @@ class Pod:
                     host_name=self.name,
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="app"),
                     new_file=self.new_file,
+                    limits=limits.for_app(self.spec.limits),
                     trace_name=f"{self.name}.syscalls.txt" if n == 1 else f"{self.name}.syscalls.{n}.txt",
                     on_line=self.on_line,
                 )
