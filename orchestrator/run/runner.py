@@ -26,6 +26,11 @@ from orchestrator.run.schedule import Pending, Schedule
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
+from orchestrator.verdict.socket_timeline import write_timeline
+
+# How often each kernel's sockets are sampled (HOST.sockets.jsonl): 100-250 ms shows each RTO
+# backoff step and keepalive probe, and costs little (backend.docker.sampler).
+SAMPLE_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -96,6 +101,8 @@ def run_scenario(
             journal.note("network", subnet=str(scenario.network.subnet))
             observer.started(result.run_dir, scenario)
             lab.boot_hosts()
+            for name in scenario.hosts:
+                lab.host(name).sample_sockets(SAMPLE_INTERVAL_S)
             _drive(scenario, lab, result, inbox, journal, observer, cancel)
             lab.check_health()
             # Before teardown: the kernels' own view of the sockets.
@@ -105,6 +112,8 @@ def run_scenario(
             observer.step("closing captures")
             result.t_end = time.time()
         result.captures = {name: list(lab.host(name).captures) for name in scenario.hosts}
+        for name in scenario.hosts:
+            write_timeline(result.run_dir, name, lab.host(name).socket_samples)
         _drain(inbox, result, observer)
         for name, files in lab.logs().items():
             for suffix, text in files.items():

@@ -22,6 +22,7 @@ from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.app import ProgramApp, ProgramRun, start_program
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
+from orchestrator.backend.docker.sampler import start_sampler
 from orchestrator.capture import tcpdump as capture
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import HostBase
@@ -51,6 +52,8 @@ class Pod:
     program: ProgramRun | None = None  # a user's program instead of the agent (app.py)
     program_apps: list[ProgramApp] = field(default_factory=list)
     extra_hosts: dict[str, str] = field(default_factory=dict)  # every host's name -> its address
+    sample_interval_s: float | None = None  # set by sample_sockets: the sampler restarts at each boot
+    socket_samples: list[str] = field(default_factory=list)  # sampler.py's files, one per boot
     _followers: list[threading.Thread] = field(default_factory=list)
 
     def boot(self) -> None:
@@ -91,6 +94,22 @@ class Pod:
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting host {self.name}") from None
         LogLine(capture.READY_TEXT).wait(self.host, f"the capture on {self.name}")
+        if self.sample_interval_s is not None:
+            self._start_sampler()
+
+    def sample_sockets(self, interval_s: float) -> None:
+        """Sample this kernel's sockets from now on, and again from each power on (a new kernel)."""
+        self.sample_interval_s = interval_s
+        if self.host is not None:
+            self._start_sampler()
+
+    def _start_sampler(self) -> None:
+        assert self.host is not None and self.sample_interval_s is not None
+        try:
+            name = start_sampler(self.host, self.name, self.boots, _capture_user(), self.sample_interval_s)
+        except ENGINE_ERRORS as exc:
+            raise engine_error(exc, f"starting the socket sampler on {self.name}") from None
+        self.socket_samples.append(name)
 
     def start_app(self, config_json: str) -> None:
         assert self.host is not None, "boot() first"
