@@ -72,7 +72,7 @@ class Host(Protocol):
         ...
 
     def sample_sockets(self, interval_s: float) -> None:
-        """Sample that view (`ss -tanoie`: every TCP socket, listeners and their accept queues
+        """Sample that view (`ss -tanoi`: every TCP socket, listeners and their accept queues
         included, with timers and counters) every `interval_s` from now until teardown, from
         inside the host's namespace and without sending a packet; after a power on the new kernel
         is sampled into a new file. Each sample is headed by its wall-clock time, on the captures'

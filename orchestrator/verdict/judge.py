@@ -22,6 +22,7 @@ from orchestrator.tcp.merge import merge_sent
 from orchestrator.verdict import expectations as c
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
 from orchestrator.verdict.programs import ProgramOutcome, program_checks, program_outcomes
+from orchestrator.verdict.socket_verdict import judge_sockets
 from orchestrator.verdict.sockets import socket_state
 
 
@@ -36,6 +37,7 @@ class Verdict:
     t0: float | None
     notes: list[str] = field(default_factory=list)
     programs: dict[str, ProgramOutcome] = field(default_factory=dict)  # hosts running a user's program
+    sockets: dict[str, Any] = field(default_factory=dict)  # the kernels' socket timelines (socket_verdict)
 
     @property
     def passed(self) -> bool:
@@ -57,6 +59,7 @@ class Verdict:
             "faults": [asdict(f) for f in self.faults],
             "notes": self.notes,
             "programs": {k: asdict(v) for k, v in self.programs.items()},
+            "sockets": self.sockets,
         }
 
 
@@ -116,6 +119,11 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         verdict.checks += c.check_reports(name, want.reports, events)
     verdict.programs = program_outcomes(scenario, events, record.run_dir, t0)
     verdict.checks += program_checks(scenario, verdict.programs, faults, record.run_dir, t0)
+    # The kernels' own view over time (HOST.sockets.jsonl), beside the packets.
+    sockets = judge_sockets(scenario, record.run_dir, connections, t0, record.t_end)
+    verdict.checks += sockets.checks
+    verdict.notes += sockets.notes
+    verdict.sockets = sockets.to_json(t0)
     return verdict
 
 

@@ -205,6 +205,9 @@ def load_timeline(path: Path, host: str) -> SocketTimeline:
                 sockets.append(SocketSample(**{k: v for k, v in raw.items() if k in _FIELDS}, line=n))
         except (KeyError, TypeError, ValueError):
             continue
+    # In time order whatever the file's (stable: a sample's sockets keep ss's order).
+    ticks.sort(key=lambda k: k.t)
+    sockets.sort(key=lambda s: s.t)
     return SocketTimeline(host, ticks, sockets, path.name)
 
 

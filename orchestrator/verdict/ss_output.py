@@ -1,7 +1,7 @@
-"""What `ss -tanoie` prints, as typed samples: one `SocketSample` per socket per sample.
+"""What `ss -tanoi` prints, as typed samples: one `SocketSample` per socket per sample.
 
-Each socket is a main line (state, Recv-Q, Send-Q, local and peer address, then `timer:(...)`,
-`ino:`, `sk:`) and, with `-i`, an indented line of `key:value` counters. The fields kept are the
+Each socket is a main line (state, Recv-Q, Send-Q, local and peer address, then, with `-o`,
+`timer:(...)`) and, with `-i`, an indented line of `key:value` counters. The fields kept are the
 ones that tell a disconnection story: the state, the timer (on: retransmission or SYN; keepalive;
 timewait; persist: zero-window probes, or sends that fail locally), its time left and count
 (retransmissions by the timer, or unanswered probes), rto, backoff, unacked, retrans
@@ -39,7 +39,6 @@ HEADER = "# tcpscen-ss"  # as sampler_loop writes them
 END = "# end"
 
 _TIMER = re.compile(r"timer:\((\w+),([^,)]*),(\d+)\)")
-_COOKIE = re.compile(r"\bsk:([0-9a-f]+)\b")
 _TIME_LEFT = re.compile(r"^(?:(\d+)min)?(?:(\d+)(sec|\.))?(?:(\d+)ms)?$")
 _HEAD = re.compile(r"^# tcpscen-ss boot=(\d+) t=([\d.]+) took=([\d.]+) rc=(-?\d+)$")
 
@@ -67,7 +66,6 @@ class SocketSample:
     lastsnd_ms: int | None = None
     lastrcv_ms: int | None = None
     lastack_ms: int | None = None
-    cookie: str | None = None  # the socket's identity (sk:), kept by its TIME-WAIT successor
     line: int = 0  # its line in HOST.sockets.jsonl (1-based), once written
 
     @property
@@ -86,7 +84,7 @@ class SocketSample:
             words.append(f"rto:{self.rto_ms:g} backoff:{self.backoff}")
         if self.retrans_total:
             words.append(f"retrans:{self.retrans}/{self.retrans_total}")
-        if self.unacked:
+        if self.unacked and not self.listening:  # a listener's "unacked" is its accept queue again
             words.append(f"unacked:{self.unacked}")
         return " ".join(words)
 
@@ -112,7 +110,7 @@ def time_left(text: str) -> float | None:
     if m is None:
         return None
     minutes, secs, _, msecs = m.groups()
-    return int(minutes or 0) * 60 + int(secs or 0) + int(msecs or 0) / 1000
+    return round(int(minutes or 0) * 60 + int(secs or 0) + int(msecs or 0) / 1000, 3)
 
 
 def endpoint(text: str) -> str:
@@ -131,7 +129,7 @@ def endpoint(text: str) -> str:
 
 
 def parse_ss(text: str, t: float, boot: int) -> list[SocketSample]:
-    """Every socket in one `ss -tanoie` listing (the header line and anything else skipped)."""
+    """Every socket in one `ss -tanoi` listing (the header line and anything else skipped)."""
     out: list[SocketSample] = []
     main: list[str] | None = None
     for line in text.splitlines():
@@ -158,7 +156,6 @@ def _sample(main: list[str], info: list[str], t: float, boot: int) -> SocketSamp
         kind = m.group(1)
         timer = cast(TimerKind, kind if kind in TIMER_KINDS else "unknown")
         left, count = time_left(m.group(2)), int(m.group(3))
-    cookie = c.group(1) if (c := _COOKIE.search(rest)) else None
     values: dict[str, str] = {}
     for token in info:
         key, sep, value = token.partition(":")
@@ -184,7 +181,6 @@ def _sample(main: list[str], info: list[str], t: float, boot: int) -> SocketSamp
         lastsnd_ms=_int(values.get("lastsnd")),
         lastrcv_ms=_int(values.get("lastrcv")),
         lastack_ms=_int(values.get("lastack")),
-        cookie=cookie,
     )
 
 
