@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator.scenario.base import StrictModel
 from orchestrator.scenario.units import Count
@@ -55,6 +55,12 @@ class SocketExpect(StrictModel):
     never: SocketState | None = None
     timer: TimerName | None = None
     retrans: Count | None = None
+
+    @field_validator("timer", mode="before")
+    @classmethod
+    def _yaml_on(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `on` as true: `timer: on` means ss's timer:(on,...).
+        return "on" if value is True else value
 
     @model_validator(mode="after")
     def _one_condition(self) -> SocketExpect:

@@ -44,6 +44,7 @@ def test_a_good_list_loads(tmp_path: Path) -> None:
     - {host: client, reaches: CLOSE-WAIT, of: any, peer: server, port: 7000}
     - {host: server, never: TIME-WAIT}
     - {host: client, timer: keepalive}
+    - {host: client, timer: on}
     - {host: client, retrans: ">=3"}
 """
     assert load(tmp_path, items) == []
@@ -167,3 +168,10 @@ def test_each_and_any_over_a_power_cycled_host(tmp_path: Path) -> None:
         {"host": "server", "reaches": "none", "of": "each"},
     )
     assert not each.passed and gone.passed
+
+
+def test_a_bare_yaml_on_is_the_retransmission_timer(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace("{items}\n", "    - {host: client, timer: on}\n"))
+    (item,) = load_scenario(path).expect.sockets
+    assert item.timer == "on" and item.describe() == "client: timer:(on) at some sample (each connection)"
