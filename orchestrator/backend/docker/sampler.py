@@ -17,8 +17,6 @@ from docker.models.containers import Container
 from orchestrator.backend.docker import sampler_loop
 from orchestrator.capture.tcpdump import RUN_DIR_MOUNT
 
-# Every 200 ms: inside the 100-250 ms the timeline needs, a sample cheap enough for two cores.
-INTERVAL_S = 0.2
 _SOURCE = Path(sampler_loop.__file__).read_text()
 
 
