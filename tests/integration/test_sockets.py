@@ -7,12 +7,14 @@ import itertools
 import json
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.pcap.reader import read_tcp
 from orchestrator.verdict.socket_timeline import load_timeline
-from tests.integration.conftest import CliRun, tshark_count
+from tests.integration.conftest import CliRun, tcpscen, tshark_count
 from tests.integration.test_scenarios import addresses
 
 pytestmark = pytest.mark.engine
@@ -100,3 +102,45 @@ def test_reboot_rst_a_new_kernel_gets_a_new_sampler(run: Any) -> None:
     assert boots == sorted(boots) and set(boots) == {1, 2}
     texts = [f["text"] for f in r.verdict()["sockets"]["connections"][0]["findings"]]
     assert any("came from its new kernel (boot 2), which had no such socket" in t for t in texts), texts
+
+
+CLIENT_CUT = """\
+name: client_cut
+description: The client's own cable is pulled while it sends.
+duration: 8s
+hosts:
+  server: {role: server, address: 10.77.0.10, agent: {mode: echo}}
+  client:
+    role: client
+    address: 10.77.0.20
+    agent: {mode: send, connect: "server:7000", every: 200ms}
+timeline:
+  - {after: client.connected, at: 1s, fault: disconnect, host: client}
+expect:
+  sockets:
+    - {host: client, timer: persist}
+    - {host: client, state: ESTAB, during: throughout}
+"""
+
+
+def test_sends_failing_locally_back_off_on_the_probe_timer_and_the_note_says_so(tmp_path: Path) -> None:
+    # Measured: with its own interface gone, the client's data never leaves (no route), so
+    # nothing is in flight to retransmit; the kernel waits on the probe timer, backing off.
+    scenario = tmp_path / "client_cut.yaml"
+    scenario.write_text(CLIENT_CUT)
+    r = tcpscen("run", scenario, runs_dir=tmp_path / "runs")
+    assert r.code == 0 and r.run_dir is not None, r.stdout + r.stderr
+    v = r.verdict()
+    conn = v["connection"]
+    timeline = load_timeline(r.run_dir / "client.sockets.jsonl", "client")
+    (series,) = timeline.of(conn["client"], conn["server"])
+    persist = [s for s in series.samples if s.timer == "persist"]
+    assert persist and max(s.backoff for s in persist) >= 3
+    assert max(s.retrans_total for s in series.samples) == 0 and conn["retransmissions"]["client"] == 0
+    cut = v["faults"][0]["t_done"]
+    client_ip, _ = addresses(r)
+    assert not [p for p in read_tcp(r.run_dir / "client.pcap") if p.src == client_ip and p.time > cut]
+    findings = v["sockets"]["connections"][0]["findings"]
+    assert any(
+        f["kind"] == "differs" and "its sends failed locally and never left" in f["text"] for f in findings
+    ), findings
