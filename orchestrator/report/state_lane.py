@@ -72,12 +72,16 @@ def lane_of(host: str, file: str, series: list[SocketSeries]) -> Lane | None:
             else:
                 spans.append([sample])
         starts = [run[0].t for run in spans[1:]]
-        ended = s.ended.t if s.ended is not None else s.last.t
+        # Gone at a sample of the same kernel: the band reaches it. Gone with the kernel: the
+        # next kernel's first sample may come seconds later, so the band stops at its last.
+        ended = s.gone.t if s.gone is not None else s.last.t
         for run, end in zip(spans, [*starts, ended], strict=True):
             lane.spans.append(LaneSpan(run[0].state, run[0].timer, run[0], run[-1], end))
     last = series[-1]
-    if last.ended is not None:
-        lane.gone, lane.kernel_gone = last.ended.t, last.kernel_gone is not None
+    if last.gone is not None:
+        lane.gone = last.gone.t
+    elif last.kernel_gone is not None:
+        lane.gone, lane.kernel_gone = last.last.t, True
     return lane
 
 

@@ -114,7 +114,9 @@ def _outcome(want: SocketExpect, view: SideSockets | None, c: ConnectionSockets,
 
 def _story(view: SideSockets, t0: float | None) -> str:
     """The socket's states in order: "ESTAB +0.196s → none +14.502s (still there at the end)"."""
-    steps = [f"{t.state} {at(t.t, t0)}" for t in view.transitions()]
+    steps = [
+        f"{t.state}{' (with its kernel)' if t.with_kernel else ''} {at(t.t, t0)}" for t in view.transitions()
+    ]
     if not steps:
         return f"never listed in {view.host}'s samples"
     return " → ".join(steps) + (" (to the end)" if view.alive_at_end() else "")

@@ -24,7 +24,7 @@ from orchestrator.verdict.socket_timeline import GONE, SocketSeries, SocketTimel
 from orchestrator.verdict.ss_output import SocketSample
 
 FindingKind = Literal["agrees", "differs", "half-open"]
-SLACK_S = 0.05  # a sample and a packet this close may be in either order
+SLACK_S = 0.1  # a sample (ss runs 10-70 ms here) and a packet this close may be in either order
 _BOOT = re.compile(r"\.boot(\d+)\.[^.]+$")
 CLOSING_STATES = ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "TIME-WAIT", "LAST-ACK", GONE)
 
@@ -211,8 +211,13 @@ def _after_close(view: SideSockets, conn: ConnectionSummary, t0: float | None) -
             out.append(
                 Finding(
                     "differs",
-                    f"{view.host} sent a {what} at {at(frame.time, t0)}, yet its kernel still listed the "
-                    f"socket {s.state} at {at(s.t, t0)}",
+                    f"{view.host} sent {'an' if what == 'RST' else 'a'} {what} at {at(frame.time, t0)}, yet "
+                    f"its kernel still listed the socket {s.state} at {at(s.t, t0)}"
+                    + (
+                        ": not its socket's (another part of its kernel sent it, e.g. a firewall's REJECT)"
+                        if what == "RST"
+                        else ""
+                    ),
                     [ref(frame, t0), view.where(s)],
                 )
             )

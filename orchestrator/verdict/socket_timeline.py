@@ -45,6 +45,7 @@ class Transition:
     state: str
     line: int  # the line that shows it: the socket's, or (gone) the sample's without it
     sample: SocketSample | None = None
+    with_kernel: bool = False  # gone because its kernel went (the host powered off)
 
 
 @dataclass
@@ -76,7 +77,7 @@ class SocketSeries:
             if not out or out[-1].state != s.state:
                 out.append(Transition(s.t, s.state, s.line, s))
         if (end := self.ended) is not None:
-            out.append(Transition(end.t, GONE, end.line))
+            out.append(Transition(end.t, GONE, end.line, with_kernel=self.gone is None))
         return out
 
     def max_retrans(self) -> SocketSample:

@@ -36,8 +36,11 @@ def test_a_lane_is_one_span_per_state_and_timer_and_ends_where_the_socket_went(t
     rebooted = replay("reboot_rst", tmp_path / "r")
     server = load_timeline(rebooted.run_dir / "server.sockets.jsonl", "server")
     c = rebooted.connections[0]
-    gone_with_kernel = lane_of("server", server.file, server.of(c.server, c.client))
+    (old,) = server.of(c.server, c.client)
+    gone_with_kernel = lane_of("server", server.file, [old])
     assert gone_with_kernel is not None and gone_with_kernel.kernel_gone
+    # The band stops at the old kernel's last sample, not at the new kernel's first.
+    assert gone_with_kernel.gone == old.last.t == gone_with_kernel.spans[-1].end
 
 
 def lane_rects(page: str) -> list[tuple[float, str]]:

@@ -168,6 +168,7 @@ def test_each_and_any_over_a_power_cycled_host(tmp_path: Path) -> None:
         {"host": "server", "reaches": "none", "of": "each"},
     )
     assert not each.passed and gone.passed
+    assert " → none (with its kernel) +" in gone.observed
 
 
 def test_a_bare_yaml_on_is_the_retransmission_timer(tmp_path: Path) -> None:

@@ -132,6 +132,15 @@ def test_a_fin_the_kernel_does_not_show(tmp_path: Path) -> None:
     )
 
 
+def test_an_rst_its_socket_did_not_send(tmp_path: Path) -> None:
+    timelines = {"client": loopback(tmp_path)}
+    ka = timelines["client"].of("127.0.0.1:49584", "127.0.0.1:7000")[0]
+    rst = FrameRef("client.pcap", 12, ka.first.t - 1.0)  # a firewall's REJECT answers for it
+    conn = dataclasses.replace(bare("127.0.0.1:49584", "127.0.0.1:7000"), rsts=SideFrames(client=[rst]))
+    f = only(reconcile(conn, {"client": "client", "server": None}, timelines, 0.0), "differs", "sent an RST")
+    assert "not its socket's (another part of its kernel sent it" in f.text
+
+
 def test_a_long_connection_the_kernel_never_listed(tmp_path: Path) -> None:
     timelines = {"client": loopback(tmp_path)}
     ghost = reconcile(
