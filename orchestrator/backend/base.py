@@ -71,6 +71,19 @@ class Host(Protocol):
         """The kernel's own view of its TCP sockets (`ss -tanoi`), or a line saying why not."""
         ...
 
+    def sample_sockets(self, interval_s: float) -> None:
+        """Sample that view (`ss -tanoi`: every TCP socket, listeners and their accept queues
+        included, with timers and counters) every `interval_s` from now until teardown, from
+        inside the host's namespace and without sending a packet; after a power on the new kernel
+        is sampled into a new file. Each sample is headed by its wall-clock time, on the captures'
+        clock (`verdict.socket_timeline` reads the files)."""
+        ...
+
+    @property
+    def socket_samples(self) -> list[str]:
+        """The files `sample_sockets` wrote so far, in the run directory: one per boot."""
+        ...
+
 
 class Wire(Protocol):
     """The path between the hosts: what happens to packets between two kernels."""

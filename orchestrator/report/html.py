@@ -12,6 +12,7 @@ from orchestrator.report import sections
 from orchestrator.report.ladder_svg import End, LadderScene, draw_ladder
 from orchestrator.report.runview import RunView
 from orchestrator.report.seqgraph import GraphScene, draw_time_sequence, sides_with_data
+from orchestrator.report.state_lane import lane_legend, lanes_for, run_timelines
 from orchestrator.report.style import STYLE
 from orchestrator.report.svg import esc
 from orchestrator.run.records import AgentEvent
@@ -40,8 +41,12 @@ def render_run(view: RunView, ladders: list[Ladder]) -> str:
         body.append(sections.model_table(view, t0))
     else:
         body.append('<p class="warn">No verdict.json in this run directory: the run did not finish.</p>')
+    timelines = run_timelines(view.run_dir, [h.name for h in view.hosts], view.t_end)
     for i, ladder in enumerate(ordered[:MAX_CONNECTIONS]):
         scene = LadderScene(ladder, t0, _ends(view, ladder), list(view.faults), _events_by_side(view, ladder))
+        scene.lanes = lanes_for(
+            timelines, {s: (e.name, e.endpoint, _peer(scene, s)) for s, e in scene.ends.items()}
+        )
         body.append(_connection(scene, primary=i == 0))
     body.append(_omitted(ordered))
     body.append(sections.apps_table(view, t0))
@@ -97,6 +102,8 @@ def _connection(scene: LadderScene, primary: bool) -> str:
         f"<small>tcp.stream {lad.stream} · {lad.packets} segments</small>"
     )
     parts = [sections.legend(), f'<div class="scroll">{draw_ladder(scene)}</div>']
+    if scene.lanes:
+        parts.insert(1, lane_legend())
     names = {side: end.name for side, end in scene.ends.items()}
     graphs = [
         draw_time_sequence(
@@ -117,6 +124,10 @@ def _connection(scene: LadderScene, primary: bool) -> str:
     if primary:
         return f"<section {cls}><h2>{head}</h2>{inner}</section>"
     return f"<details {cls}><summary><h2>{head}</h2></summary>{inner}</details>"
+
+
+def _peer(scene: LadderScene, side: Side) -> str:
+    return scene.ends["server" if side == "client" else "client"].endpoint
 
 
 def _omitted(ladders: list[Ladder]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from orchestrator.report.state_lane import Lane, TimeAxis, draw_lane
 from orchestrator.report.svg import COLORS, TIMES, arrow_markers, esc, line, rect, svg_open, text, title
 from orchestrator.run.records import AgentEvent, FaultRecord
 from orchestrator.tcp.connection import Side
@@ -53,6 +54,7 @@ class LadderScene:
     ends: dict[Side, End]
     faults: list[FaultRecord] = field(default_factory=list)
     events: dict[Side, list[AgentEvent]] = field(default_factory=dict)
+    lanes: dict[Side, Lane] = field(default_factory=dict)  # each end's socket state (ss samples)
 
 
 Item = LadderRow | FaultRecord | tuple[Side, AgentEvent] | Elision
@@ -102,6 +104,7 @@ class _Drawing:
         self.out: list[str] = []
         self.y = float(TOP)
         self.group: tuple[float, int, LadderRow] | None = None  # (top y, rows left, first row)
+        self.points: list[tuple[float, float]] = []  # (time, y) of what was drawn: the lanes' axis
 
     def draw(self) -> str:
         last: float | None = None
@@ -109,8 +112,13 @@ class _Drawing:
             start, end = _span(item)
             if last is not None and start - last > GAP_S:
                 self._gap(start - last)
+            top = self.y
             self._item(item)
+            self.points.append((start, top + 13))
+            if end > start:
+                self.points.append((end, self.y - 13))
             last = end if last is None else max(last, end)
+        self._lanes(last)
         height = self.y + 24
         head = [svg_open(WIDTH, height, "ladder", "ladder diagram"), arrow_markers()]
         head.append(f'<g font-family="{FONT}" font-size="11">')
@@ -138,6 +146,26 @@ class _Drawing:
                 out.append(elision)
         out.extend(x[2] for x in extras[j:])
         return out
+
+    def _lanes(self, last: float | None) -> None:
+        """The sockets' state beside each line; their samples may go on after the last segment."""
+        lanes = self.scene.lanes
+        if not lanes:
+            return
+        end = max(max(s.end for s in lane.spans) for lane in lanes.values())
+        if last is not None and end - last > GAP_S:
+            self._gap(end - last)
+            y = self.y + 6
+            words = f"last socket sample at {self._rel(end):+.3f} s"
+            self.out.append(text(X_TIME, y + 4, f"{self._rel(end):+.3f}", fill="#6b7280"))
+            self.out.append(
+                text((X["client"] + X["server"]) / 2, y + 4, words, text_anchor="middle", fill="#9ca3af")
+            )
+            self.points.append((end, y))
+            self.y += 16
+        axis = TimeAxis(self.points)
+        for side, lane in lanes.items():
+            self.out.append(draw_lane(lane, X[side], -1 if side == "client" else 1, axis, self.scene.t0))
 
     def _item(self, item: Item) -> None:
         if isinstance(item, LadderRow):

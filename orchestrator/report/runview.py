@@ -63,6 +63,7 @@ class RunView:
     notes: list[str] = field(default_factory=list)
     stream: int | None = None  # the verdict's connection (tcp.stream), drawn first
     events: list[AgentEvent] = field(default_factory=list)
+    t_end: float | None = None  # when the observation ended (the socket lanes stop there)
 
     @property
     def passed(self) -> bool:
@@ -104,6 +105,7 @@ def view_of_run(scenario: Scenario, verdict: Verdict, record: RunRecord) -> RunV
         list(verdict.notes),
         verdict.connection.stream if verdict.connection else None,
         sorted(record.events, key=lambda e: e.t),
+        t_end=record.t_end,
     )
 
 
@@ -134,7 +136,8 @@ def load_view(run_dir: Path) -> RunView:
         t0 = next((float(n["t"]) for n in timeline if n.get("kind") == "t0"), None)
     if not hosts:
         raise ValueError(f"{run_dir}: no captures (*.pcap) and no {INPUT_FILE}: not a run directory")
-    view = RunView(name, run_dir, hosts, t0, description, events=events)
+    t_end = next((float(n["t"]) for n in timeline if n.get("kind") == "end"), None)
+    view = RunView(name, run_dir, hosts, t0, description, events=events, t_end=t_end)
     view.faults = [_fault(n) for n in timeline if "fault" in n]
     if verdict is not None:
         _apply_verdict(view, verdict)

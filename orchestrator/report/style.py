@@ -30,6 +30,7 @@ svg { display: block; max-width: none; }
 .legend { display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 12px; color: #374151; margin: 4px 0 8px; }
 .key { display: inline-flex; align-items: center; gap: 6px; }
 .swatch { display: inline-block; width: 26px; height: 0; }
+.lane-swatch { display: inline-block; width: 6px; height: 14px; }
 .band { display: inline-block; width: 26px; height: 10px; background: #fef3c7; border: 1px solid #f59e0b; }
 details > summary { cursor: pointer; list-style: revert; }
 details > summary h2 { display: inline; border: none; }

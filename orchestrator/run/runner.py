@@ -27,6 +27,11 @@ from orchestrator.rundir import RunDir, make_dirs
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
+from orchestrator.verdict.socket_timeline import timeline_name, timeline_text
+
+# How often each kernel's sockets are sampled (HOST.sockets.jsonl): 100-250 ms shows each RTO
+# backoff step and keepalive probe, and costs about 10 ms of CPU a sample (5 % of a core per host).
+SAMPLE_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -103,6 +108,8 @@ def run_scenario(
             observer.started(result.run_dir, scenario)
             lab.boot_hosts()
             journal.check()
+            for name in scenario.hosts:
+                lab.host(name).sample_sockets(SAMPLE_INTERVAL_S)
             _drive(scenario, lab, result, inbox, journal, observer, cancel)
             lab.check_health()
             journal.check()
@@ -112,12 +119,9 @@ def run_scenario(
                 journal.write_text(f"{name}.ss.txt", text)
             observer.step("closing captures")
             result.t_end = time.time()
-        result.captures = {name: list(lab.host(name).captures) for name in scenario.hosts}
+        _keep(lab, scenario, result, journal)
         _drain(inbox, result, observer)
         journal.check()  # the captures are whole: else no verdict
-        for name, logs in lab.logs().items():
-            for suffix, text in logs.items():
-                journal.write_text(f"{name}.{suffix}", text)
         observer.step("judging the packets")
         record = RunRecord(
             result.run_dir,
@@ -139,6 +143,19 @@ def run_scenario(
     finally:
         _finish(files, journal, result)
     return result
+
+
+def _keep(lab: Backend, scenario: Scenario, result: RunResult, journal: Journal) -> None:
+    """What the torn-down hosts leave in the run directory: their captures' names, each
+    kernel's socket timeline, and their logs."""
+    result.captures = {name: list(lab.host(name).captures) for name in scenario.hosts}
+    for name in scenario.hosts:
+        text = timeline_text(result.run_dir, lab.host(name).socket_samples)
+        if text is not None:
+            journal.write_text(timeline_name(name), text)
+    for name, logs in lab.logs().items():
+        for suffix, text in logs.items():
+            journal.write_text(f"{name}.{suffix}", text)
 
 
 def _finish(files: RunDir, journal: Journal, result: RunResult) -> None:

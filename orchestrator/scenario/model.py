@@ -13,23 +13,13 @@ from orchestrator.scenario.base import StrictModel
 from orchestrator.scenario.names import check_image, check_text
 from orchestrator.scenario.program import Program, check_service_program
 from orchestrator.scenario.selection import ConnectionExpect
+from orchestrator.scenario.socket_expect import SocketExpect
+from orchestrator.scenario.socket_expect import SocketState as SocketState  # noqa: PLC0414 - re-exported
 from orchestrator.scenario.sockopts import SocketOptions as SocketOptions  # noqa: PLC0414 - re-exported
 from orchestrator.scenario.steps import Step
 from orchestrator.scenario.units import MIB, Count, Duration, Memory, Percent
 
 Side = Literal["client", "server"]
-SocketState = Literal[
-    "ESTAB",
-    "SYN-SENT",
-    "SYN-RECV",
-    "FIN-WAIT-1",
-    "FIN-WAIT-2",
-    "TIME-WAIT",
-    "CLOSE-WAIT",
-    "LAST-ACK",
-    "CLOSING",
-    "none",
-]
 MAX_DURATION_S = 3600.0
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -273,6 +263,8 @@ class Expect(StrictModel):
     apps: dict[str, AppExpect] = Field(default_factory=dict)
     # TCP state of the connection's socket on each side when the observation ends (ss): ESTAB, none, ...
     socket_at_end: dict[Side, SocketState] = Field(default_factory=dict)
+    # What the kernels listed over the run (their socket samples): states, timers, counters.
+    sockets: list[SocketExpect] = Field(default_factory=list)
     # Segments of the connection sent by either side after the first fault (0: total silence).
     packets_after_fault: Count | None = None
     # Expectations about chosen connections (a pool, several clients): see `selection`.

@@ -153,6 +153,15 @@ def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 problems.append(
                     (("expect", "apps", name, key), f"{key} is for a program; {name} runs the built-in agent")
                 )
+    for i, item in enumerate(scenario.expect.sockets):
+        for key in ("host", "peer"):
+            name = getattr(item, key)
+            if name is not None and name not in scenario.hosts:
+                problems.append(
+                    (("expect", "sockets", i, key), f"unknown host {name!r}; hosts are {_names(scenario)}")
+                )
+        if item.peer is not None and item.peer == item.host:
+            problems.append((("expect", "sockets", i, "peer"), "a host's peer is another host"))
     return problems
 
 

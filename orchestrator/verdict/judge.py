@@ -28,6 +28,7 @@ from orchestrator.verdict.connections import (
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
 from orchestrator.verdict.programs import ProgramOutcome, program_checks, program_outcomes
 from orchestrator.verdict.selection import check_selections
+from orchestrator.verdict.socket_verdict import judge_sockets
 from orchestrator.verdict.sockets import socket_state
 
 
@@ -43,6 +44,7 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     programs: dict[str, ProgramOutcome] = field(default_factory=dict)  # hosts running a user's program
     connections: list[JudgedConnection] = field(default_factory=list)  # every connection of the run
+    sockets: dict[str, Any] = field(default_factory=dict)  # the kernels' socket timelines (socket_verdict)
 
     @property
     def passed(self) -> bool:
@@ -65,6 +67,7 @@ class Verdict:
             "notes": self.notes,
             "programs": {k: asdict(v) for k, v in self.programs.items()},
             "connections": [c.to_json() for c in self.connections],
+            "sockets": self.sockets,
         }
 
 
@@ -124,6 +127,11 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         verdict.checks += c.check_reports(name, want.reports, events)
     verdict.programs = program_outcomes(scenario, events, record.run_dir, t0)
     verdict.checks += program_checks(scenario, verdict.programs, faults, record.run_dir, t0)
+    # The kernels' own view over time (HOST.sockets.jsonl), beside the packets.
+    sockets = judge_sockets(scenario, record.run_dir, [j.summary for j in connections], t0, record.t_end)
+    verdict.checks += sockets.checks
+    verdict.notes += sockets.notes
+    verdict.sockets = sockets.to_json(t0)
     return verdict
 
 

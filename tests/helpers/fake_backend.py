@@ -33,6 +33,8 @@ class FakeHost:
     captures: list[str] = field(default_factory=list)
     running: bool = False
     config: str = ""
+    socket_samples: list[str] = field(default_factory=list)
+    sample_interval_s: float | None = None
 
     def _call(self, call: str) -> None:
         self.backend.calls.append((self.name, call))
@@ -43,6 +45,23 @@ class FakeHost:
         pcap = f"{self.name}.pcap" if boot == 1 else f"{self.name}.boot{boot}.pcap"
         empty_pcap(self.backend.run_dir / pcap)
         self.captures.append(pcap)
+        if self.sample_interval_s is not None:
+            self._write_sample()
+
+    def sample_sockets(self, interval_s: float) -> None:
+        self.sample_interval_s = interval_s
+        self.backend.calls.append((self.name, f"sample_sockets {interval_s:g}"))
+        self._write_sample()
+
+    def _write_sample(self) -> None:
+        """One sample of a kernel with no sockets, as the sampler writes it, per boot."""
+        boot = len(self.captures)
+        name = f"{self.name}.ss-samples.txt" if boot == 1 else f"{self.name}.boot{boot}.ss-samples.txt"
+        (self.backend.run_dir / name).write_text(
+            f"# tcpscen-ss boot={boot} t={time.time():.6f} took=0.002000 rc=0\n"
+            "State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n# end\n"
+        )
+        self.socket_samples.append(name)
 
     def start_app(self, config: str) -> None:
         self.config, self.running = config, True

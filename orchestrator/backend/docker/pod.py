@@ -23,6 +23,7 @@ from orchestrator.backend.docker import labels, limits
 from orchestrator.backend.docker.app import ProgramApp, ProgramRun, start_program
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
+from orchestrator.backend.docker.sampler import samples_name, start_sampler
 from orchestrator.capture import tcpdump as capture
 from orchestrator.interrupts import shielded
 from orchestrator.rundir import invoking_user
@@ -58,6 +59,8 @@ class Pod:
     program_apps: list[ProgramApp] = field(default_factory=list)
     extra_hosts: dict[str, str] = field(default_factory=dict)  # every host's name -> its address
     on_rewired: Callable[[str], None] | None = None  # told of a new veth (the wire's rules follow it)
+    sample_interval_s: float | None = None  # set by sample_sockets: the sampler restarts at each boot
+    socket_samples: list[str] = field(default_factory=list)  # sampler.py's files, one per boot
     _followers: list[threading.Thread] = field(default_factory=list)
 
     def boot(self) -> None:
@@ -65,6 +68,9 @@ class Pod:
         self.boots += 1
         pcap = capture.pcap_name(self.name, self.boots)
         source = self.new_capture(pcap)
+        # The socket sampler's file, made and mounted alone like the capture's (sampler.py).
+        samples = samples_name(self.name, self.boots)
+        samples_source = self.new_capture(samples)
         try:
             with shielded():  # an interrupt waits until the object exists and is known
                 self.host = self.client.containers.create(
@@ -95,7 +101,10 @@ class Pod:
                     cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
                     # Programs name their peers (`nc server 8000`); the app shares this /etc/hosts.
                     extra_hosts=self.extra_hosts,
-                    volumes={str(source): {"bind": f"{capture.RUN_DIR_MOUNT}/{pcap}", "mode": "rw"}},
+                    volumes={
+                        str(source): {"bind": f"{capture.RUN_DIR_MOUNT}/{pcap}", "mode": "rw"},
+                        str(samples_source): {"bind": f"{capture.RUN_DIR_MOUNT}/{samples}", "mode": "rw"},
+                    },
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
                 )
                 self.captures.append(pcap)
@@ -114,6 +123,22 @@ class Pod:
                 self.reconnect()
             except ENGINE_ERRORS as exc:
                 raise engine_error(exc, f"connecting host {self.name}") from None
+        if self.sample_interval_s is not None:
+            self._start_sampler()
+
+    def sample_sockets(self, interval_s: float) -> None:
+        """Sample this kernel's sockets from now on, and again from each power on (a new kernel)."""
+        self.sample_interval_s = interval_s
+        if self.host is not None:
+            self._start_sampler()
+
+    def _start_sampler(self) -> None:
+        assert self.host is not None and self.sample_interval_s is not None
+        try:
+            name = start_sampler(self.host, self.name, self.boots, self.capture_user, self.sample_interval_s)
+        except ENGINE_ERRORS as exc:
+            raise engine_error(exc, f"starting the socket sampler on {self.name}") from None
+        self.socket_samples.append(name)
 
     def start_app(self, config_json: str) -> None:
         assert self.host is not None, "boot() first"

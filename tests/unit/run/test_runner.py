@@ -200,3 +200,19 @@ def test_only_hosts_whose_firewall_a_fault_changes_get_net_admin(tmp_path: Path)
     sc = scenario("  - {at: 0s, fault: reject, host: server}\n  - {at: 0s, fault: blackhole, host: client}")
     _, _, backend = run(sc, tmp_path)
     assert backend.net_admin == frozenset({"server"})
+
+
+def test_every_host_is_sampled_before_any_app_starts_and_again_after_a_power_on(tmp_path: Path) -> None:
+    sc = scenario(
+        "  - {at: 100ms, fault: power_off, host: server}\n  - {at: 300ms, fault: power_on, host: server}"
+    )
+    result, _, backend = run(sc, tmp_path)
+    calls = [c for c in backend.calls if c[1].startswith(("sample_sockets", "start_app"))]
+    assert calls[:2] == [("server", "sample_sockets 0.2"), ("client", "sample_sockets 0.2")]
+    assert calls[2] == ("server", "start_app")
+    assert backend.hosts["server"].socket_samples == ["server.ss-samples.txt", "server.boot2.ss-samples.txt"]
+    rows = [json.loads(line) for line in (result.run_dir / "server.sockets.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["boot"]) for r in rows] == [("sample", 1), ("sample", 2)]
+    assert json.loads((result.run_dir / "verdict.json").read_text())["sockets"]["hosts"]["server"][
+        "boots"
+    ] == [1, 2]
