@@ -169,8 +169,8 @@ def run_addresses(run_dir: Path) -> dict[str, str]:
 def settings_of_host(
     host: AnyHost, base: KernelSettings | None = None, how: str = "scenario"
 ) -> KernelSettings:
-    """One scenario host's settings: its sysctls, then its app's socket options (the agent's, or what a program declares), which
-    override them for its socket, as in the kernel."""
+    """One scenario host's settings: its sysctls, then its app's socket options (the agent's,
+    or what a program declares), which override them for its socket, as in the kernel."""
     s = base or KernelSettings()
     for sysctl, number in host.sysctls.items():
         short = sysctl.removeprefix("net.ipv4.")

@@ -11,6 +11,8 @@ None of this may cost the verdict: a failure becomes a note in it, and the next 
 
 from __future__ import annotations
 
+import json
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +59,7 @@ def write_all(view: RunView, save_input: bool) -> tuple[list[str], list[str]]:
 
     if save_input:
         attempt("report-input.json", lambda: _input(view))
-    attempt(JUNIT, lambda: _junit(view))
+    attempt(JUNIT, lambda: _junit(view, live=save_input))
     attempt("annotated captures", lambda: _annotated(view))
     attempt(REPORT, lambda: [write_run_report(view, view.run_dir / REPORT).name])
     return written, problems
@@ -87,10 +89,36 @@ def _input(view: RunView) -> list[str]:
     return ["report-input.json"]
 
 
-def _junit(view: RunView) -> list[str]:
+def _junit(view: RunView, live: bool) -> list[str]:
     checks = view.checks if view.has_verdict else None
-    write_junit(view.run_dir / JUNIT, [suite(view.scenario, checks, notes=view.notes, run_dir=view.run_dir)])
+    seconds = run_seconds(view.run_dir, live)
+    one = suite(view.scenario, checks, notes=view.notes, run_dir=view.run_dir, seconds=seconds)
+    write_junit(view.run_dir / JUNIT, [one])
     return [JUNIT]
+
+
+def run_seconds(run_dir: Path, live: bool) -> float | None:
+    """How long a run took, from its journal: its start to its end, or to now while it is
+    still running (the reports are written before the journal's end); None if unknown."""
+    started = ended = None
+    try:
+        lines = (run_dir / "timeline.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for raw in lines:
+        try:
+            note = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(note, dict) and note.get("kind") == "scenario":
+            started = note.get("started")
+        elif isinstance(note, dict) and note.get("kind") == "end":
+            ended = note.get("t")
+    if not isinstance(started, int | float):
+        return None
+    if not isinstance(ended, int | float):
+        ended = time.time() if live else None
+    return ended - started if ended is not None else None
 
 
 def _annotated(view: RunView) -> list[str]:

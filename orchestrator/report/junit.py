@@ -2,7 +2,8 @@
 
 A run gets its own file (one testsuite); `tcpscen run --junit PATH` writes one for the whole set,
 one testsuite per scenario run. A run that ended in an error, with no verdict, is one test case
-with an <error>.
+with an <error>. A suite's `time` is its run's duration (seconds); the checks are judged after
+the run, all at once, so a test case has none of its own, except a run's error (the whole run).
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ def suite(
     error: str | None = None,
     notes: list[str] | None = None,
     run_dir: Path | None = None,
+    seconds: float | None = None,
 ) -> ET.Element:
-    """One scenario run as a <testsuite>; checks None means the run gave no verdict."""
+    """One scenario run as a <testsuite>; checks None means the run gave no verdict; `seconds`,
+    how long the run took."""
     el = ET.Element("testsuite", name=name)
+    if seconds is not None:
+        el.set("time", _time(seconds))
     if run_dir is not None:
         props = ET.SubElement(el, "properties")
         ET.SubElement(props, "property", name="run_dir", value=str(run_dir))
@@ -44,6 +49,8 @@ def suite(
     if checks is None or error is not None:
         errors += 1
         case = ET.SubElement(el, "testcase", classname=f"tcpscen.{name}", name="run")
+        if seconds is not None:
+            case.set("time", _time(seconds))
         problem = error or "the run gave no verdict"
         ET.SubElement(
             case, "error", message=problem.splitlines()[0] if problem else "", type="run"
@@ -62,6 +69,9 @@ def document(suites: list[ET.Element]) -> ET.ElementTree[ET.Element]:
     root = ET.Element("testsuites", name="tcpscen")
     for key in ("tests", "failures", "errors"):
         root.set(key, str(sum(int(s.get(key, "0")) for s in suites)))
+    times = [s.get("time") for s in suites]
+    if suites and all(t is not None for t in times):
+        root.set("time", _time(sum(float(t or 0) for t in times)))
     root.extend(suites)
     ET.indent(root)
     return ET.ElementTree(root)
@@ -71,6 +81,10 @@ def write_junit(path: Path, suites: list[ET.Element]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     document(suites).write(path, encoding="utf-8", xml_declaration=True)
     return path
+
+
+def _time(seconds: float) -> str:
+    return f"{max(0.0, seconds):.3f}"
 
 
 def _details(check: Check) -> str:

@@ -41,6 +41,12 @@ class RunResult:
     t0: float | None = None
     t_end: float | None = None  # when the observation ended (the captures closed)
     scenario: Scenario | None = None  # as it really ran (moved to a free subnet if need be)
+    started: float | None = None  # when run_scenario began and returned: the run's duration
+    ended: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return self.ended - self.started if self.started is not None and self.ended is not None else None
 
 
 class CancelledError(TcpscenError):
@@ -73,6 +79,7 @@ def run_scenario(
     """Run one scenario on `backend`. `cancel`, when set from another thread, stops it cleanly
     (parallel runs)."""
     cancel = cancel or threading.Event()
+    result.started = time.time()
     journal = Journal(result.run_dir)
     inbox: queue.Queue[AgentEvent] = queue.Queue()
 
@@ -132,6 +139,7 @@ def run_scenario(
         if result.verdict is not None:
             journal.write_json("verdict.json", result.verdict.to_json())
         journal.close()
+        result.ended = time.time()
     return result
 
 
