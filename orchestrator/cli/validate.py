@@ -19,4 +19,6 @@ def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or
         size = f"{len(scenario.hosts)} hosts, {len(scenario.timeline)} steps"
         if scenario.sweep:
             size += f", a sweep of {math.prod(len(v) for v in scenario.sweep.values())} runs"
-        console.print(f"[green]ok[/] {markup_safe(str(path))}: {markup_safe(scenario.name)} ({size})")
+        console.print(
+            f"[green]ok[/] {markup_safe(str(path))}: {markup_safe(scenario.name)} ({size})", soft_wrap=True
+        )

@@ -100,9 +100,8 @@ def _expand(
     data: dict[str, Any] = located.data
     base = {k: v for k, v in data.items() if k != "sweep"}
     name = str(data.get("name", default_name))
+    # The keys that name a value get their values checked even if others do not: all at once.
     keys, problems = _keys(located, file)
-    if problems:
-        raise ScenarioError(problems)
     # Each value alone first: a value the leaf refuses is that value's problem.
     for k in keys:
         for i, value in enumerate(k.values):

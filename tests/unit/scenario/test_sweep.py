@@ -3,6 +3,7 @@ a scenario file would be, every problem at once with the sweep's own line."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -268,4 +269,5 @@ def test_any_sweep_loads_or_fails_cleanly(tmp_path: Path, matrix: dict[str, Any]
     except ScenarioError as exc:
         assert exc.problems and all(p.file == str(path) and p.message for p in exc.problems)
         return
-    assert len(sweep.points) == max(1, len(sweep.points))
+    assert len(sweep.points) == math.prod(len(v) for v in matrix.values())
+    assert all(len(p.values) == len(matrix) for p in sweep.points)
