@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -101,6 +102,16 @@ def _plan(items: list[Scenario | Sweep], runs_dir: Path, repeat: int) -> tuple[l
     return plan, sweeps
 
 
+def _timed(job: Job, run: Callable[[RunResult], RunResult]) -> RunResult:
+    """The run, with when it started and ended (junit's and --json's durations)."""
+    result = job.start()
+    result.started = time.time()
+    try:
+        return run(result)
+    finally:
+        result.ended = time.time()
+
+
 def _made(result: RunResult) -> RunResult:
     return result
 
@@ -123,7 +134,7 @@ def _run_verbose(job: Job, verbose: bool, console: Console) -> tuple[str, RunRes
 
     scenario = job.scenario
     console.rule(f"[bold]{markup_safe(scenario.name)}")
-    result = run_scenario(scenario, job.start(), ConsoleObserver(console, verbose), Lab)
+    result = _timed(job, lambda r: run_scenario(scenario, r, ConsoleObserver(console, verbose), Lab))
     if result.verdict is not None:
         print_verdict(console, result.verdict)
     if result.error is not None:
@@ -144,7 +155,7 @@ def _run_brief(
     cancel = threading.Event()
 
     def one(job: Job) -> tuple[str, RunResult]:
-        result = run_scenario(job.scenario, job.start(), QuietObserver(), Lab, cancel)
+        result = _timed(job, lambda r: run_scenario(job.scenario, r, QuietObserver(), Lab, cancel))
         print_line(console, job.scenario.name, result)
         if out is not None:
             out.emit(run_json(job.scenario.name, result, job.sweep, job.point))

@@ -11,7 +11,6 @@ None of this may cost the verdict: a failure becomes a note in it, and the next 
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from orchestrator.pcap.annotate import Note, annotate_capture
 from orchestrator.report.html import write_run_report
-from orchestrator.report.junit import suite, write_junit
+from orchestrator.report.junit import run_seconds, suite, write_junit
 from orchestrator.report.runview import RunView, load_view, view_of_run, write_input
 from orchestrator.report.sections import annotated_name
 from orchestrator.scenario.model import Scenario
@@ -91,34 +90,11 @@ def _input(view: RunView) -> list[str]:
 
 def _junit(view: RunView, live: bool) -> list[str]:
     checks = view.checks if view.has_verdict else None
-    seconds = run_seconds(view.run_dir, live)
+    # Right after a run its journal has no end yet: the run lasts until now.
+    seconds = run_seconds(view.run_dir, until=time.time() if live else None)
     one = suite(view.scenario, checks, notes=view.notes, run_dir=view.run_dir, seconds=seconds)
     write_junit(view.run_dir / JUNIT, [one])
     return [JUNIT]
-
-
-def run_seconds(run_dir: Path, live: bool) -> float | None:
-    """How long a run took, from its journal: its start to its end, or to now while it is
-    still running (the reports are written before the journal's end); None if unknown."""
-    started = ended = None
-    try:
-        lines = (run_dir / "timeline.jsonl").read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for raw in lines:
-        try:
-            note = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(note, dict) and note.get("kind") == "scenario":
-            started = note.get("started")
-        elif isinstance(note, dict) and note.get("kind") == "end":
-            ended = note.get("t")
-    if not isinstance(started, int | float):
-        return None
-    if not isinstance(ended, int | float):
-        ended = time.time() if live else None
-    return ended - started if ended is not None else None
 
 
 def _annotated(view: RunView) -> list[str]:

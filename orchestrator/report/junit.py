@@ -8,6 +8,7 @@ the run, all at once, so a test case has none of its own, except a run's error (
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -81,6 +82,27 @@ def write_junit(path: Path, suites: list[ET.Element]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     document(suites).write(path, encoding="utf-8", xml_declaration=True)
     return path
+
+
+def run_seconds(run_dir: Path, until: float | None = None) -> float | None:
+    """How long a run took, from its journal (timeline.jsonl): from its start to its end, or to
+    `until` if the end is not written (yet: the reports come just before it). None if unknown."""
+    started = ended = None
+    try:
+        lines = (run_dir / "timeline.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for raw in lines:
+        try:
+            note = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(note, dict) and note.get("kind") == "scenario":
+            started = note.get("started")
+        elif isinstance(note, dict) and note.get("kind") == "end":
+            ended = note.get("t")
+    end = ended if isinstance(ended, int | float) else until
+    return end - started if isinstance(started, int | float) and end is not None else None
 
 
 def _time(seconds: float) -> str:

@@ -41,7 +41,7 @@ class RunResult:
     t0: float | None = None
     t_end: float | None = None  # when the observation ended (the captures closed)
     scenario: Scenario | None = None  # as it really ran (moved to a free subnet if need be)
-    started: float | None = None  # when run_scenario began and returned: the run's duration
+    started: float | None = None  # when the caller started run_scenario and it returned
     ended: float | None = None
 
     @property
@@ -79,7 +79,6 @@ def run_scenario(
     """Run one scenario on `backend`. `cancel`, when set from another thread, stops it cleanly
     (parallel runs)."""
     cancel = cancel or threading.Event()
-    result.started = time.time()
     journal = Journal(result.run_dir)
     inbox: queue.Queue[AgentEvent] = queue.Queue()
 
@@ -139,7 +138,6 @@ def run_scenario(
         if result.verdict is not None:
             journal.write_json("verdict.json", result.verdict.to_json())
         journal.close()
-        result.ended = time.time()
     return result
 
 
