@@ -29,10 +29,10 @@ def new_sweep(sweep: Sweep, runs_root: Path) -> SweepRuns:
     runs_root.mkdir(parents=True, exist_ok=True)
     directory = runs_root / f"{_slug(sweep.name)}-{stamp}"
     try:
-        directory.mkdir()
+        _make_dir(directory)
     except FileExistsError:
         directory = runs_root / f"{_slug(sweep.name)}-{stamp}-{secrets.token_hex(2)}"
-        directory.mkdir()
+        _make_dir(directory)
     return SweepRuns(sweep, directory)
 
 
@@ -41,12 +41,17 @@ def new_point_run(runs: SweepRuns, point: Point, repeat: int = 1) -> RunResult:
     second run with --repeat. Its run id (the engine objects' label) stays within [a-z0-9_-]."""
     name = _UNSAFE.sub("-", point.label).strip("-")[:80] or "run"
     run_dir = runs.directory / (name if repeat == 1 else f"{name}-run{repeat}")
-    run_dir.mkdir()
+    _make_dir(run_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_id = f"{_slug(f'{runs.sweep.name}-{point.label}')}-{stamp}-{secrets.token_hex(2)}"
     result = RunResult(run_id=run_id, run_dir=run_dir)
     runs.runs.append((point, result))
     return result
+
+
+def _make_dir(path: Path) -> None:
+    """A new directory (never an existing one) that no one else may write into, as a run's."""
+    path.mkdir(mode=0o755)
 
 
 def _slug(text: str) -> str:
