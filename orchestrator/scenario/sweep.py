@@ -31,6 +31,9 @@ from orchestrator.scenario.source import read_source
 from orchestrator.scenario.yamlpos import Located
 
 MAX_RUNS = 100  # combinations: as many as --repeat allows runs of one scenario
+# Keys: with at most 100 runs, no more than 6 can take two values. The bounds also bound the
+# checking (each value, then each combination, is a scenario loaded): well under a second.
+MAX_KEYS = 8
 Combo = tuple[int, ...]  # an index into each key's values
 
 
@@ -102,6 +105,8 @@ def _expand(
     name = str(data.get("name", default_name))
     # The keys that name a value get their values checked even if others do not: all at once.
     keys, problems = _keys(located, file)
+    if any(p.message.endswith(f"at most {MAX_RUNS} runs") for p in problems):
+        raise ScenarioError(problems)  # too many to check one by one
     # Each value alone first: a value the leaf refuses is that value's problem.
     for k in keys:
         for i, value in enumerate(k.values):
@@ -152,6 +157,8 @@ def _keys(located: Located, file: str) -> tuple[list[SweepKey], list[Problem]]:
     where = located.line_of(("sweep",))
     if not matrix:
         problems.append(Problem(file, where, "sweep", "no keys: name a value and the values to try"))
+    if len(matrix) > MAX_KEYS:
+        return [], [Problem(file, where, "sweep", f"{len(matrix)} keys: at most {MAX_KEYS}")]
     leaves: list[tuple[Leaf, tuple[SweepValue, ...]]] = []
     for key, values in matrix.items():
         line = located.line_of(("sweep", key))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from orchestrator.errors import ScenarioError
 from orchestrator.scenario import leaf
 from orchestrator.scenario.loader import load_scenario
-from orchestrator.scenario.sweep import MAX_RUNS, load_sweep
+from orchestrator.scenario.sweep import MAX_KEYS, MAX_RUNS, load_sweep
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -197,6 +197,12 @@ def test_too_many_combinations(tmp_path: Path) -> None:
     many = ", ".join(str(n) for n in range(1, 12))
     path = write(tmp_path, f"  hosts.client.agent.size: [{many}]\n  hosts.client.agent.count: [{many}]\n")
     assert problems(path) == [f"{path}:12: sweep: 121 combinations: at most {MAX_RUNS} runs"]
+
+
+def test_too_many_keys(tmp_path: Path) -> None:
+    keys = "".join(f"  hosts.client.agent.socket.keepidle{i}: [1s]\n" for i in range(MAX_KEYS + 1))
+    path = write(tmp_path, keys)
+    assert problems(path) == [f"{path}:12: sweep: {MAX_KEYS + 1} keys: at most {MAX_KEYS}"]
 
 
 def test_an_unsupported_sysctl_is_the_value_problem(tmp_path: Path) -> None:
