@@ -115,3 +115,12 @@ class Tags(HTMLParser):
             self.classes.append(found["class"] or "")
         if tag == "polyline":
             self.polylines.append(found)
+
+
+def test_a_duration_is_sampled_as_the_file_would_write_it(tmp_path: Path) -> None:
+    # keepidle does not change an RTO abort: the model's curve is flat, defined at whole seconds.
+    runs = sweep_runs(tmp_path, "  hosts.client.agent.socket.keepidle: [1s, 4s]\n")
+    s = summarize(runs)
+    (curve,) = [c for c in s.curves if c.host == "client"]
+    assert [x for x, _ in curve.points] == [1.0, 2.0, 3.0, 4.0]
+    assert [y for _, y in curve.points] == pytest.approx([s.rows[0].ends["client"].predicted_s] * 4)
