@@ -11,6 +11,7 @@ from orchestrator.errors import Problem, ScenarioError, UsageError
 
 if TYPE_CHECKING:
     from orchestrator.scenario.model import Scenario
+    from orchestrator.scenario.sweep import Sweep
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -42,6 +43,19 @@ def load_all(paths: list[Path]) -> list[Scenario]:
     if problems:
         raise ScenarioError(problems)
     return scenarios
+
+
+def load_runs(paths: list[Path]) -> list[Scenario | Sweep]:
+    """As `load_all`, with each sweep file expanded into its runs."""
+    from orchestrator.scenario.routes import host_routes  # noqa: PLC0415
+    from orchestrator.scenario.sweep import load_sweep  # noqa: PLC0415
+
+    scenarios = load_all(paths)
+    routes = host_routes()
+    return [
+        load_sweep(path, routes) if s.sweep is not None else s
+        for path, s in zip(expand(paths), scenarios, strict=True)
+    ]
 
 
 def check_writable_dir(path: Path, option: str) -> None:

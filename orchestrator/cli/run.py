@@ -1,22 +1,38 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from orchestrator.cli.common import check_writable_dir, load_all
+from orchestrator.cli.common import check_writable_dir, load_runs
+from orchestrator.cli.run_output import JsonLines, print_line, print_summary, run_json
 from orchestrator.errors import EXIT_ENGINE, EXIT_FAIL, EXIT_PASS, TcpscenError, UsageError
 from orchestrator.interrupts import Interrupted
 from orchestrator.report.terminal import markup_safe
 
 if TYPE_CHECKING:
     from orchestrator.run.runner import RunResult
+    from orchestrator.run.sweep import SweepRuns
     from orchestrator.scenario.model import Scenario
+    from orchestrator.scenario.sweep import Point, Sweep
+
+
+@dataclass
+class Job:
+    """One run to make: its scenario, and its run directory (made when it starts, or already)."""
+
+    scenario: Scenario
+    start: Callable[[], RunResult]
+    sweep: SweepRuns | None = None
+    point: Point | None = None
 
 
 def run(
@@ -29,68 +45,125 @@ def run(
     junit: Annotated[
         Path | None, typer.Option("--junit", help="also write a junit.xml of every run here, for CI")
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="one JSON object per run on stdout, one a line; the rest on stderr"),
+    ] = False,
 ) -> None:
-    """Run scenarios on real kernels and judge them. Exit 0 all pass, 1 a failed expectation,
-    2 a bad scenario, 3 an engine problem."""
+    """Run scenarios on real kernels and judge them (a sweep file: one run per combination of its
+    values, and a summary). Exit 0 all pass, 1 a failed expectation, 2 a bad scenario, 3 an
+    engine problem."""
     from orchestrator.report.flakiness import assess  # noqa: PLC0415 - keeps other commands' start-up light
 
-    scenarios = load_all(files)  # every file is checked before any Docker object exists
+    items = load_runs(files)  # every file is checked before any Docker object exists
     check_writable_dir(runs_dir, "--runs-dir")  # and where the runs go, and the junit file
     if junit is not None:
         check_writable_dir(junit.parent, "--junit")
         if junit.is_dir():
             raise UsageError(f"--junit {junit}: is a directory; give the file to write, such as junit.xml")
-    console = Console(highlight=False)
-    plan = [s for s in scenarios for _ in range(repeat)]
-    if jobs > 1 or brief:
-        results = _run_brief(plan, runs_dir, jobs, console)
+    # With --json, stdout carries the JSON lines alone: everything for people goes to stderr.
+    console = Console(highlight=False, stderr=as_json)
+    plan, sweeps = _plan(items, runs_dir, repeat)
+    if jobs > 1 or brief or as_json:
+        results = _run_brief(plan, jobs, console, JsonLines() if as_json else None)
     else:
-        results = [_run_verbose(s, runs_dir, verbose, console) for s in plan]
+        results = [_run_verbose(job, verbose, console) for job in plan]
     if len(results) > 1:
-        _print_summary(console, results)
+        print_summary(console, results)
+    for s in sweeps:
+        _summarize_sweep(s, console)
     if junit is not None:
-        console.print(f"junit: {markup_safe(str(_write_junit(junit, results)))}")
+        console.print(f"junit: {markup_safe(str(_write_junit(junit, results)))}", soft_wrap=True)
     if repeat > 1:
-        for scenario in scenarios:
-            same = [r.verdict for name, r in results if name == scenario.name]
-            console.print(markup_safe(assess(scenario.name, same).describe(), multiline=True))
+        for name in dict.fromkeys(job.scenario.name for job in plan):
+            same = [r.verdict for n, r in results if n == name]
+            console.print(markup_safe(assess(name, same).describe(), multiline=True))
     raise typer.Exit(_exit_code([r for _, r in results]))
 
 
-def _run_verbose(
-    scenario: Scenario, runs_dir: Path, verbose: bool, console: Console
-) -> tuple[str, RunResult]:
+def _plan(items: list[Scenario | Sweep], runs_dir: Path, repeat: int) -> tuple[list[Job], list[SweepRuns]]:
+    """Every run, in order: a scenario `repeat` times; a sweep's combinations, each `repeat`
+    times, in the sweep's directory (made now, so the summary has a place even if a run fails)."""
+    from orchestrator.run.runner import new_run  # noqa: PLC0415
+    from orchestrator.run.sweep import new_point_run, new_sweep  # noqa: PLC0415
+    from orchestrator.scenario.model import Scenario  # noqa: PLC0415
+
+    plan: list[Job] = []
+    sweeps: list[SweepRuns] = []
+    for item in items:
+        if isinstance(item, Scenario):
+            plan += [Job(item, partial(new_run, item, runs_dir)) for _ in range(repeat)]
+            continue
+        runs = new_sweep(item, runs_dir)
+        sweeps.append(runs)
+        for point in item.points:
+            for k in range(1, repeat + 1):
+                made = new_point_run(runs, point, k)
+                plan.append(Job(point.scenario, partial(_made, made), runs, point))
+    return plan, sweeps
+
+
+def _timed(job: Job, run: Callable[[RunResult], RunResult]) -> RunResult:
+    """The run, with when it started and ended (junit's and --json's durations)."""
+    result = job.start()
+    result.started = time.time()
+    try:
+        return run(result)
+    finally:
+        result.ended = time.time()
+
+
+def _made(result: RunResult) -> RunResult:
+    return result
+
+
+def _summarize_sweep(runs: SweepRuns, console: Console) -> None:
+    from orchestrator.report.sweep import write_summary  # noqa: PLC0415
+
+    try:
+        index, data = write_summary(runs)
+    except Exception as exc:  # the runs' own verdicts and reports stand without it
+        console.print(f"[red]sweep summary not written:[/] {markup_safe(f'{type(exc).__name__}: {exc}')}")
+        return
+    console.print(f"sweep: {markup_safe(str(index))} ({markup_safe(data.name)})", soft_wrap=True)
+
+
+def _run_verbose(job: Job, verbose: bool, console: Console) -> tuple[str, RunResult]:
     from orchestrator.backend.docker.lab import Lab  # noqa: PLC0415
     from orchestrator.report.console import ConsoleObserver, print_verdict  # noqa: PLC0415
-    from orchestrator.run.runner import new_run, run_scenario  # noqa: PLC0415
+    from orchestrator.run.runner import run_scenario  # noqa: PLC0415
 
+    scenario = job.scenario
     console.rule(f"[bold]{markup_safe(scenario.name)}")
-    result = run_scenario(scenario, new_run(scenario, runs_dir), ConsoleObserver(console, verbose), Lab)
+    result = _timed(job, lambda r: run_scenario(scenario, r, ConsoleObserver(console, verbose), Lab))
     if result.verdict is not None:
         print_verdict(console, result.verdict)
     if result.error is not None:
         console.print(f"[bold red]error:[/] {markup_safe(str(result.error), multiline=True)}")
-    console.print(f"run directory: {markup_safe(str(result.run_dir))}")
+    console.print(f"run directory: {markup_safe(str(result.run_dir))}", soft_wrap=True)
     return scenario.name, result
 
 
 def _run_brief(
-    plan: list[Scenario], runs_dir: Path, jobs: int, console: Console
+    plan: list[Job], jobs: int, console: Console, out: JsonLines | None
 ) -> list[tuple[str, RunResult]]:
-    """One line per run as it ends. Ctrl-C cancels every run; each cleans up after itself."""
+    """One line per run as it ends (and its JSON object, with --json). Ctrl-C cancels every run;
+    each cleans up after itself."""
     from orchestrator.backend.docker.lab import Lab  # noqa: PLC0415
     from orchestrator.report.console import QuietObserver  # noqa: PLC0415
-    from orchestrator.run.runner import new_run, run_scenario  # noqa: PLC0415
+    from orchestrator.run.runner import run_scenario  # noqa: PLC0415
 
     cancel = threading.Event()
 
-    def one(scenario: Scenario) -> tuple[str, RunResult]:
-        result = run_scenario(scenario, new_run(scenario, runs_dir), QuietObserver(), Lab, cancel)
-        console.print(_one_line(scenario.name, result))
-        return scenario.name, result
+    def one(job: Job) -> tuple[str, RunResult]:
+        result = _timed(job, lambda r: run_scenario(job.scenario, r, QuietObserver(), Lab, cancel))
+        print_line(console, job.scenario.name, result)
+        if out is not None:
+            out.emit(run_json(job.scenario.name, result, job.sweep, job.point))
+        return job.scenario.name, result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(one, s) for s in plan]
+        futures = [pool.submit(one, job) for job in plan]
         try:
             return [f.result() for f in futures]
         except Interrupted:
@@ -114,21 +187,8 @@ def _write_junit(path: Path, results: list[tuple[str, RunResult]]) -> Path:
         checks = r.verdict.checks if r.verdict is not None else None
         notes = r.verdict.notes if r.verdict is not None else None
         error = str(r.error) if r.error is not None else None
-        suites.append(suite(label, checks, error=error, notes=notes, run_dir=r.run_dir))
+        suites.append(suite(label, checks, error=error, notes=notes, run_dir=r.run_dir, seconds=r.seconds))
     return write_junit(path, suites)
-
-
-def _one_line(name: str, r: RunResult) -> str:
-    name = markup_safe(f"{name:<22}")
-    if r.error is not None:
-        return f"[red]ERROR[/] {name} {markup_safe(str(r.error))}"
-    assert r.verdict is not None
-    mark = "[green]PASS[/] " if r.verdict.passed else "[red]FAIL[/] "
-    failed = [c.name for c in r.verdict.checks if not c.passed]
-    detail = f"{r.verdict.passed_count}/{len(r.verdict.checks)}" + (
-        f"  failed: {', '.join(failed)}" if failed else ""
-    )
-    return f"{mark}{name} {markup_safe(detail)}  {markup_safe(str(r.run_dir))}"
 
 
 def _exit_code(results: list[RunResult]) -> int:
@@ -136,21 +196,3 @@ def _exit_code(results: list[RunResult]) -> int:
     if errors:
         return max(e.exit_code for e in errors if isinstance(e, TcpscenError)) or EXIT_ENGINE
     return EXIT_PASS if all(r.verdict is not None and r.verdict.passed for r in results) else EXIT_FAIL
-
-
-def _print_summary(console: Console, results: list[tuple[str, RunResult]]) -> None:
-    table = Table(title="summary")
-    table.add_column("scenario")
-    table.add_column("verdict")
-    table.add_column("expectations")
-    table.add_column("run directory")
-    for name, r in results:
-        shown, run_dir = markup_safe(name), markup_safe(str(r.run_dir))
-        if r.error is not None:
-            table.add_row(shown, "[red]ERROR[/]", markup_safe(str(r.error)[:60]), run_dir)
-        elif r.verdict is not None:
-            mark = "[green]PASS[/]" if r.verdict.passed else "[red]FAIL[/]"
-            table.add_row(shown, mark, f"{r.verdict.passed_count}/{len(r.verdict.checks)}", run_dir)
-    console.print(table)
-    passed = sum(1 for _, r in results if r.verdict is not None and r.verdict.passed and r.error is None)
-    console.print(f"{passed}/{len(results)} scenarios passed")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -16,4 +17,8 @@ def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or
     console = Console(highlight=False)
     for path, scenario in zip(expand(files), scenarios, strict=True):
         size = f"{len(scenario.hosts)} hosts, {len(scenario.timeline)} steps"
-        console.print(f"[green]ok[/] {markup_safe(str(path))}: {markup_safe(scenario.name)} ({size})")
+        if scenario.sweep:
+            size += f", a sweep of {math.prod(len(v) for v in scenario.sweep.values())} runs"
+        console.print(
+            f"[green]ok[/] {markup_safe(str(path))}: {markup_safe(scenario.name)} ({size})", soft_wrap=True
+        )

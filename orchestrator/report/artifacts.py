@@ -13,13 +13,14 @@ run, replaced whole (never written through) by `tcpscen report`.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.pcap.annotate import Note, annotate_capture
 from orchestrator.report.html import render_run_report
-from orchestrator.report.junit import junit_bytes, suite
+from orchestrator.report.junit import junit_bytes, run_seconds, suite
 from orchestrator.report.runview import INPUT_FILE, RunView, input_json, load_view, view_of_run
 from orchestrator.report.sections import annotated_name
 from orchestrator.rundir import RunDir, give
@@ -76,7 +77,7 @@ def write_all(view: RunView, files: RunDir, save_input: bool) -> tuple[list[str]
 
     if save_input:
         attempt(INPUT_FILE, lambda: put(INPUT_FILE, input_json(view)))
-    attempt(JUNIT, lambda: put(JUNIT, _junit(view)))
+    attempt(JUNIT, lambda: put(JUNIT, _junit(view, live=fresh)))
     attempt("annotated captures", lambda: _annotated(view, files, replace=not fresh))
     attempt(REPORT, lambda: put(REPORT, render_run_report(view)))
     return written, problems
@@ -101,9 +102,13 @@ def notes_of(view: RunView) -> list[Note]:
     return notes
 
 
-def _junit(view: RunView) -> bytes:
+def _junit(view: RunView, live: bool) -> bytes:
     checks = view.checks if view.has_verdict else None
-    return junit_bytes([suite(view.scenario, checks, notes=view.notes, run_dir=view.run_dir)])
+    # Right after a run its journal has no end yet: the run lasts until now.
+    seconds = run_seconds(view.run_dir, until=time.time() if live else None)
+    return junit_bytes(
+        [suite(view.scenario, checks, notes=view.notes, run_dir=view.run_dir, seconds=seconds)]
+    )
 
 
 def _annotated(view: RunView, files: RunDir, replace: bool) -> list[str]:

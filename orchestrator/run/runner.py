@@ -47,6 +47,12 @@ class RunResult:
     t0: float | None = None
     t_end: float | None = None  # when the observation ended (the captures closed)
     scenario: Scenario | None = None  # as it really ran (moved to a free subnet if need be)
+    started: float | None = None  # when the caller started run_scenario and it returned
+    ended: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return self.ended - self.started if self.started is not None and self.ended is not None else None
 
 
 class CancelledError(TcpscenError):

@@ -17,17 +17,29 @@ from orchestrator.scenario.source import MAX_BYTES, read_source
 from orchestrator.scenario.validation import find_problems, find_route_problems
 from orchestrator.scenario.yamlpos import LimitError, Located, load_located
 
-__all__ = ["MAX_BYTES", "load_scenario", "locate", "parse_scenario"]
+__all__ = ["MAX_BYTES", "load_scenario", "locate", "make_scenario", "parse_scenario"]
 
 
 def load_scenario(path: Path, routes: Sequence[Route] | None = None) -> model.Scenario:
     """The scenario in a file. With `routes` (the host's routing table), its subnet is also
-    checked against the host's own networks: `validate` and `run` pass them, nothing else."""
+    checked against the host's own networks: `validate` and `run` pass them, nothing else.
+    A sweep's values are each checked too, as the file with that value would be."""
     file = str(path)
     located = locate(read_source(path), file)
-    scenario = anchor_paths(
-        parse_scenario(located, file, default_name=path.stem, routes=routes), path.resolve().parent
-    )
+    scenario = make_scenario(located, file, path.stem, routes, path.resolve().parent)
+    if scenario.sweep is not None:
+        from orchestrator.scenario.sweep import expand  # noqa: PLC0415 - sweep.py imports this module
+
+        expand(located, file, path.stem, routes, path.resolve().parent)
+    return scenario
+
+
+def make_scenario(
+    located: Located, file: str, default_name: str, routes: Sequence[Route] | None, folder: Path
+) -> model.Scenario:
+    """The scenario in located YAML, checked as a file is: the model and the whole-file checks,
+    the subnet against `routes`, its paths anchored in `folder`, its Compose file's services."""
+    scenario = anchor_paths(parse_scenario(located, file, default_name=default_name, routes=routes), folder)
     if scenario.compose is not None:
         from orchestrator.programs.compose import scenario_problems  # noqa: PLC0415 - only with Compose
 

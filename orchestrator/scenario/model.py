@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.scenario.base import StrictModel
+from orchestrator.scenario.matrix import Matrix
 from orchestrator.scenario.names import check_image, check_text
 from orchestrator.scenario.program import Program, check_service_program
 from orchestrator.scenario.selection import ConnectionExpect
@@ -323,6 +324,8 @@ class Scenario(StrictModel):
     compose: str | None = None
     timeline: list[Step] = Field(default_factory=list)
     expect: Expect = Expect()
+    # Values to try instead of the file's: one run per combination (`sweep.py` checks each).
+    sweep: Matrix | None = None
 
     @field_validator("name", "description")
     @classmethod

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TCPSCEN = [sys.executable, "-m", "orchestrator"]
@@ -46,6 +47,16 @@ def tcpscen(*args: str | Path, runs_dir: Path, timeout: float = 300) -> CliRun:
     )
     dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.exists() else []
     return CliRun(done.returncode, done.stdout, done.stderr, dirs[-1] if dirs else None)
+
+
+def scenario_names(sweeps: bool = False) -> list[str]:
+    """The shipped scenarios, by name: the plain ones, or (`sweeps`) those that are sweeps (a
+    run per value: `test_sweep.py`)."""
+    return sorted(
+        p.stem
+        for p in (ROOT / "scenarios").glob("*.yaml")
+        if bool(yaml.safe_load(p.read_text()).get("sweep")) == sweeps
+    )
 
 
 def tshark_count(pcap: Path, display_filter: str) -> int:

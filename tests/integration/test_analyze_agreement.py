@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ROOT, TCPSCEN, CliRun
+from tests.integration.conftest import ROOT, TCPSCEN, CliRun, scenario_names
 
 pytestmark = pytest.mark.engine
 
-SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
+SCENARIOS = scenario_names()
 KINDS = ("retransmissions", "keepalives", "zero_windows", "rsts")
 # What tshark marks, per kind.
 _FIELDS = {

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from orchestrator.pcap.reader import FIN, RST, SYN, read_tcp
-from tests.integration.conftest import ROOT, CliRun, tcpscen, tshark_count
+from tests.integration.conftest import ROOT, CliRun, scenario_names, tcpscen, tshark_count
 
 pytestmark = pytest.mark.engine
 
@@ -68,10 +68,10 @@ def retransmitted(pcap: Path, src: str) -> list[int]:
 
 
 def test_every_scenario_has_a_test() -> None:
-    from tests.integration import test_programs  # noqa: PLC0415 - the scenarios of users' programs
+    from tests.integration import test_programs, test_sweep  # noqa: PLC0415 - users' programs, sweeps
 
     shipped = {p.stem for p in (ROOT / "scenarios").glob("*.yaml")}
-    names = [*globals(), *vars(test_programs)]
+    names = [*globals(), *vars(test_programs), *vars(test_sweep)]
     tested = {name.removeprefix("test_") for name in names if name.startswith("test_")}
     assert shipped <= tested, shipped - tested
 
@@ -252,7 +252,7 @@ def test_middlebox_reject(run: Callable[[str], CliRun]) -> None:
     assert "ESTAB" in (r.run_dir / "server.ss.txt").read_text()
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml")))
+@pytest.mark.parametrize("name", scenario_names())
 def test_every_run_directory_has_its_reports(name: str, run: Callable[[str], CliRun]) -> None:
     r = run(name)
     html = (r.run_dir / "report.html").read_text()
