@@ -38,6 +38,7 @@ def render_run(view: RunView, ladders: list[Ladder]) -> str:
     body = [sections.run_header(view, t0)]
     if view.has_verdict:
         body.append(sections.verdict_table(view, t0))
+        body.append(sections.connections_table(view, t0))
         body.append(sections.model_table(view, t0))
     else:
         body.append('<p class="warn">No verdict.json in this run directory: the run did not finish.</p>')

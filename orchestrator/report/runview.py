@@ -64,6 +64,9 @@ class RunView:
     stream: int | None = None  # the verdict's connection (tcp.stream), drawn first
     events: list[AgentEvent] = field(default_factory=list)
     t_end: float | None = None  # when the observation ended (the socket lanes stop there)
+    # Every connection of the run, as verdict.json lists them (the contract's fields, hosts,
+    # predictions): the report's table of connections.
+    connections: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -106,6 +109,7 @@ def view_of_run(scenario: Scenario, verdict: Verdict, record: RunRecord) -> RunV
         verdict.connection.stream if verdict.connection else None,
         sorted(record.events, key=lambda e: e.t),
         t_end=record.t_end,
+        connections=[c.to_json() for c in verdict.connections],
     )
 
 
@@ -154,6 +158,7 @@ def _apply_verdict(view: RunView, data: dict[str, Any]) -> None:
     view.notes = list(data.get("notes", []))
     conn = data.get("connection")
     view.stream = int(conn.get("stream", 0)) if conn else None
+    view.connections = [c for c in data.get("connections", []) if isinstance(c, dict)]
 
 
 def _fault(raw: dict[str, Any]) -> FaultRecord:

@@ -182,3 +182,38 @@ def legend() -> str:
         + f'<span class="key"><b>{TIMES}N</b> the same exchange N times</span>'
         + "</p>"
     )
+
+
+def connections_table(view: RunView, t0: float) -> str:
+    """Every connection of the run in one table: its ends, how it ended, its retransmissions
+    and probes, and each end's predicted fate beside what was observed. Rows link to the
+    connection's diagram when it is drawn."""
+    if len(view.connections) < 2:
+        return ""
+    rows = []
+    for c in view.connections:
+        hosts = c.get("hosts") or {}
+        client, server = hosts.get("client") or "?", hosts.get("server") or "?"
+        ends = f"{esc(client)} {esc(c['client'])} → {esc(server)} {esc(c['server'])}"
+        close = esc(c["close"]) + (f" by {esc(c['rst_from'])}" if c.get("rst_from") else "")
+        retx = "/".join(str(c["retransmissions"][s]) for s in ("client", "server"))
+        probes = "/".join(str(c["keepalive_probes"][s]) for s in ("client", "server"))
+        fates = []
+        for p in c.get("predictions", []):
+            at = p["from"]["time"] + p["predicted_s"]
+            seen = (
+                "-" if p.get("observed_s") is None else f"{p['from']['time'] + p['observed_s'] - t0:+.3f} s"
+            )
+            fates.append(f"{esc(p['side'])}: {esc(p['kind'])} {at - t0:+.3f} s (observed {seen})")
+        link = f'<a href="#stream-{c["stream"]}">{c["stream"]}</a>'
+        rows.append(
+            f"<tr><td>{link}</td><td>{ends}</td><td>{close}</td><td>{retx}</td><td>{probes}</td>"
+            f"<td>{'<br>'.join(fates) or '-'}</td></tr>"
+        )
+    return (
+        f'<section id="connections"><h2>Connections <small>{len(view.connections)}</small></h2>'
+        '<table class="connections"><tr><th>stream</th><th>client → server</th><th>end</th>'
+        "<th>retransmissions c/s</th><th>keep-alives c/s</th><th>kernel model: predicted (observed)</th></tr>"
+        + "".join(rows)
+        + "</table></section>"
+    )
