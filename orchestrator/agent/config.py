@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrator.agent import wire
 from orchestrator.scenario.model import Scenario, ServerHost, SocketOptions
+from orchestrator.scenario.topology import connect_address, endpoint
 
 
 def agent_config(scenario: Scenario, name: str) -> str:
@@ -12,7 +13,7 @@ def agent_config(scenario: Scenario, name: str) -> str:
 
 def wire_config(scenario: Scenario, name: str) -> wire.Config:
     """The scenario already checked every value; the agent checks the JSON again, in wire."""
-    host = scenario.hosts[name]
+    host = scenario.apps()[name]
     options = _socket(host.agent.socket)
     if isinstance(host, ServerHost):
         return wire.Config(
@@ -28,7 +29,7 @@ def wire_config(scenario: Scenario, name: str) -> wire.Config:
         host=name,
         role="client",
         mode=host.agent.mode,
-        connect=f"{scenario.hosts[target].address}:{port}",
+        connect=endpoint(connect_address(scenario, name, target), port),
         every_ms=round(host.agent.every * 1000),
         size=host.agent.size,
         send_after_s=host.agent.send_after,

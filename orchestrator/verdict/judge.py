@@ -89,7 +89,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     predictions: dict[str, KernelPrediction] = {}
     if conn is not None:
         views = {side: _own_view(record, side_host[side], conn) for side in SIDES}
-        settings = {side: settings_of_host(scenario.hosts[side_host[side]]) for side in SIDES}
+        settings = {side: settings_of_host(scenario.apps()[side_host[side]]) for side in SIDES}
         for side, (view, icmp) in views.items():
             # Each kernel's timers run on what reached it: predict from its own capture.
             found = predict_connection(
@@ -266,7 +266,7 @@ def _check_all(
         )
         if e.backoff:
             sender = conn.backoff_from or "client"
-            model = backoff_schedule(settings_of_host(scenario.hosts[side_host[sender]]).retries2, rto=0.21)
+            model = backoff_schedule(settings_of_host(scenario.apps()[side_host[sender]]).retries2, rto=0.21)
             out.append(c.check_backoff(conn, tol, model, t0))
         out += c.check_counts(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
@@ -274,7 +274,7 @@ def _check_all(
         if e.keepalive_timing:
             probes = conn.keepalive_probes
             prober: Side = "client" if probes.client >= probes.server else "server"
-            s = settings_of_host(scenario.hosts[side_host[prober]])
+            s = settings_of_host(scenario.apps()[side_host[prober]])
             out.append(c.check_keepalive_timing(conn, s.keepalive_time, s.keepalive_intvl, tol, t0))
         out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)
     for name, want in e.apps.items():

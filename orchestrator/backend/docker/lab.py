@@ -12,22 +12,22 @@ from pathlib import Path
 from types import TracebackType
 
 import docker
-import docker.errors
-from docker.types import IPAMConfig, IPAMPool
+from docker.models.networks import Network
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from orchestrator.agent.wire import READY_TEXT as AGENT_READY_TEXT
 from orchestrator.backend.base import LineSink, Say
-from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.bridge import Bridge
 from orchestrator.backend.docker.cleanup import Removed, remove_run
-from orchestrator.backend.docker.engine import ENGINE_ERRORS, connect_engine, engine_error
+from orchestrator.backend.docker.engine import ENGINE_ERRORS, connect_engine
+from orchestrator.backend.docker.forwarding import Forwarding, bridge_name
 from orchestrator.backend.docker.images import Images, ensure_images, resolve_image
+from orchestrator.backend.docker.networks import create_networks
 from orchestrator.backend.docker.pod import Pod
+from orchestrator.backend.docker.topology import make_pod
 from orchestrator.errors import EngineError
-from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import Scenario
-from orchestrator.scenario.relocate import candidate_subnets, relocate
+from orchestrator.scenario.topology import routers
 
 
 class Lab:
@@ -48,6 +48,8 @@ class Lab:
         self.client: docker.DockerClient | None = None
         self.images: Images | None = None
         self.pods: dict[str, Pod] = {}
+        self.networks: dict[str, Network] = {}
+        self.forwarding: Forwarding | None = None  # routed packets across the run's bridges
         self.removed: Removed | None = None
         self.bridge: Bridge | None = None
         self._dir_mode: int | None = None
@@ -67,46 +69,37 @@ class Lab:
         self.images = ensure_images(self.client, self.say)
 
     def create_network(self) -> Scenario:
-        """The run's own network. If its subnet is taken (a parallel run), the next free one in
-        10.77.0.0/16, with every host moved along; the scenario as it will really run is returned."""
+        """The run's own networks. If a subnet is taken (a parallel run), the first layout in
+        10.77.0.0/16 where all are free, with every host moved along; the scenario as it will
+        really run is returned."""
         assert self.client is not None
-        for subnet in candidate_subnets(self.scenario):
+        self.networks, self.scenario = create_networks(self.client, self.run_id, self.scenario)
+        self.network = next(iter(self.networks.values()))
+        if routers(self.scenario):
+            assert self.images is not None
+            self.forwarding = Forwarding(self.client, self.images.agent, self.run_id, self.scenario.name)
             try:
-                with shielded():  # an interrupt waits until the object exists and is known
-                    self.network = self.client.networks.create(
-                        f"tcpscen-{self.run_id}",
-                        driver="bridge",
-                        internal=True,  # no route out: traffic stays between the run's own hosts
-                        ipam=IPAMConfig(
-                            pool_configs=[
-                                IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))
-                            ]
-                        ),
-                        labels=labels.for_run(self.run_id, self.scenario.name),
-                    )
-            except docker.errors.APIError as exc:
-                if "overlap" in str(exc).lower():
-                    continue
-                raise engine_error(exc, "creating the run's network") from None
-            except ENGINE_ERRORS as exc:
-                raise engine_error(exc, "creating the run's network") from None
-            self.scenario = relocate(self.scenario, subnet)
-            return self.scenario
-        raise EngineError("no free subnet in 10.77.0.0/16 for this run: `tcpscen clean` removes leftovers")
+                self.forwarding.allow([bridge_name(str(n.id)) for n in self.networks.values()])
+            except (RuntimeError, *ENGINE_ERRORS) as exc:
+                raise EngineError(f"letting routed packets cross the run's bridges: {exc}") from None
+        return self.scenario
 
     def boot_hosts(self) -> None:
-        """Servers first, so their capture and agent are up before any client can connect."""
+        """Routers first, then servers, so the path and the servers' captures and agents are up
+        before any client can connect."""
         assert self.client is not None and self.images is not None
         self._open_run_dir()
-        order = sorted(self.scenario.hosts.items(), key=lambda kv: kv[1].role != "server")
+        order = sorted(
+            self.scenario.hosts.items(),
+            key=lambda kv: ("router", "server").index(kv[1].role) if kv[1].role != "client" else 2,
+        )
         for name, spec in order:
-            pod = Pod(
+            pod = make_pod(
+                self.scenario,
+                name,
                 client=self.client,
-                network=self.network,
+                networks=self.networks,
                 run_id=self.run_id,
-                scenario=self.scenario.name,
-                name=name,
-                spec=spec,
                 image=resolve_image(spec.image, self.images),
                 run_dir=self.run_dir,
                 on_line=self.on_line,
@@ -161,6 +154,11 @@ class Lab:
                     pod.unpause_app()
             pod.collect_agent_log()
             pod.stop_capture()
+        if self.forwarding is not None:
+            try:
+                self.forwarding.remove()
+            except (RuntimeError, *ENGINE_ERRORS) as exc:
+                self.say(f"could not remove the run's DOCKER-USER rules: {exc}; `tcpscen clean` retries")
         if self.bridge is not None:
             try:
                 self.bridge.remove()

@@ -21,9 +21,11 @@ from orchestrator.backend.base import LineSink
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
+from orchestrator.backend.docker.routes import set_default_routes
 from orchestrator.capture import tcpdump as capture
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.model import HostBase
+from orchestrator.scenario.topology import Gateway
 
 
 @dataclass
@@ -47,44 +49,83 @@ class Pod:
     net_admin: bool = False  # only for hosts whose own firewall a fault changes (reject)
     app_config: str = ""
     ready_text: str | None = None  # what the app prints once it serves (servers: "listening")
+    # Every network the host is on (the first is `network`), with its addresses there, and its
+    # default routes through a router (set from a helper: the host itself needs no NET_ADMIN).
+    networks: dict[str, Network] = field(default_factory=dict)
+    attach: dict[str, list[str]] = field(default_factory=dict)
+    gateways: list[Gateway] = field(default_factory=list)
     _followers: list[threading.Thread] = field(default_factory=list)
 
     def boot(self) -> None:
         """Create the host container and wait until its capture listens (before any SYN can pass)."""
         self.boots += 1
-        pcap = capture.pcap_name(self.name, self.boots)
+        nets = self.networks or {"default": self.network}
+        attach = self.attach or {"default": [str(self.spec.address)]}
+        first = next(iter(nets))
         try:
             with shielded():  # an interrupt waits until the object exists and is known
                 self.host = self.client.containers.create(
                     self.image,
-                    capture.tcpdump_command(pcap),
+                    self.main_command(),
                     name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
                     hostname=self.name,
-                    user=_capture_user(),
-                    network=str(self.network.name),
+                    user=self.main_user(),
+                    network=str(nets[first].name),
                     mac_address=self.spec.effective_mac,
                     networking_config={
-                        str(self.network.name): self.client.api.create_endpoint_config(
-                            ipv4_address=str(self.spec.address)
+                        str(nets[first].name): self.client.api.create_endpoint_config(
+                            ipv4_address=_v4(attach[first]), ipv6_address=_v6(attach[first])
                         )
                     },
-                    # IPv6 off: its link-local chatter would only add noise to the captures.
-                    sysctls={
-                        "net.ipv6.conf.all.disable_ipv6": "1",
-                        **{k: str(v) for k, v in self.spec.sysctls.items()},
-                    },
+                    sysctls={**self.kernel_sysctls(), **{k: str(v) for k, v in self.spec.sysctls.items()}},
                     cap_drop=["ALL"],
-                    # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
-                    # where a fault rewrites this host's own firewall.
-                    cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
+                    cap_add=self.capabilities(),
                     volumes={str(self.run_dir.resolve()): {"bind": capture.RUN_DIR_MOUNT, "mode": "rw"}},
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
                 )
-                self.captures.append(pcap)
+                # The other networks before the start, so every interface exists when it runs.
+                for name, net in nets.items():
+                    if name != first:
+                        net.connect(self.host, ipv4_address=_v4(attach[name]), ipv6_address=_v6(attach[name]))
+                self.captures.extend(self.boot_captures())
                 self.host.start()
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting host {self.name}") from None
-        LogLine(capture.READY_TEXT).wait(self.host, f"the capture on {self.name}")
+        LogLine(self.main_ready_text()).wait(self.host, f"the capture on {self.name}")
+        self._route()
+
+    # What makes this host (a router overrides them: router.RouterPod).
+    def main_command(self) -> list[str]:
+        return capture.tcpdump_command(capture.pcap_name(self.name, self.boots))
+
+    def main_user(self) -> str:
+        return _capture_user()
+
+    def main_ready_text(self) -> str:
+        return capture.READY_TEXT
+
+    def boot_captures(self) -> list[str]:
+        return [capture.pcap_name(self.name, self.boots)]
+
+    def capabilities(self) -> list[str]:
+        # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
+        # where a fault rewrites this host's own firewall.
+        return ["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"]
+
+    def kernel_sysctls(self) -> dict[str, str]:
+        if not any(":" in a for addresses in self.attach.values() for a in addresses):
+            # IPv6 off: its link-local chatter would only add noise to the captures.
+            return {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+        # IPv6 on, without duplicate address detection: the first SYN must not wait for it.
+        return {
+            "net.ipv6.conf.all.disable_ipv6": "0",
+            "net.ipv6.conf.all.accept_dad": "0",
+            "net.ipv6.conf.default.accept_dad": "0",
+        }
+
+    def _route(self) -> None:
+        if self.gateways and self.host is not None:
+            set_default_routes(self.client, self.image, self.host, self.gateways, self.run_id, self.scenario)
 
     def start_app(self, config_json: str) -> None:
         assert self.host is not None, "boot() first"
@@ -132,14 +173,26 @@ class Pod:
             self.on_line(self.name, buffer.decode(errors="replace"))
 
     # The controls faults use (backend.base.Host). Each is one SDK call; the caller records the time.
-    def disconnect(self) -> None:
+    def disconnect(self, network: str | None = None) -> None:
         assert self.host is not None
-        self.network.disconnect(self.host, force=True)
+        for net in self._chosen(network).values():
+            net.disconnect(self.host, force=True)
 
-    def reconnect(self) -> None:
+    def reconnect(self, network: str | None = None) -> None:
         assert self.host is not None
         # The MAC is container config, so it comes back with the address: the peer's ARP cache stays right.
-        self.network.connect(self.host, ipv4_address=str(self.spec.address))
+        attach = self.attach or {"default": [str(self.spec.address)]}
+        for name, net in self._chosen(network).items():
+            net.connect(self.host, ipv4_address=_v4(attach[name]), ipv6_address=_v6(attach[name]))
+        self._route()  # the default route went with the interface
+
+    def _chosen(self, network: str | None) -> dict[str, Network]:
+        nets = self.networks or {"default": self.network}
+        if network is None:
+            return nets
+        if network not in nets:
+            raise RuntimeError(f"{self.name} is not on network {network!r} (it is on {', '.join(nets)})")
+        return {network: nets[network]}
 
     def signal_app(self, signal: str) -> None:
         assert self.app is not None
@@ -171,8 +224,9 @@ class Pod:
     def power_off(self) -> None:
         """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
         assert self.host is not None
-        with contextlib.suppress(docker.errors.APIError):
-            self.network.disconnect(self.host, force=True)
+        for net in (self.networks or {"default": self.network}).values():
+            with contextlib.suppress(docker.errors.APIError):
+                net.disconnect(self.host, force=True)
         if self.app is not None:
             self.collect_agent_log()
             with contextlib.suppress(docker.errors.APIError):
@@ -204,7 +258,7 @@ class Pod:
     def iflink(self) -> int:
         """The ifindex, in the host's namespace, of the wire side of this host's interface (named
         eth0, or eth1 after a reconnect: found by its address)."""
-        addrs = self.exec_root(["ip", "-o", "-4", "addr", "show"])
+        addrs = self.exec_root(["ip", "-o", "addr", "show"])
         name = next(
             (line.split()[1] for line in addrs.splitlines() if f" {self.spec.address}/" in line), None
         )
@@ -250,6 +304,14 @@ class Pod:
     def join_followers(self, timeout_s: float = 5.0) -> None:
         for follower in self._followers:
             follower.join(timeout_s)
+
+
+def _v4(addresses: list[str]) -> str | None:
+    return next((a for a in addresses if ":" not in a), None)
+
+
+def _v6(addresses: list[str]) -> str | None:
+    return next((a for a in addresses if ":" in a), None)
 
 
 def _capture_user() -> str:
