@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from orchestrator.scenario.base import StrictModel
-from orchestrator.scenario.units import Duration
+from orchestrator.scenario.units import Count, Duration
 
 Forgotten = Literal["loose", "drop", "reset-both"]
 # The per-namespace conntrack TCP timeouts (net.netfilter.nf_conntrack_tcp_timeout_<state>),
@@ -105,3 +105,14 @@ class Nat(StrictModel):
     masquerade: str | None = Field(default=None, description="the network whose side is the outside")
     random: bool = False
     publish: list[Publish] = Field(default_factory=list)
+
+
+class MiddleboxExpect(StrictModel):
+    """What a router did to the connection, from its captures and its conntrack log."""
+
+    died: Count | None = Field(default=None, description="segments that came in and never went out")
+    forged: Count | None = Field(default=None, description="segments it sent into the connection itself")
+    forgot: bool | None = Field(
+        default=None, description="conntrack dropped the flow while it was established"
+    )
+    picked_up: bool | None = Field(default=None, description="then a new entry for the same flow and port")

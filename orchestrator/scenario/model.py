@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.scenario.base import StrictModel
-from orchestrator.scenario.middlebox import ROUTER_SYSCTLS, Conntrack, Nat
+from orchestrator.scenario.middlebox import ROUTER_SYSCTLS, Conntrack, MiddleboxExpect, Nat
 from orchestrator.scenario.names import check_image, check_text
 from orchestrator.scenario.steps import Step
 from orchestrator.scenario.units import Count, Duration, Percent
@@ -291,6 +291,10 @@ class Expect(StrictModel):
     socket_at_end: dict[Side, SocketState] = Field(default_factory=dict)
     # Segments of the connection sent by either side after the first fault (0: total silence).
     packets_after_fault: Count | None = None
+    # What each router did to the connection (scenario.middlebox.MiddleboxExpect).
+    middlebox: dict[str, MiddleboxExpect] = Field(default_factory=dict)
+    # RFC 5961 challenge ACKs each side sent (an RST in the window, not at the exact sequence number).
+    challenge_acks: dict[Side, Count] = Field(default_factory=dict)
     tolerance: Percent = 0.10
 
     @field_validator("close_packets", mode="before")

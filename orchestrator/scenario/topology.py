@@ -121,6 +121,14 @@ def topology_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 problems += [(key, msg) for msg in _address_problems(nets[net], address)]
         if isinstance(spec, RouterHost):
             problems += _router_problems(scenario, name, spec)
+    for name in scenario.expect.middlebox:
+        if not is_router(scenario, name):
+            problems.append(
+                (
+                    ("expect", "middlebox", name),
+                    f"{name!r} is not a router; routers are {', '.join(routers(scenario)) or 'none'}",
+                )
+            )
     return problems
 
 

@@ -20,7 +20,8 @@ from orchestrator.tcp.combine import SIDES, Side, combine, find_same
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
 from orchestrator.verdict import expectations as c
-from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
+from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint, connected_ends
+from orchestrator.verdict.paths import PathView, challenge_checks, path_view
 from orchestrator.verdict.sockets import socket_state
 
 
@@ -34,6 +35,7 @@ class Verdict:
     faults: list[FaultRecord]
     t0: float | None
     notes: list[str] = field(default_factory=list)
+    paths: dict[str, Any] | None = None  # through routers: joined tuples, where packets died
 
     @property
     def passed(self) -> bool:
@@ -54,6 +56,7 @@ class Verdict:
             "predictions": {k: prediction_json(v) for k, v in self.predictions.items()},
             "faults": [asdict(f) for f in self.faults],
             "notes": self.notes,
+            **({"paths": self.paths} if self.paths is not None else {}),
         }
 
 
@@ -73,22 +76,23 @@ class RunRecord:
 
 def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     events, faults, t0 = record.events, record.faults, record.t0
-    sources = [
-        (record.run_dir / pcap, str(scenario.hosts[host].address))
-        for host, files in record.captures.items()
-        for pcap in files
-    ]
-    connections = analyze(merge_sent(sources))
     client_host = scenario.hosts_with_role("client")[0]
     server_host = scenario.hosts_with_role("server")[0]
+    # Through routers, the connection's tuples are joined across NAT (the client's terms), and
+    # the routers' own captures say where packets died; without routers this changes nothing.
+    paths = path_view(
+        scenario, record.run_dir, record.captures, record.sockets, connected_ends(client_host, events)
+    )
+    sources = paths.sources
+    connections = analyze(paths.merged(merge_sent(sources)))
     conn = _pick(
         connections, connected_endpoint(client_host, events), str(scenario.hosts[client_host].address)
     )
     side_host: dict[Side, str] = {"client": client_host, "server": server_host}
-    apps = {name: app_outcome(name, events) for name in scenario.hosts}
+    apps = {name: app_outcome(name, events) for name in scenario.apps()}
     predictions: dict[str, KernelPrediction] = {}
     if conn is not None:
-        views = {side: _own_view(record, side_host[side], conn) for side in SIDES}
+        views = {side: _own_view(record, side_host[side], conn, paths) for side in SIDES}
         settings = {side: settings_of_host(scenario.apps()[side_host[side]]) for side in SIDES}
         for side, (view, icmp) in views.items():
             # Each kernel's timers run on what reached it: predict from its own capture.
@@ -104,11 +108,16 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         verdict.notes.append(f"no TCP connection from {client_host} was captured")
     else:
         verdict.notes.extend(conn.notes)
+    if paths.routers:
+        verdict.paths = paths.to_json(t0)
+        verdict.notes += paths.notes(t0)
     verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
-    verdict.checks += _check_end_state(scenario, conn, record, side_host, sources)
+    verdict.checks += _check_end_state(scenario, conn, record, side_host, paths)
+    verdict.checks += paths.checks(t0)
+    verdict.checks += challenge_checks(scenario, record.run_dir, record.captures, side_host, paths, t0)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
     return verdict
@@ -143,14 +152,14 @@ def timeline_checks(
 
 
 def _own_view(
-    record: RunRecord, host: str, conn: ConnectionSummary
+    record: RunRecord, host: str, conn: ConnectionSummary, through: PathView
 ) -> tuple[ConnectionSummary | None, list[IcmpError]]:
     """The connection as `host`'s own captures show it, and the ICMP errors they hold."""
     paths = [record.run_dir / pcap for pcap in record.captures.get(host, [])]
     if not paths:
         return None, []
     captures = [read_tcp(path) for path in paths]
-    found = find_same(analyze(heapq.merge(*captures, key=lambda p: p.time_ns)), conn)
+    found = find_same(analyze(through.translated(heapq.merge(*captures, key=lambda p: p.time_ns))), conn)
     return found, [e for cap in captures for e in cap.icmp_errors]
 
 
@@ -159,7 +168,7 @@ def _check_end_state(
     conn: ConnectionSummary | None,
     record: RunRecord,
     side_host: dict[Side, str],
-    sources: list[tuple[Path, str]],
+    through: PathView,
 ) -> list[c.Check]:
     e = scenario.expect
     out: list[c.Check] = []
@@ -169,6 +178,7 @@ def _check_end_state(
             out.append(c.Check(f"socket_at_end.{side}", False, want, "no connection captured"))
             continue
         local, peer = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+        local, peer = through.seen_by(host, local, peer)  # behind a NAT, the kernel names it otherwise
         state = socket_state(record.sockets.get(host, ""), local, peer)
         out.append(c.check_value(f"socket_at_end.{side}", want, state, [f"{host}.ss.txt: {local} -> {peer}"]))
     if e.packets_after_fault is not None:
@@ -178,7 +188,7 @@ def _check_end_state(
                 c.Check("packets_after_fault", False, str(e.packets_after_fault), "no connection or no fault")
             )
         else:
-            frames = packets_after(merge_sent(sources), conn, min(applied))
+            frames = packets_after(through.merged(merge_sent(through.sources)), conn, min(applied))
             out.append(
                 c.Check(
                     "packets_after_fault",
