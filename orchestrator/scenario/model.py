@@ -295,6 +295,8 @@ class Expect(StrictModel):
     middlebox: dict[str, MiddleboxExpect] = Field(default_factory=dict)
     # RFC 5961 challenge ACKs each side sent (an RST in the window, not at the exact sequence number).
     challenge_acks: dict[Side, Count] = Field(default_factory=dict)
+    # The kernel's own counters at the end (nstat, names without Tcp/TcpExt): RetransSegs, ...
+    kernel_counters: dict[Side, dict[str, Count]] = Field(default_factory=dict)
     tolerance: Percent = 0.10
 
     @field_validator("close_packets", mode="before")

@@ -121,6 +121,7 @@ def topology_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 problems += [(key, msg) for msg in _address_problems(nets[net], address)]
         if isinstance(spec, RouterHost):
             problems += _router_problems(scenario, name, spec)
+    problems += _step_problems(scenario)
     for name in scenario.expect.middlebox:
         if not is_router(scenario, name):
             problems.append(
@@ -177,3 +178,39 @@ def _router_problems(scenario: Scenario, name: str, spec: RouterHost) -> list[tu
 def publishes(scenario: Scenario, router: str, port: int) -> bool:
     spec = scenario.hosts[router]
     return isinstance(spec, RouterHost) and any(p.port == port for p in spec.nat.publish)
+
+
+_ROUTER_FAULTS = ("conntrack_flush", "idle_timeout", "inject")
+_APP_FAULTS = ("kill", "stop", "restart", "pause", "unpause")
+
+
+def _step_problems(scenario: Scenario) -> list[tuple[Path, str]]:
+    """Router faults on routers; `network` one the host is on; `inject` toward an app host."""
+    problems: list[tuple[Path, str]] = []
+    for i, step in enumerate(scenario.timeline):
+        if step.host not in scenario.hosts:
+            continue  # said by the timeline checks
+        if step.fault in _ROUTER_FAULTS and not is_router(scenario, step.host):
+            problems.append(
+                (
+                    ("timeline", i, "host"),
+                    f"{step.fault} acts on a router; routers are {', '.join(routers(scenario)) or 'none'}",
+                )
+            )
+        if step.fault in _APP_FAULTS and is_router(scenario, step.host):
+            problems.append(
+                (("timeline", i, "fault"), f"{step.host} is a router: it runs no app to {step.fault}")
+            )
+        network = getattr(step, "network", None)
+        if network is not None and network not in attachments(scenario, step.host):
+            problems.append(
+                (
+                    ("timeline", i, "network"),
+                    f"{step.host} is not on {network!r}; it is on "
+                    + ", ".join(attachments(scenario, step.host)),
+                )
+            )
+        toward = getattr(step, "toward", None)
+        if toward is not None and (toward not in scenario.hosts or is_router(scenario, toward)):
+            problems.append((("timeline", i, "toward"), f"unknown server or client {toward!r}"))
+    return problems

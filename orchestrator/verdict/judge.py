@@ -20,6 +20,7 @@ from orchestrator.tcp.combine import SIDES, Side, combine, find_same
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
 from orchestrator.verdict import expectations as c
+from orchestrator.verdict.counters import counter_checks, counter_notes
 from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint, connected_ends
 from orchestrator.verdict.paths import PathView, challenge_checks, path_view
 from orchestrator.verdict.sockets import socket_state
@@ -112,11 +113,13 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         verdict.paths = paths.to_json(t0)
         verdict.notes += paths.notes(t0)
     verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
+    verdict.notes += counter_notes(side_host, record.sockets)
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
     verdict.checks += _check_end_state(scenario, conn, record, side_host, paths)
     verdict.checks += paths.checks(t0)
+    verdict.checks += counter_checks(scenario, side_host, record.sockets)
     verdict.checks += challenge_checks(scenario, record.run_dir, record.captures, side_host, paths, t0)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)

@@ -51,14 +51,33 @@ class Bridge:
 
     def blackhole(self, host: str, direction: str) -> None:
         address = self.scenario.hosts[host].address
+        family = "ip6" if address.version == 6 else "ip"
         chain = self._host_chain(host)
         rules = []
         if direction in ("both", "outbound"):
-            rules.append(f"ip saddr {address} drop")
+            rules.append(f"{family} saddr {address} drop")
         if direction in ("both", "inbound"):
-            rules.append(f"ip daddr {address} drop")
+            rules.append(f"{family} daddr {address} drop")
         for rule in rules:
             self._nft(f"add rule bridge {self.table} {chain} {rule}")
+
+    def loss(self, host: str, fraction: float, direction: str) -> None:
+        """A random share of the host's packets dropped on the wire (`numgen random`, no netem)."""
+        family = "ip6" if self.scenario.hosts[host].address.version == 6 else "ip"
+        address = self.scenario.hosts[host].address
+        chain = self._host_chain(host)
+        below = round(fraction * 10000)  # in 1/10000ths: 3% is < 300
+        for match in (
+            ["saddr"]
+            if direction == "outbound"
+            else ["daddr"]
+            if direction == "inbound"
+            else ["saddr", "daddr"]
+        ):
+            self._nft(
+                f"add rule bridge {self.table} {chain} {family} {match} {address} "
+                f"numgen random mod 10000 < {below} drop"
+            )
 
     def netem(self, host: str, args: list[str]) -> None:
         """netem on the wire side of the host's veth: its egress is what reaches the host."""

@@ -279,9 +279,14 @@ class Pod:
         if self.host is None:
             return ""
         try:
-            return self.exec_root(["ss", "-tanoi"])
+            table = self.exec_root(["ss", "-tanoi"])
         except (RuntimeError, *ENGINE_ERRORS) as exc:
             return f"# ss failed: {exc}\n"
+        try:
+            # The kernel's own TCP counters, after the table (verdict.counters reads them).
+            return table + "\n# nstat\n" + self.exec_root(["nstat", "-asz"])
+        except (RuntimeError, *ENGINE_ERRORS):
+            return table
 
     def collect_agent_log(self) -> None:
         """The agent's stderr (a traceback, if it crashed), kept before the container goes."""

@@ -107,6 +107,8 @@ class RouterPod(Pod):
     spec_router: RouterHost | None = None
     rules: str = ""  # the ruleset text, written to the run directory at each boot
     end_state: str = ""  # conntrack's table and nft's counters when the observation ended
+    peers: dict[str, list[str]] | None = None  # the other hosts' addresses, for inject
+    ports: dict[str, int] | None = None  # each app host's service port (a server's, a client's target)
 
     def main_command(self) -> list[str]:
         (self.run_dir / f"{self.name}.rules.nft").write_text(self.rules)
@@ -160,6 +162,37 @@ class RouterPod(Pod):
         out = self.exec_root(["python3", SUPERVISOR, "ctl", text])
         reply: dict[str, object] = json.loads(out.strip().splitlines()[-1])
         return reply
+
+    # The middlebox controls (backend.base.Middlebox).
+    def flush_conntrack(self) -> None:
+        self._ok(self.control({"op": "flush"}))
+
+    def set_idle_timeout(self, seconds: int) -> None:
+        self._ok(self.control({"op": "clamp", "seconds": seconds}))
+
+    def inject(self, toward: str, flags: str, offset: int) -> str:
+        addresses = (self.peers or {}).get(toward, [])
+        port = (self.ports or {}).get(toward)
+        if not addresses or port is None:
+            raise RuntimeError(f"{toward} is no server or client this router can reach")
+        last: dict[str, object] = {}
+        for address in addresses:
+            last = self.control(
+                {"op": "inject", "to": address, "port": port, "flags": flags, "offset": offset}
+            )
+            if last.get("ok"):
+                sent = last["sent"]
+                assert isinstance(sent, dict)
+                return (
+                    f"{sent['src']}:{sent['sport']} -> {sent['dst']}:{sent['dport']} [{sent['flags']}] "
+                    f"seq={sent['seq']} (expected {last['expected']}, offset {offset:+d})"
+                )
+        raise RuntimeError(str(last.get("error", "no reply")))
+
+    @staticmethod
+    def _ok(reply: dict[str, object]) -> None:
+        if not reply.get("ok"):
+            raise RuntimeError(str(reply.get("error", "the router supervisor refused")))
 
     def sockets(self) -> str:
         """A router has no sockets of its own: its conntrack table instead, and nft's counters."""

@@ -11,7 +11,7 @@ from docker.models.networks import Network
 from orchestrator.backend.base import LineSink
 from orchestrator.backend.docker.pod import Pod
 from orchestrator.backend.docker.router import RouterPod, ruleset
-from orchestrator.scenario.model import RouterHost, Scenario
+from orchestrator.scenario.model import AnyHost, ClientHost, RouterHost, Scenario
 from orchestrator.scenario.topology import attachments, gateways, network_map
 
 
@@ -61,4 +61,14 @@ def make_pod(
             return str(found[0]) if found else None
 
         pod.spec_router, pod.rules = spec, ruleset(spec, subnets, attach, resolve)
+        pod.peers = {
+            host: [str(a) for addrs in attachments(scenario, host).values() for a in addrs]
+            for host in scenario.hosts
+            if host != name
+        }
+        pod.ports = {host: _service_port(app) for host, app in scenario.apps().items()}
     return pod
+
+
+def _service_port(host: AnyHost) -> int:
+    return host.agent.target[1] if isinstance(host, ClientHost) else host.agent.port
