@@ -21,6 +21,8 @@ def wire_config(scenario: Scenario, name: str) -> wire.Config:
             role="server",
             mode=host.agent.mode,
             port=host.agent.port,
+            # A host with an IPv6 address listens on both families (a dual-stack socket).
+            bind="::" if any(a.version == 6 for a in host.all_addresses()) else "0.0.0.0",
             close_after_s=host.agent.close_after,
             socket=options,
         )

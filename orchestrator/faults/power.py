@@ -14,5 +14,11 @@ def power_off(step: PowerOff, ctx: FaultContext) -> str:
 
 @fault("power_on", PowerOn, "same address and MAC, fresh kernel: segments of old connections get an RST")
 def power_on(step: PowerOn, ctx: FaultContext) -> str:
-    ctx.host.power_on()
+    # A booting machine answers nothing: the wire holds what is sent to it until its capture
+    # listens, or the fresh kernel's RST to a retransmission could come before any capture.
+    ctx.wire.hold(step.host)
+    try:
+        ctx.host.power_on()
+    finally:
+        ctx.wire.release(step.host)
     return f"{step.host} power on"

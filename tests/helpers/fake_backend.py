@@ -91,6 +91,21 @@ class FakeHost:
 
 
 @dataclass
+class FakeRouter(FakeHost):
+    """A host with a router's controls (backend.base.Middlebox)."""
+
+    def flush_conntrack(self) -> None:
+        self._call("flush_conntrack")
+
+    def set_idle_timeout(self, seconds: int) -> None:
+        self._call(f"set_idle_timeout {seconds}")
+
+    def inject(self, toward: str, flags: str, offset: int) -> str:
+        self._call(f"inject {toward} {flags} {offset:+d}")
+        return "forged"
+
+
+@dataclass
 class FakeWire:
     backend: FakeBackend
 
@@ -100,6 +115,12 @@ class FakeWire:
 
     def netem(self, host: str, args: list[str]) -> None:
         self.backend.calls.append((host, "netem " + " ".join(args)))
+
+    def hold(self, host: str) -> None:
+        self.backend.calls.append((host, "hold"))
+
+    def release(self, host: str) -> None:
+        self.backend.calls.append((host, "release"))
 
     def loss(self, host: str, fraction: float, direction: str) -> None:
         self.backend.calls.append((host, f"loss {fraction:g} {direction}"))

@@ -79,6 +79,19 @@ class Bridge:
                 f"numgen random mod 10000 < {below} drop"
             )
 
+    def hold(self, host: str) -> None:
+        """Drop what is sent to the host, on the wire, while it boots: until its capture listens,
+        a fresh kernel must not answer anything (it would, with RSTs nobody could see)."""
+        spec = self.scenario.hosts[host]
+        chain = self._host_chain(host, _chain(host, "p_"))
+        for address in spec.all_addresses():
+            family = "ip6" if address.version == 6 else "ip"
+            self._nft(f"add rule bridge {self.table} {chain} {family} daddr {address} drop")
+
+    def release(self, host: str) -> None:
+        if self._tables_made:
+            self._nft(f"flush chain bridge {self.table} {_chain(host, 'p_')}")
+
     def netem(self, host: str, args: list[str]) -> None:
         """netem on the wire side of the host's veth: its egress is what reaches the host."""
         helper = self._ensure_helper()
@@ -115,8 +128,8 @@ class Bridge:
             self._helper.remove(force=True)
             self._helper = None
 
-    def _host_chain(self, host: str) -> str:
-        chain = _chain(host)
+    def _host_chain(self, host: str, name: str | None = None) -> str:
+        chain = name or _chain(host)
         self._ensure_helper()
         if not self._tables_made:
             self._tables_made = True
@@ -158,8 +171,8 @@ def _text(out: object) -> str:
     return out.decode(errors="replace") if isinstance(out, bytes) else str(out)
 
 
-def _chain(host: str) -> str:
-    return "h_" + re.sub(r"[^A-Za-z0-9_]", "_", host)
+def _chain(host: str, prefix: str = "h_") -> str:
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", host)
 
 
 def _start_helper(client: docker.DockerClient, image: str, run_labels: dict[str, str]) -> Container:
