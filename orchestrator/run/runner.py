@@ -25,6 +25,7 @@ from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied, parse_
 from orchestrator.run.schedule import Pending, Schedule
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
+from orchestrator.scenario.topology import subnets_of
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
 
 
@@ -89,11 +90,11 @@ def run_scenario(
             observer.step("checking images")
             lab.prepare()
             observer.step("starting hosts and captures")
-            wanted = scenario.network.subnet
+            wanted = subnets_of(scenario)
             scenario = result.scenario = lab.create_network()
-            if scenario.network.subnet != wanted:
-                observer.step(f"{wanted} is taken; this run uses {scenario.network.subnet}")
-            journal.note("network", subnet=str(scenario.network.subnet))
+            if subnets_of(scenario) != wanted:
+                observer.step(f"{wanted} is taken; this run uses {subnets_of(scenario)}")
+            journal.note("network", subnet=subnets_of(scenario))
             observer.started(result.run_dir, scenario)
             lab.boot_hosts()
             _drive(scenario, lab, result, inbox, journal, observer, cancel)

@@ -27,6 +27,14 @@ def network_map(scenario: Scenario) -> dict[str, Network]:
     return dict(scenario.networks) if scenario.networks else {DEFAULT: scenario.network}
 
 
+def subnets_of(scenario: Scenario) -> str:
+    """The subnets of the scenario's networks, as one line ("10.77.0.0/24" for a flat one)."""
+    nets = network_map(scenario)
+    if not scenario.networks:
+        return str(scenario.network.subnet)
+    return ", ".join(f"{name} {net.subnet}" for name, net in nets.items())
+
+
 def attachments(scenario: Scenario, host: str) -> dict[str, list[IPAddress]]:
     """The networks a host is on, each with its addresses there (IPv4 and/or IPv6)."""
     spec = scenario.hosts[host]
