@@ -37,7 +37,8 @@ def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     while proc.poll() is None:
         try:
-            found = client.containers.list(all=True, filters={"label": "tcpscen.run"})
+            # This scenario's containers only: other runs may share the engine.
+            found = client.containers.list(all=True, filters={"label": f"tcpscen.scenario={scenario}"})
         except docker.errors.NotFound:  # listed, then removed by the run before the SDK inspected it
             continue
         for c in found:
@@ -53,7 +54,8 @@ def part(attrs: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize(
-    ("scenario", "admin_hosts"), [("middlebox_reject", {"server"}), ("blackhole_one_way", set())]
+    ("scenario", "admin_hosts"),
+    [("middlebox_reject", {"server"}), ("blackhole_one_way", set()), ("lb_idle_reset", {"lb"})],
 )
 def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str], tmp_path: Path) -> None:
     seen = watch(scenario, tmp_path)
@@ -82,7 +84,15 @@ def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str
         elif part(attrs) == "link":
             assert caps == {"NET_ADMIN"} and mounts == [], name
             assert host_config["NetworkMode"] == "host"
+        elif part(attrs) == "route":  # a host's default route through its router, set once
+            assert caps == {"NET_ADMIN"} and mounts == [], name
+            assert host_config["NetworkMode"].startswith("container:")
+        elif part(attrs) == "forward":  # DOCKER-USER rules (iptables-legacy needs NET_RAW)
+            assert caps == {"NET_ADMIN", "NET_RAW"} and mounts == [], name
+            assert host_config["NetworkMode"] == "host"
         else:
             pytest.fail(f"unexpected container {name} ({part(attrs)})")
+    if scenario == "lb_idle_reset":
+        assert {"route", "forward"} <= parts, parts
     if scenario == "blackhole_one_way":
         assert "link" in parts, "the blackhole is set from the wire helper"

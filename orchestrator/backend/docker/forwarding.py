@@ -77,7 +77,7 @@ class Forwarding:
     def _helper(self) -> Container:
         if self.helper is None:
             self.helper = start_helper(
-                self.client, self.image, labels.for_run(self.run_id, self.scenario, part="link")
+                self.client, self.image, labels.for_run(self.run_id, self.scenario, part="forward")
             )
         return self.helper
 
