@@ -92,7 +92,7 @@ def candidate_layouts(scenario: Scenario) -> Iterator[Layout]:
             if net.subnet6 is not None:
                 update["subnet6"] = _block6(net.subnet6, start + i)
             layout[name] = net.model_copy(update=update)
-        if layout != own:
+        if any(layout[name].subnet != own[name].subnet for name in names):
             yield layout
 
 

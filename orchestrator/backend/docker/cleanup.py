@@ -10,6 +10,7 @@ import docker.errors
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.bridge import remove_tables
 from orchestrator.backend.docker.engine import ENGINE_ERRORS
+from orchestrator.backend.docker.forwarding import remove_rules, start_helper
 from orchestrator.backend.docker.images import wanted_images
 from orchestrator.errors import EngineError
 
@@ -78,8 +79,14 @@ def _remove_leftovers(client: docker.DockerClient, run_id: str | None) -> Remove
         return removed  # without the image no run could have made a table
     try:
         removed.tables = remove_tables(client, agent, run_id)
+        # A routed run's DOCKER-USER rules (backend.docker.forwarding), found by their comment.
+        helper = start_helper(client, agent, labels.for_run("clean", "clean", part="forward"))
+        try:
+            removed.tables += remove_rules(helper, run_id)
+        finally:
+            helper.remove(force=True)
     except (RuntimeError, docker.errors.DockerException) as exc:
         removed.failures.append(f"nftables tables: {exc}")
     finally:
-        remove_run(client, "clean")  # the helper, even if its removal was interrupted
+        remove_run(client, "clean")  # the helpers, even if their removal was interrupted
     return removed
