@@ -132,7 +132,17 @@ class PathView:
                     f"{first.file}#{first.frame} {c.at(first.time, t0)}{why}"
                 )
             if f.forged:
-                out.append(f"{name}: sent {len(f.forged)} segments into the connection itself (not its ends)")
+                shown = "; ".join(
+                    f"{_flags(s.packet.flags)} to {show((s.packet.dst, s.packet.dport))} bearing "
+                    f"{show((s.packet.src, s.packet.sport))}, {s.packet.file}#{s.packet.frame} "
+                    f"{c.at(s.packet.time, t0)}"
+                    for s in f.forged[:4]
+                )
+                out.append(
+                    f"{name} forged {len(f.forged)} segments into the connection ({shown}): they left it "
+                    "without entering it, so the end whose address they bear never sent them, whatever "
+                    "the receiving capture suggests"
+                )
         return out
 
     def _drops_forgotten(self, router: str) -> bool:
@@ -330,3 +340,8 @@ def challenge_checks(
         )
     del through
     return out
+
+
+def _flags(bits: int) -> str:
+    names = (("S", 0x02), ("R", RST), ("F", 0x01), ("P", 0x08), ("A", ACK))
+    return "[" + "".join(n for n, b in names if bits & b) + "]"

@@ -101,3 +101,33 @@ def test_disconnecting_the_routers_outside_cable_kills_what_crosses_it(tmp_path:
     assert died(r) >= 3, r.stdout
     assert v["apps"]["client"]["sees"] in ("ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH")
     assert {f["network"] for f in v["paths"]["routers"]["nat"]["died_frames"]} == {"inside"}
+
+
+def test_a_published_port_reaches_the_server_inside_through_dnat(tmp_path: Path) -> None:
+    path = tmp_path / "dnat.yaml"
+    path.write_text(
+        """
+name: dnat_publish
+duration: 10s
+networks:
+  inside: {subnet: 10.77.48.0/24}
+  outside: {subnet: 10.77.49.0/24}
+hosts:
+  server: {role: server, networks: {inside: 10.77.48.10}}
+  nat:
+    role: router
+    networks: {inside: 10.77.48.2, outside: 10.77.49.2}
+    nat: {publish: [{port: 8080, to: "server:7000", network: outside}]}
+  client:
+    role: client
+    networks: {outside: 10.77.49.20}
+    agent: {mode: send, connect: "nat:8080", every: 200ms, count: 5, close_after: 2s}
+"""
+    )
+    r = tcpscen("run", path, runs_dir=tmp_path / "runs")
+    v = r.verdict()
+    # The client talked to the router's port 8080, the server answered on 7000: one connection.
+    assert {p.dport for p in read_tcp(r.run_dir / "client.pcap") if p.sport != 8080} == {8080}
+    assert {p.sport for p in read_tcp(r.run_dir / "server.pcap") if p.dport != 7000} == {7000}
+    assert v["paths"]["joined"] and v["connection"]["handshake"] == "complete"
+    assert v["connection"]["close"] == "fin" and v["apps"]["server"]["sees"] == "eof"
