@@ -103,8 +103,12 @@ class NatJoin:
     ) -> None:
         # For each undirected tuple, the endpoint maps to the tuples it was forwarded to or from.
         edges: dict[frozenset[Endpoint], dict[frozenset[Endpoint], dict[Endpoint, Endpoint]]] = {}
+        self.first_seen: dict[frozenset[Endpoint], int] = {}  # when each tuple was first forwarded
         for a, b in pairs:
             pa, pb = a.packet, b.packet
+            for p in (pa, pb):
+                key = frozenset(((p.src, p.sport), (p.dst, p.dport)))
+                self.first_seen[key] = min(self.first_seen.get(key, p.time_ns), p.time_ns)
             ea, eb = ((pa.src, pa.sport), (pa.dst, pa.dport)), ((pb.src, pb.sport), (pb.dst, pb.dport))
             if set(ea) == set(eb):
                 continue  # routed without NAT: the same tuple on both sides
@@ -143,18 +147,26 @@ class NatJoin:
             yield self.translate(p)
 
     def seen_from(
-        self, addresses: set[str], canonical: tuple[Endpoint, Endpoint]
+        self, addresses: set[str], canonical: tuple[Endpoint, Endpoint], client: bool = False
     ) -> tuple[Endpoint, Endpoint]:
-        """The canonical (local, peer) as a host with `addresses` sees the connection: the tuple
-        farthest from the client's that holds the host's address at its own end (the server
-        behind a NAT talks to the router's address, not to the client's)."""
+        """The canonical (local, peer) as a host with `addresses` sees the connection: the
+        client's is the canonical tuple itself; another host's is the first other tuple with its
+        address at its own end (the server behind a NAT talks to the router's address; if a
+        forgotten flow came back through NAT on another port, its socket is the first one's)."""
         local, peer = canonical
-        found = canonical
-        for mapping in self.tuples.values():  # in discovery order: nearest to the client first
+        if client:
+            return canonical
+        found: list[tuple[int, tuple[Endpoint, Endpoint]]] = []
+        for tuple_, mapping in self.tuples.items():
             back = {canon: mine for mine, canon in mapping.items()}
-            if local in back and peer in back and back[local][0] in addresses:
-                found = (back[local], back[peer])
-        return found
+            if (
+                local in back
+                and peer in back
+                and back[local][0] in addresses
+                and tuple_ != frozenset(canonical)
+            ):
+                found.append((self.first_seen.get(tuple_, 0), (back[local], back[peer])))
+        return min(found)[1] if found else canonical
 
     @property
     def joined(self) -> bool:

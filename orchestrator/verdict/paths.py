@@ -82,7 +82,8 @@ class PathView:
     def seen_by(self, host: str, local: str, peer: str) -> tuple[str, str]:
         """(local, peer) as `host`'s own kernel names the connection (ss), behind a NAT too."""
         addresses = {str(a) for addrs in attachments(self.scenario, host).values() for a in addrs}
-        mine = self.join.seen_from(addresses, (parse_endpoint(local), parse_endpoint(peer)))
+        client = self.scenario.hosts[host].role == "client"
+        mine = self.join.seen_from(addresses, (parse_endpoint(local), parse_endpoint(peer)), client)
         return show(mine[0]), show(mine[1])
 
     def to_json(self, t0: float | None) -> dict[str, Any]:

@@ -131,3 +131,38 @@ hosts:
     assert {p.sport for p in read_tcp(r.run_dir / "server.pcap") if p.dport != 7000} == {7000}
     assert v["paths"]["joined"] and v["connection"]["handshake"] == "complete"
     assert v["connection"]["close"] == "fin" and v["apps"]["server"]["sees"] == "eof"
+
+
+def test_a_forgotten_flow_back_on_a_random_port_meets_the_servers_rst(tmp_path: Path) -> None:
+    """Linux's loose pickup with `masquerade random`: the late segment leaves on a new port, the
+    server's kernel has no socket for that 4-tuple and resets it; its own socket stays open."""
+    path = tmp_path / "random.yaml"
+    path.write_text(
+        """
+name: nat_random_port
+duration: 10s
+networks:
+  inside: {subnet: 10.77.52.0/24}
+  outside: {subnet: 10.77.53.0/24}
+hosts:
+  server: {role: server, networks: {outside: 10.77.53.10}}
+  nat:
+    role: router
+    networks: {inside: 10.77.52.2, outside: 10.77.53.2}
+    nat: {masquerade: outside, random: true}
+    conntrack: {timeouts: {established: 3s}}
+  client:
+    role: client
+    networks: {inside: 10.77.52.20}
+    agent: {mode: send, connect: "server:7000", send_after: 5s, count: 1}
+expect:
+  apps: {client: {sees: ECONNRESET}}
+  socket_at_end: {server: ESTAB}
+  middlebox: {nat: {forgot: true, picked_up: false}}
+"""
+    )
+    r = tcpscen("run", path, runs_dir=tmp_path / "runs")
+    assert r.code == 0, r.stdout
+    ports = [p.sport for p in read_tcp(r.run_dir / "nat.outside.pcap") if p.dport == 7000]
+    assert len(set(ports)) == 2  # the handshake's port, then another one for the late segment
+    assert r.verdict()["paths"]["routers"]["nat"]["same_port"] is False
