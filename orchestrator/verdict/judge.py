@@ -120,7 +120,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     verdict.checks += _check_end_state(scenario, conn, record, side_host, paths)
     verdict.checks += paths.checks(t0)
     verdict.checks += counter_checks(scenario, side_host, record.sockets)
-    verdict.checks += challenge_checks(scenario, record.run_dir, record.captures, side_host, paths, t0)
+    verdict.checks += challenge_checks(scenario, record.run_dir, record.captures, side_host, t0)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
     return verdict

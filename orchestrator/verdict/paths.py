@@ -88,9 +88,8 @@ class PathView:
 
     def to_json(self, t0: float | None) -> dict[str, Any]:
         out: dict[str, Any] = {"joined": self.join.joined, "tuples": [], "routers": {}}
-        for tuple_, mapping in self.join.tuples.items():
+        for tuple_ in self.join.tuples:
             out["tuples"].append(" - ".join(sorted(show(e) for e in tuple_)))
-            del mapping
         for name, f in self.routers.items():
             out["routers"][name] = {
                 "forwarded": f.forwarded,
@@ -317,7 +316,6 @@ def challenge_checks(
     run_dir: Path,
     captures: dict[str, list[str]],
     side_host: dict[Side, str],
-    through: PathView,
     t0: float | None,
 ) -> list[c.Check]:
     """`challenge_acks`: per side, the RFC 5961 challenge ACKs in that host's own capture."""
@@ -339,7 +337,6 @@ def challenge_checks(
                 c.refs(frames, t0),
             )
         )
-    del through
     return out
 
 
