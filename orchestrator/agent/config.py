@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrator.agent import wire
 from orchestrator.scenario.model import Scenario, ServerHost, SocketOptions
+from orchestrator.scenario.topology import connect_address, endpoint
 
 
 def agent_config(scenario: Scenario, name: str) -> str:
@@ -12,7 +13,7 @@ def agent_config(scenario: Scenario, name: str) -> str:
 
 def wire_config(scenario: Scenario, name: str) -> wire.Config:
     """The scenario already checked every value; the agent checks the JSON again, in wire."""
-    host = scenario.hosts[name]
+    host = scenario.apps()[name]
     assert host.agent is not None, f"{name} runs a program, not the agent"
     options = _socket(host.agent.socket)
     if isinstance(host, ServerHost):
@@ -21,6 +22,8 @@ def wire_config(scenario: Scenario, name: str) -> wire.Config:
             role="server",
             mode=host.agent.mode,
             port=host.agent.port,
+            # A host with an IPv6 address listens on both families (a dual-stack socket).
+            bind="::" if any(a.version == 6 for a in host.all_addresses()) else "0.0.0.0",
             close_after_s=host.agent.close_after,
             socket=options,
         )
@@ -29,7 +32,7 @@ def wire_config(scenario: Scenario, name: str) -> wire.Config:
         host=name,
         role="client",
         mode=host.agent.mode,
-        connect=f"{scenario.hosts[target].address}:{port}",
+        connect=endpoint(connect_address(scenario, name, target), port),
         every_ms=round(host.agent.every * 1000),
         size=host.agent.size,
         send_after_s=host.agent.send_after,

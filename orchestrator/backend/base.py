@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from orchestrator.scenario.model import Scenario
 
@@ -46,11 +46,11 @@ class Host(Protocol):
         """A new process of the same program on the same kernel."""
         ...
 
-    def disconnect(self) -> None:
-        """The cable out: the namespace loses its interface."""
+    def disconnect(self, network: str | None = None) -> None:
+        """The cable out: the namespace loses its interface (on that network, or all of them)."""
         ...
 
-    def reconnect(self) -> None:
+    def reconnect(self, network: str | None = None) -> None:
         """The cable back, with the same address and MAC."""
         ...
 
@@ -85,11 +85,33 @@ class Host(Protocol):
         ...
 
 
+@runtime_checkable
+class Middlebox(Protocol):
+    """A router host's own controls, beside a Host's."""
+
+    def flush_conntrack(self) -> None:
+        """Forget every flow."""
+        ...
+
+    def set_idle_timeout(self, seconds: int) -> None:
+        """No established flow lives longer than this after its last packet, from now on."""
+        ...
+
+    def inject(self, toward: str, flags: str, offset: int) -> str:
+        """Forge a segment into the live connection toward host `toward`, with the sequence
+        number it expects plus `offset`; what was sent."""
+        ...
+
+
 class Wire(Protocol):
     """The path between the hosts: what happens to packets between two kernels."""
 
     def blackhole(self, host: str, direction: str) -> None:
         """Drop the host's IP packets silently on the wire: inbound, outbound or both."""
+        ...
+
+    def loss(self, host: str, fraction: float, direction: str) -> None:
+        """Drop that share of the host's IP packets at random, on the wire, one way or both."""
         ...
 
     def netem(self, host: str, args: list[str]) -> None:

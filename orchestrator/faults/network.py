@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.faults.registry import FaultContext, fault
-from orchestrator.scenario.steps import Blackhole, Disconnect, Heal, Netem, Reconnect, Reject
+from orchestrator.scenario.steps import Blackhole, Disconnect, Heal, Loss, Netem, Reconnect, Reject
 
 
 @fault(
@@ -12,14 +12,20 @@ from orchestrator.scenario.steps import Blackhole, Disconnect, Heal, Netem, Reco
     "cable pulled: the host's namespace loses its interface; the peer's packets vanish",
 )
 def disconnect(step: Disconnect, ctx: FaultContext) -> str:
-    ctx.host.disconnect()
-    return f"{step.host} network cut"
+    if step.network is None:
+        ctx.host.disconnect()
+        return f"{step.host} network cut"
+    ctx.host.disconnect(step.network)
+    return f"{step.host} cut from {step.network}"
 
 
 @fault("reconnect", Reconnect, "cable back: same address and MAC; packets flow again")
 def reconnect(step: Reconnect, ctx: FaultContext) -> str:
-    ctx.host.reconnect()
-    return f"{step.host} network restored"
+    if step.network is None:
+        ctx.host.reconnect()
+        return f"{step.host} network restored"
+    ctx.host.reconnect(step.network)
+    return f"{step.host} back on {step.network}"
 
 
 @fault("blackhole", Blackhole, "IP packets dropped on the wire, silently, one way or both")
@@ -45,3 +51,13 @@ def heal(step: Heal, ctx: FaultContext) -> str:
     ctx.wire.heal(step.host)
     ctx.host.unreject()
     return f"{step.host} healed"
+
+
+@fault(
+    "loss",
+    Loss,
+    "a share of the host's IP packets lost at random on the wire: fast retransmissions, SACK, RTOs",
+)
+def loss(step: Loss, ctx: FaultContext) -> str:
+    ctx.wire.loss(step.host, step.percent, step.direction)
+    return f"{step.host}: {step.percent * 100:g}% loss ({step.direction})"

@@ -14,5 +14,7 @@ def power_off(step: PowerOff, ctx: FaultContext) -> str:
 
 @fault("power_on", PowerOn, "same address and MAC, fresh kernel: segments of old connections get an RST")
 def power_on(step: PowerOn, ctx: FaultContext) -> str:
+    # The host's cables go in only once its capture listens (backend): the fresh kernel's first
+    # RST to a retransmission is in the new capture.
     ctx.host.power_on()
     return f"{step.host} power on"

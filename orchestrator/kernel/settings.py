@@ -146,14 +146,14 @@ def settings_from_scenario(path: Path, base: KernelSettings | None = None) -> di
     from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415
 
     scenario = load_scenario(path)
-    return {str(host.address): settings_of_host(host, base) for host in scenario.hosts.values()}
+    return {str(host.address): settings_of_host(host, base) for host in scenario.apps().values()}
 
 
 def settings_by_host(path: Path, base: KernelSettings | None = None) -> dict[str, KernelSettings]:
     """Each host's settings in a scenario file, by host name."""
     from orchestrator.scenario.loader import load_scenario  # noqa: PLC0415
 
-    return {name: settings_of_host(host, base) for name, host in load_scenario(path).hosts.items()}
+    return {name: settings_of_host(host, base) for name, host in load_scenario(path).apps().items()}
 
 
 def run_addresses(run_dir: Path) -> dict[str, str]:

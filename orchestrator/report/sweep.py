@@ -198,9 +198,9 @@ def _curves(sweep: Sweep, rows: list[Row], x_key: str) -> list[Curve]:
             for x in xs:
                 values = [*group[:n], _raw(x, x_leaf.leaf.kind), *group[n:]]
                 scenario = sweep.scenario_at(values)
-                if scenario is None or host not in scenario.hosts:
+                if scenario is None or host not in scenario.apps():
                     continue  # not a value the scenario takes (keepidle is whole seconds)
-                s = settings_of_host(scenario.hosts[host])
+                s = settings_of_host(scenario.apps()[host])
                 y = abort_after(kind, s, rto)
                 if y is not None:
                     curve.points.append((x, round(y, 6)))

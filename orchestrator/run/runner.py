@@ -26,6 +26,7 @@ from orchestrator.run.schedule import Pending, Schedule
 from orchestrator.rundir import RunDir, make_dirs
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.steps import Step
+from orchestrator.scenario.topology import subnets_of
 from orchestrator.verdict.judge import RunRecord, Verdict, judge
 from orchestrator.verdict.socket_timeline import timeline_name, timeline_text
 
@@ -106,15 +107,15 @@ def run_scenario(
             observer.step("checking images")
             lab.prepare()
             observer.step("starting hosts and captures")
-            wanted = scenario.network.subnet
+            wanted = subnets_of(scenario)
             scenario = result.scenario = lab.create_network()
-            if scenario.network.subnet != wanted:
-                observer.step(f"{wanted} is taken; this run uses {scenario.network.subnet}")
-            journal.note("network", subnet=str(scenario.network.subnet))
+            if subnets_of(scenario) != wanted:
+                observer.step(f"{wanted} is taken; this run uses {subnets_of(scenario)}")
+            journal.note("network", subnet=subnets_of(scenario))
             observer.started(result.run_dir, scenario)
             lab.boot_hosts()
             journal.check()
-            for name in scenario.hosts:
+            for name in scenario.apps():  # a router's own sockets are none of the run's
                 lab.host(name).sample_sockets(SAMPLE_INTERVAL_S)
             _drive(scenario, lab, result, inbox, journal, observer, cancel)
             lab.check_health()

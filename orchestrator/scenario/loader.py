@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, ScenarioError
-from orchestrator.scenario import model, program, sockopts, steps
+from orchestrator.scenario import middlebox, model, program, sockopts, steps
 from orchestrator.scenario.routes import Route
 from orchestrator.scenario.source import MAX_BYTES, read_source
 from orchestrator.scenario.validation import find_problems, find_route_problems
@@ -119,7 +119,7 @@ def _problem(err: Any, located: Located, file: str) -> Problem:
         choices = (
             steps.FAULT_NAMES
             if "fault" in str(err.get("ctx", {}).get("discriminator"))
-            else ("server", "client")
+            else ("server", "client", "router")
         )
         hint = difflib.get_close_matches(str(tag), choices, n=1)
         message = f"unknown {tag!r}; expected one of {', '.join(choices)}" + (
@@ -128,7 +128,7 @@ def _problem(err: Any, located: Located, file: str) -> Problem:
         path = (*path, "fault" if choices is steps.FAULT_NAMES else "role")
     elif err["type"] == "union_tag_not_found":
         message = "needs " + (
-            "a 'fault' key" if path and path[0] == "timeline" else "a 'role' (server or client)"
+            "a 'fault' key" if path and path[0] == "timeline" else "a 'role' (server, client or router)"
         )
     return Problem(file, line, _dotted(path), message)
 
@@ -150,7 +150,7 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
 
 
 def _tags() -> set[str]:
-    return {*steps.FAULT_NAMES, "server", "client"}
+    return {*steps.FAULT_NAMES, "server", "client", "router"}
 
 
 def _known_keys() -> list[str]:
@@ -160,6 +160,7 @@ def _known_keys() -> list[str]:
         *vars(steps).values(),
         *vars(program).values(),
         *vars(sockopts).values(),
+        *vars(middlebox).values(),
     ]:
         if isinstance(obj, type) and issubclass(obj, BaseModel):
             keys.update(obj.model_fields)

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.scenario.base import StrictModel
 from orchestrator.scenario.matrix import Matrix
+from orchestrator.scenario.middlebox import ROUTER_SYSCTLS, Conntrack, MiddleboxExpect, Nat
 from orchestrator.scenario.names import check_image, check_text
 from orchestrator.scenario.program import Program, check_service_program
 from orchestrator.scenario.selection import ConnectionExpect
@@ -96,9 +97,24 @@ class Limits(StrictModel):
     pids: Annotated[int, Field(ge=16, le=32768)] = 256  # processes and threads
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _addresses(value: object) -> object:
+    """A network's address for a host: one, or a list (dual stack: an IPv4 and an IPv6 one)."""
+    return [value] if isinstance(value, str | int) else value
+
+
 class HostBase(StrictModel):
     image: str = "tcpscen/agent"
-    address: ipaddress.IPv4Address
+    # The host's address on the scenario's one network; with several networks (`networks:`),
+    # its first address there, filled in by the loader: every tool that wants "the host's
+    # address" (the verdict, the reports) gets the one its connections use.
+    address: IPAddress
+    address6: ipaddress.IPv6Address | None = Field(default=None, description="dual stack: also this")
+    networks: dict[str, Annotated[list[IPAddress], Field(min_length=1, max_length=2)]] = Field(
+        default_factory=dict
+    )
     mac: str | None = None
     sysctls: dict[str, int] = Field(default_factory=dict)
     # Instead of the built-in agent: a program of the user's (program.py), or a service of the
@@ -106,6 +122,30 @@ class HostBase(StrictModel):
     program: Program | None = None
     service: str | None = None
     limits: Limits = Limits()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _primary_address(cls, data: object) -> object:
+        if not isinstance(data, dict) or "networks" not in data:
+            return data
+        if "address" in data or "address6" in data:
+            raise ValueError("give either address (one network) or networks (several), not both")
+        networks = data["networks"]
+        if isinstance(networks, dict) and networks:
+            first = _addresses(next(iter(networks.values())))
+            data = {**data, "networks": {k: _addresses(v) for k, v in networks.items()}}
+            if isinstance(first, list) and first:
+                data["address"] = first[0]
+        return data
+
+    @model_validator(mode="after")
+    def _check_families(self) -> HostBase:
+        for name, addresses in self.networks.items():
+            if len(addresses) == 2 and addresses[0].version == addresses[1].version:
+                raise ValueError(f"networks.{name}: two addresses are one IPv4 and one IPv6 (dual stack)")
+        if self.address6 is not None and self.address.version == 6:
+            raise ValueError("address6 is for dual stack, next to an IPv4 address")
+        return self
 
     @field_validator("image")
     @classmethod
@@ -135,20 +175,31 @@ class HostBase(StrictModel):
         for name, number in value.items():
             if not 0 <= number <= 2**31 - 1:
                 raise ValueError(f"{name}: {number} is not a value the kernel takes (0 to 2147483647)")
-        unknown = sorted(set(value) - set(SUPPORTED_SYSCTLS))
+        allowed = cls._allowed_sysctls()
+        unknown = sorted(set(value) - set(allowed))
         if unknown:
             raise ValueError(
-                f"unsupported sysctl {', '.join(unknown)}; per-namespace TCP sysctls are: "
-                + ", ".join(s.removeprefix("net.ipv4.") for s in SUPPORTED_SYSCTLS)
+                f"unsupported sysctl {', '.join(unknown)}; per-namespace sysctls here are: "
+                + ", ".join(s.removeprefix("net.ipv4.") for s in allowed)
             )
         return value
 
+    @classmethod
+    def _allowed_sysctls(cls) -> dict[str, str]:
+        return SUPPORTED_SYSCTLS
+
     @property
     def effective_mac(self) -> str:
-        """A fixed MAC, so a host that powers on again keeps it (the peer's ARP cache stays right)."""
+        """A fixed MAC, so a host that powers on again keeps it (the peer's ARP cache, or its
+        IPv6 neighbour cache, stays right): the address's last four bytes."""
         if self.mac:
             return self.mac
-        return "02:42:" + ":".join(f"{b:02x}" for b in self.address.packed)
+        return "02:42:" + ":".join(f"{b:02x}" for b in self.address.packed[-4:])
+
+    def all_addresses(self) -> list[IPAddress]:
+        if self.networks:
+            return [a for addresses in self.networks.values() for a in addresses]
+        return [self.address] if self.address6 is None else [self.address, self.address6]
 
     def sysctl(self, short: str, default: int) -> int:
         return self.sysctls.get(f"net.ipv4.{short}", default)
@@ -202,8 +253,28 @@ class ClientHost(HostBase):
         return self
 
 
+class RouterHost(HostBase):
+    """A middlebox: forwards between its networks (a capture on each), with NAT and connection
+    tracking (`scenario.middlebox`). It runs no app; hosts on its networks route through it."""
+
+    role: Literal["router"]
+    nat: Nat = Nat()
+    conntrack: Conntrack = Conntrack()
+
+    @classmethod
+    def _allowed_sysctls(cls) -> dict[str, str]:
+        return {**SUPPORTED_SYSCTLS, **ROUTER_SYSCTLS}
+
+    @model_validator(mode="after")
+    def _check_no_app(self) -> RouterHost:
+        given = {"program", "service", "limits", "image"} & self.model_fields_set
+        if given:
+            raise ValueError(f"a router runs no app: remove {', '.join(sorted(given))}")
+        return self
+
+
 AnyHost = ServerHost | ClientHost
-Host = Annotated[AnyHost, Field(discriminator="role")]
+Host = Annotated[ServerHost | ClientHost | RouterHost, Field(discriminator="role")]
 
 
 class AppExpect(StrictModel):
@@ -270,6 +341,12 @@ class Expect(StrictModel):
     packets_after_fault: Count | None = None
     # Expectations about chosen connections (a pool, several clients): see `selection`.
     connections: list[ConnectionExpect] = Field(default_factory=list)
+    # What each router did to the connection (scenario.middlebox.MiddleboxExpect).
+    middlebox: dict[str, MiddleboxExpect] = Field(default_factory=dict)
+    # RFC 5961 challenge ACKs each side sent (an RST in the window, not at the exact sequence number).
+    challenge_acks: dict[Side, Count] = Field(default_factory=dict)
+    # The kernel's own counters at the end (nstat, names without Tcp/TcpExt): RetransSegs, ...
+    kernel_counters: dict[Side, dict[str, Count]] = Field(default_factory=dict)
     tolerance: Percent = 0.10
 
     @field_validator("close_packets", mode="before")
@@ -289,8 +366,26 @@ _SPECIAL_NETWORKS = (
 )
 
 
+ULA = ipaddress.IPv6Network("fc00::/7")
+
+
 class Network(StrictModel):
     subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("10.77.0.0/24")
+    # IPv6 too (dual stack): a unique local subnet (fc00::/7), /64 to /120.
+    subnet6: ipaddress.IPv6Network | None = None
+
+    @field_validator("subnet6")
+    @classmethod
+    def _check_subnet6(cls, value: ipaddress.IPv6Network | None) -> ipaddress.IPv6Network | None:
+        if value is None:
+            return value
+        if not value.subnet_of(ULA):
+            raise ValueError(
+                f"{value} is not a unique local IPv6 subnet: use one inside fc00::/7, such as fd77::/64"
+            )
+        if not 64 <= value.prefixlen <= 120:
+            raise ValueError("an IPv6 subnet here is /64 to /120")
+        return value
 
     @field_validator("subnet")
     @classmethod
@@ -319,6 +414,8 @@ class Scenario(StrictModel):
     duration: Duration = Field(description="hard bound on the observation; the run stops there")
     settle: Duration = 1.0
     network: Network = Network()
+    # Several networks, by name (hosts attach with `networks:`); empty: the one `network`.
+    networks: dict[str, Network] = Field(default_factory=dict)
     hosts: dict[str, Host]
     # A Compose file whose services hosts may be (`service:`); relative to the scenario file.
     compose: str | None = None
@@ -347,5 +444,17 @@ class Scenario(StrictModel):
                 raise ValueError(f"host name {name!r}: use lower-case letters, digits, - and _ (max 31)")
         return value
 
-    def hosts_with_role(self, role: Side) -> list[str]:
+    @field_validator("networks")
+    @classmethod
+    def _check_network_names(cls, value: dict[str, Network]) -> dict[str, Network]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"network name {name!r}: use lower-case letters, digits, - and _ (max 31)")
+        return value
+
+    def hosts_with_role(self, role: Literal["client", "server", "router"]) -> list[str]:
         return [name for name, host in self.hosts.items() if host.role == role]
+
+    def apps(self) -> dict[str, AnyHost]:
+        """The hosts that run an app (servers and clients; a router runs none)."""
+        return {name: host for name, host in self.hosts.items() if not isinstance(host, RouterHost)}

@@ -26,15 +26,18 @@ class StepBase(StrictModel):
 
 
 class Disconnect(StepBase):
-    """Pull the host's cable: its namespace loses the interface; the peer sees silence."""
+    """Pull the host's cable: its namespace loses the interface; the peer sees silence. On a host
+    with several networks, `network` names the one cable (default: all of them)."""
 
     fault: Literal["disconnect"]
+    network: str | None = None
 
 
 class Reconnect(StepBase):
     """Plug the cable back, with the same address and MAC."""
 
     fault: Literal["reconnect"]
+    network: str | None = None
 
 
 class Kill(StepBase):
@@ -140,6 +143,64 @@ class Netem(StepBase):
         return args
 
 
+class Loss(StepBase):
+    """Lose a share of the host's IP packets at random on the wire (nftables `numgen random` on
+    the run's bridge, so both captures stay true): what it sends (outbound), what it is sent
+    (inbound), or both. Needs no netem."""
+
+    fault: Literal["loss"]
+    percent: Percent
+    direction: Literal["both", "inbound", "outbound"] = "both"
+
+    @field_validator("percent")
+    @classmethod
+    def _check_percent(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError("a loss between 0% and 100% (both excluded)")
+        return value
+
+
+class ConntrackFlush(StepBase):
+    """The router forgets every flow at once (`conntrack -F`), as a middlebox that reboots."""
+
+    fault: Literal["conntrack_flush"]
+
+
+class IdleTimeout(StepBase):
+    """The router's idle timeout for established flows becomes `established`, from now on."""
+
+    fault: Literal["idle_timeout"]
+    established: Duration
+
+    @field_validator("established")
+    @classmethod
+    def _whole(cls, value: float) -> float:
+        if value < 1 or value != int(value):
+            raise ValueError("conntrack timeouts are whole seconds, at least 1s")
+        return value
+
+
+class Inject(StepBase):
+    """The router forges a segment into the live connection, toward one of its ends: `seq: exact`
+    is the sequence number that end expects next (an RST there resets the connection),
+    `in-window` is 1000 past it (RFC 5961: an RST there gets a challenge ACK instead); `offset`
+    gives any other distance."""
+
+    fault: Literal["inject"]
+    toward: str
+    flags: Literal["R", "RA", "A", "F", "FA", "S"] = "R"
+    seq: Literal["exact", "in-window"] = "exact"
+    offset: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+
+    @property
+    def seq_offset(self) -> int:
+        if self.offset is not None:
+            return self.offset
+        return 0 if self.seq == "exact" else IN_WINDOW
+
+
+IN_WINDOW = 1000  # bytes past the next expected sequence number: inside any real window
+
 Step = Annotated[
     Disconnect
     | Reconnect
@@ -153,7 +214,11 @@ Step = Annotated[
     | Blackhole
     | Reject
     | Heal
-    | Netem,
+    | Netem
+    | Loss
+    | ConntrackFlush
+    | IdleTimeout
+    | Inject,
     Field(discriminator="fault"),
 ]
 STEP_TYPES: tuple[type[StepBase], ...] = get_args(get_args(Step)[0])

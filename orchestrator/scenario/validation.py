@@ -8,12 +8,18 @@ from collections.abc import Sequence
 from orchestrator.agent.wire import EVENTS_BY_ROLE
 from orchestrator.scenario.model import ClientHost, Scenario
 from orchestrator.scenario.routes import Route
+from orchestrator.scenario.topology import network_map, publishes, topology_problems
 
 Path = tuple[str | int, ...]
 
 
 def find_problems(scenario: Scenario) -> list[tuple[Path, str]]:
-    return [*_host_problems(scenario), *_timeline_problems(scenario), *_expect_problems(scenario)]
+    return [
+        *_host_problems(scenario),
+        *topology_problems(scenario),
+        *_timeline_problems(scenario),
+        *_expect_problems(scenario),
+    ]
 
 
 def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
@@ -21,23 +27,18 @@ def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
     roles = [h.role for h in scenario.hosts.values()]
     if "server" not in roles or "client" not in roles:
         problems.append((("hosts",), "hosts need at least one server and one client"))
-    subnet = scenario.network.subnet
-    reserved = {subnet.network_address, subnet.broadcast_address, subnet.network_address + 1}
     seen: dict[str, str] = {}
     for name, host in scenario.hosts.items():
-        if host.address not in subnet:
-            problems.append(((("hosts", name, "address")), f"{host.address} is outside the subnet {subnet}"))
-        elif host.address in reserved:
-            problems.append(
-                (("hosts", name, "address"), f"{host.address} is reserved (network, gateway or broadcast)")
-            )
-        for key, what in ((str(host.address), "address"), (host.effective_mac, "mac")):
+        # Where each address lies (subnet, family, reserved) is `topology_problems`' to say.
+        where = "networks" if host.networks else "address"
+        keys = [(str(a), where) for a in host.all_addresses()] + [(host.effective_mac, "mac")]
+        for key, what in keys:
             if key in seen:
                 problems.append(((("hosts", name, what)), f"{key} is also used by host {seen[key]!r}"))
             seen[key] = name
         problems += _app_problems(scenario, name)
         if isinstance(host, ClientHost) and host.agent is not None:
-            target, _ = host.agent.target
+            target, port = host.agent.target
             peer = scenario.hosts.get(target)
             if peer is None:
                 problems.append(
@@ -46,7 +47,14 @@ def _host_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                         f"unknown host {target!r}; hosts are {_names(scenario)}",
                     )
                 )
-            elif peer.role != "server":
+            elif peer.role == "router" and not publishes(scenario, target, port):
+                problems.append(
+                    (
+                        ("hosts", name, "agent", "connect"),
+                        f"router {target!r} publishes no port {port} (nat.publish)",
+                    )
+                )
+            elif peer.role not in ("server", "router"):
                 problems.append((("hosts", name, "agent", "connect"), f"host {target!r} is not a server"))
     return problems
 
@@ -108,6 +116,8 @@ def events_of(scenario: Scenario, host: str) -> tuple[str, ...] | None:
     role (a server never connects); a traced program's from its syscalls (`programs.strace`),
     plus its exit."""
     spec = scenario.hosts[host]
+    if spec.role == "router":
+        return ()  # a router runs no app, so it reports nothing
     if getattr(spec, "program", None) is not None or getattr(spec, "service", None) is not None:
         return TRACED_EVENTS
     return tuple(e.value for e in EVENTS_BY_ROLE[spec.role])
@@ -148,6 +158,9 @@ def _expect_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 (("expect", "apps", name), f"unknown host {name!r}; hosts are {_names(scenario)}")
             )
             continue
+        if host.role == "router":
+            problems.append((("expect", "apps", name), f"{name} is a router: it runs no app"))
+            continue
         for key in ("exits", "output"):
             if getattr(want, key) is not None and host.runs_agent:
                 problems.append(
@@ -177,14 +190,20 @@ def _names(scenario: Scenario) -> str:
 def find_route_problems(scenario: Scenario, routes: Sequence[Route]) -> list[tuple[Path, str]]:
     """The subnet against the host's own routes (its LAN, its gateway, a VPN): a Docker network
     there would hide them. A default route covers everything; only its gateway counts."""
-    subnet = scenario.network.subnet
-    problems: list[str] = []
-    for route in routes:
-        if route.engines:
-            continue
-        if route.network.prefixlen > 0 and route.network.overlaps(subnet):
-            problems.append(f"{subnet} overlaps the host's network {route.network} (on {route.interface})")
-        if route.gateway is not None and route.gateway in subnet:
-            problems.append(f"{subnet} holds the host's gateway {route.gateway} (on {route.interface})")
+    found: list[tuple[Path, str]] = []
     advice = ": the scenario's network would hide it; choose another private subnet"
-    return [(("network", "subnet"), p + advice) for p in dict.fromkeys(problems)]
+    for name, net in network_map(scenario).items():
+        subnet = net.subnet
+        key: Path = ("networks", name, "subnet") if scenario.networks else ("network", "subnet")
+        problems: list[str] = []
+        for route in routes:
+            if route.engines:
+                continue
+            if route.network.prefixlen > 0 and route.network.overlaps(subnet):
+                problems.append(
+                    f"{subnet} overlaps the host's network {route.network} (on {route.interface})"
+                )
+            if route.gateway is not None and route.gateway in subnet:
+                problems.append(f"{subnet} holds the host's gateway {route.gateway} (on {route.interface})")
+        found += [(key, p + advice) for p in dict.fromkeys(problems)]
+    return found

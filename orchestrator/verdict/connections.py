@@ -9,6 +9,7 @@ connection knows which scenario hosts it joins, so expectations and apps can be 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from typing import Any
 from orchestrator.kernel.predict import KernelPrediction, capture_end, predict_connection
 from orchestrator.kernel.settings import KernelSettings, settings_of_host
 from orchestrator.pcap.icmp import IcmpError
-from orchestrator.pcap.reader import read_tcp
-from orchestrator.scenario.model import Scenario
+from orchestrator.pcap.reader import TcpPacket, read_tcp
+from orchestrator.scenario.model import RouterHost, Scenario
+from orchestrator.scenario.topology import attachments
 from orchestrator.tcp.analysis import analyze
 from orchestrator.tcp.combine import SIDES, Side, combine, find_same
 from orchestrator.tcp.connection import ConnectionSummary
@@ -47,11 +49,21 @@ class HostView:
     icmp: list[IcmpError]
 
 
-def host_views(run_dir: Path, captures: dict[str, list[str]]) -> dict[str, HostView]:
+Translate = Callable[[Iterable[TcpPacket]], Iterator[TcpPacket]]
+
+
+def _unchanged(packets: Iterable[TcpPacket]) -> Iterator[TcpPacket]:
+    yield from packets
+
+
+def host_views(
+    run_dir: Path, captures: dict[str, list[str]], translate: Translate = _unchanged
+) -> dict[str, HostView]:
+    """`translate`: a host's packets in the merged stream's terms (behind a NAT, the client's)."""
     views: dict[str, HostView] = {}
     for host, files in captures.items():
         readers = [read_tcp(run_dir / pcap) for pcap in files]
-        conns = analyze(heapq.merge(*readers, key=lambda p: p.time_ns)) if readers else []
+        conns = analyze(translate(heapq.merge(*readers, key=lambda p: p.time_ns))) if readers else []
         views[host] = HostView(conns, [e for r in readers for e in r.icmp_errors])
     return views
 
@@ -63,13 +75,12 @@ def judge_connections(
     t_end: float | None,
 ) -> list[JudgedConnection]:
     """Each merged connection with its hosts, its combined facts and each end's prediction."""
-    by_address = {str(h.address): name for name, h in scenario.hosts.items()}
-    settings = {name: settings_of_host(h) for name, h in scenario.hosts.items()}
+    settings = {name: settings_of_host(h) for name, h in scenario.apps().items()}
     out: list[JudgedConnection] = []
     for conn in merged:
         hosts: dict[Side, str | None] = {
-            "client": by_address.get(_address(conn.client)),
-            "server": by_address.get(_address(conn.server)),
+            "client": host_at(scenario, conn.client),
+            "server": host_at(scenario, conn.server),
         }
         own: dict[Side, ConnectionSummary | None] = {}
         judged = JudgedConnection(conn, hosts)
@@ -101,8 +112,24 @@ def _settings_for(hosts: dict[Side, str | None], settings: dict[str, KernelSetti
     return of
 
 
-def _address(endpoint: str) -> str:
-    return endpoint.rsplit(":", 1)[0].strip("[]")
+def host_at(scenario: Scenario, endpoint: str) -> str | None:
+    """The app host at an endpoint: the one with that address on any of its networks, or, for a
+    router's address and a port it publishes (DNAT), the host behind it."""
+    address, _, port = endpoint.rpartition(":")
+    address = address.strip("[]")
+
+    def on(host: str) -> bool:
+        return address in {str(a) for addrs in attachments(scenario, host).values() for a in addrs}
+
+    for name in scenario.apps():
+        if on(name):
+            return name
+    for name, spec in scenario.hosts.items():
+        if isinstance(spec, RouterHost) and on(name):
+            for pub in spec.nat.publish:
+                if str(pub.port) == port:
+                    return pub.target[0]
+    return None
 
 
 def main_connection(

@@ -25,7 +25,9 @@ from orchestrator.verdict.connections import (
     judge_connections,
     main_connection,
 )
-from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint
+from orchestrator.verdict.counters import counter_checks, counter_notes
+from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endpoint, connected_ends
+from orchestrator.verdict.paths import PathView, challenge_checks, path_view
 from orchestrator.verdict.programs import ProgramOutcome, program_checks, program_outcomes
 from orchestrator.verdict.selection import check_selections
 from orchestrator.verdict.socket_verdict import judge_sockets
@@ -45,6 +47,7 @@ class Verdict:
     programs: dict[str, ProgramOutcome] = field(default_factory=dict)  # hosts running a user's program
     connections: list[JudgedConnection] = field(default_factory=list)  # every connection of the run
     sockets: dict[str, Any] = field(default_factory=dict)  # the kernels' socket timelines (socket_verdict)
+    paths: dict[str, Any] | None = None  # through routers: joined tuples, where packets died
 
     @property
     def passed(self) -> bool:
@@ -68,6 +71,7 @@ class Verdict:
             "programs": {k: asdict(v) for k, v in self.programs.items()},
             "connections": [c.to_json() for c in self.connections],
             "sockets": self.sockets,
+            **({"paths": self.paths} if self.paths is not None else {}),
         }
 
 
@@ -87,18 +91,21 @@ class RunRecord:
 
 def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     events, faults, t0 = record.events, record.faults, record.t0
-    sources = [
-        (record.run_dir / pcap, str(scenario.hosts[host].address))
-        for host, files in record.captures.items()
-        for pcap in files
-    ]
-    views = host_views(record.run_dir, record.captures)
-    connections = judge_connections(scenario, analyze(merge_sent(sources)), views, record.t_end)
     client_host = scenario.hosts_with_role("client")[0]
     server_host = scenario.hosts_with_role("server")[0]
+    # Through routers, the client's connection's tuples are joined across NAT (in the client's
+    # terms), and the routers' own captures say where packets died; without routers this
+    # changes nothing.
+    paths = path_view(
+        scenario, record.run_dir, record.captures, record.sockets, connected_ends(client_host, events)
+    )
+    apps = {name: app_outcome(name, events) for name in scenario.apps()}
+    own_captures = {host: files for host, files in record.captures.items() if host in apps}
+    views = host_views(record.run_dir, own_captures, paths.translated)
+    merged = analyze(paths.merged(merge_sent(paths.sources)))
+    connections = judge_connections(scenario, merged, views, record.t_end)
     main = main_connection(connections, client_host, connected_endpoint(client_host, events))
     side_host: dict[Side, str] = {"client": client_host, "server": server_host}
-    apps = {name: app_outcome(name, events) for name in scenario.hosts}
     # Each host's prediction is its own connection's: the one its app's end was about.
     predictions: dict[str, KernelPrediction] = {}
     for name, app in apps.items():
@@ -117,12 +124,19 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
                 f"{len(connections)} connections in this run: the expectations outside `connections:` "
                 f"are about {conn.client} -> {conn.server} ({client_host}'s); each is in verdict.json"
             )
+    if paths.routers:
+        verdict.paths = paths.to_json(t0)
+        verdict.notes += paths.notes(t0)
     verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
+    verdict.notes += counter_notes(side_host, record.sockets)
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
-    verdict.checks += _check_end_state(scenario, conn, record, side_host, sources)
+    verdict.checks += _check_end_state(scenario, conn, record, side_host, paths)
     verdict.checks += check_selections(scenario, connections, t0)
+    verdict.checks += paths.checks(t0)
+    verdict.checks += counter_checks(scenario, side_host, record.sockets)
+    verdict.checks += challenge_checks(scenario, record.run_dir, record.captures, side_host, t0)
     for name, want in scenario.expect.apps.items():
         verdict.checks += c.check_reports(name, want.reports, events)
     verdict.programs = program_outcomes(scenario, events, record.run_dir, t0)
@@ -168,7 +182,7 @@ def _check_end_state(
     conn: ConnectionSummary | None,
     record: RunRecord,
     side_host: dict[Side, str],
-    sources: list[tuple[Path, str]],
+    through: PathView,
 ) -> list[c.Check]:
     e = scenario.expect
     out: list[c.Check] = []
@@ -178,6 +192,7 @@ def _check_end_state(
             out.append(c.Check(f"socket_at_end.{side}", False, want, "no connection captured"))
             continue
         local, peer = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+        local, peer = through.seen_by(host, local, peer)  # behind a NAT, the kernel names it otherwise
         state = socket_state(record.sockets.get(host, ""), local, peer)
         out.append(c.check_value(f"socket_at_end.{side}", want, state, [f"{host}.ss.txt: {local} -> {peer}"]))
     if e.packets_after_fault is not None:
@@ -187,7 +202,7 @@ def _check_end_state(
                 c.Check("packets_after_fault", False, str(e.packets_after_fault), "no connection or no fault")
             )
         else:
-            frames = packets_after(merge_sent(sources), conn, min(applied))
+            frames = packets_after(through.merged(merge_sent(through.sources)), conn, min(applied))
             out.append(
                 c.Check(
                     "packets_after_fault",
@@ -262,7 +277,7 @@ def _check_all(
         )
         if e.backoff:
             sender = conn.backoff_from or "client"
-            model = backoff_schedule(settings_of_host(scenario.hosts[side_host[sender]]).retries2, rto=0.21)
+            model = backoff_schedule(settings_of_host(scenario.apps()[side_host[sender]]).retries2, rto=0.21)
             out.append(c.check_backoff(conn, tol, model, t0))
         out += c.check_counts(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
@@ -270,7 +285,7 @@ def _check_all(
         if e.keepalive_timing:
             probes = conn.keepalive_probes
             prober: Side = "client" if probes.client >= probes.server else "server"
-            s = settings_of_host(scenario.hosts[side_host[prober]])
+            s = settings_of_host(scenario.apps()[side_host[prober]])
             out.append(c.check_keepalive_timing(conn, s.keepalive_time, s.keepalive_intvl, tol, t0))
         out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)
     for name, want in e.apps.items():

@@ -62,3 +62,11 @@ def connected_endpoint(host: str, events: list[AgentEvent]) -> str | None:
         if event.host == host and event.event == Event.CONNECTED and event.local:
             return event.local
     return None
+
+
+def connected_ends(host: str, events: list[AgentEvent]) -> tuple[str, str] | None:
+    """The client's (local, peer) IP:PORT as its own kernel names the connection."""
+    for event in events:
+        if event.host == host and event.event == Event.CONNECTED and event.local and event.peer:
+            return event.local, event.peer
+    return None

@@ -32,7 +32,7 @@ def program_outcomes(
 ) -> dict[str, ProgramOutcome]:
     return {
         name: program_outcome(name, events, run_dir, t0)
-        for name, host in scenario.hosts.items()
+        for name, host in scenario.apps().items()
         if not host.runs_agent
     }
 

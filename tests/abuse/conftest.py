@@ -58,6 +58,7 @@ def tcpscen(*args: str | Path, cwd: Path = ROOT) -> Done:
 def quick() -> float:
     """How long a refusal may take: about what a valid file's check takes here, plus a second.
     (The interpreter's start-up is most of it; the regressions took minutes, or forever.)"""
-    good = tcpscen("validate", ROOT / "scenarios" / "power_cut.yaml")
-    assert good.code == 0, good.stderr
-    return 2 * good.seconds + 1.0
+    goods = [tcpscen("validate", ROOT / "scenarios" / "power_cut.yaml") for _ in range(3)]
+    assert all(good.code == 0 for good in goods), goods[0].stderr
+    # The slowest of three: a busy machine (another suite beside this one) slows every start.
+    return 2 * max(good.seconds for good in goods) + 1.0

@@ -85,11 +85,11 @@ class FakeHost:
     def restart_app(self) -> None:
         self._call("restart_app")
 
-    def disconnect(self) -> None:
-        self._call("disconnect")
+    def disconnect(self, network: str | None = None) -> None:
+        self._call("disconnect" if network is None else f"disconnect {network}")
 
-    def reconnect(self) -> None:
-        self._call("reconnect")
+    def reconnect(self, network: str | None = None) -> None:
+        self._call("reconnect" if network is None else f"reconnect {network}")
 
     def power_off(self) -> None:
         self.running = False
@@ -110,6 +110,21 @@ class FakeHost:
 
 
 @dataclass
+class FakeRouter(FakeHost):
+    """A host with a router's controls (backend.base.Middlebox)."""
+
+    def flush_conntrack(self) -> None:
+        self._call("flush_conntrack")
+
+    def set_idle_timeout(self, seconds: int) -> None:
+        self._call(f"set_idle_timeout {seconds}")
+
+    def inject(self, toward: str, flags: str, offset: int) -> str:
+        self._call(f"inject {toward} {flags} {offset:+d}")
+        return "forged"
+
+
+@dataclass
 class FakeWire:
     backend: FakeBackend
 
@@ -119,6 +134,9 @@ class FakeWire:
 
     def netem(self, host: str, args: list[str]) -> None:
         self.backend.calls.append((host, "netem " + " ".join(args)))
+
+    def loss(self, host: str, fraction: float, direction: str) -> None:
+        self.backend.calls.append((host, f"loss {fraction:g} {direction}"))
 
     def heal(self, host: str) -> None:
         self.backend.calls.append((host, "heal"))

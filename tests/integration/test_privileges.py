@@ -12,6 +12,12 @@ import docker.errors
 import pytest
 
 from orchestrator.backend.docker.engine import connect_engine
+from orchestrator.backend.docker.router import OWN_FILES, router_pcap
+from orchestrator.backend.docker.sampler import samples_name
+from orchestrator.capture.tcpdump import pcap_name
+from orchestrator.scenario.loader import load_scenario
+from orchestrator.scenario.model import RouterHost
+from orchestrator.scenario.topology import attachments
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.engine
@@ -49,13 +55,28 @@ def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
     return seen
 
 
+def own_files(scenario: str, host: str, boot: int) -> list[str]:
+    """What a host container may write: its capture and its socket samples; a router, a capture
+    per network and its ruleset and logs."""
+    spec = load_scenario(ROOT / f"scenarios/{scenario}.yaml")
+    if isinstance(spec.hosts[host], RouterHost):
+        nets = attachments(spec, host)
+        return [router_pcap(host, net, boot) for net in nets] + [f"{host}.{f}" for f in OWN_FILES]
+    return [pcap_name(host, boot), samples_name(host, boot)]
+
+
 def part(attrs: dict[str, Any]) -> str:
     return str(attrs["Config"]["Labels"].get("tcpscen.part"))
 
 
 @pytest.mark.parametrize(
     ("scenario", "admin_hosts"),
-    [("middlebox_reject", {"server"}), ("blackhole_one_way", set()), ("http_kill9_nc", set())],
+    [
+        ("middlebox_reject", {"server"}),
+        ("blackhole_one_way", set()),
+        ("http_kill9_nc", set()),
+        ("lb_idle_reset", {"lb"}),
+    ],
 )
 def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str], tmp_path: Path) -> None:
     seen = watch(scenario, tmp_path)
@@ -76,11 +97,11 @@ def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str
                 else {"NET_RAW"}
             )
             assert caps == wanted, (name, caps)
-            # Its own capture file alone: tcpdump can write nothing else of the run directory.
-            boot = name.rsplit("-", 1)[1]
+            # Its own files alone, each made by tcpscen: the capture can write nothing else.
+            boot = int(name.rsplit("-", 1)[1])
             host = attrs["Config"]["Labels"]["tcpscen.host"]
-            pcap = f"{host}.pcap" if boot == "1" else f"{host}.boot{boot}.pcap"
-            assert mounts == [("bind", str(run_dir / pcap))], (name, mounts)
+            wanted_files = own_files(scenario, host, boot)
+            assert sorted(mounts) == sorted(("bind", str(run_dir / f)) for f in wanted_files), (name, mounts)
             user = attrs["Config"]["User"]
             assert user and user.split(":")[0] not in ("0", "root"), "the capture does not run as root"
         elif part(attrs) == "app":
@@ -96,7 +117,15 @@ def test_containers_have_only_what_they_need(scenario: str, admin_hosts: set[str
         elif part(attrs) == "link":
             assert caps == {"NET_ADMIN"} and mounts == [], name
             assert host_config["NetworkMode"] == "host"
+        elif part(attrs) == "route":  # a host's default route through its router, set once
+            assert caps == {"NET_ADMIN"} and mounts == [], name
+            assert host_config["NetworkMode"].startswith("container:")
+        elif part(attrs) == "forward":  # DOCKER-USER rules (iptables-legacy needs NET_RAW)
+            assert caps == {"NET_ADMIN", "NET_RAW"} and mounts == [], name
+            assert host_config["NetworkMode"] == "host"
         else:
             pytest.fail(f"unexpected container {name} ({part(attrs)})")
+    if scenario == "lb_idle_reset":
+        assert {"route", "forward"} <= parts, parts
     if scenario == "blackhole_one_way":
         assert "link" in parts, "the blackhole is set from the wire helper"

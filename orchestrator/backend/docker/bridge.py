@@ -55,15 +55,20 @@ class Bridge:
         self._tables_made = False
         self._netem: dict[str, str] = {}
         self._holes: dict[str, set[str]] = {}  # host -> the ways blackholed: inbound, outbound
+        self._losses: dict[str, tuple[int, set[str]]] = {}  # host -> (drop below, of 10000; the ways)
 
     def blackhole(self, host: str, direction: str) -> None:
-        ways = {"inbound", "outbound"} if direction == "both" else {direction}
-        self._holes.setdefault(host, set()).update(ways)
+        self._holes.setdefault(host, set()).update(_ways(direction))
+        self._write_rules(host)
+
+    def loss(self, host: str, fraction: float, direction: str) -> None:
+        """A random share of the host's packets dropped on the wire (`numgen random`, no netem)."""
+        self._losses[host] = (round(fraction * 10000), _ways(direction))  # 3% is < 300 of 10000
         self._write_rules(host)
 
     def rewired(self, host: str) -> None:
-        """The host has a new veth (reconnected, powered on): its blackhole follows it there."""
-        if self._holes.get(host):
+        """The host has new veths (reconnected, powered on): its blackhole and loss follow them."""
+        if self._holes.get(host) or host in self._losses:
             self._write_rules(host)
 
     def _write_rules(self, host: str) -> None:
@@ -71,21 +76,33 @@ class Bridge:
         self._nft(f"flush chain bridge {self.table} {chain}")
         pod = self.pods[host]
         if pod.host is None:
-            return  # powered off: the rules come with its next veth (`rewired`)
-        try:
-            veth = _veth_with_index(self._ensure_helper(), pod.iflink())
-        except RuntimeError:
-            return  # disconnected: the same
-        address = self.scenario.hosts[host].address
-        if "outbound" in self._holes[host]:  # what the host sends, as it enters the bridge
-            self._nft(f"add rule bridge {self.table} {chain} iifname {veth} ip saddr {address} drop")
-        if "inbound" in self._holes[host]:  # what is sent to it, as it leaves the bridge for it
-            self._nft(f"add rule bridge {self.table} {chain} oifname {veth} ip daddr {address} drop")
+            return  # powered off: the rules come with its next veths (`rewired`)
+        helper = self._ensure_helper()
+        # Disconnected from a network: no veth there, and the rules come with the next one.
+        for address, index in pod.iflinks().items():
+            veth = _veth_with_index(helper, index)
+            family = "ip6" if ":" in address else "ip"
+            # What the host sends, as it enters the bridge; what is sent to it, as it leaves.
+            matches = {
+                "outbound": f"iifname {veth} {family} saddr {address}",
+                "inbound": f"oifname {veth} {family} daddr {address}",
+            }
+            for way in sorted(self._holes.get(host, set())):
+                self._nft(f"add rule bridge {self.table} {chain} {matches[way]} drop")
+            below, ways = self._losses.get(host, (0, set()))
+            for way in sorted(ways):
+                sample = f"numgen random mod 10000 < {below}"
+                self._nft(f"add rule bridge {self.table} {chain} {matches[way]} {sample} drop")
 
     def netem(self, host: str, args: list[str]) -> None:
         """netem on the wire side of the host's veth: its egress is what reaches the host."""
         helper = self._ensure_helper()
-        veth = _veth_with_index(helper, self.pods[host].iflink())
+        pod = self.pods[host]
+        links = pod.iflinks()
+        if not links:
+            raise RuntimeError(f"{host} has no interface (disconnected?)")
+        # On its first network: a router's netem shapes what reaches it there.
+        veth = _veth_with_index(helper, links.get(pod.addresses()[0], next(iter(links.values()))))
         code, out = helper.exec_run(["tc", "qdisc", "replace", "dev", veth, "root", "netem", *args])
         if code != 0:
             text = _text(out).strip()
@@ -101,6 +118,7 @@ class Bridge:
         if self._helper is None:
             return
         self._holes.pop(host, None)
+        self._losses.pop(host, None)
         if self._tables_made:
             with contextlib.suppress(RuntimeError):  # no chain yet: nothing was blackholed
                 self._nft(f"flush chain bridge {self.table} {_chain(host)}")
@@ -170,15 +188,25 @@ def _chain(host: str) -> str:
     return "h_" + re.sub(r"[^A-Za-z0-9_]", "_", host)
 
 
-def start_helper(client: docker.DockerClient, image: str, run_labels: dict[str, str]) -> Container:
-    """A container in the machine's own network namespace with NET_ADMIN alone, for nft and tc."""
+def _ways(direction: str) -> set[str]:
+    return {"inbound", "outbound"} if direction == "both" else {direction}
+
+
+def start_helper(
+    client: docker.DockerClient,
+    image: str,
+    run_labels: dict[str, str],
+    caps: tuple[str, ...] = ("NET_ADMIN",),
+) -> Container:
+    """A container in the machine's own network namespace with NET_ADMIN alone (for nft and tc;
+    iptables' helpers add NET_RAW)."""
     with shielded():
         container: Container = client.containers.run(
             image,
             ["sleep", "infinity"],
-            network_mode="host",  # the bridge lives in the host's namespace
+            network_mode="host",  # the bridges and DOCKER-USER live in the host's namespace
             cap_drop=["ALL"],
-            cap_add=["NET_ADMIN"],
+            cap_add=list(caps),
             labels=run_labels,
             detach=True,
             **limits.HELPER,

@@ -21,6 +21,7 @@ from docker.models.containers import Container
 from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.bridge import delete_table, list_tables, start_helper, table_name
 from orchestrator.backend.docker.engine import ENGINE_ERRORS
+from orchestrator.backend.docker.forwarding import IPTABLES_CAPS, Rule, comment, delete_rule, list_rules
 from orchestrator.backend.docker.images import wanted_images
 from orchestrator.backend.docker.owner import Owner, describe, owner_of
 from orchestrator.errors import EngineError
@@ -38,12 +39,14 @@ class RunObjects:
     containers: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)  # a routed run's DOCKER-USER rules
 
 
 @dataclass
 class Survey:
     runs: dict[str, RunObjects] = field(default_factory=dict)
     orphan_tables: list[str] = field(default_factory=list)  # no object of their run is left
+    orphan_rules: list[Rule] = field(default_factory=list)
     tables_seen: bool = False  # False: no image to look with (then no run could have made one)
 
     def with_owner(self, owner: Owner) -> list[RunObjects]:
@@ -69,6 +72,7 @@ def survey(client: docker.DockerClient, helper: Container | None = None) -> Surv
     so a run that starts meanwhile can never have its fresh table taken for an orphan."""
     found = Survey()
     tables = list_tables(helper) if helper is not None else []
+    rules = list_rules(helper) if helper is not None else []
     found.tables_seen = helper is not None
     for kind, items in (
         ("container", client.api.containers(all=True, filters={"label": labels.RUN})),
@@ -85,6 +89,12 @@ def survey(client: docker.DockerClient, helper: Container | None = None) -> Surv
             by_table[table].tables.append(table)
         else:
             found.orphan_tables.append(table)
+    by_tag = {comment(run_id): run for run_id, run in found.runs.items()}
+    for rule in rules:
+        if rule.tag in by_tag:
+            by_tag[rule.tag].rules.append(rule)
+        else:
+            found.orphan_rules.append(rule)
     return found
 
 
@@ -134,7 +144,8 @@ def with_helper(client: docker.DockerClient, use: Callable[[Container | None], S
     except docker.errors.ImageNotFound:
         return use(None)
     own = f"clean-{secrets.token_hex(4)}"  # its own id: concurrent cleans never share a label
-    helper = start_helper(client, image, labels.for_run(own, "clean", part="link"))
+    # NET_RAW beside NET_ADMIN: a routed run's DOCKER-USER rules are iptables' (`forwarding`).
+    helper = start_helper(client, image, labels.for_run(own, "clean", part="link"), caps=IPTABLES_CAPS)
     try:
         return use(helper)
     finally:
@@ -161,9 +172,12 @@ def _remove_leftovers(client: docker.DockerClient, run_id: str | None, everythin
             removed.failures += done.failures
             if helper is not None:
                 _delete_tables(helper, run.tables, removed)
+                _delete_rules(helper, run.rules, removed)
         if helper is not None:
             wanted = table_name(run_id) if run_id is not None else None
             _delete_tables(helper, [t for t in found.orphan_tables if wanted in (None, t)], removed)
+            tag = comment(run_id) if run_id is not None else None
+            _delete_rules(helper, [r for r in found.orphan_rules if tag in (None, r.tag)], removed)
         return found
 
     try:
@@ -186,6 +200,14 @@ def _delete_tables(helper: Container, tables: list[str], removed: Removed) -> No
                 removed.tables.append(table)
         except RuntimeError as exc:
             removed.failures.append(f"table {table}: {exc}")
+
+
+def _delete_rules(helper: Container, rules: list[Rule], removed: Removed) -> None:
+    for rule in rules:
+        if delete_rule(helper, rule):
+            removed.tables.append(f"{rule.tool}: {rule.line}")
+        else:
+            removed.failures.append(f"{rule.tool}: could not delete {rule.line}")
 
 
 def _remove_network(client: docker.DockerClient, network_id: str) -> bool:

@@ -13,7 +13,6 @@ from types import TracebackType
 import docker
 import docker.errors
 from docker.models.networks import Network
-from docker.types import IPAMConfig, IPAMPool
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from orchestrator import interrupts
@@ -23,15 +22,17 @@ from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.app import ProgramRun
 from orchestrator.backend.docker.bridge import Bridge
 from orchestrator.backend.docker.cleanup import Removed, remove_run
-from orchestrator.backend.docker.engine import ENGINE_ERRORS, connect_engine, engine_error
+from orchestrator.backend.docker.engine import ENGINE_ERRORS, connect_engine
+from orchestrator.backend.docker.forwarding import Forwarding, bridge_name
 from orchestrator.backend.docker.images import Images, ensure_images, resolve_image
+from orchestrator.backend.docker.networks import create_networks
 from orchestrator.backend.docker.pod import Pod, capture_ids
 from orchestrator.backend.docker.programs import prepare_programs
+from orchestrator.backend.docker.topology import make_pod
 from orchestrator.errors import EngineError
-from orchestrator.interrupts import shielded
 from orchestrator.rundir import RunDir
 from orchestrator.scenario.model import Scenario
-from orchestrator.scenario.relocate import candidate_subnets, relocate
+from orchestrator.scenario.topology import connect_address, routers
 
 
 class Lab:
@@ -53,6 +54,8 @@ class Lab:
         self.images: Images | None = None
         self.pods: dict[str, Pod] = {}
         self.programs: dict[str, ProgramRun] = {}  # hosts that run a user's program
+        self.networks: dict[str, Network] = {}
+        self.forwarding: Forwarding | None = None  # routed packets across the run's bridges
         self.removed: Removed | None = None
         self.bridge: Bridge | None = None
         self.files: RunDir | None = None
@@ -78,64 +81,55 @@ class Lab:
         self.programs = prepare_programs(self.client, self.scenario, self.images, self.say)
 
     def create_network(self) -> Scenario:
-        """The run's own network. If its subnet is taken (a parallel run), the next free one in
-        10.77.0.0/16, with every host moved along; the scenario as it will really run is returned."""
+        """The run's own networks. If a subnet is taken (a parallel run), the first layout in
+        10.77.0.0/16 where all are free, with every host moved along; the scenario as it will
+        really run is returned."""
         assert self.client is not None
-        for subnet in candidate_subnets(self.scenario):
+        self.networks, self.scenario = create_networks(self.client, self.run_id, self.scenario)
+        self.network = next(iter(self.networks.values()))
+        if routers(self.scenario):
+            assert self.images is not None
+            self.forwarding = Forwarding(self.client, self.images.agent, self.run_id, self.scenario.name)
             try:
-                with shielded():  # an interrupt waits until the object exists and is known
-                    self.network = self.client.networks.create(
-                        f"tcpscen-{self.run_id}",
-                        driver="bridge",
-                        internal=True,  # no route out: traffic stays between the run's own hosts
-                        ipam=IPAMConfig(
-                            pool_configs=[
-                                IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))
-                            ]
-                        ),
-                        labels=labels.for_run(self.run_id, self.scenario.name),
-                    )
-            except docker.errors.APIError as exc:
-                if "overlap" in str(exc).lower():
-                    continue
-                raise engine_error(exc, "creating the run's network") from None
-            except ENGINE_ERRORS as exc:
-                raise engine_error(exc, "creating the run's network") from None
-            self.scenario = relocate(self.scenario, subnet)
-            return self.scenario
-        raise EngineError("no free subnet in 10.77.0.0/16 for this run: `tcpscen clean` removes leftovers")
+                self.forwarding.allow([bridge_name(str(n.id)) for n in self.networks.values()])
+            except (RuntimeError, *ENGINE_ERRORS) as exc:
+                raise EngineError(f"letting routed packets cross the run's bridges: {exc}") from None
+        return self.scenario
 
     def boot_hosts(self) -> None:
-        """Servers first, so their capture and agent are up before any client can connect."""
+        """Routers first, then servers, so the path and the servers' captures and agents are up
+        before any client can connect."""
         assert self.client is not None and self.images is not None and self.network is not None
         self.files = self.files or RunDir.open(self.run_dir)
         uid, gid = capture_ids()
-        order = sorted(self.scenario.hosts.items(), key=lambda kv: kv[1].role != "server")
+        first = ("router", "server", "client")
+        order = sorted(self.scenario.hosts.items(), key=lambda kv: first.index(kv[1].role))
         for name, spec in order:
-            pod = Pod(
+            pod = make_pod(
+                self.scenario,
+                name,
                 client=self.client,
-                network=self.network,
+                networks=self.networks,
                 run_id=self.run_id,
-                scenario=self.scenario.name,
-                name=name,
-                spec=spec,
                 image=resolve_image(spec.image, self.images),
-                new_capture=lambda pcap: self._new_capture(pcap, uid, gid),
-                new_file=self._new_capture,
+                new_file=self._new_file,
                 capture_user=f"{uid}:{gid}",
                 on_line=self.on_line,
                 net_admin=name in self.net_admin,
                 ready_text=AGENT_READY_TEXT if spec.role == "server" else None,
                 program=self.programs.get(name),
-                extra_hosts=self._names(),
+                extra_hosts=self._names(name),
             )
             self.pods[name] = pod
             pod.boot()
 
-    def _names(self) -> dict[str, str]:
-        """Every host's name, and the Compose service it runs, resolving to its address."""
-        names = {h.service: str(h.address) for h in self.scenario.hosts.values() if h.service}
-        return {**names, **{n: str(h.address) for n, h in self.scenario.hosts.items()}}
+    def _names(self, me: str) -> dict[str, str]:
+        """Every host's name, and the Compose service it runs, resolving to the address `me`
+        reaches it at (as the agent's `connect` does: on a network they share, else its first)."""
+        seen = {n: str(connect_address(self.scenario, me, n)) for n in self.scenario.hosts if n != me}
+        seen[me] = str(self.scenario.hosts[me].address)
+        services = {h.service: seen[n] for n, h in self.scenario.hosts.items() if h.service}
+        return {**services, **seen}
 
     def host(self, name: str) -> Pod:
         return self.pods[name]
@@ -198,7 +192,12 @@ class Lab:
             items.append(f"the containers and network of run {self.run_id} (label tcpscen.run={self.run_id})")
         if self.bridge is not None and self.bridge.has_table:
             items.append(f"nftables table bridge {self.bridge.table}")
+        items += self._rules_left()
         return items
+
+    def _rules_left(self) -> list[str]:
+        tag = self.forwarding.rule_comment if self.forwarding is not None else None
+        return [f"DOCKER-USER rules with comment {tag}"] if tag else []
 
     def _still_there(self, client: docker.DockerClient) -> list[str]:
         """What the engine still has of this run after the clean-up, by its label."""
@@ -213,7 +212,7 @@ class Lab:
         found += [f"network {n['Name']}" for n in networks]
         if self.bridge is not None and self.bridge.has_table:
             found.append(f"nftables table bridge {self.bridge.table}")
-        return found
+        return found + self._rules_left()
 
     def _tear_down(self, client: docker.DockerClient, interrupted: bool) -> None:
         for pod in self.pods.values():
@@ -222,6 +221,11 @@ class Lab:
                     pod.unpause_app()
             pod.collect_agent_log()
             pod.stop_capture()
+        if self.forwarding is not None:
+            try:
+                self.forwarding.remove()
+            except (RuntimeError, *ENGINE_ERRORS) as exc:
+                self.say(f"could not remove the run's DOCKER-USER rules: {exc}; `tcpscen clean` retries")
         if self.bridge is not None:
             try:
                 self.bridge.remove()
@@ -246,8 +250,8 @@ class Lab:
             self.files.close()
             self.files = None
 
-    def _new_capture(self, pcap: str, uid: int, gid: int) -> Path:
-        """The capture's file, made here before its container starts and mounted alone: tcpdump
-        (unprivileged) can write that one file and nothing else of the run directory."""
+    def _new_file(self, name: str, uid: int, gid: int) -> Path:
+        """A file a container writes (a capture), made here before it starts and mounted alone:
+        tcpdump (unprivileged) can write that one file and nothing else of the run directory."""
         assert self.files is not None
-        return self.files.create_for(pcap, uid, gid)
+        return self.files.create_for(name, uid, gid)

@@ -23,11 +23,13 @@ from orchestrator.backend.docker import labels, limits
 from orchestrator.backend.docker.app import ProgramApp, ProgramRun, start_program
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
+from orchestrator.backend.docker.routes import set_default_routes
 from orchestrator.backend.docker.sampler import samples_name, start_sampler
 from orchestrator.capture import tcpdump as capture
 from orchestrator.interrupts import shielded
 from orchestrator.rundir import invoking_user
 from orchestrator.scenario.model import HostBase
+from orchestrator.scenario.topology import Gateway
 
 NOBODY = 65534
 
@@ -41,7 +43,6 @@ class Pod:
     name: str
     spec: HostBase
     image: str
-    new_capture: Callable[[str], Path]  # pcap name -> its new empty file, writable by capture_user
     new_file: Callable[[str, int, int], Path]  # (name, uid, gid) -> a new empty file for that user
     capture_user: str  # "uid:gid" tcpdump runs as: never root
     on_line: LineSink
@@ -61,68 +62,78 @@ class Pod:
     on_rewired: Callable[[str], None] | None = None  # told of a new veth (the wire's rules follow it)
     sample_interval_s: float | None = None  # set by sample_sockets: the sampler restarts at each boot
     socket_samples: list[str] = field(default_factory=list)  # sampler.py's files, one per boot
+    # Every network the host is on (the first is `network`), with its addresses there, and its
+    # default routes through a router (set from a helper: the host itself needs no NET_ADMIN).
+    networks: dict[str, Network] = field(default_factory=dict)
+    attach: dict[str, list[str]] = field(default_factory=dict)
+    gateways: list[Gateway] = field(default_factory=list)
     _followers: list[threading.Thread] = field(default_factory=list)
+    _files: dict[str, Path] = field(default_factory=dict)  # what boots write, made in the run directory
 
     def boot(self) -> None:
         """Create the host container and wait until its capture listens (before any SYN can pass)."""
         self.boots += 1
-        pcap = capture.pcap_name(self.name, self.boots)
-        source = self.new_capture(pcap)
-        # The socket sampler's file, made and mounted alone like the capture's (sampler.py).
-        samples = samples_name(self.name, self.boots)
-        samples_source = self.new_capture(samples)
+        nets = self.networks or {"default": self.network}
+        attach = self.attach or {"default": [str(self.spec.address)]}
+        first = next(iter(nets))
+        for name, (uid, gid) in self.boot_files().items():
+            if name not in self._files:  # one made at an earlier boot is mounted again
+                self._files[name] = self.new_file(name, uid, gid)
+        volumes = {
+            str(self._files[name]): {"bind": f"{capture.RUN_DIR_MOUNT}/{name}", "mode": "rw"}
+            for name in self.boot_files()
+        }
         try:
             with shielded():  # an interrupt waits until the object exists and is known
                 self.host = self.client.containers.create(
                     self.image,
-                    capture.tcpdump_command(pcap),
+                    self.main_command(),
                     name=f"tcpscen-{self.run_id}-{self.name}-{self.boots}",
                     hostname=self.name,
-                    user=self.capture_user,
+                    user=self.main_user(),
                     # An init as PID 1 passes SIGINT on: tcpdump as PID 1 would ignore one that
                     # lands before it set its handler, and teardown would wait out its timeout.
                     init=True,
                     **limits.HOST,
-                    network=str(self.network.name),
+                    network=str(nets[first].name),
                     mac_address=self.spec.effective_mac,
                     networking_config={
-                        str(self.network.name): self.client.api.create_endpoint_config(
-                            ipv4_address=str(self.spec.address)
+                        str(nets[first].name): self.client.api.create_endpoint_config(
+                            ipv4_address=_v4(attach[first]), ipv6_address=_v6(attach[first])
                         )
                     },
-                    # IPv6 off: its link-local chatter would only add noise to the captures.
-                    sysctls={
-                        "net.ipv6.conf.all.disable_ipv6": "1",
-                        **{k: str(v) for k, v in self.spec.sysctls.items()},
-                    },
+                    sysctls={**self.kernel_sysctls(), **{k: str(v) for k, v in self.spec.sysctls.items()}},
                     cap_drop=["ALL"],
-                    # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
-                    # where a fault rewrites this host's own firewall.
-                    cap_add=["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"],
+                    cap_add=self.capabilities(),
                     # Programs name their peers (`nc server 8000`); the app shares this /etc/hosts.
                     extra_hosts=self.extra_hosts,
-                    volumes={
-                        str(source): {"bind": f"{capture.RUN_DIR_MOUNT}/{pcap}", "mode": "rw"},
-                        str(samples_source): {"bind": f"{capture.RUN_DIR_MOUNT}/{samples}", "mode": "rw"},
-                    },
+                    # Each file the host writes, made here and mounted alone (boot_files).
+                    volumes=volumes,
                     labels=labels.for_run(self.run_id, self.scenario, host=self.name, part="host"),
                 )
-                self.captures.append(pcap)
+                # The other networks before the start, so every interface exists when it runs.
+                for name, net in nets.items():
+                    if name != first:
+                        net.connect(self.host, ipv4_address=_v4(attach[name]), ipv6_address=_v6(attach[name]))
+                self.captures.extend(self.boot_captures())
                 # A reboot: the peer is still sending, and the fresh kernel answers at once (an
                 # RST) as soon as its interface is up: the cable goes in only once the capture
                 # listens, or that first answer is missing from the new capture.
-                cabled_later = self.boots > 1
+                cabled_later = self.boots > 1 and self.cable_after_boot()
                 if cabled_later:
-                    self.network.disconnect(self.host)
+                    for net in nets.values():
+                        net.disconnect(self.host)
                 self.host.start()
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting host {self.name}") from None
-        LogLine(capture.READY_TEXT).wait(self.host, f"the capture on {self.name}")
-        if cabled_later:
-            try:
-                self.reconnect()
-            except ENGINE_ERRORS as exc:
-                raise engine_error(exc, f"connecting host {self.name}") from None
+        LogLine(self.main_ready_text()).wait(self.host, f"the capture on {self.name}")
+        try:
+            if cabled_later:
+                self.reconnect()  # and its routes, and the wire's rules for its new veths
+            else:
+                self._route()
+        except ENGINE_ERRORS as exc:
+            raise engine_error(exc, f"connecting host {self.name}") from None
         if self.sample_interval_s is not None:
             self._start_sampler()
 
@@ -139,6 +150,50 @@ class Pod:
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting the socket sampler on {self.name}") from None
         self.socket_samples.append(name)
+
+    # What makes this host (a router overrides them: router.RouterPod).
+    def main_command(self) -> list[str]:
+        return capture.tcpdump_command(capture.pcap_name(self.name, self.boots))
+
+    def main_user(self) -> str:
+        return self.capture_user
+
+    def main_ready_text(self) -> str:
+        return capture.READY_TEXT
+
+    def boot_captures(self) -> list[str]:
+        return [capture.pcap_name(self.name, self.boots)]
+
+    def boot_files(self) -> dict[str, tuple[int, int]]:
+        """The files this boot writes into the run directory, each with its writer's uid and gid:
+        its capture, and the socket sampler's (sampler.py)."""
+        writer = ids_of(self.capture_user)
+        return {name: writer for name in [*self.boot_captures(), samples_name(self.name, self.boots)]}
+
+    def cable_after_boot(self) -> bool:
+        """Whether a reboot's cables go in once the capture listens (a router's captures need
+        their interfaces from the start)."""
+        return True
+
+    def capabilities(self) -> list[str]:
+        # NET_RAW for the capture (tcpdump holds it as a file capability); NET_ADMIN only
+        # where a fault rewrites this host's own firewall.
+        return ["NET_RAW", "NET_ADMIN"] if self.net_admin else ["NET_RAW"]
+
+    def kernel_sysctls(self) -> dict[str, str]:
+        if not any(":" in a for addresses in self.attach.values() for a in addresses):
+            # IPv6 off: its link-local chatter would only add noise to the captures.
+            return {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+        # IPv6 on, without duplicate address detection: the first SYN must not wait for it.
+        return {
+            "net.ipv6.conf.all.disable_ipv6": "0",
+            "net.ipv6.conf.all.accept_dad": "0",
+            "net.ipv6.conf.default.accept_dad": "0",
+        }
+
+    def _route(self) -> None:
+        if self.gateways and self.host is not None:
+            set_default_routes(self.client, self.image, self.host, self.gateways, self.run_id, self.scenario)
 
     def start_app(self, config_json: str) -> None:
         assert self.host is not None, "boot() first"
@@ -215,16 +270,28 @@ class Pod:
             self.on_line(self.name, buffer.decode(errors="replace"))
 
     # The controls faults use (backend.base.Host). Each is one SDK call; the caller records the time.
-    def disconnect(self) -> None:
+    def disconnect(self, network: str | None = None) -> None:
         assert self.host is not None
-        self.network.disconnect(self.host, force=True)
+        for net in self._chosen(network).values():
+            net.disconnect(self.host, force=True)
 
-    def reconnect(self) -> None:
+    def reconnect(self, network: str | None = None) -> None:
         assert self.host is not None
         # The MAC is container config, so it comes back with the address: the peer's ARP cache stays right.
-        self.network.connect(self.host, ipv4_address=str(self.spec.address))
+        attach = self.attach or {"default": [str(self.spec.address)]}
+        for name, net in self._chosen(network).items():
+            net.connect(self.host, ipv4_address=_v4(attach[name]), ipv6_address=_v6(attach[name]))
+        self._route()  # the default route went with the interface
         if self.on_rewired is not None:
             self.on_rewired(self.name)
+
+    def _chosen(self, network: str | None) -> dict[str, Network]:
+        nets = self.networks or {"default": self.network}
+        if network is None:
+            return nets
+        if network not in nets:
+            raise RuntimeError(f"{self.name} is not on network {network!r} (it is on {', '.join(nets)})")
+        return {network: nets[network]}
 
     def signal_app(self, signal: str) -> None:
         assert self.app is not None
@@ -256,8 +323,9 @@ class Pod:
     def power_off(self) -> None:
         """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
         assert self.host is not None
-        with contextlib.suppress(docker.errors.APIError):
-            self.network.disconnect(self.host, force=True)
+        for net in (self.networks or {"default": self.network}).values():
+            with contextlib.suppress(docker.errors.APIError):
+                net.disconnect(self.host, force=True)
         if self.app is not None:
             self.collect_agent_log()
             with contextlib.suppress(docker.errors.APIError):
@@ -288,16 +356,25 @@ class Pod:
             )
         return text
 
-    def iflink(self) -> int:
-        """The ifindex, in the host's namespace, of the wire side of this host's interface (named
-        eth0, or eth1 after a reconnect: found by its address)."""
-        addrs = self.exec_root(["ip", "-o", "-4", "addr", "show"])
-        name = next(
-            (line.split()[1] for line in addrs.splitlines() if f" {self.spec.address}/" in line), None
-        )
-        if name is None:
-            raise RuntimeError(f"{self.name} has no interface with {self.spec.address} (disconnected?)")
-        return int(self.exec_root(["cat", f"/sys/class/net/{name}/iflink"]).strip())
+    def addresses(self) -> list[str]:
+        """Every address of this host, on every network it is on."""
+        attach = self.attach or {"default": [str(self.spec.address)]}
+        return [a for addresses in attach.values() for a in addresses]
+
+    def iflinks(self) -> dict[str, int]:
+        """Each of this host's addresses -> the ifindex, in the machine's namespace, of the wire
+        side of the interface that has it (eth0, eth1 after a reconnect: found by address).
+        Empty when the host is disconnected from everything."""
+        found: dict[str, int] = {}
+        for line in self.exec_root(["ip", "-o", "addr", "show"]).splitlines():
+            fields = line.split()
+            if len(fields) < 4 or fields[2] not in ("inet", "inet6"):
+                continue
+            address = fields[3].split("/")[0]
+            if address in self.addresses():
+                iface = fields[1].split("@")[0]
+                found[address] = int(self.exec_root(["cat", f"/sys/class/net/{iface}/iflink"]).strip())
+        return found
 
     def reject(self) -> None:
         # INPUT: tcpdump sees the segment arrive (it captures before netfilter), then the RST go out.
@@ -312,9 +389,14 @@ class Pod:
         if self.host is None:
             return ""
         try:
-            return self.exec_root(["ss", "-tanoi"])
+            table = self.exec_root(["ss", "-tanoi"])
         except (RuntimeError, *ENGINE_ERRORS) as exc:
             return f"# ss failed: {exc}\n"
+        try:
+            # The kernel's own TCP counters, after the table (verdict.counters reads them).
+            return table + "\n# nstat\n" + self.exec_root(["nstat", "-asz"])
+        except (RuntimeError, *ENGINE_ERRORS):
+            return table
 
     def collect_agent_log(self) -> None:
         """The agent's stderr (a traceback, if it crashed), kept before the container goes."""
@@ -357,3 +439,16 @@ def capture_ids() -> tuple[int, int]:
     when that is root itself, nobody, so the capture never runs as root."""
     uid, gid = invoking_user()
     return (uid, gid) if uid != 0 else (NOBODY, NOBODY)
+
+
+def ids_of(user: str) -> tuple[int, int]:
+    uid, gid = user.split(":")
+    return int(uid), int(gid)
+
+
+def _v4(addresses: list[str]) -> str | None:
+    return next((a for a in addresses if ":" not in a), None)
+
+
+def _v6(addresses: list[str]) -> str | None:
+    return next((a for a in addresses if ":" in a), None)

@@ -59,11 +59,13 @@ def _runs(found: Survey) -> list[Finding]:
     containers = sum(len(r.containers) for r in dead)
     networks = sum(len(r.networks) for r in dead)
     tables = sum(len(r.tables) for r in dead) + len(found.orphan_tables)
-    total = containers + networks + tables
+    rules = sum(len(r.rules) for r in dead) + len(found.orphan_rules)
+    total = containers + networks + tables + rules
     counted = f"{containers} containers, {networks} networks" + (
-        f", {tables} nftables tables" if found.tables_seen else ""
+        f", {tables} nftables tables, {rules} DOCKER-USER rules" if found.tables_seen else ""
     )
     gone = [r.run_id for r in dead] + [f"table {t}" for t in found.orphan_tables]
+    gone += sorted({f"rules {r.tag}" for r in found.orphan_rules})
     hint = f" of dead runs: {', '.join(gone)} (`tcpscen clean`)" if total else ""
     findings = [Finding("leftovers", total == 0, counted + hint)]
     live = [r for r in found.with_owner(Owner.ALIVE) if not r.run_id.startswith(HELPER_RUNS)]

@@ -32,7 +32,7 @@ def prepare_programs(
     """Every host that runs a program instead of the agent, its image built or pulled now."""
     out: dict[str, ProgramRun] = {}
     project: Project | None = None
-    for name, host in scenario.hosts.items():
+    for name, host in scenario.apps().items():
         if host.service is not None:
             if project is None:
                 assert scenario.compose is not None  # the loader checked it

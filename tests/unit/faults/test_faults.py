@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from orchestrator.faults import FAULTS, FaultContext, apply_step, needs_net_admin
 from orchestrator.scenario.steps import FAULT_NAMES, STEP_TYPES, Step
-from tests.helpers.fake_backend import FakeBackend, FakeHost, FakeWire
+from tests.helpers.fake_backend import FakeBackend, FakeHost, FakeRouter, FakeWire
 
 ROOT = Path(__file__).resolve().parents[3]
 STEP = TypeAdapter(Step)
@@ -27,6 +27,11 @@ CASES = [
     ({"fault": "unpause"}, [("server", "unpause_app")]),
     ({"fault": "power_off"}, [("server", "power_off")]),
     ({"fault": "power_on"}, [("server", "power_on")]),
+    ({"fault": "disconnect", "network": "outside"}, [("server", "disconnect outside")]),
+    ({"fault": "loss", "percent": "3%"}, [("server", "loss 0.03 both")]),
+    ({"fault": "conntrack_flush"}, [("server", "flush_conntrack")]),
+    ({"fault": "idle_timeout", "established": "5s"}, [("server", "set_idle_timeout 5")]),
+    ({"fault": "inject", "toward": "client", "seq": "in-window"}, [("server", "inject client R +1000")]),
     ({"fault": "blackhole", "direction": "inbound"}, [("server", "blackhole inbound")]),
     ({"fault": "reject"}, [("server", "reject")]),
     ({"fault": "heal"}, [("server", "heal"), ("server", "unreject")]),
@@ -38,7 +43,8 @@ def fake(tmp_path: Path) -> tuple[FakeBackend, FaultContext]:
     from tests.unit.run.test_runner import scenario  # noqa: PLC0415
 
     backend = FakeBackend(scenario(), "r", tmp_path, lambda h, line: None, lambda m: None, frozenset())
-    host = backend.hosts["server"] = FakeHost("server", backend)
+    # A router's controls too, so one fake takes every fault (FakeHost alone is no Middlebox).
+    host = backend.hosts["server"] = FakeRouter("server", backend)
     return backend, FaultContext(host, FakeWire(backend))
 
 
@@ -51,6 +57,14 @@ def test_each_fault_uses_its_control(
     detail = apply_step(step, ctx)
     assert backend.calls == calls
     assert detail.startswith("server") or detail.startswith("link into server")
+
+
+def test_a_router_fault_on_a_host_that_is_no_router_fails_to_apply(tmp_path: Path) -> None:
+    backend, _ = fake(tmp_path)
+    plain = FakeHost("server", backend)
+    step = STEP.validate_python({"fault": "conntrack_flush", "host": "server"})
+    with pytest.raises(RuntimeError, match="not a router"):
+        apply_step(step, FaultContext(plain, FakeWire(backend)))
 
 
 def test_every_step_has_exactly_one_fault_and_the_tests_cover_it() -> None:
