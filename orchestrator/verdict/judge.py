@@ -215,12 +215,17 @@ def _check_end_state(
     return out
 
 
+def _shown(address: str, port: int) -> str:
+    """An endpoint as connections name it ([v6]:port)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def packets_after(packets: Iterable[TcpPacket], conn: ConnectionSummary, t: float) -> list[FrameRef]:
     ends = {conn.client, conn.server}
     return [
         FrameRef(p.file, p.frame, p.time)
         for p in packets
-        if p.time >= t and f"{p.src}:{p.sport}" in ends and f"{p.dst}:{p.dport}" in ends
+        if p.time >= t and _shown(p.src, p.sport) in ends and _shown(p.dst, p.dport) in ends
     ]
 
 
