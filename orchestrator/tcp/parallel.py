@@ -26,7 +26,7 @@ import pickle
 import queue
 import signal
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -39,8 +39,9 @@ from orchestrator.pcap.chunks import has_columns, read_chunks
 from orchestrator.pcap.columns import Chunk, Columns
 from orchestrator.pcap.reader import IcmpError, TcpCapture
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
+from orchestrator.tcp.compiled import Pass, pass_for
 from orchestrator.tcp.connection import ConnectionSummary
-from orchestrator.tcp.vector import summarize_chunks
+from orchestrator.tcp.loop import summarize_pass
 
 __all__ = [
     "MAX_AUTO",
@@ -51,6 +52,7 @@ __all__ = [
     "analyze_shared",
     "auto_processes",
     "part_of",
+    "summarize_chunks",
 ]
 
 MIN_BYTES = 16 << 20
@@ -137,6 +139,11 @@ def analyze_rendered(capture: TcpCapture, processes: int, renderer: Renderer) ->
     return Rendered(analysis, [renderer.number(text, k) for k, (_key, text) in enumerate(texts)])
 
 
+def summarize_chunks(chunks: Iterable[Chunk], passing: Pass) -> list[ConnectionSummary]:
+    """One process's share: `passing` over its chunks, then the summaries."""
+    return summarize_pass(lambda: passing(chunks))
+
+
 def _first_frame(c: ConnectionSummary) -> int:
     return c.first_frame.frame if c.first_frame else 0
 
@@ -150,18 +157,22 @@ def _share(
     owners = np.array([0] * PARENT_SHARE + [p for p in range(1, processes) for _ in range(CHILD_SHARE)])
     children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
     dealt: Generator[Chunk, None, None] | None = None
+    passing = pass_for(capture)  # before the fork: the children inherit the compiled loop
     try:
         for part in range(1, processes):
             inbox = ctx.Queue(QUEUED)
             receive, send = ctx.Pipe(duplex=False)
             child = ctx.Process(
-                target=_child, args=(inbox, send, renderer), name=f"tcpscen-analyze-{part}", daemon=True
+                target=_child,
+                args=(inbox, send, renderer, passing),
+                name=f"tcpscen-analyze-{part}",
+                daemon=True,
             )
             child.start()
             send.close()
             children.append((child, inbox, receive))
         dealt = _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
-        mine = summarize_chunks(dealt)
+        mine = summarize_chunks(dealt, passing)
         analysis = analysis_of(capture, [])
         if renderer is None:
             return analysis, [mine] + [_receive(forked, receive, capture) for forked, _i, receive in children]
@@ -259,7 +270,7 @@ def _split(chunk: Chunk, owners: np.ndarray, buckets: int, processes: int) -> li
     return out
 
 
-def _child(inbox: Any, send: Connection, renderer: Renderer | None) -> None:
+def _child(inbox: Any, send: Connection, renderer: Renderer | None, passing: Pass) -> None:
     """In a forked child: analyse the connections the parent deals out and send back their
     summaries, or, with a renderer, the latest time among them, then (once the parent has
     told the capture's end) their texts. Then leave without running the parent's exit handlers
@@ -274,7 +285,7 @@ def _child(inbox: Any, send: Connection, renderer: Renderer | None) -> None:
             while (chunk := inbox.get()) is not None:
                 yield chunk
 
-        conns = summarize_chunks(dealt())
+        conns = summarize_chunks(dealt(), passing)
         if renderer is None:
             send.send_bytes(pickle.dumps(conns, protocol=pickle.HIGHEST_PROTOCOL))
         else:

@@ -30,7 +30,9 @@ from orchestrator.tcp.flows import (
 )
 
 __all__ = [
+    "Found",
     "classify_behind",
+    "control_facts",
     "forget_acked",
     "record_control",
     "record_facts",
@@ -91,10 +93,19 @@ def classify_behind(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, nextseq: int
     return RETX
 
 
-def record_facts(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int, ta: int, end: int) -> None:
-    """Counts and evidence for a retransmission, keep-alive, keep-alive ACK or zero window."""
+# What the array loop (`arrayloop`) found for a retransmission in its own queue of unacknowledged
+# segments: the original send (None: not captured), whether new data went out after it, and
+# whether the peer had acknowledged it.
+Found = tuple[TcpPacket | None, bool, bool]
+
+
+def record_facts(
+    conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int, ta: int, end: int, found: Found | None = None
+) -> None:
+    """Counts and evidence for a retransmission, keep-alive, keep-alive ACK or zero window.
+    `found`: what `arrayloop` found in its queue (then `fwd.unacked` is not looked at)."""
     if ta & ANY_RETX:
-        _record_retransmission(conn, fwd, p, i, end)
+        _record_retransmission(conn, fwd, p, i, end, found)
     elif ta & KA:
         _record_keepalive(fwd, rev, p, i)
     elif ta & KA_ACK:
@@ -114,7 +125,9 @@ def forget_acked(flow: Flow, q: deque[tuple[int, TcpPacket, int]], ack: int) -> 
         q.popleft()
 
 
-def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int) -> None:
+def _record_retransmission(
+    conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int, found: Found | None
+) -> None:
     fwd.retx += 1
     if len(fwd.retx_frames) < MAX_EVIDENCE:
         fwd.retx_frames.append(p)
@@ -127,14 +140,18 @@ def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int
             best = conn.best_run
             if best is not None and conn.best_run_flow is fwd:
                 runs[best.seq] = best
-        original = next((e[1] for e in fwd.unacked if e[1].seq == seq), None)
-        if original is None and len(fwd.unacked) < fl.MAX_UNACKED:
-            # Its first send was not captured (or was already acknowledged): let this one stand
-            # for it among the unacknowledged segments.
-            fwd.unacked.append((end, p, i))
-            fwd.messy = True
-        fresh = original is not None and fwd.nextseq_t > original.time_ns
-        run = runs[seq] = Run(seq, end, original, fresh, acked(fwd, end))
+        if found is not None:
+            original, fresh, acked_before = found
+        else:
+            original = next((e[1] for e in fwd.unacked if e[1].seq == seq), None)
+            if original is None and len(fwd.unacked) < fl.MAX_UNACKED:
+                # Its first send was not captured (or was already acknowledged): let this one
+                # stand for it among the unacknowledged segments.
+                fwd.unacked.append((end, p, i))
+                fwd.messy = True
+            fresh = original is not None and fwd.nextseq_t > original.time_ns
+            acked_before = acked(fwd, end)
+        run = runs[seq] = Run(seq, end, original, fresh, acked_before)
     run.add(p, i)
     best = conn.best_run
     # Ties: a run whose original send was captured (it has a first gap), then the later run,
@@ -219,16 +236,25 @@ def record_control(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> No
     flags = p.flags
     if flags & SYN:
         if flags & ACK:
+            if fwd.syn_ack is None and rev.syn is not None and not conn.handshake_done:
+                conn.hs_pending = rev
+        elif p.time_ns:  # a zero timestamp means "unset" to Wireshark
+            conn.mru_syn = p.time_ns
+            conn.rtt_wait = not conn.first_rtt
+    control_facts(fwd, rev, p, i)
+    watch_acks(conn, fwd, rev, p)
+
+
+def control_facts(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
+    """The evidence of a SYN, FIN or RST (`record_control` without the state the ACKs are
+    watched for, which `arrayloop` keeps itself)."""
+    flags = p.flags
+    if flags & SYN:
+        if flags & ACK:
             if fwd.syn_ack is None:
                 fwd.syn_ack = Seen(p, i)
-                if rev.syn is not None and not conn.handshake_done:
-                    conn.hs_pending = rev
-        else:
-            if fwd.syn is None:
-                fwd.syn = Seen(p, i)
-            if p.time_ns:  # a zero timestamp means "unset" to Wireshark
-                conn.mru_syn = p.time_ns
-                conn.rtt_wait = not conn.first_rtt
+        elif fwd.syn is None:
+            fwd.syn = Seen(p, i)
     if flags & FIN:
         if fwd.fin is None:
             fwd.fin = Seen(p, i)
@@ -243,4 +269,3 @@ def record_control(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> No
         fwd.rst_count += 1
         if len(fwd.rsts) < MAX_EVIDENCE:
             fwd.rsts.append(p)
-    watch_acks(conn, fwd, rev, p)

@@ -17,6 +17,7 @@ from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import read_tcp
 from orchestrator.tcp import parallel
 from orchestrator.tcp.analysis import analyze, analyze_capture
+from orchestrator.tcp.compiled import Pass
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.parallel import analyze_shared, auto_processes, part_of
 from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy
@@ -100,10 +101,10 @@ def test_a_failing_child_is_an_error_not_a_partial_result(
     real = parallel.summarize_chunks
     parent = os.getpid()
 
-    def broken(chunks: Iterable[Chunk]) -> list[ConnectionSummary]:
+    def broken(chunks: Iterable[Chunk], passing: Pass) -> list[ConnectionSummary]:
         if os.getpid() != parent:
             raise RuntimeError("boom")
-        return real(chunks)
+        return real(chunks, passing)
 
     monkeypatch.setattr(parallel, "summarize_chunks", broken)
     with pytest.raises(TcpscenError, match="RuntimeError: boom"):
@@ -118,10 +119,10 @@ def test_a_child_that_dies_with_work_queued_does_not_hang_the_parent(
     real = parallel.summarize_chunks
     parent = os.getpid()
 
-    def dies(chunks: Iterable[Chunk]) -> list[ConnectionSummary]:
+    def dies(chunks: Iterable[Chunk], passing: Pass) -> list[ConnectionSummary]:
         if os.getpid() != parent:
             os._exit(9)
-        return real(chunks)
+        return real(chunks, passing)
 
     monkeypatch.setattr(parallel, "summarize_chunks", dies)
     with pytest.raises(TcpscenError, match="ended"):

@@ -1,0 +1,328 @@
+"""The compiled pass: every segment through the array loop (`arrayloop`, compiled by numba in
+`compiled`), and only the segments that leave a fact through Python.
+
+Per chunk (`chunks`): each segment gets a direction key (a number per 4-tuple and direction,
+from a dictionary of the 4-tuples seen, looked up once per 4-tuple in the chunk); the array
+loop runs over the chunk and writes an event for each segment that leaves a fact; then the
+events are replayed, in order, through `segments`' own code (`record_facts`, `control_facts`)
+on the connections' Python objects (`flows.Conn`), with the state each fact reads as the loop
+found it. At the end, what the summaries read of the loop's state (each direction's
+unacknowledged segments, its last ACK, the handshake, ...) is copied onto those objects, and
+`summarize` makes the summaries as for the other passes. The result is the same, summary for
+summary (`tests/unit/tcp/test_fastpass.py`).
+
+Where the loop keeps a packet (a connection's last segment, its last with data, an
+unacknowledged segment), it keeps only its frame number and times: the summaries read nothing
+else of them. Those come back as stand-in packets with only these fields (`_stub`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.pcap.columns import Chunk
+from orchestrator.pcap.links import ip4_names
+from orchestrator.pcap.reader import TcpPacket
+from orchestrator.tcp import arrayloop as al
+from orchestrator.tcp import flows as fl
+from orchestrator.tcp import loop
+from orchestrator.tcp.flows import ANY_RETX, FACTS, Conn, Flow
+from orchestrator.tcp.segments import FlowKey, control_facts, record_facts
+
+__all__ = ["PLAIN", "Kernels", "analyze_arrays", "warm_up"]
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+_new = tuple.__new__
+
+
+class Kernels:
+    """The array loop's two functions, compiled or not."""
+
+    def __init__(self, analyze_rows: Callable[..., None], rehash: Callable[..., int]) -> None:
+        self.analyze_rows = analyze_rows
+        self.rehash = rehash
+
+
+PLAIN = Kernels(al.analyze_rows, al.rehash)
+
+
+def _grow(a: np.ndarray, rows: int) -> np.ndarray:
+    """`a` with room for `rows` rows (at least double), its rows kept."""
+    if len(a) >= rows:
+        return a
+    out = np.zeros((max(rows, 2 * len(a)), *a.shape[1:]), dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+class _State:
+    """The array loop's state between chunks, and the connections' Python objects."""
+
+    def __init__(self, kernels: Kernels) -> None:
+        self.k = kernels
+        self.keys: dict[FlowKey, int] = {}  # direction key of each 4-tuple seen
+        self.n_keys = 0
+        self.flow_of = np.full(64, -1, dtype=np.int64)
+        self.same = np.zeros(64, dtype=np.int64)  # 1: the key's 4-tuple is its own reverse
+        self.flows = np.zeros((64, al.NF), dtype=np.int64)
+        self.conns = np.zeros((32, al.NC), dtype=np.int64)
+        self.ctimes = np.zeros((32, 2), dtype=np.float64)
+        self.queue = np.zeros((0, al.NQ), dtype=np.int64)
+        self.qtimes = np.zeros(0, dtype=np.float64)
+        self.runs = np.zeros((16, al.NR), dtype=np.int64)
+        self.table = np.full(64, -1, dtype=np.int64)
+        self.counts = np.zeros(6, dtype=np.int64)
+        self.counts[al.FREE_HEAD] = -1
+        self.objs: list[Conn] = []  # in the order the loop made them (its rows)
+
+    def key_of(self, src: str, sport: int, dst: str, dport: int) -> int:
+        """A segment's direction key; the 4-tuple's reverse gets the next one."""
+        key = (src, sport, dst, dport)
+        k = self.keys.get(key)
+        if k is None:
+            k = self.keys[key] = self.n_keys
+            self.n_keys += 2
+            rev = (dst, dport, src, sport)
+            if rev == key:  # the loop's dictionary has one entry for both directions: the second's
+                self.same = _grow_flat(self.same, self.n_keys, 0)
+                self.same[k] = 1
+            else:
+                self.keys[rev] = k + 1
+        return k
+
+    def make_room(self, n: int) -> None:
+        """Room for a chunk of `n` segments: each may start a connection, a run, queue a segment."""
+        cnt = self.counts
+        self.flow_of = _grow_flat(self.flow_of, self.n_keys)
+        self.same = _grow_flat(self.same, self.n_keys, 0)
+        need = int(cnt[al.N_CONNS]) + n
+        if need > len(self.conns):
+            self.conns = _grow(self.conns, need)
+            self.ctimes = _grow(self.ctimes, need)
+            self.flows = _grow(self.flows, 2 * len(self.conns))
+        self.runs = _grow(self.runs, int(cnt[al.N_RUNS]) + n)
+        if 2 * (int(cnt[al.TABLE_USED]) + n) > len(self.table):
+            size = 1 << (4 * (int(cnt[al.N_RUNS]) + n)).bit_length()
+            self.table = np.full(size, -1, dtype=np.int64)
+            cnt[al.TABLE_USED] = self.k.rehash(self.table, self.runs, self.flows, int(cnt[al.N_RUNS]))
+        if cnt[al.FREE_N] < n:  # more free queue entries, chained in front of the free ones
+            old = len(self.queue)
+            size = max(2 * old, old + n - int(cnt[al.FREE_N]), 1024)
+            self.queue = _grow(self.queue, size)
+            self.qtimes = _grow(self.qtimes, size)
+            nxt = self.queue[:, al.Q_NEXT]
+            nxt[old : size - 1] = np.arange(old + 1, size, dtype=np.int64)
+            nxt[size - 1] = cnt[al.FREE_HEAD]
+            cnt[al.FREE_HEAD] = old
+            cnt[al.FREE_N] += size - old
+
+    def run(
+        self,
+        dkey: I64,
+        seq: I64,
+        ack: I64,
+        flags: I64,
+        window: I64,
+        plen: I64,
+        tns: I64,
+        pos: I64,
+        frame: I64,
+        times: F64,
+    ) -> tuple[I64, F64]:
+        """The array loop over one chunk; returns its events."""
+        n = len(dkey)
+        self.make_room(n)
+        c = np.ascontiguousarray  # one compiled variant: contiguous arrays
+        events = np.zeros((n, al.NE), dtype=np.int64)
+        etimes = np.zeros(n, dtype=np.float64)
+        self.counts[al.N_EVENTS] = 0
+        self.k.analyze_rows(
+            n,
+            c(dkey),
+            c(seq),
+            c(ack),
+            c(flags),
+            c(window),
+            c(plen),
+            c(tns),
+            c(pos),
+            c(frame),
+            c(times),
+            self.flow_of,
+            self.same,
+            self.flows,
+            self.conns,
+            self.ctimes,
+            self.queue,
+            self.qtimes,
+            self.runs,
+            self.table,
+            self.counts,
+            events,
+            etimes,
+            loop.MAX_UNACKED,
+            fl.MAX_UNACKED,
+            fl.MAX_RUNS,
+        )
+        k = int(self.counts[al.N_EVENTS])
+        return events[:k], etimes[:k]
+
+    def replay(self, events: I64, etimes: F64, packets: list[TcpPacket], positions: list[int]) -> None:
+        """The facts of a chunk's events (`packets`, `positions`: theirs), in order."""
+        objs = self.objs
+        for ev, p, i, otime in zip(events.tolist(), packets, positions, etimes.tolist(), strict=True):
+            (_row, f, ta, new, fwd_lf, fwd_lat, rev_lf, rev_lat, rev_win, rev_la, o_frame, o_tns, fresh,
+             acked_before, end) = ev  # fmt: skip
+            if new:
+                objs.append(Conn(len(objs), p, i))
+            conn = objs[f >> 1]
+            fwd, rev = (conn.a, conn.b) if f & 1 == 0 else (conn.b, conn.a)
+            # The state these facts read, as the loop found it.
+            fwd.lastflags, fwd.lastack_t = fwd_lf, fwd_lat
+            rev.lastflags, rev.lastack_t, rev.window, rev.lastack = rev_lf, rev_lat, rev_win, rev_la
+            if ta & FACTS:
+                found = None
+                if ta & ANY_RETX:
+                    original = _stub(o_frame, otime, o_tns, p.file) if o_frame >= 0 else None
+                    found = (original, bool(fresh), bool(acked_before))
+                record_facts(conn, fwd, rev, p, i, ta, end, found)
+            if p.flags & 0x07:
+                control_facts(fwd, rev, p, i)
+
+    def finish(self, file: str) -> list[Conn]:
+        """The connections, with what their summaries read of the loop's state."""
+        flows, conns, ctimes = self.flows, self.conns, self.ctimes
+        queue, qtimes = self.queue, self.qtimes
+        for k, c in enumerate(self.objs):
+            row = conns[k].tolist()
+            c.packets = row[al.PACKETS]
+            c.last = _stub(row[al.LAST_FRAME], float(ctimes[k, al.LAST_TIME]), row[al.LAST_TNS], file)
+            if row[al.LA_FRAME] >= 0:
+                c.last_activity = _stub(row[al.LA_FRAME], float(ctimes[k, al.LA_TIME]), row[al.LA_TNS], file)
+            c.handshake_done = bool(row[al.HS_DONE])
+            c.first_rtt = row[al.FIRST_RTT]
+            for g, f in ((2 * k, c.a), (2 * k + 1, c.b)):
+                _finish_flow(f, flows[g].tolist(), queue, qtimes, file)
+        return self.objs
+
+
+def _finish_flow(f: Flow, st: list[int], queue: I64, qtimes: F64, file: str) -> None:
+    f.nextseq, f.nextseq_t, f.maxseq = st[al.NEXTSEQ], st[al.NEXTSEQ_T], st[al.MAXSEQ]
+    f.lastack, f.lastack_t, f.window = st[al.LASTACK], st[al.LASTACK_T], st[al.WINDOW]
+    f.dupacks, f.lastflags = st[al.DUPACKS], st[al.LASTFLAGS]
+    f.acked_upto = st[al.ACKED_UPTO] if st[al.HAS_ACKED] else None
+    f.acked_fin_early = bool(st[al.FIN_EARLY])
+    q: deque[tuple[int, TcpPacket, int]] = deque()
+    e = st[al.Q_HEAD]
+    while e >= 0:
+        end, _seq, i, frame, tns, nxt = queue[e].tolist()
+        q.append((end, _stub(frame, float(qtimes[e]), tns, file), i))
+        e = nxt
+    f.unacked = q
+
+
+def _stub(frame: int, time: float, tns: int, file: str) -> TcpPacket:
+    """A packet known only by where and when: what summaries read of the packets the loop keeps."""
+    return _new(TcpPacket, (frame, time, "", 0, "", 0, 0, 0, 0, 0, 0, file, tns))
+
+
+def _grow_flat(a: I64, n: int, fill: int = -1) -> I64:
+    if len(a) >= n:
+        return a
+    out = np.full(max(n, 2 * len(a)), fill, dtype=np.int64)
+    out[: len(a)] = a
+    return out
+
+
+def warm_up(kernels: Kernels) -> None:
+    """Call both functions once, on nothing: numba compiles (or loads) them on their first call."""
+    st = _State(kernels)
+    none = np.zeros(0, dtype=np.int64)
+    st.run(none, none, none, none, none, none, none, none, none, np.zeros(0, dtype=np.float64))
+    kernels.rehash(st.table, st.runs, st.flows, 0)
+
+
+def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Conn]:
+    """The connections of a capture read by `chunks.read_chunks`, in tcp.stream order."""
+    st = _State(kernels)
+    file = ""
+    for chunk in chunks:
+        if chunk.columns is not None:
+            cols = chunk.columns
+            file = cols.file
+            n = len(cols.pos)
+            if not n:
+                continue
+            a = (cols.src << 16) | cols.sport
+            b = (cols.dst << 16) | cols.dport
+            order = np.lexsort((b, a))
+            sa, sb = a[order], b[order]
+            first = np.ones(n, dtype=np.bool_)
+            first[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
+            uid = np.cumsum(first) - 1
+            rows = order[first]
+            names, key_of = ip4_names, st.key_of
+            ukeys = np.array(
+                [
+                    key_of(names[s], sp, names[d], dp)
+                    for s, sp, d, dp in zip(
+                        cols.src[rows].tolist(),
+                        cols.sport[rows].tolist(),
+                        cols.dst[rows].tolist(),
+                        cols.dport[rows].tolist(),
+                        strict=True,
+                    )
+                ],
+                dtype=np.int64,
+            )
+            dkey = np.empty(n, dtype=np.int64)
+            dkey[order] = ukeys[uid]
+            events, etimes = st.run(
+                dkey,
+                cols.seq,
+                cols.ack,
+                cols.flags,
+                cols.window,
+                cols.payload_len,
+                cols.tns,
+                cols.pos,
+                cols.frame,
+                cols.time,
+            )
+            at = events[:, al.E_ROW]
+            st.replay(events, etimes, cols.packets(at), cols.pos[at].tolist())
+        elif chunk.pairs:
+            pairs = chunk.pairs
+            pk = [p for _i, p in pairs]
+            file = pk[0].file
+            key_of = st.key_of
+            dkey = np.array([key_of(p.src, p.sport, p.dst, p.dport) for p in pk], dtype=np.int64)
+            field = list(zip(*pk, strict=True))
+
+            def col(k: int, _f: list[tuple[object, ...]] = field) -> I64:
+                return np.array(_f[k], dtype=np.int64)
+
+            events, etimes = st.run(
+                dkey,
+                col(6),
+                col(7),
+                col(8),
+                col(9),
+                col(10),
+                col(12),
+                np.array([i for i, _p in pairs], dtype=np.int64),
+                col(0),
+                np.array(field[1], dtype=np.float64),
+            )
+            at = events[:, al.E_ROW].tolist()
+            st.replay(events, etimes, [pk[j] for j in at], [pairs[j][0] for j in at])
+    conns = st.finish(file)
+    conns.sort(key=lambda c: c.first_i)
+    for k, c in enumerate(conns):
+        c.index = k
+    return conns

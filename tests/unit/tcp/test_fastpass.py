@@ -1,0 +1,201 @@
+"""The compiled pass (`fastpass` over `arrayloop`) gives exactly what the reference loop gives.
+
+Each test runs the array loop twice where it can: as plain Python (always: the logic), and
+compiled by numba (the shipped path; skipped only where numba is not installed, and CI
+installs it). The reference is the loop over the reference reader, itself checked against
+tshark in `test_analysis`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.pcap import columns
+from orchestrator.pcap.chunks import read_chunks
+from orchestrator.pcap.reader import read_tcp
+from orchestrator.tcp import compiled, loop, parallel, segments
+from orchestrator.tcp import flows as fl
+from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
+from orchestrator.tcp.fastpass import PLAIN, Kernels, analyze_arrays
+from orchestrator.tcp.loop import summarize_pass
+from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy
+from tests.unit.tcp.test_vector import _as_pcapng, _bench
+
+ROOT = Path(__file__).resolve().parents[3]
+HAS_NUMBA = compiled.available()
+needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (the `fast` extra)")
+
+
+def _kernels(kind: str) -> Kernels:
+    if kind == "plain":
+        return PLAIN
+    if not HAS_NUMBA:
+        pytest.skip("numba is not installed (the `fast` extra)")
+    return compiled.kernels()
+
+
+KINDS = ["plain", "compiled"]
+
+
+def _fast(path: Path, kernels: Kernels) -> Analysis:
+    capture = read_tcp(path)
+    conns = summarize_pass(lambda: analyze_arrays(read_chunks(capture), kernels))
+    return analysis_of(capture, conns)
+
+
+def _reference(path: Path) -> Analysis:
+    return analyze_capture(read_tcp(path), vectorised=False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("chunk", [1 << 22, 700])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_odd_conversations_in_small_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, chunk: int, kind: str
+) -> None:
+    path = random_capture(tmp_path / "r.pcap", seed, 80)
+    monkeypatch.setattr(columns, "CHUNK", chunk)
+    reference = _reference(path)
+    assert len(reference.connections) > 50
+    assert _fast(path, _kernels(kind)) == reference
+
+
+@pytest.mark.parametrize("seed", range(10, 22))
+def test_more_seeds_compiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    path = random_capture(tmp_path / "r.pcap", seed, 40)
+    monkeypatch.setattr(columns, "CHUNK", random.Random(seed).choice([500, 3000, 1 << 22]))
+    assert _fast(path, _kernels("compiled")) == _reference(path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_small_caps_are_kept_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """The memory bounds (unacknowledged segments, runs of retransmissions) cut the same way."""
+    path = random_capture(tmp_path / "r.pcap", 5, 60)
+    monkeypatch.setattr(loop, "MAX_UNACKED", 3)
+    monkeypatch.setattr(fl, "MAX_UNACKED", 2)
+    monkeypatch.setattr(fl, "MAX_RUNS", 2)
+    monkeypatch.setattr(segments, "MAX_RUNS", 2)
+    reference = _reference(path)
+    assert _fast(path, _kernels(kind)) == reference
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", ["many", "long"])
+def test_a_busy_capture(tmp_path: Path, shape: str, kind: str) -> None:
+    """The benchmark's own traffic: retransmissions, keep-alives, zero windows, closes."""
+    path = tmp_path / f"{shape}.pcap"
+    _bench().write_capture(path, 60_000 if kind == "compiled" else 8_000, shape, seed=3)
+    reference = _reference(path)
+    assert sum(c.retransmissions.client + c.retransmissions.server for c in reference.connections) > 100
+    assert _fast(path, _kernels(kind)) == reference
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("link", "fmt", "v6"), [("vlan", "pcap", False), ("ether", "pcap", True), ("sll2", "pcapng", False)]
+)
+def test_what_the_fast_layout_cannot_read(tmp_path: Path, link: str, fmt: str, v6: bool, kind: str) -> None:
+    """Chunks of pairs (IPv6, VLAN, ...) go through the same array loop."""
+    rng = random.Random(9)
+    convs = [
+        random_conversation(rng, (f"10.0.0.{k}", 30000 + k), ("10.1.0.2", 80), T0 + k / 10)
+        for k in range(1, 6)
+    ]
+    segs = sorted((s for c in convs for s in c.segs), key=lambda s: s.t)
+    path = write_scapy(tmp_path / f"x.{fmt}", segs, link=link, fmt=fmt, v6=v6)  # type: ignore[arg-type]
+    assert _fast(path, _kernels(kind)) == _reference(path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_connection_to_itself(tmp_path: Path, kind: str) -> None:
+    """A 4-tuple that is its own reverse: the loop's dictionary holds one direction for both."""
+    rng = random.Random(4)
+    convs = [
+        random_conversation(rng, ("10.0.0.1", 5000), ("10.0.0.1", 5000), T0),
+        random_conversation(rng, ("10.0.0.2", 40000), ("10.1.0.2", 80), T0 + 0.5),
+    ]
+    segs = sorted((s for c in convs for s in c.segs), key=lambda s: s.t)
+    path = write_scapy(tmp_path / "self.pcap", segs)
+    assert _fast(path, _kernels(kind)) == _reference(path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_truncated_capture(tmp_path: Path, kind: str) -> None:
+    path = random_capture(tmp_path / "r.pcap", 6, 30)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 25])
+    reference = _reference(path)
+    assert reference.truncated and reference.problems
+    assert _fast(path, _kernels(kind)) == reference
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("chunk", [1 << 22, 3000])
+def test_pcapng_sections_interfaces_and_simple_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, kind: str
+) -> None:
+    path = _as_pcapng(random_capture(tmp_path / "r.pcap", 12, 60), tmp_path / "r.pcapng", "<")
+    monkeypatch.setattr(columns, "CHUNK", chunk)
+    assert _fast(path, _kernels(kind)) == _reference(path)
+
+
+@needs_numba
+def test_big_captures_take_the_compiled_pass_small_ones_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = random_capture(tmp_path / "r.pcap", 7, 40)
+    capture = read_tcp(path)
+    assert compiled.pass_for(capture) is not None
+    assert compiled.pass_for(capture).__name__ == "analyze_chunks"  # small: the vectorised pass
+    monkeypatch.setattr(compiled, "MIN_BYTES", 0)
+    assert compiled.pass_for(capture).__name__ == "<lambda>"
+    monkeypatch.setenv("TCPSCEN_NO_JIT", "1")
+    assert compiled.pass_for(capture).__name__ == "analyze_chunks"
+
+
+@needs_numba
+@pytest.mark.parametrize("processes", [1, 2])
+def test_shared_compiled_analysis_is_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
+    path = random_capture(tmp_path / "r.pcap", 8, 100)
+    monkeypatch.setattr(compiled, "MIN_BYTES", 0)
+    monkeypatch.setattr(columns, "CHUNK", 5000)
+    reference = _reference(path)
+    got = parallel.analyze_shared(read_tcp(path), processes)
+    assert got == reference
+
+
+@needs_numba
+@pytest.mark.parametrize("mode", [["--json"], []])
+def test_the_command_says_the_same_with_and_without_numba(tmp_path: Path, mode: list[str]) -> None:
+    """Byte for byte, on a capture big enough for the compiled pass (and for 2 processes)."""
+    path = tmp_path / "big.pcap"
+    _bench().write_capture(path, 180_000, "many", seed=5)
+    assert path.stat().st_size >= max(compiled.MIN_BYTES, parallel.MIN_BYTES)
+
+    def run(*extra: str, no_jit: bool) -> str:
+        env = {**os.environ, "COLUMNS": "200"}
+        env.pop("TCPSCEN_NO_JIT", None)
+        if no_jit:
+            env["TCPSCEN_NO_JIT"] = "1"
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "analyze", *mode, *extra, str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=True,
+        )
+        return done.stdout
+
+    plain = run("-j", "1", no_jit=True)
+    assert run("-j", "1", no_jit=False) == plain
+    assert run(no_jit=False) == plain
