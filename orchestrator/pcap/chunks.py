@@ -8,7 +8,8 @@ fixed IPv4 offset is read by the reference reader, in batches of pairs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import BinaryIO
 
@@ -20,9 +21,17 @@ from orchestrator.pcap.links import Link
 from orchestrator.pcap.ngchunks import pcapng_chunks
 from orchestrator.pcap.reader import MAX_RECORD, TcpCapture
 
-__all__ = ["has_columns", "read_chunks"]
+__all__ = ["Walks", "has_columns", "read_chunks"]
 
 PAIRS_PER_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Walks:
+    """The framing walks of `walk`, compiled: `walk_records` and `walk_epbs`."""
+
+    records: Callable[..., tuple[int, int, int]]
+    epbs: Callable[..., tuple[int, int]]
 
 
 def has_columns(capture: TcpCapture) -> bool:
@@ -34,9 +43,9 @@ def has_columns(capture: TcpCapture) -> bool:
     return capture.pcap_linktype is not None and Link(capture.pcap_linktype).hdr_len is not None
 
 
-def read_chunks(capture: TcpCapture) -> Iterator[Chunk]:
+def read_chunks(capture: TcpCapture, walks: Walks | None = None) -> Iterator[Chunk]:
     """The capture's TCP segments, a chunk at a time; the capture's counters are set as iterating it
-    would set them."""
+    would set them. `walks`: the framing walks compiled (`walk`), else the loops walk in Python."""
     if not has_columns(capture):
         it = capture.pairs()
         while batch := list(islice(it, PAIRS_PER_CHUNK)):
@@ -45,12 +54,17 @@ def read_chunks(capture: TcpCapture) -> Iterator[Chunk]:
     capture.reset()
     f = capture.open()
     try:
-        yield from (_pcap if capture.format == "pcap" else pcapng_chunks)(capture, f)
+        if capture.format == "pcap":
+            yield from _pcap(capture, f, walks.records if walks is not None else None)
+        else:
+            yield from pcapng_chunks(capture, f, walks.epbs if walks is not None else None)
     finally:
         f.close()
 
 
-def _pcap(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
+def _pcap(  # noqa: PLR0915 - the framing loop
+    capture: TcpCapture, f: BinaryIO, walk: Callable[..., tuple[int, int, int]] | None
+) -> Iterator[Chunk]:
     header = pcap.parse_header(f.read(pcap.FILE_HEADER.size))
     link = Link(header.linktype)
     capture.linktypes.add(link.linktype)
@@ -62,6 +76,7 @@ def _pcap(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915
     pad = bytes(width)
     cap_at = pcap.RECORD_HEADER.offsets["cap"]
     unpack_cap = pcap.RECORD_HEADER.field_struct("cap", header.endian).unpack_from
+    little = header.endian == "<"
     chunk_size = columns.CHUNK
     read = f.read
     frame = 0
@@ -79,27 +94,37 @@ def _pcap(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915
             buf = rest + more if rest else more
             n = len(buf)
             padded = buf + pad  # every slice is `width` long, even a short last record's
-            slices: list[bytes] = []
-            app = slices.append
-            pos = 0
-            last = n - rec_hdr
+            u8 = np.frombuffer(padded, np.uint8)
             corrupt = 0
             want = chunk_size
-            while pos <= last:
-                cap = unpack_cap(padded, pos + cap_at)[0]
-                end = pos + rec_hdr + cap
-                if end > n:
-                    if cap > MAX_RECORD:
-                        corrupt = cap
-                    want = max(chunk_size, end - n)
-                    break
-                app(padded[pos : pos + width])
-                pos = end
+            if walk is not None:
+                offsets = np.empty(n // rec_hdr + 1, dtype=np.int64)
+                count, pos, cap = walk(u8, n, rec_hdr, cap_at, little, offsets)
+                offsets = offsets[:count]
+            else:
+                found: list[int] = []
+                app = found.append
+                pos = 0
+                last = n - rec_hdr
+                cap = -1
+                while pos <= last:
+                    cap = unpack_cap(padded, pos + cap_at)[0]
+                    end = pos + rec_hdr + cap
+                    if end > n:
+                        break
+                    app(pos)
+                    pos = end
+                else:
+                    cap = -1
+                offsets = np.array(found, dtype=np.int64)
+            if cap >= 0:  # a record that does not fit: the next read brings the rest of it
+                if cap > MAX_RECORD:
+                    corrupt = cap
+                want = max(chunk_size, pos + rec_hdr + cap - n)
             rest = buf[pos:]
-            if slices:
-                rec = np.frombuffer(b"".join(slices), lay.dtype)
-                starts = np.zeros(len(rec), dtype=np.int64)
-                np.cumsum(rec["cap"][:-1].astype(np.int64) + rec_hdr, out=starts[1:])
+            if len(offsets):
+                rec = u8[offsets[:, None] + np.arange(width)].view(lay.dtype).reshape(-1)
+                starts = offsets
                 sec = rec["sec"].astype(np.int64)
                 frac = rec["frac"].astype(np.int64)
                 group = decode(

@@ -8,11 +8,12 @@ byte-order marks, interface descriptions and their timestamp units) from `pcapng
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from orchestrator.pcap import columns, pcapng
 from orchestrator.pcap.columns import FAST_NEED, I64, Chunk, Group, Slice, assemble, decode, no_columns
@@ -73,8 +74,11 @@ class _Section:
         return ns
 
 
-def pcapng_chunks(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa: PLR0915 - the framing loop
-    """The chunks of a pcapng file, from its start."""
+def pcapng_chunks(  # noqa: PLR0915 - the framing loop
+    capture: TcpCapture, f: BinaryIO, walk: Callable[..., tuple[int, int]] | None = None
+) -> Iterator[Chunk]:
+    """The chunks of a pcapng file, from its start. `walk`: `walk.walk_epbs` compiled, which
+    steps over runs of Enhanced Packet Blocks (else this loop does, block by block)."""
     ng = pcapng
     shb, idb, epb_type, pb_type, spb_type = ng.SHB, ng.IDB, ng.EPB, ng.PB, ng.SPB
     min_block, epb_data = ng.MIN_BLOCK, ng.EPB_DATA
@@ -98,15 +102,27 @@ def pcapng_chunks(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa:
             buf = rest + more if rest else more
             n = len(buf)
             padded = buf + _NG_PAD
+            u8 = np.frombuffer(padded, np.uint8)
             pos = 0
             want = chunk_size
             run = _Run()  # EPBs since the last other packet block or section
-            slices, blocks, frames = run.slices, run.blocks, run.frames
+            blocks, frames = run.blocks, run.frames
             groups: list[Group] = []
             rare: list[TcpPacket] = []
             icmp: list[tuple[int, int, Found]] = []
             u32x2 = sec.u32x2
+            offsets = np.empty(n // epb_data + 1, dtype=np.int64) if walk is not None else None
             while n - pos >= min_block:  # a block header and, for a section, its mark
+                if walk is not None and offsets is not None:
+                    count, pos = walk(
+                        u8, pos, n, min_block, epb_type, epb_data, MAX_RECORD, sec.endian == "<", offsets
+                    )
+                    if count:
+                        run.arrays.append(offsets[:count].copy())
+                        run.arrays.append(np.arange(frame + 1, frame + 1 + count, dtype=np.int64))
+                        frame += count
+                    if n - pos < min_block:
+                        break
                 btype, blen = u32x2(buf, pos)
                 if btype == epb_type and epb_data <= blen <= MAX_RECORD and not blen % 4:
                     end = pos + blen
@@ -114,7 +130,6 @@ def pcapng_chunks(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa:
                         want = max(chunk_size, end - n)
                         break
                     frame += 1
-                    slices.append(padded[pos + _SKIP : pos + _SKIP + _NG_WIDTH])
                     blocks.append(pos)
                     frames.append(frame)
                     pos = end
@@ -136,10 +151,10 @@ def pcapng_chunks(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa:
                 if btype == epb_type:  # an EPB too short for its body: as the reference reader, not a packet
                     frame += 1
                 elif order is not None:
-                    groups += _epbs(capture, sec, buf, run)
+                    groups += _epbs(capture, sec, buf, u8, run)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
-                    slices, blocks, frames = run.slices, run.blocks, run.frames
+                    blocks, frames = run.blocks, run.frames
                     sec = _Section(order)
                     u32x2 = sec.u32x2
                 elif btype == idb:
@@ -148,13 +163,13 @@ def pcapng_chunks(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa:
                     sec.add(face)
                 elif btype in (pb_type, spb_type):  # rare
                     frame += 1
-                    groups += _epbs(capture, sec, buf, run)
+                    groups += _epbs(capture, sec, buf, u8, run)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
-                    slices, blocks, frames = run.slices, run.blocks, run.frames
+                    blocks, frames = run.blocks, run.frames
                     last_tns = _rare_block(capture, sec, buf, pos, blen, btype, frame, last_tns, rare, icmp)
                 pos = end
-            groups += _epbs(capture, sec, buf, run)
+            groups += _epbs(capture, sec, buf, u8, run)
             last_tns = run.last_tns(sec, buf, last_tns)
             rest = buf[pos:]
             chunk, count = assemble(capture, groups, tcp, rare, icmp)
@@ -170,32 +185,47 @@ def pcapng_chunks(capture: TcpCapture, f: BinaryIO) -> Iterator[Chunk]:  # noqa:
 
 @dataclass(slots=True)
 class _Run:
-    """Consecutive Enhanced Packet Blocks of one section: their slices, offsets and frames."""
+    """Consecutive Enhanced Packet Blocks of one section: their offsets and frames, walked one
+    by one (`blocks`, `frames`) or many at a time (`arrays`: offsets, then frames, ...), in
+    file order (a run is walked one way or the other in stretches, the walk's first)."""
 
-    slices: list[bytes] = field(default_factory=list)
     blocks: list[int] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
+    arrays: list[I64] = field(default_factory=list)
+
+    def where(self) -> tuple[I64, I64]:
+        """Offsets and frames of the whole run, in file order."""
+        offsets = [*self.arrays[0::2], np.array(self.blocks, dtype=np.int64)]
+        frames = [*self.arrays[1::2], np.array(self.frames, dtype=np.int64)]
+        off, fr = np.concatenate(offsets), np.concatenate(frames)
+        if self.arrays and self.blocks:  # both ways in one run: back into file order
+            order = np.argsort(fr, kind="stable")
+            off, fr = off[order], fr[order]
+        return off, fr
 
     def last_tns(self, sec: _Section, buf: bytes, before: int) -> int:
         """The time of the run's last valid EPB (what a Simple Packet Block after it takes)."""
-        for block in reversed(self.blocks):
+        off, _fr = self.where()
+        for block in reversed(off.tolist()):
             tns = sec.tns(buf, block)
             if tns is not None:
                 return tns
         return before
 
 
-def _epbs(capture: TcpCapture, sec: _Section, buf: bytes, run: _Run) -> list[Group]:
-    """Decode a run of Enhanced Packet Blocks, interface by interface."""
-    if not run.slices:
+def _epbs(
+    capture: TcpCapture, sec: _Section, buf: bytes, u8: npt.NDArray[np.uint8], run: _Run
+) -> list[Group]:
+    """Decode a run of Enhanced Packet Blocks, interface by interface (`u8`: the chunk's bytes,
+    padded)."""
+    offsets, frames = run.where()
+    if not len(offsets):
         return []
-    joined = b"".join(run.slices)
-    head = np.frombuffer(joined, sec.head)
+    joined = u8[offsets[:, None] + (_SKIP + np.arange(_NG_WIDTH))].reshape(-1)
+    head = joined.view(sec.head)
     ids = head["iface"].astype(np.int64)
     room = head["blen"].astype(np.int64) - pcapng.EPB_OVERHEAD
     valid = (ids < len(sec.ifaces)) & (head["cap"].astype(np.int64) <= room)
-    offsets = np.array(run.blocks, dtype=np.int64)
-    frames = np.array(run.frames, dtype=np.int64)
     groups = []
     for k in np.unique(ids[valid]).tolist():
         m = valid & (ids == k)
@@ -203,7 +233,7 @@ def _epbs(capture: TcpCapture, sec: _Section, buf: bytes, run: _Run) -> list[Gro
         if lay is None:  # no fixed IPv4 offset: the reference decoders, one by one
             groups.append(_slow_group(capture, face, buf, offsets[m], frames[m], sec))
             continue
-        rec = np.frombuffer(joined, lay.dtype)[m]
+        rec = joined.view(lay.dtype)[m]
         units = (rec["hi"].astype(np.uint64) << np.uint64(32)) | rec["lo"].astype(np.uint64)
         # Interface.time_ns, for the whole run at once
         if int(units.max()) * face.num < 1 << 62:

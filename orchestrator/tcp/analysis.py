@@ -98,10 +98,10 @@ def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised
         # Imported here: numpy takes 0.15 s to import, and the commands that only judge runs
         # (through `analyze`) never need it.
         from orchestrator.pcap.chunks import read_chunks  # noqa: PLC0415
-        from orchestrator.tcp.compiled import pass_for  # noqa: PLC0415
+        from orchestrator.tcp.compiled import plan_for  # noqa: PLC0415
 
-        passing = pass_for(capture)
-        conns = summarize_pass(lambda: passing(read_chunks(capture)))
+        plan = plan_for(capture)
+        conns = summarize_pass(lambda: plan.passing(read_chunks(capture, plan.walks)))
     else:
         conns = _analyze(capture.pairs(), mark)
     return analysis_of(capture, conns)

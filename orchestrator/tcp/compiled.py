@@ -1,10 +1,10 @@
-"""The array loop (`arrayloop`) compiled by numba, when numba is installed (the ``fast`` extra)
-and the capture is big enough to pay for it.
+"""The array loop (`arrayloop`) and the framing walks (`pcap.walk`) compiled by numba, when
+numba is installed (the ``fast`` extra) and the capture is big enough to pay for it.
 
-numba takes about 0.35 s to import and 0.3 s to load the compiled loop from its cache (the
-first run compiles it, some seconds, and caches it next to the source, or in
-``NUMBA_CACHE_DIR``); the compiled loop then analyses a million segments in a small fraction of
-a second, where the vectorised pass (`vector`) takes seconds. So only captures of
+numba takes about 0.35 s to import and 0.3 s to load the compiled functions from its cache
+(the first run compiles them, some seconds, and caches them next to the source, or in
+``NUMBA_CACHE_DIR``); then reading and analysing a million segments takes about half the time
+the vectorised pass (`vector`) and the Python framing loops take. So only captures of
 `MIN_BYTES` or more use it; smaller ones, and every capture where numba is missing, take
 `vector`, with the same result.
 """
@@ -15,15 +15,19 @@ import functools
 import importlib.util
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from orchestrator.pcap.chunks import Walks
 from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import TcpCapture
 from orchestrator.tcp.fastpass import Kernels, analyze_arrays, warm_up
 from orchestrator.tcp.flows import Conn
 from orchestrator.tcp.vector import analyze_chunks
 
-__all__ = ["MIN_BYTES", "Pass", "available", "kernels", "pass_for"]
+__all__ = ["MIN_BYTES", "Pass", "Plan", "available", "compiled", "plan_for"]
 
 MIN_BYTES = 8 << 20
 
@@ -31,18 +35,29 @@ MIN_BYTES = 8 << 20
 Pass = Callable[[Iterable[Chunk]], list[Conn]]
 
 
-def pass_for(capture: TcpCapture) -> Pass:
-    """The pass for `capture`: the compiled one (loaded now, so that forked processes inherit
-    it) for a big capture where numba is installed, else the vectorised one. TCPSCEN_NO_JIT=1
-    turns the compiled one off."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to read and analyse a capture: `read_chunks`' walks (None: in Python), and the pass."""
+
+    walks: Walks | None
+    passing: Pass
+
+
+PLAIN_PLAN = Plan(None, analyze_chunks)
+
+
+def plan_for(capture: TcpCapture) -> Plan:
+    """The plan for `capture`: compiled (loaded now, so that forked processes inherit it) for a
+    big capture where numba is installed, else numpy and Python. TCPSCEN_NO_JIT=1 turns the
+    compiled one off."""
     try:
         size = os.path.getsize(capture.path)
     except OSError:
         size = 0
     if size < MIN_BYTES or os.environ.get("TCPSCEN_NO_JIT") or not available():
-        return analyze_chunks
-    k = kernels()
-    return lambda chunks: analyze_arrays(chunks, k)
+        return PLAIN_PLAN
+    walks, k = compiled()
+    return Plan(walks, lambda chunks: analyze_arrays(chunks, k))
 
 
 @functools.cache
@@ -55,22 +70,29 @@ def available() -> bool:
 
 
 @functools.cache
-def kernels() -> Kernels:
-    """The compiled loop, compiled or loaded from numba's cache now."""
+def compiled() -> tuple[Walks, Kernels]:
+    """The framing walks and the array loop, compiled or loaded from numba's cache now."""
     import numba  # noqa: PLC0415 - only for big captures: it takes a third of a second
 
+    from orchestrator.pcap import walk  # noqa: PLC0415
     from orchestrator.tcp import arrayloop  # noqa: PLC0415
 
     def jit(f: Callable[..., Any]) -> Any:
         return numba.njit(cache=True, nogil=True)(f)
 
-    # The helpers first: the loop calls them compiled.
+    # The helpers first: the compiled functions call them compiled (numba resolves a
+    # function's globals when it compiles it).
+    walk._u32 = jit(walk._u32)
     arrayloop._covers = jit(arrayloop._covers)
     arrayloop._slot = jit(arrayloop._slot)
     arrayloop._watching = jit(arrayloop._watching)
     arrayloop._append = jit(arrayloop._append)
-    loop = jit(arrayloop.analyze_rows)
-    rehash = jit(arrayloop.rehash)
-    warm = Kernels(loop, rehash)
-    warm_up(warm)  # compiles, or loads from the cache, here rather than in each child
-    return warm
+    walks = Walks(jit(walk.walk_records), jit(walk.walk_epbs))
+    k = Kernels(jit(arrayloop.analyze_rows), jit(arrayloop.rehash))
+    # Each is compiled (or loaded) on its first call: here, rather than in each child.
+    warm_up(k)
+    some = np.zeros(64, dtype=np.uint8)
+    out = np.zeros(8, dtype=np.int64)
+    walks.records(some, 0, 16, 8, True, out)
+    walks.epbs(some, 0, 0, 12, 6, 32, 1 << 18, True, out)
+    return walks, k

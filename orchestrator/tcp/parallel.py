@@ -39,7 +39,7 @@ from orchestrator.pcap.chunks import has_columns, read_chunks
 from orchestrator.pcap.columns import Chunk, Columns
 from orchestrator.pcap.reader import IcmpError, TcpCapture
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
-from orchestrator.tcp.compiled import Pass, pass_for
+from orchestrator.tcp.compiled import Pass, plan_for
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.loop import summarize_pass
 
@@ -157,7 +157,8 @@ def _share(
     owners = np.array([0] * PARENT_SHARE + [p for p in range(1, processes) for _ in range(CHILD_SHARE)])
     children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
     dealt: Generator[Chunk, None, None] | None = None
-    passing = pass_for(capture)  # before the fork: the children inherit the compiled loop
+    plan = plan_for(capture)  # before the fork: the children inherit what it compiled
+    passing = plan.passing
     try:
         for part in range(1, processes):
             inbox = ctx.Queue(QUEUED)
@@ -171,7 +172,7 @@ def _share(
             child.start()
             send.close()
             children.append((child, inbox, receive))
-        dealt = _deal(read_chunks(capture), owners, [(c, inbox) for c, inbox, _r in children])
+        dealt = _deal(read_chunks(capture, plan.walks), owners, [(c, inbox) for c, inbox, _r in children])
         mine = summarize_chunks(dealt, passing)
         analysis = analysis_of(capture, [])
         if renderer is None:

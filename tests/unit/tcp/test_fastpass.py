@@ -14,11 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from orchestrator.pcap import columns
-from orchestrator.pcap.chunks import read_chunks
-from orchestrator.pcap.reader import read_tcp
+from orchestrator.pcap import columns, walk
+from orchestrator.pcap.chunks import Walks, read_chunks
+from orchestrator.pcap.reader import TcpPacket, read_tcp
 from orchestrator.tcp import compiled, loop, parallel, segments
 from orchestrator.tcp import flows as fl
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
@@ -37,7 +38,7 @@ def _kernels(kind: str) -> Kernels:
         return PLAIN
     if not HAS_NUMBA:
         pytest.skip("numba is not installed (the `fast` extra)")
-    return compiled.kernels()
+    return compiled.compiled()[1]
 
 
 KINDS = ["plain", "compiled"]
@@ -151,12 +152,11 @@ def test_big_captures_take_the_compiled_pass_small_ones_not(
 ) -> None:
     path = random_capture(tmp_path / "r.pcap", 7, 40)
     capture = read_tcp(path)
-    assert compiled.pass_for(capture) is not None
-    assert compiled.pass_for(capture).__name__ == "analyze_chunks"  # small: the vectorised pass
+    assert compiled.plan_for(capture) is compiled.PLAIN_PLAN  # small: numpy and Python
     monkeypatch.setattr(compiled, "MIN_BYTES", 0)
-    assert compiled.pass_for(capture).__name__ == "<lambda>"
+    assert compiled.plan_for(capture).walks is not None
     monkeypatch.setenv("TCPSCEN_NO_JIT", "1")
-    assert compiled.pass_for(capture).__name__ == "analyze_chunks"
+    assert compiled.plan_for(capture) is compiled.PLAIN_PLAN
 
 
 @needs_numba
@@ -199,3 +199,53 @@ def test_the_command_says_the_same_with_and_without_numba(tmp_path: Path, mode: 
     plain = run("-j", "1", no_jit=True)
     assert run("-j", "1", no_jit=False) == plain
     assert run(no_jit=False) == plain
+
+
+def _walks(kind: str) -> Walks:
+    if kind == "plain":
+        return Walks(walk.walk_records, walk.walk_epbs)
+    if not HAS_NUMBA:
+        pytest.skip("numba is not installed (the `fast` extra)")
+    return compiled.compiled()[0]
+
+
+def _read(path: Path, walks: Walks | None) -> tuple[list[tuple[int, TcpPacket]], tuple[object, ...]]:
+    """Every segment a column reader gives, and the capture's counters."""
+    capture = read_tcp(path)
+    got: list[tuple[int, TcpPacket]] = []
+    for chunk in read_chunks(capture, walks):
+        if chunk.pairs is not None:
+            got.extend(chunk.pairs)
+        elif chunk.columns is not None:
+            cols = chunk.columns
+            got.extend(zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.pos))), strict=True))
+    counters = (capture.packets, capture.tcp_packets, capture.truncated, capture.problem, capture.icmp_errors)
+    return got, counters
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("chunk", [1 << 22, 3000, 200])
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng-le", "pcapng-be"])
+@pytest.mark.parametrize("cut", [0, 25, 7])
+def test_the_framing_walks_read_as_the_framing_loops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, chunk: int, fmt: str, cut: int
+) -> None:
+    path = random_capture(tmp_path / "r.pcap", 13, 40)
+    if fmt != "pcap":
+        path = _as_pcapng(path, tmp_path / "r.pcapng", "<" if fmt == "pcapng-le" else ">")
+    if cut:
+        path.write_bytes(path.read_bytes()[:-cut])
+    monkeypatch.setattr(columns, "CHUNK", chunk)
+    walks = _walks(kind)
+    assert _read(path, walks) == _read(path, None)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_corrupt_record_stops_both_walks_alike(tmp_path: Path, kind: str) -> None:
+    path = random_capture(tmp_path / "r.pcap", 14, 10)
+    data = bytearray(path.read_bytes())
+    data[24 + 8 : 24 + 12] = (1 << 30).to_bytes(4, "little")  # the first record's captured length
+    path.write_bytes(bytes(data))
+    reference = _read(path, None)
+    assert reference[1][2]  # truncated
+    assert _read(path, _walks(kind)) == reference
