@@ -18,14 +18,15 @@ else of them. Those come back as stand-in packets with only these fields (`_stub
 
 from __future__ import annotations
 
+import functools
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.pcap.columns import Chunk
-from orchestrator.pcap.links import ip4_names
+from orchestrator.pcap.columns import Chunk, Columns
 from orchestrator.pcap.reader import TcpPacket
 from orchestrator.tcp import arrayloop as al
 from orchestrator.tcp import flows as fl
@@ -38,6 +39,9 @@ __all__ = ["PLAIN", "Kernels", "analyze_arrays", "warm_up"]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 _new = tuple.__new__
+# A 4-tuple as the direction keys are looked up: IPv4 as two numbers, (address << 16) | port,
+# from and to (columns give them so); IPv6 as the loop's own key.
+Key = tuple[int, int] | FlowKey
 
 
 class Kernels:
@@ -65,7 +69,7 @@ class _State:
 
     def __init__(self, kernels: Kernels) -> None:
         self.k = kernels
-        self.keys: dict[FlowKey, int] = {}  # direction key of each 4-tuple seen
+        self.keys: dict[Key, int] = {}  # direction key of each 4-tuple seen
         self.n_keys = 0
         self.flow_of = np.full(64, -1, dtype=np.int64)
         self.same = np.zeros(64, dtype=np.int64)  # 1: the key's 4-tuple is its own reverse
@@ -80,14 +84,13 @@ class _State:
         self.counts[al.FREE_HEAD] = -1
         self.objs: list[Conn] = []  # in the order the loop made them (its rows)
 
-    def key_of(self, src: str, sport: int, dst: str, dport: int) -> int:
-        """A segment's direction key; the 4-tuple's reverse gets the next one."""
-        key = (src, sport, dst, dport)
+    def key_of(self, key: Key, rev: Key) -> int:
+        """A segment's direction key, from its 4-tuple (`key`, and `rev` reversed); the
+        reverse gets the next one."""
         k = self.keys.get(key)
         if k is None:
             k = self.keys[key] = self.n_keys
             self.n_keys += 2
-            rev = (dst, dport, src, sport)
             if rev == key:  # the loop's dictionary has one entry for both directions: the second's
                 self.same = _grow_flat(self.same, self.n_keys, 0)
                 self.same[k] = 1
@@ -239,6 +242,38 @@ def _grow_flat(a: I64, n: int, fill: int = -1) -> I64:
     return out
 
 
+def _column_keys(st: _State, cols: Columns) -> I64:
+    """Each segment's direction key: looked up once per 4-tuple in the chunk."""
+    n = len(cols.pos)
+    a = (cols.src << 16) | cols.sport
+    b = (cols.dst << 16) | cols.dport
+    order = np.lexsort((b, a))
+    sa, sb = a[order], b[order]
+    first = np.ones(n, dtype=np.bool_)
+    first[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
+    key_of = st.key_of
+    ukeys = np.array(
+        [key_of((x, y), (y, x)) for x, y in zip(sa[first].tolist(), sb[first].tolist(), strict=True)],
+        dtype=np.int64,
+    )
+    dkey = np.empty(n, dtype=np.int64)
+    dkey[order] = ukeys[np.cumsum(first) - 1]
+    return dkey
+
+
+def _pair_key(st: _State, p: TcpPacket) -> int:
+    """A segment's direction key, from its packet: IPv4 as the columns give it."""
+    if ":" in p.src:
+        return st.key_of((p.src, p.sport, p.dst, p.dport), (p.dst, p.dport, p.src, p.sport))
+    x, y = (_ip4(p.src) << 16) | p.sport, (_ip4(p.dst) << 16) | p.dport
+    return st.key_of((x, y), (y, x))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ip4(addr: str) -> int:
+    return int.from_bytes(socket.inet_aton(addr), "big")
+
+
 def warm_up(kernels: Kernels) -> None:
     """Call both functions once, on nothing: numba compiles (or loads) them on their first call."""
     st = _State(kernels)
@@ -254,36 +289,11 @@ def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Co
     for chunk in chunks:
         if chunk.columns is not None:
             cols = chunk.columns
-            file = cols.file
-            n = len(cols.pos)
-            if not n:
+            if not len(cols.pos):
                 continue
-            a = (cols.src << 16) | cols.sport
-            b = (cols.dst << 16) | cols.dport
-            order = np.lexsort((b, a))
-            sa, sb = a[order], b[order]
-            first = np.ones(n, dtype=np.bool_)
-            first[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
-            uid = np.cumsum(first) - 1
-            rows = order[first]
-            names, key_of = ip4_names, st.key_of
-            ukeys = np.array(
-                [
-                    key_of(names[s], sp, names[d], dp)
-                    for s, sp, d, dp in zip(
-                        cols.src[rows].tolist(),
-                        cols.sport[rows].tolist(),
-                        cols.dst[rows].tolist(),
-                        cols.dport[rows].tolist(),
-                        strict=True,
-                    )
-                ],
-                dtype=np.int64,
-            )
-            dkey = np.empty(n, dtype=np.int64)
-            dkey[order] = ukeys[uid]
+            file = cols.file
             events, etimes = st.run(
-                dkey,
+                _column_keys(st, cols),
                 cols.seq,
                 cols.ack,
                 cols.flags,
@@ -300,15 +310,13 @@ def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Co
             pairs = chunk.pairs
             pk = [p for _i, p in pairs]
             file = pk[0].file
-            key_of = st.key_of
-            dkey = np.array([key_of(p.src, p.sport, p.dst, p.dport) for p in pk], dtype=np.int64)
             field = list(zip(*pk, strict=True))
 
             def col(k: int, _f: list[tuple[object, ...]] = field) -> I64:
                 return np.array(_f[k], dtype=np.int64)
 
             events, etimes = st.run(
-                dkey,
+                np.array([_pair_key(st, p) for p in pk], dtype=np.int64),
                 col(6),
                 col(7),
                 col(8),
