@@ -29,7 +29,7 @@ from orchestrator.tcp.vector import analyze_chunks
 
 __all__ = ["MIN_BYTES", "Pass", "Plan", "available", "compiled", "plan_for"]
 
-MIN_BYTES = 8 << 20
+MIN_BYTES = 32 << 20
 
 # A pass over a capture's chunks: its connections, in tcp.stream order.
 Pass = Callable[[Iterable[Chunk]], list[Conn]]
