@@ -58,8 +58,10 @@ __all__ = [
 MIN_BYTES = 16 << 20
 MAX_AUTO = 4
 # Shares: the parent, which also reads the file, takes 9 buckets of connections for every 11 a
-# child takes (measured: with 2 processes both then finish their analysis at about the same time).
+# child takes (measured: with 2 processes both then finish their analysis at about the same time);
+# with the compiled pass, where reading is a larger part of the parent's work, 7 for every 13.
 PARENT_SHARE, CHILD_SHARE = 9, 11
+COMPILED_SHARES = 7, 13
 QUEUED = 8  # chunks waiting for a child at most: memory stays flat if the child lags
 # A connection's bucket is a hash of its addresses and ports, the same for both directions
 # (xor), spread by Fibonacci hashing so that neighbouring ports land apart; `_split` computes it
@@ -154,11 +156,12 @@ def _share(
     """The parent's part of a shared analysis: children started, chunks dealt, its own share
     analysed (and rendered), the children's parts collected."""
     ctx = multiprocessing.get_context("fork")
-    owners = np.array([0] * PARENT_SHARE + [p for p in range(1, processes) for _ in range(CHILD_SHARE)])
-    children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
-    dealt: Generator[Chunk, None, None] | None = None
     plan = plan_for(capture)  # before the fork: the children inherit what it compiled
     passing = plan.passing
+    own_share, child_share = (PARENT_SHARE, CHILD_SHARE) if plan.walks is None else COMPILED_SHARES
+    owners = np.array([0] * own_share + [p for p in range(1, processes) for _ in range(child_share)])
+    children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
+    dealt: Generator[Chunk, None, None] | None = None
     try:
         for part in range(1, processes):
             inbox = ctx.Queue(QUEUED)
