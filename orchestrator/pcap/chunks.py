@@ -8,15 +8,14 @@ fixed IPv4 offset is read by the reference reader, in batches of pairs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from itertools import islice
 from typing import BinaryIO
 
 import numpy as np
 
 from orchestrator.pcap import columns, pcap
-from orchestrator.pcap.columns import Chunk, Slice, assemble, decode
+from orchestrator.pcap.columns import Chunk, Slice, Walks, assemble, decode
 from orchestrator.pcap.links import Link
 from orchestrator.pcap.ngchunks import pcapng_chunks
 from orchestrator.pcap.reader import MAX_RECORD, TcpCapture
@@ -24,14 +23,6 @@ from orchestrator.pcap.reader import MAX_RECORD, TcpCapture
 __all__ = ["Walks", "has_columns", "read_chunks"]
 
 PAIRS_PER_CHUNK = 1 << 16
-
-
-@dataclass(frozen=True, slots=True)
-class Walks:
-    """The framing walks of `walk`, compiled: `walk_records` and `walk_epbs`."""
-
-    records: Callable[..., tuple[int, int, int]]
-    epbs: Callable[..., tuple[int, int]]
 
 
 def has_columns(capture: TcpCapture) -> bool:
@@ -55,15 +46,15 @@ def read_chunks(capture: TcpCapture, walks: Walks | None = None) -> Iterator[Chu
     f = capture.open()
     try:
         if capture.format == "pcap":
-            yield from _pcap(capture, f, walks.records if walks is not None else None)
+            yield from _pcap(capture, f, walks)
         else:
-            yield from pcapng_chunks(capture, f, walks.epbs if walks is not None else None)
+            yield from pcapng_chunks(capture, f, walks)
     finally:
         f.close()
 
 
 def _pcap(  # noqa: PLR0915 - the framing loop
-    capture: TcpCapture, f: BinaryIO, walk: Callable[..., tuple[int, int, int]] | None
+    capture: TcpCapture, f: BinaryIO, walks: Walks | None
 ) -> Iterator[Chunk]:
     header = pcap.parse_header(f.read(pcap.FILE_HEADER.size))
     link = Link(header.linktype)
@@ -97,9 +88,9 @@ def _pcap(  # noqa: PLR0915 - the framing loop
             u8 = np.frombuffer(padded, np.uint8)
             corrupt = 0
             want = chunk_size
-            if walk is not None:
+            if walks is not None:
                 offsets = np.empty(n // rec_hdr + 1, dtype=np.int64)
-                count, pos, cap = walk(u8, n, rec_hdr, cap_at, little, offsets)
+                count, pos, cap = walks.records(u8, n, rec_hdr, cap_at, little, offsets)
                 offsets = offsets[:count]
             else:
                 found: list[int] = []
@@ -136,6 +127,7 @@ def _pcap(  # noqa: PLR0915 - the framing loop
                     starts + rec_hdr,
                     sec * 1_000_000_000 + frac * ns_per_unit,
                     sec.astype(np.float64) + frac.astype(np.float64) * s_per_unit,
+                    walks,
                 )
                 frame += len(rec)
                 chunk, count = assemble(capture, [group], tcp)

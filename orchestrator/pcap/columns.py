@@ -15,7 +15,7 @@ Non-TCP records go through the reference decoders too, for the ICMP errors they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from itertools import repeat
 
@@ -27,7 +27,7 @@ from orchestrator.pcap.icmp import Found, icmp_error_in_frame
 from orchestrator.pcap.links import Link, ip4_names
 from orchestrator.pcap.reader import TcpCapture, TcpPacket
 
-__all__ = ["CHUNK", "Chunk", "Columns", "Group", "Slice", "assemble", "decode", "no_columns"]
+__all__ = ["CHUNK", "Chunk", "Columns", "Group", "Slice", "Walks", "assemble", "decode", "no_columns"]
 
 I64 = npt.NDArray[np.int64]
 _new = tuple.__new__
@@ -50,6 +50,17 @@ _IP_TCP = (
     ("win", ">u2", 34),
 )
 FAST_NEED = 36  # bytes of IPv4 + TCP that the fast layout reads
+# The fields `walk.decode_fields` reads, in its order (after the EtherType).
+_DECODED = ("vihl", "total", "frag", "proto", "src", "dst", "sport", "dport", "seq", "ack", "offflags", "win")
+
+
+@dataclass(frozen=True, slots=True)
+class Walks:
+    """The compiled steps of `walk`: `walk_records`, `walk_epbs` and `decode_fields`."""
+
+    records: Callable[..., tuple[int, int, int]]
+    epbs: Callable[..., tuple[int, int]]
+    fields: Callable[..., None]
 
 
 @dataclass(slots=True)
@@ -133,6 +144,9 @@ class Slice:
         self.dtype = np.dtype(
             {"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize or self.width}
         )
+        # Where `walk.decode_fields` finds them in a slice (-1: no EtherType).
+        at = dict(zip(names, offsets, strict=True))
+        self.field_offsets = np.array([at.get("etype", -1)] + [at[n] for n in _DECODED], dtype=np.int64)
 
 
 @dataclass(slots=True)
@@ -154,12 +168,30 @@ def decode(
     data: I64,
     tns: I64,
     times: npt.NDArray[np.float64],
+    walks: Walks | None = None,
 ) -> Group:
     """Records of one layout: `frames` their frame numbers, `data` where each packet starts in
     `buf`, `tns` and `times` their capture times (ns, and seconds as the reference reader
-    computes them)."""
+    computes them). `walks`: compiled steps (`walk`), else numpy decodes them."""
     cap = rec["cap"].astype(np.int64)
     orig = np.maximum(rec["orig"].astype(np.int64), cap)
+    if walks is not None:  # compiled: record by record, the same arithmetic
+        out = np.empty((len(rec), 12), dtype=np.int64)
+        raw = rec.view(np.uint8).reshape(len(rec), rec.dtype.itemsize)
+        walks.fields(raw, cap, orig, lay.field_offsets, lay.need, lay.hdr, out)
+        simple, good = out[:, 0] == 1, out[:, 1] == 1
+        slow = ~simple | (out[:, 11] == 1)
+        at = np.flatnonzero(good)
+        picked = out[at]
+        cols = Columns(
+            pos=np.zeros(len(at), dtype=np.int64),
+            frame=frames[at],
+            time=times[at],
+            tns=tns[at],
+            **{name: np.ascontiguousarray(picked[:, k]) for k, name in _FIELD_COLUMNS},
+            file=capture.name,
+        )
+        return Group(cols, *_slow_records(capture, lay, buf, slow, data, cap, orig, frames, tns, times))
     simple = (rec["vihl"] == 0x45) & ((rec["frag"] & 0x1FFF) == 0) & (cap >= lay.need)
     if lay.link.etype_off is not None:
         simple &= rec["etype"] == 0x0800
@@ -170,18 +202,7 @@ def decode(
     plen = total - 20 - (offflags >> 12) * 4
     good = simple & (proto == 6) & (plen >= 0) & (offflags >= 0x5000)
     slow = ~simple | (proto == 1)  # ICMP: the reference decoders look for errors about TCP
-    rare: list[TcpPacket] = []
-    icmp: list[tuple[int, int, Found]] = []
-    decode_one, linktype = lay.link.decode, lay.link.linktype
-    for j in np.flatnonzero(slow).tolist():
-        d, c, fr, t = int(data[j]), int(cap[j]), int(frames[j]), int(tns[j])
-        fields_ = decode_one(buf, d, c, int(orig[j]))
-        if fields_ is None:
-            found = icmp_error_in_frame(linktype, buf, d, c)
-            if found is not None:
-                icmp.append((fr, t, found))
-        else:
-            rare.append(_new(TcpPacket, (fr, float(times[j]), *fields_, capture.name, t)))
+    rare, icmp = _slow_records(capture, lay, buf, slow, data, cap, orig, frames, tns, times)
     at = np.flatnonzero(good)
     r = rec[at]
     cols = Columns(
@@ -201,6 +222,49 @@ def decode(
         file=capture.name,
     )
     return Group(cols, rare, icmp)
+
+
+# The compiled decoding's output columns (`walk.decode_fields`), by their index there.
+_FIELD_COLUMNS = (
+    (2, "src"),
+    (3, "sport"),
+    (4, "dst"),
+    (5, "dport"),
+    (6, "seq"),
+    (7, "ack"),
+    (8, "flags"),
+    (9, "window"),
+    (10, "payload_len"),
+)
+
+
+def _slow_records(
+    capture: TcpCapture,
+    lay: Slice,
+    buf: bytes,
+    slow: npt.NDArray[np.bool_],
+    data: I64,
+    cap: I64,
+    orig: I64,
+    frames: I64,
+    tns: I64,
+    times: npt.NDArray[np.float64],
+) -> tuple[list[TcpPacket], list[tuple[int, int, Found]]]:
+    """The records the fast layout does not read, through the reference decoders: the TCP
+    segments among them, and the ICMP errors about TCP."""
+    rare: list[TcpPacket] = []
+    icmp: list[tuple[int, int, Found]] = []
+    decode_one, linktype = lay.link.decode, lay.link.linktype
+    for j in np.flatnonzero(slow).tolist():
+        d, c, fr, t = int(data[j]), int(cap[j]), int(frames[j]), int(tns[j])
+        fields_ = decode_one(buf, d, c, int(orig[j]))
+        if fields_ is None:
+            found = icmp_error_in_frame(linktype, buf, d, c)
+            if found is not None:
+                icmp.append((fr, t, found))
+        else:
+            rare.append(_new(TcpPacket, (fr, float(times[j]), *fields_, capture.name, t)))
+    return rare, icmp
 
 
 def assemble(

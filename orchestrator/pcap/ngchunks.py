@@ -8,7 +8,7 @@ byte-order marks, interface descriptions and their timestamp units) from `pcapng
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.pcap import columns, pcapng
-from orchestrator.pcap.columns import FAST_NEED, I64, Chunk, Group, Slice, assemble, decode, no_columns
+from orchestrator.pcap.columns import FAST_NEED, I64, Chunk, Group, Slice, Walks, assemble, decode, no_columns
 from orchestrator.pcap.icmp import Found, icmp_error_in_frame
 from orchestrator.pcap.reader import MAX_RECORD, Iface, TcpCapture, TcpPacket, seconds
 
@@ -75,10 +75,10 @@ class _Section:
 
 
 def pcapng_chunks(  # noqa: PLR0915 - the framing loop
-    capture: TcpCapture, f: BinaryIO, walk: Callable[..., tuple[int, int]] | None = None
+    capture: TcpCapture, f: BinaryIO, walks: Walks | None = None
 ) -> Iterator[Chunk]:
-    """The chunks of a pcapng file, from its start. `walk`: `walk.walk_epbs` compiled, which
-    steps over runs of Enhanced Packet Blocks (else this loop does, block by block)."""
+    """The chunks of a pcapng file, from its start. `walks`: the compiled steps (`walk`), whose
+    `walk_epbs` steps over runs of Enhanced Packet Blocks (else this loop does, block by block)."""
     ng = pcapng
     shb, idb, epb_type, pb_type, spb_type = ng.SHB, ng.IDB, ng.EPB, ng.PB, ng.SPB
     min_block, epb_data = ng.MIN_BLOCK, ng.EPB_DATA
@@ -111,10 +111,10 @@ def pcapng_chunks(  # noqa: PLR0915 - the framing loop
             rare: list[TcpPacket] = []
             icmp: list[tuple[int, int, Found]] = []
             u32x2 = sec.u32x2
-            offsets = np.empty(n // epb_data + 1, dtype=np.int64) if walk is not None else None
+            offsets = np.empty(n // epb_data + 1, dtype=np.int64) if walks is not None else None
             while n - pos >= min_block:  # a block header and, for a section, its mark
-                if walk is not None and offsets is not None:
-                    count, pos = walk(
+                if walks is not None and offsets is not None:
+                    count, pos = walks.epbs(
                         u8, pos, n, min_block, epb_type, epb_data, MAX_RECORD, sec.endian == "<", offsets
                     )
                     if count:
@@ -151,7 +151,7 @@ def pcapng_chunks(  # noqa: PLR0915 - the framing loop
                 if btype == epb_type:  # an EPB too short for its body: as the reference reader, not a packet
                     frame += 1
                 elif order is not None:
-                    groups += _epbs(capture, sec, buf, u8, run)
+                    groups += _epbs(capture, sec, buf, u8, run, walks)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
                     blocks, frames = run.blocks, run.frames
@@ -163,13 +163,13 @@ def pcapng_chunks(  # noqa: PLR0915 - the framing loop
                     sec.add(face)
                 elif btype in (pb_type, spb_type):  # rare
                     frame += 1
-                    groups += _epbs(capture, sec, buf, u8, run)
+                    groups += _epbs(capture, sec, buf, u8, run, walks)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
                     blocks, frames = run.blocks, run.frames
                     last_tns = _rare_block(capture, sec, buf, pos, blen, btype, frame, last_tns, rare, icmp)
                 pos = end
-            groups += _epbs(capture, sec, buf, u8, run)
+            groups += _epbs(capture, sec, buf, u8, run, walks)
             last_tns = run.last_tns(sec, buf, last_tns)
             rest = buf[pos:]
             chunk, count = assemble(capture, groups, tcp, rare, icmp)
@@ -214,7 +214,12 @@ class _Run:
 
 
 def _epbs(
-    capture: TcpCapture, sec: _Section, buf: bytes, u8: npt.NDArray[np.uint8], run: _Run
+    capture: TcpCapture,
+    sec: _Section,
+    buf: bytes,
+    u8: npt.NDArray[np.uint8],
+    run: _Run,
+    walks: Walks | None,
 ) -> list[Group]:
     """Decode a run of Enhanced Packet Blocks, interface by interface (`u8`: the chunk's bytes,
     padded)."""
@@ -244,7 +249,7 @@ def _epbs(
             )
         times = (tns // 1_000_000_000).astype(np.float64) + (tns % 1_000_000_000).astype(np.float64) / 1e9
         groups.append(
-            decode(capture, lay, buf, rec, frames[m], offsets[m] + pcapng.EPB_DATA, tns, times)
+            decode(capture, lay, buf, rec, frames[m], offsets[m] + pcapng.EPB_DATA, tns, times, walks)
         )  # as `seconds`
     return groups
 

@@ -1,8 +1,9 @@
-"""The framing walks of the column reader, over a chunk's bytes as a uint8 array: where each
-record (classic pcap) or Enhanced Packet Block (pcapng) starts. Plain Python, compiled by numba
-for big captures (`tcp.compiled`); the framing loops in `chunks` and `ngchunks` do the same
-walk in Python otherwise, and agree with these by construction (same steps, same stops; the
-tests run both).
+"""The column reader's byte-level steps, over a chunk's bytes as uint8 arrays: the framing
+walks (where each record, classic pcap, or Enhanced Packet Block, pcapng, starts) and the
+decoding of the fast layout's fields. Plain Python, compiled by numba for big captures
+(`tcp.compiled`); otherwise the framing loops in `chunks` and `ngchunks` walk in Python and
+`columns.decode` decodes with numpy, and they agree with these by construction (same steps,
+same stops; the tests run both).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["walk_epbs", "walk_records"]
+__all__ = ["decode_fields", "walk_epbs", "walk_records"]
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -63,3 +64,41 @@ def walk_epbs(
         k += 1
         pos += blen
     return k, pos
+
+
+def decode_fields(raw: U8, cap: I64, orig: I64, at: I64, need: int, hdr: int, out: I64) -> None:
+    """`columns.decode`'s arithmetic, record by record, over the records' slices (`raw`, one row
+    each): `at` the offsets in a slice of the link's EtherType (-1: none) and of IPv4's version,
+    total length, fragment, protocol, addresses, TCP's ports, seq, ack, offset+flags, window.
+    Writes per record into `out`: simple, good, src, sport, dst, dport, seq, ack, flags, window,
+    payload length."""
+    e, vi, tl, fr, pr, sa, da, sp, dp, sq, ak, of, wn = (
+        at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], at[9], at[10], at[11], at[12],
+    )  # fmt: skip
+    for k in range(raw.shape[0]):
+        row = raw[k]
+        simple = row[vi] == 0x45 and (_u16(row, fr) & 0x1FFF) == 0 and cap[k] >= need
+        if e >= 0 and _u16(row, e) != 0x0800:
+            simple = False
+        total = _u16(row, tl)
+        if total == 0:  # TSO: the frame's length stands for it
+            total = orig[k] - hdr
+        offflags = _u16(row, of)
+        plen = total - 20 - (offflags >> 12) * 4
+        proto = row[pr]
+        out[k, 0] = 1 if simple else 0
+        out[k, 1] = 1 if simple and proto == 6 and plen >= 0 and offflags >= 0x5000 else 0
+        out[k, 2] = _u32(row, sa, False)
+        out[k, 3] = _u16(row, sp)
+        out[k, 4] = _u32(row, da, False)
+        out[k, 5] = _u16(row, dp)
+        out[k, 6] = _u32(row, sq, False)
+        out[k, 7] = _u32(row, ak, False)
+        out[k, 8] = offflags & 0x0FFF
+        out[k, 9] = _u16(row, wn)
+        out[k, 10] = plen
+        out[k, 11] = proto
+
+
+def _u16(row: U8, at: int) -> int:
+    return int((np.int64(row[at]) << 8) | np.int64(row[at + 1]))

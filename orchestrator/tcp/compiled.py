@@ -83,11 +83,12 @@ def compiled() -> tuple[Walks, Kernels]:
     # The helpers first: the compiled functions call them compiled (numba resolves a
     # function's globals when it compiles it).
     walk._u32 = jit(walk._u32)
+    walk._u16 = jit(walk._u16)
     arrayloop._covers = jit(arrayloop._covers)
     arrayloop._slot = jit(arrayloop._slot)
     arrayloop._watching = jit(arrayloop._watching)
     arrayloop._append = jit(arrayloop._append)
-    walks = Walks(jit(walk.walk_records), jit(walk.walk_epbs))
+    walks = Walks(jit(walk.walk_records), jit(walk.walk_epbs), jit(walk.decode_fields))
     k = Kernels(jit(arrayloop.analyze_rows), jit(arrayloop.rehash))
     # Each is compiled (or loaded) on its first call: here, rather than in each child.
     warm_up(k)
@@ -95,4 +96,6 @@ def compiled() -> tuple[Walks, Kernels]:
     out = np.zeros(8, dtype=np.int64)
     walks.records(some, 0, 16, 8, True, out)
     walks.epbs(some, 0, 0, 12, 6, 32, 1 << 18, True, out)
+    at = np.zeros(13, dtype=np.int64)  # every field at offset 0 of a 64-byte slice
+    walks.fields(some.reshape(1, 64), out[:1], out[:1], at, 36, 14, np.zeros((1, 12), dtype=np.int64))
     return walks, k

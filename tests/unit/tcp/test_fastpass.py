@@ -195,7 +195,7 @@ def test_the_command_says_the_same_with_and_without_numba(
 
 def _walks(kind: str) -> Walks:
     if kind == "plain":
-        return Walks(walk.walk_records, walk.walk_epbs)
+        return Walks(walk.walk_records, walk.walk_epbs, walk.decode_fields)
     if not HAS_NUMBA:
         pytest.skip("numba is not installed (the `fast` extra)")
     return compiled.compiled()[0]
@@ -241,3 +241,18 @@ def test_a_corrupt_record_stops_both_walks_alike(tmp_path: Path, kind: str) -> N
     reference = _read(path, None)
     assert reference[1][2]  # truncated
     assert _read(path, _walks(kind)) == reference
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("link", ["ether", "vlan", "sll", "sll2", "raw", "null", "ipv4"])
+@pytest.mark.parametrize("fmt", ["pcap", "pcap-ns", "pcapng"])
+@pytest.mark.parametrize("v6", [False, True])
+def test_the_compiled_decoding_reads_every_link_type_as_numpy(
+    tmp_path: Path, kind: str, link: str, fmt: str, v6: bool
+) -> None:
+    if v6 and link == "ipv4":
+        pytest.skip("an IPv4 link type carries no IPv6")
+    rng = random.Random(5)
+    c = random_conversation(rng, ("10.0.0.1", 40000), ("10.1.0.2", 80), T0)
+    path = write_scapy(tmp_path / f"x.{fmt}", c.segs, link=link, fmt=fmt, v6=v6)  # type: ignore[arg-type]
+    assert _read(path, _walks(kind)) == _read(path, None)
