@@ -88,8 +88,9 @@ def compiled() -> tuple[Walks, Kernels]:
     arrayloop._slot = jit(arrayloop._slot)
     arrayloop._watching = jit(arrayloop._watching)
     arrayloop._append = jit(arrayloop._append)
+    arrayloop.key_hash = jit(arrayloop.key_hash)
     walks = Walks(jit(walk.walk_records), jit(walk.walk_epbs), jit(walk.decode_fields))
-    k = Kernels(jit(arrayloop.analyze_rows), jit(arrayloop.rehash))
+    k = Kernels(jit(arrayloop.analyze_rows), jit(arrayloop.rehash), jit(arrayloop.key_rows))
     # Each is compiled (or loaded) on its first call: here, rather than in each child.
     warm_up(k)
     some = np.zeros(64, dtype=np.uint8)

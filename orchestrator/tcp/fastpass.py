@@ -39,20 +39,20 @@ __all__ = ["PLAIN", "Kernels", "analyze_arrays", "warm_up"]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 _new = tuple.__new__
-# A 4-tuple as the direction keys are looked up: IPv4 as two numbers, (address << 16) | port,
-# from and to (columns give them so); IPv6 as the loop's own key.
-Key = tuple[int, int] | FlowKey
 
 
 class Kernels:
-    """The array loop's two functions, compiled or not."""
+    """The array loop's functions, compiled or not."""
 
-    def __init__(self, analyze_rows: Callable[..., None], rehash: Callable[..., int]) -> None:
+    def __init__(
+        self, analyze_rows: Callable[..., None], rehash: Callable[..., int], key_rows: Callable[..., None]
+    ) -> None:
         self.analyze_rows = analyze_rows
         self.rehash = rehash
+        self.key_rows = key_rows
 
 
-PLAIN = Kernels(al.analyze_rows, al.rehash)
+PLAIN = Kernels(al.analyze_rows, al.rehash, al.key_rows)
 
 
 def _grow(a: np.ndarray, rows: int) -> np.ndarray:
@@ -69,8 +69,13 @@ class _State:
 
     def __init__(self, kernels: Kernels) -> None:
         self.k = kernels
-        self.keys: dict[Key, int] = {}  # direction key of each 4-tuple seen
-        self.n_keys = 0
+        # Direction keys: IPv4 4-tuples in an array table (`arrayloop.key_rows`), IPv6 ones in
+        # a dictionary; both count in `n_keys[0]`.
+        self.keys: dict[FlowKey, int] = {}
+        self.n_keys = np.zeros(2, dtype=np.int64)
+        self.ka = np.zeros(1024, dtype=np.int64)
+        self.kb = np.zeros(1024, dtype=np.int64)
+        self.kk = np.full(1024, -1, dtype=np.int64)
         self.flow_of = np.full(64, -1, dtype=np.int64)
         self.same = np.zeros(64, dtype=np.int64)  # 1: the key's 4-tuple is its own reverse
         self.flows = np.zeros((64, al.NF), dtype=np.int64)
@@ -84,15 +89,54 @@ class _State:
         self.counts[al.FREE_HEAD] = -1
         self.objs: list[Conn] = []  # in the order the loop made them (its rows)
 
-    def key_of(self, key: Key, rev: Key) -> int:
-        """A segment's direction key, from its 4-tuple (`key`, and `rev` reversed); the
-        reverse gets the next one."""
+    def ip4_keys(self, a: I64, b: I64) -> I64:
+        """The direction keys of segments between IPv4 endpoints (`a` from, `b` to, each
+        (address << 16) | port)."""
+        n = len(a)
+        used = int(self.n_keys[1])
+        if 2 * (used + 2 * n) > len(self.kk):  # a larger table, the keys put in again
+            size = 1 << (4 * (used + 2 * n)).bit_length()
+            old = self.kk >= 0
+            xa, xb, xk = self.ka[old], self.kb[old], self.kk[old]
+            self.ka = np.zeros(size, dtype=np.int64)
+            self.kb = np.zeros(size, dtype=np.int64)
+            self.kk = np.full(size, -1, dtype=np.int64)
+            self.n_keys[1] = 0
+            self._put(xa, xb, xk)
+        self.same = _grow_flat(self.same, int(self.n_keys[0]) + 2 * n, 0)
+        out = np.empty(n, dtype=np.int64)
+        self.k.key_rows(
+            np.ascontiguousarray(a),
+            np.ascontiguousarray(b),
+            self.ka,
+            self.kb,
+            self.kk,
+            self.n_keys,
+            self.same,
+            out,
+        )
+        return out
+
+    def _put(self, xa: I64, xb: I64, xk: I64) -> None:
+        """Put known 4-tuples with their keys into an empty table (as `key_rows` probes)."""
+        mask = len(self.kk) - 1
+        for x, y, k in zip(xa.tolist(), xb.tolist(), xk.tolist(), strict=True):
+            h = al.key_hash(x, y) & mask
+            while self.kk[h] >= 0:
+                h = (h + 1) & mask
+            self.ka[h], self.kb[h], self.kk[h] = x, y, k
+        self.n_keys[1] = len(xk)
+
+    def ip6_key(self, p: TcpPacket) -> int:
+        """An IPv6 segment's direction key; the 4-tuple's reverse gets the next one."""
+        key = (p.src, p.sport, p.dst, p.dport)
         k = self.keys.get(key)
         if k is None:
-            k = self.keys[key] = self.n_keys
-            self.n_keys += 2
+            k = self.keys[key] = int(self.n_keys[0])
+            self.n_keys[0] += 2
+            rev = (p.dst, p.dport, p.src, p.sport)
+            self.same = _grow_flat(self.same, int(self.n_keys[0]), 0)
             if rev == key:  # the loop's dictionary has one entry for both directions: the second's
-                self.same = _grow_flat(self.same, self.n_keys, 0)
                 self.same[k] = 1
             else:
                 self.keys[rev] = k + 1
@@ -101,8 +145,8 @@ class _State:
     def make_room(self, n: int) -> None:
         """Room for a chunk of `n` segments: each may start a connection, a run, queue a segment."""
         cnt = self.counts
-        self.flow_of = _grow_flat(self.flow_of, self.n_keys)
-        self.same = _grow_flat(self.same, self.n_keys, 0)
+        self.flow_of = _grow_flat(self.flow_of, int(self.n_keys[0]))
+        self.same = _grow_flat(self.same, int(self.n_keys[0]), 0)
         need = int(cnt[al.N_CONNS]) + n
         if need > len(self.conns):
             self.conns = _grow(self.conns, need)
@@ -243,30 +287,22 @@ def _grow_flat(a: I64, n: int, fill: int = -1) -> I64:
 
 
 def _column_keys(st: _State, cols: Columns) -> I64:
-    """Each segment's direction key: looked up once per 4-tuple in the chunk."""
-    n = len(cols.pos)
-    a = (cols.src << 16) | cols.sport
-    b = (cols.dst << 16) | cols.dport
-    order = np.lexsort((b, a))
-    sa, sb = a[order], b[order]
-    first = np.ones(n, dtype=np.bool_)
-    first[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
-    key_of = st.key_of
-    ukeys = np.array(
-        [key_of((x, y), (y, x)) for x, y in zip(sa[first].tolist(), sb[first].tolist(), strict=True)],
-        dtype=np.int64,
-    )
-    dkey = np.empty(n, dtype=np.int64)
-    dkey[order] = ukeys[np.cumsum(first) - 1]
-    return dkey
+    """Each segment's direction key."""
+    return st.ip4_keys((cols.src << 16) | cols.sport, (cols.dst << 16) | cols.dport)
 
 
-def _pair_key(st: _State, p: TcpPacket) -> int:
-    """A segment's direction key, from its packet: IPv4 as the columns give it."""
-    if ":" in p.src:
-        return st.key_of((p.src, p.sport, p.dst, p.dport), (p.dst, p.dport, p.src, p.sport))
-    x, y = (_ip4(p.src) << 16) | p.sport, (_ip4(p.dst) << 16) | p.dport
-    return st.key_of((x, y), (y, x))
+def _pair_keys(st: _State, pk: list[TcpPacket]) -> I64:
+    """Each segment's direction key, from its packet: IPv4 as the columns give it."""
+    v4 = [k for k, p in enumerate(pk) if ":" not in p.src]
+    out = np.empty(len(pk), dtype=np.int64)
+    if v4:
+        a = np.array([(_ip4(pk[k].src) << 16) | pk[k].sport for k in v4], dtype=np.int64)
+        b = np.array([(_ip4(pk[k].dst) << 16) | pk[k].dport for k in v4], dtype=np.int64)
+        out[v4] = st.ip4_keys(a, b)
+    for k, p in enumerate(pk):
+        if ":" in p.src:
+            out[k] = st.ip6_key(p)
+    return out
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -280,6 +316,7 @@ def warm_up(kernels: Kernels) -> None:
     none = np.zeros(0, dtype=np.int64)
     st.run(none, none, none, none, none, none, none, none, none, np.zeros(0, dtype=np.float64))
     kernels.rehash(st.table, st.runs, st.flows, 0)
+    st.ip4_keys(none, none)
 
 
 def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Conn]:
@@ -316,7 +353,7 @@ def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Co
                 return np.array(_f[k], dtype=np.int64)
 
             events, etimes = st.run(
-                np.array([_pair_key(st, p) for p in pk], dtype=np.int64),
+                _pair_keys(st, pk),
                 col(6),
                 col(7),
                 col(8),
