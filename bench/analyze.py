@@ -16,10 +16,11 @@ keep-alive aborts (probes, then the kernel's RST). Three captures:
 For each it runs the whole `tcpscen analyze --json` command as a separate process (start-up
 and JSON output included), as it runs by default (one process per CPU, at most 4, for a big
 capture) and with ``-j 1``, and prints the median of three runs in packets per second, and the
-peak RSS of all its processes together; for ``many`` also the readable summary, the engine
-alone in this process (reading and analysis in one process, no start-up or output), the same
-packets as pcapng (if tshark's editcap is there), and tshark's TCP conversation table on the
-same file, with the ratio.
+peak RSS of all its processes together; for ``many`` also the readable summary, the same
+without numba (``TCPSCEN_NO_JIT=1``: what the ``fast`` extra buys), the engine alone in this
+process (reading and analysis in one process, no start-up or output), the same packets as
+pcapng (if tshark's editcap is there), and tshark's TCP conversation table on the same file,
+with the ratio.
 """
 
 from __future__ import annotations
@@ -217,23 +218,25 @@ def write_capture(path: Path, packets: int, shape: str, seed: int = 7) -> tuple[
     return written, started
 
 
-def timed(cmd: list[str], runs: int = 3) -> tuple[float, int, bytes]:
+def timed(cmd: list[str], runs: int = 3, env: dict[str, str] | None = None) -> tuple[float, int, bytes]:
     """Median wall time of `runs` runs of a command, the peak RSS (KiB) of the process and its
     children together (the analysis may fork; sampled every 5 ms in one more run, so that the
-    sampling does not slow the timed ones), and its stdout."""
+    sampling does not slow the timed ones), and its stdout. `env`: variables to add."""
     times = []
     for _ in range(runs):
-        took, _rss, out = _run(cmd, None)
+        took, _rss, out = _run(cmd, None, env)
         times.append(took)
     peak = [0]
-    _run(cmd, peak)
+    _run(cmd, peak, env)
     return statistics.median(times), peak[0], out
 
 
-def _run(cmd: list[str], peak: list[int] | None) -> tuple[float, int, bytes]:
+def _run(
+    cmd: list[str], peak: list[int] | None, env: dict[str, str] | None = None
+) -> tuple[float, int, bytes]:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, **(env or {})})
         sampler = None
         if peak is not None:
             sampler = threading.Thread(target=_sample_rss, args=(proc.pid, peak), daemon=True)
@@ -355,6 +358,10 @@ def main() -> None:
             if name == "many":
                 took_s, rss_s, _ = timed([*tcpscen[:-1], str(path)])
                 line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
+                for jobs in ([], ["-j", "1"]):
+                    took_n, rss_n, out_n = timed([*tcpscen, *jobs, str(path)], env={"TCPSCEN_NO_JIT": "1"})
+                    same = "same output" if out_n == out else "OUTPUT DIFFERS"
+                    line(f"  without numba {' '.join(jobs)}", written, took_n, rss_n, f"  ({same})")
                 as_pcapng(path, tcpscen, written, found)
             if name != "many":
                 continue

@@ -56,7 +56,10 @@ def plan_for(capture: TcpCapture) -> Plan:
         size = 0
     if size < MIN_BYTES or os.environ.get("TCPSCEN_NO_JIT") or not available():
         return PLAIN_PLAN
-    walks, k = compiled()
+    try:
+        walks, k = compiled()
+    except Exception:  # a numba that does not work here (its numpy, its LLVM): the plain way
+        return PLAIN_PLAN
     return Plan(walks, lambda chunks: analyze_arrays(chunks, k))
 
 

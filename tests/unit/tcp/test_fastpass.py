@@ -256,3 +256,15 @@ def test_the_compiled_decoding_reads_every_link_type_as_numpy(
     c = random_conversation(rng, ("10.0.0.1", 40000), ("10.1.0.2", 80), T0)
     path = write_scapy(tmp_path / f"x.{fmt}", c.segs, link=link, fmt=fmt, v6=v6)  # type: ignore[arg-type]
     assert _read(path, _walks(kind)) == _read(path, None)
+
+
+def test_a_numba_that_fails_leaves_the_plain_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = random_capture(tmp_path / "r.pcap", 3, 10)
+    monkeypatch.setattr(compiled, "MIN_BYTES", 0)
+    monkeypatch.setattr(compiled, "available", lambda: True)
+
+    def broken() -> None:
+        raise ImportError("numba needs another numpy")
+
+    monkeypatch.setattr(compiled, "compiled", broken)
+    assert compiled.plan_for(read_tcp(path)) is compiled.PLAIN_PLAN
