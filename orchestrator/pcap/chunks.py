@@ -15,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 
 from orchestrator.pcap import columns, pcap
-from orchestrator.pcap.columns import Chunk, Slice, Walks, assemble, decode
+from orchestrator.pcap.columns import Chunk, Slice, Walks, assemble, decode, gather
 from orchestrator.pcap.links import Link
 from orchestrator.pcap.ngchunks import pcapng_chunks
 from orchestrator.pcap.reader import MAX_RECORD, TcpCapture
@@ -114,7 +114,7 @@ def _pcap(  # noqa: PLR0915 - the framing loop
                 want = max(chunk_size, pos + rec_hdr + cap - n)
             rest = buf[pos:]
             if len(offsets):
-                rec = u8[offsets[:, None] + np.arange(width)].view(lay.dtype).reshape(-1)
+                rec = gather(u8, offsets, 0, width, walks).view(lay.dtype).reshape(-1)
                 starts = offsets
                 sec = rec["sec"].astype(np.int64)
                 frac = rec["frac"].astype(np.int64)

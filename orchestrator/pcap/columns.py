@@ -27,7 +27,18 @@ from orchestrator.pcap.icmp import Found, icmp_error_in_frame
 from orchestrator.pcap.links import Link, ip4_names
 from orchestrator.pcap.reader import TcpCapture, TcpPacket
 
-__all__ = ["CHUNK", "Chunk", "Columns", "Group", "Slice", "Walks", "assemble", "decode", "no_columns"]
+__all__ = [
+    "CHUNK",
+    "Chunk",
+    "Columns",
+    "Group",
+    "Slice",
+    "Walks",
+    "assemble",
+    "decode",
+    "gather",
+    "no_columns",
+]
 
 I64 = npt.NDArray[np.int64]
 _new = tuple.__new__
@@ -61,6 +72,17 @@ class Walks:
     records: Callable[..., tuple[int, int, int]]
     epbs: Callable[..., tuple[int, int]]
     fields: Callable[..., None]
+    gather: Callable[..., None]
+
+
+def gather(u8: npt.NDArray[np.uint8], offsets: I64, skip: int, width: int, walks: Walks | None) -> np.ndarray:
+    """Each record's slice (`width` bytes from `skip` past its offset in the padded chunk `u8`),
+    as the rows of one array."""
+    if walks is None:
+        return u8[offsets[:, None] + (skip + np.arange(width))]  # type: ignore[no-any-return]
+    out = np.empty((len(offsets), width), dtype=np.uint8)
+    walks.gather(u8, offsets, skip, out)
+    return out
 
 
 @dataclass(slots=True)

@@ -16,7 +16,18 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.pcap import columns, pcapng
-from orchestrator.pcap.columns import FAST_NEED, I64, Chunk, Group, Slice, Walks, assemble, decode, no_columns
+from orchestrator.pcap.columns import (
+    FAST_NEED,
+    I64,
+    Chunk,
+    Group,
+    Slice,
+    Walks,
+    assemble,
+    decode,
+    gather,
+    no_columns,
+)
 from orchestrator.pcap.icmp import Found, icmp_error_in_frame
 from orchestrator.pcap.reader import MAX_RECORD, Iface, TcpCapture, TcpPacket, seconds
 
@@ -226,7 +237,7 @@ def _epbs(
     offsets, frames = run.where()
     if not len(offsets):
         return []
-    joined = u8[offsets[:, None] + (_SKIP + np.arange(_NG_WIDTH))].reshape(-1)
+    joined = gather(u8, offsets, _SKIP, _NG_WIDTH, walks).reshape(-1)
     head = joined.view(sec.head)
     ids = head["iface"].astype(np.int64)
     room = head["blen"].astype(np.int64) - pcapng.EPB_OVERHEAD
@@ -238,7 +249,9 @@ def _epbs(
         if lay is None:  # no fixed IPv4 offset: the reference decoders, one by one
             groups.append(_slow_group(capture, face, buf, offsets[m], frames[m], sec))
             continue
-        rec = joined.view(lay.dtype)[m]
+        rec = joined.view(lay.dtype)
+        if not m.all():
+            rec = rec[m]
         units = (rec["hi"].astype(np.uint64) << np.uint64(32)) | rec["lo"].astype(np.uint64)
         # Interface.time_ns, for the whole run at once
         if int(units.max()) * face.num < 1 << 62:

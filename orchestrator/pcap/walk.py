@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["decode_fields", "walk_epbs", "walk_records"]
+__all__ = ["decode_fields", "gather_slices", "walk_epbs", "walk_records"]
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -102,3 +102,12 @@ def decode_fields(raw: U8, cap: I64, orig: I64, at: I64, need: int, hdr: int, ou
 
 def _u16(row: U8, at: int) -> int:
     return int((np.int64(row[at]) << 8) | np.int64(row[at + 1]))
+
+
+def gather_slices(buf: U8, offsets: I64, skip: int, out: U8) -> None:
+    """Copy each record's slice (`out`'s width, from `skip` past its offset) into a row of `out`:
+    numpy's `buf[offsets[:, None] + skip + arange(width)]` without its index array."""
+    width = out.shape[1]
+    for k in range(len(offsets)):
+        start = offsets[k] + skip
+        out[k, :] = buf[start : start + width]

@@ -92,7 +92,9 @@ def compiled() -> tuple[Walks, Kernels]:
     arrayloop._watching = jit(arrayloop._watching)
     arrayloop._append = jit(arrayloop._append)
     arrayloop.key_hash = jit(arrayloop.key_hash)
-    walks = Walks(jit(walk.walk_records), jit(walk.walk_epbs), jit(walk.decode_fields))
+    walks = Walks(
+        jit(walk.walk_records), jit(walk.walk_epbs), jit(walk.decode_fields), jit(walk.gather_slices)
+    )
     k = Kernels(jit(arrayloop.analyze_rows), jit(arrayloop.rehash), jit(arrayloop.key_rows))
     # Each is compiled (or loaded) on its first call: here, rather than in each child.
     warm_up(k)
@@ -100,6 +102,7 @@ def compiled() -> tuple[Walks, Kernels]:
     out = np.zeros(8, dtype=np.int64)
     walks.records(some, 0, 16, 8, True, out)
     walks.epbs(some, 0, 0, 12, 6, 32, 1 << 18, True, out)
+    walks.gather(some, out[:1], 0, np.zeros((1, 8), dtype=np.uint8))
     at = np.zeros(13, dtype=np.int64)  # every field at offset 0 of a 64-byte slice
     walks.fields(some.reshape(1, 64), out[:1], out[:1], at, 36, 14, np.zeros((1, 12), dtype=np.int64))
     return walks, k

@@ -195,7 +195,7 @@ def test_the_command_says_the_same_with_and_without_numba(
 
 def _walks(kind: str) -> Walks:
     if kind == "plain":
-        return Walks(walk.walk_records, walk.walk_epbs, walk.decode_fields)
+        return Walks(walk.walk_records, walk.walk_epbs, walk.decode_fields, walk.gather_slices)
     if not HAS_NUMBA:
         pytest.skip("numba is not installed (the `fast` extra)")
     return compiled.compiled()[0]
