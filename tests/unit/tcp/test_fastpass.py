@@ -158,7 +158,7 @@ def test_big_captures_take_the_compiled_pass_small_ones_not(
 
 
 @needs_numba
-@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("processes", [1, 2, 3])
 def test_shared_compiled_analysis_is_the_reference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
 ) -> None:
