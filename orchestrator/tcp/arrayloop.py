@@ -48,8 +48,8 @@ FAST_WINDOW_NS = 20_000_000
 # Per direction (a row of `flows`; connection k has rows 2k, its first sender, and 2k + 1).
 (NEXTSEQ, NEXTSEQ_T, MAXSEQ, LASTACK, LASTACK_T, WINDOW, DUPACKS, LASTFLAGS, BASE_SET, BASE_SEQ,
  FRESH, ACKED_UPTO, HAS_ACKED, HAS_SYN, HAS_SYNACK, SYNACK_SEQ, HAS_FIN, FIN_END, FIN_EARLY,
- Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N) = range(24)  # fmt: skip
-NF = 24
+ Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD) = range(25)  # fmt: skip
+NF = 25
 # Per connection (a row of `conns`); times as float seconds in `ctimes` (LAST_TIME, LA_TIME).
 (MRU_SYN, FIRST_RTT, RTT_WAIT, HS_PENDING, HS_DONE, PACKETS, LAST_FRAME, LAST_TNS, LA_FRAME, LA_TNS,
  BEST) = range(11)  # fmt: skip
@@ -58,13 +58,14 @@ LAST_TIME, LA_TIME = 0, 1
 # An unacknowledged segment (a row of `queue`, linked per direction; its time in `qtimes`).
 Q_END, Q_SEQ, Q_POS, Q_FRAME, Q_TNS, Q_NEXT = range(6)
 NQ = 6
-# A run of retransmissions of one segment (a row of `runs`), found through `table` (open
-# addressing on direction, generation, seq; -1 empty). A generation is what a direction's runs
-# were until they were cleared (MAX_RUNS of them).
-R_FLOW, R_GEN, R_SEQ, R_COUNT, R_ORIG = range(5)
-NR = 5
-# Counters (`counts`).
-N_CONNS, FREE_HEAD, FREE_N, N_RUNS, N_EVENTS, TABLE_USED = range(6)
+# A run of retransmissions of one segment (a row of `runs`, linked per direction from RUN_HEAD),
+# found through `table` (open addressing on direction, generation, seq; -1 empty). A generation
+# is what a direction's runs were until they were cleared (MAX_RUNS of them): the cleared rows
+# are freed (generation -1) for new runs, so that memory stays bounded as the loop's does.
+R_FLOW, R_GEN, R_SEQ, R_COUNT, R_ORIG, R_NEXT = range(6)
+NR = 6
+# Counters (`counts`): N_RUNS is the rows of `runs` ever used, FREE_RUN the first freed one.
+N_CONNS, FREE_HEAD, FREE_N, N_RUNS, N_EVENTS, TABLE_USED, FREE_RUN = range(7)
 # An event (a row of `events`; the original send's time in `etimes`).
 (E_ROW, E_FLOW, E_TA, E_NEW, E_FWD_LF, E_FWD_LAT, E_REV_LF, E_REV_LAT, E_REV_WIN, E_REV_LA,
  E_OFRAME, E_OTNS, E_FRESH, E_ACKED, E_END) = range(15)  # fmt: skip
@@ -172,6 +173,7 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                     flows[g, WINDOW] = -1
                     flows[g, Q_HEAD] = -1
                     flows[g, Q_TAIL] = -1
+                    flows[g, RUN_HEAD] = -1
                 fwd = 2 * c
                 flow_of[dk] = fwd
                 flow_of[dk ^ 1] = fwd + 1
@@ -275,8 +277,20 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                     flows[fwd, RUN_GEN] = gen
                     flows[fwd, RUN_N] = 0
                     best = conns[c, BEST]
-                    if best >= 0 and runs[best, R_FLOW] == fwd:
+                    keep = best >= 0 and runs[best, R_FLOW] == fwd
+                    e = flows[fwd, RUN_HEAD]
+                    while e >= 0:  # free the others' rows
+                        nxt = runs[e, R_NEXT]
+                        if not (keep and e == best):
+                            runs[e, R_GEN] = -1
+                            runs[e, R_NEXT] = counts[FREE_RUN]
+                            counts[FREE_RUN] = e
+                        e = nxt
+                    flows[fwd, RUN_HEAD] = -1
+                    if keep:
                         runs[best, R_GEN] = gen
+                        runs[best, R_NEXT] = -1
+                        flows[fwd, RUN_HEAD] = best
                         table[_slot(table, runs, fwd, gen, runs[best, R_SEQ])] = best
                         counts[TABLE_USED] += 1
                         flows[fwd, RUN_N] = 1
@@ -291,8 +305,14 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                     _append(flows, queue, qtimes, counts, fwd, end, seq, poss[j], frames[j], tns, times[j])
                 fresh = 1 if o_frame >= 0 and flows[fwd, NEXTSEQ_T] > o_tns else 0
                 acked_before = 1 if flows[fwd, HAS_ACKED] and _covers(flows[fwd, ACKED_UPTO], end) else 0
-                r = counts[N_RUNS]
-                counts[N_RUNS] = r + 1
+                r = counts[FREE_RUN]
+                if r >= 0:
+                    counts[FREE_RUN] = runs[r, R_NEXT]
+                else:
+                    r = counts[N_RUNS]
+                    counts[N_RUNS] = r + 1
+                runs[r, R_NEXT] = flows[fwd, RUN_HEAD]
+                flows[fwd, RUN_HEAD] = r
                 runs[r, R_FLOW] = fwd
                 runs[r, R_GEN] = gen
                 runs[r, R_SEQ] = seq

@@ -85,8 +85,9 @@ class _State:
         self.qtimes = np.zeros(0, dtype=np.float64)
         self.runs = np.zeros((16, al.NR), dtype=np.int64)
         self.table = np.full(64, -1, dtype=np.int64)
-        self.counts = np.zeros(6, dtype=np.int64)
+        self.counts = np.zeros(7, dtype=np.int64)
         self.counts[al.FREE_HEAD] = -1
+        self.counts[al.FREE_RUN] = -1
         self.objs: list[Conn] = []  # in the order the loop made them (its rows)
 
     def ip4_keys(self, a: I64, b: I64) -> I64:

@@ -19,7 +19,7 @@ from orchestrator.cli.app import app
 from orchestrator.pcap import columns, walk
 from orchestrator.pcap.chunks import Walks, read_chunks
 from orchestrator.pcap.reader import TcpPacket, read_tcp
-from orchestrator.tcp import compiled, loop, parallel, segments
+from orchestrator.tcp import arrayloop, compiled, fastpass, loop, parallel, segments
 from orchestrator.tcp import flows as fl
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
 from orchestrator.tcp.fastpass import PLAIN, Kernels, analyze_arrays
@@ -268,3 +268,26 @@ def test_a_numba_that_fails_leaves_the_plain_way(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(compiled, "compiled", broken)
     assert compiled.plan_for(read_tcp(path)) is compiled.PLAIN_PLAN
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cleared_runs_are_freed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Memory stays bounded as the loop's does: a direction's runs of retransmissions, once
+    MAX_RUNS of them are cleared, free their rows for the next ones."""
+    path = tmp_path / "long.pcap"
+    _bench().write_capture(path, 40_000 if kind == "compiled" else 8_000, "long", seed=4)
+    monkeypatch.setattr(fl, "MAX_RUNS", 3)
+    monkeypatch.setattr(segments, "MAX_RUNS", 3)
+    made: list[fastpass._State] = []
+
+    class Spy(fastpass._State):
+        def __init__(self, kernels: Kernels) -> None:
+            super().__init__(kernels)
+            made.append(self)
+
+    monkeypatch.setattr(fastpass, "_State", Spy)
+    reference = _reference(path)
+    retransmitted = sum(c.retransmissions.client + c.retransmissions.server for c in reference.connections)
+    assert retransmitted > 100
+    assert _fast(path, _kernels(kind)) == reference
+    assert int(made[0].counts[arrayloop.N_RUNS]) <= 16 * 4  # 8 connections, two directions, 3 runs + 1
