@@ -13,6 +13,10 @@ events through `segments`' own code. The order of the steps is the loop's, step 
 `tests/unit/tcp/test_fastpass.py` compares the two.
 
 Sequence numbers are int64 holding 32-bit values, as in the loop (`& M32` where it masks).
+
+Over 400 lines because it is one function, the loop, to be read step for step beside `loop`
+and `segments` (cut into pieces it would be harder to check against them); the state's layout
+is its header.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ __all__ = [
     "NQ",
     "NR",
     "analyze_rows",
-    "key_hash",
-    "key_rows",
     "rehash",
 ]
 
@@ -445,36 +447,3 @@ def _append(
         flows[f, Q_HEAD] = e
     flows[f, Q_TAIL] = e
     flows[f, Q_LEN] += 1
-
-
-def key_hash(x: int, y: int) -> int:
-    """A 4-tuple's hash (x, y < 2**48: no term overflows 64 bits, compiled or not)."""
-    return x ^ ((x >> 16) * 0x9E37) ^ (y << 5) ^ ((y >> 16) * 0x7FEB)
-
-
-def key_rows(a: I64, b: I64, ka: I64, kb: I64, kk: I64, n_keys: I64, same: I64, out: I64) -> None:
-    """Each segment's direction key, from its 4-tuple as two numbers (`a` from, `b` to): found
-    in the open-addressing table (`ka`, `kb` the 4-tuples, `kk` their keys; -1 empty), or made,
-    and its reverse with the next key (`n_keys[0]`: keys made so far; `n_keys[1]`: table slots
-    used). The caller makes room: the table at most half full after two more per segment, and
-    `same` as long as the keys after two more per segment."""
-    mask = len(kk) - 1
-    for j in range(len(a)):
-        x, y = a[j], b[j]
-        h = key_hash(x, y) & mask
-        while kk[h] >= 0 and (ka[h] != x or kb[h] != y):
-            h = (h + 1) & mask
-        if kk[h] < 0:
-            k = n_keys[0]
-            n_keys[0] = k + 2
-            ka[h], kb[h], kk[h] = x, y, k
-            n_keys[1] += 1
-            if x == y:  # the loop's dictionary has one entry for both directions: the second's
-                same[k] = 1
-            else:
-                g = key_hash(y, x) & mask
-                while kk[g] >= 0:
-                    g = (g + 1) & mask
-                ka[g], kb[g], kk[g] = y, x, k + 1
-                n_keys[1] += 1
-        out[j] = kk[h]

@@ -78,7 +78,7 @@ def compiled() -> tuple[Walks, Kernels]:
     import numba  # noqa: PLC0415 - only for big captures: it takes a third of a second
 
     from orchestrator.pcap import walk  # noqa: PLC0415
-    from orchestrator.tcp import arrayloop  # noqa: PLC0415
+    from orchestrator.tcp import arrayloop, keys  # noqa: PLC0415
 
     def jit(f: Callable[..., Any]) -> Any:
         return numba.njit(cache=True, nogil=True)(f)
@@ -91,11 +91,11 @@ def compiled() -> tuple[Walks, Kernels]:
     arrayloop._slot = jit(arrayloop._slot)
     arrayloop._watching = jit(arrayloop._watching)
     arrayloop._append = jit(arrayloop._append)
-    arrayloop.key_hash = jit(arrayloop.key_hash)
+    keys.key_hash = jit(keys.key_hash)
     walks = Walks(
         jit(walk.walk_records), jit(walk.walk_epbs), jit(walk.decode_fields), jit(walk.gather_slices)
     )
-    k = Kernels(jit(arrayloop.analyze_rows), jit(arrayloop.rehash), jit(arrayloop.key_rows))
+    k = Kernels(jit(arrayloop.analyze_rows), jit(arrayloop.rehash), jit(keys.key_rows))
     # Each is compiled (or loaded) on its first call: here, rather than in each child.
     warm_up(k)
     some = np.zeros(64, dtype=np.uint8)

@@ -30,7 +30,7 @@ from orchestrator.pcap.columns import Chunk, Columns
 from orchestrator.pcap.reader import TcpPacket
 from orchestrator.tcp import arrayloop as al
 from orchestrator.tcp import flows as fl
-from orchestrator.tcp import loop
+from orchestrator.tcp import keys, loop
 from orchestrator.tcp.flows import ANY_RETX, FACTS, Conn, Flow
 from orchestrator.tcp.segments import FlowKey, control_facts, record_facts
 
@@ -52,7 +52,7 @@ class Kernels:
         self.key_rows = key_rows
 
 
-PLAIN = Kernels(al.analyze_rows, al.rehash, al.key_rows)
+PLAIN = Kernels(al.analyze_rows, al.rehash, keys.key_rows)
 
 
 def _grow(a: np.ndarray, rows: int) -> np.ndarray:
@@ -69,7 +69,7 @@ class _State:
 
     def __init__(self, kernels: Kernels) -> None:
         self.k = kernels
-        # Direction keys: IPv4 4-tuples in an array table (`arrayloop.key_rows`), IPv6 ones in
+        # Direction keys: IPv4 4-tuples in an array table (`keys.key_rows`), IPv6 ones in
         # a dictionary; both count in `n_keys[0]`.
         self.keys: dict[FlowKey, int] = {}
         self.n_keys = np.zeros(2, dtype=np.int64)
@@ -122,7 +122,7 @@ class _State:
         """Put known 4-tuples with their keys into an empty table (as `key_rows` probes)."""
         mask = len(self.kk) - 1
         for x, y, k in zip(xa.tolist(), xb.tolist(), xk.tolist(), strict=True):
-            h = al.key_hash(x, y) & mask
+            h = keys.key_hash(x, y) & mask
             while self.kk[h] >= 0:
                 h = (h + 1) & mask
             self.ka[h], self.kb[h], self.kk[h] = x, y, k
