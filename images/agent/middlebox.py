@@ -24,7 +24,11 @@ a unix socket, which ``python3 middlebox.py ctl '<json>'`` sends (a fault runs i
 With ``reset_both``, a flow that conntrack forgets while ESTABLISHED (its DESTROY event) gets an
 RST toward each end, with the sequence number each expects: a load balancer's "reset on idle".
 Conntrack frees an expired entry only when something looks it up, so the table is listed every
-250 ms to make DESTROY come on time. What it forged goes to ``<name>.middlebox.jsonl``.
+250 ms to make DESTROY come on time. What it forged goes to ``middlebox.jsonl``.
+
+The serving side runs as root without DAC_OVERRIDE, so it cannot write the run directory's files
+(made for the capture user): its ruleset, conntrack's log and its own log stay in STATE_DIR inside
+the container, and tcpscen reads them out before each stop.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from typing import Any
 import flowtable
 
 RUN_DIR = Path("/run-dir")
+STATE_DIR = Path("/var/lib/tcpscen")
 SOCKET = "/tmp/tcpscen-middlebox.sock"
 READY = "tcpscen router ready"
 PCAP_HEADER = 24  # a pcap file's global header: written once, at the file's start
@@ -66,7 +71,7 @@ class Supervisor:
 
     def record(self, event: str, **fields: Any) -> None:
         line = json.dumps({"t": time.time(), "host": self.name, "event": event, **fields})
-        with self.log_lock, (RUN_DIR / f"{self.name}.middlebox.jsonl").open("a", encoding="utf-8") as out:
+        with self.log_lock, (STATE_DIR / "middlebox.jsonl").open("a", encoding="utf-8") as out:
             out.write(line + "\n")
 
     def start_captures(self) -> None:
@@ -75,7 +80,8 @@ class Supervisor:
         threading.Thread(target=self.tend_captures, daemon=True).start()
 
     def start_serving(self, rules: str) -> None:
-        ruleset = RUN_DIR / f"{self.name}.rules.nft"  # kept for the user: what the router ran
+        STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ruleset = STATE_DIR / "rules.nft"  # kept for the user: what the router ran
         with ruleset.open("w", encoding="utf-8") as out:
             out.write(rules)
         run(["nft", "-f", str(ruleset)])
@@ -170,7 +176,7 @@ class Supervisor:
             )
 
     def follow_conntrack(self) -> None:
-        log = (RUN_DIR / f"{self.name}.conntrack.log").open("a", encoding="utf-8")
+        log = (STATE_DIR / "conntrack.log").open("a", encoding="utf-8")
         events = subprocess.Popen(
             ["conntrack", "-E", "-o", "timestamp", "-p", "tcp"],
             stdout=subprocess.PIPE,

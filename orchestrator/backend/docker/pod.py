@@ -421,6 +421,10 @@ class Pod:
         with contextlib.suppress(*ENGINE_ERRORS):
             self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
 
+    def kept_files(self) -> dict[str, str]:
+        """Files this host kept inside its containers, read out before they went: suffix -> text."""
+        return {}
+
     def join_followers(self, timeout_s: float = 5.0) -> None:
         for follower in self._followers:
             follower.join(timeout_s)
