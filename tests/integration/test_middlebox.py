@@ -100,7 +100,8 @@ def test_nat_keepalive_saves(run: Any) -> None:
     # The probes crossed the NAT (they are in its outside capture), so its entry never expired.
     probes = [p for p in read_tcp(r.run_dir / "nat.outside.pcap") if p.dst == server and p.payload_len == 0]
     assert len(probes) >= 3  # the handshake's ACK and at least two keepalive probes
-    assert "[DESTROY]" not in (r.run_dir / "nat.conntrack.log").read_text()
+    log = (r.run_dir / "nat.conntrack.log").read_text()
+    assert "[NEW]" in log and "[DESTROY]" not in log
     # The send after 15 s idle crossed the NAT and reached the server.
     assert data(r.run_dir / "server.pcap", None, t0(r) + 14)
     assert r.verdict()["connection"]["keepalive_probes"]["client"] >= 2

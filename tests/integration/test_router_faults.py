@@ -4,6 +4,7 @@ and judged by the router's own captures."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,11 @@ def test_conntrack_flush_forgets_the_flow_and_its_packets_die_in_the_router(tmp_
     flushed = r.verdict()["faults"][0]["t_done"]
     late = [p for p in read_tcp(r.run_dir / "nat.outside.pcap") if p.payload_len and p.time > flushed + 0.1]
     assert late == []  # nothing of the connection left the router after the flush
+    # The supervisor's own files, read out of the router before its container went.
+    log = [json.loads(line) for line in (r.run_dir / "nat.middlebox.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in log] == ["ready", "flush"]
+    assert "[NEW]" in (r.run_dir / "nat.conntrack.log").read_text()
+    assert "masquerade" in (r.run_dir / "nat.rules.nft").read_text()
 
 
 def test_idle_timeout_set_at_run_time_forgets_an_idle_flow(tmp_path: Path) -> None:
@@ -87,6 +93,8 @@ def test_power_off_of_the_router_is_a_cut_for_both(tmp_path: Path) -> None:
     assert v["apps"]["client"]["sees"] == "ETIMEDOUT", r.stdout
     assert v["connection"]["retransmissions"]["client"] >= 3
     assert v["apps"]["server"]["sees"] == "nothing"
+    # Its conntrack log was read out before the power went, not lost with the container.
+    assert "[NEW]" in (r.run_dir / "nat.conntrack.log").read_text()
 
 
 def test_disconnecting_the_routers_outside_cable_kills_what_crosses_it(tmp_path: Path) -> None:
