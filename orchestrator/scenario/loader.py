@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, ScenarioError
-from orchestrator.scenario import middlebox, model, program, sockopts, steps
+from orchestrator.scenario import expect, middlebox, model, program, selection, socket_expect, sockopts, steps
 from orchestrator.scenario.routes import Route
 from orchestrator.scenario.source import MAX_BYTES, read_source
 from orchestrator.scenario.validation import find_problems, find_route_problems
@@ -157,6 +157,9 @@ def _known_keys() -> list[str]:
     keys: set[str] = set()
     for obj in [
         *vars(model).values(),
+        *vars(expect).values(),
+        *vars(selection).values(),
+        *vars(socket_expect).values(),
         *vars(steps).values(),
         *vars(program).values(),
         *vars(sockopts).values(),

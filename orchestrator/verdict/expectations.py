@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction
 from orchestrator.run.records import AgentEvent
-from orchestrator.scenario.model import AppExpect, Side
+from orchestrator.scenario.expect import AppExpect, Side
 from orchestrator.scenario.units import CountRange
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, SideCounts, SideFrames
 from orchestrator.verdict.outcome import AppOutcome

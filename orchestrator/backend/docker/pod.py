@@ -2,6 +2,10 @@
 sysctls, and the capture as its main process), and the app container that joins it.
 
 Killing the app leaves the namespace and its capture alive, so the kernel's FIN or RST is recorded.
+
+Over 400 lines on purpose: the two containers share one lifecycle (boot, cable, power off and on,
+teardown) and one state (which boot, which files, which networks), and every fault acts on both;
+split, each half would need the other's state.
 """
 
 from __future__ import annotations
