@@ -142,7 +142,9 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     verdict.programs = program_outcomes(scenario, events, record.run_dir, t0)
     verdict.checks += program_checks(scenario, verdict.programs, faults, record.run_dir, t0)
     # The kernels' own view over time (HOST.sockets.jsonl), beside the packets.
-    sockets = judge_sockets(scenario, record.run_dir, [j.summary for j in connections], t0, record.t_end)
+    sockets = judge_sockets(
+        scenario, record.run_dir, [(j.summary, j.hosts) for j in connections], t0, record.t_end, paths.seen_by
+    )
     verdict.checks += sockets.checks
     verdict.notes += sockets.notes
     verdict.sockets = sockets.to_json(t0)

@@ -12,7 +12,7 @@ between the last sample and the end of a socket.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,13 +102,23 @@ class ConnectionSockets:
         }
 
 
+# (host, local, peer) in the connection's terms -> (local, peer) as that host's kernel names them.
+Namer = Callable[[str, str, str], tuple[str, str]]
+
+
+def same_names(_host: str, local: str, peer: str) -> tuple[str, str]:
+    return local, peer
+
+
 def reconcile(
     conn: ConnectionSummary,
     hosts: Mapping[Side, str | None],
     timelines: Mapping[str, SocketTimeline],
     t0: float | None,
+    name: Namer = same_names,
 ) -> ConnectionSockets:
-    """Each end's sockets for `conn`, and what they and the packets say together."""
+    """Each end's sockets for `conn`, and what they and the packets say together. `name` gives
+    each end's own names of it: behind a NAT, the server's kernel knows the router's address."""
     sides: dict[Side, SideSockets] = {}
     for side in SIDES:
         host = hosts.get(side)
@@ -116,6 +126,7 @@ def reconcile(
         if host is None or timeline is None or not timeline.ticks:
             continue
         local, peer = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+        local, peer = name(host, local, peer)
         series = _overlapping(timeline.of(local, peer), conn)
         sides[side] = SideSockets(side, host, local, peer, timeline, series)
     out = ConnectionSockets(conn.client, conn.server, dict(hosts), sides)

@@ -76,6 +76,10 @@ def test_nat_idle_timeout(run: Any) -> None:
     assert v["connection"]["handshake"] == "complete" and v["paths"]["joined"]
     assert server in v["connection"]["server"]
     assert "ESTAB" in (r.run_dir / "server.ss.txt").read_text()
+    # The server's kernel is asked by its own names (its peer is the router's address).
+    server_side = v["sockets"]["connections"][0]["sides"]["server"]
+    assert server_side["samples"] > 0 and server_side["end"] == "ESTAB"
+    assert not [n for n in v["notes"] if "never listed" in n], v["notes"]
 
 
 def test_nat_linux_default(run: Any) -> None:

@@ -155,3 +155,20 @@ def test_a_long_connection_the_kernel_never_listed(tmp_path: Path) -> None:
 
 def test_boots_from_capture_names() -> None:
     assert [capture_boot(f) for f in ("server.pcap", "server.boot2.pcap", "a.boot12.pcap")] == [1, 2, 12]
+
+
+def test_behind_a_nat_each_kernel_is_asked_by_its_own_names(tmp_path: Path) -> None:
+    """The connection in the client's terms; this host's kernel knows it by other addresses (the
+    server behind a NAT sees the router's). Without its names, a false 'never listed'."""
+    timelines = {"server": loopback(tmp_path)}
+    conn = bare("10.9.0.20:5000", "10.9.1.10:7400")
+    hosts = {"client": None, "server": "server"}
+    unnamed = reconcile(conn, hosts, timelines, 0.0)
+    only(unnamed, "differs", "server's kernel never listed 10.9.1.10:7400 -> 10.9.0.20:5000")
+
+    def name(host: str, local: str, peer: str) -> tuple[str, str]:
+        assert (host, local, peer) == ("server", "10.9.1.10:7400", "10.9.0.20:5000")
+        return "127.0.0.1:36296", "127.0.0.1:7400"  # a socket the samples list
+
+    named = reconcile(conn, hosts, timelines, 0.0, name)
+    assert named.sides["server"].seen and not [f for f in named.findings if "never listed" in f.text]
