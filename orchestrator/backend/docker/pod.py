@@ -131,6 +131,7 @@ class Pod:
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting host {self.name}") from None
         LogLine(self.main_ready_text()).wait(self.host, f"the capture on {self.name}")
+        self.before_cable()
         try:
             if cabled_later:
                 self.reconnect()  # and its routes, and the wire's rules for its new veths
@@ -173,6 +174,9 @@ class Pod:
         its capture, and the socket sampler's (sampler.py)."""
         writer = ids_of(self.capture_user)
         return {name: writer for name in [*self.boot_captures(), samples_name(self.name, self.boots)]}
+
+    def before_cable(self) -> None:
+        """What must run in the new kernel before its cables carry anything (a router's rules)."""
 
     def cable_after_boot(self) -> bool:
         """Whether a reboot's cables go in once the capture listens (a router's captures need

@@ -128,6 +128,8 @@ class RouterPod(Pod):
             ],
             "reset_both": self.spec_router is not None
             and self.spec_router.conntrack.forgotten == "reset-both",
+            # A reboot's cables go in after the captures start: each waits for its interface.
+            "wait_for_interfaces": self.boots > 1,
         }
         return ["python3", SUPERVISOR, "capture", json.dumps(config, separators=(",", ":"))]
 
@@ -156,16 +158,28 @@ class RouterPod(Pod):
         return dict(self.state)
 
     def cable_after_boot(self) -> bool:
-        return False  # each capture starts on the interface that has the router's address there
+        return True  # a rebooted router forwards nothing before its rules and captures are in place
 
     def boot(self) -> None:
-        """The captures as the host's main process (the capture user, as on every host); then
-        the supervisor beside it as root (nft, conntrack, forged segments), before any client."""
+        """The captures as the host's main process (the capture user, as on every host); the
+        supervisor beside it as root (nft, conntrack, forged segments) with a gate that drops
+        every packet before conntrack; the cables; and once every capture listens, the gate
+        opens. Without it a rebooted router forwarded the peers' retransmissions un-NATed and
+        uncaptured in the half second before its rules loaded."""
         super().boot()
         assert self.host is not None
-        config = json.loads(self.main_command()[-1])
+        poll(self._all_listen, 15.0, f"the captures on {self.name}", self.host)
+        self._ok(self.control({"op": "open"}))
+
+    def before_cable(self) -> None:
+        assert self.host is not None
+        config = {**json.loads(self.main_command()[-1]), "gated": True}
         self.host.exec_run(["python3", SUPERVISOR, "serve", json.dumps(config)], user="root", detach=True)
         poll(self._answers, 15.0, f"the router supervisor on {self.name}", self.host)
+
+    def _all_listen(self) -> bool:
+        assert self.host is not None
+        return self.host.logs(stdout=False, stderr=True).count(b"listening on") >= len(self.attach)
 
     def _answers(self) -> bool:
         try:
