@@ -118,6 +118,8 @@ class Supervisor:
             "--immediate-mode",
             "-s",
             "262144",
+            "-B",
+            "16384",  # KiB: tcpdump's default ring overflows on a burst of GSO segments
             "-w",
             "-",
         ]

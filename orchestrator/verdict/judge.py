@@ -18,6 +18,7 @@ from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
 from orchestrator.verdict import expectations as c
+from orchestrator.verdict.capture_checks import capture_checks
 from orchestrator.verdict.connections import (
     JudgedConnection,
     host_connection,
@@ -131,6 +132,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     verdict.notes += counter_notes(side_host, record.sockets)
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
+    verdict.checks += capture_checks(record.run_dir, list(record.captures))
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
     verdict.checks += _check_end_state(scenario, conn, record, side_host, paths)
     verdict.checks += check_selections(scenario, connections, t0)
