@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from orchestrator.scenario.routes import Route
 from orchestrator.scenario.source import MAX_BYTES, read_source
 from orchestrator.scenario.validation import find_problems, find_route_problems
 from orchestrator.scenario.yamlpos import LimitError, Located, load_located
+
+MAX_PRUNING_ROUNDS = 4  # each round takes out what the last one's model refused
 
 __all__ = ["MAX_BYTES", "load_scenario", "locate", "make_scenario", "parse_scenario"]
 
@@ -95,6 +98,7 @@ def parse_scenario(
         scenario = model.Scenario.model_validate(data)
     except ValidationError as exc:
         problems += [_problem(err, located, file) for err in exc.errors()]
+        problems += _problems_beyond(data, exc, located, file, routes)
         raise ScenarioError(problems) from None
     found = find_problems(scenario)
     if routes is not None:
@@ -103,6 +107,72 @@ def parse_scenario(
     if problems:
         raise ScenarioError(problems)
     return scenario
+
+
+def _problems_beyond(
+    data: dict[str, Any],
+    exc: ValidationError,
+    located: Located,
+    file: str,
+    routes: Sequence[Route] | None,
+) -> list[Problem]:
+    """The whole-file checks, which need a valid model, on the file without what was already
+    reported: so that a typo does not hide an address outside its subnet. A mistaken key is
+    taken out, and then an object that no longer validates without it (an app's expectation
+    left empty), but never a host or a network (others name them) nor a list's item (the items
+    after it would be misnumbered). No problem about an object something was taken from (or
+    its parents) is told: it may only be the taken key's."""
+    pruned = copy.deepcopy(data)
+    removed: list[tuple[str | int, ...]] = []
+    errors = exc.errors()
+    out: list[Problem] = []
+    for round_ in range(MAX_PRUNING_ROUNDS):
+        for err in errors:
+            path = _data_path(tuple(err["loc"]), pruned)
+            if round_ and err["type"] != "missing" and not _near(path, removed):
+                out.append(_problem(err, located, file))  # one the first pass could not reach
+                continue
+            if not _can_drop(path) or not _drop(pruned, path):
+                return out
+            removed.append(path)
+        try:
+            scenario = model.Scenario.model_validate(pruned)
+        except ValidationError as again:
+            errors = again.errors()
+            continue
+        found = find_problems(scenario)
+        if routes is not None:
+            found += find_route_problems(scenario, routes)
+        return out + [
+            Problem(file, located.line_of(key), _dotted(key), msg)
+            for key, msg in found
+            if not _near(tuple(key), removed)
+        ]
+    return out
+
+
+def _can_drop(path: tuple[str | int, ...]) -> bool:
+    named = len(path) == 2 and path[0] in ("hosts", "networks")
+    return bool(path) and not isinstance(path[-1], int) and not named and path != ("name",)
+
+
+def _drop(data: Any, path: tuple[str | int, ...]) -> bool:
+    node = data
+    for part in path[:-1]:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
+            return False
+        node = node[part]
+    if isinstance(node, dict) and path[-1] in node:
+        del node[path[-1]]
+        return True
+    return False
+
+
+def _near(key: tuple[str | int, ...], removed: list[tuple[str | int, ...]]) -> bool:
+    """Whether a problem is about what was taken out, or an object it was taken from."""
+    return any(key[: len(r)] == r or r[: len(key)] == key for r in removed)
 
 
 def _problem(err: Any, located: Located, file: str) -> Problem:

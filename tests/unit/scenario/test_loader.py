@@ -220,3 +220,50 @@ def test_every_event_of_the_agent_is_accepted(tmp_path: Path) -> None:
         load_scenario(
             write(tmp_path, GOOD.replace("after: client.connected", f"after: client.{event.value}"))
         )
+
+
+def test_a_typo_does_not_hide_the_whole_file_checks(tmp_path: Path) -> None:
+    """The model's mistakes and the checks that need a whole model, in one report."""
+    found = problems(
+        tmp_path,
+        """
+        name: at_once
+        duration: 20s
+        hosts:
+          server: {role: server, address: 10.77.74.10}
+          client:
+            role: client
+            address: 10.77.0.20
+            agent: {mode: send, connect: "server:7000", evry: 1s}
+        timeline:
+          - {at: 1s, fault: conntrack_flush, host: server}
+        expect:
+          apps:
+            client: {sees: ETIMEOUT}
+            servr: {sees: eof}
+        """,
+    )
+    assert any("hosts.client.agent.evry: unknown key (did you mean 'every'?)" in p for p in found), found
+    assert any("expect.apps.client.sees: expected eof" in p for p in found), found
+    # ...and, beyond them, what only the whole file shows:
+    assert any("hosts.server.address: 10.77.74.10 is outside the subnet" in p for p in found), found
+    assert any("timeline[0].host: conntrack_flush acts on a router" in p for p in found), found
+    assert any("expect.apps.servr: unknown host 'servr'" in p for p in found), found
+    # Nothing about what was taken out to get there (the client's emptied expectation).
+    assert not [p for p in found if "expect at least one of" in p], found
+    assert len(found) == 5, found
+
+
+def test_a_host_that_cannot_be_read_stops_the_checks_that_would_name_it(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        name: unreadable
+        duration: 20s
+        hosts:
+          server: {role: server, address: 10.77.74.10}
+          client: {role: client, address: 10.77.0.x, agent: {mode: send, connect: "server:7000"}}
+        """,
+    )
+    assert [p for p in found if "hosts.client.address" in p], found
+    assert not [p for p in found if "hosts.server" in p or "no client" in p], found
