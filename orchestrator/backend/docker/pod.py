@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,12 +329,13 @@ class Pod:
                 self.app.kill()
         self.start_app(self.app_config)
 
-    def power_off(self) -> None:
+    def power_off(self) -> float:
         """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
         assert self.host is not None
         for net in (self.networks or {"default": self.network}).values():
             with contextlib.suppress(docker.errors.APIError):
                 net.disconnect(self.host, force=True)
+        cut = time.time()
         if self.app is not None:
             self.collect_agent_log()
             with contextlib.suppress(docker.errors.APIError):
@@ -345,6 +347,7 @@ class Pod:
                     container.remove(force=True)
         self.app = self.host = None
         self.paused = False
+        return cut
 
     def power_on(self) -> None:
         """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
