@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,11 @@ def _problem(err: Any, located: Located, file: str) -> Problem:
     if err["type"] == "extra_forbidden":
         key = path[-1] if path else ""
         hint = difflib.get_close_matches(str(key), _known_keys(), n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        if hint and hint[0] == key:  # a right key in the wrong place: say where it goes
+            owners = _owners(str(key))
+            suggestion = f" here ({key!r} is a key of {' or '.join(owners)})" if owners else " here"
+        else:
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         return Problem(file, line, _dotted(path), f"unknown key{suggestion}")
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "union_tag_invalid":
@@ -223,8 +228,32 @@ def _tags() -> set[str]:
     return {*steps.FAULT_NAMES, "server", "client", "router"}
 
 
+def _owners(key: str) -> list[str]:
+    """The keys whose values may hold `key` (`socket` -> `agent`), for a key in the wrong place."""
+    models = _models()
+    holders = [m for m in models if key in m.model_fields]
+    found = {
+        f"{name}:"
+        for m in models
+        for name, info in m.model_fields.items()
+        if any(h in _types_in(info.annotation) for h in holders)
+    }
+    return sorted(found)
+
+
+def _types_in(annotation: Any) -> set[Any]:
+    out = {annotation}
+    for arg in typing.get_args(annotation):
+        out |= _types_in(arg)
+    return out
+
+
 def _known_keys() -> list[str]:
-    keys: set[str] = set()
+    return sorted({key for m in _models() for key in m.model_fields})
+
+
+def _models() -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
     for obj in [
         *vars(model).values(),
         *vars(expect).values(),
@@ -235,9 +264,9 @@ def _known_keys() -> list[str]:
         *vars(sockopts).values(),
         *vars(middlebox).values(),
     ]:
-        if isinstance(obj, type) and issubclass(obj, BaseModel):
-            keys.update(obj.model_fields)
-    return sorted(keys)
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj not in found:
+            found.append(obj)
+    return found
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

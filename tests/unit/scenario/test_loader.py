@@ -267,3 +267,23 @@ def test_a_host_that_cannot_be_read_stops_the_checks_that_would_name_it(tmp_path
     )
     assert [p for p in found if "hosts.client.address" in p], found
     assert not [p for p in found if "hosts.server" in p or "no client" in p], found
+
+
+def test_a_right_key_in_the_wrong_place_is_told_where_it_goes(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        name: misplaced
+        duration: 5s
+        hosts:
+          server: {role: server, address: 10.77.0.10}
+          client:
+            role: client
+            address: 10.77.0.20
+            agent: {mode: send, connect: "server:7000"}
+            socket: {keepalive: true}
+        """,
+    )
+    [said] = [p for p in found if "hosts.client.socket" in p]
+    assert "unknown key here ('socket' is a key of agent:" in said, said
+    assert "did you mean 'socket'" not in said
