@@ -10,6 +10,9 @@ from orchestrator.tcp.flows import Conn, Flow, Run, acked, pos, secs
 
 __all__ = ["describe"]
 
+# How the note on an RST sent without a socket begins (a NAT-aware verdict retells it).
+STATELESS_RST = "the RST has no ACK flag"
+
 
 def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     """The notes for summary `s` of connection `c` (client flow `cl`, server flow `sv`)."""
@@ -107,7 +110,7 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
         notes.append(text)
         if rf.rst_stateless and s.handshake != "partial":
             notes.append(
-                f"the RST has no ACK flag and takes its seq from {names[id(rf.rev)]}'s ACK: "
+                f"{STATELESS_RST} and takes its seq from {names[id(rf.rev)]}'s ACK: "
                 f"{s.rst_from} no longer had this connection (socket closed, or the host rebooted)"
             )
     elif not cl.retx and not sv.retx:
