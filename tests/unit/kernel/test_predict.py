@@ -75,6 +75,10 @@ def test_the_budget_counts_from_the_timers_first_retransmission(tmp_path: Path) 
     assert p.within_tolerance is True and p.app_error == "ETIMEDOUT"
     assert "from the first retransmission" in p.basis
     assert any("new data went out between the original send and it" in e for e in p.explanations)
+    # The verdict's "+X s" count from the run's start: the model's times say what they count from.
+    last = seg_time(c, r1 + 3) - seg_time(c, r1)
+    assert f"nothing after the retransmission {last:.3f} s after the first one" in p.observed
+    assert "+" not in p.observed
 
 
 def test_the_old_rule_from_the_original_send_would_be_wrong(tmp_path: Path) -> None:
@@ -292,6 +296,9 @@ def test_a_connect_timeout_is_tcp_syn_retries_not_tcp_retries2(tmp_path: Path) -
     assert p.start_frame is not None and p.start_frame.frame == syn
     assert p.observed_s == pytest.approx(7.0 * 1.02, rel=0.02) and p.within_tolerance is True
     assert "tcp_syn_retries=2" in p.basis and "924" not in p.basis
+    last = c.segs[-1].t - c.segs[syn - 1].t
+    assert p.observed.startswith(f"inferred: no SYN after the one {last:.3f} s after the first, so")
+    assert "+" not in p.observed
 
 
 def test_a_connect_with_the_defaults_takes_131_s(tmp_path: Path) -> None:
