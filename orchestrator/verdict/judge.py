@@ -12,7 +12,7 @@ from orchestrator.kernel.settings import settings_of_host
 from orchestrator.kernel.timers import backoff_schedule
 from orchestrator.pcap.reader import TcpPacket
 from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied
-from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.model import Scenario, socket_warnings
 from orchestrator.tcp.analysis import analyze
 from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
@@ -131,6 +131,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         verdict.notes += paths.notes(t0, _first_rst(conn))
     verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
     verdict.notes += counter_notes(side_host, record.sockets)
+    verdict.notes += [f"{host}: {text}" for host, text in socket_warnings(scenario)]
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
