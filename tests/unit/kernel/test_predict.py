@@ -240,6 +240,30 @@ def test_keepalive_abort_is_seen_in_the_rst(tmp_path: Path) -> None:
     assert "RST" in p.observed
 
 
+@pytest.mark.parametrize("bulk", [0, 3000])
+def test_keepalive_abort_counts_from_the_frame_it_names(tmp_path: Path, bulk: int) -> None:
+    """The frame and the time are the same packet: the peer's last segment (the idle start),
+    not the first probe with the idle start's time. `bulk`: data before it (the analysis
+    applies such runs in one step; the last segment must still be known)."""
+    c = Conv(client=CLIENT, server=SERVER)
+    c.handshake()
+    for _ in range(bulk):
+        c.data("c", 1000, dt=0.0001)
+        c.ack("s", dt=0.0001)
+    c.data("c", 10)
+    last = c.ack("s", dt=0.001)
+    first_probe = c.keepalive("c", dt=2.0)
+    for _ in range(2):
+        c.keepalive("c", dt=1.0)
+    c.rst("c", dt=1.0)
+    (p,) = predictions(c.write(tmp_path / "ka.pcap"), settings(*KA))
+    assert p.start_frame is not None and p.start_frame.frame == last != first_probe
+    assert p.start_time == pytest.approx(seg_time(c, last)) == pytest.approx(p.start_frame.time)
+    assert f"ka.pcap frame {first_probe}" in p.start and p.describe().startswith(
+        f"keepalive-abort 5.000s after ka.pcap#{last} "
+    )
+
+
 def test_keepalive_counts_again_from_the_last_answer(tmp_path: Path) -> None:
     # Two probes answered, then three not: the abort is idle + 3 x intvl after the last answer
     # (measured: 4.096 s with 1 + 3 x 1), not after the first idle.
