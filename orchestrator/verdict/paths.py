@@ -192,10 +192,15 @@ class PathView:
         mine = self.seen_by(host, local, peer)
         if ends is None or set(ends) == set(mine):
             return None
+        untranslated = self.canonical is not None and ends[1] in {show(e) for e in self.canonical}
+        how = (
+            "the router forwarded the flow without translating it (its NAT no longer rewrote it)"
+            if untranslated
+            else "a NAT on the way gave the flow another port"
+        )
         return (
-            f"{host}'s RST ({c.ref(rst, t0)}) is for "
-            f"{ends[0]} -> {ends[1]}, not its socket's tuple ({mine[0]} -> {mine[1]}): a NAT on the way "
-            f"gave the flow another tuple, and {host}'s kernel had no socket for that one"
+            f"{host}'s RST ({c.ref(rst, t0)}) is for {ends[0]} -> {ends[1]}, not its socket's tuple "
+            f"({mine[0]} -> {mine[1]}): {how}, and {host}'s kernel had no socket for that one"
         )
 
     def _drops_forgotten(self, router: str) -> bool:

@@ -236,9 +236,9 @@ def _after_close(
                 Finding(
                     "agrees",
                     f"{view.host} sent an RST at {at(frame.time, t0)} for {ends[0]} -> {ends[1]}, not its "
-                    f"socket's tuple ({view.local} -> {view.peer}): a NAT on the way gave the flow another "
-                    f"tuple, for which its kernel had no socket; the socket stayed {s.state} "
-                    f"({at(s.t, t0)})",
+                    f"socket's tuple ({view.local} -> {view.peer}): the flow reached it under another tuple "
+                    "(a NAT on the way changed it), for which its kernel had no socket; the socket stayed "
+                    f"{s.state} ({at(s.t, t0)})",
                     [ref(frame, t0), view.where(s)],
                 )
             )

@@ -94,6 +94,7 @@ def test_the_servers_rst_for_the_new_tuple_is_the_nats_doing(tmp_path: Path) -> 
             Seg(T0 + 1, NAT_OUT, 65293, SERVER, 7000, flags, 101, 501, length=10),
             Seg(T0 + 2.75, NAT_OUT, 3459, SERVER, 7000, flags, 111, 501, length=10),
             Seg(T0 + 2.751, SERVER, 7000, NAT_OUT, 3459, RST, 501, 0),
+            Seg(T0 + 3, SERVER, 7000, CLIENT, 53652, RST, 501, 0),  # to the client's own address
         ],
     )
     inside = write_fast(
@@ -109,7 +110,7 @@ def test_the_servers_rst_for_the_new_tuple_is_the_nats_doing(tmp_path: Path) -> 
         for a, b in zip(read_tcp(inside), sent[:2], strict=True)
     ]
     join = NatJoin(pairs, ((CLIENT, 53652), (SERVER, 7000)))
-    view = PathView(scenario(tmp_path), tmp_path, [], join)
+    view = PathView(scenario(tmp_path), tmp_path, [], join, canonical=((CLIENT, 53652), (SERVER, 7000)))
     rst = FrameRef("server.pcap", 3, T0 + 2.751)
     assert view.captured_ends(rst) == (f"{SERVER}:7000", f"{NAT_OUT}:3459")
     note = view.foreign_rst_note("server", f"{SERVER}:7000", f"{CLIENT}:53652", rst, T0)
@@ -118,7 +119,15 @@ def test_the_servers_rst_for_the_new_tuple_is_the_nats_doing(tmp_path: Path) -> 
         f"is for {SERVER}:7000 -> {NAT_OUT}:3459, not its socket's tuple ({SERVER}:7000 -> {NAT_OUT}:65293)"
         in note
     )
-    assert "server's kernel had no socket for that one" in note
+    assert (
+        "a NAT on the way gave the flow another port, and server's kernel had no socket for that one" in note
+    )
     # An RST on the socket's own tuple is not the NAT's doing.
     own = FrameRef("server.pcap", 1, T0 + 1)
     assert view.foreign_rst_note("server", f"{SERVER}:7000", f"{CLIENT}:53652", own, T0) is None
+    # A router that came back without its NAT rules forwards the flow untranslated.
+    bare = FrameRef("server.pcap", 4, T0 + 3)
+    untranslated = view.foreign_rst_note("server", f"{SERVER}:7000", f"{CLIENT}:53652", bare, T0)
+    assert untranslated is not None
+    assert f"is for {SERVER}:7000 -> {CLIENT}:53652" in untranslated
+    assert "the router forwarded the flow without translating it" in untranslated
