@@ -3,6 +3,7 @@ the expectations of the parts that have their own module (sockets, chosen connec
 
 from __future__ import annotations
 
+import difflib
 import errno
 import re
 from typing import Annotated, Literal
@@ -37,7 +38,10 @@ class AppExpect(StrictModel):
     def _check_sees(cls, value: str | None) -> str | None:
         if value is None or value in ("eof", "nothing") or value in errno.errorcode.values():
             return value
-        raise ValueError(f"expected eof, nothing or an errno name such as ETIMEDOUT, got {value!r}")
+        names = {n.lower(): n for n in (*errno.errorcode.values(), "eof", "nothing")}
+        hint = difflib.get_close_matches(value.lower(), list(names), n=1, cutoff=0.75)
+        meant = f" (did you mean {names[hint[0]]!r}?)" if hint else ""
+        raise ValueError(f"expected eof, nothing or an errno name such as ETIMEDOUT, got {value!r}{meant}")
 
     @field_validator("output")
     @classmethod

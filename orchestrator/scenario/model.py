@@ -378,3 +378,9 @@ class Scenario(StrictModel):
     def apps(self) -> dict[str, AnyHost]:
         """The hosts that run an app (servers and clients; a router runs none)."""
         return {name: host for name, host in self.hosts.items() if not isinstance(host, RouterHost)}
+
+
+def socket_warnings(scenario: Scenario) -> list[tuple[str, str]]:
+    """(host, warning) for socket options that load but do nothing (`validate` prints them)."""
+    found = ((name, host.socket_options.keepalive_unused()) for name, host in scenario.apps().items())
+    return [(name, text) for name, text in found if text is not None]

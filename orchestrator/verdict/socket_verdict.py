@@ -14,7 +14,14 @@ from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.verdict.expectations import Check
 from orchestrator.verdict.socket_checks import check_sockets
-from orchestrator.verdict.socket_reconcile import ConnectionSockets, Namer, reconcile, same_names
+from orchestrator.verdict.socket_reconcile import (
+    CapturedEnds,
+    ConnectionSockets,
+    Namer,
+    no_ends,
+    reconcile,
+    same_names,
+)
 from orchestrator.verdict.socket_timeline import SocketTimeline, load_timelines
 
 # Docker's embedded DNS resolver listens in every namespace on a user-defined network: not the app's.
@@ -52,11 +59,12 @@ def judge_sockets(
     t0: float | None,
     t_end: float | None,
     name: Namer = same_names,
+    ends_of: CapturedEnds = no_ends,
 ) -> SocketVerdict:
     """`connections`: each with the scenario host at each end; `name`: how each host's kernel
     names a connection (another address behind a NAT)."""
     timelines = {h: tl.until(t_end) for h, tl in load_timelines(run_dir, scenario.hosts).items()}
-    reconciled = [reconcile(c, hosts, timelines, t0, name) for c, hosts in connections]
+    reconciled = [reconcile(c, hosts, timelines, t0, name, ends_of) for c, hosts in connections]
     out = SocketVerdict(timelines, reconciled)
     out.checks = check_sockets(scenario, reconciled, t0)
     out.notes = _notes(out, t0)

@@ -84,6 +84,13 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     ]
 
 
+def test_a_misspelt_errno_suggests_the_real_one(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path, GOOD.replace("sees: ETIMEDOUT", "sees: ETIMEOUT"))
+    assert ":19: expect.apps.client.sees:" in found and "got 'ETIMEOUT' (did you mean 'ETIMEDOUT'?)" in found
+    (far,) = problems(tmp_path, GOOD.replace("sees: ETIMEDOUT", "sees: bogus"))
+    assert "got 'bogus'" in far and "did you mean" not in far
+
+
 def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
     text = GOOD.replace("timeline:", "duration: 5s\ntimeline:")
     found = problems(tmp_path, text)
