@@ -62,6 +62,11 @@ def check_counts(
     return out
 
 
+def check_count(name: str, bound: CountRange, frames: list[FrameRef], t0: float | None) -> Check:
+    """How many of something there were (each of `frames`), against a range."""
+    return Check(name, bound.contains(len(frames)), str(bound), str(len(frames)), refs(frames, t0))
+
+
 def check_close_evidence(conn: ConnectionSummary, t0: float | None) -> list[str]:
     fins = sorted([*conn.fins.client, *conn.fins.server], key=lambda f: f.time)
     rsts = sorted([*conn.rsts.client, *conn.rsts.server], key=lambda f: f.time)
