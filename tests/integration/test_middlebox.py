@@ -5,47 +5,22 @@ the raw captures itself: the router's per-network captures prove where the packe
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.pcap.reader import RST, TcpPacket, read_tcp
-from tests.integration.conftest import CliRun
+from tests.integration.conftest import CliRun, tshark_frames
 from tests.integration.test_scenarios import addresses, retransmitted
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
-    def go(name: str) -> CliRun:
-        result = scenario_run(name)
-        assert result.code == 0, result.stdout + result.stderr
-        return result
-
-    return go
 
 
 def data(pcap: Path, src: str | None = None, after: float = 0.0) -> list[TcpPacket]:
     return [
         p for p in read_tcp(pcap) if p.payload_len > 0 and (src is None or p.src == src) and p.time >= after
     ]
-
-
-def tshark_frames(pcap: Path, display_filter: str) -> list[int]:
-    if shutil.which("tshark") is None:
-        pytest.fail("tshark is not installed: `make test` installs it (scripts/setup-host.sh)")
-    out = subprocess.run(
-        ["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [int(n) for n in out.split()]
 
 
 def t0(r: CliRun) -> float:
