@@ -19,12 +19,18 @@ a unix socket, which ``python3 middlebox.py ctl '<json>'`` sends (a fault runs i
 * ``{"op": "clamp", "seconds": N}``: from now on no established flow's timer runs longer than
   N s after its last packet (`conntrack -U` every 200 ms: the per-namespace sysctl is read-only
   in a container once it runs, and an nft ct timeout policy binds only new flows);
-* ``{"op": "flush"}``: `conntrack -F`, as a middlebox that reboots.
+* ``{"op": "flush"}``: `conntrack -F`, as a middlebox that reboots;
+* ``{"op": "open"}``: the boot gate goes (serve's ``gated``: every packet in is dropped, before
+  conntrack, until tcpscen has seen every capture listen), and the router forwards.
 
 With ``reset_both``, a flow that conntrack forgets while ESTABLISHED (its DESTROY event) gets an
 RST toward each end, with the sequence number each expects: a load balancer's "reset on idle".
 Conntrack frees an expired entry only when something looks it up, so the table is listed every
-250 ms to make DESTROY come on time. What it forged goes to ``<name>.middlebox.jsonl``.
+250 ms to make DESTROY come on time. What it forged goes to ``middlebox.jsonl``.
+
+The serving side runs as root without DAC_OVERRIDE, so it cannot write the run directory's files
+(made for the capture user): its ruleset, conntrack's log and its own log stay in STATE_DIR inside
+the container, and tcpscen reads them out before each stop.
 """
 
 from __future__ import annotations
@@ -45,9 +51,18 @@ from typing import Any
 import flowtable
 
 RUN_DIR = Path("/run-dir")
+STATE_DIR = Path("/var/lib/tcpscen")
 SOCKET = "/tmp/tcpscen-middlebox.sock"
 READY = "tcpscen router ready"
 PCAP_HEADER = 24  # a pcap file's global header: written once, at the file's start
+# Every packet in, dropped before conntrack sees it (raw priority), while the router boots.
+GATE_TABLE = "tcpscen_boot"
+GATE = f"""table inet {GATE_TABLE} {{
+  chain gate {{
+    type filter hook prerouting priority raw; policy drop;
+  }}
+}}
+"""
 
 
 class Supervisor:
@@ -66,16 +81,21 @@ class Supervisor:
 
     def record(self, event: str, **fields: Any) -> None:
         line = json.dumps({"t": time.time(), "host": self.name, "event": event, **fields})
-        with self.log_lock, (RUN_DIR / f"{self.name}.middlebox.jsonl").open("a", encoding="utf-8") as out:
+        with self.log_lock, (STATE_DIR / "middlebox.jsonl").open("a", encoding="utf-8") as out:
             out.write(line + "\n")
 
-    def start_captures(self) -> None:
+    def start_captures(self, wait: bool) -> None:
+        """Each capture now, or (`wait`: a reboot, cabled later) once its interface is there."""
         for capture in self.captures:
-            self.start_capture(capture["address"], capture["pcap"])
+            if not wait or interface_of(capture["address"]) is not None:
+                self.start_capture(capture["address"], capture["pcap"])
         threading.Thread(target=self.tend_captures, daemon=True).start()
 
-    def start_serving(self, rules: str) -> None:
-        ruleset = RUN_DIR / f"{self.name}.rules.nft"  # kept for the user: what the router ran
+    def start_serving(self, rules: str, gated: bool) -> None:
+        STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if gated:  # closed until tcpscen says every capture listens ("open")
+            run(["nft", "-f", "-"], GATE)
+        ruleset = STATE_DIR / "rules.nft"  # kept for the user: what the router ran
         with ruleset.open("w", encoding="utf-8") as out:
             out.write(rules)
         run(["nft", "-f", str(ruleset)])
@@ -98,6 +118,8 @@ class Supervisor:
             "--immediate-mode",
             "-s",
             "262144",
+            "-B",
+            "16384",  # KiB: tcpdump's default ring overflows on a burst of GSO segments
             "-w",
             "-",
         ]
@@ -122,7 +144,7 @@ class Supervisor:
             for capture in self.captures:
                 address, pcap = capture["address"], capture["pcap"]
                 dump = self.dumps.get(address)
-                if dump is not None and dump.poll() is not None and interface_of(address) is not None:
+                if (dump is None or dump.poll() is not None) and interface_of(address) is not None:
                     with contextlib.suppress(RuntimeError):
                         self.start_capture(address, pcap)
 
@@ -170,7 +192,7 @@ class Supervisor:
             )
 
     def follow_conntrack(self) -> None:
-        log = (RUN_DIR / f"{self.name}.conntrack.log").open("a", encoding="utf-8")
+        log = (STATE_DIR / "conntrack.log").open("a", encoding="utf-8")
         events = subprocess.Popen(
             ["conntrack", "-E", "-o", "timestamp", "-p", "tcp"],
             stdout=subprocess.PIPE,
@@ -250,6 +272,10 @@ class Supervisor:
             return {"ok": True}
         if op == "ping":
             return {"ok": True}
+        if op == "open":
+            run(["nft", "delete", "table", "inet", GATE_TABLE])
+            self.record("open")
+            return {"ok": True}
         if op == "flush":
             run(["conntrack", "-F"])
             self.record("flush")
@@ -300,8 +326,8 @@ def warm_up_scapy() -> None:
         flowtable.forge("10.0.0.1", 1, "10.0.0.2", 2, "R", 0)
 
 
-def run(command: list[str]) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def run(command: list[str], stdin: str | None = None) -> str:
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}: {(done.stderr or done.stdout).strip()[:300]}")
     return done.stdout
@@ -328,7 +354,7 @@ def main(argv: list[str]) -> int:
     supervisor = Supervisor(config)
     if argv[0] == "serve":
         try:
-            supervisor.start_serving(config["rules"])
+            supervisor.start_serving(config["rules"], bool(config.get("gated")))
         except RuntimeError as exc:
             print(f"tcpscen router: {exc}", file=sys.stderr, flush=True)
             return 1
@@ -341,7 +367,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        supervisor.start_captures()
+        supervisor.start_captures(bool(config.get("wait_for_interfaces")))
     except RuntimeError as exc:
         print(f"tcpscen router: {exc}", file=sys.stderr, flush=True)
         supervisor.shut_down()

@@ -54,8 +54,9 @@ class Host(Protocol):
         """The cable back, with the same address and MAC."""
         ...
 
-    def power_off(self) -> None:
-        """Cable first (nothing escapes the dying kernel), then the app and the kernel."""
+    def power_off(self) -> float:
+        """Cable first (nothing escapes the dying kernel), then the app and the kernel. When the
+        cable went out: the cut, a second or so before the containers are gone."""
         ...
 
     def power_on(self) -> None:

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from orchestrator.cli.common import expand, load_all
 from orchestrator.report.terminal import markup_safe
+from orchestrator.scenario.model import socket_warnings
 
 
 def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or folders")]) -> None:
@@ -22,3 +23,5 @@ def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or
         console.print(
             f"[green]ok[/] {markup_safe(str(path))}: {markup_safe(scenario.name)} ({size})", soft_wrap=True
         )
+        for host, warning in socket_warnings(scenario):
+            console.print(f"[yellow]warning[/] {markup_safe(host)}: {markup_safe(warning)}", soft_wrap=True)

@@ -8,7 +8,7 @@ from orchestrator.scenario.steps import PowerOff, PowerOn
 
 @fault("power_off", PowerOff, "cable first, then the kernel: no FIN or RST escapes, all TCP state is lost")
 def power_off(step: PowerOff, ctx: FaultContext) -> str:
-    ctx.host.power_off()
+    ctx.effect.append(ctx.host.power_off())
     return f"{step.host} power off"
 
 

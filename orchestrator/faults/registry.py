@@ -4,7 +4,7 @@ and the function that applies it through the backend's controls (never the engin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from orchestrator.backend.base import Host, Wire
@@ -17,6 +17,9 @@ class FaultContext:
 
     host: Host
     wire: Wire
+    # When the fault took effect, if it knows better than "when its call returned" (a power
+    # off: the cut, before the containers go). Set once, by the fault.
+    effect: list[float] = field(default_factory=list)
 
 
 S = TypeVar("S", bound=StepBase)

@@ -80,13 +80,13 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
     else:
         p.observed_s = round(nxt, 6)
         p.observed = (
-            f"inferred: no SYN after the one at +{sends[-1].time - first.time:.3f} s, so the connect "
-            "failed when the SYN's timer fired next"
+            f"inferred: no SYN after the one {sends[-1].time - first.time:.3f} s after the first, so the "
+            "connect failed when the SYN's timer fired next"
         )
     if seen != len(model) and p.observed_s is not None:
         p.explanations.append(
             f"{seen} SYN retransmissions were captured, the model gives {len(model)} "
-            f"(at {', '.join(f'+{t:g}' for t in model)} s)"
+            f"(at {', '.join(f'+{t:g}' for t in model)} s after the first SYN)"
             + (
                 "; kernels before 6.5 have no linear timeouts: tcp_syn_linear_timeouts=0"
                 if seen == _count(s, 0)
@@ -155,7 +155,8 @@ def _synack_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ker
         first.time,
         f"the first SYN-ACK ({ref(first)})",
         f"{s.label('synack_retries')}: the SYN-ACK re-sent at "
-        f"{', '.join(f'+{t:g}' for t in model) or 'no time'} s, the half-open request dropped "
+        f"{', '.join(f'+{t:g}' for t in model) + ' s after the first' if model else 'no time'}, "
+        "the half-open request dropped "
         "silently at the next expiry",
         start_frame=first,
         app_error="nothing",
@@ -169,8 +170,8 @@ def _synack_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ker
     else:
         p.observed_s = round(nxt, 6)
         p.observed = (
-            f"inferred: no SYN-ACK after the one at +{sends[-1].time - first.time:.3f} s, so the request "
-            "was dropped when its timer fired next (a drop sends nothing)"
+            f"inferred: no SYN-ACK after the one {sends[-1].time - first.time:.3f} s after the first, so "
+            "the request was dropped when its timer fired next (a drop sends nothing)"
         )
     gaps = [round(b.time - a.time, 3) for a, b in itertools.pairwise(sends)]
     if seen != len(model) and p.observed_s is not None:

@@ -27,13 +27,18 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
     if timing.run_probes == 0:
         return None  # the last probe was answered: the peer is alive, no abort is due
     run = frames[-timing.run_probes] if timing.run_probes <= len(frames) else frames[0]
+    # The frame named is the one the time is: the peer's last segment (the idle start), when
+    # the capture has it; else no frame, only the time (never a probe's frame with another time).
+    start_frame: FrameRef | None
     if timing.run_from is not None:
-        start = FrameRef(run.file, run.frame, timing.run_from)
-        what = f"the last segment it received, before its unanswered probes (from {ref(run)} on)"
+        start_frame = timing.run_from_frame
+        start_time = timing.run_from
+        where = ref(start_frame) if start_frame is not None else f"{timing.run_from:.6f}"
+        what = f"the last segment it received ({where}), before its unanswered probes (from {ref(run)} on)"
     else:
         first = frames[0]
-        start = FrameRef(first.file, first.frame, first.time - timing.first_after_idle_s)
-        what = "the start of the idle time before its first probe"
+        start_frame, start_time = None, first.time - timing.first_after_idle_s
+        what = f"the start of the idle time before its first probe ({ref(first)})"
     predicted = keepalive_abort_after(
         s.keepalive_time, s.keepalive_intvl, s.keepalive_probes, user_timeout=s.user_timeout
     )
@@ -41,17 +46,24 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
     if s.user_timeout:
         basis += f", {s.label('user_timeout')}"
     p = KernelPrediction(
-        "keepalive-abort", side, predicted, start.time, what, basis, start_frame=start, app_error="ETIMEDOUT"
+        "keepalive-abort",
+        side,
+        predicted,
+        start_time,
+        what,
+        basis,
+        start_frame=start_frame,
+        app_error="ETIMEDOUT",
     )
     p.beyond_capture = p.at > end
     last = frames[-1]
     rst = next((r for r in conn.rsts.of(side) if r.time >= last.time), None)
     if rst is not None:
-        p.observed_s = round(rst.time - start.time, 6)
+        p.observed_s = round(rst.time - start_time, 6)
         p.observed = f"seen: the kernel's RST after the last probe ({ref(rst)})"
     else:
         p.observed = (
-            f"no RST from {side} after its probes; the capture ends +{end - start.time:.3f} s after "
+            f"no RST from {side} after its probes; the capture ends {end - start_time:.3f} s after "
             "the last segment it received"
         )
     p.explanations = _causes(conn, s, timing.run_probes, rst, end, p)

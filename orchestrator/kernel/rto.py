@@ -69,7 +69,7 @@ def predict(
         p.alternatives = _knife_edge(budget, rto)
         p.basis += (
             f"; the timer, {rto:.3f} s at that retransmission and doubling, fires past it "
-            f"at +{p.predicted_s:.3f} s"
+            f"{p.predicted_s:.3f} s after the first retransmission"
         )
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
@@ -158,15 +158,15 @@ def _observe(
     if at > end:
         p.observed = (
             f"still retransmitting when the capture ended, +{end - stamp.time:.3f} s after the first "
-            f"retransmission (the timer's next expiry would be at +{at - stamp.time:.3f} s)"
+            f"retransmission (the timer's next expiry would be {at - stamp.time:.3f} s after it)"
         )
         if p.beyond_capture:
-            p.observed += f"; the model's abort, at +{p.predicted_s:.3f} s, is beyond it"
+            p.observed += f"; the model's abort, {p.predicted_s:.3f} s after it, is beyond it"
         return
     p.observed_s = round(at - stamp.time, 6)
     p.observed = (
-        f"inferred: nothing after the retransmission at +{last.time - stamp.time:.3f} s, so the kernel "
-        f"gave up when its timer fired next, {at - last.time:.3f} s later"
+        f"inferred: nothing after the retransmission {last.time - stamp.time:.3f} s after the first one, "
+        f"so the kernel gave up when its timer fired next, {at - last.time:.3f} s later"
     )
 
 
@@ -198,14 +198,16 @@ def _causes(
     for alt in p.alternatives:
         if alt < p.predicted_s:
             out.append(
-                f"knife edge: the model's expiry at +{alt:.3f} s falls just short of the budget, and the "
-                "timer wheel (late by up to 1/8) may fire it past the budget: the abort may come there"
+                f"knife edge: the model's expiry {alt:.3f} s after the first retransmission falls just "
+                "short of the budget, and the timer wheel (late by up to 1/8) may fire it past the budget: "
+                "the abort may come there"
             )
         else:
             out.append(
-                f"knife edge: the model's abort at +{p.predicted_s:.3f} s is just past the budget; had the "
-                f"RTO been a little shorter than the capture shows, it falls short and the abort comes at "
-                f"+{alt:.3f} s"
+                f"knife edge: the model's abort {p.predicted_s:.3f} s after the first retransmission is "
+                "just past the budget; had the RTO been a little shorter than the capture shows, it falls "
+                "short and the abort comes at "
+                f"{alt:.3f} s"
             )
     here, _ = ends(conn, side)
     reverting = [e for e in icmp if e.reverts_backoff and endpoint(e.tcp_src, e.tcp_sport) == here]
@@ -213,8 +215,9 @@ def _causes(
         first = reverting[0]
         out.append(
             f"{len(reverting)} ICMP destination-unreachable error(s) for this connection (the first from "
-            f"{first.src} at +{first.time - p.start_time:.3f} s, frame {first.frame}): each one undid a "
-            f"backoff step (RFC 6069), so the retransmissions came sooner and more often than doubling; "
+            f"{first.src} {first.time - p.start_time:.3f} s after the first retransmission, frame "
+            f"{first.frame}): each one undid a backoff step (RFC 6069), so the retransmissions came "
+            "sooner and more often than doubling; "
             f"the app is told {p.app_error}, the ICMP's error, not ETIMEDOUT"
         )
     flat = sum(1 for g in gaps[1:] if abs(g - _LOCAL_RETRY) <= _LOCAL_RETRY * 0.1)

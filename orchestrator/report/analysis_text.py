@@ -7,6 +7,7 @@ it is: rich's layout costs more than the analysis for a capture of thousands of 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
@@ -18,6 +19,7 @@ from orchestrator.kernel.settings import KernelSettings
 from orchestrator.pcap.reader import IcmpError
 from orchestrator.tcp.analysis import Analysis
 from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.tcp.notes import uneven_gaps
 
 __all__ = ["LINKTYPE_NAMES", "TextConnections", "write_rendered_summary", "write_summary"]
 
@@ -129,6 +131,16 @@ def _connection(c: ConnectionSummary, predictions: list[KernelPrediction]) -> li
         t.append(("   backoff gaps " + ", ".join(f"{g:.3f}" for g in c.backoff_gaps_s) + " s\n", None))
     if c.keepalive is not None:
         every = "" if c.keepalive.interval_s is None else f", then every {c.keepalive.interval_s:.3f} s"
+        side = c.keepalive_from
+        if (
+            every
+            and side is not None
+            and c.keepalive_in_zero_window.get(side) == c.keepalive_probes.get(side)
+        ):
+            # zero-window probes back off: uneven gaps are shown as they are
+            gaps = [b.time - a.time for a, b in itertools.pairwise(c.keepalive_frames.of(side))]
+            uneven = uneven_gaps(gaps, lambda g: f"{g:.3f}")
+            every = every if uneven is None else f", then at gaps of {uneven} s"
         t.append(
             (
                 f"   keep-alive probes: the first after {c.keepalive.first_after_idle_s:.3f} s idle{every}\n",

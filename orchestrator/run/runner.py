@@ -277,8 +277,11 @@ def _applied(
 def _apply(index: int, step: Step, lab: Backend, observer: Observer) -> FaultRecord:
     t = time.time()
     try:
-        detail = apply_step(step, FaultContext(lab.host(step.host), lab.wire()))
-        record = FaultRecord(index, step.fault, step.host, t, detail, t_done=time.time())
+        ctx = FaultContext(lab.host(step.host), lab.wire())
+        detail = apply_step(step, ctx)
+        record = FaultRecord(
+            index, step.fault, step.host, t, detail, t_done=min(ctx.effect, default=time.time())
+        )
     except Exception as exc:
         if isinstance(exc, EngineError):
             raise

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,11 +13,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, ScenarioError
-from orchestrator.scenario import middlebox, model, program, sockopts, steps
+from orchestrator.scenario import expect, middlebox, model, program, selection, socket_expect, sockopts, steps
 from orchestrator.scenario.routes import Route
 from orchestrator.scenario.source import MAX_BYTES, read_source
 from orchestrator.scenario.validation import find_problems, find_route_problems
 from orchestrator.scenario.yamlpos import LimitError, Located, load_located
+
+MAX_PRUNING_ROUNDS = 4  # each round takes out what the last one's model refused
 
 __all__ = ["MAX_BYTES", "load_scenario", "locate", "make_scenario", "parse_scenario"]
 
@@ -95,6 +99,7 @@ def parse_scenario(
         scenario = model.Scenario.model_validate(data)
     except ValidationError as exc:
         problems += [_problem(err, located, file) for err in exc.errors()]
+        problems += _problems_beyond(data, exc, located, file, routes)
         raise ScenarioError(problems) from None
     found = find_problems(scenario)
     if routes is not None:
@@ -105,13 +110,83 @@ def parse_scenario(
     return scenario
 
 
+def _problems_beyond(
+    data: dict[str, Any],
+    exc: ValidationError,
+    located: Located,
+    file: str,
+    routes: Sequence[Route] | None,
+) -> list[Problem]:
+    """The whole-file checks, which need a valid model, on the file without what was already
+    reported: so that a typo does not hide an address outside its subnet. A mistaken key is
+    taken out, and then an object that no longer validates without it (an app's expectation
+    left empty), but never a host or a network (others name them) nor a list's item (the items
+    after it would be misnumbered). No problem about an object something was taken from (or
+    its parents) is told: it may only be the taken key's."""
+    pruned = copy.deepcopy(data)
+    removed: list[tuple[str | int, ...]] = []
+    errors = exc.errors()
+    out: list[Problem] = []
+    for round_ in range(MAX_PRUNING_ROUNDS):
+        for err in errors:
+            path = _data_path(tuple(err["loc"]), pruned)
+            if round_ and err["type"] != "missing" and not _near(path, removed):
+                out.append(_problem(err, located, file))  # one the first pass could not reach
+                continue
+            if not _can_drop(path) or not _drop(pruned, path):
+                return out
+            removed.append(path)
+        try:
+            scenario = model.Scenario.model_validate(pruned)
+        except ValidationError as again:
+            errors = again.errors()
+            continue
+        found = find_problems(scenario)
+        if routes is not None:
+            found += find_route_problems(scenario, routes)
+        return out + [
+            Problem(file, located.line_of(key), _dotted(key), msg)
+            for key, msg in found
+            if not _near(tuple(key), removed)
+        ]
+    return out
+
+
+def _can_drop(path: tuple[str | int, ...]) -> bool:
+    named = len(path) == 2 and path[0] in ("hosts", "networks")
+    return bool(path) and not isinstance(path[-1], int) and not named and path != ("name",)
+
+
+def _drop(data: Any, path: tuple[str | int, ...]) -> bool:
+    node = data
+    for part in path[:-1]:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
+            return False
+        node = node[part]
+    if isinstance(node, dict) and path[-1] in node:
+        del node[path[-1]]
+        return True
+    return False
+
+
+def _near(key: tuple[str | int, ...], removed: list[tuple[str | int, ...]]) -> bool:
+    """Whether a problem is about what was taken out, or an object it was taken from."""
+    return any(key[: len(r)] == r or r[: len(key)] == key for r in removed)
+
+
 def _problem(err: Any, located: Located, file: str) -> Problem:
     path = _data_path(tuple(err["loc"]), located.data)
     line = located.line_of(path)
     if err["type"] == "extra_forbidden":
         key = path[-1] if path else ""
         hint = difflib.get_close_matches(str(key), _known_keys(), n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        if hint and hint[0] == key:  # a right key in the wrong place: say where it goes
+            owners = _owners(str(key))
+            suggestion = f" here ({key!r} is a key of {' or '.join(owners)})" if owners else " here"
+        else:
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         return Problem(file, line, _dotted(path), f"unknown key{suggestion}")
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "union_tag_invalid":
@@ -153,18 +228,45 @@ def _tags() -> set[str]:
     return {*steps.FAULT_NAMES, "server", "client", "router"}
 
 
+def _owners(key: str) -> list[str]:
+    """The keys whose values may hold `key` (`socket` -> `agent`), for a key in the wrong place."""
+    models = _models()
+    holders = [m for m in models if key in m.model_fields]
+    found = {
+        f"{name}:"
+        for m in models
+        for name, info in m.model_fields.items()
+        if any(h in _types_in(info.annotation) for h in holders)
+    }
+    return sorted(found)
+
+
+def _types_in(annotation: Any) -> set[Any]:
+    out = {annotation}
+    for arg in typing.get_args(annotation):
+        out |= _types_in(arg)
+    return out
+
+
 def _known_keys() -> list[str]:
-    keys: set[str] = set()
+    return sorted({key for m in _models() for key in m.model_fields})
+
+
+def _models() -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
     for obj in [
         *vars(model).values(),
+        *vars(expect).values(),
+        *vars(selection).values(),
+        *vars(socket_expect).values(),
         *vars(steps).values(),
         *vars(program).values(),
         *vars(sockopts).values(),
         *vars(middlebox).values(),
     ]:
-        if isinstance(obj, type) and issubclass(obj, BaseModel):
-            keys.update(obj.model_fields)
-    return sorted(keys)
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj not in found:
+            found.append(obj)
+    return found
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

@@ -34,6 +34,17 @@ class SocketOptions(StrictModel):
                 raise ValueError(f"{name} is in whole seconds (the kernel's unit), at least 1s")
         return self
 
+    def keepalive_unused(self) -> str | None:
+        """Keep-alive timings set on a socket that never enables SO_KEEPALIVE: legal (the kernel
+        keeps them), but no probe is ever sent. A sentence to warn with, or None."""
+        given = [n for n in ("keepidle", "keepintvl", "keepcnt") if getattr(self, n) is not None]
+        if not given or self.effective_keepalive:
+            return None
+        return (
+            f"{'/'.join(given)} set but SO_KEEPALIVE never enabled (keepalive: true): no keep-alive "
+            "probes are sent"
+        )
+
     @property
     def effective_keepalive(self) -> bool:
         return self.keepalive or self.keepalive_period is not None

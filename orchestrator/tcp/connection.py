@@ -61,6 +61,7 @@ class KeepaliveTiming:
     # kernel's count of that run starts.
     run_probes: int = 0
     run_from: float | None = None
+    run_from_frame: FrameRef | None = None  # the peer's segment at run_from, when captured
 
 
 @dataclass(slots=True)

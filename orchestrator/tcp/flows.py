@@ -176,6 +176,7 @@ class Flow:
         "maxseq",
         "lastflags",
         "lastack_t",
+        "last_p",
         "nextseq_t",
         "unacked",
         "runs",
@@ -201,6 +202,7 @@ class Flow:
         "ka_run",
         "ka_run_gaps",
         "ka_run_ref",
+        "ka_run_p",
         "ka_zw",
         "last_real_t",
         "port",
@@ -234,6 +236,7 @@ class Flow:
         self.maxseq = 0  # maxseqtobeacked
         self.lastack = 0
         self.lastack_t = 0  # ns of this side's latest segment
+        self.last_p: TcpPacket | None = None  # that segment (the frame a keep-alive run counts from)
         self.window = -1  # G_MAXUINT32 there: equal to no real window
         self.dupacks = 0
         self.lastflags = 0
@@ -262,6 +265,7 @@ class Flow:
         self.ka_run = 0
         self.ka_run_gaps: list[int] = []
         self.ka_run_ref = 0  # ns
+        self.ka_run_p: TcpPacket | None = None  # the segment at ka_run_ref, when known
         self.ka_answered = 0  # probes the peer answered (anything it sent before the next probe)
         self.ka_zw = 0  # probes sent while the peer advertised a zero window
         self.last_real_t = 0  # ns: latest segment before a probe that was not itself a probe

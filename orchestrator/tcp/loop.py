@@ -154,6 +154,7 @@ def analyze_stream(  # noqa: PLR0915 - the hot loop
             fwd.window = window
             fwd.lastack = ack
             fwd.lastack_t = tns
+            fwd.last_p = p
             if mark is not None:
                 mark(p, conn.index, labels_of(ta, flags))
             continue
@@ -252,6 +253,7 @@ def analyze_stream(  # noqa: PLR0915 - the hot loop
         fwd.window = window
         fwd.lastack = ack
         fwd.lastack_t = tns
+        fwd.last_p = p
         fwd.lastflags = ta
         fwd.reslow()
         if mark is not None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 
 from orchestrator.pcap.reader import FIN, SYN
 from orchestrator.tcp.connection import ConnectionSummary, Side
 from orchestrator.tcp.flows import Conn, Flow, Run, acked, pos, secs
 
 __all__ = ["describe"]
+
+# How the note on an RST sent without a socket begins (a NAT-aware verdict retells it).
+STATELESS_RST = "the RST has no ACK flag"
 
 
 def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
@@ -40,6 +44,21 @@ def _fmt(s: float) -> str:
     return f"{s:.3f}".rstrip("0").rstrip(".")
 
 
+EVEN_GAPS = 0.2  # gaps within 20% of their median: one timer's interval, with its jitter
+SHOWN_GAPS = 6
+
+
+def uneven_gaps(gaps_s: list[float], fmt: Callable[[float], str] = _fmt) -> str | None:
+    """'0.476, 0.96, 1.884' when the gaps are not one interval (zero-window probes back off),
+    else None: the caller says 'every X s'."""
+    if not gaps_s:
+        return None
+    median = statistics.median(gaps_s)
+    if all(abs(g - median) <= EVEN_GAPS * median for g in gaps_s):
+        return None
+    return ", ".join(fmt(g) for g in gaps_s[:SHOWN_GAPS]) + (", ..." if len(gaps_s) > SHOWN_GAPS else "")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -61,14 +80,24 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
     text = f"{who} sent {_plural(f.ka, 'keep-alive probe')}"
     if f.ka_first is not None:
         text += f", the first after {_fmt(secs(f.ka_first.p.time_ns - f.ka_idle_ref))} s idle"
-    if f.ka_gaps:
+    # Probes that all went into a zero window are zero-window probes: they back off, and no
+    # interval describes them. (Keep-alive gaps across an answer or new data are no interval
+    # either, yet the median of the others is: those keep 'every'.)
+    backoff = f.ka_zw == f.ka
+    uneven = uneven_gaps([secs(g) for g in f.ka_gaps]) if backoff else None
+    if uneven is not None:
+        text += f", then at gaps of {uneven} s"
+    elif f.ka_gaps:
         text += f", then every {_fmt(secs(statistics.median(f.ka_gaps)))} s"
     answered = s.keepalive_answered.get(names[id(f)])
     timing = s.keepalive
     if answered and s.keepalive_from == who and timing is not None and timing.run_probes:
-        text += f"; {peer} answered {_plural(answered, 'probe')}, then not the last {timing.run_probes}" + (
-            f" (every {_fmt(timing.interval_s)} s)" if timing.interval_s is not None else ""
-        )
+        run_uneven = uneven_gaps([secs(g) for g in f.ka_run_gaps]) if backoff else None
+        text += f"; {peer} answered {_plural(answered, 'probe')}, then not the last {timing.run_probes}"
+        if run_uneven is not None:
+            text += f" (at gaps of {run_uneven} s)"
+        elif timing.interval_s is not None:
+            text += f" (every {_fmt(timing.interval_s)} s)"
     elif answered:
         text += f"; {peer} answered {_plural(answered, 'probe')}"
     else:
@@ -107,7 +136,7 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
         notes.append(text)
         if rf.rst_stateless and s.handshake != "partial":
             notes.append(
-                f"the RST has no ACK flag and takes its seq from {names[id(rf.rev)]}'s ACK: "
+                f"{STATELESS_RST} and takes its seq from {names[id(rf.rev)]}'s ACK: "
                 f"{s.rst_from} no longer had this connection (socket closed, or the host rebooted)"
             )
     elif not cl.retx and not sv.retx:

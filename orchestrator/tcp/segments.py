@@ -188,6 +188,7 @@ def _record_keepalive(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
         fwd.ka_run = 0
         fwd.ka_run_gaps = []
         fwd.ka_run_ref = rev.lastack_t or fwd.ka_idle_ref
+        fwd.ka_run_p = rev.last_p if rev.lastack_t else None
     elif len(fwd.ka_run_gaps) < MAX_KA_GAPS:
         fwd.ka_run_gaps.append(tns - last.p.time_ns)
     fwd.ka_run += 1

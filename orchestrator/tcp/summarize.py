@@ -165,6 +165,7 @@ def _keepalive(f: Flow) -> KeepaliveTiming:
         interval_s=secs(statistics.median(gaps)) if gaps else None,
         run_probes=0 if answered else f.ka_run,
         run_from=None if answered or not f.ka_run_ref else seconds(f.ka_run_ref),
+        run_from_frame=None if answered or not f.ka_run_ref else _ref(f.ka_run_p),
     )
 
 

@@ -67,7 +67,9 @@ def _stream(dr: DullRuns, flows: dict[FlowKey, Flow]) -> Iterator[tuple[int, Tcp
     order."""
     cols, order, dull = dr.cols, dr.order, dr.dull
     odd = np.flatnonzero(~dull)
-    wanted = (odd, dr.run_last, dr.run_last_data, dr.keep_new)
+    # Each side's last segment of a run too: the flow keeps it (where a keep-alive run counts from).
+    lasts = [side.last for side in dr.sides] if dr.sides else []
+    wanted = (odd, dr.run_last, dr.run_last_data, dr.keep_new, *lasts)
     rows = np.unique(np.concatenate([np.asarray(x, dtype=np.int64) for x in wanted]))
     rows = rows[rows >= 0]
     pk: dict[int, TcpPacket] = dict(zip(rows.tolist(), cols.packets(order[rows]), strict=True))
@@ -196,6 +198,7 @@ def _stream(dr: DullRuns, flows: dict[FlowKey, Flow]) -> Iterator[tuple[int, Tcp
                 f.dupacks = max(f.dupacks, 0) + dups
             f.lastack = l_ack
             f.lastack_t = l_tns
+            f.last_p = pk[info[side][-1]]
             f.window = l_win
             if n_data:
                 if f.maxseq == f.nextseq:

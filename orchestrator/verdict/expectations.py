@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction
 from orchestrator.run.records import AgentEvent
-from orchestrator.scenario.model import AppExpect, Side
+from orchestrator.scenario.expect import AppExpect, Side
 from orchestrator.scenario.units import CountRange
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, SideCounts, SideFrames
 from orchestrator.verdict.outcome import AppOutcome
@@ -60,6 +60,11 @@ def check_counts(
         n = counts.get(side)
         out.append(Check(f"{name}.{side}", bound.contains(n), str(bound), str(n), refs(frames.of(side), t0)))
     return out
+
+
+def check_count(name: str, bound: CountRange, frames: list[FrameRef], t0: float | None) -> Check:
+    """How many of something there were (each of `frames`), against a range."""
+    return Check(name, bound.contains(len(frames)), str(bound), str(len(frames)), refs(frames, t0))
 
 
 def check_close_evidence(conn: ConnectionSummary, t0: float | None) -> list[str]:

@@ -12,12 +12,14 @@ from orchestrator.kernel.settings import settings_of_host
 from orchestrator.kernel.timers import backoff_schedule
 from orchestrator.pcap.reader import TcpPacket
 from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied
-from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.model import Scenario, socket_warnings
 from orchestrator.tcp.analysis import analyze
 from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
+from orchestrator.tcp.notes import STATELESS_RST
 from orchestrator.verdict import expectations as c
+from orchestrator.verdict.capture_checks import capture_checks
 from orchestrator.verdict.connections import (
     JudgedConnection,
     host_connection,
@@ -30,6 +32,7 @@ from orchestrator.verdict.outcome import AppOutcome, app_outcome, connected_endp
 from orchestrator.verdict.paths import PathView, challenge_checks, path_view
 from orchestrator.verdict.programs import ProgramOutcome, program_checks, program_outcomes
 from orchestrator.verdict.selection import check_selections
+from orchestrator.verdict.socket_reconcile import no_ends
 from orchestrator.verdict.socket_verdict import judge_sockets
 from orchestrator.verdict.sockets import socket_state
 
@@ -118,7 +121,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     if conn is None:
         verdict.notes.append(f"no TCP connection from {client_host} was captured")
     else:
-        verdict.notes.extend(conn.notes)
+        verdict.notes.extend(_retold(conn, paths, side_host, t0))
         if len(connections) > 1:
             verdict.notes.append(
                 f"{len(connections)} connections in this run: the expectations outside `connections:` "
@@ -126,11 +129,13 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
             )
     if paths.routers:
         verdict.paths = paths.to_json(t0)
-        verdict.notes += paths.notes(t0)
+        verdict.notes += paths.notes(t0, _first_rst(conn))
     verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
     verdict.notes += counter_notes(side_host, record.sockets)
+    verdict.notes += [f"{host}: {text}" for host, text in socket_warnings(scenario)]
     # A step that failed or never ran makes the run prove nothing about it: say so first.
     verdict.checks = timeline_checks(faults, record.not_applied, t0)
+    verdict.checks += capture_checks(record.run_dir, list(record.captures))
     verdict.checks += _check_all(scenario, conn, apps, predictions, side_host, t0)
     verdict.checks += _check_end_state(scenario, conn, record, side_host, paths)
     verdict.checks += check_selections(scenario, connections, t0)
@@ -142,11 +147,41 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     verdict.programs = program_outcomes(scenario, events, record.run_dir, t0)
     verdict.checks += program_checks(scenario, verdict.programs, faults, record.run_dir, t0)
     # The kernels' own view over time (HOST.sockets.jsonl), beside the packets.
-    sockets = judge_sockets(scenario, record.run_dir, [j.summary for j in connections], t0, record.t_end)
+    sockets = judge_sockets(
+        scenario,
+        record.run_dir,
+        [(j.summary, j.hosts) for j in connections],
+        t0,
+        record.t_end,
+        paths.seen_by,
+        paths.captured_ends if paths.join.joined else no_ends,
+    )
     verdict.checks += sockets.checks
     verdict.notes += sockets.notes
     verdict.sockets = sockets.to_json(t0)
     return verdict
+
+
+def _first_rst(conn: ConnectionSummary | None) -> FrameRef | None:
+    rsts = conn.rsts.client + conn.rsts.server if conn is not None else []
+    return min(rsts, key=lambda f: f.time) if rsts else None
+
+
+def _retold(
+    conn: ConnectionSummary, paths: PathView, side_host: dict[Side, str], t0: float | None
+) -> list[str]:
+    """The connection's notes; an RST for a tuple a NAT made, which the sender's socket never
+    had, is told as that rather than as a closed socket or a rebooted host."""
+    side = conn.rst_from
+    rsts = conn.rsts.of(side) if side is not None else []
+    if side is None or not rsts:
+        return list(conn.notes)
+    local, peer = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+    told = paths.foreign_rst_note(side_host[side], local, peer, rsts[0], t0)
+    if told is None:
+        return list(conn.notes)
+    kept = [n for n in conn.notes if STATELESS_RST not in n]
+    return [*kept, told]
 
 
 def model_note(host: str, p: KernelPrediction, t0: float | None) -> str:

@@ -56,6 +56,11 @@ class RouterFacts:
     forgot_at: float | None = None  # conntrack's DESTROY of the flow while established
     picked_up_at: float | None = None  # a NEW entry for the same flow after that
     same_port: bool | None = None
+    # The router's own end of the flow (its address and NAT port, as the far end sees it) before
+    # it forgot the flow and after it picked it up again, and the far end's address.
+    nat_end_before: Endpoint | None = None
+    nat_end_after: Endpoint | None = None
+    far_address: str | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -104,21 +109,18 @@ class PathView:
             }
         return out
 
-    def notes(self, t0: float | None) -> list[str]:
+    def notes(self, t0: float | None, rst: FrameRef | None = None) -> list[str]:
+        """`rst`: the connection's first RST, if any (whether an end noticed the router's lapse)."""
         out: list[str] = []
         if self.join.joined:
             tuples = ", ".join(" - ".join(sorted(show(e) for e in t)) for t in self.join.tuples)
             out.append(f"one connection through NAT, seen as {tuples}: judged as one, in the client's terms")
         for name, f in self.routers.items():
             if f.forgot_at is not None:
-                again = ""
-                if f.picked_up_at is not None:
-                    port = " with the same port" if f.same_port else " with another port"
-                    again = (
-                        f", and picked it up again at {c.at(f.picked_up_at, t0)} as a new entry{port} "
-                        "(nf_conntrack_tcp_loose=1, Linux's default): neither end noticed"
-                    )
-                out.append(f"{name}: conntrack forgot the flow at {c.at(f.forgot_at, t0)} (DESTROY){again}")
+                out.append(
+                    f"{name}: conntrack forgot the flow at {c.at(f.forgot_at, t0)} (DESTROY)"
+                    + self._picked_up(f, t0, rst if rst is not None and rst.time >= f.forgot_at else None)
+                )
             if f.died:
                 first = f.died[0].packet
                 why = (
@@ -145,6 +147,62 @@ class PathView:
                 )
         return out
 
+    def _picked_up(self, f: RouterFacts, t0: float | None, rst: FrameRef | None) -> str:
+        """What came of the new entry: with the same port the far end cannot tell; with another
+        the far end's kernel meets a 4-tuple it has no socket for (and answers RST)."""
+        if f.picked_up_at is None:
+            return ""
+        text = f", and picked it up again at {c.at(f.picked_up_at, t0)} as a new entry"
+        loose = "nf_conntrack_tcp_loose=1, Linux's default"
+        answered = f", answered RST ({c.ref(rst, t0)})" if rst is not None else ""
+        if f.same_port:
+            return f"{text} with the same port ({loose})" + (": neither end noticed" if rst is None else "")
+        ports = (
+            f" ({show(f.nat_end_after)} instead of {show(f.nat_end_before)}; {loose})"
+            if f.nat_end_after is not None and f.nat_end_before is not None
+            else f" ({loose})"
+        )
+        far = self._host_of(f.far_address) or "the far end"
+        return f"{text} with another port{ports}: {far}'s kernel got a 4-tuple it has no socket for{answered}"
+
+    def _host_of(self, address: str | None) -> str | None:
+        for host in self.scenario.hosts:
+            if address in {str(a) for addrs in attachments(self.scenario, host).values() for a in addrs}:
+                return host
+        return None
+
+    def captured_ends(self, frame: FrameRef) -> tuple[str, str] | None:
+        """A frame's (source, destination) as its own capture has them, before the NAT join."""
+        path = self.run_dir / frame.file
+        if not path.exists():
+            return None
+        for p in read_tcp(path):
+            if p.frame == frame.frame:
+                return show((p.src, p.sport)), show((p.dst, p.dport))
+        return None
+
+    def foreign_rst_note(
+        self, host: str, local: str, peer: str, rst: FrameRef, t0: float | None
+    ) -> str | None:
+        """If `host`'s RST is for another tuple than its socket's (`local`, `peer` in the
+        connection's terms), a NAT changed the tuple: its kernel had no socket for that one."""
+        if not self.join.joined:
+            return None
+        ends = self.captured_ends(rst)
+        mine = self.seen_by(host, local, peer)
+        if ends is None or set(ends) == set(mine):
+            return None
+        untranslated = self.canonical is not None and ends[1] in {show(e) for e in self.canonical}
+        how = (
+            "the router forwarded the flow without translating it (its NAT no longer rewrote it)"
+            if untranslated
+            else "a NAT on the way gave the flow another port"
+        )
+        return (
+            f"{host}'s RST ({c.ref(rst, t0)}) is for {ends[0]} -> {ends[1]}, not its socket's tuple "
+            f"({mine[0]} -> {mine[1]}): {how}, and {host}'s kernel had no socket for that one"
+        )
+
     def _drops_forgotten(self, router: str) -> bool:
         spec = self.scenario.hosts[router]
         return getattr(getattr(spec, "conntrack", None), "forgotten", "loose") != "loose"
@@ -156,28 +214,10 @@ class PathView:
             if f is None:
                 out.append(c.Check(f"middlebox.{name}", False, "its captures", "no capture of this router"))
                 continue
-            died = [FrameRef(s.packet.file, s.packet.frame, s.packet.time) for s in f.died]
-            forged = [FrameRef(s.packet.file, s.packet.frame, s.packet.time) for s in f.forged]
-            if want.died is not None:
-                out.append(
-                    c.Check(
-                        f"middlebox.{name}.died",
-                        want.died.contains(len(died)),
-                        str(want.died),
-                        str(len(died)),
-                        c.refs(died, t0),
-                    )
-                )
-            if want.forged is not None:
-                out.append(
-                    c.Check(
-                        f"middlebox.{name}.forged",
-                        want.forged.contains(len(forged)),
-                        str(want.forged),
-                        str(len(forged)),
-                        c.refs(forged, t0),
-                    )
-                )
+            for what, bound, segments in (("died", want.died, f.died), ("forged", want.forged, f.forged)):
+                if bound is not None:
+                    frames = [FrameRef(s.packet.file, s.packet.frame, s.packet.time) for s in segments]
+                    out.append(c.check_count(f"middlebox.{name}.{what}", bound, frames, t0))
             log = [f"{name}.conntrack.log"]
             if want.forgot is not None:
                 seen = f.forgot_at is not None
@@ -287,13 +327,17 @@ def _conntrack_facts(facts: RouterFacts, log: Path, ends: frozenset[Endpoint]) -
             continue
         reply_dport = int(tuples[1][3])
         kind, t = m["kind"], float(m["t"])
+        nat_end = (tuples[1][1], reply_dport)  # the reply's destination: the router's NAT end
         if kind == "DESTROY" and "ESTABLISHED" in line and facts.forgot_at is None:
             facts.forgot_at = t
         elif kind == "NEW" and facts.forgot_at is not None and facts.picked_up_at is None:
             facts.picked_up_at = t
             facts.same_port = nat_port is None or reply_dport == nat_port
+            facts.nat_end_after = nat_end
         if facts.forgot_at is None:
             nat_port = reply_dport
+            facts.nat_end_before = nat_end
+            facts.far_address = tuples[1][0]
 
 
 def _seen_json(s: Seen, join: NatJoin, t0: float | None) -> dict[str, Any]:

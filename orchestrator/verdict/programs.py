@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.run.records import AgentEvent, FaultRecord
-from orchestrator.scenario.model import AppExpect, Scenario
+from orchestrator.scenario.expect import AppExpect
+from orchestrator.scenario.model import Scenario
 from orchestrator.verdict.expectations import Check, at
 
 OUTPUT_TAIL = 20

@@ -12,7 +12,7 @@ between the last sample and the end of a socket.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,13 +102,33 @@ class ConnectionSockets:
         }
 
 
+# (host, local, peer) in the connection's terms -> (local, peer) as that host's kernel names them.
+Namer = Callable[[str, str, str], tuple[str, str]]
+
+
+# A frame -> its (source, destination) as its own capture has them (None: not known).
+CapturedEnds = Callable[[FrameRef], tuple[str, str] | None]
+
+
+def same_names(_host: str, local: str, peer: str) -> tuple[str, str]:
+    return local, peer
+
+
+def no_ends(_frame: FrameRef) -> tuple[str, str] | None:
+    return None
+
+
 def reconcile(
     conn: ConnectionSummary,
     hosts: Mapping[Side, str | None],
     timelines: Mapping[str, SocketTimeline],
     t0: float | None,
+    name: Namer = same_names,
+    ends_of: CapturedEnds = no_ends,
 ) -> ConnectionSockets:
-    """Each end's sockets for `conn`, and what they and the packets say together."""
+    """Each end's sockets for `conn`, and what they and the packets say together. `name` gives
+    each end's own names of it: behind a NAT, the server's kernel knows the router's address;
+    `ends_of` a frame's own tuple (a NAT may have given the flow another one)."""
     sides: dict[Side, SideSockets] = {}
     for side in SIDES:
         host = hosts.get(side)
@@ -116,6 +136,7 @@ def reconcile(
         if host is None or timeline is None or not timeline.ticks:
             continue
         local, peer = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+        local, peer = name(host, local, peer)
         series = _overlapping(timeline.of(local, peer), conn)
         sides[side] = SideSockets(side, host, local, peer, timeline, series)
     out = ConnectionSockets(conn.client, conn.server, dict(hosts), sides)
@@ -123,7 +144,7 @@ def reconcile(
         out.findings += _unseen(view, conn)
         if view.seen:
             out.findings += _retransmissions(view, conn, t0)
-            out.findings += _after_close(view, conn, t0)
+            out.findings += _after_close(view, conn, t0, ends_of)
             out.findings += _probe_timer(view, conn, t0)
     out.findings += _half_open(sides, t0)
     return out
@@ -193,7 +214,9 @@ def _retransmissions(view: SideSockets, conn: ConnectionSummary, t0: float | Non
     return [Finding("agrees", f"{kernel} (ss), as its capture shows{tail}", evidence)]
 
 
-def _after_close(view: SideSockets, conn: ConnectionSummary, t0: float | None) -> list[Finding]:
+def _after_close(
+    view: SideSockets, conn: ConnectionSummary, t0: float | None, ends_of: CapturedEnds = no_ends
+) -> list[Finding]:
     """After its own RST the socket is gone; after its own FIN it is closing or gone."""
     out: list[Finding] = []
     rst = _first(conn.rsts.of(view.side))
@@ -206,7 +229,20 @@ def _after_close(view: SideSockets, conn: ConnectionSummary, t0: float | None) -
             out += _from_another_kernel(view, frame, what, boot, t0)
             continue
         later = [s for s in view.samples() if s.t > frame.time + SLACK_S and s.state not in allowed]
-        if later:
+        ends = ends_of(frame) if what == "RST" else None
+        if later and ends is not None and set(ends) != {view.local, view.peer}:
+            s = later[0]
+            out.append(
+                Finding(
+                    "agrees",
+                    f"{view.host} sent an RST at {at(frame.time, t0)} for {ends[0]} -> {ends[1]}, not its "
+                    f"socket's tuple ({view.local} -> {view.peer}): the flow reached it under another tuple "
+                    "(a NAT on the way changed it), for which its kernel had no socket; the socket stayed "
+                    f"{s.state} ({at(s.t, t0)})",
+                    [ref(frame, t0), view.where(s)],
+                )
+            )
+        elif later:
             s = later[0]
             out.append(
                 Finding(

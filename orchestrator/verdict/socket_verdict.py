@@ -4,17 +4,24 @@ back (cut at the end of the observation), every captured connection reconciled w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.scenario.model import Scenario
-from orchestrator.tcp.combine import SIDES, Side
+from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.verdict.expectations import Check
 from orchestrator.verdict.socket_checks import check_sockets
-from orchestrator.verdict.socket_reconcile import ConnectionSockets, reconcile
+from orchestrator.verdict.socket_reconcile import (
+    CapturedEnds,
+    ConnectionSockets,
+    Namer,
+    no_ends,
+    reconcile,
+    same_names,
+)
 from orchestrator.verdict.socket_timeline import SocketTimeline, load_timelines
 
 # Docker's embedded DNS resolver listens in every namespace on a user-defined network: not the app's.
@@ -48,25 +55,20 @@ class SocketVerdict:
 def judge_sockets(
     scenario: Scenario,
     run_dir: Path,
-    connections: Sequence[ConnectionSummary],
+    connections: Sequence[tuple[ConnectionSummary, Mapping[Side, str | None]]],
     t0: float | None,
     t_end: float | None,
+    name: Namer = same_names,
+    ends_of: CapturedEnds = no_ends,
 ) -> SocketVerdict:
+    """`connections`: each with the scenario host at each end; `name`: how each host's kernel
+    names a connection (another address behind a NAT)."""
     timelines = {h: tl.until(t_end) for h, tl in load_timelines(run_dir, scenario.hosts).items()}
-    by_address = {str(h.address): name for name, h in scenario.hosts.items()}
-    reconciled = [reconcile(c, _hosts(c, by_address), timelines, t0) for c in connections]
+    reconciled = [reconcile(c, hosts, timelines, t0, name, ends_of) for c, hosts in connections]
     out = SocketVerdict(timelines, reconciled)
     out.checks = check_sockets(scenario, reconciled, t0)
     out.notes = _notes(out, t0)
     return out
-
-
-def _hosts(conn: ConnectionSummary, by_address: dict[str, str]) -> dict[Side, str | None]:
-    return {side: by_address.get(_address(getattr(conn, side))) for side in SIDES}
-
-
-def _address(endpoint: str) -> str:
-    return endpoint.rsplit(":", 1)[0].strip("[]")
 
 
 def _notes(v: SocketVerdict, t0: float | None) -> list[str]:

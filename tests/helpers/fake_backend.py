@@ -26,6 +26,9 @@ def empty_pcap(path: Path) -> None:
     path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
 
 
+POWER_OFF_TEARDOWN_S = 0.15  # a power off's containers go this long after its cable
+
+
 @dataclass
 class FakeHost:
     name: str
@@ -35,6 +38,7 @@ class FakeHost:
     config: str = ""
     socket_samples: list[str] = field(default_factory=list)
     sample_interval_s: float | None = None
+    powered_off_at: float | None = None  # when power_off returned (the cut was before)
 
     def _call(self, call: str) -> None:
         self.backend.calls.append((self.name, call))
@@ -91,9 +95,13 @@ class FakeHost:
     def reconnect(self, network: str | None = None) -> None:
         self._call("reconnect" if network is None else f"reconnect {network}")
 
-    def power_off(self) -> None:
+    def power_off(self) -> float:
+        cut = time.time()
         self.running = False
         self._call("power_off")
+        time.sleep(POWER_OFF_TEARDOWN_S)  # the containers going, after the cable
+        self.powered_off_at = time.time()
+        return cut
 
     def power_on(self) -> None:
         self.boot()

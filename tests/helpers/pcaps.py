@@ -145,6 +145,18 @@ class Conv:
         return write_scapy(path, self.segs, link=link, fmt=fmt, v6=v6)
 
 
+def zero_window_backoff() -> Conv:
+    """A zero window held: the sender's probes (keep-alive shaped) back off, each gap doubling."""
+    c = Conv()
+    c.handshake()
+    c.data("c", 1000)
+    c.ack("s", win=0)
+    for gap in (0.236, 0.476, 0.96, 1.884):
+        c.keepalive("c", dt=gap)
+        c.ack("s", dt=0.001, win=0)
+    return c
+
+
 def _v6(addr: str) -> str:
     """Map a dotted IPv4 address into the documentation IPv6 prefix."""
     a, b, c, d = (int(x) for x in addr.split("."))

@@ -60,6 +60,11 @@ def scenario_names(sweeps: bool = False) -> list[str]:
 
 
 def tshark_count(pcap: Path, display_filter: str) -> int:
+    return len(tshark_frames(pcap, display_filter))
+
+
+def tshark_frames(pcap: Path, display_filter: str) -> list[int]:
+    """The frame numbers tshark's display filter picks in a capture."""
     if shutil.which("tshark") is None:
         pytest.fail("tshark is not installed: `make test` installs it (scripts/setup-host.sh)")
     out = subprocess.run(
@@ -68,7 +73,7 @@ def tshark_count(pcap: Path, display_filter: str) -> int:
         text=True,
         check=True,
     ).stdout
-    return len(out.split())
+    return [int(n) for n in out.split()]
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +94,15 @@ def scenario_run(runs_root: Path) -> Callable[[str], CliRun]:
         return _runs[name]
 
     return get
+
+
+@pytest.fixture
+def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
+    """A shipped scenario's shared run, which must have passed (exit 0)."""
+
+    def go(name: str) -> CliRun:
+        result = scenario_run(name)
+        assert result.code == 0, result.stdout + result.stderr
+        return result
+
+    return go

@@ -47,6 +47,15 @@ def start(runs_dir: Path) -> subprocess.Popen[str]:
     )
 
 
+def wait_for_blackhole(proc: subprocess.Popen[str], runs_dir: Path, timeout_s: float = 60) -> None:
+    """Until the run's nft table exists (the fault is in place): a fixed sleep was too short
+    on a loaded machine."""
+    deadline = time.monotonic() + timeout_s
+    while not left_by(proc.pid, runs_dir)[2]:
+        assert proc.poll() is None and time.monotonic() < deadline, "the blackhole never came"
+        time.sleep(0.2)
+
+
 def assert_pcaps_readable(runs_dir: Path) -> None:
     for pcap in runs_dir.glob("*/*.pcap"):
         if pcap.stat().st_size == 0:
@@ -126,7 +135,7 @@ def test_a_second_ctrl_c_does_not_break_the_clean_up(
 
 def test_a_third_signal_aborts_saying_what_is_left_for_clean(tmp_path: Path) -> None:
     proc = start(tmp_path)
-    time.sleep(5)  # the blackhole is in place: containers, network and the nft table
+    wait_for_blackhole(proc, tmp_path)  # containers, network and the nft table
     for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
         proc.send_signal(sig)
         time.sleep(0.02)
@@ -148,7 +157,7 @@ def test_a_third_signal_aborts_saying_what_is_left_for_clean(tmp_path: Path) -> 
 
 def test_sigkill_then_clean(tmp_path: Path) -> None:
     proc = start(tmp_path)
-    time.sleep(5)  # mid-fault: the blackhole is in place
+    wait_for_blackhole(proc, tmp_path)  # mid-fault
     proc.kill()
     proc.wait(timeout=30)
     containers, networks, tables = left_by(proc.pid, tmp_path)

@@ -5,47 +5,22 @@ the raw captures itself: the router's per-network captures prove where the packe
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.pcap.reader import RST, TcpPacket, read_tcp
-from tests.integration.conftest import CliRun
+from tests.integration.conftest import CliRun, tshark_frames
 from tests.integration.test_scenarios import addresses, retransmitted
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
-    def go(name: str) -> CliRun:
-        result = scenario_run(name)
-        assert result.code == 0, result.stdout + result.stderr
-        return result
-
-    return go
 
 
 def data(pcap: Path, src: str | None = None, after: float = 0.0) -> list[TcpPacket]:
     return [
         p for p in read_tcp(pcap) if p.payload_len > 0 and (src is None or p.src == src) and p.time >= after
     ]
-
-
-def tshark_frames(pcap: Path, display_filter: str) -> list[int]:
-    if shutil.which("tshark") is None:
-        pytest.fail("tshark is not installed: `make test` installs it (scripts/setup-host.sh)")
-    out = subprocess.run(
-        ["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [int(n) for n in out.split()]
 
 
 def t0(r: CliRun) -> float:
@@ -76,6 +51,10 @@ def test_nat_idle_timeout(run: Any) -> None:
     assert v["connection"]["handshake"] == "complete" and v["paths"]["joined"]
     assert server in v["connection"]["server"]
     assert "ESTAB" in (r.run_dir / "server.ss.txt").read_text()
+    # The server's kernel is asked by its own names (its peer is the router's address).
+    server_side = v["sockets"]["connections"][0]["sides"]["server"]
+    assert server_side["samples"] > 0 and server_side["end"] == "ESTAB"
+    assert not [n for n in v["notes"] if "never listed" in n], v["notes"]
 
 
 def test_nat_linux_default(run: Any) -> None:
@@ -100,7 +79,8 @@ def test_nat_keepalive_saves(run: Any) -> None:
     # The probes crossed the NAT (they are in its outside capture), so its entry never expired.
     probes = [p for p in read_tcp(r.run_dir / "nat.outside.pcap") if p.dst == server and p.payload_len == 0]
     assert len(probes) >= 3  # the handshake's ACK and at least two keepalive probes
-    assert "[DESTROY]" not in (r.run_dir / "nat.conntrack.log").read_text()
+    log = (r.run_dir / "nat.conntrack.log").read_text()
+    assert "[NEW]" in log and "[DESTROY]" not in log
     # The send after 15 s idle crossed the NAT and reached the server.
     assert data(r.run_dir / "server.pcap", None, t0(r) + 14)
     assert r.verdict()["connection"]["keepalive_probes"]["client"] >= 2

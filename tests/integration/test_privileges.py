@@ -12,7 +12,7 @@ import docker.errors
 import pytest
 
 from orchestrator.backend.docker.engine import connect_engine
-from orchestrator.backend.docker.router import OWN_FILES, router_pcap
+from orchestrator.backend.docker.router import router_pcap
 from orchestrator.backend.docker.sampler import samples_name
 from orchestrator.capture.tcpdump import pcap_name
 from orchestrator.scenario.loader import load_scenario
@@ -57,11 +57,11 @@ def watch(scenario: str, runs_dir: Path) -> dict[str, dict[str, Any]]:
 
 def own_files(scenario: str, host: str, boot: int) -> list[str]:
     """What a host container may write: its capture and its socket samples; a router, a capture
-    per network and its ruleset and logs."""
+    per network (its ruleset and logs stay inside it until tcpscen reads them out)."""
     spec = load_scenario(ROOT / f"scenarios/{scenario}.yaml")
     if isinstance(spec.hosts[host], RouterHost):
         nets = attachments(spec, host)
-        return [router_pcap(host, net, boot) for net in nets] + [f"{host}.{f}" for f in OWN_FILES]
+        return [router_pcap(host, net, boot) for net in nets]
     return [pcap_name(host, boot), samples_name(host, boot)]
 
 

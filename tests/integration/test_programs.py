@@ -5,7 +5,6 @@ the raw syscall traces (the strace lines themselves), not only the verdict built
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,6 @@ from tests.integration.conftest import CliRun, tcpscen, tshark_count
 pytestmark = pytest.mark.engine
 
 CLIENT_IP, SERVER_IP = "10.77.0.20", "10.77.0.10"
-
-
-@pytest.fixture
-def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
-    def go(name: str) -> CliRun:
-        result = scenario_run(name)
-        assert result.code == 0, result.stdout + result.stderr
-        return result
-
-    return go
 
 
 @pytest.fixture

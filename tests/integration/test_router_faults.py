@@ -4,12 +4,14 @@ and judged by the router's own captures."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from orchestrator.pcap.reader import read_tcp
 from tests.integration.conftest import CliRun, tcpscen
+from tests.integration.test_scenarios import addresses
 
 pytestmark = pytest.mark.engine
 
@@ -61,6 +63,11 @@ def test_conntrack_flush_forgets_the_flow_and_its_packets_die_in_the_router(tmp_
     flushed = r.verdict()["faults"][0]["t_done"]
     late = [p for p in read_tcp(r.run_dir / "nat.outside.pcap") if p.payload_len and p.time > flushed + 0.1]
     assert late == []  # nothing of the connection left the router after the flush
+    # The supervisor's own files, read out of the router before its container went.
+    log = [json.loads(line) for line in (r.run_dir / "nat.middlebox.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in log] == ["ready", "open", "flush"]
+    assert "[NEW]" in (r.run_dir / "nat.conntrack.log").read_text()
+    assert "masquerade" in (r.run_dir / "nat.rules.nft").read_text()
 
 
 def test_idle_timeout_set_at_run_time_forgets_an_idle_flow(tmp_path: Path) -> None:
@@ -87,6 +94,38 @@ def test_power_off_of_the_router_is_a_cut_for_both(tmp_path: Path) -> None:
     assert v["apps"]["client"]["sees"] == "ETIMEDOUT", r.stdout
     assert v["connection"]["retransmissions"]["client"] >= 3
     assert v["apps"]["server"]["sees"] == "nothing"
+    # Its conntrack log was read out before the power went, not lost with the container.
+    assert "[NEW]" in (r.run_dir / "nat.conntrack.log").read_text()
+
+
+def test_a_rebooted_router_forwards_nothing_before_its_rules_and_captures(tmp_path: Path) -> None:
+    """Power off, then on: the client still retransmits into it. Nothing may cross un-NATed or
+    uncaptured while the new router starts: every segment the server got came from the
+    router's outside address, and each one is in the router's outside capture of its boot."""
+    r = run_here(
+        tmp_path,
+        "routercycle",
+        56,
+        "  - {after: client.connected, at: 1s, fault: power_off, host: nat}\n"
+        "  - {after: client.connected, at: 2s, fault: power_on, host: nat}",
+        duration="12s",
+    )
+    client, server = addresses(r)
+    router_out = server.rsplit(".", 1)[0] + ".2"
+    to_server = [p for p in read_tcp(r.run_dir / "server.pcap") if p.dst == server]
+    assert to_server and {p.src for p in to_server} == {router_out}, {p.src for p in to_server}
+    outside = [*read_tcp(r.run_dir / "nat.outside.pcap"), *read_tcp(r.run_dir / "nat.outside.boot2.pcap")]
+    left = {(p.seq, p.flags, p.payload_len) for p in outside if p.dst == server}
+    assert all((p.seq, p.flags, p.payload_len) in left for p in to_server)
+    # The new router took the client's retransmissions in, and (conntrack empty, loose pickup
+    # off) let none of them out.
+    inside2 = [p for p in read_tcp(r.run_dir / "nat.inside.boot2.pcap") if p.src == client and p.payload_len]
+    assert inside2, "the retransmissions reached the rebooted router's inside capture"
+    assert died(r) >= len(inside2)
+    log = (r.run_dir / "nat.middlebox.jsonl").read_text().splitlines()
+    events = [json.loads(line)["event"] for line in log]
+    assert events == ["ready", "open", "ready", "open"]  # both boots' logs, read out in turn
+    assert r.verdict()["apps"]["client"]["sees"] == "ETIMEDOUT", r.stdout
 
 
 def test_disconnecting_the_routers_outside_cable_kills_what_crosses_it(tmp_path: Path) -> None:

@@ -31,16 +31,6 @@ def addresses(r: CliRun) -> tuple[str, str]:
     return hosts["client"], hosts["server"]
 
 
-@pytest.fixture
-def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
-    def go(name: str) -> CliRun:
-        result = scenario_run(name)
-        assert result.code == 0, result.stdout + result.stderr
-        return result
-
-    return go
-
-
 def flags_from(pcap: Path, src: str, flag: int) -> list[int]:
     return [p.frame for p in read_tcp(pcap) if p.src == src and p.flags & flag]
 

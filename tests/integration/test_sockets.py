@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,6 @@ from tests.integration.conftest import CliRun, tcpscen, tshark_count
 from tests.integration.test_scenarios import addresses
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def run(scenario_run: Callable[[str], CliRun]) -> Callable[[str], CliRun]:
-    def go(name: str) -> CliRun:
-        result = scenario_run(name)
-        assert result.code == 0, result.stdout + result.stderr
-        return result
-
-    return go
 
 
 def socket_checks(r: CliRun) -> dict[str, dict[str, Any]]:

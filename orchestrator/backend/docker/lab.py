@@ -168,7 +168,7 @@ class Lab:
             }
             out[name] = {
                 suffix: text for suffix, text in kept.items() if text or (suffix == "app.log" and pod.program)
-            }
+            } | pod.kept_files()
         return out
 
     def tear_down(self, interrupted: bool = False) -> None:

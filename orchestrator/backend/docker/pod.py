@@ -2,12 +2,17 @@
 sysctls, and the capture as its main process), and the app container that joins it.
 
 Killing the app leaves the namespace and its capture alive, so the kernel's FIN or RST is recorded.
+
+Over 400 lines on purpose: the two containers share one lifecycle (boot, cable, power off and on,
+teardown) and one state (which boot, which files, which networks), and every fault acts on both;
+split, each half would need the other's state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +132,7 @@ class Pod:
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"starting host {self.name}") from None
         LogLine(self.main_ready_text()).wait(self.host, f"the capture on {self.name}")
+        self.before_cable()
         try:
             if cabled_later:
                 self.reconnect()  # and its routes, and the wire's rules for its new veths
@@ -169,6 +175,9 @@ class Pod:
         its capture, and the socket sampler's (sampler.py)."""
         writer = ids_of(self.capture_user)
         return {name: writer for name in [*self.boot_captures(), samples_name(self.name, self.boots)]}
+
+    def before_cable(self) -> None:
+        """What must run in the new kernel before its cables carry anything (a router's rules)."""
 
     def cable_after_boot(self) -> bool:
         """Whether a reboot's cables go in once the capture listens (a router's captures need
@@ -320,12 +329,13 @@ class Pod:
                 self.app.kill()
         self.start_app(self.app_config)
 
-    def power_off(self) -> None:
+    def power_off(self) -> float:
         """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
         assert self.host is not None
         for net in (self.networks or {"default": self.network}).values():
             with contextlib.suppress(docker.errors.APIError):
                 net.disconnect(self.host, force=True)
+        cut = time.time()
         if self.app is not None:
             self.collect_agent_log()
             with contextlib.suppress(docker.errors.APIError):
@@ -337,6 +347,7 @@ class Pod:
                     container.remove(force=True)
         self.app = self.host = None
         self.paused = False
+        return cut
 
     def power_on(self) -> None:
         """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
@@ -420,6 +431,10 @@ class Pod:
                 self.host.wait(timeout=timeout_s)
         with contextlib.suppress(*ENGINE_ERRORS):
             self.capture_logs.append(self.host.logs(stdout=False, stderr=True).decode(errors="replace"))
+
+    def kept_files(self) -> dict[str, str]:
+        """Files this host kept inside its containers, read out before they went: suffix -> text."""
+        return {}
 
     def join_followers(self, timeout_s: float = 5.0) -> None:
         for follower in self._followers:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.backend.docker.engine import ENGINE_ERRORS
 from orchestrator.backend.docker.pod import Pod, ids_of
@@ -20,7 +20,13 @@ from orchestrator.scenario.middlebox import Nat
 from orchestrator.scenario.model import RouterHost
 
 READY_TEXT = "tcpscen router ready"
-OWN_FILES = ("rules.nft", "conntrack.log", "middlebox.jsonl")
+# What the supervisor keeps inside the container (it is root without DAC_OVERRIDE, so it cannot
+# write files made for the capture user), read out before each stop: run-directory suffix -> path.
+STATE_FILES = {
+    "rules.nft": "/var/lib/tcpscen/rules.nft",
+    "conntrack.log": "/var/lib/tcpscen/conntrack.log",
+    "middlebox.jsonl": "/var/lib/tcpscen/middlebox.jsonl",
+}
 SUPERVISOR = "/opt/tcpscen/middlebox.py"
 
 
@@ -106,7 +112,8 @@ def _nat(
 @dataclass
 class RouterPod(Pod):
     spec_router: RouterHost | None = None
-    rules: str = ""  # the ruleset text, written to the run directory at each boot
+    rules: str = ""  # the ruleset text, loaded by the supervisor at each boot
+    state: dict[str, str] = field(default_factory=dict)  # STATE_FILES' text, every boot in turn
     end_state: str = ""  # conntrack's table and nft's counters when the observation ended
     peers: dict[str, list[str]] | None = None  # the other hosts' addresses, for inject
     ports: dict[str, int] | None = None  # each app host's service port (a server's, a client's target)
@@ -121,27 +128,58 @@ class RouterPod(Pod):
             ],
             "reset_both": self.spec_router is not None
             and self.spec_router.conntrack.forgotten == "reset-both",
+            # A reboot's cables go in after the captures start: each waits for its interface.
+            "wait_for_interfaces": self.boots > 1,
         }
         return ["python3", SUPERVISOR, "capture", json.dumps(config, separators=(",", ":"))]
 
     def boot_files(self) -> dict[str, tuple[int, int]]:
-        """Its captures, one per network and boot; its ruleset, conntrack's log and what the
-        supervisor did, one each for the run (made at the first boot, mounted again at the next)."""
+        """Its captures, one per network and boot: all it writes into the run directory."""
         writer = ids_of(self.capture_user)
-        names = [*self.boot_captures(), *(f"{self.name}.{suffix}" for suffix in OWN_FILES)]
-        return {name: writer for name in names}
+        return {name: writer for name in self.boot_captures()}
+
+    def stop_capture(self, timeout_s: float = 3.0) -> None:
+        self.collect_state()
+        super().stop_capture(timeout_s)
+
+    def collect_state(self) -> None:
+        """The supervisor's files, read out before the container goes (a reboot, the teardown);
+        a log goes on after the last boot's, the ruleset is the last boot's."""
+        if self.host is None:
+            return
+        for suffix, path in STATE_FILES.items():
+            try:
+                text = self.exec_root(["cat", path])
+            except (RuntimeError, *ENGINE_ERRORS):
+                continue  # the supervisor never got that far: nothing to keep
+            self.state[suffix] = text if suffix == "rules.nft" else self.state.get(suffix, "") + text
+
+    def kept_files(self) -> dict[str, str]:
+        return dict(self.state)
 
     def cable_after_boot(self) -> bool:
-        return False  # each capture starts on the interface that has the router's address there
+        return True  # a rebooted router forwards nothing before its rules and captures are in place
 
     def boot(self) -> None:
-        """The captures as the host's main process (the capture user, as on every host); then
-        the supervisor beside it as root (nft, conntrack, forged segments), before any client."""
+        """The captures as the host's main process (the capture user, as on every host); the
+        supervisor beside it as root (nft, conntrack, forged segments) with a gate that drops
+        every packet before conntrack; the cables; and once every capture listens, the gate
+        opens. Without it a rebooted router forwarded the peers' retransmissions un-NATed and
+        uncaptured in the half second before its rules loaded."""
         super().boot()
         assert self.host is not None
-        config = json.loads(self.main_command()[-1])
+        poll(self._all_listen, 15.0, f"the captures on {self.name}", self.host)
+        self._ok(self.control({"op": "open"}))
+
+    def before_cable(self) -> None:
+        assert self.host is not None
+        config = {**json.loads(self.main_command()[-1]), "gated": True}
         self.host.exec_run(["python3", SUPERVISOR, "serve", json.dumps(config)], user="root", detach=True)
         poll(self._answers, 15.0, f"the router supervisor on {self.name}", self.host)
+
+    def _all_listen(self) -> bool:
+        assert self.host is not None
+        return self.host.logs(stdout=False, stderr=True).count(b"listening on") >= len(self.attach)
 
     def _answers(self) -> bool:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import docker
 from docker.models.containers import Container
 
-from orchestrator.backend.docker import labels
+from orchestrator.backend.docker import labels, limits
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.interrupts import shielded
 from orchestrator.scenario.topology import Gateway
@@ -38,6 +38,7 @@ def set_default_routes(
                 cap_add=["NET_ADMIN"],
                 labels=labels.for_run(run_id, scenario, part="route"),
                 remove=True,
+                **limits.HELPER,
             )
     except ENGINE_ERRORS as exc:
         raise engine_error(exc, f"setting the default route ({script})") from None

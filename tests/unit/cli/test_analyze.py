@@ -18,7 +18,7 @@ from orchestrator.kernel.predict import predict_connection
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.contract import CONNECTION_FIELDS, analysis_json, write_analysis_json
-from tests.helpers.pcaps import T0, Conv, tshark, write_fast
+from tests.helpers.pcaps import T0, Conv, tshark, write_fast, zero_window_backoff
 from tests.integration.test_analyze_agreement import engine_counts, tshark_counts
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -335,3 +335,13 @@ def test_a_run_moved_to_another_subnet_keeps_its_hosts_settings(tmp_path: Path) 
     (run_dir / "report-input.json").write_text(json.dumps({"hosts": hosts}))
     conn = analyze_json(path, "--scenario", ROOT / "scenarios/power_cut.yaml")[0]["connections"][0]
     assert conn["predictions"][0]["basis"].startswith("tcp_retries2=5 (scenario)")
+
+
+def test_probes_that_back_off_are_shown_by_their_gaps(tmp_path: Path) -> None:
+    done = cli(zero_window_backoff().write(tmp_path / "zw-backoff.pcap"))
+    assert done.returncode == 0, done.stderr
+    assert (
+        "keep-alive probes: the first after 0.236 s idle, then at gaps of 0.477, 0.961, 1.885 s"
+        in done.stdout
+    )
+    assert "then every" not in done.stdout

@@ -38,6 +38,29 @@ def test_validate_ok() -> None:
     assert "power_cut" in done.stdout
 
 
+def test_keepalive_timings_without_keepalive_warn_but_validate(tmp_path: Path) -> None:
+    """keepidle/keepintvl without keepalive: true load (the kernel keeps them), yet no probe
+    is ever sent: a warning, exit 0; with keepalive: true, no warning."""
+    text = """\
+duration: 10s
+hosts:
+  server: {role: server, address: 10.77.0.10, agent: {mode: echo}}
+  client:
+    role: client
+    address: 10.77.0.20
+    agent: {mode: idle, connect: "server:7000", socket: {keepidle: 2s, keepintvl: 1s}}
+"""
+    path = tmp_path / "ka.yaml"
+    path.write_text(text)
+    done = cli("validate", path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    want = "warning client: keepidle/keepintvl set but SO_KEEPALIVE never enabled (keepalive: true): no"
+    assert want in done.stdout
+    path.write_text(text.replace("socket: {", "socket: {keepalive: true, "))
+    done = cli("validate", path)
+    assert done.returncode == 0 and "warning" not in done.stdout, done.stdout
+
+
 def test_bad_scenario_reports_all_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD)

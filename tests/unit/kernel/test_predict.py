@@ -75,6 +75,10 @@ def test_the_budget_counts_from_the_timers_first_retransmission(tmp_path: Path) 
     assert p.within_tolerance is True and p.app_error == "ETIMEDOUT"
     assert "from the first retransmission" in p.basis
     assert any("new data went out between the original send and it" in e for e in p.explanations)
+    # The verdict's "+X s" count from the run's start: the model's times say what they count from.
+    last = seg_time(c, r1 + 3) - seg_time(c, r1)
+    assert f"nothing after the retransmission {last:.3f} s after the first one" in p.observed
+    assert "+" not in p.observed
 
 
 def test_the_old_rule_from_the_original_send_would_be_wrong(tmp_path: Path) -> None:
@@ -236,6 +240,30 @@ def test_keepalive_abort_is_seen_in_the_rst(tmp_path: Path) -> None:
     assert "RST" in p.observed
 
 
+@pytest.mark.parametrize("bulk", [0, 3000])
+def test_keepalive_abort_counts_from_the_frame_it_names(tmp_path: Path, bulk: int) -> None:
+    """The frame and the time are the same packet: the peer's last segment (the idle start),
+    not the first probe with the idle start's time. `bulk`: data before it (the analysis
+    applies such runs in one step; the last segment must still be known)."""
+    c = Conv(client=CLIENT, server=SERVER)
+    c.handshake()
+    for _ in range(bulk):
+        c.data("c", 1000, dt=0.0001)
+        c.ack("s", dt=0.0001)
+    c.data("c", 10)
+    last = c.ack("s", dt=0.001)
+    first_probe = c.keepalive("c", dt=2.0)
+    for _ in range(2):
+        c.keepalive("c", dt=1.0)
+    c.rst("c", dt=1.0)
+    (p,) = predictions(c.write(tmp_path / "ka.pcap"), settings(*KA))
+    assert p.start_frame is not None and p.start_frame.frame == last != first_probe
+    assert p.start_time == pytest.approx(seg_time(c, last)) == pytest.approx(p.start_frame.time)
+    assert f"ka.pcap frame {first_probe}" in p.start and p.describe().startswith(
+        f"keepalive-abort 5.000s after ka.pcap#{last} "
+    )
+
+
 def test_keepalive_counts_again_from_the_last_answer(tmp_path: Path) -> None:
     # Two probes answered, then three not: the abort is idle + 3 x intvl after the last answer
     # (measured: 4.096 s with 1 + 3 x 1), not after the first idle.
@@ -292,6 +320,9 @@ def test_a_connect_timeout_is_tcp_syn_retries_not_tcp_retries2(tmp_path: Path) -
     assert p.start_frame is not None and p.start_frame.frame == syn
     assert p.observed_s == pytest.approx(7.0 * 1.02, rel=0.02) and p.within_tolerance is True
     assert "tcp_syn_retries=2" in p.basis and "924" not in p.basis
+    last = c.segs[-1].t - c.segs[syn - 1].t
+    assert p.observed.startswith(f"inferred: no SYN after the one {last:.3f} s after the first, so")
+    assert "+" not in p.observed
 
 
 def test_a_connect_with_the_defaults_takes_131_s(tmp_path: Path) -> None:

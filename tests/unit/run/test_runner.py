@@ -14,7 +14,7 @@ from orchestrator.run.runner import CancelledError, RunResult, new_run, run_scen
 from orchestrator.scenario.loader import parse_scenario
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.yamlpos import load_located
-from tests.helpers.fake_backend import FakeBackend, FakeHost, Script
+from tests.helpers.fake_backend import POWER_OFF_TEARDOWN_S, FakeBackend, FakeHost, Script
 
 BASE = """\
 name: fake
@@ -95,6 +95,16 @@ def test_a_timed_step_is_applied_once_and_recorded(tmp_path: Path) -> None:
     assert record.t_done is not None and record.t_done >= record.t
     assert observer.faults == [record]
     assert next(e for e in timeline(result.run_dir) if e.get("fault") == "disconnect")["index"] == 0
+
+
+def test_a_power_off_is_in_effect_from_its_cut_not_from_when_its_containers_are_gone(
+    tmp_path: Path,
+) -> None:
+    result, _, backend = run(scenario("  - {at: 100ms, fault: power_off, host: server}"), tmp_path)
+    [record] = result.faults
+    done = backend.hosts["server"].powered_off_at
+    assert record.t_done is not None and done is not None
+    assert record.t <= record.t_done < done - POWER_OFF_TEARDOWN_S / 2
 
 
 def test_an_event_arms_a_step(tmp_path: Path) -> None:

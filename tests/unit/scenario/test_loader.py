@@ -84,6 +84,13 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     ]
 
 
+def test_a_misspelt_errno_suggests_the_real_one(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path, GOOD.replace("sees: ETIMEDOUT", "sees: ETIMEOUT"))
+    assert ":19: expect.apps.client.sees:" in found and "got 'ETIMEOUT' (did you mean 'ETIMEDOUT'?)" in found
+    (far,) = problems(tmp_path, GOOD.replace("sees: ETIMEDOUT", "sees: bogus"))
+    assert "got 'bogus'" in far and "did you mean" not in far
+
+
 def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
     text = GOOD.replace("timeline:", "duration: 5s\ntimeline:")
     found = problems(tmp_path, text)
@@ -220,3 +227,70 @@ def test_every_event_of_the_agent_is_accepted(tmp_path: Path) -> None:
         load_scenario(
             write(tmp_path, GOOD.replace("after: client.connected", f"after: client.{event.value}"))
         )
+
+
+def test_a_typo_does_not_hide_the_whole_file_checks(tmp_path: Path) -> None:
+    """The model's mistakes and the checks that need a whole model, in one report."""
+    found = problems(
+        tmp_path,
+        """
+        name: at_once
+        duration: 20s
+        hosts:
+          server: {role: server, address: 10.77.74.10}
+          client:
+            role: client
+            address: 10.77.0.20
+            agent: {mode: send, connect: "server:7000", evry: 1s}
+        timeline:
+          - {at: 1s, fault: conntrack_flush, host: server}
+        expect:
+          apps:
+            client: {sees: ETIMEOUT}
+            servr: {sees: eof}
+        """,
+    )
+    assert any("hosts.client.agent.evry: unknown key (did you mean 'every'?)" in p for p in found), found
+    assert any("expect.apps.client.sees: expected eof" in p for p in found), found
+    # ...and, beyond them, what only the whole file shows:
+    assert any("hosts.server.address: 10.77.74.10 is outside the subnet" in p for p in found), found
+    assert any("timeline[0].host: conntrack_flush acts on a router" in p for p in found), found
+    assert any("expect.apps.servr: unknown host 'servr'" in p for p in found), found
+    # Nothing about what was taken out to get there (the client's emptied expectation).
+    assert not [p for p in found if "expect at least one of" in p], found
+    assert len(found) == 5, found
+
+
+def test_a_host_that_cannot_be_read_stops_the_checks_that_would_name_it(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        name: unreadable
+        duration: 20s
+        hosts:
+          server: {role: server, address: 10.77.74.10}
+          client: {role: client, address: 10.77.0.x, agent: {mode: send, connect: "server:7000"}}
+        """,
+    )
+    assert [p for p in found if "hosts.client.address" in p], found
+    assert not [p for p in found if "hosts.server" in p or "no client" in p], found
+
+
+def test_a_right_key_in_the_wrong_place_is_told_where_it_goes(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        name: misplaced
+        duration: 5s
+        hosts:
+          server: {role: server, address: 10.77.0.10}
+          client:
+            role: client
+            address: 10.77.0.20
+            agent: {mode: send, connect: "server:7000"}
+            socket: {keepalive: true}
+        """,
+    )
+    [said] = [p for p in found if "hosts.client.socket" in p]
+    assert "unknown key here ('socket' is a key of agent:" in said, said
+    assert "did you mean 'socket'" not in said

@@ -26,6 +26,7 @@ from tests.helpers.pcaps import (
     tshark,
     tshark_fields,
     write_fast,
+    zero_window_backoff,
 )
 
 
@@ -468,6 +469,21 @@ def test_zero_window_and_its_probes(tmp_path: Path) -> None:
     assert any("server answered 1 probe" in n for n in conn.notes)
     assert not any("never answered" in n for n in conn.notes)
     agrees_with_tshark(path, [conn])
+
+
+def test_probes_that_back_off_are_told_by_their_gaps_not_one_interval(tmp_path: Path) -> None:
+    (conn,) = run(zero_window_backoff(), tmp_path / "zw-backoff.pcap")
+    (text,) = [n for n in conn.notes if "keep-alive probes, the first after" in n]
+    assert "then at gaps of 0.477, 0.961, 1.885 s" in text and "every" not in text
+    # Even gaps (one timer's interval, with jitter) still read as "every".
+    c = Conv()
+    c.handshake()
+    c.data("c", 10)
+    c.ack("s", dt=0.001)
+    for gap in (2.0, 1.0, 1.02, 0.99):
+        c.keepalive("c", dt=gap)
+    (even,) = run(c, tmp_path / "ka-even.pcap")
+    assert any("the first after 2 s idle, then every 1 s;" in n for n in even.notes), even.notes
 
 
 def test_probes_never_answered_are_said_so(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, SideCounts, SideFrames
 from orchestrator.verdict.socket_reconcile import ConnectionSockets, Finding, capture_boot, reconcile
 from orchestrator.verdict.socket_timeline import SocketTimeline, load_timeline, load_timelines
@@ -155,3 +156,44 @@ def test_a_long_connection_the_kernel_never_listed(tmp_path: Path) -> None:
 
 def test_boots_from_capture_names() -> None:
     assert [capture_boot(f) for f in ("server.pcap", "server.boot2.pcap", "a.boot12.pcap")] == [1, 2, 12]
+
+
+def test_behind_a_nat_each_kernel_is_asked_by_its_own_names(tmp_path: Path) -> None:
+    """The connection in the client's terms; this host's kernel knows it by other addresses (the
+    server behind a NAT sees the router's). Without its names, a false 'never listed'."""
+    timelines = {"server": loopback(tmp_path)}
+    conn = bare("10.9.0.20:5000", "10.9.1.10:7400")
+    hosts = {"client": None, "server": "server"}
+    unnamed = reconcile(conn, hosts, timelines, 0.0)
+    only(unnamed, "differs", "server's kernel never listed 10.9.1.10:7400 -> 10.9.0.20:5000")
+
+    def name(host: str, local: str, peer: str) -> tuple[str, str]:
+        assert (host, local, peer) == ("server", "10.9.1.10:7400", "10.9.0.20:5000")
+        return "127.0.0.1:36296", "127.0.0.1:7400"  # a socket the samples list
+
+    named = reconcile(conn, hosts, timelines, 0.0, name)
+    assert named.sides["server"].seen and not [f for f in named.findings if "never listed" in f.text]
+
+
+def test_an_rst_for_a_tuple_a_nat_made_is_told_as_that_not_as_a_firewall(tmp_path: Path) -> None:
+    """Behind a NAT that forgot the flow and took another port: the RST in the capture is for
+    the new tuple, which the kernel never had a socket for; its own socket stays ESTAB."""
+    timelines = {"client": loopback(tmp_path)}
+    ka = timelines["client"].of("127.0.0.1:49584", "127.0.0.1:7000")[0]
+    rst = FrameRef("client.pcap", 12, ka.first.t - 1.0)
+    conn = dataclasses.replace(bare("127.0.0.1:49584", "127.0.0.1:7000"), rsts=SideFrames(client=[rst]))
+
+    def ends_of(frame: FrameRef) -> tuple[str, str] | None:
+        assert frame == rst
+        return "127.0.0.1:3459", "127.0.0.1:7000"  # the port the NAT gave the flow afterwards
+
+    hosts: dict[Side, str | None] = {"client": "client", "server": None}
+    c = reconcile(conn, hosts, timelines, 0.0, ends_of=ends_of)
+    f = only(c, "agrees", "sent an RST")
+    assert "for 127.0.0.1:3459 -> 127.0.0.1:7000, not its socket's tuple (127.0.0.1:49584 -> " in f.text
+    assert "the flow reached it under another tuple (a NAT on the way changed it)" in f.text
+    assert "firewall" not in f.text
+    assert not [f for f in c.findings if f.kind == "differs"], kinds(c)
+    # Its own tuple: still the RST its socket did not send.
+    same = reconcile(conn, hosts, timelines, 0.0, ends_of=lambda _f: ("127.0.0.1:49584", "127.0.0.1:7000"))
+    assert "firewall" in only(same, "differs", "sent an RST").text

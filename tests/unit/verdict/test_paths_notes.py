@@ -1,0 +1,133 @@
+"""What the verdict says of a NAT that forgot a flow: whether an end noticed depends on the port
+it picked the flow up with, and an RST for the new tuple is told as the NAT's doing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.pcap.reader import ACK, RST, read_tcp
+from orchestrator.scenario.loader import load_scenario
+from orchestrator.scenario.model import Scenario
+from orchestrator.tcp.connection import FrameRef
+from orchestrator.tcp.paths import NatJoin, RouterPaths, Seen
+from orchestrator.verdict.paths import PathView, RouterFacts, _conntrack_facts
+from tests.helpers.pcaps import T0, Seg, write_fast
+
+CLIENT, SERVER, NAT_OUT = "10.77.58.20", "10.77.59.10", "10.77.59.2"
+YAML = f"""
+name: flush
+duration: 15s
+networks:
+  inside: {{subnet: 10.77.58.0/24}}
+  outside: {{subnet: 10.77.59.0/24}}
+hosts:
+  server:
+    role: server
+    networks: {{outside: {SERVER}}}
+    agent: {{mode: echo}}
+  nat:
+    role: router
+    networks: {{inside: 10.77.58.2, outside: {NAT_OUT}}}
+    nat: {{masquerade: outside, random: true}}
+  client:
+    role: client
+    networks: {{inside: {CLIENT}}}
+    agent: {{mode: send, connect: "server:7000", every: 300ms}}
+"""
+
+
+def scenario(tmp_path: Path) -> Scenario:
+    (tmp_path / "flush.yaml").write_text(YAML)
+    return load_scenario(tmp_path / "flush.yaml")
+
+
+def conntrack_log(new_port: int) -> str:
+    flow = f"src={CLIENT} dst={SERVER} sport=53652 dport=7000"
+    return "\n".join(
+        [
+            f"[{T0 + 0.5:.6f}]\t    [NEW] tcp 6 120 SYN_SENT {flow} [UNREPLIED] "
+            f"src={SERVER} dst={NAT_OUT} sport=7000 dport=65293",
+            f"[{T0 + 0.6:.6f}]\t [UPDATE] tcp 6 432000 ESTABLISHED {flow} "
+            f"src={SERVER} dst={NAT_OUT} sport=7000 dport=65293 [ASSURED]",
+            f"[{T0 + 2.5:.6f}]\t[DESTROY] tcp 6 431999 ESTABLISHED {flow} "
+            f"src={SERVER} dst={NAT_OUT} sport=7000 dport=65293 [ASSURED]",
+            f"[{T0 + 2.75:.6f}]\t    [NEW] tcp 6 300 ESTABLISHED {flow} [UNREPLIED] "
+            f"src={SERVER} dst={NAT_OUT} sport=7000 dport={new_port}",
+        ]
+    )
+
+
+def nat_note(tmp_path: Path, new_port: int, rst: FrameRef | None) -> str:
+    log = tmp_path / "nat.conntrack.log"
+    log.write_text(conntrack_log(new_port))
+    facts = RouterFacts(RouterPaths())
+    _conntrack_facts(facts, log, frozenset({(CLIENT, 53652), (SERVER, 7000)}))
+    view = PathView(scenario(tmp_path), tmp_path, [], NatJoin([], None), {"nat": facts})
+    (note,) = [n for n in view.notes(T0, rst) if n.startswith("nat: conntrack forgot")]
+    return note
+
+
+def test_the_same_port_and_no_rst_neither_end_noticed(tmp_path: Path) -> None:
+    note = nat_note(tmp_path, 65293, None)
+    assert "picked it up again at +2.750s as a new entry with the same port" in note
+    assert note.endswith(": neither end noticed")
+    # An RST after the lapse: something was noticed, so not 'neither end noticed'.
+    assert "noticed" not in nat_note(tmp_path, 65293, FrameRef("server.pcap", 9, T0 + 2.8))
+
+
+def test_another_port_the_server_meets_a_tuple_it_has_no_socket_for(tmp_path: Path) -> None:
+    note = nat_note(tmp_path, 3459, FrameRef("server.pcap", 39, T0 + 2.753))
+    assert "noticed" not in note
+    assert f"with another port ({NAT_OUT}:3459 instead of {NAT_OUT}:65293;" in note
+    assert note.endswith(
+        "server's kernel got a 4-tuple it has no socket for, answered RST (server.pcap#39 +2.753s)"
+    )
+
+
+def test_the_servers_rst_for_the_new_tuple_is_the_nats_doing(tmp_path: Path) -> None:
+    """The server's capture: data on the first NAT port, then an RST on the one the NAT took
+    after forgetting the flow; its socket is the first tuple's."""
+    flags = ACK | 0x08
+    write_fast(
+        tmp_path / "server.pcap",
+        [
+            Seg(T0 + 1, NAT_OUT, 65293, SERVER, 7000, flags, 101, 501, length=10),
+            Seg(T0 + 2.75, NAT_OUT, 3459, SERVER, 7000, flags, 111, 501, length=10),
+            Seg(T0 + 2.751, SERVER, 7000, NAT_OUT, 3459, RST, 501, 0),
+            Seg(T0 + 3, SERVER, 7000, CLIENT, 53652, RST, 501, 0),  # to the client's own address
+        ],
+    )
+    inside = write_fast(
+        tmp_path / "nat.inside.pcap",
+        [
+            Seg(T0 + 1, CLIENT, 53652, SERVER, 7000, flags, 101, 501, length=10),
+            Seg(T0 + 2.75, CLIENT, 53652, SERVER, 7000, flags, 111, 501, length=10),
+        ],
+    )
+    sent = list(read_tcp(tmp_path / "server.pcap"))
+    pairs = [
+        (Seen("nat", "inside", a), Seen("nat", "outside", b))
+        for a, b in zip(read_tcp(inside), sent[:2], strict=True)
+    ]
+    join = NatJoin(pairs, ((CLIENT, 53652), (SERVER, 7000)))
+    view = PathView(scenario(tmp_path), tmp_path, [], join, canonical=((CLIENT, 53652), (SERVER, 7000)))
+    rst = FrameRef("server.pcap", 3, T0 + 2.751)
+    assert view.captured_ends(rst) == (f"{SERVER}:7000", f"{NAT_OUT}:3459")
+    note = view.foreign_rst_note("server", f"{SERVER}:7000", f"{CLIENT}:53652", rst, T0)
+    assert note is not None
+    assert (
+        f"is for {SERVER}:7000 -> {NAT_OUT}:3459, not its socket's tuple ({SERVER}:7000 -> {NAT_OUT}:65293)"
+        in note
+    )
+    assert (
+        "a NAT on the way gave the flow another port, and server's kernel had no socket for that one" in note
+    )
+    # An RST on the socket's own tuple is not the NAT's doing.
+    own = FrameRef("server.pcap", 1, T0 + 1)
+    assert view.foreign_rst_note("server", f"{SERVER}:7000", f"{CLIENT}:53652", own, T0) is None
+    # A router that came back without its NAT rules forwards the flow untranslated.
+    bare = FrameRef("server.pcap", 4, T0 + 3)
+    untranslated = view.foreign_rst_note("server", f"{SERVER}:7000", f"{CLIENT}:53652", bare, T0)
+    assert untranslated is not None
+    assert f"is for {SERVER}:7000 -> {CLIENT}:53652" in untranslated
+    assert "the router forwarded the flow without translating it" in untranslated
