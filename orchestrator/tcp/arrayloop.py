@@ -50,13 +50,15 @@ FAST_WINDOW_NS = 20_000_000
 # Per direction (a row of `flows`; connection k has rows 2k, its first sender, and 2k + 1).
 (NEXTSEQ, NEXTSEQ_T, MAXSEQ, LASTACK, LASTACK_T, WINDOW, DUPACKS, LASTFLAGS, BASE_SET, BASE_SEQ,
  FRESH, ACKED_UPTO, HAS_ACKED, HAS_SYN, HAS_SYNACK, SYNACK_SEQ, HAS_FIN, FIN_END, FIN_EARLY,
- Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD) = range(25)  # fmt: skip
-NF = 25
-# Per connection (a row of `conns`); times as float seconds in `ctimes` (LAST_TIME, LA_TIME).
+ Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD, LAST_F) = range(26)  # fmt: skip
+NF = 26  # LAST_F: the frame of the direction's latest segment (at LASTACK_T; its time in `ctimes`)
+# Per connection (a row of `conns`); times as float seconds in `ctimes` (LAST_TIME, LA_TIME, and
+# each direction's latest segment's: F_TIME + (row & 1)).
 (MRU_SYN, FIRST_RTT, RTT_WAIT, HS_PENDING, HS_DONE, PACKETS, LAST_FRAME, LAST_TNS, LA_FRAME, LA_TNS,
  BEST) = range(11)  # fmt: skip
 NC = 11
-LAST_TIME, LA_TIME = 0, 1
+LAST_TIME, LA_TIME, F_TIME = 0, 1, 2
+NT = 4
 # An unacknowledged segment (a row of `queue`, linked per direction; its time in `qtimes`).
 Q_END, Q_SEQ, Q_POS, Q_FRAME, Q_TNS, Q_NEXT = range(6)
 NQ = 6
@@ -68,10 +70,12 @@ R_FLOW, R_GEN, R_SEQ, R_COUNT, R_ORIG, R_NEXT = range(6)
 NR = 6
 # Counters (`counts`): N_RUNS is the rows of `runs` ever used, FREE_RUN the first freed one.
 N_CONNS, FREE_HEAD, FREE_N, N_RUNS, N_EVENTS, TABLE_USED, FREE_RUN = range(7)
-# An event (a row of `events`; the original send's time in `etimes`).
+# An event (a row of `events`; in `etimes` the original send's time, and the reverse direction's
+# latest segment's: where a keep-alive run counts from).
 (E_ROW, E_FLOW, E_TA, E_NEW, E_FWD_LF, E_FWD_LAT, E_REV_LF, E_REV_LAT, E_REV_WIN, E_REV_LA,
- E_OFRAME, E_OTNS, E_FRESH, E_ACKED, E_END) = range(15)  # fmt: skip
-NE = 15
+ E_OFRAME, E_OTNS, E_FRESH, E_ACKED, E_END, E_REV_F) = range(16)  # fmt: skip
+NE = 16
+ET_ORIG, ET_REV = 0, 1
 
 
 def _covers(ack: int, end: int) -> bool:
@@ -349,7 +353,9 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
             events[k, E_FRESH] = fresh
             events[k, E_ACKED] = acked_before
             events[k, E_END] = end
-            etimes[k] = o_time
+            events[k, E_REV_F] = flows[rev, LAST_F]
+            etimes[k, ET_ORIG] = o_time
+            etimes[k, ET_REV] = ctimes[c, F_TIME + (rev & 1)]
         if (seglen or ctl) and not ta & KA:
             conns[c, LA_FRAME] = frames[j]
             conns[c, LA_TNS] = tns
@@ -413,6 +419,8 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
         flows[fwd, WINDOW] = window
         flows[fwd, LASTACK] = ack
         flows[fwd, LASTACK_T] = tns
+        flows[fwd, LAST_F] = frames[j]
+        ctimes[c, F_TIME + (fwd & 1)] = times[j]
         flows[fwd, LASTFLAGS] = ta
 
 

@@ -31,7 +31,7 @@ from orchestrator.pcap.reader import TcpPacket
 from orchestrator.tcp import arrayloop as al
 from orchestrator.tcp import flows as fl
 from orchestrator.tcp import keys, loop
-from orchestrator.tcp.flows import ANY_RETX, FACTS, Conn, Flow
+from orchestrator.tcp.flows import ANY_RETX, FACTS, KA, Conn, Flow
 from orchestrator.tcp.segments import FlowKey, control_facts, record_facts
 
 __all__ = ["PLAIN", "Kernels", "analyze_arrays", "warm_up"]
@@ -80,7 +80,7 @@ class _State:
         self.same = np.zeros(64, dtype=np.int64)  # 1: the key's 4-tuple is its own reverse
         self.flows = np.zeros((64, al.NF), dtype=np.int64)
         self.conns = np.zeros((32, al.NC), dtype=np.int64)
-        self.ctimes = np.zeros((32, 2), dtype=np.float64)
+        self.ctimes = np.zeros((32, al.NT), dtype=np.float64)
         self.queue = np.zeros((0, al.NQ), dtype=np.int64)
         self.qtimes = np.zeros(0, dtype=np.float64)
         self.runs = np.zeros((16, al.NR), dtype=np.int64)
@@ -187,7 +187,7 @@ class _State:
         self.make_room(n)
         c = np.ascontiguousarray  # one compiled variant: contiguous arrays
         events = np.zeros((n, al.NE), dtype=np.int64)
-        etimes = np.zeros(n, dtype=np.float64)
+        etimes = np.zeros((n, 2), dtype=np.float64)
         self.counts[al.N_EVENTS] = 0
         self.k.analyze_rows(
             n,
@@ -223,9 +223,9 @@ class _State:
     def replay(self, events: I64, etimes: F64, packets: list[TcpPacket], positions: list[int]) -> None:
         """The facts of a chunk's events (`packets`, `positions`: theirs), in order."""
         objs = self.objs
-        for ev, p, i, otime in zip(events.tolist(), packets, positions, etimes.tolist(), strict=True):
+        for ev, p, i, (otime, rev_time) in zip(events.tolist(), packets, positions, etimes.tolist(), strict=True):
             (_row, f, ta, new, fwd_lf, fwd_lat, rev_lf, rev_lat, rev_win, rev_la, o_frame, o_tns, fresh,
-             acked_before, end) = ev  # fmt: skip
+             acked_before, end, rev_frame) = ev  # fmt: skip
             if new:
                 objs.append(Conn(len(objs), p, i))
             conn = objs[f >> 1]
@@ -233,6 +233,8 @@ class _State:
             # The state these facts read, as the loop found it.
             fwd.lastflags, fwd.lastack_t = fwd_lf, fwd_lat
             rev.lastflags, rev.lastack_t, rev.window, rev.lastack = rev_lf, rev_lat, rev_win, rev_la
+            if ta & KA and rev_lat:  # where a keep-alive run counts from
+                rev.last_p = _stub(rev_frame, rev_time, rev_lat, p.file)
             if ta & FACTS:
                 found = None
                 if ta & ANY_RETX:
