@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:  # run as a script: the project's modules come fro
 
 from orchestrator.pcap import pcap  # noqa: E402 - after the path
 from orchestrator.pcap.reader import read_tcp  # noqa: E402
-from orchestrator.tcp.parallel import auto_processes  # noqa: E402
+from orchestrator.tcp.sizing import auto_processes  # noqa: E402
 
 T0 = 1_700_000_000.0
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10

@@ -24,10 +24,10 @@ from orchestrator.kernel.settings import (
 from orchestrator.pcap.reader import TcpCapture, read_tcp
 from orchestrator.report.analysis_text import TextConnections, write_rendered_summary, write_summary
 from orchestrator.report.terminal import printable
-from orchestrator.tcp.analysis import Analysis
+from orchestrator.tcp.analysis import Analysis, analyze_capture
 from orchestrator.tcp.connection import ConnectionSummary, Side
 from orchestrator.tcp.contract import JsonConnections, write_analysis_json, write_rendered_json
-from orchestrator.tcp.parallel import analyze_rendered, analyze_shared, auto_processes
+from orchestrator.tcp.sizing import auto_processes
 
 # Set once every capture is analysed and written: the console script may then end the process
 # at once (see `entry`), without freeing the last analysis object by object.
@@ -110,6 +110,9 @@ def _analyze(
             for address, base in scenario_settings(scenario, path, warn).items():
                 by_address[address] = parse_settings(sysctl, sockopt, base)
         processes = jobs or auto_processes(capture)
+        if processes > 1:
+            # Imported here: numpy and the process machinery, for big captures only.
+            from orchestrator.tcp.parallel import analyze_rendered, analyze_shared  # noqa: PLC0415
         if processes > 1 and (json_out or not console.is_terminal):
             # Each process renders its own connections: only text comes back.
             def settings_for(
@@ -125,7 +128,7 @@ def _analyze(
             else:
                 write_rendered_summary(sys.stdout, printable(str(path)), rendered.analysis, rendered.texts)
             continue
-        analysis = analyze_shared(capture, processes)
+        analysis = analyze_shared(capture, processes) if processes > 1 else analyze_capture(capture)
         _warn(warn, analysis)
         predictions = _predict(analysis, settings, by_address)
         if json_out:

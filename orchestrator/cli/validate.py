@@ -9,11 +9,12 @@ from rich.console import Console
 
 from orchestrator.cli.common import expand, load_all
 from orchestrator.report.terminal import markup_safe
-from orchestrator.scenario.model import socket_warnings
 
 
 def validate(files: Annotated[list[Path], typer.Argument(help="scenario files or folders")]) -> None:
     """Check scenario files without touching Docker; every problem, with file:line and key."""
+    from orchestrator.scenario.model import socket_warnings  # noqa: PLC0415 - pydantic's models: a third of a second, only here
+
     scenarios = load_all(files)
     console = Console(highlight=False)
     for path, scenario in zip(expand(files), scenarios, strict=True):

@@ -18,20 +18,11 @@ from orchestrator.pcap import columns, pcap
 from orchestrator.pcap.columns import Chunk, Slice, Walks, assemble, decode, gather
 from orchestrator.pcap.links import Link
 from orchestrator.pcap.ngchunks import pcapng_chunks
-from orchestrator.pcap.reader import MAX_RECORD, TcpCapture
+from orchestrator.pcap.reader import MAX_RECORD, TcpCapture, has_columns
 
 __all__ = ["Walks", "has_columns", "read_chunks"]
 
 PAIRS_PER_CHUNK = 1 << 16
-
-
-def has_columns(capture: TcpCapture) -> bool:
-    """Whether the capture is read as columns (else as pairs, by the reference reader): pcapng
-    always (each interface's blocks as columns if its link type allows), classic pcap if its
-    link type has a fixed IPv4 offset."""
-    if capture.format == "pcapng":
-        return True
-    return capture.pcap_linktype is not None and Link(capture.pcap_linktype).hdr_len is not None
 
 
 def read_chunks(capture: TcpCapture, walks: Walks | None = None) -> Iterator[Chunk]:

@@ -70,6 +70,7 @@ __all__ = [
     "Iface",
     "TcpCapture",
     "TcpPacket",
+    "has_columns",
     "read_tcp",
 ]
 
@@ -455,6 +456,15 @@ class Iface(Link):
         self.den = interface.den
         self.offset_ns = interface.offset_ns
         self.snaplen = interface.snaplen
+
+
+def has_columns(capture: TcpCapture) -> bool:
+    """Whether the column reader (`chunks`) reads the capture as columns (else as pairs, by this
+    reader): pcapng always (each interface's blocks as columns if its link type allows),
+    classic pcap if its link type has a fixed IPv4 offset."""
+    if capture.format == "pcapng":
+        return True
+    return capture.pcap_linktype is not None and Link(capture.pcap_linktype).hdr_len is not None
 
 
 def read_tcp(path: Path | str) -> TcpCapture:

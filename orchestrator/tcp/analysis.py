@@ -62,6 +62,7 @@ from orchestrator.pcap.reader import IcmpError, TcpCapture, TcpPacket, read_tcp
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.flows import LABELS, MAX_EVIDENCE, Label
 from orchestrator.tcp.loop import Mark, analyze_stream, summarize_pass
+from orchestrator.tcp.sizing import is_small
 
 __all__ = [
     "LABELS",
@@ -94,9 +95,9 @@ def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised
     """Read a whole capture and analyse it. Without `mark`, the compiled pass (`fastpass`, for a
     big capture where numba is installed) or the vectorised pass (`vector`) does the work
     (`vectorised=False`: the loop alone, the reference): the same result, faster."""
-    if mark is None and vectorised:
-        # Imported here: numpy takes 0.15 s to import, and the commands that only judge runs
-        # (through `analyze`) never need it.
+    if mark is None and vectorised and not is_small(capture):
+        # Imported here: numpy takes 0.15 s to import, and small captures (`sizing`) and the
+        # commands that only judge runs (through `analyze`) never need it.
         from orchestrator.pcap.chunks import read_chunks  # noqa: PLC0415
         from orchestrator.tcp.compiled import plan_for  # noqa: PLC0415
 

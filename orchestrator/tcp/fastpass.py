@@ -223,7 +223,9 @@ class _State:
     def replay(self, events: I64, etimes: F64, packets: list[TcpPacket], positions: list[int]) -> None:
         """The facts of a chunk's events (`packets`, `positions`: theirs), in order."""
         objs = self.objs
-        for ev, p, i, (otime, rev_time) in zip(events.tolist(), packets, positions, etimes.tolist(), strict=True):
+        for ev, p, i, (otime, rev_time) in zip(
+            events.tolist(), packets, positions, etimes.tolist(), strict=True
+        ):
             (_row, f, ta, new, fwd_lf, fwd_lat, rev_lf, rev_lat, rev_win, rev_la, o_frame, o_tns, fresh,
              acked_before, end, rev_frame) = ev  # fmt: skip
             if new:

@@ -11,7 +11,7 @@ numbers them (`stream`). The result is what one process gives, byte for byte in 
 output; `tests/unit/test_parallel_analysis.py` checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
-modules already imported. Captures under `MIN_BYTES` stay in one process: there forking costs
+modules already imported. Captures under `sizing.SHARED_BYTES` stay in one process: there forking costs
 more than it saves.
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 
 from orchestrator.errors import TcpscenError
 from orchestrator.kernel.predict import capture_end
-from orchestrator.pcap.chunks import has_columns, read_chunks
+from orchestrator.pcap.chunks import read_chunks
 from orchestrator.pcap.columns import Chunk, Columns
 from orchestrator.pcap.reader import IcmpError, TcpCapture
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
@@ -44,19 +44,14 @@ from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.loop import summarize_pass
 
 __all__ = [
-    "MAX_AUTO",
-    "MIN_BYTES",
     "Rendered",
     "Renderer",
     "analyze_rendered",
     "analyze_shared",
-    "auto_processes",
     "part_of",
     "summarize_chunks",
 ]
 
-MIN_BYTES = 16 << 20
-MAX_AUTO = 4
 # Shares: the parent, which also reads the file, takes 9 buckets of connections for every 11 a
 # child takes (measured: with 2 processes both then finish their analysis at about the same time);
 # with the compiled pass, where reading is a larger part of the parent's work, 7 for every 13.
@@ -81,22 +76,6 @@ def _fold(addr: str) -> int:
     """An address as the hash sees it: IPv4 as its 32-bit number; IPv6 folded to 64 bits."""
     n = int(ipaddress.ip_address(addr))
     return (n ^ (n >> 64)) & _M64 if ":" in addr else n
-
-
-def auto_processes(capture: TcpCapture) -> int:
-    """Processes for a capture when the user did not say: one per usable CPU (at most
-    `MAX_AUTO`) for a big capture read as columns, else one (segments read one by one by the
-    reference reader would cost more to deal out than to analyse)."""
-    if "fork" not in multiprocessing.get_all_start_methods() or not has_columns(capture):
-        return 1
-    try:
-        size = os.path.getsize(capture.path)
-    except OSError:
-        return 1
-    if size < MIN_BYTES:
-        return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, MAX_AUTO))
 
 
 class Renderer(Protocol):

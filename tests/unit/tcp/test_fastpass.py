@@ -19,7 +19,7 @@ from orchestrator.cli.app import app
 from orchestrator.pcap import columns, walk
 from orchestrator.pcap.chunks import Walks, read_chunks
 from orchestrator.pcap.reader import TcpPacket, read_tcp
-from orchestrator.tcp import arrayloop, compiled, fastpass, loop, parallel, segments
+from orchestrator.tcp import arrayloop, compiled, fastpass, loop, parallel, segments, sizing
 from orchestrator.tcp import flows as fl
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
 from orchestrator.tcp.fastpass import PLAIN, Kernels, analyze_arrays
@@ -178,7 +178,7 @@ def test_the_command_says_the_same_with_and_without_numba(
     """Byte for byte, with one process and two (in this process: the threshold lowered)."""
     path = tmp_path / "big.pcap"
     _bench().write_capture(path, 40_000, "many", seed=5)
-    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(sizing, "SHARED_BYTES", 0)
 
     def run(*extra: str, jit: bool) -> str:
         monkeypatch.setattr(compiled, "MIN_BYTES", 0 if jit else 1 << 62)

@@ -15,11 +15,12 @@ from orchestrator.pcap import columns
 from orchestrator.pcap.chunks import read_chunks
 from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import read_tcp
-from orchestrator.tcp import parallel
+from orchestrator.tcp import parallel, sizing
 from orchestrator.tcp.analysis import analyze, analyze_capture
 from orchestrator.tcp.compiled import Pass
 from orchestrator.tcp.connection import ConnectionSummary
-from orchestrator.tcp.parallel import analyze_shared, auto_processes, part_of
+from orchestrator.tcp.parallel import analyze_shared, part_of
+from orchestrator.tcp.sizing import auto_processes
 from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy
 from tests.unit.cli.test_analyze import cli
 
@@ -132,8 +133,8 @@ def test_a_child_that_dies_with_work_queued_does_not_hang_the_parent(
 def test_small_captures_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = random_capture(tmp_path / "c.pcap", 2, 20)
     assert auto_processes(read_tcp(path)) == 1
-    monkeypatch.setattr(parallel, "MIN_BYTES", 1)
-    assert 1 <= auto_processes(read_tcp(path)) <= parallel.MAX_AUTO
+    monkeypatch.setattr(sizing, "SHARED_BYTES", 1)
+    assert 1 <= auto_processes(read_tcp(path)) <= sizing.MAX_AUTO
     rng = random.Random(1)
     c = random_conversation(rng, ("10.0.0.1", 40000), ("10.1.0.2", 80), T0)
     null = write_scapy(tmp_path / "null.pcap", c.segs, link="null")
