@@ -302,8 +302,10 @@ def line(what: str, n: int, took: float, rss_kib: int | None, extra: str = "") -
     print(f"  {what:<34} {took:6.2f} s {n / took:>11,.0f} pkt/s{rss}{extra}")
 
 
-def as_pcapng(path: Path, tcpscen: list[str], written: int, found: list[dict[str, Any]]) -> None:
-    """The same packets as pcapng (made by tshark's editcap, if it is there)."""
+def as_pcapng(
+    path: Path, tcpscen: list[str], written: int, found: list[dict[str, Any]], tshark: bool
+) -> None:
+    """The same packets as pcapng (made by tshark's editcap, if it is there), and tshark on it."""
     if shutil.which("editcap") is None:
         return
     ng = path.with_suffix(".pcapng")
@@ -313,7 +315,35 @@ def as_pcapng(path: Path, tcpscen: list[str], written: int, found: list[dict[str
     theirs = json.loads(out.replace(ng.name.encode(), path.name.encode()))["connections"]
     same = "same connections" if theirs == found else "DIFFERENT"
     line("tcpscen analyze --json, as pcapng", written, took, rss, f"  ({same})")
+    if tshark:
+        against_tshark(ng, written, took, "as pcapng: ")
     ng.unlink()
+
+
+def against_tshark(path: Path, written: int, took: float, what: str = "") -> None:
+    """tshark's TCP conversation table on `path` (once: it takes 15 to 25 s), and the ratio."""
+    theirs, trss, tout = timed(["tshark", "-q", "-r", str(path), "-z", "conv,tcp"], runs=1)
+    tconvs = sum(1 for row in tout.decode().splitlines() if "<->" in row)
+    line(f"{what}tshark -q -z conv,tcp", written, theirs, trss, f"  ({tconvs:,} conversations)")
+    print(f"  ratio: tcpscen analyze is {theirs / took:.2f}x tshark's speed")
+
+
+def small_capture(work: Path, tcpscen: list[str], tshark: bool) -> None:
+    """A run's own capture: a few hundred packets, where start-up is everything."""
+    path = work / "small.pcap"
+    written, conns = write_capture(path, 400, "many")
+    print(f"small: {written} packets, {conns} connections, {path.stat().st_size / 1e3:.0f} kB")
+    for what, cmd in (
+        ("tcpscen analyze", [*tcpscen[:-1], str(path)]),
+        ("tcpscen analyze --json", [*tcpscen, str(path)]),
+        ("  floor: python, typer, rich (import)", [sys.executable, "-c", "import typer, rich.console"]),
+        ("  floor: python alone", [sys.executable, "-c", "pass"]),
+    ):
+        took, rss, _ = timed(cmd, runs=5)
+        print(f"  {what:<38} {took:6.3f} s  peak RSS {rss / 1024:5.0f} MiB")
+    if tshark:
+        took, rss, _ = timed(["tshark", "-q", "-r", str(path), "-z", "conv,tcp"], runs=3)
+        print(f"  {'tshark -q -z conv,tcp':<38} {took:6.3f} s  peak RSS {rss / 1024:5.0f} MiB")
 
 
 def main() -> None:
@@ -355,6 +385,7 @@ def main() -> None:
             took1, rss1, out1 = timed([*tcpscen, "-j", "1", str(path)])
             same = "same output" if out1 == out else "OUTPUT DIFFERS"
             line("tcpscen analyze --json -j 1", written, took1, rss1, f"  ({same})")
+            tshark = not args.no_tshark and shutil.which("tshark") is not None
             if name == "many":
                 took_s, rss_s, _ = timed([*tcpscen[:-1], str(path)])
                 line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
@@ -362,16 +393,15 @@ def main() -> None:
                     took_n, rss_n, out_n = timed([*tcpscen, *jobs, str(path)], env={"TCPSCEN_NO_JIT": "1"})
                     same = "same output" if out_n == out else "OUTPUT DIFFERS"
                     line(f"  without numba {' '.join(jobs)}", written, took_n, rss_n, f"  ({same})")
-                as_pcapng(path, tcpscen, written, found)
-            if name != "many":
+                as_pcapng(path, tcpscen, written, found, tshark)
+            if name == "many-small":
                 continue
-            if args.no_tshark or shutil.which("tshark") is None:
+            if tshark:
+                against_tshark(path, written, took)
+                print(f"  ratio, -j 1: {took / took1:.2f}x the default's speed")
+            else:
                 print("  tshark: skipped" if args.no_tshark else "  tshark is not installed: no comparison")
-                continue
-            theirs, trss, tout = timed(["tshark", "-q", "-r", str(path), "-z", "conv,tcp"], runs=1)
-            tconvs = sum(1 for row in tout.decode().splitlines() if "<->" in row)
-            line("tshark -q -z conv,tcp", written, theirs, trss, f"  ({tconvs:,} conversations)")
-            print(f"  ratio: tcpscen analyze is {theirs / took:.2f}x tshark's speed")
+        small_capture(work, tcpscen, not args.no_tshark and shutil.which("tshark") is not None)
         many = work / "many.pcap"
         print("many, in this process:")
         line("the engine alone (read + analyse)", args.packets, engine_alone(many), None)
