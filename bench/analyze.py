@@ -310,6 +310,7 @@ def as_pcapng(
         return
     ng = path.with_suffix(".pcapng")
     subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)
+    os.sync()  # its pages written back now, not during the timing
     took, rss, out = timed([*tcpscen, str(ng)])
     # The evidence names the file.
     theirs = json.loads(out.replace(ng.name.encode(), path.name.encode()))["connections"]
@@ -332,6 +333,7 @@ def small_capture(work: Path, tcpscen: list[str], tshark: bool) -> None:
     """A run's own capture: a few hundred packets, where start-up is everything."""
     path = work / "small.pcap"
     written, conns = write_capture(path, 400, "many")
+    os.sync()
     print(f"small: {written} packets, {conns} connections, {path.stat().st_size / 1e3:.0f} kB")
     for what, cmd in (
         ("tcpscen analyze", [*tcpscen[:-1], str(path)]),
@@ -357,6 +359,8 @@ def main() -> None:
     tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
 
     try:
+        # First, while this process is small (a child's peak RSS counts the parent's pages).
+        small_capture(work, tcpscen, not args.no_tshark and shutil.which("tshark") is not None)
         runs = [("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)]
         # Every child first: a child's peak RSS counts the parent's pages at the fork, so this
         # process stays small until they are done.
@@ -364,6 +368,7 @@ def main() -> None:
             path = work / f"{name}.pcap"
             t = time.perf_counter()
             written, conns = write_capture(path, n, name.removesuffix("-small"))
+            os.sync()  # the file's pages written back now, not during the timing
             size = path.stat().st_size / 1e6
             made = time.perf_counter() - t
             print(
@@ -401,7 +406,6 @@ def main() -> None:
                 print(f"  ratio, -j 1: {took / took1:.2f}x the default's speed")
             else:
                 print("  tshark: skipped" if args.no_tshark else "  tshark is not installed: no comparison")
-        small_capture(work, tcpscen, not args.no_tshark and shutil.which("tshark") is not None)
         many = work / "many.pcap"
         print("many, in this process:")
         line("the engine alone (read + analyse)", args.packets, engine_alone(many), None)
