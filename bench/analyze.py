@@ -1,6 +1,6 @@
 """Benchmark: `tcpscen analyze` against `tshark -q -z conv,tcp` on the same big capture, in one run.
 
-    .venv/bin/python bench/analyze.py [--packets 1000000] [--keep DIR] [--no-tshark]
+    .venv/bin/python bench/analyze.py [--packets 1000000] [--keep DIR] [--no-tshark] [--against DIR]
 
 It writes classic pcaps (Ethernet, IPv4, snaplen 96) the way a busy server sees its traffic:
 handshakes, requests and responses, delayed and duplicate ACKs, lost segments retransmitted
@@ -20,7 +20,11 @@ peak RSS of all its processes together; for ``many`` also the readable summary, 
 without numba (``TCPSCEN_NO_JIT=1``: what the ``fast`` extra buys), the engine alone in this
 process (reading and analysis in one process, no start-up or output), the same packets as
 pcapng (if tshark's editcap is there), and tshark's TCP conversation table on the same file,
-with the ratio.
+with the ratio (also on the pcapng and the 8-connection capture). First a small capture (400
+packets), where start-up is everything, beside Python's own start. ``--against DIR`` times the
+same commands run from another checkout (`python -m orchestrator` takes the one it runs in), in
+the same run: a figure against the code before a change, on the same machine at the same
+moment (this machine's speed varies by a factor of three from one hour to the next).
 """
 
 from __future__ import annotations
@@ -218,25 +222,28 @@ def write_capture(path: Path, packets: int, shape: str, seed: int = 7) -> tuple[
     return written, started
 
 
-def timed(cmd: list[str], runs: int = 3, env: dict[str, str] | None = None) -> tuple[float, int, bytes]:
+def timed(
+    cmd: list[str], runs: int = 3, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> tuple[float, int, bytes]:
     """Median wall time of `runs` runs of a command, the peak RSS (KiB) of the process and its
     children together (the analysis may fork; sampled every 5 ms in one more run, so that the
-    sampling does not slow the timed ones), and its stdout. `env`: variables to add."""
+    sampling does not slow the timed ones), and its stdout. `env`: variables to add; `cwd`: where
+    it runs (`python -m orchestrator` takes the checkout there)."""
     times = []
     for _ in range(runs):
-        took, _rss, out = _run(cmd, None, env)
+        took, _rss, out = _run(cmd, None, env, cwd)
         times.append(took)
     peak = [0]
-    _run(cmd, peak, env)
+    _run(cmd, peak, env, cwd)
     return statistics.median(times), peak[0], out
 
 
 def _run(
-    cmd: list[str], peak: list[int] | None, env: dict[str, str] | None = None
+    cmd: list[str], peak: list[int] | None, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> tuple[float, int, bytes]:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, env={**os.environ, **(env or {})})
         sampler = None
         if peak is not None:
             sampler = threading.Thread(target=_sample_rss, args=(proc.pid, peak), daemon=True)
@@ -329,7 +336,17 @@ def against_tshark(path: Path, written: int, took: float, what: str = "") -> Non
     print(f"  ratio: tcpscen analyze is {theirs / took:.2f}x tshark's speed")
 
 
-def small_capture(work: Path, tcpscen: list[str], tshark: bool) -> None:
+def against_other(other: Path | None, cmd: list[str], written: int, took: float, out: bytes | None) -> None:
+    """The same command by another checkout (`--against`), in the same run, and the ratio."""
+    if other is None:
+        return
+    theirs, rss, their_out = timed(cmd, cwd=other)
+    same = "" if out is None else "  (same output)" if their_out == out else "  (OUTPUT DIFFERS)"
+    line(f"  the same by {other.name}", written, theirs, rss, same)
+    print(f"  ratio: this checkout is {theirs / took:.2f}x {other.name}'s speed")
+
+
+def small_capture(work: Path, tcpscen: list[str], tshark: bool, other: Path | None) -> None:
     """A run's own capture: a few hundred packets, where start-up is everything."""
     path = work / "small.pcap"
     written, conns = write_capture(path, 400, "many")
@@ -343,9 +360,56 @@ def small_capture(work: Path, tcpscen: list[str], tshark: bool) -> None:
     ):
         took, rss, _ = timed(cmd, runs=5)
         print(f"  {what:<38} {took:6.3f} s  peak RSS {rss / 1024:5.0f} MiB")
+        if other is not None and what.startswith("tcpscen"):
+            theirs, rss, _ = timed(cmd, runs=5, cwd=other)
+            print(f"  {'  the same by ' + other.name:<38} {theirs:6.3f} s  peak RSS {rss / 1024:5.0f} MiB")
     if tshark:
         took, rss, _ = timed(["tshark", "-q", "-r", str(path), "-z", "conv,tcp"], runs=3)
         print(f"  {'tshark -q -z conv,tcp':<38} {took:6.3f} s  peak RSS {rss / 1024:5.0f} MiB")
+
+
+def bench_capture(name: str, n: int, work: Path, tshark: bool, other: Path | None) -> None:
+    """Write one capture, then time the command on it every way, and tshark."""
+    tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
+    path = work / f"{name}.pcap"
+    t = time.perf_counter()
+    written, conns = write_capture(path, n, name.removesuffix("-small"))
+    os.sync()  # the file's pages written back now, not during the timing
+    size = path.stat().st_size / 1e6
+    made = time.perf_counter() - t
+    print(f"{name}: {written:,} packets, {conns:,} connections, {size:.0f} MB (written in {made:.1f} s)")
+    processes = auto_processes(read_tcp(path))
+    took, rss, out = timed([*tcpscen, str(path)])
+    found = json.loads(out)["connections"]
+    retx = sum(c["retransmissions"]["client"] + c["retransmissions"]["server"] for c in found)
+    ka = sum(c["keepalive_probes"]["client"] + c["keepalive_probes"]["server"] for c in found)
+    line(
+        f"tcpscen analyze --json ({processes} proc.)",
+        written,
+        took,
+        rss,
+        f"  ({retx:,} retransmissions, {ka:,} keep-alives)",
+    )
+    if name != "many-small":
+        against_other(other, [*tcpscen, str(path)], written, took, out)
+    took1, rss1, out1 = timed([*tcpscen, "-j", "1", str(path)])
+    same = "same output" if out1 == out else "OUTPUT DIFFERS"
+    line("tcpscen analyze --json -j 1", written, took1, rss1, f"  ({same})")
+    if name == "many":
+        took_s, rss_s, _ = timed([*tcpscen[:-1], str(path)])
+        line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
+        for jobs in ([], ["-j", "1"]):
+            took_n, rss_n, out_n = timed([*tcpscen, *jobs, str(path)], env={"TCPSCEN_NO_JIT": "1"})
+            same = "same output" if out_n == out else "OUTPUT DIFFERS"
+            line(f"  without numba {' '.join(jobs)}", written, took_n, rss_n, f"  ({same})")
+        as_pcapng(path, tcpscen, written, found, tshark)
+    if name == "many-small":
+        return
+    if tshark:
+        against_tshark(path, written, took)
+        print(f"  ratio, -j 1: {took / took1:.2f}x the default's speed")
+    else:
+        print("  tshark: skipped or not installed: no comparison")
 
 
 def main() -> None:
@@ -353,62 +417,24 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, help="write the captures here and keep them")
     ap.add_argument("--no-tshark", action="store_true", help="skip the comparison with tshark")
+    ap.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (say, main's) to time the same commands with, in this run",
+    )
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="tcpscen-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
-
+    tshark = not args.no_tshark and shutil.which("tshark") is not None
+    other = args.against.resolve() if args.against else None
     try:
-        # First, while this process is small (a child's peak RSS counts the parent's pages).
-        small_capture(work, tcpscen, not args.no_tshark and shutil.which("tshark") is not None)
-        runs = [("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)]
-        # Every child first: a child's peak RSS counts the parent's pages at the fork, so this
-        # process stays small until they are done.
-        for name, n in runs:
-            path = work / f"{name}.pcap"
-            t = time.perf_counter()
-            written, conns = write_capture(path, n, name.removesuffix("-small"))
-            os.sync()  # the file's pages written back now, not during the timing
-            size = path.stat().st_size / 1e6
-            made = time.perf_counter() - t
-            print(
-                f"{name}: {written:,} packets, {conns:,} connections, {size:.0f} MB (written in {made:.1f} s)"
-            )
-            processes = auto_processes(read_tcp(path))
-            took, rss, out = timed([*tcpscen, str(path)])
-            result = json.loads(out)
-            found = result["connections"]
-            retx = sum(c["retransmissions"]["client"] + c["retransmissions"]["server"] for c in found)
-            ka = sum(c["keepalive_probes"]["client"] + c["keepalive_probes"]["server"] for c in found)
-            line(
-                f"tcpscen analyze --json ({processes} proc.)",
-                written,
-                took,
-                rss,
-                f"  ({retx:,} retransmissions, {ka:,} keep-alives)",
-            )
-            took1, rss1, out1 = timed([*tcpscen, "-j", "1", str(path)])
-            same = "same output" if out1 == out else "OUTPUT DIFFERS"
-            line("tcpscen analyze --json -j 1", written, took1, rss1, f"  ({same})")
-            tshark = not args.no_tshark and shutil.which("tshark") is not None
-            if name == "many":
-                took_s, rss_s, _ = timed([*tcpscen[:-1], str(path)])
-                line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
-                for jobs in ([], ["-j", "1"]):
-                    took_n, rss_n, out_n = timed([*tcpscen, *jobs, str(path)], env={"TCPSCEN_NO_JIT": "1"})
-                    same = "same output" if out_n == out else "OUTPUT DIFFERS"
-                    line(f"  without numba {' '.join(jobs)}", written, took_n, rss_n, f"  ({same})")
-                as_pcapng(path, tcpscen, written, found, tshark)
-            if name == "many-small":
-                continue
-            if tshark:
-                against_tshark(path, written, took)
-                print(f"  ratio, -j 1: {took / took1:.2f}x the default's speed")
-            else:
-                print("  tshark: skipped" if args.no_tshark else "  tshark is not installed: no comparison")
-        many = work / "many.pcap"
+        # First, while this process is small (a child's peak RSS counts the parent's pages at
+        # the fork): the small capture, then every child of the big ones before the engine here.
+        small_capture(work, [sys.executable, "-m", "orchestrator", "analyze", "--json"], tshark, other)
+        for name, n in (("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)):
+            bench_capture(name, n, work, tshark, other)
         print("many, in this process:")
-        line("the engine alone (read + analyse)", args.packets, engine_alone(many), None)
+        line("the engine alone (read + analyse)", args.packets, engine_alone(work / "many.pcap"), None)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
