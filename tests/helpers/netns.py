@@ -157,10 +157,12 @@ class App:
 class Capture:
     """tcpdump in a namespace, writing each packet as it comes; started once it is listening."""
 
-    def __init__(self, ns: str, iface: str, path: Path) -> None:
+    def __init__(self, ns: str, iface: str, path: Path, snaplen: int | None = None) -> None:
         self.path = path
         self._log_path = path.with_suffix(".capture.log")
         tcpdump = ["tcpdump", "-i", iface, "-U", "--immediate-mode", "-n", "-w", str(path)]
+        if snaplen is not None:  # headers only: a big capture of many packets
+            tcpdump[1:1] = ["-s", str(snaplen), "-B", "32768"]
         self._proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, *tcpdump],
             stdout=subprocess.DEVNULL,
@@ -330,10 +332,12 @@ class Topology:
 
     # --- processes -----------------------------------------------------------------------
 
-    def capture(self, role: Role, iface: str = "any", name: str | None = None) -> Path:
+    def capture(
+        self, role: Role, iface: str = "any", name: str | None = None, snaplen: int | None = None
+    ) -> Path:
         name = name or role
         path = self.out_dir / f"{name}.pcap"
-        self._captures[name] = Capture(self.ns[role], iface, path)
+        self._captures[name] = Capture(self.ns[role], iface, path, snaplen)
         return path
 
     def stop_capture(self, name: str) -> None:
