@@ -137,7 +137,9 @@ class Bridge:
             return
         try:
             if self._tables_made:
-                self._nft(f"delete table bridge {self.table}")
+                # Not there is gone too: the flag is set before the table is made, so a signal
+                # while it was being made leaves the flag without the table.
+                delete_table(self._helper, self.table)
                 self._tables_made = False
         finally:
             self._helper.remove(force=True)
