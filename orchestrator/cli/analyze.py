@@ -110,11 +110,10 @@ def _analyze(
             for address, base in scenario_settings(scenario, path, warn).items():
                 by_address[address] = parse_settings(sysctl, sockopt, base)
         processes = jobs or auto_processes(capture)
-        if processes > 1:
-            # Imported here: numpy and the process machinery, for big captures only.
-            from orchestrator.tcp.parallel import analyze_rendered, analyze_shared  # noqa: PLC0415
         if processes > 1 and (json_out or not console.is_terminal):
             # Each process renders its own connections: only text comes back.
+            from orchestrator.tcp.parallel import analyze_rendered  # noqa: PLC0415 - see _analysis
+
             def settings_for(
                 c: ConnectionSummary, known: dict[str, KernelSettings] = by_address
             ) -> Callable[[Side], KernelSettings]:
@@ -128,7 +127,7 @@ def _analyze(
             else:
                 write_rendered_summary(sys.stdout, printable(str(path)), rendered.analysis, rendered.texts)
             continue
-        analysis = analyze_shared(capture, processes) if processes > 1 else analyze_capture(capture)
+        analysis = _analysis(capture, processes)
         _warn(warn, analysis)
         predictions = _predict(analysis, settings, by_address)
         if json_out:
@@ -138,6 +137,16 @@ def _analyze(
         _last[:] = [analysis]  # freed with the process, not here
     global finished  # noqa: PLW0603 - read by the console script's entry
     finished = True
+
+
+def _analysis(capture: TcpCapture, processes: int) -> Analysis:
+    """The capture's analysis in `processes` processes. The process machinery (and numpy) is
+    imported only for more than one: a small capture's run never pays for it."""
+    if processes <= 1:
+        return analyze_capture(capture)
+    from orchestrator.tcp.parallel import analyze_shared  # noqa: PLC0415
+
+    return analyze_shared(capture, processes)
 
 
 def _warn(warn: Console, analysis: Analysis) -> None:
