@@ -25,6 +25,7 @@ from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import TcpCapture
 from orchestrator.tcp.fastpass import Kernels, analyze_arrays, warm_up
 from orchestrator.tcp.flows import Conn
+from orchestrator.tcp.sizing import size_of
 from orchestrator.tcp.vector import analyze_chunks
 
 __all__ = ["MIN_BYTES", "Pass", "Plan", "available", "compiled", "plan_for"]
@@ -50,11 +51,7 @@ def plan_for(capture: TcpCapture) -> Plan:
     """The plan for `capture`: compiled (loaded now, so that forked processes inherit it) for a
     big capture where numba is installed, else numpy and Python. TCPSCEN_NO_JIT=1 turns the
     compiled one off."""
-    try:
-        size = os.path.getsize(capture.path)
-    except OSError:
-        size = 0
-    if size < MIN_BYTES or os.environ.get("TCPSCEN_NO_JIT") or not available():
+    if size_of(capture) < MIN_BYTES or os.environ.get("TCPSCEN_NO_JIT") or not available():
         return PLAIN_PLAN
     try:
         walks, k = compiled()
