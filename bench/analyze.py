@@ -60,6 +60,8 @@ T0 = 1_700_000_000.0
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 M32 = 0xFFFFFFFF
 SNAPLEN = 96
+# The whole command, as a user runs it (`python -m orchestrator` takes the checkout it runs in).
+TCPSCEN = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
 
 # One segment to write: (time, client->server?, flags, seq, ack, window, payload length).
 Seg = tuple[float, bool, int, int, int, int, int]
@@ -309,16 +311,14 @@ def line(what: str, n: int, took: float, rss_kib: int | None, extra: str = "") -
     print(f"  {what:<34} {took:6.2f} s {n / took:>11,.0f} pkt/s{rss}{extra}")
 
 
-def as_pcapng(
-    path: Path, tcpscen: list[str], written: int, found: list[dict[str, Any]], tshark: bool
-) -> None:
+def as_pcapng(path: Path, written: int, found: list[dict[str, Any]], tshark: bool) -> None:
     """The same packets as pcapng (made by tshark's editcap, if it is there), and tshark on it."""
     if shutil.which("editcap") is None:
         return
     ng = path.with_suffix(".pcapng")
     subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)
     os.sync()  # its pages written back now, not during the timing
-    took, rss, out = timed([*tcpscen, str(ng)])
+    took, rss, out = timed([*TCPSCEN, str(ng)])
     # The evidence names the file.
     theirs = json.loads(out.replace(ng.name.encode(), path.name.encode()))["connections"]
     same = "same connections" if theirs == found else "DIFFERENT"
@@ -346,15 +346,15 @@ def against_other(other: Path | None, cmd: list[str], written: int, took: float,
     print(f"  ratio: this checkout is {theirs / took:.2f}x {other.name}'s speed")
 
 
-def small_capture(work: Path, tcpscen: list[str], tshark: bool, other: Path | None) -> None:
+def small_capture(work: Path, tshark: bool, other: Path | None) -> None:
     """A run's own capture: a few hundred packets, where start-up is everything."""
     path = work / "small.pcap"
     written, conns = write_capture(path, 400, "many")
     os.sync()
     print(f"small: {written} packets, {conns} connections, {path.stat().st_size / 1e3:.0f} kB")
     for what, cmd in (
-        ("tcpscen analyze", [*tcpscen[:-1], str(path)]),
-        ("tcpscen analyze --json", [*tcpscen, str(path)]),
+        ("tcpscen analyze", [*TCPSCEN[:-1], str(path)]),
+        ("tcpscen analyze --json", [*TCPSCEN, str(path)]),
         ("  floor: python, typer, rich (import)", [sys.executable, "-c", "import typer, rich.console"]),
         ("  floor: python alone", [sys.executable, "-c", "pass"]),
     ):
@@ -370,7 +370,6 @@ def small_capture(work: Path, tcpscen: list[str], tshark: bool, other: Path | No
 
 def bench_capture(name: str, n: int, work: Path, tshark: bool, other: Path | None) -> None:
     """Write one capture, then time the command on it every way, and tshark."""
-    tcpscen = [sys.executable, "-m", "orchestrator", "analyze", "--json"]
     path = work / f"{name}.pcap"
     t = time.perf_counter()
     written, conns = write_capture(path, n, name.removesuffix("-small"))
@@ -379,7 +378,7 @@ def bench_capture(name: str, n: int, work: Path, tshark: bool, other: Path | Non
     made = time.perf_counter() - t
     print(f"{name}: {written:,} packets, {conns:,} connections, {size:.0f} MB (written in {made:.1f} s)")
     processes = auto_processes(read_tcp(path))
-    took, rss, out = timed([*tcpscen, str(path)])
+    took, rss, out = timed([*TCPSCEN, str(path)])
     found = json.loads(out)["connections"]
     retx = sum(c["retransmissions"]["client"] + c["retransmissions"]["server"] for c in found)
     ka = sum(c["keepalive_probes"]["client"] + c["keepalive_probes"]["server"] for c in found)
@@ -391,18 +390,18 @@ def bench_capture(name: str, n: int, work: Path, tshark: bool, other: Path | Non
         f"  ({retx:,} retransmissions, {ka:,} keep-alives)",
     )
     if name != "many-small":
-        against_other(other, [*tcpscen, str(path)], written, took, out)
-    took1, rss1, out1 = timed([*tcpscen, "-j", "1", str(path)])
+        against_other(other, [*TCPSCEN, str(path)], written, took, out)
+    took1, rss1, out1 = timed([*TCPSCEN, "-j", "1", str(path)])
     same = "same output" if out1 == out else "OUTPUT DIFFERS"
     line("tcpscen analyze --json -j 1", written, took1, rss1, f"  ({same})")
     if name == "many":
-        took_s, rss_s, _ = timed([*tcpscen[:-1], str(path)])
+        took_s, rss_s, _ = timed([*TCPSCEN[:-1], str(path)])
         line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
         for jobs in ([], ["-j", "1"]):
-            took_n, rss_n, out_n = timed([*tcpscen, *jobs, str(path)], env={"TCPSCEN_NO_JIT": "1"})
+            took_n, rss_n, out_n = timed([*TCPSCEN, *jobs, str(path)], env={"TCPSCEN_NO_JIT": "1"})
             same = "same output" if out_n == out else "OUTPUT DIFFERS"
             line(f"  without numba {' '.join(jobs)}", written, took_n, rss_n, f"  ({same})")
-        as_pcapng(path, tcpscen, written, found, tshark)
+        as_pcapng(path, written, found, tshark)
     if name == "many-small":
         return
     if tshark:
@@ -430,7 +429,7 @@ def main() -> None:
     try:
         # First, while this process is small (a child's peak RSS counts the parent's pages at
         # the fork): the small capture, then every child of the big ones before the engine here.
-        small_capture(work, [sys.executable, "-m", "orchestrator", "analyze", "--json"], tshark, other)
+        small_capture(work, tshark, other)
         for name, n in (("many", args.packets), ("many-small", args.packets // 5), ("long", args.packets)):
             bench_capture(name, n, work, tshark, other)
         print("many, in this process:")
