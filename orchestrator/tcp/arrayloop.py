@@ -4,13 +4,14 @@ segments at once, with every connection's state in numpy arrays, so that numba c
 
 What it keeps is only the state that decides the segments' flags and what a connection's
 summary needs at the end: each direction's sequence state (Wireshark's), its queue of
-unacknowledged segments, which retransmitted segments it has seen (the runs, for the
-stand-ins), the handshake and FIN state that the ACKs are watched for. Evidence (frames,
-keep-alive timing, counts) stays with the Python objects: the loop writes one *event* per
-segment that leaves a fact (a new connection, SYN, FIN, RST, a retransmission, a keep-alive,
-a zero window), with the state that fact reads at that moment, and `fastpass` replays the
-events through `segments`' own code. The order of the steps is the loop's, step for step;
-`tests/unit/tcp/test_fastpass.py` compares the two.
+unacknowledged segments, the handshake and FIN state that the ACKs are watched for. It also
+keeps the retransmissions' facts, the commonest by far on a lossy link: each direction's count
+and first frames, and each retransmitted segment's run (`flows.Run`: its sends, the original's
+frame, how it started), so that a retransmission costs no Python. The other evidence (SYN, FIN,
+RST, keep-alive timing, zero windows) stays with the Python objects: the loop writes one
+*event* per segment that leaves such a fact (or starts a connection), with the state that fact
+reads at that moment, and `fastpass` replays the events through `segments`' own code. The order
+of the steps is the loop's, step for step; `tests/unit/tcp/test_fastpass.py` compares the two.
 
 Sequence numbers are int64 holding 32-bit values, as in the loop (`& M32` where it masks).
 
@@ -50,8 +51,10 @@ FAST_WINDOW_NS = 20_000_000
 # Per direction (a row of `flows`; connection k has rows 2k, its first sender, and 2k + 1).
 (NEXTSEQ, NEXTSEQ_T, MAXSEQ, LASTACK, LASTACK_T, WINDOW, DUPACKS, LASTFLAGS, BASE_SET, BASE_SEQ,
  FRESH, ACKED_UPTO, HAS_ACKED, HAS_SYN, HAS_SYNACK, SYNACK_SEQ, HAS_FIN, FIN_END, FIN_EARLY,
- Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD, LAST_F) = range(26)  # fmt: skip
-NF = 26  # LAST_F: the frame of the direction's latest segment (at LASTACK_T; its time in `ctimes`)
+ Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD, LAST_F, RETX_N, RX_HEAD, RX_TAIL) = range(29)  # fmt: skip
+# LAST_F: the frame of the direction's latest segment (at LASTACK_T; its time in `ctimes`).
+# RETX_N: its retransmissions; RX_HEAD, RX_TAIL: the first MAX_EVIDENCE of them (rows of `xrows`).
+NF = 29
 # Per connection (a row of `conns`); times as float seconds in `ctimes` (LAST_TIME, LA_TIME, and
 # each direction's latest segment's: F_TIME + (row & 1)).
 (MRU_SYN, FIRST_RTT, RTT_WAIT, HS_PENDING, HS_DONE, PACKETS, LAST_FRAME, LAST_TNS, LA_FRAME, LA_TNS,
@@ -66,16 +69,30 @@ NQ = 6
 # found through `table` (open addressing on direction, generation, seq; -1 empty). A generation
 # is what a direction's runs were until they were cleared (MAX_RUNS of them): the cleared rows
 # are freed (generation -1) for new runs, so that memory stays bounded as the loop's does.
-R_FLOW, R_GEN, R_SEQ, R_COUNT, R_ORIG, R_NEXT = range(6)
-NR = 6
-# Counters (`counts`): N_RUNS is the rows of `runs` ever used, FREE_RUN the first freed one.
-N_CONNS, FREE_HEAD, FREE_N, N_RUNS, N_EVENTS, TABLE_USED, FREE_RUN = range(7)
-# An event (a row of `events`; in `etimes` the original send's time, and the reverse direction's
-# latest segment's: where a keep-alive run counts from).
+# A run is also the evidence of `flows.Run`: its end, whether new data went out before its first
+# retransmission (R_FRESH) and the peer had acknowledged it (R_ACKED), its original send's frame
+# and time (R_OFRAME -1: not captured), its latest retransmission (frame, time, position, flags)
+# and its sends (the original, then each retransmission, MAX_EVIDENCE + 1 at most: rows of
+# `xrows`). Times as float seconds in `rtimes` (the original's, the latest's).
+(R_FLOW, R_GEN, R_SEQ, R_COUNT, R_ORIG, R_NEXT, R_END, R_FRESH, R_ACKED, R_OFRAME, R_OTNS, R_LFRAME,
+ R_LTNS, R_LPOS, R_LFLAGS, R_SHEAD, R_STAIL, R_SN) = range(18)  # fmt: skip
+NR = 18
+RT_ORIG, RT_LAST = 0, 1
+# A frame kept as evidence (a row of `xrows`, linked; its time in `xtimes`): a run's sends, a
+# direction's retransmissions. A freed run's rows are chained from FREE_X for reuse.
+X_FRAME, X_TNS, X_NEXT = range(3)
+NX = 3
+# Counters (`counts`): N_RUNS is the rows of `runs` ever used, FREE_RUN the first freed one;
+# N_X the rows of `xrows` ever used.
+N_CONNS, FREE_HEAD, FREE_N, N_RUNS, N_EVENTS, TABLE_USED, FREE_RUN, N_X, FREE_X = range(9)
+NCOUNTS = 9
+# An event (a row of `events`; in `etimes` the reverse direction's latest segment's time: where
+# a keep-alive run counts from). Retransmissions need none: their facts stay in the arrays.
 (E_ROW, E_FLOW, E_TA, E_NEW, E_FWD_LF, E_FWD_LAT, E_REV_LF, E_REV_LAT, E_REV_WIN, E_REV_LA,
- E_OFRAME, E_OTNS, E_FRESH, E_ACKED, E_END, E_REV_F) = range(16)  # fmt: skip
-NE = 16
-ET_ORIG, ET_REV = 0, 1
+ E_REV_F) = range(11)  # fmt: skip
+NE = 11
+# What an event is written for (besides a new connection, SYN, FIN, RST).
+EVENT_FACTS = ZW | KA | KA_ACK
 
 
 def _covers(ack: int, end: int) -> bool:
@@ -103,6 +120,33 @@ def rehash(table: I64, runs: I64, flows: I64, n_runs: int) -> int:
             table[_slot(table, runs, f, runs[r, R_GEN], runs[r, R_SEQ])] = r
             used += 1
     return used
+
+
+def _keep(xrows: I64, xtimes: F64, counts: I64, frame: int, tns: int, time: float) -> int:
+    """A new row of `xrows` (a freed one if any) holding a frame; returns it."""
+    x = counts[FREE_X]
+    if x >= 0:
+        counts[FREE_X] = xrows[x, X_NEXT]
+    else:
+        x = counts[N_X]
+        counts[N_X] = x + 1
+    xrows[x, X_FRAME] = frame
+    xrows[x, X_TNS] = tns
+    xrows[x, X_NEXT] = -1
+    xtimes[x] = time
+    return int(x)
+
+
+def _send(runs: I64, xrows: I64, xtimes: F64, counts: I64, r: int, frame: int, tns: int, time: float) -> None:
+    """One more send of run `r` (`flows.Run.sends`)."""
+    x = _keep(xrows, xtimes, counts, frame, tns, time)
+    tail = runs[r, R_STAIL]
+    if tail >= 0:
+        xrows[tail, X_NEXT] = x
+    else:
+        runs[r, R_SHEAD] = x
+    runs[r, R_STAIL] = x
+    runs[r, R_SN] += 1
 
 
 def _watching(flows: I64, conns: I64, f: int) -> bool:
@@ -133,20 +177,24 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
     queue: I64,
     qtimes: F64,
     runs: I64,
+    rtimes: F64,
     table: I64,
+    xrows: I64,
+    xtimes: F64,
     counts: I64,
     events: I64,
     etimes: F64,
     max_unacked: int,
     max_unacked_retx: int,
     max_runs: int,
+    max_evidence: int,
 ) -> None:
     """Analyse rows 0..n-1 (in stream order). `dkey`: each segment's direction key (its reverse
     is `dkey ^ 1`); `flow_of`: a direction key's current direction row (-1: none yet); `same`:
     1 for a key whose 4-tuple is its own reverse (the loop's dictionary then holds the second
     direction for it). The
-    caller makes room first: n more connections, runs, free queue entries and events, and a
-    table at most half full after n more."""
+    caller makes room first: n more connections, runs, free queue entries and events, 2n more
+    rows of `xrows`, and a table at most half full after n more."""
     for j in range(n):
         dk = dkey[j]
         seq = seqs[j]
@@ -180,6 +228,8 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                     flows[g, Q_HEAD] = -1
                     flows[g, Q_TAIL] = -1
                     flows[g, RUN_HEAD] = -1
+                    flows[g, RX_HEAD] = -1
+                    flows[g, RX_TAIL] = -1
                 fwd = 2 * c
                 flow_of[dk] = fwd
                 flow_of[dk ^ 1] = fwd + 1
@@ -291,6 +341,12 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                             runs[e, R_GEN] = -1
                             runs[e, R_NEXT] = counts[FREE_RUN]
                             counts[FREE_RUN] = e
+                            x = runs[e, R_SHEAD]  # its sends too
+                            while x >= 0:
+                                nx = xrows[x, X_NEXT]
+                                xrows[x, X_NEXT] = counts[FREE_X]
+                                counts[FREE_X] = x
+                                x = nx
                         e = nxt
                     flows[fwd, RUN_HEAD] = -1
                     if keep:
@@ -324,10 +380,38 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                 runs[r, R_SEQ] = seq
                 runs[r, R_COUNT] = 0
                 runs[r, R_ORIG] = 1 if o_frame >= 0 else 0
+                runs[r, R_END] = end
+                runs[r, R_FRESH] = fresh
+                runs[r, R_ACKED] = acked_before
+                runs[r, R_OFRAME] = o_frame
+                runs[r, R_OTNS] = o_tns
+                rtimes[r, RT_ORIG] = o_time
+                runs[r, R_SHEAD] = -1
+                runs[r, R_STAIL] = -1
+                runs[r, R_SN] = 0
+                if o_frame >= 0:
+                    _send(runs, xrows, xtimes, counts, r, o_frame, o_tns, o_time)
                 table[h] = r
                 counts[TABLE_USED] += 1
                 flows[fwd, RUN_N] += 1
+            # Run.add, and the direction's count and evidence.
             runs[r, R_COUNT] += 1
+            runs[r, R_LFRAME] = frames[j]
+            runs[r, R_LTNS] = tns
+            runs[r, R_LPOS] = poss[j]
+            runs[r, R_LFLAGS] = flags
+            rtimes[r, RT_LAST] = times[j]
+            if runs[r, R_SN] <= max_evidence:
+                _send(runs, xrows, xtimes, counts, r, frames[j], tns, times[j])
+            flows[fwd, RETX_N] += 1
+            if flows[fwd, RETX_N] <= max_evidence:
+                x = _keep(xrows, xtimes, counts, frames[j], tns, times[j])
+                tail = flows[fwd, RX_TAIL]
+                if tail >= 0:
+                    xrows[tail, X_NEXT] = x
+                else:
+                    flows[fwd, RX_HEAD] = x
+                flows[fwd, RX_TAIL] = x
             best = conns[c, BEST]
             if (
                 best < 0
@@ -335,7 +419,7 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                 or (runs[r, R_COUNT] == runs[best, R_COUNT] and (runs[r, R_ORIG] or not runs[best, R_ORIG]))
             ):
                 conns[c, BEST] = r
-        if new or flags & (SYN | FIN | RST) or ta & FACTS:
+        if new or flags & (SYN | FIN | RST) or ta & EVENT_FACTS:
             k = counts[N_EVENTS]
             counts[N_EVENTS] = k + 1
             events[k, E_ROW] = j
@@ -348,14 +432,8 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
             events[k, E_REV_LAT] = flows[rev, LASTACK_T]
             events[k, E_REV_WIN] = flows[rev, WINDOW]
             events[k, E_REV_LA] = flows[rev, LASTACK]
-            events[k, E_OFRAME] = o_frame
-            events[k, E_OTNS] = o_tns
-            events[k, E_FRESH] = fresh
-            events[k, E_ACKED] = acked_before
-            events[k, E_END] = end
             events[k, E_REV_F] = flows[rev, LAST_F]
-            etimes[k, ET_ORIG] = o_time
-            etimes[k, ET_REV] = ctimes[c, F_TIME + (rev & 1)]
+            etimes[k] = ctimes[c, F_TIME + (rev & 1)]
         if (seglen or ctl) and not ta & KA:
             conns[c, LA_FRAME] = frames[j]
             conns[c, LA_TNS] = tns

@@ -88,6 +88,8 @@ def compiled() -> tuple[Walks, Kernels]:
     arrayloop._slot = jit(arrayloop._slot)
     arrayloop._watching = jit(arrayloop._watching)
     arrayloop._append = jit(arrayloop._append)
+    arrayloop._keep = jit(arrayloop._keep)
+    arrayloop._send = jit(arrayloop._send)
     keys.key_hash = jit(keys.key_hash)
     walks = Walks(
         jit(walk.walk_records), jit(walk.walk_epbs), jit(walk.decode_fields), jit(walk.gather_slices)

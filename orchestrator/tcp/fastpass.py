@@ -31,7 +31,7 @@ from orchestrator.pcap.reader import TcpPacket
 from orchestrator.tcp import arrayloop as al
 from orchestrator.tcp import flows as fl
 from orchestrator.tcp import keys, loop
-from orchestrator.tcp.flows import ANY_RETX, FACTS, KA, Conn, Flow
+from orchestrator.tcp.flows import KA, Conn, Flow, Run, Seen
 from orchestrator.tcp.segments import FlowKey, control_facts, record_facts
 
 __all__ = ["PLAIN", "Kernels", "analyze_arrays", "warm_up"]
@@ -84,10 +84,14 @@ class _State:
         self.queue = np.zeros((0, al.NQ), dtype=np.int64)
         self.qtimes = np.zeros(0, dtype=np.float64)
         self.runs = np.zeros((16, al.NR), dtype=np.int64)
+        self.rtimes = np.zeros((16, 2), dtype=np.float64)
         self.table = np.full(64, -1, dtype=np.int64)
-        self.counts = np.zeros(7, dtype=np.int64)
+        self.xrows = np.zeros((64, al.NX), dtype=np.int64)
+        self.xtimes = np.zeros(64, dtype=np.float64)
+        self.counts = np.zeros(al.NCOUNTS, dtype=np.int64)
         self.counts[al.FREE_HEAD] = -1
         self.counts[al.FREE_RUN] = -1
+        self.counts[al.FREE_X] = -1
         self.objs: list[Conn] = []  # in the order the loop made them (its rows)
 
     def ip4_keys(self, a: I64, b: I64) -> I64:
@@ -144,7 +148,8 @@ class _State:
         return k
 
     def make_room(self, n: int) -> None:
-        """Room for a chunk of `n` segments: each may start a connection, a run, queue a segment."""
+        """Room for a chunk of `n` segments: each may start a connection, a run, queue a
+        segment, keep two frames as evidence."""
         cnt = self.counts
         self.flow_of = _grow_flat(self.flow_of, int(self.n_keys[0]))
         self.same = _grow_flat(self.same, int(self.n_keys[0]), 0)
@@ -154,6 +159,9 @@ class _State:
             self.ctimes = _grow(self.ctimes, need)
             self.flows = _grow(self.flows, 2 * len(self.conns))
         self.runs = _grow(self.runs, int(cnt[al.N_RUNS]) + n)
+        self.rtimes = _grow(self.rtimes, len(self.runs))
+        self.xrows = _grow(self.xrows, int(cnt[al.N_X]) + 2 * n)
+        self.xtimes = _grow(self.xtimes, len(self.xrows))
         if 2 * (int(cnt[al.TABLE_USED]) + n) > len(self.table):
             size = 1 << (4 * (int(cnt[al.N_RUNS]) + n)).bit_length()
             self.table = np.full(size, -1, dtype=np.int64)
@@ -187,7 +195,7 @@ class _State:
         self.make_room(n)
         c = np.ascontiguousarray  # one compiled variant: contiguous arrays
         events = np.zeros((n, al.NE), dtype=np.int64)
-        etimes = np.zeros((n, 2), dtype=np.float64)
+        etimes = np.zeros(n, dtype=np.float64)
         self.counts[al.N_EVENTS] = 0
         self.k.analyze_rows(
             n,
@@ -209,13 +217,17 @@ class _State:
             self.queue,
             self.qtimes,
             self.runs,
+            self.rtimes,
             self.table,
+            self.xrows,
+            self.xtimes,
             self.counts,
             events,
             etimes,
             loop.MAX_UNACKED,
             fl.MAX_UNACKED,
             fl.MAX_RUNS,
+            fl.MAX_EVIDENCE,
         )
         k = int(self.counts[al.N_EVENTS])
         return events[:k], etimes[:k]
@@ -223,11 +235,8 @@ class _State:
     def replay(self, events: I64, etimes: F64, packets: list[TcpPacket], positions: list[int]) -> None:
         """The facts of a chunk's events (`packets`, `positions`: theirs), in order."""
         objs = self.objs
-        for ev, p, i, (otime, rev_time) in zip(
-            events.tolist(), packets, positions, etimes.tolist(), strict=True
-        ):
-            (_row, f, ta, new, fwd_lf, fwd_lat, rev_lf, rev_lat, rev_win, rev_la, o_frame, o_tns, fresh,
-             acked_before, end, rev_frame) = ev  # fmt: skip
+        for ev, p, i, rev_time in zip(events.tolist(), packets, positions, etimes.tolist(), strict=True):
+            _row, f, ta, new, fwd_lf, fwd_lat, rev_lf, rev_lat, rev_win, rev_la, rev_frame = ev
             if new:
                 objs.append(Conn(len(objs), p, i))
             conn = objs[f >> 1]
@@ -237,12 +246,8 @@ class _State:
             rev.lastflags, rev.lastack_t, rev.window, rev.lastack = rev_lf, rev_lat, rev_win, rev_la
             if ta & KA and rev_lat:  # where a keep-alive run counts from
                 rev.last_p = _stub(rev_frame, rev_time, rev_lat, p.file)
-            if ta & FACTS:
-                found = None
-                if ta & ANY_RETX:
-                    original = _stub(o_frame, otime, o_tns, p.file) if o_frame >= 0 else None
-                    found = (original, bool(fresh), bool(acked_before))
-                record_facts(conn, fwd, rev, p, i, ta, end, found)
+            if ta & al.EVENT_FACTS:  # a retransmission's facts are the loop's (`finish`)
+                record_facts(conn, fwd, rev, p, i, ta & al.EVENT_FACTS, 0)
             if p.flags & 0x07:
                 control_facts(fwd, rev, p, i)
 
@@ -260,7 +265,35 @@ class _State:
             c.first_rtt = row[al.FIRST_RTT]
             for g, f in ((2 * k, c.a), (2 * k + 1, c.b)):
                 _finish_flow(f, flows[g].tolist(), queue, qtimes, file)
+                if flows[g, al.RETX_N]:
+                    f.retx = int(flows[g, al.RETX_N])
+                    f.retx_frames = self._kept(int(flows[g, al.RX_HEAD]), file)
+            if row[al.BEST] >= 0:
+                c.best_run_flow = c.a if self.runs[row[al.BEST], al.R_FLOW] == 2 * k else c.b
+                c.best_run = self._run(row[al.BEST], file)
         return self.objs
+
+    def _run(self, r: int, file: str) -> Run:
+        """Run `r` of the loop's as the reference's `flows.Run`."""
+        row = self.runs[r].tolist()
+        first, last = self.rtimes[r].tolist()
+        original = _stub(row[al.R_OFRAME], first, row[al.R_OTNS], file) if row[al.R_OFRAME] >= 0 else None
+        run = Run(row[al.R_SEQ], row[al.R_END], original, bool(row[al.R_FRESH]), bool(row[al.R_ACKED]))
+        run.count = row[al.R_COUNT]
+        run.sends = self._kept(row[al.R_SHEAD], file)  # the original first, if captured
+        latest = (row[al.R_LFRAME], last, "", 0, "", 0, 0, 0, row[al.R_LFLAGS], 0, 0, file, row[al.R_LTNS])
+        run.last = Seen(_new(TcpPacket, latest), row[al.R_LPOS])  # its flags too: the notes read them
+        return run
+
+    def _kept(self, x: int, file: str) -> list[TcpPacket]:
+        """The frames of a list of `xrows` from row `x`, as stand-ins."""
+        xrows, xtimes = self.xrows, self.xtimes
+        out = []
+        while x >= 0:
+            frame, tns, nxt = xrows[x].tolist()
+            out.append(_stub(frame, float(xtimes[x]), tns, file))
+            x = nxt
+        return out
 
 
 def _finish_flow(f: Flow, st: list[int], queue: I64, qtimes: F64, file: str) -> None:

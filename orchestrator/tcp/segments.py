@@ -30,7 +30,6 @@ from orchestrator.tcp.flows import (
 )
 
 __all__ = [
-    "Found",
     "classify_behind",
     "control_facts",
     "forget_acked",
@@ -93,19 +92,11 @@ def classify_behind(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, nextseq: int
     return RETX
 
 
-# What the array loop (`arrayloop`) found for a retransmission in its own queue of unacknowledged
-# segments: the original send (None: not captured), whether new data went out after it, and
-# whether the peer had acknowledged it.
-Found = tuple[TcpPacket | None, bool, bool]
-
-
-def record_facts(
-    conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int, ta: int, end: int, found: Found | None = None
-) -> None:
+def record_facts(conn: Conn, fwd: Flow, rev: Flow, p: TcpPacket, i: int, ta: int, end: int) -> None:
     """Counts and evidence for a retransmission, keep-alive, keep-alive ACK or zero window.
-    `found`: what `arrayloop` found in its queue (then `fwd.unacked` is not looked at)."""
+    (`arrayloop` keeps a retransmission's facts itself, the same way.)"""
     if ta & ANY_RETX:
-        _record_retransmission(conn, fwd, p, i, end, found)
+        _record_retransmission(conn, fwd, p, i, end)
     elif ta & KA:
         _record_keepalive(fwd, rev, p, i)
     elif ta & KA_ACK:
@@ -125,9 +116,7 @@ def forget_acked(flow: Flow, q: deque[tuple[int, TcpPacket, int]], ack: int) -> 
         q.popleft()
 
 
-def _record_retransmission(
-    conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int, found: Found | None
-) -> None:
+def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int) -> None:
     fwd.retx += 1
     if len(fwd.retx_frames) < MAX_EVIDENCE:
         fwd.retx_frames.append(p)
@@ -140,17 +129,14 @@ def _record_retransmission(
             best = conn.best_run
             if best is not None and conn.best_run_flow is fwd:
                 runs[best.seq] = best
-        if found is not None:
-            original, fresh, acked_before = found
-        else:
-            original = next((e[1] for e in fwd.unacked if e[1].seq == seq), None)
-            if original is None and len(fwd.unacked) < fl.MAX_UNACKED:
-                # Its first send was not captured (or was already acknowledged): let this one
-                # stand for it among the unacknowledged segments.
-                fwd.unacked.append((end, p, i))
-                fwd.messy = True
-            fresh = original is not None and fwd.nextseq_t > original.time_ns
-            acked_before = acked(fwd, end)
+        original = next((e[1] for e in fwd.unacked if e[1].seq == seq), None)
+        if original is None and len(fwd.unacked) < fl.MAX_UNACKED:
+            # Its first send was not captured (or was already acknowledged): let this one
+            # stand for it among the unacknowledged segments.
+            fwd.unacked.append((end, p, i))
+            fwd.messy = True
+        fresh = original is not None and fwd.nextseq_t > original.time_ns
+        acked_before = acked(fwd, end)
         run = runs[seq] = Run(seq, end, original, fresh, acked_before)
     run.add(p, i)
     best = conn.best_run

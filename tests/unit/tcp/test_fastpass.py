@@ -291,3 +291,35 @@ def test_cleared_runs_are_freed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert retransmitted > 100
     assert _fast(path, _kernels(kind)) == reference
     assert int(made[0].counts[arrayloop.N_RUNS]) <= 16 * 4  # 8 connections, two directions, 3 runs + 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_retransmission_evidence_is_capped_and_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The loop keeps a retransmission's evidence itself (each direction's first frames, each
+    run's sends): capped as the reference caps it, and a cleared run's frames are reused, so
+    that the frames kept stay bounded however many segments are retransmitted."""
+    path = tmp_path / "long.pcap"
+    _bench().write_capture(path, 40_000 if kind == "compiled" else 8_000, "long", seed=4)
+    for module in (fl, segments):
+        monkeypatch.setattr(module, "MAX_RUNS", 3)
+        monkeypatch.setattr(module, "MAX_EVIDENCE", 2)
+    made: list[fastpass._State] = []
+
+    class Spy(fastpass._State):
+        def __init__(self, kernels: Kernels) -> None:
+            super().__init__(kernels)
+            made.append(self)
+
+    monkeypatch.setattr(fastpass, "_State", Spy)
+    reference = _reference(path)
+    runs = [c for c in reference.connections if len(c.backoff_frames) == 3]
+    assert runs, "no segment sent three times or more: the cap is not tested"
+    assert all(len(c.retransmission_frames.client) <= 2 for c in reference.connections)
+    retransmitted = sum(c.retransmissions.client + c.retransmissions.server for c in reference.connections)
+    assert _fast(path, _kernels(kind)) == reference
+    # 16 directions, each: 2 frames of its own, and 3 live runs + the best, of 3 sends each.
+    bound = 16 * (2 + 4 * 3)
+    assert retransmitted > 2 * bound  # without reuse, every retransmission would keep a frame
+    assert int(made[0].counts[arrayloop.N_X]) <= bound
