@@ -93,6 +93,8 @@ class _State:
         self.counts[al.FREE_RUN] = -1
         self.counts[al.FREE_X] = -1
         self.objs: list[Conn] = []  # in the order the loop made them (its rows)
+        self._xrows: list[list[int]] = []  # `xrows` and `xtimes` as lists, for `finish`
+        self._xtimes: list[float] = []
 
     def ip4_keys(self, a: I64, b: I64) -> I64:
         """The direction keys of segments between IPv4 endpoints (`a` from, `b` to, each
@@ -253,21 +255,26 @@ class _State:
 
     def finish(self, file: str) -> list[Conn]:
         """The connections, with what their summaries read of the loop's state."""
-        flows, conns, ctimes = self.flows, self.conns, self.ctimes
+        n = len(self.objs)
+        # Every row as Python numbers at once: a row at a time costs a numpy call each.
+        conns, ctimes, flows = self.conns[:n].tolist(), self.ctimes[:n].tolist(), self.flows[: 2 * n].tolist()
         queue, qtimes = self.queue, self.qtimes
+        used = int(self.counts[al.N_X])
+        self._xrows, self._xtimes = self.xrows[:used].tolist(), self.xtimes[:used].tolist()
         for k, c in enumerate(self.objs):
-            row = conns[k].tolist()
+            row, times = conns[k], ctimes[k]
             c.packets = row[al.PACKETS]
-            c.last = _stub(row[al.LAST_FRAME], float(ctimes[k, al.LAST_TIME]), row[al.LAST_TNS], file)
+            c.last = _stub(row[al.LAST_FRAME], times[al.LAST_TIME], row[al.LAST_TNS], file)
             if row[al.LA_FRAME] >= 0:
-                c.last_activity = _stub(row[al.LA_FRAME], float(ctimes[k, al.LA_TIME]), row[al.LA_TNS], file)
+                c.last_activity = _stub(row[al.LA_FRAME], times[al.LA_TIME], row[al.LA_TNS], file)
             c.handshake_done = bool(row[al.HS_DONE])
             c.first_rtt = row[al.FIRST_RTT]
             for g, f in ((2 * k, c.a), (2 * k + 1, c.b)):
-                _finish_flow(f, flows[g].tolist(), queue, qtimes, file)
-                if flows[g, al.RETX_N]:
-                    f.retx = int(flows[g, al.RETX_N])
-                    f.retx_frames = self._kept(int(flows[g, al.RX_HEAD]), file)
+                st = flows[g]
+                _finish_flow(f, st, queue, qtimes, file)
+                if st[al.RETX_N]:
+                    f.retx = st[al.RETX_N]
+                    f.retx_frames = self._kept(st[al.RX_HEAD], file)
             if row[al.BEST] >= 0:
                 c.best_run_flow = c.a if self.runs[row[al.BEST], al.R_FLOW] == 2 * k else c.b
                 c.best_run = self._run(row[al.BEST], file)
@@ -287,11 +294,11 @@ class _State:
 
     def _kept(self, x: int, file: str) -> list[TcpPacket]:
         """The frames of a list of `xrows` from row `x`, as stand-ins."""
-        xrows, xtimes = self.xrows, self.xtimes
+        xrows, xtimes = self._xrows, self._xtimes
         out = []
         while x >= 0:
-            frame, tns, nxt = xrows[x].tolist()
-            out.append(_stub(frame, float(xtimes[x]), tns, file))
+            frame, tns, nxt = xrows[x]
+            out.append(_stub(frame, xtimes[x], tns, file))
             x = nxt
         return out
 
