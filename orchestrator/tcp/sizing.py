@@ -38,8 +38,8 @@ def is_small(capture: TcpCapture) -> bool:
 
 def auto_processes(capture: TcpCapture) -> int:
     """Processes for a capture when the user did not say: one per usable CPU (at most
-    `MAX_AUTO`) for a big capture read as columns, else one (segments read one by one by the
-    reference reader would cost more to deal out than to analyse)."""
+    `MAX_AUTO`) for a big capture read as columns, else one (every process reads the whole
+    capture: segments read one by one by the reference reader would cost each the whole read)."""
     if size_of(capture) < SHARED_BYTES or not has_columns(capture):
         return 1
     if "fork" not in multiprocessing.get_all_start_methods():

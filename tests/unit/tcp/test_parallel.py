@@ -26,24 +26,24 @@ from tests.unit.cli.test_analyze import cli
 
 
 def _owners(chunk: Chunk, processes: int) -> list[int]:
-    """The process `parallel._split` gives each segment of a chunk, in the chunk's order."""
-    owners = np.array(
-        [0] * parallel.PARENT_SHARE + [p for p in range(1, processes) for _ in range(parallel.CHILD_SHARE)]
-    )
-    shares = parallel._split(chunk, owners, len(owners), processes)
-    by_pos = {}
-    for proc, share in enumerate(shares):
+    """The process that keeps each segment of a chunk (`parallel._share_of`), in the chunk's order."""
+    by_pos: dict[int, int] = {}
+    for proc in range(processes):
+        share = parallel._share_of(chunk, proc, processes)
         if share is None:
             continue
         positions = [i for i, _p in share.pairs] if share.pairs is not None else share.columns.pos.tolist()  # type: ignore[union-attr]
+        assert not set(positions) & set(by_pos)  # kept by one process only
         by_pos.update((i, proc) for i in positions)
+    positions = [i for i, _p in chunk.pairs] if chunk.pairs is not None else chunk.columns.pos.tolist()  # type: ignore[union-attr]
+    assert sorted(by_pos) == sorted(positions)  # and every segment by one
     return [by_pos[i] for i in sorted(by_pos)]
 
 
 @pytest.mark.parametrize("processes", [2, 3])
-def test_dealing_keeps_a_connection_together_columns_or_pairs(tmp_path: Path, processes: int) -> None:
-    """A chunk with an odd segment goes as pairs: its connections must land where the same
-    connections go when dealt as columns (`part_of` and the vectorised hash agree)."""
+def test_sharing_keeps_a_connection_together_columns_or_pairs(tmp_path: Path, processes: int) -> None:
+    """A chunk with an odd segment is read as pairs: its connections must land where the same
+    connections go when read as columns (`part_of` and the vectorised hash agree)."""
     path = random_capture(tmp_path / "c.pcap", 5, 60)
     (chunk,) = list(read_chunks(read_tcp(path)))
     cols = chunk.columns
@@ -112,11 +112,9 @@ def test_a_failing_child_is_an_error_not_a_partial_result(
         analyze_shared(read_tcp(path), 2)
 
 
-def test_a_child_that_dies_with_work_queued_does_not_hang_the_parent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_child_that_dies_does_not_hang_the_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = random_capture(tmp_path / "c.pcap", 3, 150)
-    monkeypatch.setattr(columns, "CHUNK", 2000)  # many chunks: more than the queue holds
+    monkeypatch.setattr(columns, "CHUNK", 2000)  # many chunks
     real = parallel.summarize_chunks
     parent = os.getpid()
 
@@ -138,7 +136,7 @@ def test_small_captures_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.
     rng = random.Random(1)
     c = random_conversation(rng, ("10.0.0.1", 40000), ("10.1.0.2", 80), T0)
     null = write_scapy(tmp_path / "null.pcap", c.segs, link="null")
-    assert auto_processes(read_tcp(null)) == 1  # read one by one: dealing out would cost more
+    assert auto_processes(read_tcp(null)) == 1  # read one by one: every process would read it all
 
 
 @pytest.mark.parametrize("mode", [["--json"], []])
