@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scapy.utils import wrpcap
 
 from orchestrator.errors import TcpscenError
 from orchestrator.pcap import columns
@@ -21,7 +22,7 @@ from orchestrator.tcp.compiled import Pass
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.parallel import analyze_shared, part_of
 from orchestrator.tcp.sizing import auto_processes
-from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy
+from tests.helpers.pcaps import T0, random_capture, random_conversation, scapy_packet, write_scapy
 from tests.unit.cli.test_analyze import cli
 
 
@@ -72,6 +73,29 @@ def test_ipv6_connections_keep_together(tmp_path: Path) -> None:
         key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
         assert owner.setdefault(key, proc) == proc
     assert part_of("2001:db8::1", 1, "2001:db8::2", 2, 3) == part_of("2001:db8::2", 2, "2001:db8::1", 1, 3)
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_columns_and_pairs_chunks_shared_are_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
+    """IPv6 connections among IPv4 ones, in small chunks: each process reads every chunk, some as
+    columns and some as pairs (a chunk with an IPv6 segment), and keeps its own connections of
+    both kinds; together they are the one process's analysis."""
+    rng = random.Random(5)
+    convs = [
+        (random_conversation(rng, (f"10.0.0.{k}", 20000 + k), ("10.1.0.2", 80), T0 + k / 4), k % 3 == 0)
+        for k in range(1, 40)
+    ]
+    timed = sorted((s.t, scapy_packet(s, "ether", v6)) for c, v6 in convs for s in c.segs)
+    path = tmp_path / "mixed.pcap"
+    wrpcap(str(path), [p for _t, p in timed], linktype=1)
+    monkeypatch.setattr(columns, "CHUNK", 1500)
+    kinds = {chunk.pairs is not None for chunk in read_chunks(read_tcp(path))}
+    assert kinds == {True, False}  # both kinds of chunk
+    one = analyze_capture(read_tcp(path))
+    assert any(":" in c.client for c in one.connections) and any("." in c.client for c in one.connections)
+    assert analyze_shared(read_tcp(path), processes) == one
 
 
 @pytest.mark.parametrize("processes", [2, 3])
