@@ -44,7 +44,6 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 KA, KA_ACK, ZWP, ZWP_ACK, ZW = 0x1, 0x2, 0x4, 0x8, 0x10
 RETX, FAST, SPUR, OOO, DUPACK = 0x20, 0x40, 0x80, 0x100, 0x200
 ANY_RETX = RETX | FAST | SPUR
-FACTS = ZW | KA | KA_ACK | ANY_RETX
 OOO_DEFAULT_NS = 3_000_000
 FAST_WINDOW_NS = 20_000_000
 
@@ -69,11 +68,12 @@ NQ = 6
 # found through `table` (open addressing on direction, generation, seq; -1 empty). A generation
 # is what a direction's runs were until they were cleared (MAX_RUNS of them): the cleared rows
 # are freed (generation -1) for new runs, so that memory stays bounded as the loop's does.
-# A run is also the evidence of `flows.Run`: its end, whether new data went out before its first
-# retransmission (R_FRESH) and the peer had acknowledged it (R_ACKED), its original send's frame
-# and time (R_OFRAME -1: not captured), its latest retransmission (frame, time, position, flags)
-# and its sends (the original, then each retransmission, MAX_EVIDENCE + 1 at most: rows of
-# `xrows`). Times as float seconds in `rtimes` (the original's, the latest's).
+# A run is also the evidence of `flows.Run`: its end, whether new data went out after its
+# original send and before its first retransmission (R_FRESH) and the peer had acknowledged it
+# (R_ACKED), its original send's frame and time (R_OFRAME -1: not captured), its latest
+# retransmission (frame, time, position, flags) and its sends (the original, then each
+# retransmission, MAX_EVIDENCE + 1 at most: rows of `xrows`). Times as float seconds in `rtimes`
+# (the original's, the latest's).
 (R_FLOW, R_GEN, R_SEQ, R_COUNT, R_ORIG, R_NEXT, R_END, R_FRESH, R_ACKED, R_OFRAME, R_OTNS, R_LFRAME,
  R_LTNS, R_LPOS, R_LFLAGS, R_SHEAD, R_STAIL, R_SN) = range(18)  # fmt: skip
 NR = 18
@@ -82,6 +82,9 @@ RT_ORIG, RT_LAST = 0, 1
 # direction's retransmissions. A freed run's rows are chained from FREE_X for reuse.
 X_FRAME, X_TNS, X_NEXT = range(3)
 NX = 3
+# Rows of `xrows` one segment may take: a retransmission that starts a run keeps its original
+# send and itself as the run's sends, and itself among its direction's retransmissions.
+KEPT_PER_SEGMENT = 3
 # Counters (`counts`): N_RUNS is the rows of `runs` ever used, FREE_RUN the first freed one;
 # N_X the rows of `xrows` ever used.
 N_CONNS, FREE_HEAD, FREE_N, N_RUNS, N_EVENTS, TABLE_USED, FREE_RUN, N_X, FREE_X = range(9)
@@ -193,8 +196,8 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
     is `dkey ^ 1`); `flow_of`: a direction key's current direction row (-1: none yet); `same`:
     1 for a key whose 4-tuple is its own reverse (the loop's dictionary then holds the second
     direction for it). The
-    caller makes room first: n more connections, runs, free queue entries and events, 2n more
-    rows of `xrows`, and a table at most half full after n more."""
+    caller makes room first: n more connections, runs, free queue entries and events,
+    KEPT_PER_SEGMENT * n more rows of `xrows`, and a table at most half full after n more."""
     for j in range(n):
         dk = dkey[j]
         seq = seqs[j]
@@ -321,7 +324,7 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
         if (seq == mark_seq or not mark_seq) and not ta & ZWP:
             flows[fwd, MAXSEQ] = nextseq
 
-        # The facts: what the events need, and the runs (they decide the stand-ins).
+        # A retransmission's facts: its run (found or started: the stand-ins and the evidence).
         o_frame, o_tns, o_time, fresh, acked_before = -1, 0, 0.0, 0, 0
         if ta & ANY_RETX:
             gen = flows[fwd, RUN_GEN]

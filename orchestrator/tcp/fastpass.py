@@ -1,19 +1,23 @@
 """The compiled pass: every segment through the array loop (`arrayloop`, compiled by numba in
-`compiled`), and only the segments that leave a fact through Python.
+`compiled`), and only the segments that leave a fact other than a retransmission through
+Python (the loop keeps the retransmissions' facts itself).
 
 Per chunk (`chunks`): each segment gets a direction key (a number per 4-tuple and direction,
 from a dictionary of the 4-tuples seen, looked up once per 4-tuple in the chunk); the array
-loop runs over the chunk and writes an event for each segment that leaves a fact; then the
+loop runs over the chunk and writes an event for each segment that leaves such a fact; then the
 events are replayed, in order, through `segments`' own code (`record_facts`, `control_facts`)
 on the connections' Python objects (`flows.Conn`), with the state each fact reads as the loop
 found it. At the end, what the summaries read of the loop's state (each direction's
-unacknowledged segments, its last ACK, the handshake, ...) is copied onto those objects, and
+unacknowledged segments, its last ACK, the handshake, its retransmissions and their runs, ...)
+is copied onto those objects, and
 `summarize` makes the summaries as for the other passes. The result is the same, summary for
 summary (`tests/unit/tcp/test_fastpass.py`).
 
 Where the loop keeps a packet (a connection's last segment, its last with data, an
-unacknowledged segment), it keeps only its frame number and times: the summaries read nothing
-else of them. Those come back as stand-in packets with only these fields (`_stub`).
+unacknowledged segment, a retransmission kept as evidence, a run's sends), it keeps only its
+frame number and times (and, for a run's latest retransmission, its flags, which the notes
+read): the summaries read nothing else of them. Those come back as stand-in packets with only
+these fields (`_stub`).
 """
 
 from __future__ import annotations
@@ -151,7 +155,7 @@ class _State:
 
     def make_room(self, n: int) -> None:
         """Room for a chunk of `n` segments: each may start a connection, a run, queue a
-        segment, keep two frames as evidence."""
+        segment, keep `arrayloop.KEPT_PER_SEGMENT` frames as evidence."""
         cnt = self.counts
         self.flow_of = _grow_flat(self.flow_of, int(self.n_keys[0]))
         self.same = _grow_flat(self.same, int(self.n_keys[0]), 0)
@@ -162,7 +166,7 @@ class _State:
             self.flows = _grow(self.flows, 2 * len(self.conns))
         self.runs = _grow(self.runs, int(cnt[al.N_RUNS]) + n)
         self.rtimes = _grow(self.rtimes, len(self.runs))
-        self.xrows = _grow(self.xrows, int(cnt[al.N_X]) + 2 * n)
+        self.xrows = _grow(self.xrows, int(cnt[al.N_X]) + al.KEPT_PER_SEGMENT * n)
         self.xtimes = _grow(self.xtimes, len(self.xrows))
         if 2 * (int(cnt[al.TABLE_USED]) + n) > len(self.table):
             size = 1 << (4 * (int(cnt[al.N_RUNS]) + n)).bit_length()

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
@@ -291,6 +294,31 @@ def test_cleared_runs_are_freed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert retransmitted > 100
     assert _fast(path, _kernels(kind)) == reference
     assert int(made[0].counts[arrayloop.N_RUNS]) <= 16 * 4  # 8 connections, two directions, 3 runs + 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_chunk_of_first_retransmissions_has_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The most evidence a segment keeps: a first retransmission whose original came in an
+    earlier chunk keeps three frames (the run's two sends, the direction's own list). A chunk of
+    nothing else, as a one-sided capture after an outage gives, must fit (it overran the arrays:
+    IndexError in Python, memory corruption compiled)."""
+    conns = 300
+    pkts = []
+    for t in (0.0, 1.0):  # every connection's segment, then each sent again, a chunk each
+        for k in range(conns):
+            ip = IP(src=f"10.0.{k // 250}.{k % 250 + 1}", dst="10.1.0.2")
+            p = Ether() / ip / TCP(sport=40000, dport=80, seq=1000, ack=5000, flags="PA") / (b"x" * 100)
+            p.time = T0 + t + k / 1e5
+            pkts.append(p)
+    path = tmp_path / "one_sided.pcap"
+    wrpcap(str(path), pkts)
+    monkeypatch.setattr(columns, "CHUNK", 170 * conns)  # about one round a chunk
+    reference = _reference(path)
+    assert sum(c.retransmissions.client + c.retransmissions.server for c in reference.connections) == conns
+    assert all(len(c.backoff_frames) == 2 for c in reference.connections)
+    assert _fast(path, _kernels(kind)) == reference
 
 
 @pytest.mark.parametrize("kind", KINDS)
