@@ -54,6 +54,7 @@ from typing import BinaryIO, NamedTuple
 
 from orchestrator.errors import CaptureFormatError
 from orchestrator.pcap import pcap, pcapng
+from orchestrator.pcap.bounded import upto
 from orchestrator.pcap.icmp import MAX_ICMP, Found, IcmpError, icmp4_error, icmp_error_in_frame
 from orchestrator.pcap.links import Link, ip4_names
 
@@ -144,6 +145,9 @@ class TcpCapture:
         self.problem: str | None = None
         self.linktypes: set[int] = set()
         self.icmp_errors: list[IcmpError] = []
+        # Read no further than this many bytes (None: to the end): set by a shared analysis,
+        # whose processes each read the file (`bounded`).
+        self.limit: int | None = None
 
     def __repr__(self) -> str:
         return (
@@ -163,9 +167,10 @@ class TcpCapture:
     def open(self) -> BinaryIO:
         """The file, for reading from the start (`CaptureFormatError` if it cannot be read)."""
         try:
-            return open(self.path, "rb")
+            f = open(self.path, "rb")  # noqa: SIM115 - the caller closes it
         except OSError as e:
             raise CaptureFormatError(f"{self.path}: cannot read capture: {e.strerror or e}") from e
+        return f if self.limit is None else upto(f, self.limit)
 
     def __iter__(self) -> Iterator[TcpPacket]:
         return map(itemgetter(1), self.pairs())

@@ -46,6 +46,7 @@ from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
 from orchestrator.tcp.compiled import Pass, Plan, plan_for
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.loop import summarize_pass
+from orchestrator.tcp.sizing import size_of
 
 __all__ = [
     "Rendered",
@@ -134,6 +135,7 @@ def _share(
     rendered), the children's parts collected."""
     ctx = multiprocessing.get_context("fork")
     plan = plan_for(capture)  # before the fork: the children inherit what it compiled
+    capture.limit = size_of(capture) or None  # every process reads the same bytes, even of a growing file
     children: list[tuple[multiprocessing.process.BaseProcess, Any, Connection]] = []
     try:
         for part in range(1, processes):
@@ -164,6 +166,7 @@ def _share(
         ]
         return analysis, [own] + [_receive(forked, receive, capture) for forked, _i, receive in children]
     finally:
+        capture.limit = None
         for forked, inbox, receive in children:
             receive.close()
             if forked.is_alive():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,9 @@ from scapy.utils import wrpcap
 
 from orchestrator.errors import TcpscenError
 from orchestrator.pcap import columns
-from orchestrator.pcap.chunks import read_chunks
+from orchestrator.pcap.chunks import Walks, read_chunks
 from orchestrator.pcap.columns import Chunk
-from orchestrator.pcap.reader import read_tcp
+from orchestrator.pcap.reader import TcpCapture, read_tcp
 from orchestrator.tcp import parallel, sizing
 from orchestrator.tcp.analysis import analyze, analyze_capture
 from orchestrator.tcp.compiled import Pass
@@ -107,6 +107,31 @@ def test_shared_analysis_is_the_single_process_analysis(tmp_path: Path, processe
     assert shared == one
     assert [c.stream for c in shared.connections] == list(range(len(one.connections)))
     assert one.connections == analyze(read_tcp(path))  # and the iterable path agrees too
+
+
+def test_a_capture_growing_during_the_analysis_is_read_to_where_it_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process reads the file itself: one still being written (tcpdump -w) must be read by
+    all to the same end, where it ended when the analysis started. Here the parent appends
+    records (whole ones: more connections) as it starts reading, after the children started."""
+    path = random_capture(tmp_path / "c.pcap", 4, 60)
+    more = random_capture(tmp_path / "more.pcap", 9, 60).read_bytes()[24:]  # records, no header
+    one = analyze_capture(read_tcp(path))
+    real = parallel.read_chunks
+    parent = os.getpid()
+
+    def growing(capture: TcpCapture, walks: Walks | None = None) -> Iterator[Chunk]:
+        if os.getpid() == parent:
+            with path.open("ab") as f:
+                f.write(more)
+        return real(capture, walks)
+
+    monkeypatch.setattr(parallel, "read_chunks", growing)
+    capture = read_tcp(path)
+    assert analyze_shared(capture, 3) == one
+    assert capture.limit is None  # not left bounded
+    assert len(analyze_capture(read_tcp(path)).connections) > len(one.connections)  # it did grow
 
 
 def test_a_truncated_capture_is_reported_once(tmp_path: Path) -> None:
