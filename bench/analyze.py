@@ -23,8 +23,9 @@ pcapng (if tshark's editcap is there), and tshark's TCP conversation table on th
 with the ratio (also on the pcapng and the 8-connection capture). First a small capture (400
 packets), where start-up is everything, beside Python's own start. ``--against DIR`` times the
 same commands run from another checkout (`python -m orchestrator` takes the one it runs in), in
-the same run: a figure against the code before a change, on the same machine at the same
-moment (this machine's speed varies by a factor of three from one hour to the next). Each
+the same run and in turns with this one's (the default and `-j 1`): a figure against the code
+before a change, on the same machine at the same moment (this machine's speed varies by a
+factor of three from one hour to the next). Each
 checkout's modules are byte-compiled first, as an install leaves them: with
 PYTHONDONTWRITEBYTECODE set, an editable checkout would compile its sources at every start.
 """
@@ -339,14 +340,25 @@ def against_tshark(path: Path, written: int, took: float, what: str = "") -> Non
     print(f"  ratio: tcpscen analyze is {theirs / took:.2f}x tshark's speed")
 
 
-def against_other(other: Path | None, cmd: list[str], written: int, took: float, out: bytes | None) -> None:
-    """The same command by another checkout (`--against`), in the same run, and the ratio."""
+def against_other(other: Path | None, cmd: list[str], written: int, out: bytes | None) -> None:
+    """The same command by another checkout (`--against`), in the same run: the two run in turns
+    (this machine drifts, so two blocks of runs one after the other can hide a difference or make
+    one up), with the median of the pairs' ratios."""
     if other is None:
         return
-    theirs, rss, their_out = timed(cmd, cwd=other)
+    ours, theirs, ratios = [], [], []
+    their_out = b""
+    for _ in range(5):
+        a, _rss, _out = _run(cmd, None)
+        b, _rss, their_out = _run(cmd, None, cwd=other)
+        ours.append(a)
+        theirs.append(b)
+        ratios.append(b / a)
     same = "" if out is None else "  (same output)" if their_out == out else "  (OUTPUT DIFFERS)"
-    line(f"  the same by {other.name}", written, theirs, rss, same)
-    print(f"  ratio: this checkout is {theirs / took:.2f}x {other.name}'s speed")
+    line(f"  in turns with {other.name}: this", written, statistics.median(ours), None)
+    line(f"  in turns with {other.name}: {other.name}", written, statistics.median(theirs), None, same)
+    ratio = statistics.median(ratios)
+    print(f"  ratio (median of 5 pairs): this checkout is {ratio:.2f}x {other.name}'s speed")
 
 
 def small_capture(work: Path, tshark: bool, other: Path | None) -> None:
@@ -393,10 +405,12 @@ def bench_capture(name: str, n: int, work: Path, tshark: bool, other: Path | Non
         f"  ({retx:,} retransmissions, {ka:,} keep-alives)",
     )
     if name != "many-small":
-        against_other(other, [*TCPSCEN, str(path)], written, took, out)
+        against_other(other, [*TCPSCEN, str(path)], written, out)
     took1, rss1, out1 = timed([*TCPSCEN, "-j", "1", str(path)])
     same = "same output" if out1 == out else "OUTPUT DIFFERS"
     line("tcpscen analyze --json -j 1", written, took1, rss1, f"  ({same})")
+    if name == "many":
+        against_other(other, [*TCPSCEN, "-j", "1", str(path)], written, out1)
     if name == "many":
         took_s, rss_s, _ = timed([*TCPSCEN[:-1], str(path)])
         line(f"tcpscen analyze (summary, {processes} proc.)", written, took_s, rss_s)
