@@ -140,15 +140,21 @@ def _keep(xrows: I64, xtimes: F64, counts: I64, frame: int, tns: int, time: floa
     return int(x)
 
 
+def _link(rows: I64, next_col: int, owners: I64, o: int, head: int, tail: int, x: int) -> None:
+    """Row `x` of `rows` put at the end of owner `o`'s list (`owners[o, head]` to
+    `owners[o, tail]`, chained through `next_col`): a queue, a run's sends, a direction's
+    retransmissions."""
+    last = owners[o, tail]
+    if last >= 0:
+        rows[last, next_col] = x
+    else:
+        owners[o, head] = x
+    owners[o, tail] = x
+
+
 def _send(runs: I64, xrows: I64, xtimes: F64, counts: I64, r: int, frame: int, tns: int, time: float) -> None:
     """One more send of run `r` (`flows.Run.sends`)."""
-    x = _keep(xrows, xtimes, counts, frame, tns, time)
-    tail = runs[r, R_STAIL]
-    if tail >= 0:
-        xrows[tail, X_NEXT] = x
-    else:
-        runs[r, R_SHEAD] = x
-    runs[r, R_STAIL] = x
+    _link(xrows, X_NEXT, runs, r, R_SHEAD, R_STAIL, _keep(xrows, xtimes, counts, frame, tns, time))
     runs[r, R_SN] += 1
 
 
@@ -409,12 +415,7 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
             flows[fwd, RETX_N] += 1
             if flows[fwd, RETX_N] <= max_evidence:
                 x = _keep(xrows, xtimes, counts, frames[j], tns, times[j])
-                tail = flows[fwd, RX_TAIL]
-                if tail >= 0:
-                    xrows[tail, X_NEXT] = x
-                else:
-                    flows[fwd, RX_HEAD] = x
-                flows[fwd, RX_TAIL] = x
+                _link(xrows, X_NEXT, flows, fwd, RX_HEAD, RX_TAIL, x)
             best = conns[c, BEST]
             if (
                 best < 0
@@ -529,10 +530,5 @@ def _append(
     queue[e, Q_TNS] = tns
     queue[e, Q_NEXT] = -1
     qtimes[e] = time
-    tail = flows[f, Q_TAIL]
-    if tail >= 0:
-        queue[tail, Q_NEXT] = e
-    else:
-        flows[f, Q_HEAD] = e
-    flows[f, Q_TAIL] = e
+    _link(queue, Q_NEXT, flows, f, Q_HEAD, Q_TAIL, e)
     flows[f, Q_LEN] += 1

@@ -87,6 +87,7 @@ def compiled() -> tuple[Walks, Kernels]:
     arrayloop._covers = jit(arrayloop._covers)
     arrayloop._slot = jit(arrayloop._slot)
     arrayloop._watching = jit(arrayloop._watching)
+    arrayloop._link = jit(arrayloop._link)
     arrayloop._append = jit(arrayloop._append)
     arrayloop._keep = jit(arrayloop._keep)
     arrayloop._send = jit(arrayloop._send)
