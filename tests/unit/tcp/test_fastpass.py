@@ -273,14 +273,8 @@ def test_a_numba_that_fails_leaves_the_plain_way(tmp_path: Path, monkeypatch: py
     assert compiled.plan_for(read_tcp(path)) is compiled.PLAIN_PLAN
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_cleared_runs_are_freed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
-    """Memory stays bounded as the loop's does: a direction's runs of retransmissions, once
-    MAX_RUNS of them are cleared, free their rows for the next ones."""
-    path = tmp_path / "long.pcap"
-    _bench().write_capture(path, 40_000 if kind == "compiled" else 8_000, "long", seed=4)
-    monkeypatch.setattr(fl, "MAX_RUNS", 3)
-    monkeypatch.setattr(segments, "MAX_RUNS", 3)
+def _spy_on_states(monkeypatch: pytest.MonkeyPatch) -> list[fastpass._State]:
+    """The array loop's states made from now on, to read their counters afterwards."""
     made: list[fastpass._State] = []
 
     class Spy(fastpass._State):
@@ -289,6 +283,18 @@ def test_cleared_runs_are_freed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             made.append(self)
 
     monkeypatch.setattr(fastpass, "_State", Spy)
+    return made
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cleared_runs_are_freed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Memory stays bounded as the loop's does: a direction's runs of retransmissions, once
+    MAX_RUNS of them are cleared, free their rows for the next ones."""
+    path = tmp_path / "long.pcap"
+    _bench().write_capture(path, 40_000 if kind == "compiled" else 8_000, "long", seed=4)
+    monkeypatch.setattr(fl, "MAX_RUNS", 3)
+    monkeypatch.setattr(segments, "MAX_RUNS", 3)
+    made = _spy_on_states(monkeypatch)
     reference = _reference(path)
     retransmitted = sum(c.retransmissions.client + c.retransmissions.server for c in reference.connections)
     assert retransmitted > 100
@@ -333,14 +339,7 @@ def test_retransmission_evidence_is_capped_and_freed(
     for module in (fl, segments):
         monkeypatch.setattr(module, "MAX_RUNS", 3)
         monkeypatch.setattr(module, "MAX_EVIDENCE", 2)
-    made: list[fastpass._State] = []
-
-    class Spy(fastpass._State):
-        def __init__(self, kernels: Kernels) -> None:
-            super().__init__(kernels)
-            made.append(self)
-
-    monkeypatch.setattr(fastpass, "_State", Spy)
+    made = _spy_on_states(monkeypatch)
     reference = _reference(path)
     runs = [c for c in reference.connections if len(c.backoff_frames) == 3]
     assert runs, "no segment sent three times or more: the cap is not tested"
