@@ -16,6 +16,7 @@ from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, predict_c
 from orchestrator.kernel.settings import KernelSettings, parse_settings
 from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.connection import ConnectionSummary
+from orchestrator.verdict.expectations import check_backoff
 from tests.helpers.netns import CaseResult
 from tests.realkernel.conftest import Cases
 
@@ -143,3 +144,20 @@ def test_zero_window_probes_that_were_answered_are_not_called_unanswered(cases: 
     assert not [
         p for p in predict_connection(conn, lambda _: s, analysis.icmp_errors) if p.kind == "rto-abort"
     ]
+
+
+@pytest.mark.realcase("retries2_3", "retries2_4", "tlp_nagle", "syn_retries_2")
+@pytest.mark.parametrize(
+    ("name", "doubles"),
+    [("retries2_3", True), ("retries2_4", True), ("tlp_nagle", True), ("syn_retries_2", False)],
+)
+def test_backoff_doubling_is_judged_from_the_gaps(cases: Cases, name: str, doubles: bool) -> None:
+    """RTO retransmissions double; tlp_nagle's capture ends after three of them (one ratio).
+    tcp_syn_linear_timeouts (kernels from 6.5) retransmits a SYN 1 s apart: not doubling."""
+    result = cases.get(name)
+    if not doubles and result.marks["syn_linear_timeouts"] < 3:
+        pytest.skip("this kernel's SYN retransmissions double too")
+    (conn,) = analyze_file(result.pcaps["a"]).connections
+    assert len(conn.backoff_gaps_s) >= 3, conn.backoff_gaps_s
+    check = check_backoff(conn, 0.10, [], None)
+    assert check.passed is doubles, (check.observed, check.evidence)
