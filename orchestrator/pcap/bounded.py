@@ -8,7 +8,7 @@ still being written (tcpdump -w running), each would read to a different end. Re
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -38,6 +38,6 @@ class _Upto(io.RawIOBase):
         super().close()
 
 
-def upto(f: io.BufferedReader, limit: int) -> BinaryIO:
+def upto(f: io.BufferedReader, limit: int) -> io.BufferedReader:
     """`f` (open for reading at its start), ending after `limit` bytes."""
     return io.BufferedReader(_Upto(f, limit), buffer_size=1 << 16)

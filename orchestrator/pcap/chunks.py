@@ -8,9 +8,9 @@ fixed IPv4 offset is read by the reference reader, in batches of pairs.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from itertools import islice
-from typing import BinaryIO
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from orchestrator.pcap.columns import Chunk, Slice, Walks, assemble, decode, gat
 from orchestrator.pcap.links import Link
 from orchestrator.pcap.ngchunks import pcapng_chunks
 from orchestrator.pcap.reader import MAX_RECORD, TcpCapture, has_columns
+from orchestrator.pcap.refill import Refill
 
 __all__ = ["Walks", "has_columns", "read_chunks"]
 
@@ -45,7 +46,7 @@ def read_chunks(capture: TcpCapture, walks: Walks | None = None) -> Iterator[Chu
 
 
 def _pcap(  # noqa: PLR0915 - the framing loop
-    capture: TcpCapture, f: BinaryIO, walks: Walks | None
+    capture: TcpCapture, f: io.BufferedReader, walks: Walks | None
 ) -> Iterator[Chunk]:
     header = pcap.parse_header(f.read(pcap.FILE_HEADER.size))
     link = Link(header.linktype)
@@ -55,28 +56,24 @@ def _pcap(  # noqa: PLR0915 - the framing loop
     lay = Slice(link, pcap.RECORD_HEADER.numpy_fields(header.endian), rec_hdr)
     ns_per_unit, s_per_unit = kind.ns_per_unit, kind.s_per_unit
     width = lay.width
-    pad = bytes(width)
     cap_at = pcap.RECORD_HEADER.offsets["cap"]
     unpack_cap = pcap.RECORD_HEADER.field_struct("cap", header.endian).unpack_from
     little = header.endian == "<"
     chunk_size = columns.CHUNK
-    read = f.read
+    buffer = Refill(f, width)  # every slice is `width` long, even a short last record's
     frame = 0
     tcp = 0
-    rest = b""
+    pos = 0
     want = chunk_size
     try:
         while True:
-            more = read(want)
-            if not more:
-                if rest:
-                    what = "a record header" if len(rest) < rec_hdr else "a packet"
+            if not buffer.fill(pos, want):
+                if buffer.n:
+                    what = "a record header" if buffer.n < rec_hdr else "a packet"
                     capture.cut(f"the file ends inside {what}", frame)
                 break
-            buf = rest + more if rest else more
-            n = len(buf)
-            padded = buf + pad  # every slice is `width` long, even a short last record's
-            u8 = np.frombuffer(padded, np.uint8)
+            n = buffer.n
+            u8 = buffer.array()
             corrupt = 0
             want = chunk_size
             if walks is not None:
@@ -84,6 +81,7 @@ def _pcap(  # noqa: PLR0915 - the framing loop
                 count, pos, cap = walks.records(u8, n, rec_hdr, cap_at, little, offsets)
                 offsets = offsets[:count]
             else:
+                padded = buffer.padded()
                 found: list[int] = []
                 app = found.append
                 pos = 0
@@ -103,7 +101,6 @@ def _pcap(  # noqa: PLR0915 - the framing loop
                 if cap > MAX_RECORD:
                     corrupt = cap
                 want = max(chunk_size, pos + rec_hdr + cap - n)
-            rest = buf[pos:]
             if len(offsets):
                 rec = gather(u8, offsets, 0, width, walks).view(lay.dtype).reshape(-1)
                 starts = offsets
@@ -112,7 +109,7 @@ def _pcap(  # noqa: PLR0915 - the framing loop
                 group = decode(
                     capture,
                     lay,
-                    buf,
+                    buffer.view(),
                     rec,
                     np.arange(frame + 1, frame + 1 + len(rec), dtype=np.int64),
                     starts + rec_hdr,

@@ -184,7 +184,7 @@ class Group:
 def decode(
     capture: TcpCapture,
     lay: Slice,
-    buf: bytes,
+    buf: bytes | memoryview,
     rec: np.ndarray,
     frames: I64,
     data: I64,
@@ -263,7 +263,7 @@ _FIELD_COLUMNS = (
 def _slow_records(
     capture: TcpCapture,
     lay: Slice,
-    buf: bytes,
+    buf: bytes | memoryview,
     slow: npt.NDArray[np.bool_],
     data: I64,
     cap: I64,
@@ -273,11 +273,17 @@ def _slow_records(
     times: npt.NDArray[np.float64],
 ) -> tuple[list[TcpPacket], list[tuple[int, int, Found]]]:
     """The records the fast layout does not read, through the reference decoders: the TCP
-    segments among them, and the ICMP errors about TCP."""
+    segments among them, and the ICMP errors about TCP. `buf` may be a view of a reused read
+    buffer: copied to bytes (which the decoders need: an IPv6 address is a dictionary key) only
+    when there are such records."""
     rare: list[TcpPacket] = []
     icmp: list[tuple[int, int, Found]] = []
+    which = np.flatnonzero(slow).tolist()
+    if not which:
+        return rare, icmp
+    buf = bytes(buf)
     decode_one, linktype = lay.link.decode, lay.link.linktype
-    for j in np.flatnonzero(slow).tolist():
+    for j in which:
         d, c, fr, t = int(data[j]), int(cap[j]), int(frames[j]), int(tns[j])
         fields_ = decode_one(buf, d, c, int(orig[j]))
         if fields_ is None:

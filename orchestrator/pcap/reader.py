@@ -46,6 +46,7 @@ they get the timestamp of the previous packet.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from operator import itemgetter
@@ -164,7 +165,7 @@ class TcpCapture:
         self.linktypes = set()
         self.icmp_errors = []
 
-    def open(self) -> BinaryIO:
+    def open(self) -> io.BufferedReader:
         """The file, for reading from the start (`CaptureFormatError` if it cannot be read)."""
         try:
             f = open(self.path, "rb")  # noqa: SIM115 - the caller closes it
