@@ -138,6 +138,16 @@ def keepalive_answered_then_cut(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def keepalive_kept_alive(topo: Topology) -> dict[str, float]:
+    """Fact 4 without a cut: an idle client with keepalive 2 s / 1 s / 3 whose probes are all
+    answered; each answer starts the 2 s again, so they come 2 s apart, not 1 s."""
+    socket = {"keepalive": True, "keepidle_s": 2, "keepintvl_s": 1, "keepcnt": 3}
+    cli, _ = start_pair(topo, {"mode": "idle", "socket": socket})
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 7.0 - time.time()))  # probes at about +2, +4 and +6 s
+    return {}
+
+
 def icmp_on_connect(topo: Topology) -> dict[str, float]:
     """Fact 5: w answers the client's SYN with ICMP host-unreachable."""
     topo.reject_icmp("host-unreachable", direction="a->b")
@@ -241,6 +251,12 @@ CASES: dict[str, Case] = {
             "idle, keepalive 1/1/3, two probes answered, then cut",
             keepalive_answered_then_cut,
             {"keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 3},
+        ),
+        Case(
+            "keepalive_kept_alive",
+            "idle, keepalive 2/1/3, every probe answered",
+            keepalive_kept_alive,
+            {"keepidle_s": 2, "keepintvl_s": 1, "keepcnt": 3},
         ),
         Case("icmp_host_unreachable", "connect answered by ICMP host-unreachable", icmp_on_connect, {}),
         Case(

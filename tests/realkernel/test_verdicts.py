@@ -16,7 +16,7 @@ from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, predict_c
 from orchestrator.kernel.settings import KernelSettings, parse_settings
 from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.connection import ConnectionSummary
-from orchestrator.verdict.expectations import check_backoff
+from orchestrator.verdict.expectations import check_backoff, check_keepalive_timing
 from tests.helpers.netns import CaseResult
 from tests.realkernel.conftest import Cases
 
@@ -161,3 +161,15 @@ def test_backoff_doubling_is_judged_from_the_gaps(cases: Cases, name: str, doubl
     assert len(conn.backoff_gaps_s) >= 3, conn.backoff_gaps_s
     check = check_backoff(conn, 0.10, [], None)
     assert check.passed is doubles, (check.observed, check.evidence)
+
+
+@pytest.mark.realcase("keepalive_kept_alive")
+def test_answered_keepalive_probes_are_the_idle_time_apart(cases: Cases) -> None:
+    """While the peer answers, each answer restarts the idle time: probes 2 s apart with
+    keepalive 2 s / 1 s, which the check must call right, and wrong for 2 s / 3 s."""
+    (conn,) = analyze_file(cases.get("keepalive_kept_alive").pcaps["a"]).connections
+    assert conn.keepalive is not None and conn.keepalive_probes.client >= 2
+    assert conn.keepalive_answered.client == conn.keepalive_probes.client
+    right = check_keepalive_timing(conn, 2.0, 1.0, 0.10, None)
+    assert right.passed, (right.observed, right.expected)
+    assert not check_keepalive_timing(conn, 2.0, 3.0, 0.10, None).passed
