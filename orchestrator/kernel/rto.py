@@ -37,7 +37,11 @@ def predict(
     if original is None or conn.oldest_unacked_from != side or conn.close != "none":
         return None  # nothing left unacknowledged, or the connection was closed or reset
     sends = head_sends(conn, side, original)
-    captured_original = sends[0] not in conn.retransmission_frames.of(side)
+    # A capture that starts with this segment, the handshake not in it, may have started in
+    # the middle of the backoff: its first send there may be a retransmission itself, and
+    # the budget's start (the first retransmission) before the capture.
+    started_late = conn.handshake == "missing" and conn.first_frame == sends[0]
+    captured_original = not started_late and sends[0] not in conn.retransmission_frames.of(side)
     retx = sends[1:] if captured_original else sends
     if not retx and end - original.time < _TOO_SOON:
         return None  # still in flight when the capture ended
@@ -60,13 +64,19 @@ def predict(
             "no retransmission captured"
         )
         rto = 2 * TCP_RTO_MIN
+    if started_late and timer:
+        what = (
+            f"the first captured send of the oldest unacknowledged segment ({ref(stamp)}), where the "
+            "capture starts: the first retransmission may be earlier"
+        )
     p = KernelPrediction("rto-abort", side, 0.0, stamp.time, what, basis, start_frame=stamp)
+    p.upper_bound = started_late
     p.predicted_s = round(rto_abort_from_stamp(budget, rto, user_timeout=bool(s.user_timeout)), 6)
     if local and not s.user_timeout:  # retried every 500 ms, no backoff: the first tick past the budget
         p.predicted_s = round(math.ceil(budget / _LOCAL_RETRY - 1e-9) * _LOCAL_RETRY, 6)
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
     elif not s.user_timeout:
-        p.alternatives = _knife_edge(budget, rto)
+        p.alternatives = [] if started_late else _knife_edge(budget, rto)
         p.basis += (
             f"; the timer, {rto:.3f} s at that retransmission and doubling, fires past it "
             f"{p.predicted_s:.3f} s after the first retransmission"
@@ -184,6 +194,14 @@ def _causes(
 ) -> list[str]:
     out: list[str] = []
     gaps = [round(b.time - a.time, 6) for a, b in itertools.pairwise(sends)]
+    if p.upper_bound:
+        out.append(
+            "the capture starts with this segment and without the handshake, so its first send "
+            "there may itself be a retransmission: the budget counts from the first retransmission, "
+            f"which may be before the capture, so the abort comes {p.predicted_s:.3f} s after "
+            f"{ref(sends[0])} at the latest, and sooner by however long the kernel had been "
+            "retransmitting before the capture started"
+        )
     if tlp:
         out.append(
             f"the first retransmission, {gaps[0]:.3f} s after the original send, was a tail-loss probe "
@@ -234,7 +252,7 @@ def _causes(
             "they did not reach the capture point, as when sends fail locally, or the capture was taken "
             "where they were lost"
         )
-    if p.observed_s is not None and not s.user_timeout:
+    if p.observed_s is not None and not s.user_timeout and not p.upper_bound:
         observed = p.observed_s
         fits = [
             n
