@@ -79,6 +79,23 @@ def cut_while_sending(
     return body
 
 
+def capture_starts_mid_backoff(topo: Topology) -> dict[str, float]:
+    """Fact 1 seen late: tcp_retries2=5, a client sending every 200 ms, a cut, and a's capture
+    started only 2 s later (as when tcpdump is started because an app hung)."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 5})
+    topo.capture("b")
+    topo.agent("b", "server", {"role": "server", "port": SERVER_PORT, "mode": "sink"})
+    cli = topo.agent("a", "client", {"role": "client", "connect": CONNECT, **sender()})
+    cli.wait_for("connected", 5)
+    time.sleep(LEAD_S)
+    topo.cut()
+    time.sleep(2.0)
+    topo.capture("a")
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
 def rto_min_1s(topo: Topology) -> dict[str, float]:
     """Fact 1 with a slower RTO: a route rto_min of 1 s in a; the budget still counts 200 ms units."""
     topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3})
@@ -219,6 +236,12 @@ CASES: dict[str, Case] = {
             "as retries2_3 with a route rto_min of 1 s",
             rto_min_1s,
             {"retries2": 3, "rto_min_ms": 1000},
+        ),
+        Case(
+            "capture_starts_mid_backoff",
+            "send every 200 ms, cut; tcp_retries2=5; a's capture from cut+2 s",
+            capture_starts_mid_backoff,
+            {"retries2": 5, "capture_after_cut_s": 2.0},
         ),
         Case(
             "user_timeout_3000",

@@ -173,3 +173,16 @@ def test_answered_keepalive_probes_are_the_idle_time_apart(cases: Cases) -> None
     right = check_keepalive_timing(conn, 2.0, 1.0, 0.10, None)
     assert right.passed, (right.observed, right.expected)
     assert not check_keepalive_timing(conn, 2.0, 3.0, 0.10, None).passed
+
+
+@pytest.mark.realcase("capture_starts_mid_backoff")
+def test_a_capture_started_mid_backoff_bounds_the_abort(cases: Cases) -> None:
+    """The first captured send is a retransmission: the budget started before the capture, so
+    the model gives the latest the abort can come, and the app's real end is within it."""
+    result = cases.get("capture_starts_mid_backoff")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert conn.handshake == "missing" and errno == "ETIMEDOUT"
+    assert (p.kind, p.upper_bound) == ("rto-abort", True)
+    assert 0 < t - p.start_time <= p.predicted_s * (1 + 0.10 + WHEEL_SLACK), (t - p.start_time, p.predicted_s)
+    assert not any("fits what the capture shows" in e for e in p.explanations)

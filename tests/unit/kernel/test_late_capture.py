@@ -7,7 +7,12 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from orchestrator.kernel.predict import KernelPrediction, predict_connection, prediction_from_json, prediction_json
+from orchestrator.kernel.predict import (
+    KernelPrediction,
+    predict_connection,
+    prediction_from_json,
+    prediction_json,
+)
 from orchestrator.kernel.settings import parse_settings
 from orchestrator.tcp.analysis import analyze_file
 
