@@ -94,6 +94,7 @@ def run_json(
                 "predicted_s": p.predicted_s,
                 "observed_s": p.observed_s,
                 "within_tolerance": p.within_tolerance,
+                "upper_bound": p.upper_bound,
             }
             for host, p in (v.predictions.items() if v is not None else [])
         },

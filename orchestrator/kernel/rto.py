@@ -40,8 +40,10 @@ def predict(
     # A capture that starts with this segment, the handshake not in it, may have started in
     # the middle of the backoff: its first send there may be a retransmission itself, and
     # the budget's start (the first retransmission) before the capture.
+    # Read as if that first send were the original (the latest the budget can start): the
+    # model's end is then the latest the abort can come.
     started_late = conn.handshake == "missing" and conn.first_frame == sends[0]
-    captured_original = not started_late and sends[0] not in conn.retransmission_frames.of(side)
+    captured_original = sends[0] not in conn.retransmission_frames.of(side)
     retx = sends[1:] if captured_original else sends
     if not retx and end - original.time < _TOO_SOON:
         return None  # still in flight when the capture ended
@@ -65,10 +67,7 @@ def predict(
         )
         rto = 2 * TCP_RTO_MIN
     if started_late and timer:
-        what = (
-            f"the first captured send of the oldest unacknowledged segment ({ref(stamp)}), where the "
-            "capture starts: the first retransmission may be earlier"
-        )
+        what += "; the capture starts with that segment, so the first retransmission may be earlier"
     p = KernelPrediction("rto-abort", side, 0.0, stamp.time, what, basis, start_frame=stamp)
     p.upper_bound = started_late
     p.predicted_s = round(rto_abort_from_stamp(budget, rto, user_timeout=bool(s.user_timeout)), 6)
@@ -76,7 +75,9 @@ def predict(
         p.predicted_s = round(math.ceil(budget / _LOCAL_RETRY - 1e-9) * _LOCAL_RETRY, 6)
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
     elif not s.user_timeout:
-        p.alternatives = [] if started_late else _knife_edge(budget, rto)
+        p.alternatives = _knife_edge(budget, rto)
+        if started_late:  # a bound: the latest end the model allows
+            p.predicted_s, p.alternatives = max([p.predicted_s, *p.alternatives]), []
         p.basis += (
             f"; the timer, {rto:.3f} s at that retransmission and doubling, fires past it "
             f"{p.predicted_s:.3f} s after the first retransmission"
@@ -199,7 +200,7 @@ def _causes(
             "the capture starts with this segment and without the handshake, so its first send "
             "there may itself be a retransmission: the budget counts from the first retransmission, "
             f"which may be before the capture, so the abort comes {p.predicted_s:.3f} s after "
-            f"{ref(sends[0])} at the latest, and sooner by however long the kernel had been "
+            f"{p.start} at the latest, and sooner by however long the kernel had been "
             "retransmitting before the capture started"
         )
     if tlp:

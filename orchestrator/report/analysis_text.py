@@ -156,15 +156,19 @@ def _connection(c: ConnectionSummary, predictions: list[KernelPrediction]) -> li
 
 
 def _prediction(p: KernelPrediction) -> list[Piece]:
+    by = "at most " if p.upper_bound else ""
     t: list[Piece] = [
-        (f"   model: {p.kind} by {p.side}, {p.predicted_s:g} s after {p.start}\n", None),
+        (f"   model: {p.kind} by {p.side}, {by}{p.predicted_s:g} s after {p.start}\n", None),
         (f"          {p.basis}\n", None),
     ]
     if p.observed_s is None:
         t.append((f"     observed: none ({p.observed})\n", "yellow"))
     else:
         ok = bool(p.within_tolerance)
-        verdict = f"within {TOLERANCE:.0%}" if ok else f"outside {TOLERANCE:.0%}"
+        if p.upper_bound:
+            verdict = "within the bound" if ok else "past the bound"
+        else:
+            verdict = f"within {TOLERANCE:.0%}" if ok else f"outside {TOLERANCE:.0%}"
         t.append((f"     observed: {p.observed_s:.3f} s ({p.deviation:+.1%}, ", None))
         t.append((verdict, "green" if ok else "bold red"))
         t.append((f"): {p.observed}\n", None))

@@ -79,7 +79,8 @@ def model_table(view: RunView, t0: float) -> str:
     rows = []
     for host, p in view.predictions.items():
         where = f"{p.start_frame.file}#{p.start_frame.frame}" if p.start_frame else p.start
-        predicted = f"{p.predicted_s:.3f} s after {where}, at {p.at - t0:+.3f} s"
+        by = "at most " if p.upper_bound else ""  # the budget may have started before the capture
+        predicted = f"{by}{p.predicted_s:.3f} s after {where}, at {p.at - t0:+.3f} s"
         if p.beyond_capture:
             predicted += " (after the observation ended)"
         app = view.apps.get(host)
@@ -204,7 +205,8 @@ def connections_table(view: RunView, t0: float) -> str:
             seen = (
                 "-" if p.get("observed_s") is None else f"{p['from']['time'] + p['observed_s'] - t0:+.3f} s"
             )
-            fates.append(f"{esc(p['side'])}: {esc(p['kind'])} {at - t0:+.3f} s (observed {seen})")
+            by = "by " if p.get("upper_bound") else ""
+            fates.append(f"{esc(p['side'])}: {esc(p['kind'])} {by}{at - t0:+.3f} s (observed {seen})")
         link = f'<a href="#stream-{c["stream"]}">{c["stream"]}</a>'
         rows.append(
             f"<tr><td>{link}</td><td>{ends}</td><td>{close}</td><td>{retx}</td><td>{probes}</td>"

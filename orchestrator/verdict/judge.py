@@ -186,7 +186,8 @@ def _retold(
 
 def model_note(host: str, p: KernelPrediction, t0: float | None) -> str:
     """The kernel model's word on how a host's connection ends, next to what the capture shows."""
-    end = "ends it at once" if p.predicted_s == 0 else f"ends it at {c.at(p.at, t0)}"
+    by = "by" if p.upper_bound else "at"  # the budget may have started before the capture
+    end = "ends it at once" if p.predicted_s == 0 else f"ends it {by} {c.at(p.at, t0)}"
     return f"kernel model, {host}: {p.kind} {end}, the app told {p.app_error} ({p.basis}); {p.observed}"
 
 

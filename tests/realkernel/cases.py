@@ -165,6 +165,20 @@ def keepalive_kept_alive(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def keepalive_outage_healed(topo: Topology) -> dict[str, float]:
+    """Fact 4 through an outage that heals: keepalive 2 s / 1 s / 5, cut before the first probe,
+    healed after the second: two probes 1 s apart unanswered, then answered ones 2 s apart."""
+    socket = {"keepalive": True, "keepidle_s": 2, "keepintvl_s": 1, "keepcnt": 5}
+    cli, _ = start_pair(topo, {"mode": "idle", "socket": socket})
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 1.0 - time.time()))
+    topo.cut()
+    time.sleep(2.5)  # probes at about +2 and +3 s are lost
+    topo.heal()
+    time.sleep(max(0.0, connected.t + 9.0 - time.time()))
+    return {}
+
+
 def icmp_on_connect(topo: Topology) -> dict[str, float]:
     """Fact 5: w answers the client's SYN with ICMP host-unreachable."""
     topo.reject_icmp("host-unreachable", direction="a->b")
@@ -280,6 +294,12 @@ CASES: dict[str, Case] = {
             "idle, keepalive 2/1/3, every probe answered",
             keepalive_kept_alive,
             {"keepidle_s": 2, "keepintvl_s": 1, "keepcnt": 3},
+        ),
+        Case(
+            "keepalive_outage_healed",
+            "idle, keepalive 2/1/5, cut at +1 s, healed at +3.5 s",
+            keepalive_outage_healed,
+            {"keepidle_s": 2, "keepintvl_s": 1, "keepcnt": 5},
         ),
         Case("icmp_host_unreachable", "connect answered by ICMP host-unreachable", icmp_on_connect, {}),
         Case(

@@ -186,3 +186,15 @@ def test_a_capture_started_mid_backoff_bounds_the_abort(cases: Cases) -> None:
     assert (p.kind, p.upper_bound) == ("rto-abort", True)
     assert 0 < t - p.start_time <= p.predicted_s * (1 + 0.10 + WHEEL_SLACK), (t - p.start_time, p.predicted_s)
     assert not any("fits what the capture shows" in e for e in p.explanations)
+
+
+@pytest.mark.realcase("keepalive_outage_healed")
+def test_keepalive_through_an_outage_that_healed(cases: Cases) -> None:
+    """Unanswered probes intvl apart, then answered ones the idle time apart: a correct kernel
+    passes, whichever spacing the median lands on; a wrong idle time does not."""
+    (conn,) = analyze_file(cases.get("keepalive_outage_healed").pcaps["a"]).connections
+    assert conn.keepalive is not None and conn.keepalive.run_probes == 0  # the last one answered
+    assert 0 < conn.keepalive_answered.client < conn.keepalive_probes.client
+    right = check_keepalive_timing(conn, 2.0, 1.0, 0.10, None)
+    assert right.passed, (right.observed, right.expected)
+    assert not check_keepalive_timing(conn, 4.0, 1.0, 0.10, None).passed

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.tcp.analysis import analyze_file
-from orchestrator.tcp.connection import KeepaliveTiming
+from orchestrator.tcp.connection import KeepaliveTiming, SideCounts
 from orchestrator.verdict.expectations import check_keepalive_timing
 from tests.unit.verdict.test_socket_reconcile import bare
 
@@ -80,3 +80,21 @@ def test_a_real_kernels_keepalive_passes_with_its_settings_only() -> None:
         assert not check_keepalive_timing(c, 22.0, 1.0, TOL, None).passed, c.keepalive
     worst = max(c.keepalive.first_after_idle_s for c in late if c.keepalive is not None)
     assert worst > 17.0 * (1 + TOL)  # the old symmetric tolerance would have failed this one
+
+
+def test_an_outage_that_healed_mixes_both_spacings() -> None:
+    """Probes 1 s apart while unanswered, then answered ones 2 s apart: any median of the two."""
+    timing = KeepaliveTiming(first_after_idle_s=2.03, interval_s=1.5, run_probes=0)
+    base = dataclasses.replace(
+        bare("10.0.0.2:40000", "10.0.0.1:7000"), keepalive=timing, keepalive_from="client"
+    )
+    mixed = dataclasses.replace(
+        base, keepalive_probes=SideCounts(client=4), keepalive_answered=SideCounts(client=2)
+    )
+    assert check_keepalive_timing(mixed, 2.0, 1.0, TOL, None).passed
+    every = dataclasses.replace(
+        base, keepalive_probes=SideCounts(client=4), keepalive_answered=SideCounts(client=4)
+    )
+    assert not check_keepalive_timing(every, 2.0, 1.0, TOL, None).passed  # all answered: 2 s apart
+    far = dataclasses.replace(mixed, keepalive=dataclasses.replace(timing, interval_s=3.0))
+    assert not check_keepalive_timing(far, 2.0, 1.0, TOL, None).passed
