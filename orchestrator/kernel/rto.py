@@ -200,8 +200,8 @@ def _causes(
             "the capture starts with this segment and without the handshake, so its first send "
             "there may itself be a retransmission: the budget counts from the first retransmission, "
             f"which may be before the capture, so the abort comes {p.predicted_s:.3f} s after "
-            f"{p.start} at the latest, and sooner by however long the kernel had been "
-            "retransmitting before the capture started"
+            f"{ref(p.start_frame) if p.start_frame else 'it'} at the latest, and sooner by however "
+            "long the kernel had been retransmitting before the capture started"
         )
     if tlp:
         out.append(
