@@ -190,7 +190,7 @@ def judge(p: KernelPrediction, tolerance: float) -> None:
     best = min([p.predicted_s, *p.alternatives], key=lambda e: abs(observed - e))
     if p.upper_bound:  # any time up to the bound fits
         p.deviation = round(observed / p.predicted_s - 1, 4) if p.predicted_s > 0 else None
-        p.within_tolerance = 0 <= observed <= p.predicted_s * (1 + tolerance + WHEEL_SLACK)
+        p.within_tolerance = under(observed, p.predicted_s, tolerance)
     elif best <= 0:
         p.deviation = None
         p.within_tolerance = abs(observed - best) <= AT_ONCE
@@ -238,6 +238,11 @@ def other(side: Side) -> Side:
 
 def near(observed: float, expected: float, tolerance: float = TOLERANCE) -> bool:
     return -tolerance * expected <= observed - expected <= (tolerance + WHEEL_SLACK) * expected
+
+
+def under(observed: float, bound: float, tolerance: float = TOLERANCE) -> bool:
+    """At most `bound`, with `near`'s allowance for lateness: an upper bound's test."""
+    return 0 <= observed <= bound * (1 + tolerance + WHEEL_SLACK)
 
 
 def ref(f: FrameRef) -> str:
