@@ -3,7 +3,7 @@
 Python (the loop keeps the retransmissions' facts itself).
 
 Per chunk (`chunks`): each segment gets a direction key (a number per 4-tuple and direction,
-from a dictionary of the 4-tuples seen, looked up once per 4-tuple in the chunk); the array
+from the table of the 4-tuples seen, `keys.KeyTable`); the array
 loop runs over the chunk and writes an event for each segment that leaves such a fact; then the
 events are replayed, in order, through `segments`' own code (`record_facts`, `control_facts`)
 on the connections' Python objects (`flows.Conn`), with the state each fact reads as the loop
@@ -22,21 +22,20 @@ these fields (`_stub`).
 
 from __future__ import annotations
 
-import functools
-import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.pcap.columns import Chunk, Columns
+from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import TcpPacket
 from orchestrator.tcp import arrayloop as al
 from orchestrator.tcp import flows as fl
 from orchestrator.tcp import keys, loop
 from orchestrator.tcp.flows import KA, Conn, Flow, Run, Seen
-from orchestrator.tcp.segments import FlowKey, control_facts, record_facts
+from orchestrator.tcp.keys import grow_flat
+from orchestrator.tcp.segments import control_facts, record_facts
 
 __all__ = ["PLAIN", "Kernels", "analyze_arrays", "warm_up"]
 
@@ -73,15 +72,8 @@ class _State:
 
     def __init__(self, kernels: Kernels) -> None:
         self.k = kernels
-        # Direction keys: IPv4 4-tuples in an array table (`keys.key_rows`), IPv6 ones in
-        # a dictionary; both count in `n_keys[0]`.
-        self.keys: dict[FlowKey, int] = {}
-        self.n_keys = np.zeros(2, dtype=np.int64)
-        self.ka = np.zeros(1024, dtype=np.int64)
-        self.kb = np.zeros(1024, dtype=np.int64)
-        self.kk = np.full(1024, -1, dtype=np.int64)
+        self.keys = keys.KeyTable(kernels.key_rows)  # each segment's direction key
         self.flow_of = np.full(64, -1, dtype=np.int64)
-        self.same = np.zeros(64, dtype=np.int64)  # 1: the key's 4-tuple is its own reverse
         self.flows = np.zeros((64, al.NF), dtype=np.int64)
         self.conns = np.zeros((32, al.NC), dtype=np.int64)
         self.ctimes = np.zeros((32, al.NT), dtype=np.float64)
@@ -100,65 +92,11 @@ class _State:
         self._xrows: list[list[int]] = []  # `xrows` and `xtimes` as lists, for `finish`
         self._xtimes: list[float] = []
 
-    def ip4_keys(self, a: I64, b: I64) -> I64:
-        """The direction keys of segments between IPv4 endpoints (`a` from, `b` to, each
-        (address << 16) | port)."""
-        n = len(a)
-        used = int(self.n_keys[1])
-        if 2 * (used + 2 * n) > len(self.kk):  # a larger table, the keys put in again
-            size = 1 << (4 * (used + 2 * n)).bit_length()
-            old = self.kk >= 0
-            xa, xb, xk = self.ka[old], self.kb[old], self.kk[old]
-            self.ka = np.zeros(size, dtype=np.int64)
-            self.kb = np.zeros(size, dtype=np.int64)
-            self.kk = np.full(size, -1, dtype=np.int64)
-            self.n_keys[1] = 0
-            self._put(xa, xb, xk)
-        self.same = _grow_flat(self.same, int(self.n_keys[0]) + 2 * n, 0)
-        out = np.empty(n, dtype=np.int64)
-        self.k.key_rows(
-            np.ascontiguousarray(a),
-            np.ascontiguousarray(b),
-            self.ka,
-            self.kb,
-            self.kk,
-            self.n_keys,
-            self.same,
-            out,
-        )
-        return out
-
-    def _put(self, xa: I64, xb: I64, xk: I64) -> None:
-        """Put known 4-tuples with their keys into an empty table (as `key_rows` probes)."""
-        mask = len(self.kk) - 1
-        for x, y, k in zip(xa.tolist(), xb.tolist(), xk.tolist(), strict=True):
-            h = keys.key_hash(x, y) & mask
-            while self.kk[h] >= 0:
-                h = (h + 1) & mask
-            self.ka[h], self.kb[h], self.kk[h] = x, y, k
-        self.n_keys[1] = len(xk)
-
-    def ip6_key(self, p: TcpPacket) -> int:
-        """An IPv6 segment's direction key; the 4-tuple's reverse gets the next one."""
-        key = (p.src, p.sport, p.dst, p.dport)
-        k = self.keys.get(key)
-        if k is None:
-            k = self.keys[key] = int(self.n_keys[0])
-            self.n_keys[0] += 2
-            rev = (p.dst, p.dport, p.src, p.sport)
-            self.same = _grow_flat(self.same, int(self.n_keys[0]), 0)
-            if rev == key:  # the loop's dictionary has one entry for both directions: the second's
-                self.same[k] = 1
-            else:
-                self.keys[rev] = k + 1
-        return k
-
     def make_room(self, n: int) -> None:
         """Room for a chunk of `n` segments: each may start a connection, a run, queue a
         segment, keep `arrayloop.KEPT_PER_SEGMENT` frames as evidence."""
         cnt = self.counts
-        self.flow_of = _grow_flat(self.flow_of, int(self.n_keys[0]))
-        self.same = _grow_flat(self.same, int(self.n_keys[0]), 0)
+        self.flow_of = grow_flat(self.flow_of, self.keys.made)
         need = int(cnt[al.N_CONNS]) + n
         if need > len(self.conns):
             self.conns = _grow(self.conns, need)
@@ -216,7 +154,7 @@ class _State:
             c(frame),
             c(times),
             self.flow_of,
-            self.same,
+            self.keys.same,
             self.flows,
             self.conns,
             self.ctimes,
@@ -327,45 +265,13 @@ def _stub(frame: int, time: float, tns: int, file: str) -> TcpPacket:
     return _new(TcpPacket, (frame, time, "", 0, "", 0, 0, 0, 0, 0, 0, file, tns))
 
 
-def _grow_flat(a: I64, n: int, fill: int = -1) -> I64:
-    if len(a) >= n:
-        return a
-    out = np.full(max(n, 2 * len(a)), fill, dtype=np.int64)
-    out[: len(a)] = a
-    return out
-
-
-def _column_keys(st: _State, cols: Columns) -> I64:
-    """Each segment's direction key."""
-    return st.ip4_keys((cols.src << 16) | cols.sport, (cols.dst << 16) | cols.dport)
-
-
-def _pair_keys(st: _State, pk: list[TcpPacket]) -> I64:
-    """Each segment's direction key, from its packet: IPv4 as the columns give it."""
-    v4 = [k for k, p in enumerate(pk) if ":" not in p.src]
-    out = np.empty(len(pk), dtype=np.int64)
-    if v4:
-        a = np.array([(_ip4(pk[k].src) << 16) | pk[k].sport for k in v4], dtype=np.int64)
-        b = np.array([(_ip4(pk[k].dst) << 16) | pk[k].dport for k in v4], dtype=np.int64)
-        out[v4] = st.ip4_keys(a, b)
-    for k, p in enumerate(pk):
-        if ":" in p.src:
-            out[k] = st.ip6_key(p)
-    return out
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _ip4(addr: str) -> int:
-    return int.from_bytes(socket.inet_aton(addr), "big")
-
-
 def warm_up(kernels: Kernels) -> None:
     """Call both functions once, on nothing: numba compiles (or loads) them on their first call."""
     st = _State(kernels)
     none = np.zeros(0, dtype=np.int64)
     st.run(none, none, none, none, none, none, none, none, none, np.zeros(0, dtype=np.float64))
     kernels.rehash(st.table, st.runs, st.flows, 0)
-    st.ip4_keys(none, none)
+    st.keys.ip4(none, none)
 
 
 def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Conn]:
@@ -379,7 +285,7 @@ def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Co
                 continue
             file = cols.file
             events, etimes = st.run(
-                _column_keys(st, cols),
+                st.keys.of_columns(cols),
                 cols.seq,
                 cols.ack,
                 cols.flags,
@@ -402,7 +308,7 @@ def analyze_arrays(chunks: Iterable[Chunk], kernels: Kernels = PLAIN) -> list[Co
                 return np.array(_f[k], dtype=np.int64)
 
             events, etimes = st.run(
-                _pair_keys(st, pk),
+                st.keys.of_packets(pk),
                 col(6),
                 col(7),
                 col(8),
