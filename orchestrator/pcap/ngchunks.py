@@ -29,7 +29,9 @@ from orchestrator.pcap.columns import (
     no_columns,
 )
 from orchestrator.pcap.icmp import Found, icmp_error_in_frame
-from orchestrator.pcap.reader import MAX_RECORD, Iface, TcpCapture, TcpPacket, seconds
+from orchestrator.pcap.pcapng import Iface
+from orchestrator.pcap.reader import TcpCapture
+from orchestrator.pcap.segment import MAX_RECORD, TcpPacket, seconds
 
 __all__ = ["pcapng_chunks"]
 

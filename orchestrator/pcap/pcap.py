@@ -1,10 +1,11 @@
 """Classic pcap, libpcap's file format: its magics, file header and record headers, record
 framing, and a writer.
 
-What the format is lives here, once. The reference reader (`reader`) and the column reader
-(`chunks`) keep their framing loops inline, for speed, but take the magics, the header layouts
-and the timestamp units from this module; `annotate`, the live packet count
-(`report.progress`) and the capture writers of the tests and of the benchmark use its functions.
+What the format is lives here, once, with its reference framing loop (`read_segments`, which
+`reader.TcpCapture` runs). The column reader (`chunks`) keeps its own loop inline, for speed,
+but takes the magics, the header layouts and the timestamp units from this module; `annotate`,
+the live packet count (`report.progress`) and the capture writers of the tests and of the
+benchmark use its functions.
 
 A file is a 24-byte file header, then records: a record header and the bytes captured. The
 magic, in the file's byte order (either), tells the timestamp unit of the records (micro- or
@@ -19,7 +20,10 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 from orchestrator.errors import CaptureFormatError
+from orchestrator.pcap.icmp import icmp4_error, icmp_error_in_frame
 from orchestrator.pcap.layout import Layout
+from orchestrator.pcap.links import Link, ip4_names
+from orchestrator.pcap.segment import CHUNK, MAX_RECORD, Sink, TcpPacket, new_packet
 
 __all__ = [
     "FILE_HEADER",
@@ -37,6 +41,7 @@ __all__ = [
     "count_records",
     "parse_header",
     "read_records",
+    "read_segments",
 ]
 
 MAGIC_US = 0xA1B2C3D4
@@ -170,3 +175,111 @@ class Writer:
         """One record: `data` as captured, `frac` in the file's unit, `orig` the packet's length
         on the wire (by default what was captured)."""
         self._write(self._pack(sec, frac, len(data), len(data) if orig is None else orig) + data)
+
+
+def read_segments(f: BinaryIO, sink: Sink) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
+    """The TCP segments of a classic pcap file, as (position, segment) pairs: the reference
+    framing loop (`reader.TcpCapture` calls it). What it reads goes to `sink`: the link type, the
+    ICMP errors, where the file is cut short, the counts."""
+    header = parse_header(f.read(FILE_HEADER.size))
+    link = Link(header.linktype)
+    sink.linktypes.add(link.linktype)
+    fast, need, hdr, decode = link.fast, link.need, link.hdr, link.decode
+    kind = header.kind
+    ns_per_unit, s_per_unit, rec_hdr = kind.ns_per_unit, kind.s_per_unit, kind.record.size
+    unpack_hdr = RECORD_HEADER.struct(header.endian).unpack_from  # its first 16 bytes
+    name = sink.name
+    new = new_packet
+    cls = TcpPacket
+    ip4 = ip4_names
+    read = f.read
+    frame = 0
+    skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
+    buf = read(CHUNK)
+    n = len(buf)
+    pos = 0
+    try:
+        while True:
+            if n - pos < rec_hdr:
+                rest, buf = buf[pos:], b""  # let the old chunk go before reading the next
+                more = read(CHUNK)
+                if not more:
+                    if rest:
+                        sink.cut("the file ends inside a record header", frame)
+                    break
+                buf = rest + more
+                n = len(buf)
+                pos = 0
+                continue
+            sec, frac, cap, orig = unpack_hdr(buf, pos)
+            data = pos + rec_hdr
+            end = data + cap
+            if end > n:
+                if cap > MAX_RECORD:
+                    sink.cut(f"a corrupt record (captured length {cap})", frame)
+                    break
+                rest, buf = buf[pos:], b""
+                more = read(max(CHUNK, end - n))
+                if not more:
+                    sink.cut("the file ends inside a packet", frame)
+                    break
+                buf = rest + more
+                n = len(buf)
+                pos = 0
+                continue
+            frame += 1
+            pos = end
+            if cap >= need:
+                # Link + IPv4 + TCP in one unpack: the common case, inlined.
+                etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = fast(
+                    buf, data
+                )
+                if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
+                    if proto != 6:
+                        if proto == 1:
+                            ns = sec * 1_000_000_000 + frac * ns_per_unit
+                            sink.add_icmp(icmp4_error(buf, data + hdr, end), frame, ns)
+                        skipped += 1
+                        continue
+                    if total == 0:  # TSO: the frame's length stands for it
+                        total = (orig if orig > cap else cap) - hdr
+                    plen = total - 20 - (offflags >> 12) * 4
+                    if plen < 0 or offflags < 0x5000:
+                        skipped += 1
+                        continue
+                    yield (
+                        frame - skipped,
+                        new(
+                            cls,
+                            (
+                                frame,
+                                sec + frac * s_per_unit,
+                                ip4[src],
+                                sport,
+                                ip4[dst],
+                                dport,
+                                seq,
+                                ack,
+                                offflags & 0x0FFF,
+                                win,
+                                plen,
+                                name,
+                                sec * 1_000_000_000 + frac * ns_per_unit,
+                            ),
+                        ),
+                    )
+                    continue
+            fields = decode(buf, data, cap, orig if orig > cap else cap)
+            if fields is not None:
+                t = sec + frac * s_per_unit
+                yield (
+                    frame - skipped,
+                    new(cls, (frame, t, *fields, name, sec * 1_000_000_000 + frac * ns_per_unit)),
+                )
+            else:
+                skipped += 1
+                ns = sec * 1_000_000_000 + frac * ns_per_unit
+                sink.add_icmp(icmp_error_in_frame(link.linktype, buf, data, cap), frame, ns)
+    finally:
+        sink.packets = frame
+        sink.tcp_packets = frame - skipped

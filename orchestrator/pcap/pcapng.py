@@ -3,10 +3,12 @@ Interface Description, Enhanced, Simple and the obsolete Packet Blocks), their o
 ``if_tsresol``, ``if_tsoffset``), and a writer that makes blocks, copies others, and adds
 comments to packets.
 
-What the format is lives here, once. The reference reader (`reader`) and the column reader
-(`ngchunks`) keep their framing loops inline, for speed, but take the block types, the body
-layouts, the byte-order marks and the interface parsing from this module; `annotate` and the
-live packet count (`report.progress`) use its functions.
+What the format is lives here, once, with its reference framing loop (`read_segments`, which
+`reader.TcpCapture` runs). The column reader (`ngchunks`) keeps its own loop inline, for speed,
+but takes the block types, the body layouts, the byte-order marks and the interface parsing from
+this module; `annotate` and the live packet count (`report.progress`) use its functions. Over
+400 lines for that reason: the format's tables, its parsers, its writer and its reading loop,
+one format's whole.
 
 A file is a sequence of blocks: type, total length, body, the total length again (lengths are
 multiples of 4, bodies padded with zeros). A Section Header Block starts each section and says,
@@ -23,7 +25,10 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple
 
 from orchestrator.errors import CaptureFormatError
+from orchestrator.pcap.icmp import icmp4_error, icmp_error_in_frame
 from orchestrator.pcap.layout import Layout
+from orchestrator.pcap.links import Link, ip4_names
+from orchestrator.pcap.segment import CHUNK, MAX_RECORD, Sink, TcpPacket, new_packet, seconds
 
 __all__ = [
     "BLOCK_HEADER",
@@ -39,11 +44,13 @@ __all__ = [
     "SPB",
     "SPB_BODY",
     "Block",
+    "Iface",
     "Interface",
     "Writer",
     "count_packets",
     "parse_idb",
     "read_blocks",
+    "read_segments",
     "section_order",
     "units",
 ]
@@ -253,3 +260,164 @@ class Writer:
         kept = data[data_end : min(kept_end, len(data) - BLOCK_TRAILER.size)]
         added = _options(((OPT_COMMENT, t.encode()) for t in notes), e)
         self._write(_block(EPB, data[BLOCK_HEADER.size : data_end] + kept + added, e))
+
+
+class Iface(Link):
+    """A pcapng interface, as the loops use it: its link's decoders, its timestamps' unit and
+    offset (`Interface`), flattened for speed."""
+
+    __slots__ = ("den", "interface", "num", "offset_ns", "snaplen")
+
+    def __init__(self, interface: Interface) -> None:
+        super().__init__(interface.linktype)
+        self.interface = interface
+        self.num = interface.num
+        self.den = interface.den
+        self.offset_ns = interface.offset_ns
+        self.snaplen = interface.snaplen
+
+
+def read_segments(f: BinaryIO, sink: Sink) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
+    """The TCP segments of a pcapng file, as (position, segment) pairs: the reference framing
+    loop (`reader.TcpCapture` calls it). What it reads goes to `sink`: the interfaces' link
+    types, the ICMP errors, where the file is cut short, the counts."""
+    read = f.read
+    buf = read(CHUNK)
+    n = len(buf)
+    pos = 0
+    frame = 0
+    skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
+    shb, idb, epb_type, pb_type, spb_type = SHB, IDB, EPB, PB, SPB
+    timed = (epb_type, pb_type)  # packet blocks with a timestamp
+    min_block, epb_overhead = MIN_BLOCK, EPB_OVERHEAD
+    epb_data, pb_data, spb_data = EPB_DATA, PB_DATA, SPB_DATA
+    spb_room = spb_data + BLOCK_TRAILER.size  # a Simple Packet Block's bytes around its data
+    body = BLOCK_HEADER.size
+    endian = "<"
+    u32 = BLOCK_HEADER.field_struct("type", endian).unpack_from
+    epb = EPB_BODY.struct(endian).unpack_from
+    pb = PB_BODY.struct(endian).unpack_from
+    name = sink.name
+    new = new_packet
+    cls = TcpPacket
+    ip4 = ip4_names
+    ifaces: list[Iface] = []  # of the current section
+    last_tns = 0
+    try:
+        while True:
+            if n - pos < min_block:  # a block header and, for a section, its mark
+                rest, buf = buf[pos:], b""  # let the old chunk go before reading the next
+                more = read(CHUNK)
+                if not more:
+                    if rest:
+                        sink.cut("the file ends inside a block header", frame)
+                    break
+                buf = rest + more
+                n = len(buf)
+                pos = 0
+                continue
+            (btype,) = u32(buf, pos)
+            if btype == shb:
+                order = section_order(buf, pos)
+                if order is None:
+                    sink.cut("a corrupt section header", frame)
+                    break
+                endian = order
+                u32 = BLOCK_HEADER.field_struct("type", endian).unpack_from
+                epb = EPB_BODY.struct(endian).unpack_from
+                pb = PB_BODY.struct(endian).unpack_from
+                ifaces = []
+            (blen,) = u32(buf, pos + 4)
+            if blen < min_block or blen % 4 or blen > MAX_RECORD:
+                sink.cut(f"a corrupt block (length {blen})", frame)
+                break
+            end = pos + blen
+            if end > n:
+                rest, buf = buf[pos:], b""
+                more = read(max(CHUNK, end - n))
+                if not more:
+                    sink.cut("the file ends inside a block", frame)
+                    break
+                buf = rest + more
+                n = len(buf)
+                pos = 0
+                continue
+            block = pos
+            pos = end
+            if btype in timed:
+                if btype == epb_type:
+                    iface, hi, lo, cap, orig = epb(buf, block + body)
+                    data = block + epb_data
+                else:  # the obsolete Packet Block: a 16-bit interface id, then drops
+                    iface, _drops, hi, lo, cap, orig = pb(buf, block + body)
+                    data = block + pb_data
+                frame += 1
+                if iface >= len(ifaces) or cap > blen - epb_overhead:
+                    skipped += 1
+                    continue
+                ifc = ifaces[iface]
+                tns = ((hi << 32) | lo) * ifc.num // ifc.den + ifc.offset_ns  # Interface.time_ns
+                last_tns = tns
+            elif btype == spb_type:  # interface 0, no timestamp
+                (orig,) = u32(buf, block + body)
+                frame += 1
+                if not ifaces:
+                    skipped += 1
+                    continue
+                ifc = ifaces[0]
+                cap = min(orig, blen - spb_room, ifc.snaplen or orig)
+                data = block + spb_data
+                tns = last_tns
+            else:
+                if btype == idb:
+                    face = Iface(parse_idb(buf, block, blen, endian))
+                    sink.linktypes.add(face.linktype)
+                    ifaces.append(face)
+                continue
+            if cap >= ifc.need:
+                etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = ifc.fast(
+                    buf, data
+                )
+                if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
+                    if proto != 6:
+                        if proto == 1:
+                            sink.add_icmp(icmp4_error(buf, data + ifc.hdr, data + cap), frame, tns)
+                        skipped += 1
+                        continue
+                    if total == 0:  # TSO: the frame's length stands for it
+                        total = (orig if orig > cap else cap) - ifc.hdr
+                    plen = total - 20 - (offflags >> 12) * 4
+                    if plen < 0 or offflags < 0x5000:
+                        skipped += 1
+                        continue
+                    yield (
+                        frame - skipped,
+                        new(
+                            cls,
+                            (
+                                frame,
+                                seconds(tns),
+                                ip4[src],
+                                sport,
+                                ip4[dst],
+                                dport,
+                                seq,
+                                ack,
+                                offflags & 0x0FFF,
+                                win,
+                                plen,
+                                name,
+                                tns,
+                            ),
+                        ),
+                    )
+                    continue
+            fields = ifc.decode(buf, data, cap, orig if orig > cap else cap)
+            if fields is not None:
+                yield frame - skipped, new(cls, (frame, seconds(tns), *fields, name, tns))
+            else:
+                skipped += 1
+                sink.add_icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
+    finally:
+        sink.packets = frame
+        sink.tcp_packets = frame - skipped

@@ -20,11 +20,10 @@ Supported:
   routing, destination options, fragment and AH headers walked).
 
 This is the reference reader: `chunks` reads most captures faster, as arrays, and agrees
-with it segment for segment. The formats themselves (magics, header and block layouts, interface
-descriptions, timestamp units) are `pcap`'s and `pcapng`'s; the two framing loops here, one per
-format, are inlined for speed and take their tables from there. They are why this module is
-over 400 lines: each is a whole hot path of one responsibility, reading segments one by one;
-the rest is the segment's type, the capture's counters and `read_tcp`.
+with it segment for segment. Each format's module (`pcap`, `pcapng`) holds what the format is
+and its framing loop (`read_segments`); this one holds the capture (`TcpCapture`: which loop,
+the counters they fill) and `read_tcp`, which tells the format from the file's first bytes. The
+segment's type is `segment`'s, re-exported here.
 
 Frame numbers count every record that is a packet (EPB, SPB, OPB or a classic
 pcap record), TCP or not, so they are Wireshark's ``frame.number``.
@@ -51,19 +50,35 @@ import os
 from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
 from orchestrator.errors import CaptureFormatError
 from orchestrator.pcap import pcap, pcapng
 from orchestrator.pcap.bounded import upto
-from orchestrator.pcap.icmp import MAX_ICMP, Found, IcmpError, icmp4_error, icmp_error_in_frame
-from orchestrator.pcap.links import Link, ip4_names
+from orchestrator.pcap.icmp import MAX_ICMP, Found, IcmpError
+from orchestrator.pcap.links import Link
+from orchestrator.pcap.pcapng import Iface
+from orchestrator.pcap.segment import (
+    ACK,
+    CHUNK,
+    CWR,
+    ECE,
+    FIN,
+    MAX_RECORD,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    TcpPacket,
+    seconds,
+)
 
 __all__ = [
     "ACK",
+    "CHUNK",
     "CWR",
     "ECE",
     "FIN",
+    "MAX_RECORD",
     "PSH",
     "RST",
     "SYN",
@@ -74,48 +89,8 @@ __all__ = [
     "TcpPacket",
     "has_columns",
     "read_tcp",
+    "seconds",
 ]
-
-# TCP flag bits, as in the 12 low bits of the TCP header's 13th-14th bytes.
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
-
-CHUNK = 1 << 22  # 4 MiB reads
-# A record claiming more than this is corruption, not a packet.
-MAX_RECORD = 1 << 28
-
-
-class TcpPacket(NamedTuple):
-    """One TCP segment as captured. Cheap: a plain tuple."""
-
-    frame: int  # 1-based frame number in the file, counting all frames (Wireshark's frame.number)
-    time: float  # epoch seconds
-    src: str  # dotted IPv4 or compressed IPv6
-    sport: int
-    dst: str
-    dport: int
-    seq: int
-    ack: int
-    flags: int  # TCP flag bits (FIN=1, SYN=2, RST=4, PSH=8, ACK=16, ...)
-    window: int  # raw 16-bit window field (not scaled)
-    payload_len: int  # TCP payload length from the IP length (not the captured length)
-    file: str  # capture file name, for evidence
-    time_ns: int  # epoch nanoseconds: exact, for threshold comparisons
-
-
-_new_packet = tuple.__new__
-
-
-def seconds(ns: int) -> float:
-    """Epoch nanoseconds as float seconds, whole seconds and fraction apart: `ns / 1e9` would
-    first round ns to a float (256 ns steps at today's epoch) and lose the microseconds' digit."""
-    return ns // 1_000_000_000 + ns % 1_000_000_000 / 1e9
 
 
 class TcpCapture:
@@ -182,10 +157,8 @@ class TcpCapture:
         self.reset()
         f = self.open()
         try:
-            if self.format == "pcap":
-                yield from self._pcap(f)
-            else:
-                yield from self._pcapng(f)
+            reading = pcap.read_segments if self.format == "pcap" else pcapng.read_segments
+            yield from reading(f, self)
         finally:
             f.close()
 
@@ -196,272 +169,6 @@ class TcpCapture:
     def cut(self, what: str, frame: int) -> None:
         self.truncated = True
         self.problem = f"{self.name}: {what} after frame {frame}"
-
-    # -- classic pcap ------------------------------------------------------
-
-    def _pcap(self, f: BinaryIO) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
-        header = pcap.parse_header(f.read(pcap.FILE_HEADER.size))
-        link = Link(header.linktype)
-        self.linktypes.add(link.linktype)
-        fast, need, hdr, decode = link.fast, link.need, link.hdr, link.decode
-        kind = header.kind
-        ns_per_unit, s_per_unit, rec_hdr = kind.ns_per_unit, kind.s_per_unit, kind.record.size
-        unpack_hdr = pcap.RECORD_HEADER.struct(header.endian).unpack_from  # its first 16 bytes
-        name = self.name
-        new = _new_packet
-        cls = TcpPacket
-        ip4 = ip4_names
-        read = f.read
-        frame = 0
-        skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
-        buf = read(CHUNK)
-        n = len(buf)
-        pos = 0
-        try:
-            while True:
-                if n - pos < rec_hdr:
-                    rest, buf = buf[pos:], b""  # let the old chunk go before reading the next
-                    more = read(CHUNK)
-                    if not more:
-                        if rest:
-                            self.cut("the file ends inside a record header", frame)
-                        break
-                    buf = rest + more
-                    n = len(buf)
-                    pos = 0
-                    continue
-                sec, frac, cap, orig = unpack_hdr(buf, pos)
-                data = pos + rec_hdr
-                end = data + cap
-                if end > n:
-                    if cap > MAX_RECORD:
-                        self.cut(f"a corrupt record (captured length {cap})", frame)
-                        break
-                    rest, buf = buf[pos:], b""
-                    more = read(max(CHUNK, end - n))
-                    if not more:
-                        self.cut("the file ends inside a packet", frame)
-                        break
-                    buf = rest + more
-                    n = len(buf)
-                    pos = 0
-                    continue
-                frame += 1
-                pos = end
-                if cap >= need:
-                    # Link + IPv4 + TCP in one unpack: the common case, inlined.
-                    etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = fast(
-                        buf, data
-                    )
-                    if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
-                        if proto != 6:
-                            if proto == 1:
-                                ns = sec * 1_000_000_000 + frac * ns_per_unit
-                                self.add_icmp(icmp4_error(buf, data + hdr, end), frame, ns)
-                            skipped += 1
-                            continue
-                        if total == 0:  # TSO: the frame's length stands for it
-                            total = (orig if orig > cap else cap) - hdr
-                        plen = total - 20 - (offflags >> 12) * 4
-                        if plen < 0 or offflags < 0x5000:
-                            skipped += 1
-                            continue
-                        yield (
-                            frame - skipped,
-                            new(
-                                cls,
-                                (
-                                    frame,
-                                    sec + frac * s_per_unit,
-                                    ip4[src],
-                                    sport,
-                                    ip4[dst],
-                                    dport,
-                                    seq,
-                                    ack,
-                                    offflags & 0x0FFF,
-                                    win,
-                                    plen,
-                                    name,
-                                    sec * 1_000_000_000 + frac * ns_per_unit,
-                                ),
-                            ),
-                        )
-                        continue
-                fields = decode(buf, data, cap, orig if orig > cap else cap)
-                if fields is not None:
-                    t = sec + frac * s_per_unit
-                    yield (
-                        frame - skipped,
-                        new(cls, (frame, t, *fields, name, sec * 1_000_000_000 + frac * ns_per_unit)),
-                    )
-                else:
-                    skipped += 1
-                    ns = sec * 1_000_000_000 + frac * ns_per_unit
-                    self.add_icmp(icmp_error_in_frame(link.linktype, buf, data, cap), frame, ns)
-        finally:
-            self.packets = frame
-            self.tcp_packets = frame - skipped
-
-    # -- pcapng --------------------------------------------------------------
-
-    def _pcapng(self, f: BinaryIO) -> Iterator[tuple[int, TcpPacket]]:  # noqa: PLR0915 - the hot loop, inlined on purpose
-        read = f.read
-        buf = read(CHUNK)
-        n = len(buf)
-        pos = 0
-        frame = 0
-        skipped = 0  # frames that are not TCP (counting these is cheaper than counting TCP)
-        ng = pcapng
-        shb, idb, epb_type, pb_type, spb_type = ng.SHB, ng.IDB, ng.EPB, ng.PB, ng.SPB
-        timed = (epb_type, pb_type)  # packet blocks with a timestamp
-        min_block, epb_overhead = ng.MIN_BLOCK, ng.EPB_OVERHEAD
-        epb_data, pb_data, spb_data = ng.EPB_DATA, ng.PB_DATA, ng.SPB_DATA
-        spb_room = spb_data + ng.BLOCK_TRAILER.size  # a Simple Packet Block's bytes around its data
-        body = ng.BLOCK_HEADER.size
-        endian = "<"
-        u32 = ng.BLOCK_HEADER.field_struct("type", endian).unpack_from
-        epb = ng.EPB_BODY.struct(endian).unpack_from
-        pb = ng.PB_BODY.struct(endian).unpack_from
-        name = self.name
-        new = _new_packet
-        cls = TcpPacket
-        ip4 = ip4_names
-        ifaces: list[Iface] = []  # of the current section
-        last_tns = 0
-        try:
-            while True:
-                if n - pos < min_block:  # a block header and, for a section, its mark
-                    rest, buf = buf[pos:], b""  # let the old chunk go before reading the next
-                    more = read(CHUNK)
-                    if not more:
-                        if rest:
-                            self.cut("the file ends inside a block header", frame)
-                        break
-                    buf = rest + more
-                    n = len(buf)
-                    pos = 0
-                    continue
-                (btype,) = u32(buf, pos)
-                if btype == shb:
-                    order = ng.section_order(buf, pos)
-                    if order is None:
-                        self.cut("a corrupt section header", frame)
-                        break
-                    endian = order
-                    u32 = ng.BLOCK_HEADER.field_struct("type", endian).unpack_from
-                    epb = ng.EPB_BODY.struct(endian).unpack_from
-                    pb = ng.PB_BODY.struct(endian).unpack_from
-                    ifaces = []
-                (blen,) = u32(buf, pos + 4)
-                if blen < min_block or blen % 4 or blen > MAX_RECORD:
-                    self.cut(f"a corrupt block (length {blen})", frame)
-                    break
-                end = pos + blen
-                if end > n:
-                    rest, buf = buf[pos:], b""
-                    more = read(max(CHUNK, end - n))
-                    if not more:
-                        self.cut("the file ends inside a block", frame)
-                        break
-                    buf = rest + more
-                    n = len(buf)
-                    pos = 0
-                    continue
-                block = pos
-                pos = end
-                if btype in timed:
-                    if btype == epb_type:
-                        iface, hi, lo, cap, orig = epb(buf, block + body)
-                        data = block + epb_data
-                    else:  # the obsolete Packet Block: a 16-bit interface id, then drops
-                        iface, _drops, hi, lo, cap, orig = pb(buf, block + body)
-                        data = block + pb_data
-                    frame += 1
-                    if iface >= len(ifaces) or cap > blen - epb_overhead:
-                        skipped += 1
-                        continue
-                    ifc = ifaces[iface]
-                    tns = ((hi << 32) | lo) * ifc.num // ifc.den + ifc.offset_ns  # Interface.time_ns
-                    last_tns = tns
-                elif btype == spb_type:  # interface 0, no timestamp
-                    (orig,) = u32(buf, block + body)
-                    frame += 1
-                    if not ifaces:
-                        skipped += 1
-                        continue
-                    ifc = ifaces[0]
-                    cap = min(orig, blen - spb_room, ifc.snaplen or orig)
-                    data = block + spb_data
-                    tns = last_tns
-                else:
-                    if btype == idb:
-                        face = Iface(ng.parse_idb(buf, block, blen, endian))
-                        self.linktypes.add(face.linktype)
-                        ifaces.append(face)
-                    continue
-                if cap >= ifc.need:
-                    etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags, win = (
-                        ifc.fast(buf, data)
-                    )
-                    if etype == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
-                        if proto != 6:
-                            if proto == 1:
-                                self.add_icmp(icmp4_error(buf, data + ifc.hdr, data + cap), frame, tns)
-                            skipped += 1
-                            continue
-                        if total == 0:  # TSO: the frame's length stands for it
-                            total = (orig if orig > cap else cap) - ifc.hdr
-                        plen = total - 20 - (offflags >> 12) * 4
-                        if plen < 0 or offflags < 0x5000:
-                            skipped += 1
-                            continue
-                        yield (
-                            frame - skipped,
-                            new(
-                                cls,
-                                (
-                                    frame,
-                                    seconds(tns),
-                                    ip4[src],
-                                    sport,
-                                    ip4[dst],
-                                    dport,
-                                    seq,
-                                    ack,
-                                    offflags & 0x0FFF,
-                                    win,
-                                    plen,
-                                    name,
-                                    tns,
-                                ),
-                            ),
-                        )
-                        continue
-                fields = ifc.decode(buf, data, cap, orig if orig > cap else cap)
-                if fields is not None:
-                    yield frame - skipped, new(cls, (frame, seconds(tns), *fields, name, tns))
-                else:
-                    skipped += 1
-                    self.add_icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
-        finally:
-            self.packets = frame
-            self.tcp_packets = frame - skipped
-
-
-class Iface(Link):
-    """A pcapng interface, as the loops use it: its link's decoders, its timestamps' unit and
-    offset (`pcapng.Interface`), flattened for speed."""
-
-    __slots__ = ("den", "interface", "num", "offset_ns", "snaplen")
-
-    def __init__(self, interface: pcapng.Interface) -> None:
-        super().__init__(interface.linktype)
-        self.interface = interface
-        self.num = interface.num
-        self.den = interface.den
-        self.offset_ns = interface.offset_ns
-        self.snaplen = interface.snaplen
 
 
 def has_columns(capture: TcpCapture) -> bool:
