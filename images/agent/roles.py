@@ -15,6 +15,7 @@ from connection import Connection, plan_connection
 from emitter import Emitter, describe_error
 
 LISTEN_BACKLOG = 128
+TCP_RTO_MAX_MS = 44  # linux/tcp.h, kernels from 6.15 (Python's socket module does not name it)
 
 
 def apply_socket_options(sock: socket.socket, options: wire.SocketOptions) -> None:
@@ -27,6 +28,8 @@ def apply_socket_options(sock: socket.socket, options: wire.SocketOptions) -> No
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, options.keepcnt)
     if options.user_timeout_ms is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, options.user_timeout_ms)
+    if options.rto_max_ms is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, options.rto_max_ms)
     if options.linger_s is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, options.linger_s))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(options.nodelay))
@@ -41,9 +44,18 @@ def read_socket_options(sock: socket.socket) -> dict[str, Any]:
         "keepintvl_s": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
         "keepcnt": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
         "user_timeout_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        "rto_max_ms": _rto_max_ms(sock),
         "linger_s": linger if onoff else None,
         "nodelay": bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)),
     }
+
+
+def _rto_max_ms(sock: socket.socket) -> int | None:
+    """The socket's RTO ceiling; None on kernels before 6.15, which have none to read."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS)
+    except OSError:
+        return None
 
 
 def configure_socket(

@@ -53,6 +53,7 @@ def _socket(opts: SocketOptions) -> wire.SocketOptions:
         keepintvl_s=whole(opts.effective_keepintvl),
         keepcnt=opts.keepcnt,
         user_timeout_ms=None if opts.user_timeout is None else round(opts.user_timeout * 1000),
+        rto_max_ms=None if opts.rto_max is None else round(opts.rto_max * 1000),
         linger_s=whole(opts.linger),
         nodelay=opts.nodelay,
     )

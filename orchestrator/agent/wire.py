@@ -140,6 +140,7 @@ class SocketOptions:
     user_timeout_ms: int | None = field(default=None, metadata=bounded(0, MAX_INT32))
     linger_s: int | None = field(default=None, metadata=bounded(0, MAX_INT32))
     nodelay: bool = False
+    rto_max_ms: int | None = field(default=None, metadata=bounded(1000, 120_000))  # TCP_RTO_MAX_MS
 
 
 @dataclass(frozen=True)

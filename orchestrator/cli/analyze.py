@@ -45,7 +45,8 @@ def analyze(
             help="a host setting for the kernel model (repeat): net.ipv4.tcp_retries2=5; "
             "tcp_retries2, tcp_syn_retries, tcp_syn_linear_timeouts (0 before kernel 6.5), "
             "tcp_synack_retries and tcp_keepalive_probes are counts; tcp_keepalive_time and "
-            "tcp_keepalive_intvl are seconds, as in /proc/sys",
+            "tcp_keepalive_intvl are seconds, tcp_rto_max_ms (kernels from 6.15) milliseconds, as in "
+            "/proc/sys",
         ),
     ] = None,
     sockopt: Annotated[
@@ -54,7 +55,8 @@ def analyze(
             "--sockopt",
             help="a socket option for the kernel model (repeat), in setsockopt's own unit: "
             "TCP_USER_TIMEOUT in milliseconds (TCP_USER_TIMEOUT=4000 is 4 s), TCP_KEEPIDLE and "
-            "TCP_KEEPINTVL in seconds, TCP_KEEPCNT and TCP_SYNCNT counts; or give the unit: "
+            "TCP_KEEPINTVL in seconds, TCP_KEEPCNT and TCP_SYNCNT counts, TCP_RTO_MAX_MS in "
+            "milliseconds (kernels from 6.15); or give the unit: "
             "TCP_USER_TIMEOUT=4s, TCP_KEEPIDLE=2s",
         ),
     ] = None,

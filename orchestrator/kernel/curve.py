@@ -39,14 +39,18 @@ def abort_after(kind: str, s: KernelSettings, rto: float | None = None) -> float
     if kind == "rto-abort":
         if s.user_timeout:
             return float(s.user_timeout)
-        return rto_abort_from_stamp(rto_abort_after(s.retries2), rto) if rto else None
+        budget = rto_abort_after(s.retries2, rto_max=s.rto_max)
+        return rto_abort_from_stamp(budget, rto, rto_max=s.rto_max) if rto else None
     if kind == "keepalive-abort":
         return keepalive_abort_after(
             s.keepalive_time, s.keepalive_intvl, s.keepalive_probes, user_timeout=s.user_timeout
         )
     if kind == "connect-timeout":
         return syn_schedule(
-            s.syn_retries, linear_timeouts=s.syn_linear_timeouts, user_timeout=s.user_timeout or None
+            s.syn_retries,
+            linear_timeouts=s.syn_linear_timeouts,
+            user_timeout=s.user_timeout or None,
+            rto_max=s.rto_max,
         )[1]
     if kind == "synack-timeout":
         return synack_schedule(s.synack_retries)[1]
@@ -58,7 +62,7 @@ def budget_after(kind: str, s: KernelSettings) -> float | None:
     the abort is the first timer expiry at or past it. None for the other kinds."""
     if kind != "rto-abort":
         return None
-    return float(s.user_timeout) if s.user_timeout else rto_abort_after(s.retries2)
+    return float(s.user_timeout) if s.user_timeout else rto_abort_after(s.retries2, rto_max=s.rto_max)
 
 
 def rto_at_stamp(times: Sequence[float]) -> float | None:

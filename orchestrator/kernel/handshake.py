@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from orchestrator.kernel.predict import KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import errno_of, name_of, quoting
-from orchestrator.kernel.timers import TCP_TIMEOUT_INIT, syn_schedule, synack_schedule
+from orchestrator.kernel.timers import TCP_RTO_MAX, TCP_TIMEOUT_INIT, syn_schedule, synack_schedule
 from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 
@@ -50,7 +50,10 @@ def predict(
 def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> KernelPrediction:
     first = sends[0]
     model, abort = syn_schedule(
-        s.syn_retries, linear_timeouts=s.syn_linear_timeouts, user_timeout=s.user_timeout or None
+        s.syn_retries,
+        linear_timeouts=s.syn_linear_timeouts,
+        user_timeout=s.user_timeout or None,
+        rto_max=s.rto_max,
     )
     basis = (
         f"{s.label('syn_retries')}, {s.label('syn_linear_timeouts')}: {len(model)} SYN retransmissions, "
@@ -59,6 +62,8 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
     )
     if s.user_timeout:
         basis += f"; {s.label('user_timeout')} ends it sooner if it comes first"
+    if s.rto_max != TCP_RTO_MAX:
+        basis += f"; the SYN's timer capped by {s.label('rto_max')}, which also shortens the budget"
     p = KernelPrediction(
         "connect-timeout",
         "client",
@@ -97,7 +102,7 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
 
 
 def _count(s: KernelSettings, linear: int) -> int:
-    return len(syn_schedule(s.syn_retries, linear_timeouts=linear)[0])
+    return len(syn_schedule(s.syn_retries, linear_timeouts=linear, rto_max=s.rto_max)[0])
 
 
 def _slack(sends: list[FrameRef], model: list[float]) -> float:

@@ -20,14 +20,26 @@ from collections.abc import Sequence
 from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, endpoint, ends, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import soft_error
-from orchestrator.kernel.timers import TCP_RTO_MIN, next_timer_expiry, rto_abort_after, rto_abort_from_stamp
+from orchestrator.kernel.timers import (
+    TCP_RTO_MAX,
+    TCP_RTO_MIN,
+    next_timer_expiry,
+    rto_abort_after,
+    rto_abort_from_stamp,
+)
 from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 
 _LOCAL_RETRY = 0.5  # s, TCP_RESOURCE_PROBE_INTERVAL
 # A segment neither retransmitted nor this long behind the capture's end proves nothing yet.
 _TOO_SOON = 5 * TCP_RTO_MIN
-_BUDGETS = {n: rto_abort_after(n) for n in range(31)}
+
+
+def _budgets(rto_max: float) -> dict[int, float]:
+    return {n: rto_abort_after(n, rto_max=rto_max) for n in range(31)}
+
+
+_BUDGETS = _budgets(TCP_RTO_MAX)
 
 
 def predict(
@@ -52,8 +64,10 @@ def predict(
     if s.user_timeout:
         budget, basis = s.user_timeout, f"{s.label('user_timeout')}, from the first retransmission"
     else:
-        budget = rto_abort_after(s.retries2)
+        budget = rto_abort_after(s.retries2, rto_max=s.rto_max)
         basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
+        if s.rto_max != TCP_RTO_MAX:
+            basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
     local = _failing_locally(timer)
     if timer:
         stamp = timer[0]
@@ -70,16 +84,18 @@ def predict(
         what += "; the capture starts with that segment, so the first retransmission may be earlier"
     p = KernelPrediction("rto-abort", side, 0.0, stamp.time, what, basis, start_frame=stamp)
     p.upper_bound = started_late
-    p.predicted_s = round(rto_abort_from_stamp(budget, rto, user_timeout=bool(s.user_timeout)), 6)
+    p.predicted_s = round(
+        rto_abort_from_stamp(budget, rto, rto_max=s.rto_max, user_timeout=bool(s.user_timeout)), 6
+    )
     if local and not s.user_timeout:  # retried every 500 ms, no backoff: the first tick past the budget
         p.predicted_s = round(math.ceil(budget / _LOCAL_RETRY - 1e-9) * _LOCAL_RETRY, 6)
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
     elif not s.user_timeout:
-        p.alternatives = _knife_edge(budget, rto)
+        p.alternatives = _knife_edge(budget, rto, s.rto_max)
         if started_late:  # a bound: the latest end the model allows
             p.predicted_s, p.alternatives = max([p.predicted_s, *p.alternatives]), []
         p.basis += (
-            f"; the timer, {rto:.3f} s at that retransmission and doubling, fires past it "
+            f"; the timer, {rto:.3f} s at that retransmission and doubling{_capped(s)}, fires past it "
             f"{p.predicted_s:.3f} s after the first retransmission"
         )
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
@@ -124,17 +140,21 @@ def _rto_at(timer: list[FrameRef], sends: list[FrameRef]) -> float:
     return 2 * (timer[0].time - before[-1].time) if before else 2 * TCP_RTO_MIN
 
 
-def _knife_edge(budget: float, rto: float) -> list[float]:
+def _capped(s: KernelSettings) -> str:
+    return f" up to {s.rto_max:g} s" if s.rto_max != TCP_RTO_MAX else ""
+
+
+def _knife_edge(budget: float, rto: float, rto_max: float) -> list[float]:
     """Where an expiry falls within the timer wheel's slack of the budget, the abort may come
     one expiry earlier or later than the model's: an expiry just short of the budget can fire
     past it, and one just past it may really have been short (its RTO read from late gaps)."""
     fires: list[float] = []
     t, gap = 0.0, rto
     while not fires or fires[-1] < budget:
-        t += min(gap, 120.0)
+        t += min(gap, rto_max)
         gap *= 2
         fires.append(round(t, 6))
-    t += min(gap, 120.0)
+    t += min(gap, rto_max)
     fires.append(round(t, 6))  # one beyond the model's abort
     model = fires[-2]
     out: list[float] = []
@@ -144,6 +164,27 @@ def _knife_edge(budget: float, rto: float) -> list[float]:
         if a == model and a / (1 + WHEEL_SLACK) < budget:
             out.append(b)  # just past: a fire that was really short ends one expiry later
     return out
+
+
+def _plateau(gaps: list[float]) -> float | None:
+    """The ceiling the gaps reached, if they doubled and then stayed level below 120 s: the last
+    two gaps within 5% of each other, at least 1 s (the least ceiling the kernel takes; sends
+    failing locally repeat at 0.5 s), and an earlier gap under two thirds of them."""
+    if len(gaps) < 3:
+        return None
+    a, b = gaps[-2], gaps[-1]
+    level = min(a, b)
+    if not (abs(a - b) <= 0.05 * level and 1.0 <= level < TCP_RTO_MAX * 0.95):
+        return None
+    return level if any(g < level / 1.5 for g in gaps[:-2]) else None
+
+
+def _ms(ceiling: float) -> int:
+    """The ceiling a plateau of gaps this far apart stands for, in ms: the wheel fires late by
+    up to 1/8, so the setting is at most the gap; whole seconds when one is in reach."""
+    low = ceiling / (1 + WHEEL_SLACK)
+    whole = math.floor(ceiling)
+    return whole * 1000 if whole >= low else round(ceiling * 1000)
 
 
 def _failing_locally(timer: list[FrameRef]) -> bool:
@@ -158,12 +199,17 @@ def _observe(
 ) -> None:
     """The end the capture shows: the timer's next expiry after the last retransmission, if
     the capture went on past it. The RTO then is the one read at the stamp, doubled once per
-    retransmission since (not the last gap doubled: the wheel made that one late)."""
+    retransmission since (not the last gap doubled: the wheel made that one late), up to the
+    ceiling: the setting's, or the level the gaps stopped at."""
     if not timer:
         p.observed = "no retransmission of the segment was captured"
         return
     stamp, last = timer[0], timer[-1]
-    at = last.time + _LOCAL_RETRY if local else next_timer_expiry(last.time, rto * 2 ** (len(timer) - 2))
+    doubled = rto * 2 ** (len(timer) - 2)
+    # A ceiling the gaps show (the wheel's lateness in it) holds even where none was given.
+    seen = _plateau([b.time - a.time for a, b in itertools.pairwise(timer)])
+    ceiling = min(s.rto_max, seen) if seen is not None else s.rto_max
+    at = last.time + _LOCAL_RETRY if local else next_timer_expiry(last.time, doubled, ceiling)
     if s.user_timeout:  # the last timer is clamped to expire at the user timeout
         at = min(at, max(stamp.time + s.user_timeout, last.time))
     if at > end:
@@ -246,6 +292,14 @@ def _causes(
             "failed on the host itself (no route, or a local qdisc or netfilter drop), and Linux retries "
             "a failed send every 500 ms (TCP_RESOURCE_PROBE_INTERVAL) while the budget keeps counting"
         )
+    ceiling = _plateau([b.time - a.time for a, b in itertools.pairwise(sends)])
+    if ceiling is not None and s.rto_max == TCP_RTO_MAX:
+        out.append(
+            f"the retransmissions stopped doubling at {ceiling:.3f} s apart: the RTO has a lower ceiling "
+            "than 120 s (tcp_rto_max_ms, or TCP_RTO_MAX_MS on the socket, kernels from 6.15), which also "
+            "shortens tcp_retries2's budget; give the setting "
+            f"(about --sysctl tcp_rto_max_ms={_ms(ceiling)}) for the model's end"
+        )
     watched = end - sends[0].time
     if len(sends) == 1 and watched > 2 * TCP_RTO_MIN:
         out.append(
@@ -253,14 +307,15 @@ def _causes(
             "they did not reach the capture point, as when sends fail locally, or the capture was taken "
             "where they were lost"
         )
-    if p.observed_s is not None and not s.user_timeout and not p.upper_bound:
+    if p.observed_s is not None and not s.user_timeout and not p.upper_bound and ceiling is None:
         observed = p.observed_s
+        budgets = _BUDGETS if s.rto_max == TCP_RTO_MAX else _budgets(s.rto_max)
         fits = [
             n
-            for n, b in _BUDGETS.items()
-            if abs(rto_abort_from_stamp(b, rto) - observed) <= TOLERANCE * observed
+            for n, b in budgets.items()
+            if abs(rto_abort_from_stamp(b, rto, rto_max=s.rto_max) - observed) <= TOLERANCE * observed
         ]
         if fits and s.retries2 not in fits:
-            shown = " or ".join(f"tcp_retries2={n} ({_BUDGETS[n]:g} s)" for n in fits[:3])
+            shown = " or ".join(f"tcp_retries2={n} ({budgets[n]:g} s)" for n in fits[:3])
             out.append(f"{shown} fits what the capture shows")
     return out

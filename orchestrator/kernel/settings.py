@@ -27,7 +27,8 @@ __all__ = [
     "settings_of_host",
 ]
 
-# sysctl (without "net.ipv4.") -> setting; the keep-alive times are in seconds, the rest counts.
+# sysctl (without "net.ipv4.") -> setting; the keep-alive times are in seconds, tcp_rto_max_ms
+# in milliseconds (`_SYSCTL_UNITS`), the rest counts.
 SYSCTLS = {
     "tcp_retries2": "retries2",
     "tcp_keepalive_time": "keepalive_time",
@@ -36,7 +37,9 @@ SYSCTLS = {
     "tcp_syn_retries": "syn_retries",
     "tcp_syn_linear_timeouts": "syn_linear_timeouts",
     "tcp_synack_retries": "synack_retries",
+    "tcp_rto_max_ms": "rto_max",  # kernels from 6.15
 }
+_SYSCTL_UNITS = {"rto_max": 0.001}  # seconds per unit of a bare number, where not 1
 # socket option -> (setting, seconds per unit of a bare number: the unit setsockopt takes)
 SOCKOPTS = {
     "TCP_KEEPIDLE": ("keepalive_time", 1.0),  # seconds
@@ -44,7 +47,10 @@ SOCKOPTS = {
     "TCP_KEEPCNT": ("keepalive_probes", 0.0),  # a count
     "TCP_USER_TIMEOUT": ("user_timeout", 0.001),  # milliseconds
     "TCP_SYNCNT": ("syn_retries", 0.0),  # a count: tcp_syn_retries for one socket
+    "TCP_RTO_MAX_MS": ("rto_max", 0.001),  # milliseconds; kernels from 6.15
 }
+# What the kernel accepts (EINVAL otherwise), in the setting's unit.
+_RANGES = {"rto_max": (1.0, 120.0)}
 _COUNTS = {"retries2", "keepalive_probes", "syn_retries", "syn_linear_timeouts", "synack_retries"}
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
 
@@ -61,6 +67,7 @@ class KernelSettings:
     syn_linear_timeouts: int = 4  # kernels from 6.5; 0 on older ones
     synack_retries: int = 5
     user_timeout: float | None = None  # s; TCP_USER_TIMEOUT, 0 or None: not set
+    rto_max: float = 120.0  # s; the RTO's ceiling: tcp_rto_max_ms, TCP_RTO_MAX_MS (kernels from 6.15)
     given: tuple[tuple[str, str], ...] = ()  # (setting, how it was given)
 
     def label(self, name: str) -> str:
@@ -69,7 +76,8 @@ class KernelSettings:
             if setting == name:
                 return how
         sysctl = next((k for k, v in SYSCTLS.items() if v == name), name)
-        return f"{sysctl}={getattr(self, name):g} (kernel default)"
+        value = getattr(self, name) / _SYSCTL_UNITS.get(name, 1.0)
+        return f"{sysctl}={value:g} (kernel default)"
 
     def with_value(self, name: str, value: float, how: str) -> KernelSettings:
         typed = int(value) if name in _COUNTS else float(value)
@@ -94,9 +102,10 @@ def parse_settings(
             problems.append(f"--sysctl {item}: not a setting the kernel model uses ({', '.join(SYSCTLS)})")
             continue
         name = SYSCTLS[short]
-        number = _number(item, value, 1.0, name in _COUNTS, problems)
-        if number is not None:
-            settings = settings.with_value(name, number, f"{short}={number:g}")
+        unit = _SYSCTL_UNITS.get(name, 1.0)
+        number = _number(item, value, unit, name in _COUNTS, problems)
+        if number is not None and _in_range(item, name, number, problems):
+            settings = settings.with_value(name, number, f"{short}={number / unit:g}")
     for item in sockopts:
         pair = _split(item, problems)
         if pair is None:
@@ -109,7 +118,7 @@ def parse_settings(
             continue
         name, unit = SOCKOPTS[key.upper()]
         number = _number(item, value, unit, name in _COUNTS, problems)
-        if number is not None:
+        if number is not None and _in_range(item, name, number, problems):
             shown = f"{number:g}" if name in _COUNTS else f"{number:g}s"
             settings = settings.with_value(name, number, f"{key.upper()}={shown}")
     if problems:
@@ -123,6 +132,14 @@ def _split(item: str, problems: list[str]) -> tuple[str, str] | None:
         problems.append(f"{item!r}: expected NAME=VALUE")
         return None
     return key.strip(), value.strip()
+
+
+def _in_range(item: str, name: str, number: float, problems: list[str]) -> bool:
+    low, high = _RANGES.get(name, (0.0, float("inf")))
+    if low <= number <= high:
+        return True
+    problems.append(f"{item}: the kernel takes {low:g} s to {high:g} s ({number:g} s given)")
+    return False
 
 
 def _number(item: str, value: str, unit: float, count: bool, problems: list[str]) -> float | None:
@@ -175,13 +192,15 @@ def settings_of_host(
     for sysctl, number in host.sysctls.items():
         short = sysctl.removeprefix("net.ipv4.")
         if short in SYSCTLS:
-            s = s.with_value(SYSCTLS[short], number, f"{short}={number:g} ({how})")
+            name = SYSCTLS[short]
+            s = s.with_value(name, number * _SYSCTL_UNITS.get(name, 1.0), f"{short}={number:g} ({how})")
     opts = host.socket_options
     for opt, value in (
         ("TCP_KEEPIDLE", opts.effective_keepidle),
         ("TCP_KEEPINTVL", opts.effective_keepintvl),
         ("TCP_KEEPCNT", opts.keepcnt),
         ("TCP_USER_TIMEOUT", opts.user_timeout),
+        ("TCP_RTO_MAX_MS", opts.rto_max),
     ):
         if value:
             name = SOCKOPTS[opt][0]

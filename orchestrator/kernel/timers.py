@@ -6,11 +6,17 @@ Documentation/networking/ip-sysctl.rst; each rule below was also measured on rea
 
 * ``tcp_model_timeout(sk, boundary, rto_base)`` turns ``tcp_retries2`` (and
   ``tcp_syn_retries``) into a time budget: RTO doubling from ``rto_base`` until it would
-  pass TCP_RTO_MAX (120 s), then linear::
+  pass the RTO's ceiling, then linear::
 
-      thresh = ilog2(TCP_RTO_MAX / rto_base)            # 9 for rto_base = 200 ms
+      thresh = ilog2(rto_max / rto_base)                # 9 for rto_base = 200 ms, 120 s
       boundary <= thresh: ((2 << boundary) - 1) * rto_base
-      otherwise:          ((2 << thresh) - 1) * rto_base + (boundary - thresh) * TCP_RTO_MAX
+      otherwise:          ((2 << thresh) - 1) * rto_base + (boundary - thresh) * rto_max
+
+  The ceiling is TCP_RTO_MAX (120 s); kernels from 6.15 let ``tcp_rto_max_ms`` (per
+  namespace) or TCP_RTO_MAX_MS (per socket) lower it, to 1 s at least. It caps the timer's
+  doubling and shortens the budget (measured on 6.18: ``tcp_rto_max_ms=1000`` and
+  ``tcp_retries2=6`` give 5.4 s, not 25.4 s; a SYN's timer stays at 1 s). A listener's
+  SYN-ACK timer does not follow it (measured: 1, 2, 4 s with ``tcp_rto_max_ms=1000``).
 
 * ``retransmits_timed_out`` measures that budget from ``tp->retrans_stamp``: the time of the
   **first retransmission** (``tcp_retransmit_skb``: "save stamp of the first (attempted)
@@ -209,11 +215,12 @@ def syn_schedule(
     linear_timeouts: int = 4,
     rto_init: float = TCP_TIMEOUT_INIT,
     user_timeout: float | None = None,
+    rto_max: float = TCP_RTO_MAX,
 ) -> tuple[list[float], float]:
     """The SYN retransmissions of a connect that is never answered, and its ETIMEDOUT, in
     seconds after the first SYN: (retransmission times, abort time). The timer starts at
     ``rto_init`` and stays there while fewer than ``linear_timeouts`` + 1 expiries have
-    passed, then doubles (capped at 120 s); an expiry aborts once the SYN went out
+    passed, then doubles (capped at ``rto_max``); an expiry aborts once the SYN went out
     ``syn_retries`` + ``linear_timeouts`` times again, or once ``tcp_model_timeout(syn_retries,
     rto_init)`` (or a user timeout) has passed since the first SYN.
 
@@ -221,10 +228,9 @@ def syn_schedule(
     0 (kernels before 6.5): 6, at 127 s."""
     if syn_retries < 0 or linear_timeouts < 0 or rto_init <= 0:
         raise ValueError("syn_retries and linear_timeouts must be >= 0, rto_init positive")
-    budget = (
-        _us(user_timeout) if user_timeout else _model_timeout_us(syn_retries, _us(rto_init), _us(TCP_RTO_MAX))
-    )
-    gap, cap = _us(rto_init), _us(TCP_RTO_MAX)
+    cap = _us(rto_max)
+    budget = _us(user_timeout) if user_timeout else _model_timeout_us(syn_retries, _us(rto_init), cap)
+    gap = _us(rto_init)
     t, expiries = 0, 0
     sent: list[int] = []
     while True:

@@ -41,7 +41,10 @@ SUPPORTED_SYSCTLS: dict[str, str] = {
     "net.ipv4.tcp_timestamps": "1",
     "net.ipv4.tcp_window_scaling": "1",
     "net.ipv4.tcp_syn_linear_timeouts": "4 linear SYN retries (newer kernels)",
+    "net.ipv4.tcp_rto_max_ms": "120000: the RTO's ceiling, 1000 at least (kernels from 6.15)",
 }
+# Sysctls whose range is narrower than the kernel's integers: name -> (least, most).
+SYSCTL_RANGES = {"net.ipv4.tcp_rto_max_ms": (1000, 120_000)}
 
 
 class ServerAgent(StrictModel):
@@ -171,8 +174,9 @@ class HostBase(StrictModel):
     @classmethod
     def _check_sysctls(cls, value: dict[str, int]) -> dict[str, int]:
         for name, number in value.items():
-            if not 0 <= number <= 2**31 - 1:
-                raise ValueError(f"{name}: {number} is not a value the kernel takes (0 to 2147483647)")
+            low, high = SYSCTL_RANGES.get(name, (0, 2**31 - 1))
+            if not low <= number <= high:
+                raise ValueError(f"{name}: {number} is not a value the kernel takes ({low} to {high})")
         allowed = cls._allowed_sysctls()
         unknown = sorted(set(value) - set(allowed))
         if unknown:

@@ -21,6 +21,7 @@ class SocketOptions(StrictModel):
     # Go's SetKeepAlivePeriod(d): idle = interval = d, the count stays the system's.
     keepalive_period: Duration | None = None
     user_timeout: Duration | None = None
+    rto_max: Duration | None = None  # TCP_RTO_MAX_MS: the RTO's ceiling (kernels from 6.15)
     linger: Duration | None = None
     nodelay: bool = False
 
@@ -32,6 +33,8 @@ class SocketOptions(StrictModel):
             value = getattr(self, name)
             if value is not None and (value < 1 or value != int(value)):
                 raise ValueError(f"{name} is in whole seconds (the kernel's unit), at least 1s")
+        if self.rto_max is not None and not 1 <= self.rto_max <= 120:
+            raise ValueError("rto_max (TCP_RTO_MAX_MS) is 1s to 120s: the kernel refuses others")
         return self
 
     def keepalive_unused(self) -> str | None:

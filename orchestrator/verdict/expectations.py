@@ -76,10 +76,15 @@ def check_close_evidence(conn: ConnectionSummary, t0: float | None) -> list[str]
 
 
 def check_backoff(
-    conn: ConnectionSummary, tolerance: float, model_gaps: list[float], t0: float | None
+    conn: ConnectionSummary,
+    tolerance: float,
+    model_gaps: list[float],
+    t0: float | None,
+    rto_max: float = TCP_RTO_MAX,
 ) -> Check:
     """Each gap between retransmissions of one segment about twice the one before (RTO doubling),
-    or the RTO ceiling once twice the gap before would pass it.
+    or the RTO ceiling (`rto_max`: 120 s, or the sender's tcp_rto_max_ms) once twice the gap
+    before would pass it.
 
     The first gap (original send to first retransmission) is left out of the ratios: it may be a
     tail-loss probe at about 2 x SRTT rather than a full RTO. One ratio is enough: a small
@@ -90,7 +95,7 @@ def check_backoff(
     gaps = conn.backoff_gaps_s
     observed = ", ".join(f"{g:.3f}" for g in gaps) or "no retransmissions"
     pairs = [(a, b) for a, b in itertools.pairwise(gaps[1:]) if a > 0]
-    ok = bool(pairs) and all(abs(b / min(2 * a, TCP_RTO_MAX) - 1) <= tolerance for a, b in pairs)
+    ok = bool(pairs) and all(abs(b / min(2 * a, rto_max) - 1) <= tolerance for a, b in pairs)
     ratios = ", ".join(f"{b / a:.2f}" for a, b in pairs)
     evidence = [f"ratios {ratios}" if pairs else "ratios -: fewer than 3 retransmissions of one segment"]
     if model_gaps:

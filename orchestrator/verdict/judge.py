@@ -318,8 +318,9 @@ def _check_all(
         )
         if e.backoff:
             sender = conn.backoff_from or "client"
-            model = backoff_schedule(settings_of_host(scenario.apps()[side_host[sender]]).retries2, rto=0.21)
-            out.append(c.check_backoff(conn, tol, model, t0))
+            s = settings_of_host(scenario.apps()[side_host[sender]])
+            model = backoff_schedule(s.retries2, rto=0.21, rto_max=s.rto_max)
+            out.append(c.check_backoff(conn, tol, model, t0, s.rto_max))
         out += c.check_counts(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
         )

@@ -109,6 +109,27 @@ def rto_min_1s(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def rto_ceiling(ms: int, retries2: int, on_socket: bool) -> Callable[[Topology], dict[str, float]]:
+    """Fact 1 under a lower RTO ceiling (kernels from 6.15): tcp_rto_max_ms in a's namespace,
+    or TCP_RTO_MAX_MS on the client's socket; a cut while sending; wait for ETIMEDOUT."""
+
+    def body(topo: Topology) -> dict[str, float]:
+        if not Path("/proc/sys/net/ipv4/tcp_rto_max_ms").exists():
+            return {"unsupported": 1.0}  # a kernel before 6.15: the test skips
+        topo.sysctl("a", **{"net.ipv4.tcp_retries2": retries2})
+        if not on_socket:
+            topo.sysctl("a", **{"net.ipv4.tcp_rto_max_ms": ms})
+        cli, _ = start_pair(topo, sender(**({"rto_max_ms": ms} if on_socket else {})))
+        cli.wait_for("connected", 5)
+        time.sleep(LEAD_S)
+        topo.cut()
+        cli.wait_for("error", ABORT_WAIT_S)
+        time.sleep(0.2)
+        return {}
+
+    return body
+
+
 def syn_blackhole(syn_retries: int) -> Callable[[Topology], dict[str, float]]:
     """Fact 3: connect through a cut that was there before the client started."""
 
@@ -300,6 +321,18 @@ CASES: dict[str, Case] = {
             "idle, keepalive 2/1/5, cut at +1 s, healed at +3.5 s",
             keepalive_outage_healed,
             {"keepidle_s": 2, "keepintvl_s": 1, "keepcnt": 5},
+        ),
+        Case(
+            "rto_max_1000",
+            "cut while sending, tcp_retries2=6, tcp_rto_max_ms=1000",
+            rto_ceiling(1000, 6, on_socket=False),
+            {"retries2": 6, "rto_max_ms": 1000},
+        ),
+        Case(
+            "rto_max_socket_2000",
+            "cut while sending, tcp_retries2=8, TCP_RTO_MAX_MS=2000 on the socket",
+            rto_ceiling(2000, 8, on_socket=True),
+            {"retries2": 8, "rto_max_ms": 2000},
         ),
         Case("icmp_host_unreachable", "connect answered by ICMP host-unreachable", icmp_on_connect, {}),
         Case(

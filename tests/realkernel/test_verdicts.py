@@ -22,12 +22,13 @@ from tests.realkernel.conftest import Cases
 
 pytestmark = pytest.mark.netns
 
-_SYSCTLS = ("tcp_retries2", "tcp_syn_retries", "tcp_synack_retries")
+_SYSCTLS = ("tcp_retries2", "tcp_syn_retries", "tcp_synack_retries", "tcp_rto_max_ms")
 _SOCKOPTS = {
     "user_timeout_ms": "TCP_USER_TIMEOUT",
     "keepidle_s": "TCP_KEEPIDLE",
     "keepintvl_s": "TCP_KEEPINTVL",
     "keepcnt": "TCP_KEEPCNT",
+    "rto_max_ms": "TCP_RTO_MAX_MS",
 }
 
 
@@ -75,6 +76,30 @@ def test_the_rto_abort_is_predicted_from_the_first_timer_retransmission(cases: C
     assert p.start_frame is not None and p.start_frame in conn.backoff_frames[1:]  # a retransmission
     assert not any("went silent" in n or "RTO abort" in n for n in conn.notes)  # the model says that
     assert not any("not captured" in n for n in conn.notes)  # the original is in a.pcap
+
+
+@pytest.mark.realcase("rto_max_1000", "rto_max_socket_2000")
+@pytest.mark.parametrize("name", ["rto_max_1000", "rto_max_socket_2000"])
+def test_a_lower_rto_ceiling_shortens_the_abort(cases: Cases, name: str) -> None:
+    """tcp_rto_max_ms (or TCP_RTO_MAX_MS): the timer stops doubling at the ceiling and the
+    budget's linear steps are the ceiling's; the model with the setting predicts the kernel's
+    end, the backoff check passes, and without the setting the packets show the ceiling."""
+    result = cases.get(name)
+    if result.marks.get("unsupported"):
+        pytest.skip("tcp_rto_max_ms needs a kernel from 6.15")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, errno) == ("rto-abort", "ETIMEDOUT")
+    assert_on_time(p, t)
+    rto_max = settings_of(result).rto_max
+    assert rto_max == result.settings["rto_max_ms"] / 1000
+    assert check_backoff(conn, 0.10, [], None, rto_max).passed
+    analysis = analyze_file(result.pcaps["a"])
+    default = settings_of(result).with_value("rto_max", 120.0, "tcp_rto_max_ms=120000")
+    found = predict_connection(conn, lambda _: default, analysis.icmp_errors)
+    (plain,) = [q for q in found if q.side == "client"]
+    assert plain.predicted_s > 2 * (t - p.start_time)
+    assert any(f"tcp_rto_max_ms={result.settings['rto_max_ms']})" in e for e in plain.explanations)
 
 
 @pytest.mark.realcase("user_timeout_3000", "tlp_one_segment_user_timeout_2000")

@@ -255,6 +255,23 @@ def test_socket_options_are_read_back(spawn: Spawn) -> None:
     assert read_back(server.wait_for("socket_options", socket="connection", peer=local)) == options
 
 
+def _has_rto_max() -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.getsockopt(socket.IPPROTO_TCP, 44)  # TCP_RTO_MAX_MS
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.skipif(not _has_rto_max(), reason="TCP_RTO_MAX_MS needs a kernel from 6.15")
+def test_the_rto_ceiling_is_set_and_read_back(spawn: Spawn) -> None:
+    server, port = start_server(spawn, "sink", socket={"rto_max_ms": 2000})
+    client, _ = connect_client(spawn, server, "idle", port, socket={"rto_max_ms": 1500})
+    assert client.wait_for("socket_options")["rto_max_ms"] == 1500
+    assert server.wait_for("socket_options", socket="listener")["rto_max_ms"] == 2000
+
+
 def test_default_socket_options_read_back_as_off(spawn: Spawn) -> None:
     server, port = start_server(spawn, "sink")
     client, _ = connect_client(spawn, server, "idle", port)
@@ -263,6 +280,7 @@ def test_default_socket_options_read_back_as_off(spawn: Spawn) -> None:
     assert values["nodelay"] is False
     assert values["linger_s"] is None
     assert values["user_timeout_ms"] == 0
+    assert values["rto_max_ms"] in (120_000, None)  # None: a kernel before 6.15 has no such option
     # Unset keepalive timers read back as the namespace's sysctls, which are positive.
     assert values["keepidle_s"] > 0 and values["keepintvl_s"] > 0 and values["keepcnt"] > 0
 

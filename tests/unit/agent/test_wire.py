@@ -98,7 +98,7 @@ FULL = wire.Config(
     send_after_s=0.5,
     count=3,
     close_after_s=2.0,
-    socket=wire.SocketOptions(True, 1, 2, 3, 4000, 0, True),
+    socket=wire.SocketOptions(True, 1, 2, 3, 4000, 0, True, rto_max_ms=2000),
 )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ScenarioError
+from orchestrator.kernel.settings import settings_of_host
 from orchestrator.scenario.loader import MAX_BYTES, load_scenario
 from orchestrator.scenario.steps import Disconnect, Kill
 
@@ -294,3 +295,21 @@ def test_a_right_key_in_the_wrong_place_is_told_where_it_goes(tmp_path: Path) ->
     [said] = [p for p in found if "hosts.client.socket" in p]
     assert "unknown key here ('socket' is a key of agent:" in said, said
     assert "did you mean 'socket'" not in said
+
+
+def test_an_rto_ceiling_is_taken_where_the_kernel_takes_it(tmp_path: Path) -> None:
+    """tcp_rto_max_ms and the socket's rto_max (TCP_RTO_MAX_MS): 1 s to 120 s, as the kernel
+    checks (it refuses others with EINVAL); the model reads both in seconds."""
+    text = GOOD.replace("net.ipv4.tcp_retries2: 5", "net.ipv4.tcp_retries2: 5, net.ipv4.tcp_rto_max_ms: 2000")
+    s = load_scenario(write(tmp_path, text))
+    assert settings_of_host(s.hosts["client"]).rto_max == 2.0
+    sock = load_scenario(
+        write(tmp_path, GOOD.replace("every: 200ms}", "every: 200ms, socket: {rto_max: 1500ms}}"))
+    )
+    assert settings_of_host(sock.hosts["client"]).rto_max == 1.5
+    low = problems(tmp_path, text.replace("2000", "500"))
+    assert any(
+        "net.ipv4.tcp_rto_max_ms: 500 is not a value the kernel takes (1000 to 120000)" in p for p in low
+    )
+    high = problems(tmp_path, GOOD.replace("every: 200ms}", "every: 200ms, socket: {rto_max: 130s}}"))
+    assert any("rto_max (TCP_RTO_MAX_MS) is 1s to 120s" in p for p in high), high
