@@ -134,6 +134,23 @@ def test_power_cut(run: Any) -> None:
     )
 
 
+def test_rto_ceiling(run: Any) -> None:
+    """tcp_rto_max_ms=1000: the gaps double to 1 s and stay there, and ETIMEDOUT comes after
+    tcp_model_timeout(6) with 1 s linear steps (5.4 s), at the first expiry past it."""
+    if not Path("/proc/sys/net/ipv4/tcp_rto_max_ms").exists():
+        pytest.skip("tcp_rto_max_ms needs a kernel from 6.15")
+    r = run("rto_ceiling")
+    client_ip, _ = addresses(r)
+    v = r.verdict()
+    gaps = v["connection"]["backoff_gaps_s"]
+    assert max(gaps) < 1.2 and sum(1 for g in gaps if 0.95 < g < 1.2) >= 2, gaps
+    assert v["apps"]["client"]["sees"] == "ETIMEDOUT"
+    start = v["predictions"]["client"]["from"]
+    assert start["frame"] in retransmitted(r.run_dir / "client.pcap", client_ip)
+    took = v["apps"]["client"]["t"] - start["time"]
+    assert 5.4 <= took <= 5.4 + 1.2 * 1.15, took  # not 25.4 s: the default ceiling's budget
+
+
 def test_connect_timeout(run: Any) -> None:
     r = run("connect_timeout")
     client_ip, server_ip = addresses(r)
