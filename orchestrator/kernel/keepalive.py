@@ -33,8 +33,11 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
     if timing.run_from is not None:
         start_frame = timing.run_from_frame
         start_time = timing.run_from
-        where = ref(start_frame) if start_frame is not None else f"{timing.run_from:.6f}"
-        what = f"the last segment it received ({where}), before its unanswered probes (from {ref(run)} on)"
+        if start_frame is not None:
+            got = f"the last segment it received ({ref(start_frame)})"
+        else:  # the peer probed since: its probes do not restart the count (out of the window)
+            got = f"the last segment it received other than the peer's own probes (at {timing.run_from:.6f})"
+        what = f"{got}, before its unanswered probes (from {ref(run)} on)"
     else:
         first = frames[0]
         start_frame, start_time = None, first.time - timing.first_after_idle_s

@@ -39,6 +39,7 @@ __all__ = [
     "acked",
     "covers",
     "labels_of",
+    "peer_real_t",
     "pos",
     "secs",
 ]
@@ -347,3 +348,8 @@ def pos(s: Seen | None) -> int:
 
 def secs(ns: float) -> float:
     return round(ns / 1e9, 6)
+
+
+def peer_real_t(f: Flow) -> int:
+    """When `f` last sent a segment that was not a keep-alive probe (ns; 0: none seen)."""
+    return f.last_real_t if f.lastflags & KA else f.lastack_t

@@ -27,6 +27,7 @@ from orchestrator.tcp.flows import (
     Seen,
     acked,
     covers,
+    peer_real_t,
 )
 
 __all__ = [
@@ -158,23 +159,26 @@ def _record_keepalive(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
         fwd.last_real_t = fwd.lastack_t
     seen = Seen(p, i)
     last = fwd.ka_last
+    # The peer's latest segment that was not itself a probe: what resets Linux's keep-alive
+    # timer. The peer's own probe is out of the window (tcp_validate_incoming drops it), so it
+    # neither answers ours nor starts the count again.
+    peer = peer_real_t(rev)
     if last is None:
-        # Idle counts from the peer's latest segment that was not itself a probe (what resets
-        # Linux's keep-alive timer), or from our own latest one if the peer sent none.
-        peer = rev.last_real_t if rev.lastflags & KA else rev.lastack_t
+        # Idle counts from there, or from our own latest segment if the peer sent none.
         fwd.ka_idle_ref = peer or fwd.last_real_t or tns
         fwd.ka_first = seen
     elif len(fwd.ka_gaps) < MAX_KA_GAPS:
         fwd.ka_gaps.append(tns - last.p.time_ns)
-    if last is None or rev.lastack_t > last.p.time_ns:
+    if last is None or peer > last.p.time_ns:
         # The first probe, or the peer sent something since the last one (it answered): a new
         # run starts, counted from the peer's latest segment.
         if last is not None:
             fwd.ka_answered += 1
         fwd.ka_run = 0
         fwd.ka_run_gaps = []
-        fwd.ka_run_ref = rev.lastack_t or fwd.ka_idle_ref
-        fwd.ka_run_p = rev.last_p if rev.lastack_t else None
+        fwd.ka_run_ref = peer or fwd.ka_idle_ref
+        # That segment, when it is the peer's last (a probe after it leaves it unknown).
+        fwd.ka_run_p = rev.last_p if peer and peer == rev.lastack_t else None
     elif len(fwd.ka_run_gaps) < MAX_KA_GAPS:
         fwd.ka_run_gaps.append(tns - last.p.time_ns)
     fwd.ka_run += 1

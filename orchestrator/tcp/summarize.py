@@ -59,7 +59,7 @@ from orchestrator.tcp.connection import (
     SideCounts,
     SideFrames,
 )
-from orchestrator.tcp.flows import Conn, Flow, acked, covers, pos, secs
+from orchestrator.tcp.flows import Conn, Flow, acked, covers, peer_real_t, pos, secs
 from orchestrator.tcp.notes import describe
 
 __all__ = ["summarize"]
@@ -158,7 +158,7 @@ def _keepalive(f: Flow) -> KeepaliveTiming:
     """The prober's timing: the first probe's idle, then its last run of probes (Linux counts a
     run from the peer's last segment: an answer starts the count again)."""
     assert f.ka_first is not None and f.ka_last is not None
-    answered = f.rev.lastack_t > f.ka_last.p.time_ns  # the peer sent something after the last probe
+    answered = peer_real_t(f.rev) > f.ka_last.p.time_ns  # the peer sent something after the last probe
     gaps = f.ka_gaps if answered else f.ka_run_gaps
     return KeepaliveTiming(
         first_after_idle_s=secs(f.ka_first.p.time_ns - f.ka_idle_ref),
@@ -173,7 +173,7 @@ def _answered(f: Flow) -> int:
     """The probes of `f` the peer answered: each run it ended, and the last if it was answered."""
     if f.ka_last is None:
         return 0
-    return f.ka_answered + (1 if f.rev.lastack_t > f.ka_last.p.time_ns else 0)
+    return f.ka_answered + (1 if peer_real_t(f.rev) > f.ka_last.p.time_ns else 0)
 
 
 def _ref(p: TcpPacket | None) -> FrameRef | None:
@@ -205,14 +205,17 @@ def _client_flow(c: Conn) -> Flow:
 
 
 def _prober(cl: Flow, sv: Flow) -> Flow | None:
-    """The side that sent the most keep-alive probes (ties: the one that started first)."""
-    best: Flow | None = None
-    for f in (cl, sv):
-        if not f.ka:
-            continue
-        if best is None or f.ka > best.ka or (f.ka == best.ka and pos(f.ka_first) < pos(best.ka_first)):
-            best = f
-    return best
+    """The side whose keep-alive probes tell the connection's story: one whose last probes went
+    unanswered (it is the one heading for an abort) before one whose peer answered, then the
+    one that sent the most (ties: the one that started first)."""
+    probers = [f for f in (cl, sv) if f.ka and f.ka_first is not None]
+    if not probers:
+        return None
+    return max(probers, key=lambda f: (_unanswered(f), f.ka, -pos(f.ka_first)))
+
+
+def _unanswered(f: Flow) -> bool:
+    return f.ka_last is not None and peer_real_t(f.rev) <= f.ka_last.p.time_ns
 
 
 def _oldest_unacked(cl: Flow, sv: Flow) -> tuple[Flow, TcpPacket] | None:

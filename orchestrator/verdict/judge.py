@@ -325,8 +325,7 @@ def _check_all(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
         )
         if e.keepalive_timing:
-            probes = conn.keepalive_probes
-            prober: Side = "client" if probes.client >= probes.server else "server"
+            prober: Side = conn.keepalive_from or "client"  # whose probes `conn.keepalive` times
             s = settings_of_host(scenario.apps()[side_host[prober]])
             out.append(c.check_keepalive_timing(conn, s.keepalive_time, s.keepalive_intvl, tol, t0))
         out += c.check_counts("zero_window", e.zero_window, conn.zero_window, conn.zero_window_frames, t0)

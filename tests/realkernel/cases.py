@@ -200,6 +200,21 @@ def keepalive_outage_healed(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def keepalive_both_one_way(topo: Topology) -> dict[str, float]:
+    """Fact 4 with both ends probing and a->b cut after the handshake: the client (3 s / 1 s / 3)
+    gets the server's probes (1 s / 1 s / 10) and answers them into the cut; its own probes are
+    never answered, and the server's probes do not restart its count."""
+    cli_socket = {"keepalive": True, "keepidle_s": 3, "keepintvl_s": 1, "keepcnt": 3}
+    srv_socket = {"keepalive": True, "keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 10}
+    cli, _ = start_pair(topo, {"mode": "idle", "socket": cli_socket}, {"socket": srv_socket})
+    cli.wait_for("connected", 5)
+    time.sleep(0.3)
+    topo.cut(one_way="a->b")
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
 def icmp_on_connect(topo: Topology) -> dict[str, float]:
     """Fact 5: w answers the client's SYN with ICMP host-unreachable."""
     topo.reject_icmp("host-unreachable", direction="a->b")
@@ -333,6 +348,12 @@ CASES: dict[str, Case] = {
             "cut while sending, tcp_retries2=8, TCP_RTO_MAX_MS=2000 on the socket",
             rto_ceiling(2000, 8, on_socket=True),
             {"retries2": 8, "rto_max_ms": 2000},
+        ),
+        Case(
+            "keepalive_both_one_way",
+            "both ends probe (client 3/1/3, server 1/1/10), a->b cut",
+            keepalive_both_one_way,
+            {"keepidle_s": 3, "keepintvl_s": 1, "keepcnt": 3},
         ),
         Case("icmp_host_unreachable", "connect answered by ICMP host-unreachable", icmp_on_connect, {}),
         Case(

@@ -148,6 +148,19 @@ def test_keepalive_after_answered_probes_counts_from_the_last_answer(cases: Case
     assert conn.keepalive.interval_s == pytest.approx(1.0, rel=0.05)  # the unanswered run's own
 
 
+@pytest.mark.realcase("keepalive_both_one_way")
+def test_the_peers_own_probes_are_no_answer(cases: Cases) -> None:
+    """The server's probes reach the client, which answers them into the cut: they restart
+    nothing, and the client's kernel resets at its own idle + count x interval."""
+    result = cases.get("keepalive_both_one_way")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, errno) == ("keepalive-abort", "ETIMEDOUT")
+    assert_on_time(p, t)
+    assert conn.keepalive_probes.server > 0 and conn.keepalive_answered.client == 0
+    assert conn.keepalive is not None and conn.keepalive.run_probes == 3
+
+
 @pytest.mark.realcase("capture_stops_while_retrying")
 def test_still_retransmitting_when_the_observation_ended(cases: Cases) -> None:
     result = cases.get("capture_stops_while_retrying")
