@@ -28,6 +28,7 @@ __all__ = ["STARTS", "abort_after", "budget_after", "rto_at_stamp"]
 STARTS = {
     "rto-abort": "the first retransmission",
     "keepalive-abort": "the last segment received",
+    "zerowindow-abort": "the first unanswered zero-window probe",
     "connect-timeout": "the first SYN",
     "synack-timeout": "the first SYN-ACK",
 }

@@ -7,6 +7,7 @@ For each side, the first of these that applies (each module says how it is model
 * ``synack-timeout``: a SYN-ACK never acknowledged: the listener drops the request (`handshake`);
 * ``rto-abort``: data never acknowledged: ``tcp_retries2``'s budget or TCP_USER_TIMEOUT, from
   the first retransmission by the timer (`rto`);
+* ``zerowindow-abort``: zero-window probes left unanswered, ``tcp_retries2`` of them (`zerowindow`);
 * ``keepalive-abort``: keep-alive probes left unanswered (`keepalive`).
 
 Every time is in seconds after ``start_time`` (``predicted_s``, and the JSON's ``from.time``).
@@ -40,7 +41,9 @@ TOLERANCE = 0.10
 # The timer wheel rounds an expiry up by at most 1/8 (docs/kernel-facts.md): later is allowed more.
 WHEEL_SLACK = 0.125
 
-Kind = Literal["rto-abort", "keepalive-abort", "connect-timeout", "synack-timeout", "icmp-error"]
+Kind = Literal[
+    "rto-abort", "keepalive-abort", "zerowindow-abort", "connect-timeout", "synack-timeout", "icmp-error"
+]
 
 
 @dataclass(slots=True)
@@ -162,7 +165,7 @@ def predict_connection(
     gives a side's settings; `capture_end` is when the observation ended (a capture's last
     segment, or the end of a run)."""
     # Imported here: each family imports this module's types.
-    from orchestrator.kernel import handshake, keepalive, rto  # noqa: PLC0415
+    from orchestrator.kernel import handshake, keepalive, rto, zerowindow  # noqa: PLC0415
 
     end = capture_end if capture_end is not None else (conn.last_frame.time if conn.last_frame else 0.0)
     errors = [e for e in icmp_errors if about(e, conn)]
@@ -172,6 +175,7 @@ def predict_connection(
         found = (
             handshake.predict(conn, side, s, errors, end)
             or rto.predict(conn, side, s, errors, end)
+            or zerowindow.predict(conn, side, s, end)
             or keepalive.predict(conn, side, s, end)
         )
         if found is not None:

@@ -276,6 +276,20 @@ def zero_window(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def zero_window_then_cut(topo: Topology) -> dict[str, float]:
+    """Fact 11: as zero_window, then a cut while the client probes: tcp_retries2=3 unanswered
+    zero-window probes, and ETIMEDOUT at the probe timer's next expiry."""
+    topo.sysctl("b", **{"net.ipv4.tcp_rmem": "4096 32768 32768"})
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3, "net.ipv4.tcp_wmem": "4096 16384 16384"})
+    cli, _ = start_pair(topo, sender(every_ms=10, size=1000), server={"mode": "hold"})
+    cli.wait_for("blocked", 5)
+    time.sleep(2.0)
+    topo.cut()
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
@@ -376,6 +390,12 @@ CASES: dict[str, Case] = {
             {"every_ms": 50, "nodelay": False},
         ),
         Case("zero_window", "server never reads; client fills its window", zero_window, {"retries2": 3}),
+        Case(
+            "zero_window_then_cut",
+            "server never reads; window 0; cut while probing; tcp_retries2=3",
+            zero_window_then_cut,
+            {"retries2": 3},
+        ),
         Case(
             "ack_lost_one_way",
             "send every 200 ms, cut b->a only; tcp_retries2=3",

@@ -184,6 +184,18 @@ def test_zero_window_probes_that_were_answered_are_not_called_unanswered(cases: 
     ]
 
 
+@pytest.mark.realcase("zero_window_then_cut")
+def test_unanswered_zero_window_probes_abort_after_tcp_retries2(cases: Cases) -> None:
+    """A receiver with a zero window that stops answering: tcp_retries2 probes unanswered, then
+    ETIMEDOUT at the probe timer's next expiry, which the model predicts from the probes."""
+    result = cases.get("zero_window_then_cut")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, errno) == ("zerowindow-abort", "ETIMEDOUT")
+    assert_on_time(p, t)
+    assert conn.keepalive is not None and conn.keepalive.run_probes == 3
+
+
 @pytest.mark.realcase("retries2_3", "retries2_4", "tlp_nagle", "syn_retries_2")
 @pytest.mark.parametrize(
     ("name", "doubles"),

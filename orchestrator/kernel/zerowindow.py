@@ -1,0 +1,102 @@
+"""The zero-window probe abort: a peer whose window is zero stops answering the sender's probes.
+
+While the receiver answers, zero-window probes never time out (RFC 1122 4.2.2.17). Linux
+(``tcp_probe_timer``) counts the probes since the last ACK (``icsk_probes_out``; any ACK resets
+it) and, when the timer fires with ``tcp_retries2`` of them out, aborts (``tcp_write_err``):
+nothing is sent, the app gets ETIMEDOUT. A count, not a time budget.
+
+The probe timer is ``tcp_probe0_when``: the RTO shifted by ``icsk_backoff``, which each probe
+raises until ``tcp_retries2`` (answers do not lower it), capped at the RTO's ceiling. So the
+gap after the probe numbered j (1 for the first since the window closed) is
+RTO << min(j, tcp_retries2) (docs/kernel-facts.md, cases 8 and 11).
+
+Not modelled, so no prediction is made: TCP_USER_TIMEOUT (which also ends a run of probes), an
+orphaned socket (``tcp_orphan_retries``), and a prober whose probes were not all zero-window
+probes (keep-alive then).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from orchestrator.kernel.predict import KernelPrediction, ref
+from orchestrator.kernel.settings import KernelSettings
+from orchestrator.tcp.connection import ConnectionSummary, Side
+
+# tcp_invalid_ratelimit: a receiver answers out-of-window segments (the probes) at most this
+# often, so a lone unanswered probe this soon after the one before is no sign of loss.
+_RATE_LIMIT = 0.5  # s
+
+
+def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
+    timing = conn.keepalive
+    frames = conn.keepalive_frames.of(side)
+    probes = conn.keepalive_probes.get(side)
+    if (
+        conn.keepalive_from != side
+        or timing is None
+        or not frames
+        or conn.close != "none"
+        or conn.keepalive_in_zero_window.get(side) != probes
+        or s.user_timeout
+    ):
+        return None
+    run = timing.run_probes
+    if run == 0:
+        return None  # the last probe was answered: the receiver is alive, no abort is due
+    first = probes - run + 1  # the run's first probe, numbered from the first since the window closed
+    if first > len(frames):
+        return None  # past the probes kept as evidence
+    start = frames[first - 1]
+    if run == 1 and first > 1 and start.time - frames[first - 2].time < _RATE_LIMIT:
+        return None  # the answer was held back by the receiver's rate limit, not lost
+    rto = _rto(timing.first_after_idle_s, [b.time - a.time for a, b in itertools.pairwise(frames)], s)
+    gaps = [_gap(rto, j, s) for j in range(first, first + s.retries2)]
+    basis = (
+        f"{s.label('retries2')}: the abort at the probe timer's expiry with that many probes unanswered; "
+        f"the timer, {rto:.3f} s doubling per probe up to {_gap(rto, s.retries2, s):.3f} s "
+        f"(RTO << min(probes, tcp_retries2))"
+    )
+    p = KernelPrediction(
+        "zerowindow-abort",
+        side,
+        round(sum(gaps), 6),
+        start.time,
+        f"its first unanswered zero-window probe ({ref(start)})",
+        basis,
+        start_frame=start,
+        app_error="ETIMEDOUT",
+    )
+    p.beyond_capture = p.at > end
+    last = frames[-1] if probes <= len(frames) else None
+    if last is not None and run > s.retries2:
+        p.explanations.append(f"{run} probes went unanswered, more than {s.label('retries2')} allows")
+    if last is not None and run >= s.retries2:
+        # The timer never shortens while it probes (the backoff only grows): the next expiry is
+        # at least the last gap the capture shows, if that is longer than the model's.
+        wait = max(_gap(rto, probes, s), last.time - frames[-2].time if len(frames) > 1 else 0.0)
+        at = last.time + wait
+        if at <= end:
+            p.observed_s = round(at - start.time, 6)
+            p.observed = (
+                f"inferred: {run} unanswered probes, then nothing: the kernel gave up when the probe "
+                f"timer fired next, {wait:.3f} s after the last ({ref(last)})"
+            )
+            return p
+    p.observed = (
+        f"still probing when the capture ended, {end - start.time:.3f} s after the first unanswered "
+        f"probe ({run} unanswered so far)"
+    )
+    return p
+
+
+def _rto(idle: float, gaps: list[float], s: KernelSettings) -> float:
+    """The RTO the probe timer shifts: the least of (first probe's wait, gap_j >> min(j,
+    retries2)), as the timer wheel only fires late."""
+    shifted = [g / (1 << min(j, s.retries2)) for j, g in enumerate(gaps, start=1) if g > 0]
+    return min([idle, *shifted]) if idle > 0 else min(shifted, default=0.2)
+
+
+def _gap(rto: float, j: int, s: KernelSettings) -> float:
+    """The probe timer after the probe numbered j."""
+    return min(rto * (1 << min(j, s.retries2)), s.rto_max)

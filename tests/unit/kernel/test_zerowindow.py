@@ -1,0 +1,63 @@
+"""The zero-window probe abort, on captures recorded in the netns harness: a server that never
+reads (32 KB receive buffer), a client writing until its window is zero, then a cut while the
+client sends zero-window probes; its tcp_retries2 is 3 or 5.
+
+Measured: ETIMEDOUT exactly one probe timer after the tcp_retries2-th unanswered probe (1.792 s
+and 7.168 s: the RTO << tcp_retries2), counted from the last answer; answered probes before the
+cut never counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.kernel.predict import KernelPrediction, predict_connection
+from orchestrator.kernel.settings import parse_settings
+from orchestrator.tcp.analysis import analyze_file
+
+RECORDED = Path(__file__).parent / "recorded" / "zero_window"
+# file -> (tcp_retries2, the client app's ETIMEDOUT event, epoch s)
+DATA = {"retries2_3.pcap": (3, 1796179874.1496074), "retries2_5.pcap": (5, 1796179951.333749)}
+
+
+def predicted(name: str, settings: list[str], end: float | None = None) -> list[KernelPrediction]:
+    analysis = analyze_file(RECORDED / name)
+    (conn,) = analysis.connections
+    s = parse_settings(settings, [])
+    return predict_connection(conn, lambda _: s, analysis.icmp_errors, end)
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_the_abort_follows_tcp_retries2_unanswered_probes(name: str) -> None:
+    retries2, etimedout = DATA[name]
+    (p,) = predicted(name, [f"tcp_retries2={retries2}"], etimedout + 1)
+    assert (p.kind, p.side, p.app_error) == ("zerowindow-abort", "client", "ETIMEDOUT")
+    took = etimedout - p.start_time
+    assert abs(took / p.predicted_s - 1) <= 0.02, (took, p.predicted_s)
+    assert p.observed_s == pytest.approx(took, abs=0.03)  # one probe timer after the last probe
+    assert p.within_tolerance is True
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_a_capture_that_ends_at_the_last_probe_shows_no_end(name: str) -> None:
+    retries2, _ = DATA[name]
+    (p,) = predicted(name, [f"tcp_retries2={retries2}"])
+    assert p.observed_s is None and p.observed.startswith("still probing when the capture ended")
+
+
+def test_another_retries2_gives_another_end() -> None:
+    """retries2_5's capture read with tcp_retries2=3: the abort was due two probes sooner, and
+    more probes went unanswered than that allows."""
+    _, etimedout = DATA["retries2_5.pcap"]
+    (p,) = predicted("retries2_5.pcap", ["tcp_retries2=3"], etimedout + 1)
+    assert p.predicted_s < 0.5 * (etimedout - p.start_time)
+    assert p.within_tolerance is not True
+    assert any("5 probes went unanswered" in e for e in p.explanations)
+
+
+def test_a_user_timeout_is_not_modelled_here() -> None:
+    analysis = analyze_file(RECORDED / "retries2_3.pcap")
+    (conn,) = analysis.connections
+    s = parse_settings(["tcp_retries2=3"], ["TCP_USER_TIMEOUT=4000"])
+    assert not [p for p in predict_connection(conn, lambda _: s) if p.kind == "zerowindow-abort"]
