@@ -120,10 +120,19 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
     notes: list[str] = []
     other = "server" if s.initiator == "client" else "client"
     if s.close == "fin":
-        how = (
-            "merged its ACK into its FIN" if s.close_packets == 3 else "acknowledged first, then sent its FIN"
-        )
-        notes.append(f"{s.initiator} closed first; {other} {how}: {s.close_packets}-packet close")
+        second = sv if s.initiator == "client" else cl
+        if s.close_packets == 3:
+            notes.append(f"{s.initiator} closed first; {other} merged its ACK into its FIN: 3-packet close")
+        elif second.acked_fin_early:
+            notes.append(
+                f"{s.initiator} closed first; {other} acknowledged first, then sent its FIN: 4-packet close"
+            )
+        else:  # the second FIN does not acknowledge the first, nor did anything before it
+            notes.append(
+                f"the FINs crossed: {other} sent its FIN before it had {s.initiator}'s (its FIN does not "
+                f"acknowledge it), a simultaneous close (each side goes through CLOSING to TIME_WAIT; "
+                f"{s.initiator}'s FIN is only first in this capture): 4-packet close"
+            )
         if s.rst_from is not None:
             notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
     elif s.close == "fin-unanswered":
