@@ -181,11 +181,15 @@ def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
 
 def _no_original(f: Flow, run: Run, names: dict[int, Side]) -> str:
     """Why the gaps start at the first retransmission: its original send is not in this capture,
-    or it is but the peer had acknowledged it (a spurious retransmission, as when the ACKs are
-    lost on their way back)."""
+    or it is but the peer had acknowledged it (a spurious retransmission). Seen at the receiver,
+    that copy may have been sent before the ACK could arrive: ACKs lost or late, or the segment
+    itself delayed past the sender's timer (its gaps are then the arrivals', not the sends')."""
     if run.acked_before:
+        peer = names[id(f.rev)]
         return (
-            f" (in this capture {names[id(f.rev)]} had acknowledged the segment before it was sent "
-            "again, so the gaps start at the first retransmission: its ACKs did not get back)"
+            f" (in this capture {peer} had acknowledged the segment before it came again, so the gaps "
+            f"start at the first retransmission: {peer}'s ACK had not reached {names[id(f)]} when it "
+            "sent it again (the ACK lost or late, or the segment itself delayed past the timer), or "
+            "the network duplicated it)"
         )
     return " (the original send was not captured: gaps start at the first retransmission)"
