@@ -130,7 +130,7 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
         else:  # the second FIN does not acknowledge the first, nor did anything before it
             notes.append(
                 f"the FINs crossed: {other} sent its FIN before it had {s.initiator}'s (its FIN does not "
-                f"acknowledge it), a simultaneous close (each side goes through CLOSING to TIME_WAIT; "
+                f"acknowledge it), a simultaneous close (both sides end in TIME_WAIT; "
                 f"{s.initiator}'s FIN is only first in this capture): 4-packet close"
             )
         if s.rst_from is not None:

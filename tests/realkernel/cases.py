@@ -240,6 +240,20 @@ def zero_window(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def fins_cross(topo: Topology) -> dict[str, float]:
+    """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
+    until after the server's left, so each FIN leaves before its sender has the other's (as
+    when both are in flight at once). The client's FIN gets through on its retransmission."""
+    client = {"mode": "close", "close_after_s": 0.5}
+    cli, _ = start_pair(topo, client, server={"mode": "close-first", "close_after_s": 0.7})
+    connected = cli.wait_for("connected", 5)
+    topo.rule('iifname "to-a" tcp flags & fin == fin drop', kind="drop_client_fins")
+    time.sleep(max(0.0, connected.t + 0.9 - time.time()))
+    topo.heal()
+    time.sleep(1.5)  # the client's FIN retransmission, then both ends in TIME_WAIT
+    return {}
+
+
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
@@ -322,6 +336,12 @@ CASES: dict[str, Case] = {
             {"every_ms": 50, "nodelay": False},
         ),
         Case("zero_window", "server never reads; client fills its window", zero_window, {"retries2": 3}),
+        Case(
+            "fins_cross",
+            "client closes at +0.5 s, server at +0.7 s; the client's FIN held back until after",
+            fins_cross,
+            {"client_close_s": 0.5, "server_close_s": 0.7},
+        ),
         Case(
             "ack_lost_one_way",
             "send every 200 ms, cut b->a only; tcp_retries2=3",

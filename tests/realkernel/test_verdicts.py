@@ -198,3 +198,14 @@ def test_keepalive_through_an_outage_that_healed(cases: Cases) -> None:
     right = check_keepalive_timing(conn, 2.0, 1.0, 0.10, None)
     assert right.passed, (right.observed, right.expected)
     assert not check_keepalive_timing(conn, 4.0, 1.0, 0.10, None).passed
+
+
+@pytest.mark.realcase("fins_cross")
+def test_fins_that_crossed_are_a_simultaneous_close(cases: Cases) -> None:
+    """Each end sent its FIN before it had the other's: not "acknowledged first, then FIN"."""
+    result = cases.get("fins_cross")
+    assert result.counters["a"].get("TcpExtTW") == 1 == result.counters["b"].get("TcpExtTW")
+    (conn,) = analyze_file(result.pcaps["a"]).connections
+    assert conn.close == "fin" and conn.initiator == "client" and conn.close_packets == 4
+    crossed = "the FINs crossed: server sent its FIN before it had client's"
+    assert any(n.startswith(crossed) for n in conn.notes)

@@ -1,7 +1,8 @@
 """Closes recorded in rv3- namespaces (25 ms each way through a userspace forwarder). In
 `a.pcap` (the client's capture) and `b.pcap` (the server's), both sides called close() at the
 same moment: each FIN left before the other's arrived, so neither acknowledges the other, and
-both sockets went through CLOSING to TIME_WAIT (TcpExtTW 1 on each host). Each capture shows
+both sockets went through CLOSING to TIME_WAIT (TcpExtTW 1 on each host; the note says only
+that both end in TIME_WAIT, which is also so when the first FIN was lost instead). Each capture shows
 its own host's FIN first. `half_close.pcap`: the client's shutdown(SHUT_WR), the server's
 three replies, then its FIN: an ordinary 4-packet close."""
 
