@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.pcap.reader import ACK, SYN, read_tcp
 from tests.helpers.netns import B_ADDR, SERVER_PORT, W_A_ADDR, App, CaseResult, Direction, Topology
 
 CONNECT = f"{B_ADDR}:{SERVER_PORT}"
@@ -240,6 +241,23 @@ def zero_window(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def segment_blackholed(topo: Topology) -> dict[str, float]:
+    """Fast retransmissions, then the timer's: a client writing 10 kB every 5 ms, tcp_retries2=5,
+    and w dropping every send of one segment 100 kB into the stream (its seq from the client's
+    SYN in a's capture). The server's SACKs for the data behind it bring fast retransmissions
+    first, an RTT apart; then the timer backs off from its RTO to the abort."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 5})
+    cli, _ = start_pair(topo, sender(every_ms=5, size=10_000, send_after_s=0.3))
+    cli.wait_for("connected", 5)
+    syn = next(p for p in read_tcp(topo.out_dir / "a.pcap") if p.flags & SYN and not p.flags & ACK)
+    seq = (syn.seq + 1 + 100_000) % 2**32
+    seq = seq if seq + 1447 < 2**32 else 0  # a range that does not wrap
+    topo.rule(f'iifname "to-a" tcp sequence {seq}-{seq + 1447} drop', kind="drop_one_segment")
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {"dropped_seq": float(seq)}
+
+
 def fins_cross(topo: Topology) -> dict[str, float]:
     """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
     until after the server's left, so each FIN leaves before its sender has the other's (as
@@ -336,6 +354,12 @@ CASES: dict[str, Case] = {
             {"every_ms": 50, "nodelay": False},
         ),
         Case("zero_window", "server never reads; client fills its window", zero_window, {"retries2": 3}),
+        Case(
+            "segment_blackholed",
+            "10 kB every 5 ms; w drops every send of one segment; tcp_retries2=5",
+            segment_blackholed,
+            {"retries2": 5, "blackholed_at_byte": 100_000},
+        ),
         Case(
             "fins_cross",
             "client closes at +0.5 s, server at +0.7 s; the client's FIN held back until after",

@@ -64,8 +64,8 @@ def assert_on_time(p: KernelPrediction, t: float) -> None:
     assert -0.10 <= took / best - 1 <= 0.10 + WHEEL_SLACK, (took, ends, p.basis)
 
 
-@pytest.mark.realcase("retries2_3", "retries2_4", "ack_lost_one_way")
-@pytest.mark.parametrize("name", ["retries2_3", "retries2_4", "ack_lost_one_way"])
+@pytest.mark.realcase("retries2_3", "retries2_4", "ack_lost_one_way", "segment_blackholed")
+@pytest.mark.parametrize("name", ["retries2_3", "retries2_4", "ack_lost_one_way", "segment_blackholed"])
 def test_the_rto_abort_is_predicted_from_the_first_timer_retransmission(cases: Cases, name: str) -> None:
     result = cases.get(name)
     conn, p = judged(result)
@@ -146,10 +146,16 @@ def test_zero_window_probes_that_were_answered_are_not_called_unanswered(cases: 
     ]
 
 
-@pytest.mark.realcase("retries2_3", "retries2_4", "tlp_nagle", "syn_retries_2")
+@pytest.mark.realcase("retries2_3", "retries2_4", "tlp_nagle", "segment_blackholed", "syn_retries_2")
 @pytest.mark.parametrize(
     ("name", "doubles"),
-    [("retries2_3", True), ("retries2_4", True), ("tlp_nagle", True), ("syn_retries_2", False)],
+    [
+        ("retries2_3", True),
+        ("retries2_4", True),
+        ("tlp_nagle", True),
+        ("segment_blackholed", True),  # fast retransmissions first, then the timer's
+        ("syn_retries_2", False),
+    ],
 )
 def test_backoff_doubling_is_judged_from_the_gaps(cases: Cases, name: str, doubles: bool) -> None:
     """RTO retransmissions double; tlp_nagle's capture ends after three of them (one ratio).
