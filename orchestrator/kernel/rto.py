@@ -1,8 +1,10 @@
 """The RTO abort: data a side sent and never saw acknowledged.
 
-The clock starts at the head's first retransmission **by the retransmission timer** (Linux's
-``retrans_stamp``), not at its original send, and not at a tail-loss probe (which sets no
-stamp, whether it re-sends the segment or carries new data). The budget is
+The clock starts at the head's first retransmission (Linux's ``retrans_stamp``), not at its
+original send, and not at a tail-loss probe (which sets no stamp, whether it re-sends the
+segment or carries new data). Fast retransmissions (duplicate ACKs, SACK, RACK) set the stamp
+too, but they are not the timer's: its RTO is read from the gaps after the last of them
+(``timers.fast_retransmissions``), as each re-arms the timer. The budget is
 ``tcp_retries2``'s (``tcp_model_timeout``) or TCP_USER_TIMEOUT. With tcp_retries2 the check
 runs only when the timer fires, so the abort is the first expiry at or past stamp + budget,
 the timer doubling from the RTO the capture shows at the stamp; with a user timeout the
@@ -23,6 +25,7 @@ from orchestrator.kernel.soft_errors import soft_error
 from orchestrator.kernel.timers import (
     TCP_RTO_MAX,
     TCP_RTO_MIN,
+    fast_retransmissions,
     next_timer_expiry,
     rto_abort_after,
     rto_abort_from_stamp,
@@ -60,7 +63,10 @@ def predict(
     if not retx and end - original.time < _TOO_SOON:
         return None  # still in flight when the capture ended
     tlp = first_is_tail_loss_probe(conn, sends, captured_original)
-    timer = retx[1:] if tlp else retx  # the retransmissions by the timer
+    timer = retx[1:] if tlp else retx  # the retransmissions that count, from the stamp
+    fast = fast_retransmissions([b.time - a.time for a, b in itertools.pairwise(timer)])
+    # From the last fast retransmission on: its gap to the next is the timer's first RTO.
+    armed = timer[fast:]
     if s.user_timeout:
         budget, basis = s.user_timeout, f"{s.label('user_timeout')}, from the first retransmission"
     else:
@@ -68,11 +74,15 @@ def predict(
         basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
         if s.rto_max != TCP_RTO_MAX:
             basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
-    local = _failing_locally(timer)
+    local = _failing_locally(armed)
+    offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
         stamp = timer[0]
         what = f"the first retransmission by the timer of the oldest unacknowledged segment ({ref(stamp)})"
-        rto = _LOCAL_RETRY if local else _rto_at(timer, sends)
+        if fast:
+            what = f"the first retransmission of the oldest unacknowledged segment ({ref(stamp)}), a fast one"
+            offset = armed[0].time - stamp.time
+        rto = _LOCAL_RETRY if local else _rto_at(armed, sends)
     else:
         stamp = FrameRef(original.file, original.frame, original.time + TCP_RTO_MIN)
         what = (
@@ -85,13 +95,15 @@ def predict(
     p = KernelPrediction("rto-abort", side, 0.0, stamp.time, what, basis, start_frame=stamp)
     p.upper_bound = started_late
     p.predicted_s = round(
-        rto_abort_from_stamp(budget, rto, rto_max=s.rto_max, user_timeout=bool(s.user_timeout)), 6
+        offset
+        + rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max, user_timeout=bool(s.user_timeout)),
+        6,
     )
     if local and not s.user_timeout:  # retried every 500 ms, no backoff: the first tick past the budget
         p.predicted_s = round(math.ceil(budget / _LOCAL_RETRY - 1e-9) * _LOCAL_RETRY, 6)
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
     elif not s.user_timeout:
-        p.alternatives = _knife_edge(budget, rto, s.rto_max)
+        p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max)]
         if started_late:  # a bound: the latest end the model allows
             p.predicted_s, p.alternatives = max([p.predicted_s, *p.alternatives]), []
         p.basis += (
@@ -100,8 +112,8 @@ def predict(
         )
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
-    _observe(p, timer, rto, s, end, local)
-    p.explanations = _causes(conn, side, s, sends, captured_original, tlp, rto, icmp, end, p)
+    _observe(p, armed, rto, s, end, local)
+    p.explanations = _causes(conn, side, s, sends, captured_original, tlp, fast, rto, icmp, end, p)
     return p
 
 
@@ -204,7 +216,7 @@ def _observe(
     if not timer:
         p.observed = "no retransmission of the segment was captured"
         return
-    stamp, last = timer[0], timer[-1]
+    stamp, last = p.start_frame or timer[0], timer[-1]  # `timer`: from the one that armed it
     doubled = rto * 2 ** (len(timer) - 2)
     # A ceiling the gaps show (the wheel's lateness in it) holds even where none was given.
     seen = _plateau([b.time - a.time for a, b in itertools.pairwise(timer)])
@@ -234,6 +246,7 @@ def _causes(
     sends: list[FrameRef],
     captured_original: bool,
     tlp: bool,
+    fast: int,
     rto: float,
     icmp: Sequence[IcmpError],
     end: float,
@@ -254,6 +267,14 @@ def _causes(
             f"the first retransmission, {gaps[0]:.3f} s after the original send, was a tail-loss probe "
             "(it re-sent the only segment in flight, and the timer's retransmission came one RTO after "
             "it, not doubled): it sets no stamp, so the budget counts from the next one"
+        )
+    if fast:
+        skip = int(captured_original) + int(tlp)  # the gaps between the fast ones come after these
+        shown = ", ".join(f"{g:.3f}" for g in gaps[skip : skip + fast])
+        out.append(
+            f"the first retransmissions, {fast + 1} of them {shown} s apart, came far sooner than any RTO: "
+            "fast retransmissions (the peer's duplicate ACKs or SACKs), which start the budget's clock and "
+            f"re-arm the timer but are not its fires; its RTO, {rto:.3f} s, is read from the gaps after them"
         )
     elif captured_original and conn.backoff_after_new_data and len(sends) >= 2:
         out.append(

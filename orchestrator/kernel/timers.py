@@ -51,6 +51,7 @@ __all__ = [
     "TCP_RTO_MIN",
     "TCP_TIMEOUT_INIT",
     "backoff_schedule",
+    "fast_retransmissions",
     "keepalive_abort_after",
     "keepalive_probe_times",
     "next_timer_expiry",
@@ -111,6 +112,19 @@ def rto_abort_from_stamp(
         t += min(gap, cap)
         gap *= 2
     return t / _US
+
+
+def fast_retransmissions(gaps: list[float]) -> int:
+    """How many of the leading `gaps` between successive retransmissions of one segment are
+    not the retransmission timer's: fast retransmissions (duplicate ACKs, SACK, RACK marking
+    a retransmission lost again) come an RTT or so apart, far under the RTO's 200 ms floor,
+    and each re-arms the timer, whose fires then come an RTO after the last of them and double.
+    The leading gaps under half that floor are fast if a gap follows them that jumps to over
+    four times the last of them (a lowered route rto_min doubles; it does not jump)."""
+    n = 0
+    while n < len(gaps) and gaps[n] < TCP_RTO_MIN / 2:
+        n += 1
+    return n if 0 < n < len(gaps) and gaps[n] > 4 * gaps[n - 1] else 0
 
 
 def next_timer_expiry(last_send: float, last_gap: float, rto_max: float = TCP_RTO_MAX) -> float:

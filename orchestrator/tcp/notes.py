@@ -120,10 +120,19 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
     notes: list[str] = []
     other = "server" if s.initiator == "client" else "client"
     if s.close == "fin":
-        how = (
-            "merged its ACK into its FIN" if s.close_packets == 3 else "acknowledged first, then sent its FIN"
-        )
-        notes.append(f"{s.initiator} closed first; {other} {how}: {s.close_packets}-packet close")
+        second = sv if s.initiator == "client" else cl
+        if s.close_packets == 3:
+            notes.append(f"{s.initiator} closed first; {other} merged its ACK into its FIN: 3-packet close")
+        elif second.acked_fin_early:
+            notes.append(
+                f"{s.initiator} closed first; {other} acknowledged first, then sent its FIN: 4-packet close"
+            )
+        else:  # the second FIN does not acknowledge the first, nor did anything before it
+            notes.append(
+                f"the FINs crossed: {other} sent its FIN before it had {s.initiator}'s (its FIN does not "
+                f"acknowledge it), a simultaneous close (both sides end in TIME_WAIT; "
+                f"{s.initiator}'s FIN is only first in this capture): 4-packet close"
+            )
         if s.rst_from is not None:
             notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
     elif s.close == "fin-unanswered":
@@ -172,11 +181,15 @@ def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
 
 def _no_original(f: Flow, run: Run, names: dict[int, Side]) -> str:
     """Why the gaps start at the first retransmission: its original send is not in this capture,
-    or it is but the peer had acknowledged it (a spurious retransmission, as when the ACKs are
-    lost on their way back)."""
+    or it is but the peer had acknowledged it (a spurious retransmission). Seen at the receiver,
+    that copy may have been sent before the ACK could arrive: ACKs lost or late, or the segment
+    itself delayed past the sender's timer (its gaps are then the arrivals', not the sends')."""
     if run.acked_before:
+        peer = names[id(f.rev)]
         return (
-            f" (in this capture {names[id(f.rev)]} had acknowledged the segment before it was sent "
-            "again, so the gaps start at the first retransmission: its ACKs did not get back)"
+            f" (in this capture {peer} had acknowledged the segment before it came again, so the gaps "
+            f"start at the first retransmission: {peer}'s ACK had not reached {names[id(f)]} when it "
+            "sent it again (the ACK lost or late, or the segment itself delayed past the timer), or "
+            "the network duplicated it)"
         )
     return " (the original send was not captured: gaps start at the first retransmission)"

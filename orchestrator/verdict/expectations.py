@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, near, under
-from orchestrator.kernel.timers import TCP_RTO_MAX
+from orchestrator.kernel.timers import TCP_RTO_MAX, fast_retransmissions
 from orchestrator.run.records import AgentEvent
 from orchestrator.scenario.expect import AppExpect, Side
 from orchestrator.scenario.units import CountRange
@@ -90,11 +90,15 @@ def check_backoff(
     tail-loss probe at about 2 x SRTT rather than a full RTO. One ratio is enough: a small
     tcp_retries2 or a short run may stop after three retransmissions (tcp_retries2=3 aborts at the
     third or fourth timer expiry, whichever is the first past its budget), and one doubling on
-    the wire is the kernel's backoff; with fewer there is nothing to compare.
+    the wire is the kernel's backoff; with fewer there is nothing to compare. Leading gaps of
+    fast retransmissions (an RTT apart, before the timer's first fire) are left out too: the
+    timer doubles from the last of them (`timers.fast_retransmissions`).
     """
     gaps = conn.backoff_gaps_s
     observed = ", ".join(f"{g:.3f}" for g in gaps) or "no retransmissions"
-    pairs = [(a, b) for a, b in itertools.pairwise(gaps[1:]) if a > 0]
+    timer = gaps[1:]
+    timer = timer[fast_retransmissions(timer) :]
+    pairs = [(a, b) for a, b in itertools.pairwise(timer) if a > 0]
     ok = bool(pairs) and all(abs(b / min(2 * a, rto_max) - 1) <= tolerance for a, b in pairs)
     ratios = ", ".join(f"{b / a:.2f}" for a, b in pairs)
     evidence = [f"ratios {ratios}" if pairs else "ratios -: fewer than 3 retransmissions of one segment"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.pcap.reader import ACK, SYN, read_tcp
 from tests.helpers.netns import B_ADDR, SERVER_PORT, W_A_ADDR, App, CaseResult, Direction, Topology
 
 CONNECT = f"{B_ADDR}:{SERVER_PORT}"
@@ -290,6 +291,37 @@ def zero_window_then_cut(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def segment_blackholed(topo: Topology) -> dict[str, float]:
+    """Fast retransmissions, then the timer's: a client writing 10 kB every 5 ms, tcp_retries2=5,
+    and w dropping every send of one segment 100 kB into the stream (its seq from the client's
+    SYN in a's capture). The server's SACKs for the data behind it bring fast retransmissions
+    first, an RTT apart; then the timer backs off from its RTO to the abort."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 5})
+    cli, _ = start_pair(topo, sender(every_ms=5, size=10_000, send_after_s=0.3))
+    cli.wait_for("connected", 5)
+    syn = next(p for p in read_tcp(topo.out_dir / "a.pcap") if p.flags & SYN and not p.flags & ACK)
+    seq = (syn.seq + 1 + 100_000) % 2**32
+    seq = seq if seq + 1447 < 2**32 else 0  # a range that does not wrap
+    topo.rule(f'iifname "to-a" tcp sequence {seq}-{seq + 1447} drop', kind="drop_one_segment")
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {"dropped_seq": float(seq)}
+
+
+def fins_cross(topo: Topology) -> dict[str, float]:
+    """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
+    until after the server's left, so each FIN leaves before its sender has the other's (as
+    when both are in flight at once). The client's FIN gets through on its retransmission."""
+    client = {"mode": "close", "close_after_s": 0.5}
+    cli, _ = start_pair(topo, client, server={"mode": "close-first", "close_after_s": 0.7})
+    connected = cli.wait_for("connected", 5)
+    topo.rule('iifname "to-a" tcp flags & fin == fin drop', kind="drop_client_fins")
+    time.sleep(max(0.0, connected.t + 0.9 - time.time()))
+    topo.heal()
+    time.sleep(1.5)  # the client's FIN retransmission, then both ends in TIME_WAIT
+    return {}
+
+
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
@@ -395,6 +427,18 @@ CASES: dict[str, Case] = {
             "server never reads; window 0; cut while probing; tcp_retries2=3",
             zero_window_then_cut,
             {"retries2": 3},
+        ),
+        Case(
+            "segment_blackholed",
+            "10 kB every 5 ms; w drops every send of one segment; tcp_retries2=5",
+            segment_blackholed,
+            {"retries2": 5, "blackholed_at_byte": 100_000},
+        ),
+        Case(
+            "fins_cross",
+            "client closes at +0.5 s, server at +0.7 s; the client's FIN held back until after",
+            fins_cross,
+            {"client_close_s": 0.5, "server_close_s": 0.7},
         ),
         Case(
             "ack_lost_one_way",

@@ -65,8 +65,8 @@ def assert_on_time(p: KernelPrediction, t: float) -> None:
     assert -0.10 <= took / best - 1 <= 0.10 + WHEEL_SLACK, (took, ends, p.basis)
 
 
-@pytest.mark.realcase("retries2_3", "retries2_4", "ack_lost_one_way")
-@pytest.mark.parametrize("name", ["retries2_3", "retries2_4", "ack_lost_one_way"])
+@pytest.mark.realcase("retries2_3", "retries2_4", "ack_lost_one_way", "segment_blackholed")
+@pytest.mark.parametrize("name", ["retries2_3", "retries2_4", "ack_lost_one_way", "segment_blackholed"])
 def test_the_rto_abort_is_predicted_from_the_first_timer_retransmission(cases: Cases, name: str) -> None:
     result = cases.get(name)
     conn, p = judged(result)
@@ -196,10 +196,16 @@ def test_unanswered_zero_window_probes_abort_after_tcp_retries2(cases: Cases) ->
     assert conn.keepalive is not None and conn.keepalive.run_probes == 3
 
 
-@pytest.mark.realcase("retries2_3", "retries2_4", "tlp_nagle", "syn_retries_2")
+@pytest.mark.realcase("retries2_3", "retries2_4", "tlp_nagle", "segment_blackholed", "syn_retries_2")
 @pytest.mark.parametrize(
     ("name", "doubles"),
-    [("retries2_3", True), ("retries2_4", True), ("tlp_nagle", True), ("syn_retries_2", False)],
+    [
+        ("retries2_3", True),
+        ("retries2_4", True),
+        ("tlp_nagle", True),
+        ("segment_blackholed", True),  # fast retransmissions first, then the timer's
+        ("syn_retries_2", False),
+    ],
 )
 def test_backoff_doubling_is_judged_from_the_gaps(cases: Cases, name: str, doubles: bool) -> None:
     """RTO retransmissions double; tlp_nagle's capture ends after three of them (one ratio).
@@ -248,3 +254,14 @@ def test_keepalive_through_an_outage_that_healed(cases: Cases) -> None:
     right = check_keepalive_timing(conn, 2.0, 1.0, 0.10, None)
     assert right.passed, (right.observed, right.expected)
     assert not check_keepalive_timing(conn, 4.0, 1.0, 0.10, None).passed
+
+
+@pytest.mark.realcase("fins_cross")
+def test_fins_that_crossed_are_a_simultaneous_close(cases: Cases) -> None:
+    """Each end sent its FIN before it had the other's: not "acknowledged first, then FIN"."""
+    result = cases.get("fins_cross")
+    assert result.counters["a"].get("TcpExtTW") == 1 == result.counters["b"].get("TcpExtTW")
+    (conn,) = analyze_file(result.pcaps["a"]).connections
+    assert conn.close == "fin" and conn.initiator == "client" and conn.close_packets == 4
+    crossed = "the FINs crossed: server sent its FIN before it had client's"
+    assert any(n.startswith(crossed) for n in conn.notes)
