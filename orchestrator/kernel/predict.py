@@ -217,6 +217,7 @@ KEEP = (
     "the connect was ended",
     "retransmissions came 500 ms",
     "the capture starts with this segment",
+    "after its FIN",
 )
 NO_CAUSE = "no known cause (tail-loss probe, ICMP-reverted backoff, local drop) shows in the capture"
 

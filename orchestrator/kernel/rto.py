@@ -49,7 +49,7 @@ def predict(
     conn: ConnectionSummary, side: Side, s: KernelSettings, icmp: Sequence[IcmpError], end: float
 ) -> KernelPrediction | None:
     original = conn.oldest_unacked
-    if original is None or conn.oldest_unacked_from != side or conn.close != "none":
+    if original is None or conn.oldest_unacked_from != side or conn.close not in ("none", "fin-unanswered"):
         return None  # nothing left unacknowledged, or the connection was closed or reset
     sends = head_sends(conn, side, original)
     # A capture that starts with this segment, the handshake not in it, may have started in
@@ -104,8 +104,9 @@ def predict(
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
     elif not s.user_timeout:
         p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max)]
-        if started_late:  # a bound: the latest end the model allows
-            p.predicted_s, p.alternatives = max([p.predicted_s, *p.alternatives]), []
+        if started_late:  # a bound: the latest end the model allows (an orphan's too)
+            orphan = _orphan_end(conn, s, offset, rto)
+            p.predicted_s, p.alternatives = max(p.predicted_s, *p.alternatives, orphan or 0.0), []
         p.basis += (
             f"; the timer, {rto:.3f} s at that retransmission and doubling{_capped(s)}, fires past it "
             f"{p.predicted_s:.3f} s after the first retransmission"
@@ -114,7 +115,36 @@ def predict(
     p.beyond_capture = p.at > end
     _observe(p, armed, rto, s, end, local)
     p.explanations = _causes(conn, side, s, sends, captured_original, tlp, fast, rto, icmp, end, p)
+    _after_fin(p, conn, s, offset, rto, local)
     return p
+
+
+def _after_fin(
+    p: KernelPrediction, conn: ConnectionSummary, s: KernelSettings, offset: float, rto: float, local: bool
+) -> None:
+    """The orphan's end, as another the model allows (after the knife edges were explained)."""
+    orphan = _orphan_end(conn, s, offset, rto)
+    if orphan is None or local or s.user_timeout or p.upper_bound:
+        return
+    if orphan != p.predicted_s:
+        p.alternatives.append(orphan)
+    orphans = s.label("orphan_retries") + (" (0 means 8)" if not s.orphan_retries else "")
+    p.explanations.append(
+        f"after its FIN the app may still hold the socket (shutdown(): {s.label('retries2')}, the app "
+        f"told {p.app_error}) or have closed it (close(): an orphan, {orphans}, the abort {orphan:.3f} s "
+        "after the first retransmission, and no app is told); the packets cannot tell which, so both "
+        "ends are the model's"
+    )
+
+
+def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: float) -> float | None:
+    """After a FIN the socket may be an orphan (the app called close(), not shutdown()): Linux
+    then counts tcp_orphan_retries instead of tcp_retries2 (0 means 8 while the RTO is under
+    its ceiling, `tcp_orphan_retries()`), and no app is told. The packets cannot tell which."""
+    if conn.close != "fin-unanswered":
+        return None
+    budget = rto_abort_after(s.orphan_retries or 8, rto_max=s.rto_max)
+    return round(offset + rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max), 6)
 
 
 def head_sends(conn: ConnectionSummary, side: Side, original: FrameRef) -> list[FrameRef]:

@@ -38,6 +38,7 @@ SYSCTLS = {
     "tcp_syn_linear_timeouts": "syn_linear_timeouts",
     "tcp_synack_retries": "synack_retries",
     "tcp_rto_max_ms": "rto_max",  # kernels from 6.15
+    "tcp_orphan_retries": "orphan_retries",  # an orphan's tcp_retries2 (0 means 8)
 }
 _SYSCTL_UNITS = {"rto_max": 0.001}  # seconds per unit of a bare number, where not 1
 # socket option -> (setting, seconds per unit of a bare number: the unit setsockopt takes)
@@ -51,7 +52,14 @@ SOCKOPTS = {
 }
 # What the kernel accepts (EINVAL otherwise), in the setting's unit.
 _RANGES = {"rto_max": (1.0, 120.0)}
-_COUNTS = {"retries2", "keepalive_probes", "syn_retries", "syn_linear_timeouts", "synack_retries"}
+_COUNTS = {
+    "retries2",
+    "keepalive_probes",
+    "syn_retries",
+    "syn_linear_timeouts",
+    "synack_retries",
+    "orphan_retries",
+}
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
 
 
@@ -68,6 +76,7 @@ class KernelSettings:
     synack_retries: int = 5
     user_timeout: float | None = None  # s; TCP_USER_TIMEOUT, 0 or None: not set
     rto_max: float = 120.0  # s; the RTO's ceiling: tcp_rto_max_ms, TCP_RTO_MAX_MS (kernels from 6.15)
+    orphan_retries: int = 0  # tcp_orphan_retries: a closed socket's retries (0 means 8)
     given: tuple[tuple[str, str], ...] = ()  # (setting, how it was given)
 
     def label(self, name: str) -> str:

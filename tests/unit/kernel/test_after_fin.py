@@ -1,0 +1,64 @@
+"""Unacknowledged data and a FIN into a cut, recorded in the netns harness: a client sends
+100 bytes every 200 ms five times, the cut, 0.3 s later 100 bytes more, then at once
+shutdown(SHUT_WR) (and a blocking recv) or close(); tcp_retries2=5 and tcp_orphan_retries=2 in
+its namespace.
+
+Measured: after shutdown() the app still holds the socket, and it gets ETIMEDOUT at
+tcp_retries2's end (13.6 s after the cut); after close() the socket is an orphan, and the kernel
+drops it at tcp_orphan_retries' end (3.5 s after the cut, `ss`), telling no one. The packets are
+the same up to the end, so the model gives both ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.kernel.predict import KernelPrediction, predict_connection
+from orchestrator.kernel.settings import parse_settings
+from orchestrator.tcp.analysis import analyze_file
+
+RECORDED = Path(__file__).parent / "recorded" / "after_fin"
+SHUTDOWN_ETIMEDOUT = 1796180643.04556  # the client's error event
+CLOSE_GONE = 1796180633.0192606  # the socket first missing from ss (polled every 0.1 s)
+SETTINGS = parse_settings(["tcp_retries2=5", "tcp_orphan_retries=2"], [])
+
+
+def rto_of(name: str, settings: list[str] | None = None, end: float | None = None) -> KernelPrediction:
+    analysis = analyze_file(RECORDED / name)
+    (conn,) = analysis.connections
+    assert conn.close == "fin-unanswered"
+    s = parse_settings(settings, []) if settings is not None else SETTINGS
+    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, end)
+    assert p.kind == "rto-abort" and p.side == "client"
+    return p
+
+
+@pytest.mark.parametrize(
+    ("name", "when"), [("shutdown.pcap", SHUTDOWN_ETIMEDOUT), ("close.pcap", CLOSE_GONE)]
+)
+def test_both_ends_are_the_models(name: str, when: float) -> None:
+    p = rto_of(name)
+    ends = [p.predicted_s, *p.alternatives]
+    took = when - p.start_time
+    best = min(ends, key=lambda e: abs(took - e))
+    assert -0.10 <= took / best - 1 <= 0.10 + 0.125, (took, ends)
+    assert any(e.startswith("after its FIN the app may still hold the socket") for e in p.explanations)
+
+
+def test_the_orphans_end_follows_tcp_orphan_retries() -> None:
+    """0 means 8: the orphan's end is then tcp_model_timeout(8), later than tcp_retries2=5's."""
+    two = rto_of("close.pcap")
+    eight = rto_of("close.pcap", ["tcp_retries2=5"])
+    assert min(two.alternatives) < two.predicted_s < max(eight.alternatives)
+    assert any("tcp_orphan_retries=0 (kernel default) (0 means 8)" in e for e in eight.explanations)
+
+
+def test_a_user_timeout_ends_both_alike() -> None:
+    p = rto_of("shutdown.pcap", ["tcp_retries2=5", "tcp_orphan_retries=2"])
+    q = rto_of("shutdown.pcap", ["tcp_retries2=5"])
+    assert p.alternatives != q.alternatives
+    u = parse_settings(["tcp_orphan_retries=2"], ["TCP_USER_TIMEOUT=3000"])
+    analysis = analyze_file(RECORDED / "shutdown.pcap")
+    (r,) = predict_connection(analysis.connections[0], lambda _: u, analysis.icmp_errors)
+    assert (r.predicted_s, r.alternatives) == (3.0, [])
