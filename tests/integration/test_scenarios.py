@@ -151,6 +151,31 @@ def test_rto_ceiling(run: Any) -> None:
     assert 5.4 <= took <= 5.4 + 1.2 * 1.15, took  # not 25.4 s: the default ceiling's budget
 
 
+def test_frozen_then_gone(run: Any) -> None:
+    """A zero window, then silence: tcp_retries2=3 unanswered zero-window probes, then ETIMEDOUT
+    at the probe timer's next expiry, nothing sent; the model's kind says which abort it was."""
+    r = run("frozen_then_gone")
+    client_ip, server_ip = addresses(r)
+    v = r.verdict()
+    assert v["connection"]["zero_window"]["server"] == tshark_count(
+        r.run_dir / "server.pcap", f"tcp.analysis.zero_window && ip.src=={server_ip}"
+    )
+    p = v["predictions"]["client"]
+    assert p["kind"] == "zerowindow-abort" and v["apps"]["client"]["sees"] == "ETIMEDOUT"
+    probes = [
+        q
+        for q in read_tcp(r.run_dir / "client.pcap")
+        if q.src == client_ip
+        and q.payload_len == 0
+        and not q.flags & (FIN | RST | SYN)
+        and q.time >= p["from"]["time"]
+    ]
+    assert probes and probes[0].frame == p["from"]["frame"]
+    took = v["apps"]["client"]["t"] - p["from"]["time"]
+    assert took == pytest.approx(p["predicted_s"], rel=0.10)
+    assert not flags_from(r.run_dir / "client.pcap", client_ip, FIN | RST)
+
+
 def test_connect_timeout(run: Any) -> None:
     r = run("connect_timeout")
     client_ip, server_ip = addresses(r)
