@@ -61,3 +61,19 @@ def test_a_user_timeout_is_not_modelled_here() -> None:
     (conn,) = analysis.connections
     s = parse_settings(["tcp_retries2=3"], ["TCP_USER_TIMEOUT=4000"])
     assert not [p for p in predict_connection(conn, lambda _: s) if p.kind == "zerowindow-abort"]
+
+
+def test_probe_gaps_at_a_lower_ceiling_do_not_shrink_the_rto() -> None:
+    """TCP_RTO_MAX_MS=1000 and tcp_retries2=8 (recorded the same way): the probes level at
+    1.024 s; shifted by 8 that gap would read as a 4 ms RTO and the end as 5 s. Measured:
+    ETIMEDOUT 8.196 s after the first unanswered probe, 1.028 s after the eighth."""
+    etimedout = 1796180718.313613
+    analysis = analyze_file(RECORDED / "rto_max_1000_retries2_8.pcap")
+    (conn,) = analysis.connections
+    s = parse_settings(["tcp_retries2=8"], ["TCP_RTO_MAX_MS=1000"])
+    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, etimedout + 1)
+    assert p.kind == "zerowindow-abort"
+    took = etimedout - p.start_time
+    assert abs(took / p.predicted_s - 1) <= 0.05, (took, p.predicted_s)
+    assert p.observed_s == pytest.approx(took, abs=0.03)
+    assert p.within_tolerance is True
