@@ -218,6 +218,7 @@ KEEP = (
     "retransmissions came 500 ms",
     "the capture starts with this segment",
     "after its FIN",
+    "the probes stopped doubling",
 )
 NO_CAUSE = "no known cause (tail-loss probe, ICMP-reverted backoff, local drop) shows in the capture"
 

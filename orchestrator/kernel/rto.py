@@ -221,7 +221,7 @@ def _plateau(gaps: list[float]) -> float | None:
     return level if any(g < level / 1.5 for g in gaps[:-2]) else None
 
 
-def _ms(ceiling: float) -> int:
+def ceiling_ms(ceiling: float) -> int:
     """The ceiling a plateau of gaps this far apart stands for, in ms: the wheel fires late by
     up to 1/8, so the setting is at most the gap; whole seconds when one is in reach."""
     low = ceiling / (1 + WHEEL_SLACK)
@@ -351,7 +351,7 @@ def _causes(
             f"the retransmissions stopped doubling at {ceiling:.3f} s apart: the RTO has a lower ceiling "
             "than 120 s (tcp_rto_max_ms, or TCP_RTO_MAX_MS on the socket, kernels from 6.15), which also "
             "shortens tcp_retries2's budget; give the setting "
-            f"(about --sysctl tcp_rto_max_ms={_ms(ceiling)}) for the model's end"
+            f"(about --sysctl tcp_rto_max_ms={ceiling_ms(ceiling)}) for the model's end"
         )
     watched = end - sends[0].time
     if len(sends) == 1 and watched > 2 * TCP_RTO_MIN:

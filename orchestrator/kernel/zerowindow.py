@@ -20,7 +20,9 @@ from __future__ import annotations
 import itertools
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, ref
+from orchestrator.kernel.rto import ceiling_ms
 from orchestrator.kernel.settings import KernelSettings
+from orchestrator.kernel.timers import TCP_RTO_MAX
 from orchestrator.tcp.connection import ConnectionSummary, Side
 
 # tcp_invalid_ratelimit: a receiver answers out-of-window segments (the probes) at most this
@@ -50,12 +52,13 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
     start = frames[first - 1]
     if run == 1 and first > 1 and start.time - frames[first - 2].time < _RATE_LIMIT:
         return None  # the answer was held back by the receiver's rate limit, not lost
-    rto = _rto(timing.first_after_idle_s, [b.time - a.time for a, b in itertools.pairwise(frames)], s)
-    gaps = [_gap(rto, j, s) for j in range(first, first + s.retries2)]
+    rto, seen = _timer(timing.first_after_idle_s, [b.time - a.time for a, b in itertools.pairwise(frames)], s)
+    cap = seen if seen is not None else s.rto_max
+    gaps = [_gap(rto, j, s, cap) for j in range(first, first + s.retries2)]
     basis = (
         f"{s.label('retries2')}: the abort at the probe timer's expiry with that many probes unanswered; "
-        f"the timer, {rto:.3f} s doubling per probe up to {_gap(rto, s.retries2, s):.3f} s "
-        f"(RTO << min(probes, tcp_retries2))"
+        f"the timer, {rto:.3f} s doubling per probe up to {_gap(rto, s.retries2, s, cap):.3f} s "
+        f"(RTO << min(probes, tcp_retries2), capped at the RTO's ceiling)"
     )
     p = KernelPrediction(
         "zerowindow-abort",
@@ -68,13 +71,20 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
         app_error="ETIMEDOUT",
     )
     p.beyond_capture = p.at > end
+    if seen is not None:
+        p.explanations.append(
+            f"the probes stopped doubling at {seen:.3f} s apart, short of the RTO << {s.label('retries2')} "
+            f"({rto * (1 << s.retries2):.3f} s): the RTO has a lower ceiling than 120 s (tcp_rto_max_ms, or "
+            "TCP_RTO_MAX_MS on the socket, kernels from 6.15); the model takes that level, give the setting "
+            f"(about --sysctl tcp_rto_max_ms={ceiling_ms(seen)}) to say it"
+        )
     last = frames[-1] if probes <= len(frames) else None
     if last is not None and run > s.retries2:
         p.explanations.append(f"{run} probes went unanswered, more than {s.label('retries2')} allows")
     if last is not None and run >= s.retries2:
         # The timer never shortens while it probes (the backoff only grows): the next expiry is
         # at least the last gap the capture shows, if that is longer than the model's.
-        wait = max(_gap(rto, probes, s), last.time - frames[-2].time if len(frames) > 1 else 0.0)
+        wait = max(_gap(rto, probes, s, cap), last.time - frames[-2].time if len(frames) > 1 else 0.0)
         at = last.time + wait
         if at <= end:
             p.observed_s = round(at - start.time, 6)
@@ -90,16 +100,33 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
     return p
 
 
-def _rto(idle: float, gaps: list[float], s: KernelSettings) -> float:
-    """The RTO the probe timer shifts: the least of (first probe's wait, gap_j >> min(j,
-    retries2)), as the timer wheel only fires late. Gaps at the ceiling (within the wheel's
-    lateness of it) are left out: capped, they no longer grow with j, and shifted they would
-    read as an RTO far under the real one (1.024 s >> 8 is 4 ms, measured with 1 s)."""
-    capped = s.rto_max / (1 + WHEEL_SLACK)
+def _timer(idle: float, gaps: list[float], s: KernelSettings) -> tuple[float, float | None]:
+    """The RTO the probe timer shifts, and a ceiling the probes show where none was given.
+
+    The RTO is the least of (first probe's wait, gap_j >> min(j, retries2)), as the timer wheel
+    only fires late. Gaps at a ceiling (the setting's, or the level the last gaps stay at;
+    within the wheel's lateness of it) are left out: capped, they no longer grow with j, and
+    shifted they would read as an RTO far under the real one (1.024 s >> 8 is 4 ms, measured
+    with 1 s). A level of 1 s or more (the least ceiling the kernel takes) short of RTO <<
+    retries2 is a lower ceiling; at RTO << retries2 it is the backoff's own end."""
+    level = _level(gaps)
+    capped = min(s.rto_max, level or s.rto_max) / (1 + WHEEL_SLACK)
     shifted = [g / (1 << min(j, s.retries2)) for j, g in enumerate(gaps, start=1) if 0 < g < capped]
-    return min([idle, *shifted]) if idle > 0 else min(shifted, default=0.2)
+    rto = min([idle, *shifted]) if idle > 0 else min(shifted, default=0.2)
+    natural = rto * (1 << s.retries2)
+    given = s.rto_max != TCP_RTO_MAX
+    seen = level if level and not given and 1.0 <= level < natural / (1 + WHEEL_SLACK) else None
+    return rto, seen
 
 
-def _gap(rto: float, j: int, s: KernelSettings) -> float:
-    """The probe timer after the probe numbered j."""
-    return min(rto * (1 << min(j, s.retries2)), s.rto_max)
+def _level(gaps: list[float]) -> float | None:
+    """The gap the last two stay at (within 5% of each other), if they do."""
+    if len(gaps) < 2 or min(gaps[-2:]) <= 0:
+        return None
+    a, b = gaps[-2:]
+    return min(a, b) if abs(a - b) <= 0.05 * min(a, b) else None
+
+
+def _gap(rto: float, j: int, s: KernelSettings, cap: float) -> float:
+    """The probe timer after the probe numbered j, under the ceiling `cap`."""
+    return min(rto * (1 << min(j, s.retries2)), cap)

@@ -77,3 +77,23 @@ def test_probe_gaps_at_a_lower_ceiling_do_not_shrink_the_rto() -> None:
     assert abs(took / p.predicted_s - 1) <= 0.05, (took, p.predicted_s)
     assert p.observed_s == pytest.approx(took, abs=0.03)
     assert p.within_tolerance is True
+
+
+def test_a_ceiling_the_probes_show_is_taken_and_named() -> None:
+    """The same capture without the setting: the probes level at 1.024 s, far short of the
+    RTO << 8 (60 s) the backoff would reach; the model takes the level and says why."""
+    etimedout = 1796180718.313613
+    analysis = analyze_file(RECORDED / "rto_max_1000_retries2_8.pcap")
+    (conn,) = analysis.connections
+    s = parse_settings(["tcp_retries2=8"], [])
+    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, etimedout + 1)
+    assert abs((etimedout - p.start_time) / p.predicted_s - 1) <= 0.05, p.predicted_s
+    assert any("stopped doubling at 1.024 s" in e and "tcp_rto_max_ms=1000" in e for e in p.explanations)
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_the_backoffs_own_end_is_no_ceiling(name: str) -> None:
+    """Probes level at RTO << tcp_retries2 (1.792 s, 7.168 s): the backoff stopped, no ceiling."""
+    retries2, etimedout = DATA[name]
+    (p,) = predicted(name, [f"tcp_retries2={retries2}"], etimedout + 1)
+    assert not any("stopped doubling" in e for e in p.explanations)
