@@ -206,6 +206,8 @@ class Flow:
         "ka_run_p",
         "ka_zw",
         "last_real_t",
+        "last_rst_t",
+        "pre_rst_t",
         "port",
         "retx",
         "retx_frames",
@@ -219,7 +221,7 @@ class Flow:
         "zw_frames",
     )
 
-    def __init__(self, conn: Conn, addr: str, port: int) -> None:
+    def __init__(self, conn: Conn, addr: str, port: int) -> None:  # noqa: PLR0915 - one line per field of the state
         self.conn = conn
         self.addr = addr
         self.port = port
@@ -270,6 +272,8 @@ class Flow:
         self.ka_answered = 0  # probes the peer answered (anything it sent before the next probe)
         self.ka_zw = 0  # probes sent while the peer advertised a zero window
         self.last_real_t = 0  # ns: latest segment before a probe that was not itself a probe
+        self.last_rst_t = 0  # ns: the latest RST this side sent
+        self.pre_rst_t = 0  # ns: its latest segment before that RST that was neither a probe nor an RST
         self.zw = 0
         self.zw_frames: list[TcpPacket] = []
         # (end seq, first send, stream position) of segments with data/SYN/FIN not yet
@@ -351,5 +355,10 @@ def secs(ns: float) -> float:
 
 
 def peer_real_t(f: Flow) -> int:
-    """When `f` last sent a segment that was not a keep-alive probe (ns; 0: none seen)."""
+    """When `f` last sent a segment that was neither a keep-alive probe nor an RST (ns; 0: none
+    seen): what answers the other side's probe. An RST is no answer: where it arrives it ends
+    the connection, and where a capture point sees it but the prober does not (it was lost),
+    the prober goes on probing."""
+    if f.last_rst_t and f.last_rst_t == f.lastack_t:
+        return f.pre_rst_t
     return f.last_real_t if f.lastflags & KA else f.lastack_t

@@ -253,6 +253,9 @@ def control_facts(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
         if len(fwd.fins) < MAX_EVIDENCE:
             fwd.fins.append(p)
     if flags & RST:
+        # `fwd`'s state still describes its previous segment.
+        fwd.pre_rst_t = peer_real_t(fwd)
+        fwd.last_rst_t = p.time_ns
         if fwd.rst is None:
             fwd.rst = Seen(p, i)
             # What a host sends for a segment it has no socket for: RST without ACK, seq = that ACK.

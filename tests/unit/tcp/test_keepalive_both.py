@@ -53,3 +53,23 @@ def test_every_pass_agrees(kind: str) -> None:
     reference = analyze_capture(read_tcp(CAPTURE), vectorised=False)
     assert analyze_capture(read_tcp(CAPTURE)) == reference
     assert _fast(CAPTURE, _kernels(kind)) == reference
+
+
+MIDDLE = Path(__file__).parent / "recorded" / "keepalive_both" / "middle_any.pcap"
+
+
+def test_a_lost_rst_is_no_answer_either() -> None:
+    """Both ends probe through a full cut, captured in the middle on `any` (each segment seen
+    twice before the cut): the client gives up and sends its RST, which the cut drops. The
+    server never got it and went on probing: the RST answered none of its probes."""
+    (conn,) = analyze_file(MIDDLE).connections
+    assert conn.rst_from == "client"
+    assert conn.keepalive_probes.server >= 3 and conn.keepalive_answered.server == 0
+    assert any("server sent" in n and "client never answered" in n for n in conn.notes)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_pass_agrees_in_the_middle(kind: str) -> None:
+    reference = analyze_capture(read_tcp(MIDDLE), vectorised=False)
+    assert analyze_capture(read_tcp(MIDDLE)) == reference
+    assert _fast(MIDDLE, _kernels(kind)) == reference
