@@ -47,6 +47,8 @@ class HostEnd:
     start_time: float  # epoch seconds
     beyond_capture: bool = False  # the model's end came after the observation ended
     rto_s: float | None = None  # for an RTO abort: the timer's RTO at the first retransmission
+    # Other ends the model allows (a knife edge, an orphan's budget), as the run's prediction.
+    alternatives: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -162,6 +164,7 @@ def _row(
             p.start,
             p.start_time,
             p.beyond_capture,
+            alternatives=list(p.alternatives),
         )
         if p.kind == "rto-abort" and verdict.connection is not None:
             end.rto_s = _stamp_rto(verdict.connection, p)

@@ -57,9 +57,15 @@ def test_sweep_retries2(tmp_path: Path) -> None:
     assert [x for x, _ in curve["points"]] == [3.0, 4.0, 5.0, 6.0, 7.0, 8.0]  # the whole range
     model = dict((x, y) for x, y in curve["points"])
     for n, row in rows.items():
-        # The curve uses the runs' median RTO; each run's prediction uses its own.
-        assert model[float(n)] == pytest.approx(row["ends"]["client"]["predicted_s"], rel=0.03), n
-        assert model[float(n)] == pytest.approx(row["ends"]["client"]["observed_s"], rel=0.1), n
+        # The curve uses the runs' median RTO; each run's prediction uses its own. At a knife edge
+        # (tcp_retries2=3: 7 x RTO is about the 3 s budget) the two RTOs may fall either side of
+        # it: the curve then meets one of the ends the run's prediction allows.
+        end = row["ends"]["client"]
+        ends = [end["predicted_s"], *end["alternatives"]]
+        met = [e for e in ends if model[float(n)] == pytest.approx(e, rel=0.03)]
+        assert met, (n, model[float(n)], ends)
+        if met[0] == end["predicted_s"]:  # the same side of any knife edge as the run: its end too
+            assert model[float(n)] == pytest.approx(end["observed_s"], rel=0.1), n
 
     page = (sweep_dir / "index.html").read_text()
     found = Marks()
