@@ -97,3 +97,17 @@ def test_the_backoffs_own_end_is_no_ceiling(name: str) -> None:
     retries2, etimedout = DATA[name]
     (p,) = predicted(name, [f"tcp_retries2={retries2}"], etimedout + 1)
     assert not any("stopped doubling" in e for e in p.explanations)
+
+
+def test_a_window_that_opened_and_closed_again_restarts_the_count() -> None:
+    """The server stopped (SIGSTOP) until its window closed, went on (SIGCONT) and read, then
+    stopped again, and was cut off: the second run of probes starts its backoff again (0.489,
+    0.927, 1.856 s after 1.88 s). Read as one run, the RTO came out as 0.061 s and the end 1.5 s
+    after the first unanswered probe; measured: 4.639 s."""
+    etimedout = 1796181801.8295584
+    analysis = analyze_file(RECORDED / "twice_retries2_3.pcap")
+    (conn,) = analysis.connections
+    s = parse_settings(["tcp_retries2=3"], [])
+    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, etimedout + 1)
+    assert abs((etimedout - p.start_time) / p.predicted_s - 1) <= 0.02, p.predicted_s
+    assert p.within_tolerance is True
