@@ -141,6 +141,10 @@ class App:
                     raise TimeoutError(f"{self.name}: no {name!r} event within {timeout} s (saw {seen})")
                 self._changed.wait(min(left, 0.1))
 
+    def signal(self, sig: signal.Signals) -> None:
+        """Send `sig` to the process, by its PID (`ip netns exec` execs the command itself)."""
+        self._proc.send_signal(sig)
+
     def stop(self) -> None:
         """SIGTERM by PID (the agent then reports `exit`), SIGKILL if it lingers."""
         if self._proc.poll() is None:

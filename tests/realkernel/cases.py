@@ -8,6 +8,7 @@ timeouts of 2-3 s, tcp_syn_retries 1-2, keepalive 1 s / 1 s / 3.
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -322,6 +323,83 @@ def fins_cross(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def zero_window_twice_then_cut(topo: Topology) -> dict[str, float]:
+    """Fact 11 with the window opening once between: the server stops (SIGSTOP) until its
+    window closes, goes on (SIGCONT) and reads, stops again, and is cut off; the client's second
+    run of probes starts its backoff again. tcp_retries2=3."""
+    topo.sysctl("b", **{"net.ipv4.tcp_rmem": "4096 32768 32768"})
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3, "net.ipv4.tcp_wmem": "4096 16384 16384"})
+    cli, srv = start_pair(topo, sender(every_ms=10, size=1000), server={"mode": "sink"})
+    cli.wait_for("connected", 5)
+    time.sleep(0.3)
+    srv.signal(signal.SIGSTOP)
+    time.sleep(4.0)  # probes, the backoff grows to its cap
+    srv.signal(signal.SIGCONT)
+    time.sleep(1.0)  # the window opens, data flows
+    srv.signal(signal.SIGSTOP)
+    time.sleep(1.5)
+    topo.cut()
+    try:
+        cli.wait_for("error", ABORT_WAIT_S)
+    finally:
+        srv.signal(signal.SIGCONT)  # so that it can be stopped
+    time.sleep(0.2)
+    return {}
+
+
+# A client that writes five times 200 ms apart, says "go" (the cut comes then), writes once
+# more into the cut and ends its side: shutdown() (then waits in recv) or close().
+_FIN_CLIENT = """
+import errno, json, socket, sys, time
+def emit(name, **fields):
+    print(json.dumps({"event": name, "t": time.time(), **fields}), flush=True)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+emit("connected")
+for _ in range(5):
+    s.send(b"x" * 100)
+    time.sleep(0.2)
+emit("go")
+time.sleep(0.3)
+s.send(b"y" * 100)
+if sys.argv[3] == "shutdown":
+    s.shutdown(socket.SHUT_WR)
+    try:
+        s.recv(10)
+        emit("eof")
+    except OSError as e:
+        emit("error", errno=errno.errorcode.get(e.errno, str(e.errno)), message=str(e))
+else:
+    s.close()
+    emit("closed")
+"""
+
+
+def fin_into_cut(how: str) -> Callable[[Topology], dict[str, float]]:
+    """Unacknowledged data and a FIN into a cut, tcp_retries2=5, tcp_orphan_retries=2: after
+    shutdown() the app gets ETIMEDOUT at tcp_retries2's end; after close() the orphan is gone at
+    tcp_orphan_retries' end (mark `gone`: the socket first missing from ss, polled every 0.1 s)."""
+
+    def body(topo: Topology) -> dict[str, float]:
+        topo.sysctl("a", **{"net.ipv4.tcp_retries2": 5, "net.ipv4.tcp_orphan_retries": 2})
+        topo.capture("a")
+        topo.capture("b")
+        topo.agent("b", "server", {"role": "server", "port": SERVER_PORT, "mode": "sink"})
+        argv = ["python3", "-c", _FIN_CLIENT, B_ADDR, str(SERVER_PORT), how]
+        cli = topo.command("a", "client", argv)
+        cli.wait_for("go", 5)
+        topo.cut()
+        deadline = time.time() + ABORT_WAIT_S
+        while time.time() < deadline and f"{B_ADDR}:{SERVER_PORT}" in topo.ss("a"):
+            time.sleep(0.1)
+        gone = time.time()
+        if how == "shutdown":
+            cli.wait_for("error", 5)
+        time.sleep(0.2)
+        return {"gone": gone}
+
+    return body
+
+
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
@@ -439,6 +517,24 @@ CASES: dict[str, Case] = {
             "client closes at +0.5 s, server at +0.7 s; the client's FIN held back until after",
             fins_cross,
             {"client_close_s": 0.5, "server_close_s": 0.7},
+        ),
+        Case(
+            "zero_window_twice_then_cut",
+            "server stops, goes on, stops again (window 0 twice), then a cut; tcp_retries2=3",
+            zero_window_twice_then_cut,
+            {"retries2": 3},
+        ),
+        Case(
+            "fin_into_cut_shutdown",
+            "data, a cut, more data, shutdown(); tcp_retries2=5, tcp_orphan_retries=2",
+            fin_into_cut("shutdown"),
+            {"retries2": 5, "orphan_retries": 2},
+        ),
+        Case(
+            "fin_into_cut_close",
+            "data, a cut, more data, close(); tcp_retries2=5, tcp_orphan_retries=2",
+            fin_into_cut("close"),
+            {"retries2": 5, "orphan_retries": 2},
         ),
         Case(
             "ack_lost_one_way",

@@ -22,7 +22,7 @@ from tests.realkernel.conftest import Cases
 
 pytestmark = pytest.mark.netns
 
-_SYSCTLS = ("tcp_retries2", "tcp_syn_retries", "tcp_synack_retries", "tcp_rto_max_ms")
+_SYSCTLS = ("tcp_retries2", "tcp_syn_retries", "tcp_synack_retries", "tcp_rto_max_ms", "tcp_orphan_retries")
 _SOCKOPTS = {
     "user_timeout_ms": "TCP_USER_TIMEOUT",
     "keepidle_s": "TCP_KEEPIDLE",
@@ -37,7 +37,10 @@ def settings_of(result: CaseResult, role: str = "a", app: str = "client") -> Ker
     sysctls = [
         f"{k}={v}" for k, v in result.sysctls.get(role, {}).items() if k.rsplit(".", 1)[-1] in _SYSCTLS
     ]
-    config = json.loads(result.apps[app][-1]).get("socket") or {}
+    try:
+        config = json.loads(result.apps[app][-1]).get("socket") or {}
+    except ValueError:  # not the agent: no socket options given
+        config = {}
     sockopts = [f"{_SOCKOPTS[k]}={v}" for k, v in config.items() if k in _SOCKOPTS and v]
     return parse_settings(sysctls, sockopts)
 
@@ -184,11 +187,38 @@ def test_zero_window_probes_that_were_answered_are_not_called_unanswered(cases: 
     ]
 
 
-@pytest.mark.realcase("zero_window_then_cut")
-def test_unanswered_zero_window_probes_abort_after_tcp_retries2(cases: Cases) -> None:
+@pytest.mark.realcase("fin_into_cut_shutdown", "fin_into_cut_close")
+@pytest.mark.parametrize("how", ["shutdown", "close"])
+def test_after_a_fin_both_ends_are_the_models(cases: Cases, how: str) -> None:
+    """Unacknowledged data and a FIN: the packets cannot tell shutdown() from close(), so the
+    model gives both ends (tcp_retries2's, the orphan's tcp_orphan_retries'); the kernel's is
+    one of them: the app's ETIMEDOUT after shutdown(), the socket gone from ss after close()."""
+    result = cases.get(f"fin_into_cut_{how}")
+    analysis = analyze_file(result.pcaps["a"])
+    (conn,) = analysis.connections
+    assert conn.close == "fin-unanswered"
+    s = settings_of(result)
+    (p,) = [q for q in predict_connection(conn, lambda _: s, analysis.icmp_errors) if q.side == "client"]
+    assert p.kind == "rto-abort" and len(p.alternatives) >= 1
+    if how == "shutdown":
+        t, errno = app_end(result)
+        assert errno == "ETIMEDOUT"
+    else:
+        t = result.marks["gone"]
+        assert result.event("client", "error") is None
+    assert_on_time(p, t)
+    orphan = p.alternatives[-1]  # the orphan's end comes last, after any knife edge
+    near_orphan = abs((t - p.start_time) / orphan - 1) <= 0.10 + WHEEL_SLACK
+    assert near_orphan is (how == "close"), (t - p.start_time, orphan, p.predicted_s)
+
+
+@pytest.mark.realcase("zero_window_then_cut", "zero_window_twice_then_cut")
+@pytest.mark.parametrize("name", ["zero_window_then_cut", "zero_window_twice_then_cut"])
+def test_unanswered_zero_window_probes_abort_after_tcp_retries2(cases: Cases, name: str) -> None:
     """A receiver with a zero window that stops answering: tcp_retries2 probes unanswered, then
-    ETIMEDOUT at the probe timer's next expiry, which the model predicts from the probes."""
-    result = cases.get("zero_window_then_cut")
+    ETIMEDOUT at the probe timer's next expiry, which the model predicts from the probes (from
+    the last run of the timer, when the window opened once between)."""
+    result = cases.get(name)
     conn, p = judged(result)
     t, errno = app_end(result)
     assert (p.kind, errno) == ("zerowindow-abort", "ETIMEDOUT")
