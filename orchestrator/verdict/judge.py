@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.kernel.curve import rto_at_stamp
 from orchestrator.kernel.predict import KernelPrediction, prediction_json
 from orchestrator.kernel.settings import settings_of_host
-from orchestrator.kernel.timers import backoff_schedule
+from orchestrator.kernel.timers import TCP_RTO_MIN, backoff_schedule
 from orchestrator.pcap.reader import TcpPacket
 from orchestrator.run.records import AgentEvent, FaultRecord, NotApplied
 from orchestrator.scenario.model import Scenario, socket_warnings
@@ -319,7 +320,10 @@ def _check_all(
         if e.backoff:
             sender = conn.backoff_from or "client"
             s = settings_of_host(scenario.apps()[side_host[sender]])
-            model = backoff_schedule(s.retries2, rto=0.21, rto_max=s.rto_max)
+            # The model's gaps from the RTO the capture shows at the first retransmission.
+            rto = rto_at_stamp([f.time for f in conn.backoff_frames[1:]]) or TCP_RTO_MIN
+            ut = s.user_timeout or None
+            model = backoff_schedule(s.retries2, rto=rto, rto_max=s.rto_max, user_timeout=ut)
             out.append(c.check_backoff(conn, tol, model, t0, s.rto_max))
         out += c.check_counts(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
