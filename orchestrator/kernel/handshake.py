@@ -12,7 +12,8 @@ listener's SYN-ACK never acknowledged.
   That is not a timeout.
 * SYN_RECV: the listener re-sends its SYN-ACK at 1 s doubling and drops the half-open
   request at the expiry after ``tcp_synack_retries`` of them; nothing is sent, and the
-  listening app is never told (it never accepted the connection).
+  listening app is never told (it never accepted the connection). An ICMP error about the
+  SYN-ACK that Linux counts as fatal drops the request at once (`soft_errors.drops_request`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 from orchestrator.kernel.predict import KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
-from orchestrator.kernel.soft_errors import errno_of, name_of, quoting
+from orchestrator.kernel.soft_errors import drops_request, errno_of, name_of, quoting
 from orchestrator.kernel.timers import TCP_RTO_MAX, TCP_TIMEOUT_INIT, syn_schedule, synack_schedule
 from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
@@ -43,8 +44,35 @@ def predict(
             return _icmp_ended(conn, sends, errors, end)
         return _connect_timeout(sends, s, end)
     if side == "server" and conn.syn is not None and first.time >= conn.syn.time:
+        dropping = [e for e in quoting(icmp, conn, side) if e.time >= first.time and drops_request(e)]
+        if dropping:
+            return _request_dropped(sends, dropping[0], end)
         return _synack_timeout(sends, s, end)
     return None
+
+
+def _request_dropped(sends: list[FrameRef], e: IcmpError, end: float) -> KernelPrediction:
+    frame = FrameRef(e.file, e.frame, e.time)
+    p = KernelPrediction(
+        "icmp-error",
+        "server",
+        0.0,
+        e.time,
+        f"the {name_of(e)} from {e.src} about the SYN-ACK ({ref(frame)})",
+        "an ICMP error Linux counts as fatal drops a half-open request at once (tcp_req_err), "
+        "silently: not tcp_synack_retries' timeout",
+        start_frame=frame,
+        app_error="nothing",
+    )
+    later = [f for f in sends if f.time > e.time]
+    if later:
+        p.observed = f"the server sent the SYN-ACK again after it ({ref(later[0])}): the request was kept"
+    elif end - e.time < TCP_TIMEOUT_INIT:
+        p.observed = "the capture ends before the SYN-ACK's timer would have fired again: it cannot show it"
+    else:
+        p.observed_s = 0.0
+        p.observed = "no SYN-ACK after it: the request was dropped there"
+    return p
 
 
 def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> KernelPrediction:
@@ -125,7 +153,8 @@ def _icmp_ended(
         0.0,
         last.time,
         f"the {name_of(last)} from {last.src} about the SYN ({ref(frame)})",
-        f"an ICMP destination-unreachable ends a connect at once, with {errno}: not a timeout",
+        f"an ICMP error about the SYN (destination unreachable, whatever the code, time exceeded or "
+        f"parameter problem) ends a connect at once, with {errno}: not a timeout",
         start_frame=frame,
         app_error=errno,
     )

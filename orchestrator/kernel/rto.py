@@ -113,7 +113,7 @@ def predict(
         )
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
-    _observe(p, armed, rto, s, end, local)
+    _observe(p, armed, rto, s, end, local, _reverted(icmp, conn, side, armed))
     p.explanations = _causes(conn, side, s, sends, captured_original, tlp, fast, rto, icmp, end, p)
     _after_fin(p, conn, s, offset, rto, local)
     return p
@@ -236,13 +236,30 @@ def _failing_locally(timer: list[FrameRef]) -> bool:
     return sum(1 for g in gaps[-3:] if abs(g - _LOCAL_RETRY) <= _LOCAL_RETRY * 0.1) >= 2
 
 
+def _reverted(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
+    """Whether an error that undoes a backoff step answered the last timer retransmission: the
+    timer then runs again at the last gap's RTO, not doubled (tcp_ld_RTO_revert)."""
+    here, _ = ends(conn, side)
+    return len(timer) >= 2 and any(
+        e.reverts_backoff and e.time >= timer[-1].time and endpoint(e.tcp_src, e.tcp_sport) == here
+        for e in icmp
+    )
+
+
 def _observe(
-    p: KernelPrediction, timer: list[FrameRef], rto: float, s: KernelSettings, end: float, local: bool
+    p: KernelPrediction,
+    timer: list[FrameRef],
+    rto: float,
+    s: KernelSettings,
+    end: float,
+    local: bool,
+    reverted: bool = False,
 ) -> None:
     """The end the capture shows: the timer's next expiry after the last retransmission, if
     the capture went on past it. The RTO then is the one read at the stamp, doubled once per
     retransmission since (not the last gap doubled: the wheel made that one late), up to the
-    ceiling: the setting's, or the level the gaps stopped at."""
+    ceiling: the setting's, or the level the gaps stopped at; after an ICMP error that undid
+    a backoff step, the last gap again."""
     if not timer:
         p.observed = "no retransmission of the segment was captured"
         return
@@ -252,6 +269,8 @@ def _observe(
     seen = _plateau([b.time - a.time for a, b in itertools.pairwise(timer)])
     ceiling = min(s.rto_max, seen) if seen is not None else s.rto_max
     at = last.time + _LOCAL_RETRY if local else next_timer_expiry(last.time, doubled, ceiling)
+    if reverted and not local:
+        at = min(at, last.time + (last.time - timer[-2].time))
     if s.user_timeout:  # the last timer is clamped to expire at the user timeout
         at = min(at, max(stamp.time + s.user_timeout, last.time))
     if at > end:
@@ -326,7 +345,11 @@ def _causes(
                 f"{alt:.3f} s"
             )
     here, _ = ends(conn, side)
-    reverting = [e for e in icmp if e.reverts_backoff and endpoint(e.tcp_src, e.tcp_sport) == here]
+    reverting = [
+        e
+        for e in icmp
+        if e.reverts_backoff and e.time >= sends[0].time and endpoint(e.tcp_src, e.tcp_sport) == here
+    ]
     if reverting:
         first = reverting[0]
         out.append(

@@ -1,9 +1,12 @@
-"""ICMP destination-unreachable errors that quote a TCP segment, for the capture reader.
+"""ICMP errors that quote a TCP segment, for the capture reader: destination unreachable,
+time exceeded and parameter problem, the types Linux's tcp_v4_err/tcp_v6_err act on (each
+ends a connect, or leaves a soft error on an established connection).
 
 Linux reverts one step of RTO backoff when such an error arrives for a retransmitted segment
-(RFC 6069: ICMPv4 net/host unreachable, ICMPv6 no route/address unreachable), so the reader
-reports them next to the TCP segments. Only frames that are not TCP come here, so this path
-may be slow; it decodes what it needs and nothing else.
+(RFC 6069: ICMPv4 net/host unreachable, ICMPv6 no route only: measured on 6.18, ICMPv6
+address unreachable leaves the backoff doubling), so the reader reports them next to the TCP
+segments. Only frames that are not TCP come here, so this path may be slow; it decodes what it
+needs and nothing else.
 """
 
 from __future__ import annotations
@@ -19,15 +22,22 @@ MAX_ICMP = 10_000
 
 _U16 = struct.Struct("!H")
 _QUOTED_TCP = struct.Struct("!HHI")  # sport, dport, seq: the 8 bytes every error must quote
+# The ICMP types kept: v4 destination unreachable, time exceeded, parameter problem; v6 the same.
+_TYPES4 = (3, 11, 12)
+_TYPES6 = (1, 3, 4)
+_UNREACH = {4: 3, 6: 1}  # destination unreachable's type in each version
+_NR_ICMP_UNREACH = 15  # Linux ignores ICMPv4 unreachable codes above it
 
 
 class IcmpError(NamedTuple):
-    """A destination-unreachable error (ICMPv4 type 3, ICMPv6 type 1) about a TCP segment."""
+    """An ICMP error about a TCP segment: destination unreachable (ICMPv4 type 3, ICMPv6 type
+    1), time exceeded (11, 3) or parameter problem (12, 4)."""
 
     frame: int
     time: float  # epoch seconds
     src: str  # who reported it: a router, or the sending host itself
     version: int  # 4 or 6
+    icmp_type: int  # the ICMP type
     code: int  # ICMP code: v4 0 net, 1 host, 3 port, 13 prohibited; v6 0 no route, 3 address
     tcp_src: str  # the quoted segment: its sender is the side the error is about
     tcp_sport: int
@@ -38,13 +48,26 @@ class IcmpError(NamedTuple):
     time_ns: int
 
     @property
+    def unreachable(self) -> bool:
+        """A destination-unreachable error (not time exceeded or parameter problem)."""
+        return self.icmp_type == _UNREACH[self.version]
+
+    @property
     def reverts_backoff(self) -> bool:
-        """Whether Linux undoes one RTO backoff step for it (tcp_ld_RTO_revert)."""
-        return self.code in ((0, 1) if self.version == 4 else (0, 3))
+        """Whether Linux undoes one RTO backoff step for it (tcp_ld_RTO_revert): ICMPv4 net or
+        host unreachable (tcp_v4_err), ICMPv6 no route only (tcp_v6_err)."""
+        return self.unreachable and self.code in ((0, 1) if self.version == 4 else (0,))
+
+    @property
+    def pmtu(self) -> bool:
+        """ICMPv4 fragmentation needed: path-MTU discovery, never an error for the app (the
+        ICMPv6 packet too big is not decoded at all)."""
+        return self.version == 4 and self.icmp_type == 3 and self.code == 4
 
 
-# What the decoders return: (src, version, code, tcp_src, tcp_sport, tcp_dst, tcp_dport, tcp_seq).
-Found = tuple[str, int, int, str, int, str, int, int]
+# What the decoders return:
+# (src, version, type, code, tcp_src, tcp_sport, tcp_dst, tcp_dport, tcp_seq).
+Found = tuple[str, int, int, int, str, int, str, int, int]
 
 
 def icmp4_error(buf: bytes, off: int, end: int) -> Found | None:
@@ -53,7 +76,9 @@ def icmp4_error(buf: bytes, off: int, end: int) -> Found | None:
         return None
     ihl = (buf[off] & 0x0F) * 4
     icmp = off + ihl
-    if end - icmp < 8 + 20 + 8 or buf[icmp] != 3:
+    if end - icmp < 8 + 20 + 8 or buf[icmp] not in _TYPES4:
+        return None
+    if buf[icmp] == 3 and buf[icmp + 1] > _NR_ICMP_UNREACH:
         return None
     q = icmp + 8  # the quoted IPv4 header
     qihl = (buf[q] & 0x0F) * 4
@@ -63,6 +88,7 @@ def icmp4_error(buf: bytes, off: int, end: int) -> Found | None:
     return (
         socket.inet_ntoa(buf[off + 12 : off + 16]),
         4,
+        buf[icmp],
         buf[icmp + 1],
         socket.inet_ntoa(buf[q + 12 : q + 16]),
         sport,
@@ -78,7 +104,7 @@ def _icmp6_error(buf: bytes, off: int, end: int) -> Found | None:
     if end - off < 40 or buf[off] >> 4 != 6 or buf[off + 6] != 58:
         return None
     icmp = off + 40
-    if end - icmp < 8 + 40 + 8 or buf[icmp] != 1:
+    if end - icmp < 8 + 40 + 8 or buf[icmp] not in _TYPES6:
         return None
     q = icmp + 8  # the quoted IPv6 header
     if buf[q] >> 4 != 6 or buf[q + 6] != 6:
@@ -87,6 +113,7 @@ def _icmp6_error(buf: bytes, off: int, end: int) -> Found | None:
     return (
         _ntop6(buf, off + 8),
         6,
+        buf[icmp],
         buf[icmp + 1],
         _ntop6(buf, q + 8),
         sport,

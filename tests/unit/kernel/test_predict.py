@@ -188,7 +188,9 @@ def test_icmpv6_unreachable_is_read(tmp_path: Path) -> None:
     path = tmp_path / "icmp6.pcap"
     wrpcap(str(path), [icmp_unreachable(1_700_000_000.0, 77, v6=True)])
     (err,) = analyze_file(path).icmp_errors
-    assert (err.version, err.code, err.reverts_backoff, err.tcp_seq) == (6, 3, True, 77)
+    # Address unreachable leaves the backoff doubling (tcp_v6_err reverts on no route only:
+    # measured on 6.18, tests/unit/kernel/test_icmp_kinds.py).
+    assert (err.version, err.icmp_type, err.code, err.reverts_backoff, err.tcp_seq) == (6, 1, 3, False, 77)
     assert (err.tcp_src, err.tcp_dport) == ("2001:db8::a:4d:0:14", SERVER[1])
 
 
