@@ -9,7 +9,8 @@ listener's SYN-ACK never acknowledged.
   (EHOSTUNREACH, ENETUNREACH, ECONNREFUSED, ...) the moment the kernel handles it with the
   socket free; one that arrives while connect() still holds the socket (on a fast path, the
   answer to the first SYN) is only kept as a soft error, and the connect fails on the next.
-  That is not a timeout.
+  That is not a timeout. If no error answers a later SYN, the connect fails at the SYN's
+  timeout, with the soft error's errno (measured on 6.18: EHOSTUNREACH at 7.13 s).
 * SYN_RECV: the listener re-sends its SYN-ACK at 1 s doubling and drops the half-open
   request at the expiry after ``tcp_synack_retries`` of them; nothing is sent, and the
   listening app is never told (it never accepted the connection). An ICMP error about the
@@ -40,9 +41,19 @@ def predict(
     )
     if side == "client" and conn.syn == first:
         errors = [e for e in quoting(icmp, conn, side) if e.time >= first.time]
-        if errors:
+        if errors and not [f for f in sends if f.time > errors[-1].time]:
             return _icmp_ended(conn, sends, errors, end)
-        return _connect_timeout(sends, s, end)
+        p = _connect_timeout(sends, s, end)
+        if errors:  # each came while connect() held the socket: kept as a soft error only
+            last = errors[-1]
+            p.app_error = errno_of(last)
+            p.explanations.append(
+                f"the SYN was sent again after the {name_of(last)} from {last.src} (frame {last.frame}): it "
+                "came while connect() still held the socket, and Linux only kept it as a soft error "
+                f"(LockDroppedIcmps); the connect fails at the SYN's timeout with {p.app_error}, not "
+                "ETIMEDOUT"
+            )
+        return p
     if side == "server" and conn.syn is not None and first.time >= conn.syn.time:
         dropping = [e for e in quoting(icmp, conn, side) if e.time >= first.time and drops_request(e)]
         if dropping:
@@ -158,10 +169,7 @@ def _icmp_ended(
         start_frame=frame,
         app_error=errno,
     )
-    later = [f for f in sends if f.time > last.time]
-    if later:
-        p.observed = f"the client sent the SYN again after it ({ref(later[0])}): it did not end the connect"
-    elif end - last.time < TCP_TIMEOUT_INIT:
+    if end - last.time < TCP_TIMEOUT_INIT:  # (no SYN after it: `predict` sends those to the timeout)
         p.observed = "the capture ends before the SYN's timer would have fired again: it cannot show the end"
     else:
         p.observed_s = 0.0

@@ -9,6 +9,10 @@ forward chain, ICMP rate limits off there), the app's errno and time printed by 
   too: EHOSTUNREACH at 1796182272.161532, one level gap (0.204 s) after the last retransmission.
 * connect{4,6}_{ttl,hops}_exceeded: TTL / hop limit 1 on the client's socket, the router answers
   each SYN with time exceeded; connect() fails with EHOSTUNREACH at the second (1.02 s).
+* connect{4,6}_*_first_syn_only: the router answers only the first SYN (host / address
+  unreachable), then drops the SYNs (tcp_syn_retries=2): that error came while connect() held
+  the socket, so it was only kept as a soft error; the connect fails at the SYN's timeout,
+  with EHOSTUNREACH (at 1796183303.429391 and 1796183311.749460).
 * rto4_healed_then_cut: host unreachable for 1.5 s (8 errors), then the path heals and the
   data is acknowledged, then a silent drop: the app gets ETIMEDOUT, not EHOSTUNREACH (the ACK
   cleared the soft error).
@@ -64,6 +68,20 @@ def test_time_exceeded_ends_a_connect_with_ehostunreach(name: str) -> None:
     p = predict(name)
     assert (p.kind, p.side, p.app_error) == ("icmp-error", "client", "EHOSTUNREACH")
     assert "time exceeded" in p.start
+
+
+@pytest.mark.parametrize(
+    ("name", "failed"),
+    [
+        ("connect4_host_first_syn_only", 1796183303.429391),
+        ("connect6_addr_first_syn_only", 1796183311.749460),
+    ],
+)
+def test_an_error_the_syn_outlived_ends_the_connect_at_its_timeout(name: str, failed: float) -> None:
+    p = predict(name, failed + 1)
+    assert (p.kind, p.app_error) == ("connect-timeout", "EHOSTUNREACH")
+    assert p.observed_s is not None and abs(p.observed_s - (failed - p.start_time)) <= 0.2
+    assert p.within_tolerance is True
 
 
 def test_an_ack_after_the_errors_clears_the_soft_error() -> None:
