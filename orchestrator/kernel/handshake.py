@@ -5,10 +5,11 @@ listener's SYN-ACK never acknowledged.
   the SYN's timer where the SYN went out ``tcp_syn_retries`` + ``tcp_syn_linear_timeouts``
   times again, or where ``tcp_model_timeout(tcp_syn_retries, 1 s)`` has passed since the
   first SYN (`timers.syn_schedule`). It is not ``tcp_retries2``'s business.
-* An ICMP destination-unreachable about the SYN ends the connect with its errno
-  (EHOSTUNREACH, ENETUNREACH, ECONNREFUSED, ...) the moment the kernel handles it with the
-  socket free; one that arrives while connect() still holds the socket (on a fast path, the
-  answer to the first SYN) is only kept as a soft error, and the connect fails on the next.
+* An ICMP error about the SYN (any destination-unreachable code, time exceeded, parameter
+  problem) ends the connect with its errno (EHOSTUNREACH, ENETUNREACH, ECONNREFUSED, ...) the
+  moment the kernel handles it with the socket free; one that arrives while connect() still
+  holds the socket (on a fast path, the answer to the first SYN) is only kept as a soft
+  error, and the connect fails on the next.
   That is not a timeout. If no error answers a later SYN, the connect fails at the SYN's
   timeout, with the soft error's errno (measured on 6.18: EHOSTUNREACH at 7.13 s).
 * SYN_RECV: the listener re-sends its SYN-ACK at 1 s doubling and drops the half-open

@@ -33,9 +33,9 @@ captured length, exactly as Wireshark's ``tcp.len``: a short snaplen does not
 shrink it. (An IPv4 total length of 0, which TSO produces on the sending host,
 falls back to the original frame length, as Wireshark does.)
 
-ICMP destination-unreachable errors quoting a TCP segment are not yielded but
-collected on the side (``TcpCapture.icmp_errors``, see `icmp`): they explain a
-backoff that did not double.
+ICMP errors (destination unreachable, time exceeded, parameter problem) quoting a TCP
+segment are not yielded but collected on the side (``TcpCapture.icmp_errors``, see `icmp`):
+they explain a backoff that did not double, and what the app is told.
 
 Limitations, on purpose: IP fragments are not reassembled (the first fragment
 is read as if it were the whole datagram; Wireshark would reassemble), TCP
@@ -105,7 +105,7 @@ class TcpCapture:
       corrupt); what came before it was analysed;
     * ``problem``: a sentence saying what was wrong at the end, if anything;
     * ``linktypes``: link types seen (classic pcap: one; pcapng: one per interface);
-    * ``icmp_errors``: ICMP destination-unreachable errors about TCP segments (capped).
+    * ``icmp_errors``: ICMP errors about TCP segments (capped; see `icmp`).
 
     Iterating again reads the file again from the start and resets the counters.
     """
