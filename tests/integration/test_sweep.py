@@ -46,7 +46,11 @@ def test_sweep_retries2(tmp_path: Path) -> None:
         end = row["ends"]["client"]
         assert row["verdict"] == "PASS" and end["kind"] == "rto-abort"
         assert end["within_tolerance"] is True, (n, end)
-        off = end["observed_s"] / end["predicted_s"] - 1
+        # At a knife edge (tcp_retries2=3: 7 x RTO about the 3 s budget) the kernel may end at
+        # the model's other end, which the prediction lists: judged against the nearest, as the
+        # verdict is.
+        nearest = min([end["predicted_s"], *end["alternatives"]], key=lambda e: abs(e - end["observed_s"]))
+        off = end["observed_s"] / nearest - 1
         assert -TOLERANCE <= off <= TOLERANCE + WHEEL_SLACK, (n, end)
         assert end["app_sees"] == "ETIMEDOUT"
         assert (sweep_dir / row["report"]).exists()
