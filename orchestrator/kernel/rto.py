@@ -212,13 +212,18 @@ def _plateau(gaps: list[float]) -> float | None:
     """The ceiling the gaps reached, if they doubled and then stayed level below 120 s: the last
     two gaps within 5% of each other, at least 1 s (the least ceiling the kernel takes; sends
     failing locally repeat at 0.5 s), and an earlier gap under two thirds of them."""
-    if len(gaps) < 3:
-        return None
-    a, b = gaps[-2], gaps[-1]
-    level = min(a, b)
-    if not (abs(a - b) <= 0.05 * level and 1.0 <= level < TCP_RTO_MAX * 0.95):
+    level = last_level(gaps)
+    if len(gaps) < 3 or level is None or not 1.0 <= level < TCP_RTO_MAX * 0.95:
         return None
     return level if any(g < level / 1.5 for g in gaps[:-2]) else None
+
+
+def last_level(gaps: list[float]) -> float | None:
+    """The gap the last two stay at (within 5% of each other), if they do."""
+    if len(gaps) < 2 or min(gaps[-2:]) <= 0:
+        return None
+    a, b = gaps[-2:]
+    return min(a, b) if abs(a - b) <= 0.05 * min(a, b) else None
 
 
 def ceiling_ms(ceiling: float) -> int:

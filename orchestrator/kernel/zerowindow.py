@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, ref
-from orchestrator.kernel.rto import ceiling_ms
+from orchestrator.kernel.rto import ceiling_ms, last_level
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.timers import TCP_RTO_MAX
 from orchestrator.tcp.connection import ConnectionSummary, Side
@@ -114,7 +114,7 @@ def _timer(idle: float, gaps: list[float], s: KernelSettings) -> tuple[float, fl
     shifted they would read as an RTO far under the real one (1.024 s >> 8 is 4 ms, measured
     with 1 s). A level of 1 s or more (the least ceiling the kernel takes) short of RTO <<
     retries2 is a lower ceiling; at RTO << retries2 it is the backoff's own end."""
-    level = _level(gaps)
+    level = last_level(gaps)
     capped = min(s.rto_max, level or s.rto_max) / (1 + WHEEL_SLACK)
     shifted = [g / (1 << min(j, s.retries2)) for j, g in enumerate(gaps, start=1) if 0 < g < capped]
     rto = min([idle, *shifted]) if idle > 0 else min(shifted, default=0.2)
@@ -130,14 +130,6 @@ def _episode(gaps: list[float]) -> int:
     their cap (late by up to 1/8); a shorter one means the window opened and the backoff started
     again (measured: 1.88 s, then 0.489 s, 0.927 s, 1.856 s)."""
     return max((i for i in range(1, len(gaps)) if gaps[i] < 0.6 * gaps[i - 1]), default=0)
-
-
-def _level(gaps: list[float]) -> float | None:
-    """The gap the last two stay at (within 5% of each other), if they do."""
-    if len(gaps) < 2 or min(gaps[-2:]) <= 0:
-        return None
-    a, b = gaps[-2:]
-    return min(a, b) if abs(a - b) <= 0.05 * min(a, b) else None
 
 
 def _gap(rto: float, j: int, s: KernelSettings, cap: float) -> float:

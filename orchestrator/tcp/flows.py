@@ -39,6 +39,7 @@ __all__ = [
     "acked",
     "covers",
     "labels_of",
+    "last_probe_answered",
     "peer_real_t",
     "pos",
     "secs",
@@ -285,10 +286,6 @@ class Flow:
         self.messy = False
         self.runs: dict[int, Run] = {}
 
-    def ka_last_t(self) -> int:
-        """ns of this side's latest keep-alive probe (0: none)."""
-        return self.ka_last.p.time_ns if self.ka_last is not None else 0
-
     def reslow(self) -> None:
         """Recompute `slow` after `fresh`, `watch` or `lastflags` changed."""
         self.slow = self.fresh or self.watch or bool(self.lastflags & (KA | ZWP))
@@ -362,3 +359,8 @@ def peer_real_t(f: Flow) -> int:
     if f.last_rst_t and f.last_rst_t == f.lastack_t:
         return f.pre_rst_t
     return f.last_real_t if f.lastflags & KA else f.lastack_t
+
+
+def last_probe_answered(f: Flow) -> bool:
+    """Whether the peer sent anything that answers `f`'s latest keep-alive probe after it."""
+    return f.ka_last is not None and peer_real_t(f.rev) > f.ka_last.p.time_ns

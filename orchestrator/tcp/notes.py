@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from orchestrator.pcap.reader import FIN, SYN
 from orchestrator.tcp.connection import ConnectionSummary, Side
-from orchestrator.tcp.flows import Conn, Flow, Run, acked, peer_real_t, pos, secs
+from orchestrator.tcp.flows import Conn, Flow, Run, acked, last_probe_answered, pos, secs
 
 __all__ = ["describe"]
 
@@ -108,7 +108,7 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
             f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
             "they are zero-window probes (Linux sends those with the keep-alive shape)"
         )
-    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and peer_real_t(f.rev) <= f.ka_last_t():
+    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and not last_probe_answered(f):
         run = s.keepalive.run_probes if s.keepalive is not None and s.keepalive_from == who else f.ka
         notes.append(
             f"RST from {who} after {_plural(run, 'unanswered keep-alive probe')} (keepalive failure)"

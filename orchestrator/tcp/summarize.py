@@ -59,7 +59,7 @@ from orchestrator.tcp.connection import (
     SideCounts,
     SideFrames,
 )
-from orchestrator.tcp.flows import Conn, Flow, acked, covers, peer_real_t, pos, secs
+from orchestrator.tcp.flows import Conn, Flow, acked, covers, last_probe_answered, pos, secs
 from orchestrator.tcp.notes import describe
 
 __all__ = ["summarize"]
@@ -158,7 +158,7 @@ def _keepalive(f: Flow) -> KeepaliveTiming:
     """The prober's timing: the first probe's idle, then its last run of probes (Linux counts a
     run from the peer's last segment: an answer starts the count again)."""
     assert f.ka_first is not None and f.ka_last is not None
-    answered = peer_real_t(f.rev) > f.ka_last.p.time_ns  # the peer sent something after the last probe
+    answered = last_probe_answered(f)
     gaps = f.ka_gaps if answered else f.ka_run_gaps
     return KeepaliveTiming(
         first_after_idle_s=secs(f.ka_first.p.time_ns - f.ka_idle_ref),
@@ -173,7 +173,7 @@ def _answered(f: Flow) -> int:
     """The probes of `f` the peer answered: each run it ended, and the last if it was answered."""
     if f.ka_last is None:
         return 0
-    return f.ka_answered + (1 if peer_real_t(f.rev) > f.ka_last.p.time_ns else 0)
+    return f.ka_answered + (1 if last_probe_answered(f) else 0)
 
 
 def _ref(p: TcpPacket | None) -> FrameRef | None:
@@ -215,7 +215,7 @@ def _prober(cl: Flow, sv: Flow) -> Flow | None:
 
 
 def _unanswered(f: Flow) -> bool:
-    return f.ka_last is not None and peer_real_t(f.rev) <= f.ka_last.p.time_ns
+    return f.ka_last is not None and not last_probe_answered(f)
 
 
 def _oldest_unacked(cl: Flow, sv: Flow) -> tuple[Flow, TcpPacket] | None:
