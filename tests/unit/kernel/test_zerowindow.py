@@ -21,10 +21,12 @@ RECORDED = Path(__file__).parent / "recorded" / "zero_window"
 DATA = {"retries2_3.pcap": (3, 1796179874.1496074), "retries2_5.pcap": (5, 1796179951.333749)}
 
 
-def predicted(name: str, settings: list[str], end: float | None = None) -> list[KernelPrediction]:
+def predicted(
+    name: str, settings: list[str], end: float | None = None, sockopts: list[str] | None = None
+) -> list[KernelPrediction]:
     analysis = analyze_file(RECORDED / name)
     (conn,) = analysis.connections
-    s = parse_settings(settings, [])
+    s = parse_settings(settings, sockopts or [])
     return predict_connection(conn, lambda _: s, analysis.icmp_errors, end)
 
 
@@ -68,10 +70,8 @@ def test_probe_gaps_at_a_lower_ceiling_do_not_shrink_the_rto() -> None:
     1.024 s; shifted by 8 that gap would read as a 4 ms RTO and the end as 5 s. Measured:
     ETIMEDOUT 8.196 s after the first unanswered probe, 1.028 s after the eighth."""
     etimedout = 1796180718.313613
-    analysis = analyze_file(RECORDED / "rto_max_1000_retries2_8.pcap")
-    (conn,) = analysis.connections
-    s = parse_settings(["tcp_retries2=8"], ["TCP_RTO_MAX_MS=1000"])
-    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, etimedout + 1)
+    name = "rto_max_1000_retries2_8.pcap"
+    (p,) = predicted(name, ["tcp_retries2=8"], etimedout + 1, ["TCP_RTO_MAX_MS=1000"])
     assert p.kind == "zerowindow-abort"
     took = etimedout - p.start_time
     assert abs(took / p.predicted_s - 1) <= 0.05, (took, p.predicted_s)
@@ -83,10 +83,7 @@ def test_a_ceiling_the_probes_show_is_taken_and_named() -> None:
     """The same capture without the setting: the probes level at 1.024 s, far short of the
     RTO << 8 (60 s) the backoff would reach; the model takes the level and says why."""
     etimedout = 1796180718.313613
-    analysis = analyze_file(RECORDED / "rto_max_1000_retries2_8.pcap")
-    (conn,) = analysis.connections
-    s = parse_settings(["tcp_retries2=8"], [])
-    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, etimedout + 1)
+    (p,) = predicted("rto_max_1000_retries2_8.pcap", ["tcp_retries2=8"], etimedout + 1)
     assert abs((etimedout - p.start_time) / p.predicted_s - 1) <= 0.05, p.predicted_s
     assert any("stopped doubling at 1.024 s" in e and "tcp_rto_max_ms=1000" in e for e in p.explanations)
 
@@ -105,9 +102,6 @@ def test_a_window_that_opened_and_closed_again_restarts_the_count() -> None:
     0.927, 1.856 s after 1.88 s). Read as one run, the RTO came out as 0.061 s and the end 1.5 s
     after the first unanswered probe; measured: 4.639 s."""
     etimedout = 1796181801.8295584
-    analysis = analyze_file(RECORDED / "twice_retries2_3.pcap")
-    (conn,) = analysis.connections
-    s = parse_settings(["tcp_retries2=3"], [])
-    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, etimedout + 1)
+    (p,) = predicted("twice_retries2_3.pcap", ["tcp_retries2=3"], etimedout + 1)
     assert abs((etimedout - p.start_time) / p.predicted_s - 1) <= 0.02, p.predicted_s
     assert p.within_tolerance is True
