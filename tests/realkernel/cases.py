@@ -267,12 +267,19 @@ def nagle_writes_while_cut(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def start_filling(topo: Topology, server_mode: str) -> tuple[App, App]:
+    """Facts 8 and 11: a client writing 1000 B every 10 ms (tcp_retries2=3, a 16 KB send
+    buffer) to a server with a 32 KB receive buffer, so that its window closes while it does
+    not read."""
+    topo.sysctl("b", **{"net.ipv4.tcp_rmem": "4096 32768 32768"})
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3, "net.ipv4.tcp_wmem": "4096 16384 16384"})
+    return start_pair(topo, sender(every_ms=10, size=1000), server={"mode": server_mode})
+
+
 def zero_window(topo: Topology) -> dict[str, float]:
     """Fact 8: a server that never reads, with a small receive buffer; tcp_retries2=3 in a shows
     that answered zero-window probes never time out."""
-    topo.sysctl("b", **{"net.ipv4.tcp_rmem": "4096 32768 32768"})
-    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3, "net.ipv4.tcp_wmem": "4096 16384 16384"})
-    cli, _ = start_pair(topo, sender(every_ms=10, size=1000), server={"mode": "hold"})
+    cli, _ = start_filling(topo, "hold")
     cli.wait_for("blocked", 5)
     time.sleep(6.0)
     return {}
@@ -281,9 +288,7 @@ def zero_window(topo: Topology) -> dict[str, float]:
 def zero_window_then_cut(topo: Topology) -> dict[str, float]:
     """Fact 11: as zero_window, then a cut while the client probes: tcp_retries2=3 unanswered
     zero-window probes, and ETIMEDOUT at the probe timer's next expiry."""
-    topo.sysctl("b", **{"net.ipv4.tcp_rmem": "4096 32768 32768"})
-    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3, "net.ipv4.tcp_wmem": "4096 16384 16384"})
-    cli, _ = start_pair(topo, sender(every_ms=10, size=1000), server={"mode": "hold"})
+    cli, _ = start_filling(topo, "hold")
     cli.wait_for("blocked", 5)
     time.sleep(2.0)
     topo.cut()
@@ -327,9 +332,7 @@ def zero_window_twice_then_cut(topo: Topology) -> dict[str, float]:
     """Fact 11 with the window opening once between: the server stops (SIGSTOP) until its
     window closes, goes on (SIGCONT) and reads, stops again, and is cut off; the client's second
     run of probes starts its backoff again. tcp_retries2=3."""
-    topo.sysctl("b", **{"net.ipv4.tcp_rmem": "4096 32768 32768"})
-    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3, "net.ipv4.tcp_wmem": "4096 16384 16384"})
-    cli, srv = start_pair(topo, sender(every_ms=10, size=1000), server={"mode": "sink"})
+    cli, srv = start_filling(topo, "sink")
     cli.wait_for("connected", 5)
     time.sleep(0.3)
     srv.signal(signal.SIGSTOP)
