@@ -95,13 +95,16 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
         user_timeout=s.user_timeout or None,
         rto_max=s.rto_max,
     )
+    limit = (
+        f"{s.label('user_timeout')} (in tcp_model_timeout({s.syn_retries}, 1 s)'s place; the SYN's "
+        "timer is clamped to it)"
+        if s.user_timeout
+        else f"tcp_model_timeout({s.syn_retries}, 1 s)"
+    )
     basis = (
         f"{s.label('syn_retries')}, {s.label('syn_linear_timeouts')}: {len(model)} SYN retransmissions, "
-        f"ETIMEDOUT at the expiry where the count is reached or tcp_model_timeout({s.syn_retries}, 1 s) "
-        "has passed since the first SYN"
+        f"ETIMEDOUT at the expiry where the count is reached or {limit} has passed since the first SYN"
     )
-    if s.user_timeout:
-        basis += f"; {s.label('user_timeout')} ends it sooner if it comes first"
     if s.rto_max != TCP_RTO_MAX:
         basis += f"; the SYN's timer capped by {s.label('rto_max')}, which also shortens the budget"
     p = KernelPrediction(

@@ -98,7 +98,13 @@ def test_syn_timeout() -> None:
     assert syn_schedule(6, linear_timeouts=0) == ([1, 3, 7, 15, 31, 63], 127)  # before 6.5
     assert syn_timeout_after(6) == pytest.approx(127.0)
     assert syn_timeout_after(0) == pytest.approx(1.0)
-    assert syn_schedule(6, linear_timeouts=4, user_timeout=10.0)[1] == 11
+    # A user timeout takes the time limit's place and clamps the SYN's timer to it (measured:
+    # 2500 -> ETIMEDOUT 2.535 s after the first SYN; 500 -> one retransmission at 1.02 s, then
+    # ETIMEDOUT at once); the count still holds.
+    assert syn_schedule(6, linear_timeouts=4, user_timeout=10.0) == ([1, 2, 3, 4, 5, 7], 10)
+    assert syn_schedule(6, linear_timeouts=4, user_timeout=2.5) == ([1, 2], 2.5)
+    assert syn_schedule(6, linear_timeouts=4, user_timeout=0.5) == ([1], 1)
+    assert syn_schedule(1, linear_timeouts=4, user_timeout=60.0) == ([1, 2, 3, 4, 5], 7)
 
 
 def test_synack_timeout() -> None:

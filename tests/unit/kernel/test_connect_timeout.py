@@ -1,0 +1,75 @@
+"""Connects into a black hole, recorded in the netns harness on this machine's 6.18 kernel
+(HZ=250, tcp_syn_linear_timeouts=4): `w` drops everything, the client's connect() fails with
+ETIMEDOUT at the time kept here (its own clock, the pcap's).
+
+TCP_USER_TIMEOUT set before connect() takes the place of tcp_model_timeout(tcp_syn_retries,
+1 s) and clamps the SYN's timer to it: the connect fails at first SYN + user timeout, not at
+the next expiry; one shorter than the first SYN timer still lets one retransmission out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.kernel.predict import KernelPrediction, predict_connection
+from orchestrator.kernel.settings import parse_settings
+from orchestrator.tcp.analysis import analyze_file
+
+RECORDED = Path(__file__).parent / "recorded" / "user_timeout"
+# file -> (--sysctl, --sockopt, the app's ETIMEDOUT, epoch s)
+CONNECTS = {
+    "connect_ut2500.pcap": ([], ["TCP_USER_TIMEOUT=2500"], 1796190539.4294782),
+    "connect_ut500.pcap": ([], ["TCP_USER_TIMEOUT=500"], 1796190543.089691),
+    "connect_syn_retries_1_ut60000.pcap": (
+        ["tcp_syn_retries=1"],
+        ["TCP_USER_TIMEOUT=60000"],
+        1796190851.4617908,
+    ),
+    "connect_syn_retries_2.pcap": (["tcp_syn_retries=2"], [], 1796190580.0694647),
+}
+
+
+def connect_of(name: str, sysctls: list[str], sockopts: list[str], end: float) -> KernelPrediction:
+    analysis = analyze_file(RECORDED / name)
+    (conn,) = analysis.connections
+    s = parse_settings(sysctls, sockopts)
+    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, end)
+    assert p.kind == "connect-timeout"
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(CONNECTS))
+def test_the_connect_ends_where_the_kernel_ended_it(name: str) -> None:
+    sysctls, sockopts, etimedout = CONNECTS[name]
+    p = connect_of(name, sysctls, sockopts, etimedout + 0.3)
+    took = etimedout - p.start_time
+    assert -0.10 <= took / p.predicted_s - 1 <= 0.10 + 0.125
+    assert p.within_tolerance is True
+    assert p.observed_s is not None and abs(p.observed_s - took) < 0.1
+
+
+def test_the_user_timeout_clamps_the_syn_timer() -> None:
+    """2.5 s: SYNs at 0, 1, 2 and ETIMEDOUT at 2.535 s, not at the 3 s expiry."""
+    _, sockopts, etimedout = CONNECTS["connect_ut2500.pcap"]
+    p = connect_of("connect_ut2500.pcap", [], sockopts, etimedout + 0.3)
+    assert p.predicted_s == pytest.approx(2.5)
+    assert "2 SYN retransmissions" in p.basis
+    assert "in tcp_model_timeout(6, 1 s)'s place" in p.basis
+
+
+def test_a_user_timeout_under_the_first_syn_timer_still_lets_one_retransmission_out() -> None:
+    _, sockopts, etimedout = CONNECTS["connect_ut500.pcap"]
+    p = connect_of("connect_ut500.pcap", [], sockopts, etimedout + 0.3)
+    assert "1 SYN retransmissions" in p.basis
+    assert not p.explanations  # the count agrees with the capture's
+
+
+def test_a_user_timeout_longer_than_the_syn_budget_lengthens_the_connect() -> None:
+    """tcp_syn_retries=1 alone ends at 3 s; with a 60 s user timeout the count (1 + 4 linear)
+    ends it: five retransmissions, ETIMEDOUT at 7.13 s."""
+    sysctls, sockopts, etimedout = CONNECTS["connect_syn_retries_1_ut60000.pcap"]
+    p = connect_of("connect_syn_retries_1_ut60000.pcap", sysctls, sockopts, etimedout + 0.3)
+    assert p.predicted_s == pytest.approx(7.0)
+    alone = connect_of("connect_syn_retries_1_ut60000.pcap", sysctls, [], etimedout + 0.3)
+    assert alone.predicted_s == pytest.approx(3.0)
