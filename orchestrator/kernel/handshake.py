@@ -117,7 +117,15 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
         start_frame=first,
     )
     p.beyond_capture = p.at > end
+    expected = model
     seen = len(sends) - 1
+    if seen > len(model):  # the capture went on past the model's end: the timer's next expiry
+        # after the last SYN, as the kernel's timer runs whatever the limits (never the model's
+        # own end, which the capture already contradicts)
+        model, abort = syn_schedule(
+            seen + 1, linear_timeouts=s.syn_linear_timeouts, user_timeout=1e9, rto_max=s.rto_max
+        )
+        model, abort = model[:seen], model[seen]
     slack = _slack(sends, model)
     nxt = (abort if seen >= len(model) else model[seen]) * slack
     if first.time + nxt > end:
@@ -131,10 +139,11 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
             f"inferred: no SYN after the one {sends[-1].time - first.time:.3f} s after the first, so the "
             "connect failed when the SYN's timer fired next"
         )
-    if seen != len(model) and p.observed_s is not None:
+    # More than the model allows is a contradiction even while the capture goes on.
+    if seen != len(expected) and (p.observed_s is not None or seen > len(expected)):
         p.explanations.append(
-            f"{seen} SYN retransmissions were captured, the model gives {len(model)} "
-            f"(at {', '.join(f'+{t:g}' for t in model)} s after the first SYN)"
+            f"{seen} SYN retransmissions were captured, the model gives {len(expected)} "
+            f"(at {', '.join(f'+{t:g}' for t in expected)} s after the first SYN)"
             + (
                 "; kernels before 6.5 have no linear timeouts: tcp_syn_linear_timeouts=0"
                 if seen == _count(s, 0)
@@ -208,7 +217,10 @@ def _synack_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ker
         app_error="nothing",
     )
     p.beyond_capture = p.at > end
+    expected = model
     seen = len(sends) - 1
+    if seen > len(model):  # past the model's end: the request timer's next expiry after the last
+        model, drop = synack_schedule(seen)
     slack = _slack(sends, model)
     nxt = (drop if seen >= len(model) else model[seen]) * slack
     if first.time + nxt > end:
@@ -220,8 +232,8 @@ def _synack_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ker
             "the request was dropped when its timer fired next (a drop sends nothing)"
         )
     gaps = [round(b.time - a.time, 3) for a, b in itertools.pairwise(sends)]
-    if seen != len(model) and p.observed_s is not None:
+    if seen != len(expected) and p.observed_s is not None:
         p.explanations.append(
-            f"{seen} SYN-ACK retransmissions were captured (gaps {gaps}), the model gives {len(model)}"
+            f"{seen} SYN-ACK retransmissions were captured (gaps {gaps}), the model gives {len(expected)}"
         )
     return p

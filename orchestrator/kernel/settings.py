@@ -51,7 +51,7 @@ SOCKOPTS = {
     "TCP_RTO_MAX_MS": ("rto_max", 0.001),  # milliseconds; kernels from 6.15
 }
 # What the kernel accepts (EINVAL otherwise), in the setting's unit.
-_RANGES = {"rto_max": (1.0, 120.0)}
+_RANGES = {"rto_max": (1.0, 120.0), "syn_retries": (1.0, 127.0)}  # tcp_syn_retries, TCP_SYNCNT: 1 to 127
 _COUNTS = {
     "retries2",
     "keepalive_probes",
@@ -147,7 +147,8 @@ def _in_range(item: str, name: str, number: float, problems: list[str]) -> bool:
     low, high = _RANGES.get(name, (0.0, float("inf")))
     if low <= number <= high:
         return True
-    problems.append(f"{item}: the kernel takes {low:g} s to {high:g} s ({number:g} s given)")
+    unit = "" if name in _COUNTS else " s"
+    problems.append(f"{item}: the kernel takes {low:g}{unit} to {high:g}{unit} ({number:g}{unit} given)")
     return False
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.errors import UsageError
 from orchestrator.kernel.predict import KernelPrediction, predict_connection
 from orchestrator.kernel.settings import parse_settings
 from orchestrator.tcp.analysis import analyze_file
@@ -73,3 +74,27 @@ def test_a_user_timeout_longer_than_the_syn_budget_lengthens_the_connect() -> No
     assert p.predicted_s == pytest.approx(7.0)
     alone = connect_of("connect_syn_retries_1_ut60000.pcap", sysctls, [], etimedout + 0.3)
     assert alone.predicted_s == pytest.approx(3.0)
+
+
+def test_more_syns_than_the_model_allows_contradict_it() -> None:
+    """tcp_syn_retries=2 on the wire (five retransmissions, ETIMEDOUT 7.14 s), analysed as 1
+    (two, 3 s): the inferred end comes after the last SYN the capture shows, not at the
+    model's own 3 s, so the wrong setting is not confirmed; and the count says why."""
+    _, _, etimedout = CONNECTS["connect_syn_retries_2.pcap"]
+    p = connect_of("connect_syn_retries_2.pcap", ["tcp_syn_retries=1"], [], etimedout + 0.3)
+    assert p.predicted_s == pytest.approx(3.0)
+    assert p.observed_s is not None and abs(p.observed_s - (etimedout - p.start_time)) < 0.1
+    assert p.within_tolerance is False
+    assert any("5 SYN retransmissions were captured, the model gives 2" in e for e in p.explanations)
+    # The capture alone (it ends at the last SYN): no end seen, and still the contradiction.
+    seen = connect_of("connect_syn_retries_2.pcap", ["tcp_syn_retries=1"], [], p.start_time + 5.2)
+    assert seen.observed_s is None
+    assert any("5 SYN retransmissions were captured" in e for e in seen.explanations)
+
+
+@pytest.mark.parametrize(
+    "given", [(["tcp_syn_retries=0"], []), ([], ["TCP_SYNCNT=0"]), ([], ["TCP_SYNCNT=128"])]
+)
+def test_syn_retries_the_kernel_refuses_are_refused(given: tuple[list[str], list[str]]) -> None:
+    with pytest.raises(UsageError, match="the kernel takes 1 to 127"):
+        parse_settings(*given)
