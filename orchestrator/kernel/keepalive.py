@@ -10,7 +10,7 @@ the first run at or past the user timeout once a probe is out. The end is seen: 
 
 from __future__ import annotations
 
-from orchestrator.kernel.predict import KernelPrediction, near, ref
+from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, near, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.timers import keepalive_abort_after
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
@@ -47,7 +47,11 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
     )
     basis = f"idle {s.label('keepalive_time')} + {s.label('keepalive_probes')} x {s.label('keepalive_intvl')}"
     if s.user_timeout:
-        basis += f", {s.label('user_timeout')}"
+        basis = (
+            f"{s.label('user_timeout')} in place of {s.label('keepalive_probes')}: the first run of the "
+            f"timer (idle {s.label('keepalive_time')}, then every {s.label('keepalive_intvl')}) at or "
+            "past it, once a probe is out"
+        )
     p = KernelPrediction(
         "keepalive-abort",
         side,
@@ -58,6 +62,7 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
         start_frame=start_frame,
         app_error="ETIMEDOUT",
     )
+    p.alternatives = _knife_edge(s)
     p.beyond_capture = p.at > end
     last = frames[-1]
     rst = next((r for r in conn.rsts.of(side) if r.time >= last.time), None)
@@ -70,7 +75,29 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
             "the last segment it received"
         )
     p.explanations = _causes(conn, s, timing.run_probes, rst, end, p)
+    for alt in p.alternatives:
+        p.explanations.append(
+            f"knife edge: the timer's run {alt:g} s after the last segment received falls just short of "
+            f"{s.label('user_timeout')}, and the runs drift late (the timer wheel, up to 1/8): the "
+            "abort may come there"
+        )
     return p
+
+
+def _knife_edge(s: KernelSettings) -> list[float]:
+    """With TCP_USER_TIMEOUT: the timer run before the model's, if it falls short of the user
+    timeout by less than the wheel's lateness. Each run re-arms from the last, so the runs drift
+    late (1.024 s per 1 s at HZ=250), and the kernel measures the real idle time against the
+    user timeout: measured, 1 s / 1 s with 3050 ms aborted at 3.06 s, not 4 s."""
+    if not s.user_timeout or s.keepalive_intvl <= 0:
+        return []
+    at = keepalive_abort_after(
+        s.keepalive_time, s.keepalive_intvl, s.keepalive_probes, user_timeout=s.user_timeout
+    )
+    before = at - s.keepalive_intvl
+    if before > s.keepalive_time and before * (1 + WHEEL_SLACK) >= s.user_timeout:
+        return [before]  # at least one probe is out by then (before > idle)
+    return []
 
 
 def _causes(
