@@ -10,14 +10,20 @@ raises until ``tcp_retries2`` (answers do not lower it), capped at the RTO's cei
 gap after the probe numbered j (1 for the first since the window closed) is
 RTO << min(j, tcp_retries2) (docs/kernel-facts.md, cases 8 and 11).
 
-Not modelled, so no prediction is made: TCP_USER_TIMEOUT (which also ends a run of probes), an
-orphaned socket (``tcp_orphan_retries``), and a prober whose probes were not all zero-window
-probes (keep-alive then).
+TCP_USER_TIMEOUT ends a stall even while every probe is answered (``tcp_probe_timer``: the
+first probe's time is kept in ``icsk_probes_tstamp``, reset only when the window opens, and the
+timer is clamped to it): the abort is the first probe of the stall + the user timeout, or the
+count's end if that comes first. Measured on 6.18, answered probes: 3000 ms -> ETIMEDOUT 3.03 s
+after the first probe, 2000 ms -> 2.008 s (tcp_retries2=15).
+
+Not modelled, so no prediction is made: an orphaned socket (``tcp_orphan_retries``), and a
+prober whose probes were not all zero-window probes (keep-alive then).
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, ref
 from orchestrator.kernel.rto import ceiling_ms, last_level
@@ -31,6 +37,19 @@ _RATE_LIMIT = 0.5  # s
 
 
 def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
+    if not s.user_timeout:
+        return _by_count(conn, side, s, end)
+    by_time = _by_user_timeout(conn, side, s, end)
+    by_count = _by_count(conn, side, replace(s, user_timeout=None), end)
+    if by_count is not None and (by_time is None or by_count.at < by_time.at):
+        return by_count
+    return by_time
+
+
+def _by_user_timeout(
+    conn: ConnectionSummary, side: Side, s: KernelSettings, end: float
+) -> KernelPrediction | None:
+    """The user timeout's end: the first zero-window probe of the stall + the user timeout."""
     timing = conn.keepalive
     frames = conn.keepalive_frames.of(side)
     probes = conn.keepalive_probes.get(side)
@@ -40,7 +59,46 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
         or not frames
         or conn.close != "none"
         or conn.keepalive_in_zero_window.get(side) != probes
-        or s.user_timeout
+        or not s.user_timeout
+    ):
+        return None
+    ep = _episode([b.time - a.time for a, b in itertools.pairwise(frames)])
+    start = frames[ep]
+    p = KernelPrediction(
+        "zerowindow-abort",
+        side,
+        float(s.user_timeout),
+        start.time,
+        f"the first zero-window probe of the stall ({ref(start)})",
+        f"{s.label('user_timeout')}: a zero-window stall ends at its first probe + the user timeout, "
+        "answered or not (tcp_probe_timer's icsk_probes_tstamp, reset only when the window opens)",
+        start_frame=start,
+        app_error="ETIMEDOUT",
+    )
+    p.beyond_capture = p.at > end
+    late = [f for f in frames if f.time > p.at + s.user_timeout * (0.1 + WHEEL_SLACK)]
+    if late:
+        p.observed = f"the sender still probed after it ({ref(late[0])}): the user timeout did not end it"
+        p.explanations.append(
+            f"a zero-window probe {late[0].time - start.time:.3f} s after the first: not the "
+            f"{s.label('user_timeout')} the model was given"
+        )
+    else:
+        ends = end - start.time
+        p.observed = f"the abort sends nothing: the capture ends {ends:.3f} s after the first probe"
+    return p
+
+
+def _by_count(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
+    timing = conn.keepalive
+    frames = conn.keepalive_frames.of(side)
+    probes = conn.keepalive_probes.get(side)
+    if (
+        conn.keepalive_from != side
+        or timing is None
+        or not frames
+        or conn.close != "none"
+        or conn.keepalive_in_zero_window.get(side) != probes
     ):
         return None
     run = timing.run_probes

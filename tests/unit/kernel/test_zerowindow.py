@@ -58,11 +58,20 @@ def test_another_retries2_gives_another_end() -> None:
     assert any("5 probes went unanswered" in e for e in p.explanations)
 
 
-def test_a_user_timeout_is_not_modelled_here() -> None:
+def test_a_user_timeout_ends_the_stall_unless_the_count_comes_first() -> None:
+    """The stall's first probe + the user timeout (test_zerowindow_user_timeout has it measured),
+    or tcp_retries2 unanswered probes if those come first."""
     analysis = analyze_file(RECORDED / "retries2_3.pcap")
     (conn,) = analysis.connections
+    first = conn.keepalive_frames.of("client")[0]
     s = parse_settings(["tcp_retries2=3"], ["TCP_USER_TIMEOUT=4000"])
-    assert not [p for p in predict_connection(conn, lambda _: s) if p.kind == "zerowindow-abort"]
+    (p,) = [p for p in predict_connection(conn, lambda _: s) if p.kind == "zerowindow-abort"]
+    assert (p.start_frame, p.predicted_s) == (first, 4.0)
+    s = parse_settings(["tcp_retries2=3"], ["TCP_USER_TIMEOUT=60000"])
+    (p,) = [p for p in predict_connection(conn, lambda _: s) if p.kind == "zerowindow-abort"]
+    alone = parse_settings(["tcp_retries2=3"], [])
+    (q,) = [p for p in predict_connection(conn, lambda _: alone) if p.kind == "zerowindow-abort"]
+    assert (p.start_frame, p.predicted_s) == (q.start_frame, q.predicted_s)
 
 
 def test_probe_gaps_at_a_lower_ceiling_do_not_shrink_the_rto() -> None:
