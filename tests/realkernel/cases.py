@@ -132,13 +132,17 @@ def rto_ceiling(ms: int, retries2: int, on_socket: bool) -> Callable[[Topology],
     return body
 
 
-def syn_blackhole(syn_retries: int) -> Callable[[Topology], dict[str, float]]:
-    """Fact 3: connect through a cut that was there before the client started."""
+def syn_blackhole(
+    syn_retries: int, user_timeout_ms: int | None = None
+) -> Callable[[Topology], dict[str, float]]:
+    """Fact 3: connect through a cut that was there before the client started (with a user
+    timeout set before connect(), which clamps the SYN's timer)."""
 
     def body(topo: Topology) -> dict[str, float]:
         topo.sysctl("a", **{"net.ipv4.tcp_syn_retries": syn_retries})
         topo.cut()
-        cli, _ = start_pair(topo, {"mode": "idle"})
+        socket = {"socket": {"user_timeout_ms": user_timeout_ms}} if user_timeout_ms else {}
+        cli, _ = start_pair(topo, {"mode": "idle", **socket})
         cli.wait_for("error", ABORT_WAIT_S)
         time.sleep(0.2)
         return {"syn_linear_timeouts": float(topo.read_sysctl("a", "net.ipv4.tcp_syn_linear_timeouts"))}
@@ -434,6 +438,12 @@ CASES: dict[str, Case] = {
         ),
         Case("syn_retries_1", "connect into a cut; tcp_syn_retries=1", syn_blackhole(1), {"syn_retries": 1}),
         Case("syn_retries_2", "connect into a cut; tcp_syn_retries=2", syn_blackhole(2), {"syn_retries": 2}),
+        Case(
+            "syn_user_timeout_2500",
+            "connect into a cut; tcp_syn_retries=6, TCP_USER_TIMEOUT=2500 before connect()",
+            syn_blackhole(6, user_timeout_ms=2500),
+            {"syn_retries": 6, "user_timeout_ms": 2500},
+        ),
         Case(
             "synack_retries_1",
             "handshake ACK dropped; tcp_synack_retries=1",

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from orchestrator.kernel.predict import predict_connection
+from orchestrator.kernel.settings import parse_settings
+from orchestrator.tcp.analysis import analyze_file
 from tests.helpers.netns import A_ADDR, B_ADDR
 from tests.realkernel.conftest import Cases
 from tests.realkernel.measure import (
@@ -65,3 +70,20 @@ def test_icmp_host_unreachable_ends_connect(cases: Cases) -> None:
     # error (tcp_v4_err; counted as LockDroppedIcmps): the connect goes on to the next SYN.
     dropped = result.counters["a"].get("TcpExtLockDroppedIcmps", 0)
     assert len(syns) == len(errors) == 1 + dropped
+
+
+@pytest.mark.realcase("syn_user_timeout_2500")
+def test_a_user_timeout_clamps_the_syn_timer(cases: Cases) -> None:
+    """TCP_USER_TIMEOUT=2500 before connect(): SYNs at 0, 1, 2 s and ETIMEDOUT at 2.5 s (the
+    timer clamped to the user timeout), not at the 3 s expiry; the model says the same."""
+    result = cases.get("syn_user_timeout_2500")
+    syns = syn_times(packets(result, "a"))
+    abort, errno = error_time(result)
+    assert errno == "ETIMEDOUT"
+    assert len(syns) == 3, [s - syns[0] for s in syns]
+    assert on_time(abort - syns[0], 2.5), abort - syns[0]
+    analysis = analyze_file(Path(result.pcaps["a"]))
+    (conn,) = analysis.connections
+    s = parse_settings([], ["TCP_USER_TIMEOUT=2500"])
+    (p,) = predict_connection(conn, lambda _: s, analysis.icmp_errors, abort + 0.1)
+    assert p.kind == "connect-timeout" and p.within_tolerance is True, p.describe()
