@@ -24,6 +24,7 @@ import itertools
 from collections.abc import Sequence
 
 from orchestrator.kernel.predict import KernelPrediction, ref
+from orchestrator.kernel.rto import head_sends
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import drops_request, errno_of, name_of, quoting
 from orchestrator.kernel.timers import TCP_RTO_MAX, TCP_TIMEOUT_INIT, syn_schedule, synack_schedule
@@ -37,9 +38,7 @@ def predict(
     first = conn.oldest_unacked
     if conn.handshake != "partial" or first is None or conn.oldest_unacked_from != side:
         return None
-    sends = (
-        conn.backoff_frames if conn.backoff_from == side and conn.backoff_frames[:1] == [first] else [first]
-    )
+    sends = head_sends(conn, side, first)
     if side == "client" and conn.syn == first:
         errors = [e for e in quoting(icmp, conn, side) if e.time >= first.time]
         if errors and not [f for f in sends if f.time > errors[-1].time]:

@@ -148,9 +148,12 @@ def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: 
 
 
 def head_sends(conn: ConnectionSummary, side: Side, original: FrameRef) -> list[FrameRef]:
-    """Every captured send of the oldest unacknowledged segment, the original first."""
+    """Every captured send of the oldest unacknowledged segment, the original first: the one
+    the timer follows, whether or not another segment was retransmitted more often."""
+    if conn.oldest_unacked_from == side and conn.head_frames[:1] == [original]:
+        return list(conn.head_frames)
     if conn.backoff_from == side and conn.backoff_frames[:1] == [original]:
-        return list(conn.backoff_frames)
+        return list(conn.backoff_frames)  # a summary made without head_frames
     return [original]
 
 
@@ -159,10 +162,17 @@ def first_is_tail_loss_probe(conn: ConnectionSummary, sends: list[FrameRef], cap
     re-sends the last segment only when no new data could go instead, so it is one only if
     nothing new was sent between the original and it (the head was also the tail), and the
     timer's retransmission then came one RTO after it, not doubled."""
-    if not captured_original or len(sends) < 3 or conn.backoff_after_new_data is not False:
+    if not captured_original or len(sends) < 3 or _after_new_data(conn, sends) is not False:
         return False
     gaps = [b.time - a.time for a, b in itertools.pairwise(sends[:3])]
     return gaps[1] < 1.5 * gaps[0]
+
+
+def _after_new_data(conn: ConnectionSummary, sends: list[FrameRef]) -> bool | None:
+    """Whether new data went out between the head's original send and its first retransmission."""
+    if conn.head_frames[:1] == sends[:1]:
+        return conn.head_after_new_data
+    return conn.backoff_after_new_data if conn.backoff_frames[:1] == sends[:1] else None
 
 
 def _rto_at(timer: list[FrameRef], sends: list[FrameRef]) -> float:
@@ -330,7 +340,7 @@ def _causes(
             "fast retransmissions (the peer's duplicate ACKs or SACKs), which start the budget's clock and "
             f"re-arm the timer but are not its fires; its RTO, {rto:.3f} s, is read from the gaps after them"
         )
-    elif captured_original and conn.backoff_after_new_data and len(sends) >= 2:
+    elif captured_original and _after_new_data(conn, sends) and len(sends) >= 2:
         out.append(
             "the first retransmission is the timer's: new data went out between the original send and "
             "it (a tail-loss probe carrying data Nagle held back, or the app's own writes)"

@@ -175,7 +175,12 @@ def _row(
 def _stamp_rto(conn: ConnectionSummary, p: KernelPrediction) -> float | None:
     """The RTO at an RTO abort's stamp, from the side's retransmissions from the stamp on (the
     timer's, of the head: nothing else is retransmitted while nothing is acknowledged)."""
-    frames = conn.backoff_frames if conn.backoff_from == p.side else conn.retransmission_frames.of(p.side)
+    if conn.oldest_unacked_from == p.side and conn.head_frames:
+        frames = conn.head_frames
+    elif conn.backoff_from == p.side:
+        frames = conn.backoff_frames
+    else:
+        frames = conn.retransmission_frames.of(p.side)
     timer = [f.time for f in frames if f.time >= p.start_time - 1e-6]
     if not timer or abs(timer[0] - p.start_time) > 1e-6:
         return None  # not this prediction's retransmissions (or beyond the evidence kept)

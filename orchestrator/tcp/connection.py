@@ -117,3 +117,9 @@ class ConnectionSummary:
     # Keep-alive-shaped probes each side sent while the other's window was 0: Linux's
     # zero-window probes, which Wireshark counts as keep-alives (they are in keepalive_probes).
     keepalive_in_zero_window: SideCounts = field(default_factory=SideCounts)
+    # Every captured send of `oldest_unacked` (it first, capped as `backoff_frames`): the
+    # segment the kernel's timer and its budget follow, which need not be the most
+    # retransmitted one (one lost many times earlier, then acknowledged, may be that).
+    head_frames: list[FrameRef] = field(default_factory=list)
+    # `backoff_after_new_data` for that segment.
+    head_after_new_data: bool | None = None

@@ -217,10 +217,25 @@ class _State:
                 if st[al.RETX_N]:
                     f.retx = st[al.RETX_N]
                     f.retx_frames = self._kept(st[al.RX_HEAD], file)
+                if f.unacked and st[al.RUN_HEAD] >= 0:
+                    f.runs = self._unacked_runs(st, {e[1].seq for e in f.unacked}, file)
             if row[al.BEST] >= 0:
                 c.best_run_flow = c.a if self.runs[row[al.BEST], al.R_FLOW] == 2 * k else c.b
                 c.best_run = self._run(row[al.BEST], file)
         return self.objs
+
+    def _unacked_runs(self, st: list[int], seqs: set[int], file: str) -> dict[int, Run]:
+        """The runs of the direction's current generation whose segment is still in its queue
+        of unacknowledged ones (`summarize` reads the oldest one's sends); the others are not
+        needed, and not made."""
+        out: dict[int, Run] = {}
+        r, gen = st[al.RUN_HEAD], st[al.RUN_GEN]
+        while r >= 0:
+            seq, r_gen, nxt = (int(v) for v in self.runs[r, [al.R_SEQ, al.R_GEN, al.R_NEXT]])
+            if r_gen == gen and seq in seqs:
+                out[seq] = self._run(r, file)
+            r = nxt
+        return out
 
     def _run(self, r: int, file: str) -> Run:
         """Run `r` of the loop's as the reference's `flows.Run`."""
@@ -254,15 +269,16 @@ def _finish_flow(f: Flow, st: list[int], queue: I64, qtimes: F64, file: str) -> 
     q: deque[tuple[int, TcpPacket, int]] = deque()
     e = st[al.Q_HEAD]
     while e >= 0:
-        end, _seq, i, frame, tns, nxt = queue[e].tolist()
-        q.append((end, _stub(frame, float(qtimes[e]), tns, file), i))
+        end, seq, i, frame, tns, nxt = queue[e].tolist()
+        q.append((end, _stub(frame, float(qtimes[e]), tns, file, seq), i))
         e = nxt
     f.unacked = q
 
 
-def _stub(frame: int, time: float, tns: int, file: str) -> TcpPacket:
-    """A packet known only by where and when: what summaries read of the packets the loop keeps."""
-    return _new(TcpPacket, (frame, time, "", 0, "", 0, 0, 0, 0, 0, 0, file, tns))
+def _stub(frame: int, time: float, tns: int, file: str, seq: int = 0) -> TcpPacket:
+    """A packet known only by where and when (and, for an unacknowledged segment, its seq, by
+    which `summarize` finds its run): what summaries read of the packets the loop keeps."""
+    return _new(TcpPacket, (frame, time, "", 0, "", 0, seq, 0, 0, 0, 0, file, tns))
 
 
 def warm_up(kernels: Kernels) -> None:

@@ -24,6 +24,8 @@ def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionS
             continue
         text = f"{names[id(f)]} retransmitted {_plural(f.retx, 'time')}"
         if run is not None and c.best_run_flow is f and s.backoff_gaps_s:
+            if run.count < f.retx:  # other segments too: the gaps are one segment's, not all of them
+                text += f"; its most-retransmitted segment {_plural(run.count, 'time')}"
             text += " with gaps " + ", ".join(_fmt(g) for g in s.backoff_gaps_s) + " s"
             if run.original is None:
                 text += _no_original(f, run, names)

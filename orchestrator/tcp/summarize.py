@@ -37,8 +37,9 @@ Other facts
 * ``last_activity``: the last segment of either side carrying data, SYN or FIN (keep-alive probes
   excluded, retransmissions included).
 * ``oldest_unacked``: the first send of the oldest segment with data, SYN or FIN that the peer
-  never acknowledged by the end of the input: where Linux's retransmission budget (tcp_retries2,
-  TCP_USER_TIMEOUT) starts counting.
+  never acknowledged by the end of the input: the segment Linux's retransmission timer and its
+  budget (tcp_retries2, TCP_USER_TIMEOUT) follow. ``head_frames``: its sends, it first (its run,
+  when it was retransmitted: not always the most-retransmitted segment's).
 * ``stream``: the connection's index in order of first segment (tcp.stream); ``packets``: its
   segments, both directions.
 """
@@ -59,7 +60,7 @@ from orchestrator.tcp.connection import (
     SideCounts,
     SideFrames,
 )
-from orchestrator.tcp.flows import Conn, Flow, acked, covers, last_probe_answered, pos, secs
+from orchestrator.tcp.flows import Conn, Flow, Run, acked, covers, last_probe_answered, pos, secs
 from orchestrator.tcp.notes import describe
 
 __all__ = ["summarize"]
@@ -115,6 +116,8 @@ def summarize(c: Conn) -> ConnectionSummary:
         keepalive = _keepalive(prober)
 
     oldest = _oldest_unacked(cl, sv)
+    head = _run_of(*oldest) if oldest is not None else None
+    head_sends = head.sends if head is not None else [oldest[1]] if oldest is not None else []
     summary = ConnectionSummary(
         client=_endpoint(cl),
         server=_endpoint(sv),
@@ -149,6 +152,8 @@ def summarize(c: Conn) -> ConnectionSummary:
         keepalive_answered=SideCounts(client=_answered(cl), server=_answered(sv)),
         backoff_after_new_data=run.after_new_data if run is not None and run.original is not None else None,
         keepalive_in_zero_window=SideCounts(client=cl.ka_zw, server=sv.ka_zw),
+        head_frames=_refs(head_sends),
+        head_after_new_data=head.after_new_data if head is not None and head.original is not None else None,
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
@@ -228,6 +233,16 @@ def _oldest_unacked(cl: Flow, sv: Flow) -> tuple[Flow, TcpPacket] | None:
             if oldest is None or i < oldest[0]:
                 oldest = (i, f, p)
     return (oldest[1], oldest[2]) if oldest is not None else None
+
+
+def _run_of(f: Flow, p: TcpPacket) -> Run | None:
+    """The retransmissions of the segment whose first send is `p`, if they were kept: the run
+    of its seq that starts with it (the original, or the retransmission standing in for it)."""
+    run = f.runs.get(p.seq)
+    first = run.sends[0] if run is not None and run.sends else None
+    if first is None or (first.file, first.frame, first.time_ns) != (p.file, p.frame, p.time_ns):
+        return None
+    return run
 
 
 def _endpoint(f: Flow) -> str:

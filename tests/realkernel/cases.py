@@ -318,6 +318,30 @@ def segment_blackholed(topo: Topology) -> dict[str, float]:
     return {"dropped_seq": float(seq)}
 
 
+def head_not_most_retransmitted(topo: Topology) -> dict[str, float]:
+    """The timer follows the oldest unacknowledged segment: a client writing 4 kB every 10 ms,
+    tcp_retries2=3, one MSS per packet (gso_max_segs 1: the segments behind a lost one get
+    through and are SACKed, so RACK re-sends it every RTT or so); w drops every send of the
+    segment 100 kB into the stream until +1.9 s (RACK's, then two of the timer's; its third, at
+    about +2.2 s, gets through: many more retransmissions than a cut leaves the head), then a
+    full cut at +2.8 s. The head at the cut is not the most-retransmitted segment."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3})
+    topo.ip("a", "link", "set", "eth0", "gso_max_segs", "1")
+    cli, _ = start_pair(topo, sender(every_ms=10, size=4096, send_after_s=0.3))
+    connected = cli.wait_for("connected", 5)
+    syn = next(p for p in read_tcp(topo.out_dir / "a.pcap") if p.flags & SYN and not p.flags & ACK)
+    seq = (syn.seq + 1 + 25 * 4096) % 2**32  # where a write (one segment, or a TSO burst) starts
+    seq = seq if seq + 1447 < 2**32 else 0  # a range that does not wrap
+    topo.rule(f'iifname "to-a" tcp sequence {seq}-{seq + 1447} drop', kind="drop_one_segment")
+    time.sleep(max(0.0, connected.t + 1.9 - time.time()))
+    topo.heal()
+    time.sleep(max(0.0, connected.t + 2.8 - time.time()))
+    topo.cut()
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {"dropped_seq": float(seq)}
+
+
 def fins_cross(topo: Topology) -> dict[str, float]:
     """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
     until after the server's left, so each FIN leaves before its sender has the other's (as
@@ -524,6 +548,12 @@ CASES: dict[str, Case] = {
             "10 kB every 5 ms; w drops every send of one segment; tcp_retries2=5",
             segment_blackholed,
             {"retries2": 5, "blackholed_at_byte": 100_000},
+        ),
+        Case(
+            "head_not_most_retransmitted",
+            "4 kB every 10 ms; one segment dropped until +1.9 s, a cut at +2.8 s; tcp_retries2=3",
+            head_not_most_retransmitted,
+            {"retries2": 3},
         ),
         Case(
             "fins_cross",

@@ -222,6 +222,28 @@ def test_rto_backoff_then_silence(tmp_path: Path) -> None:
     agrees_with_tshark(path, [conn])
 
 
+def test_the_head_is_not_always_the_most_retransmitted_segment(tmp_path: Path) -> None:
+    """One segment retransmitted three times, then acknowledged; the next one twice, never: the
+    backoff is the first's, the head (what the timer follows) the second's, and the note tells
+    the connection's count from the segment's."""
+    c = Conv()
+    c.handshake()
+    lost = c.data("c", 100)
+    again = [c.retransmit("c", lost, dt=g) for g in (0.2, 0.4, 0.8)]
+    c.ack("s")
+    head = c.data("c", 100, dt=0.5)
+    timer = [c.retransmit("c", head, dt=g) for g in (0.2, 0.4)]
+    path = tmp_path / "two.pcap"
+    (conn,) = run(c, path)
+    assert frames(conn.backoff_frames) == [lost, *again]
+    assert conn.oldest_unacked and conn.oldest_unacked.frame == head
+    assert frames(conn.head_frames) == [head, *timer]
+    assert conn.head_after_new_data is False
+    note = "client retransmitted 5 times; its most-retransmitted segment 3 times with gaps 0.2, 0.4"
+    assert any(n.startswith(note) for n in conn.notes), conn.notes
+    agrees_with_tshark(path, [conn])
+
+
 def test_retransmission_then_ack(tmp_path: Path) -> None:
     c = Conv()
     c.handshake()
