@@ -215,6 +215,7 @@ class Flow:
         "rst",
         "rst_count",
         "rst_stateless",
+        "rst_stray",
         "rsts",
         "syn",
         "syn_ack",
@@ -253,6 +254,9 @@ class Flow:
         self.acked_fin_early = False  # acknowledged the peer's FIN before sending its own
         self.rst: Seen | None = None
         self.rst_stateless = False  # first RST: no ACK flag, seq = the peer's ACK (no socket)
+        # An RST from a SYN_SENT socket answering the peer's ACK of an earlier connection on
+        # the 4-tuple (before any SYN+ACK): it resets that one, not this (`control_facts`).
+        self.rst_stray: Seen | None = None
         self.rst_count = 0
         self.rsts: list[TcpPacket] = []
         self.retx = 0

@@ -10,6 +10,9 @@ Close rule
 ----------
 * ``rst``: an RST came before both sides had sent a FIN. This includes "one side sent FIN, the
   other answered with RST" (``initiator`` still names the FIN sender, and a note tells the story).
+  Not an RST the SYN's sender sent, before any SYN+ACK, for the peer's ACK of an earlier
+  connection on the 4-tuple (``Flow.rst_stray``): that one resets the earlier connection, whose
+  summary says so (`notes.link_reused`), and this one goes on.
 * ``fin``: both sides sent FIN before any RST. An RST after both FINs (a late segment hitting a
   closed socket) leaves the close a FIN close; ``rst_from`` is still set and a note says so.
 * ``fin-unanswered``: one side sent FIN, no RST, the other side no FIN.
