@@ -117,3 +117,6 @@ class ConnectionSummary:
     # Keep-alive-shaped probes each side sent while the other's window was 0: Linux's
     # zero-window probes, which Wireshark counts as keep-alives (they are in keepalive_probes).
     keepalive_in_zero_window: SideCounts = field(default_factory=SideCounts)
+    # The RST that answered the last probe of `keepalive_from`: the peer had no socket (rebooted,
+    # or closed while its own RST was lost). The connection was reset there, not timed out.
+    keepalive_reset: FrameRef | None = None

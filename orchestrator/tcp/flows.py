@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Literal
 
-from orchestrator.pcap.reader import FIN, RST, SYN, TcpPacket
+from orchestrator.pcap.reader import ACK, FIN, RST, SYN, TcpPacket
 
 __all__ = [
     "ANY_RETX",
@@ -42,6 +42,7 @@ __all__ = [
     "last_probe_answered",
     "peer_real_t",
     "pos",
+    "probe_reset",
     "secs",
 ]
 
@@ -363,6 +364,19 @@ def peer_real_t(f: Flow) -> int:
     if f.last_rst_t and f.last_rst_t == f.lastack_t:
         return f.pre_rst_t
     return f.last_real_t if f.lastflags & KA else f.lastack_t
+
+
+def probe_reset(f: Flow) -> TcpPacket | None:
+    """The peer's RST for `f`'s latest keep-alive probe: after it, with no ACK flag and seq = the
+    probe's ACK, as a host sends for a segment it has no socket for (not the peer's own abort,
+    which an RST with ACK is)."""
+    last = f.ka_last
+    if last is None or f.rev.last_rst_t <= last.p.time_ns:
+        return None
+    return next(
+        (r for r in f.rev.rsts if r.time_ns > last.p.time_ns and not r.flags & ACK and r.seq == last.p.ack),
+        None,
+    )
 
 
 def last_probe_answered(f: Flow) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from orchestrator.pcap.reader import FIN, SYN
 from orchestrator.tcp.connection import ConnectionSummary, Side
-from orchestrator.tcp.flows import Conn, Flow, Run, acked, last_probe_answered, pos, secs
+from orchestrator.tcp.flows import Conn, Flow, Run, acked, last_probe_answered, pos, probe_reset, secs
 
 __all__ = ["describe", "link_reused"]
 
@@ -137,15 +137,25 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         text += f", then every {_fmt(secs(statistics.median(f.ka_gaps)))} s"
     answered = s.keepalive_answered.get(names[id(f)])
     timing = s.keepalive
+    # An RST after the last probe answers it too (no answer for the count: it ends the connection).
+    reset = probe_reset(f) is not None
     if answered and s.keepalive_from == who and timing is not None and timing.run_probes:
+        run = timing.run_probes
         run_uneven = uneven_gaps([secs(g) for g in f.ka_run_gaps]) if backoff else None
-        text += f"; {peer} answered {_plural(answered, 'probe')}, then not the last {timing.run_probes}"
+        if reset:
+            text += f"; {peer} answered {_plural(answered, 'probe')}, then "
+            text += f"not the next {run - 1}, and " if run > 1 else ""
+            text += "the last with an RST"
+        else:
+            text += f"; {peer} answered {_plural(answered, 'probe')}, then not the last {run}"
         if run_uneven is not None:
             text += f" (at gaps of {run_uneven} s)"
-        elif timing.interval_s is not None:
+        elif timing.interval_s is not None and not (reset and run == 1):
             text += f" (every {_fmt(timing.interval_s)} s)"
     elif answered:
         text += f"; {peer} answered {_plural(answered, 'probe')}"
+    elif reset:
+        text += f"; {peer} answered " + ("it with an RST" if f.ka == 1 else "only the last, with an RST")
     else:
         text += f"; {peer} never answered"
     notes = [text]

@@ -62,7 +62,7 @@ from orchestrator.tcp.connection import (
     SideCounts,
     SideFrames,
 )
-from orchestrator.tcp.flows import Conn, Flow, acked, covers, last_probe_answered, pos, secs
+from orchestrator.tcp.flows import Conn, Flow, acked, covers, last_probe_answered, pos, probe_reset, secs
 from orchestrator.tcp.notes import describe
 
 __all__ = ["summarize"]
@@ -152,6 +152,7 @@ def summarize(c: Conn) -> ConnectionSummary:
         keepalive_answered=SideCounts(client=_answered(cl), server=_answered(sv)),
         backoff_after_new_data=run.after_new_data if run is not None and run.original is not None else None,
         keepalive_in_zero_window=SideCounts(client=cl.ka_zw, server=sv.ka_zw),
+        keepalive_reset=_ref(probe_reset(prober)) if prober is not None else None,
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
