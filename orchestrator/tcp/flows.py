@@ -43,6 +43,7 @@ __all__ = [
     "peer_real_t",
     "pos",
     "probe_reset",
+    "rst_disowned",
     "secs",
 ]
 
@@ -377,6 +378,14 @@ def probe_reset(f: Flow) -> TcpPacket | None:
         (r for r in f.rev.rsts if r.time_ns > last.p.time_ns and not r.flags & ACK and r.seq == last.p.ack),
         None,
     )
+
+
+def rst_disowned(f: Flow) -> bool:
+    """Whether `f` sent something other than an RST after its RSTs: a socket that resets is
+    gone, so those RSTs were not its own (a middlebox's, or injected). The receiver then went
+    on as well, having dropped them: Linux takes an RST only at exactly the next expected
+    sequence number, and answers one elsewhere in the window with a challenge ACK (RFC 5961)."""
+    return f.rst is not None and f.lastack_t > f.last_rst_t
 
 
 def last_probe_answered(f: Flow) -> bool:

@@ -7,7 +7,17 @@ from collections.abc import Callable
 
 from orchestrator.pcap.reader import FIN, SYN
 from orchestrator.tcp.connection import ConnectionSummary, Side
-from orchestrator.tcp.flows import Conn, Flow, Run, acked, last_probe_answered, pos, probe_reset, secs
+from orchestrator.tcp.flows import (
+    Conn,
+    Flow,
+    Run,
+    acked,
+    last_probe_answered,
+    pos,
+    probe_reset,
+    rst_disowned,
+    secs,
+)
 
 __all__ = ["describe", "link_reused"]
 
@@ -209,6 +219,21 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
             )
     elif not cl.retx and not sv.retx:
         notes.append("no FIN or RST: the connection was still open when the capture ended")
+    for f in (cl, sv):
+        if rst_disowned(f) and f.rst is not None:
+            who, peer = names[id(f)], names[id(f.rev)]
+            text = (
+                f"the RST from {who} (frame {f.rst.p.frame}) did not end {who}'s side: {who} went on "
+                f"sending after it, so this connection's socket did not send it (a middlebox, an "
+                "injected RST, or an answer to a stray segment)"
+            )
+            peer_went_on = f.rev.lastack_t > f.rst.p.time_ns and f.rev.last_rst_t < f.rev.lastack_t
+            if peer_went_on:
+                text += (
+                    f"; {peer} went on too: Linux takes an RST only at exactly the next expected "
+                    "sequence number and answers one elsewhere in the window with a challenge ACK (RFC 5961)"
+                )
+            notes.append(text)
     total = cl.rst_count + sv.rst_count
     if total > 1:
         notes.append(f"{total} RSTs in all (client {cl.rst_count}, server {sv.rst_count})")

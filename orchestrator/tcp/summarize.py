@@ -12,7 +12,9 @@ Close rule
   other answered with RST" (``initiator`` still names the FIN sender, and a note tells the story).
   Not an RST the SYN's sender sent, before any SYN+ACK, for the peer's ACK of an earlier
   connection on the 4-tuple (``Flow.rst_stray``): that one resets the earlier connection, whose
-  summary says so (`notes.link_reused`), and this one goes on.
+  summary says so (`notes.link_reused`), and this one goes on. Nor an RST whose own side sent
+  more after it (`flows.rst_disowned`): no socket of that side sent it (forged), and it closed
+  nothing.
 * ``fin``: both sides sent FIN before any RST. An RST after both FINs (a late segment hitting a
   closed socket) leaves the close a FIN close; ``rst_from`` is still set and a note says so.
 * ``fin-unanswered``: one side sent FIN, no RST, the other side no FIN.
@@ -62,7 +64,17 @@ from orchestrator.tcp.connection import (
     SideCounts,
     SideFrames,
 )
-from orchestrator.tcp.flows import Conn, Flow, acked, covers, last_probe_answered, pos, probe_reset, secs
+from orchestrator.tcp.flows import (
+    Conn,
+    Flow,
+    acked,
+    covers,
+    last_probe_answered,
+    pos,
+    probe_reset,
+    rst_disowned,
+    secs,
+)
 from orchestrator.tcp.notes import describe
 
 __all__ = ["summarize"]
@@ -83,7 +95,9 @@ def summarize(c: Conn) -> ConnectionSummary:
 
     # Close: see "Close rule" in the module docstring.
     fins = sorted((f for f in (cl, sv) if f.fin is not None), key=lambda f: pos(f.fin))
-    rsts = sorted((f for f in (cl, sv) if f.rst is not None), key=lambda f: pos(f.rst))
+    rsts = sorted(
+        (f for f in (cl, sv) if f.rst is not None and not rst_disowned(f)), key=lambda f: pos(f.rst)
+    )
     first_rst = rsts[0] if rsts else None
     close: Close
     if first_rst is not None and (len(fins) < 2 or pos(first_rst.rst) < pos(fins[1].fin)):
