@@ -6,6 +6,8 @@ count again (an answered probe does), so earlier answered probes do not count. W
 ``keepalive_probes`` are out unanswered, the next run sends an RST and reports ETIMEDOUT: at
 idle + probes x intvl after the last segment received. With TCP_USER_TIMEOUT it gives up at
 the first run at or past the user timeout once a probe is out. The end is seen: the RST.
+A peer that answers a probe with an RST (it lost the connection: rebooted, or its socket was
+closed while the answer was lost) resets the connection instead: no prediction then.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
         return None
     if timing.run_probes == 0:
         return None  # the last probe was answered: the peer is alive, no abort is due
+    if conn.keepalive_reset is not None:
+        return None  # the peer answered the last probe with an RST: reset (ECONNRESET), not aborted
     run = frames[-timing.run_probes] if timing.run_probes <= len(frames) else frames[0]
     # The frame named is the one the time is: the peer's last segment (the idle start), when
     # the capture has it; else no frame, only the time (never a probe's frame with another time).

@@ -123,3 +123,6 @@ class ConnectionSummary:
     head_frames: list[FrameRef] = field(default_factory=list)
     # `backoff_after_new_data` for that segment.
     head_after_new_data: bool | None = None
+    # The RST that answered the last probe of `keepalive_from`: the peer had no socket (rebooted,
+    # or closed while its own RST was lost). The connection was reset there, not timed out.
+    keepalive_reset: FrameRef | None = None

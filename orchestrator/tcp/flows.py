@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Literal
 
-from orchestrator.pcap.reader import FIN, RST, SYN, TcpPacket
+from orchestrator.pcap.reader import ACK, FIN, RST, SYN, TcpPacket
 
 __all__ = [
     "ANY_RETX",
@@ -42,6 +42,8 @@ __all__ = [
     "last_probe_answered",
     "peer_real_t",
     "pos",
+    "probe_reset",
+    "rst_disowned",
     "secs",
 ]
 
@@ -215,6 +217,7 @@ class Flow:
         "rst",
         "rst_count",
         "rst_stateless",
+        "rst_stray",
         "rsts",
         "syn",
         "syn_ack",
@@ -253,6 +256,9 @@ class Flow:
         self.acked_fin_early = False  # acknowledged the peer's FIN before sending its own
         self.rst: Seen | None = None
         self.rst_stateless = False  # first RST: no ACK flag, seq = the peer's ACK (no socket)
+        # An RST from a SYN_SENT socket answering the peer's ACK of an earlier connection on
+        # the 4-tuple (before any SYN+ACK): it resets that one, not this (`control_facts`).
+        self.rst_stray: Seen | None = None
         self.rst_count = 0
         self.rsts: list[TcpPacket] = []
         self.retx = 0
@@ -359,6 +365,27 @@ def peer_real_t(f: Flow) -> int:
     if f.last_rst_t and f.last_rst_t == f.lastack_t:
         return f.pre_rst_t
     return f.last_real_t if f.lastflags & KA else f.lastack_t
+
+
+def probe_reset(f: Flow) -> TcpPacket | None:
+    """The peer's RST for `f`'s latest keep-alive probe: after it, with no ACK flag and seq = the
+    probe's ACK, as a host sends for a segment it has no socket for (not the peer's own abort,
+    which an RST with ACK is)."""
+    last = f.ka_last
+    if last is None or f.rev.last_rst_t <= last.p.time_ns:
+        return None
+    return next(
+        (r for r in f.rev.rsts if r.time_ns > last.p.time_ns and not r.flags & ACK and r.seq == last.p.ack),
+        None,
+    )
+
+
+def rst_disowned(f: Flow) -> bool:
+    """Whether `f` sent something other than an RST after its RSTs: a socket that resets is
+    gone, so those RSTs were not its own (a middlebox's, or injected). The receiver then went
+    on as well, having dropped them: Linux takes an RST only at exactly the next expected
+    sequence number, and answers one elsewhere in the window with a challenge ACK (RFC 5961)."""
+    return f.rst is not None and f.lastack_t > f.last_rst_t
 
 
 def last_probe_answered(f: Flow) -> bool:

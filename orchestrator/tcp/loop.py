@@ -28,6 +28,7 @@ from orchestrator.tcp.flows import (
     Flow,
     labels_of,
 )
+from orchestrator.tcp.notes import link_reused
 from orchestrator.tcp.segments import (
     FlowKey,
     classify_behind,
@@ -57,6 +58,7 @@ def summarize_pass(passing: Callable[[], list[Conn]]) -> list[ConnectionSummary]
     try:
         conns = passing()
         summaries = [summarize(c) for c in conns]
+        link_reused(conns, summaries)
         for c in conns:  # undo the cycles, so the state is freed now, collector or not
             del c.a.conn, c.a.rev, c.b.conn, c.b.rev
         return summaries

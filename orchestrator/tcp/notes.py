@@ -7,9 +7,19 @@ from collections.abc import Callable
 
 from orchestrator.pcap.reader import FIN, SYN
 from orchestrator.tcp.connection import ConnectionSummary, Side
-from orchestrator.tcp.flows import Conn, Flow, Run, acked, last_probe_answered, pos, secs
+from orchestrator.tcp.flows import (
+    Conn,
+    Flow,
+    Run,
+    acked,
+    last_probe_answered,
+    pos,
+    probe_reset,
+    rst_disowned,
+    secs,
+)
 
-__all__ = ["describe"]
+__all__ = ["describe", "link_reused"]
 
 # How the note on an RST sent without a socket begins (a NAT-aware verdict retells it).
 STATELESS_RST = "the RST has no ACK flag"
@@ -17,7 +27,7 @@ STATELESS_RST = "the RST has no ACK flag"
 
 def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     """The notes for summary `s` of connection `c` (client flow `cl`, server flow `sv`)."""
-    notes = _handshake_notes(cl, sv, s)
+    notes = _handshake_notes(cl, sv, s) + _stray_notes(cl, sv, names)
     run = c.best_run
     for f in (cl, sv):
         if not f.retx:
@@ -77,6 +87,52 @@ def _handshake_notes(cl: Flow, sv: Flow, s: ConnectionSummary) -> list[str]:
     return []
 
 
+def _stray_notes(cl: Flow, sv: Flow, names: dict[int, Side]) -> list[str]:
+    """The RST a SYN's sender sent for its peer's ACK of an earlier connection (`rst_stray`)."""
+    notes: list[str] = []
+    for f in (cl, sv):
+        if f.rst_stray is None:
+            continue
+        who, peer = names[id(f)], names[id(f.rev)]
+        notes.append(
+            f"{peer} answered {who}'s SYN with an ACK for an earlier connection on this 4-tuple: it still "
+            "held that one (established: a challenge ACK, RFC 5961, as when the other end rebooted; or "
+            f"in TIME_WAIT); {who}'s RST (frame {f.rst_stray.p.frame}) answered that ACK, resetting the "
+            f"earlier connection if it was established, not this one, and {who} sent its SYN again"
+        )
+    return notes
+
+
+def link_reused(conns: list[Conn], summaries: list[ConnectionSummary]) -> None:
+    """An earlier connection on a reused 4-tuple that a later one's stray RST reset (see
+    `_stray_notes`): Wireshark puts that RST in the later tcp.stream, but it ends the earlier."""
+    latest: dict[frozenset[tuple[str, int]], ConnectionSummary] = {}
+    for c, s in zip(conns, summaries, strict=True):
+        key = frozenset(((c.a.addr, c.a.port), (c.b.addr, c.b.port)))
+        earlier = latest.get(key)
+        latest[key] = s
+        stray = next((f for f in (c.a, c.b) if f.rst_stray is not None), None)
+        if earlier is None or stray is None or stray.rst_stray is None:
+            continue
+        if earlier.close not in ("none", "fin-unanswered"):
+            continue  # it had ended already (a TIME_WAIT answered)
+        rst = stray.rst_stray.p
+        who: Side = "client" if _endpoint(stray) == earlier.client else "server"
+        peer = "server" if who == "client" else "client"
+        earlier.close, earlier.rst_from = "rst", who
+        earlier.notes = [n for n in earlier.notes if not n.startswith("no FIN or RST")]
+        earlier.notes.append(
+            f"reset by {who}: a new SYN from {who} on this 4-tuple got a challenge ACK from {peer}, "
+            f"which still had this connection established (RFC 5961: {who} had lost it, e.g. rebooted), "
+            f"and {who}'s RST for it (frame {rst.frame}, counted in the next connection, as Wireshark "
+            f"does) reset it: {peer}'s app gets ECONNRESET"
+        )
+
+
+def _endpoint(f: Flow) -> str:
+    return f"[{f.addr}]:{f.port}" if ":" in f.addr else f"{f.addr}:{f.port}"
+
+
 def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     who, peer = names[id(f)], names[id(f.rev)]
     text = f"{who} sent {_plural(f.ka, 'keep-alive probe')}"
@@ -93,15 +149,25 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         text += f", then every {_fmt(secs(statistics.median(f.ka_gaps)))} s"
     answered = s.keepalive_answered.get(names[id(f)])
     timing = s.keepalive
+    # An RST after the last probe answers it too (no answer for the count: it ends the connection).
+    reset = probe_reset(f) is not None
     if answered and s.keepalive_from == who and timing is not None and timing.run_probes:
+        run = timing.run_probes
         run_uneven = uneven_gaps([secs(g) for g in f.ka_run_gaps]) if backoff else None
-        text += f"; {peer} answered {_plural(answered, 'probe')}, then not the last {timing.run_probes}"
+        if reset:
+            text += f"; {peer} answered {_plural(answered, 'probe')}, then "
+            text += f"not the next {run - 1}, and " if run > 1 else ""
+            text += "the last with an RST"
+        else:
+            text += f"; {peer} answered {_plural(answered, 'probe')}, then not the last {run}"
         if run_uneven is not None:
             text += f" (at gaps of {run_uneven} s)"
-        elif timing.interval_s is not None:
+        elif timing.interval_s is not None and not (reset and run == 1):
             text += f" (every {_fmt(timing.interval_s)} s)"
     elif answered:
         text += f"; {peer} answered {_plural(answered, 'probe')}"
+    elif reset:
+        text += f"; {peer} answered " + ("it with an RST" if f.ka == 1 else "only the last, with an RST")
     else:
         text += f"; {peer} never answered"
     notes = [text]
@@ -142,8 +208,11 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
     elif s.close == "rst":
         rf = cl if s.rst_from == "client" else sv
         text = f"reset by {s.rst_from}"
-        if s.initiator is not None:
+        first_fin = (cl if s.initiator == "client" else sv).fin
+        if s.initiator is not None and pos(rf.rst) > pos(first_fin):
             text += f" after {s.initiator}'s FIN, before the FIN exchange completed"
+        elif s.initiator is not None:  # the RST lost on its way, or the FIN already in flight
+            text += f"; {s.initiator}'s FIN came after the RST"
         notes.append(text)
         if rf.rst_stateless and s.handshake != "partial":
             notes.append(
@@ -152,6 +221,21 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
             )
     elif not cl.retx and not sv.retx:
         notes.append("no FIN or RST: the connection was still open when the capture ended")
+    for f in (cl, sv):
+        if rst_disowned(f) and f.rst is not None:
+            who, peer = names[id(f)], names[id(f.rev)]
+            text = (
+                f"the RST from {who} (frame {f.rst.p.frame}) did not end {who}'s side: {who} went on "
+                f"sending after it, so this connection's socket did not send it (a middlebox, an "
+                "injected RST, or an answer to a stray segment)"
+            )
+            peer_went_on = f.rev.lastack_t > f.rst.p.time_ns and f.rev.last_rst_t < f.rev.lastack_t
+            if peer_went_on:
+                text += (
+                    f"; {peer} went on too: Linux takes an RST only at exactly the next expected "
+                    "sequence number and answers one elsewhere in the window with a challenge ACK (RFC 5961)"
+                )
+            notes.append(text)
     total = cl.rst_count + sv.rst_count
     if total > 1:
         notes.append(f"{total} RSTs in all (client {cl.rst_count}, server {sv.rst_count})")

@@ -256,10 +256,30 @@ def control_facts(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
         # `fwd`'s state still describes its previous segment.
         fwd.pre_rst_t = peer_real_t(fwd)
         fwd.last_rst_t = p.time_ns
-        if fwd.rst is None:
+        if _answers_stray_ack(fwd, rev, p):
+            if fwd.rst_stray is None:
+                fwd.rst_stray = Seen(p, i)
+        elif fwd.rst is None:
             fwd.rst = Seen(p, i)
             # What a host sends for a segment it has no socket for: RST without ACK, seq = that ACK.
             fwd.rst_stateless = not flags & ACK and rev.lastack_t != 0 and p.seq == rev.lastack
         fwd.rst_count += 1
         if len(fwd.rsts) < MAX_EVIDENCE:
             fwd.rsts.append(p)
+
+
+def _answers_stray_ack(fwd: Flow, rev: Flow, p: TcpPacket) -> bool:
+    """An RST from the sender of this connection's SYN, before any SYN+ACK, with seq = the
+    peer's latest ACK, which did not acknowledge the SYN: Linux in SYN_SENT answering an
+    unacceptable ACK (tcp_rcv_synsent_state_process). That ACK was the peer's for an earlier
+    connection on the 4-tuple (a challenge ACK from an established socket, RFC 5961 4, or a
+    TIME_WAIT's ACK), so the RST resets that one if anything; the SYN is sent again."""
+    syn = fwd.syn
+    return (
+        syn is not None
+        and rev.syn_ack is None
+        and not p.flags & ACK
+        and rev.lastack_t != 0
+        and p.seq == rev.lastack
+        and p.seq != (syn.p.seq + 1) & M32
+    )

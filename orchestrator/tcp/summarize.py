@@ -10,6 +10,11 @@ Close rule
 ----------
 * ``rst``: an RST came before both sides had sent a FIN. This includes "one side sent FIN, the
   other answered with RST" (``initiator`` still names the FIN sender, and a note tells the story).
+  Not an RST the SYN's sender sent, before any SYN+ACK, for the peer's ACK of an earlier
+  connection on the 4-tuple (``Flow.rst_stray``): that one resets the earlier connection, whose
+  summary says so (`notes.link_reused`), and this one goes on. Nor an RST whose own side sent
+  more after it (`flows.rst_disowned`): no socket of that side sent it (forged), and it closed
+  nothing.
 * ``fin``: both sides sent FIN before any RST. An RST after both FINs (a late segment hitting a
   closed socket) leaves the close a FIN close; ``rst_from`` is still set and a note says so.
 * ``fin-unanswered``: one side sent FIN, no RST, the other side no FIN.
@@ -60,7 +65,18 @@ from orchestrator.tcp.connection import (
     SideCounts,
     SideFrames,
 )
-from orchestrator.tcp.flows import Conn, Flow, Run, acked, covers, last_probe_answered, pos, secs
+from orchestrator.tcp.flows import (
+    Conn,
+    Flow,
+    Run,
+    acked,
+    covers,
+    last_probe_answered,
+    pos,
+    probe_reset,
+    rst_disowned,
+    secs,
+)
 from orchestrator.tcp.notes import describe
 
 __all__ = ["summarize"]
@@ -81,7 +97,9 @@ def summarize(c: Conn) -> ConnectionSummary:
 
     # Close: see "Close rule" in the module docstring.
     fins = sorted((f for f in (cl, sv) if f.fin is not None), key=lambda f: pos(f.fin))
-    rsts = sorted((f for f in (cl, sv) if f.rst is not None), key=lambda f: pos(f.rst))
+    rsts = sorted(
+        (f for f in (cl, sv) if f.rst is not None and not rst_disowned(f)), key=lambda f: pos(f.rst)
+    )
     first_rst = rsts[0] if rsts else None
     close: Close
     if first_rst is not None and (len(fins) < 2 or pos(first_rst.rst) < pos(fins[1].fin)):
@@ -154,6 +172,7 @@ def summarize(c: Conn) -> ConnectionSummary:
         keepalive_in_zero_window=SideCounts(client=cl.ka_zw, server=sv.ka_zw),
         head_frames=_refs(head_sends),
         head_after_new_data=head.after_new_data if head is not None and head.original is not None else None,
+        keepalive_reset=_ref(probe_reset(prober)) if prober is not None else None,
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
