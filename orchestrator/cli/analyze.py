@@ -152,10 +152,10 @@ def _analysis(capture: TcpCapture, processes: int) -> Analysis:
 
 
 def _warn(warn: Console, analysis: Analysis) -> None:
-    for problem in analysis.problems:
-        warn.print(
-            Text(f"warning: {printable(str(problem))}; what came before it was analysed", style="yellow")
-        )
+    for i, problem in enumerate(analysis.problems):
+        # A truncated file's problem comes first (`analysis_of`): the others are not a cut.
+        after = "; what came before it was analysed" if analysis.truncated and i == 0 else ""
+        warn.print(Text(f"warning: {printable(str(problem))}{after}", style="yellow"))
 
 
 def _open_all(files: list[Path]) -> list[TcpCapture]:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from orchestrator.pcap import reader
 from orchestrator.pcap.icmp import Found, icmp_error_in_frame
-from orchestrator.pcap.links import Link, ip4_names
+from orchestrator.pcap.links import Link, header_cut, ip4_names
 from orchestrator.pcap.reader import TcpCapture, TcpPacket
 
 __all__ = [
@@ -285,8 +285,10 @@ def _slow_records(
     decode_one, linktype = lay.link.decode, lay.link.linktype
     for j in which:
         d, c, fr, t = int(data[j]), int(cap[j]), int(frames[j]), int(tns[j])
-        fields_ = decode_one(buf, d, c, int(orig[j]))
+        o = int(orig[j])
+        fields_ = decode_one(buf, d, c, o)
         if fields_ is None:
+            capture.headers_cut += header_cut(linktype, buf, d, c, o)
             found = icmp_error_in_frame(linktype, buf, d, c)
             if found is not None:
                 icmp.append((fr, t, found))

@@ -216,6 +216,46 @@ def _unsupported(buf: bytes, off: int, cap: int, orig: int) -> Fields | None:
     return None
 
 
+def _ip_start(linktype: int, buf: bytes, off: int, end: int) -> int | None:
+    """Where the IP header of a frame of `linktype` starts (None: not IP, or not found)."""
+    p: int | None = None
+    if linktype == LINKTYPE_ETHERNET:
+        p = off + 12
+        while end - p >= 2 and _U16.unpack_from(buf, p)[0] in _VLAN_TYPES:
+            p += 4
+        return p + 2 if end - p >= 2 and _U16.unpack_from(buf, p)[0] in (ETH_IPV4, ETH_IPV6) else None
+    cooked = _COOKED.get(linktype)
+    if cooked is not None:
+        etype_off, p = cooked
+        ok = end - off >= p and _U16.unpack_from(buf, off + etype_off)[0] in (ETH_IPV4, ETH_IPV6)
+        return off + p if ok else None
+    if linktype in (LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6):
+        return off
+    return off + 4 if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP) else None
+
+
+def header_cut(linktype: int, buf: bytes, off: int, cap: int, orig: int) -> bool:
+    """Whether a frame the decoders returned nothing for is a TCP segment whose header the
+    snap length cut before its window (`_tcp_at` needs 16 bytes): `tcpdump -i any -s 54` leaves
+    14 with the 20-byte cooked header. Such segments are not analysed; the reader counts them,
+    so that the analysis can say why it saw fewer segments than the file holds. IPv6: only a
+    TCP header straight after the fixed header (extension headers are rare)."""
+    end = off + cap
+    if cap >= orig:
+        return False  # the whole frame is there: malformed, not cut
+    p = _ip_start(linktype, buf, off, end)
+    if p is None or end - p < 20:
+        return False
+    v = buf[p] >> 4
+    if v == 4:
+        ihl = (buf[p] & 0x0F) * 4
+        _, _, frag, proto, _, _ = _IP4.unpack_from(buf, p)
+        return proto == 6 and ihl >= 20 and not frag & 0x1FFF and end - (p + ihl) < 16
+    if v == 6 and end - p >= 40:
+        return buf[p + 6] == 6 and end - (p + 40) < 16
+    return False
+
+
 # Link types with an ethertype-like field: (offset of that field, header length).
 _COOKED = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16), LINKTYPE_LINUX_SLL2: (0, 20)}
 _DECODERS: dict[int, Decoder] = {

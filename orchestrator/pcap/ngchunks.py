@@ -29,6 +29,7 @@ from orchestrator.pcap.columns import (
     no_columns,
 )
 from orchestrator.pcap.icmp import Found, icmp_error_in_frame
+from orchestrator.pcap.links import header_cut
 from orchestrator.pcap.pcapng import Iface
 from orchestrator.pcap.reader import TcpCapture
 from orchestrator.pcap.segment import MAX_RECORD, TcpPacket, seconds
@@ -332,6 +333,7 @@ def _decode_one(
 ) -> None:
     fields_ = iface.decode(buf, data, cap, orig if orig > cap else cap)
     if fields_ is None:
+        capture.headers_cut += header_cut(iface.linktype, buf, data, cap, orig)
         found = icmp_error_in_frame(iface.linktype, buf, data, cap)
         if found is not None:
             icmp.append((frame, tns, found))

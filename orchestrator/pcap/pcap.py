@@ -22,7 +22,7 @@ from typing import BinaryIO, NamedTuple
 from orchestrator.errors import CaptureFormatError
 from orchestrator.pcap.icmp import icmp4_error, icmp_error_in_frame
 from orchestrator.pcap.layout import Layout
-from orchestrator.pcap.links import Link, ip4_names
+from orchestrator.pcap.links import Link, header_cut, ip4_names
 from orchestrator.pcap.segment import CHUNK, MAX_RECORD, Sink, TcpPacket, new_packet
 
 __all__ = [
@@ -280,6 +280,7 @@ def read_segments(f: BinaryIO, sink: Sink) -> Iterator[tuple[int, TcpPacket]]:  
                 skipped += 1
                 ns = sec * 1_000_000_000 + frac * ns_per_unit
                 sink.add_icmp(icmp_error_in_frame(link.linktype, buf, data, cap), frame, ns)
+                sink.headers_cut += header_cut(link.linktype, buf, data, cap, orig)
     finally:
         sink.packets = frame
         sink.tcp_packets = frame - skipped

@@ -27,7 +27,7 @@ from typing import BinaryIO, NamedTuple
 from orchestrator.errors import CaptureFormatError
 from orchestrator.pcap.icmp import icmp4_error, icmp_error_in_frame
 from orchestrator.pcap.layout import Layout
-from orchestrator.pcap.links import Link, ip4_names
+from orchestrator.pcap.links import Link, header_cut, ip4_names
 from orchestrator.pcap.segment import CHUNK, MAX_RECORD, Sink, TcpPacket, new_packet, seconds
 
 __all__ = [
@@ -418,6 +418,7 @@ def read_segments(f: BinaryIO, sink: Sink) -> Iterator[tuple[int, TcpPacket]]:  
             else:
                 skipped += 1
                 sink.add_icmp(icmp_error_in_frame(ifc.linktype, buf, data, cap), frame, tns)
+                sink.headers_cut += header_cut(ifc.linktype, buf, data, cap, orig)
     finally:
         sink.packets = frame
         sink.tcp_packets = frame - skipped

@@ -104,6 +104,8 @@ class TcpCapture:
     * ``truncated``: the file ended in the middle of a record (or a record was
       corrupt); what came before it was analysed;
     * ``problem``: a sentence saying what was wrong at the end, if anything;
+    * ``headers_cut``: TCP segments not read because the snap length cut their header
+      (`links.header_cut`);
     * ``linktypes``: link types seen (classic pcap: one; pcapng: one per interface);
     * ``icmp_errors``: ICMP errors about TCP segments (capped; see `icmp`).
 
@@ -119,6 +121,7 @@ class TcpCapture:
         self.tcp_packets = 0
         self.truncated = False
         self.problem: str | None = None
+        self.headers_cut = 0
         self.linktypes: set[int] = set()
         self.icmp_errors: list[IcmpError] = []
         # Read no further than this many bytes (None: to the end): set by a shared analysis,
@@ -137,6 +140,7 @@ class TcpCapture:
         self.tcp_packets = 0
         self.truncated = False
         self.problem = None
+        self.headers_cut = 0
         self.linktypes = set()
         self.icmp_errors = []
 

@@ -78,6 +78,7 @@ class Sink(Protocol):
     linktypes: set[int]
     packets: int
     tcp_packets: int
+    headers_cut: int
 
     def add_icmp(self, found: Found | None, frame: int, tns: int) -> None: ...
 

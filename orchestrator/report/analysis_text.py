@@ -95,6 +95,14 @@ def _head(file: str, analysis: Analysis, n: int) -> list[Piece]:
     ]
     if analysis.truncated:
         head.append(("  truncated: analysed up to the cut", "yellow"))
+    if analysis.headers_cut:
+        head.append(
+            (
+                f"  {analysis.headers_cut:,} TCP segment{'' if analysis.headers_cut == 1 else 's'} not "
+                "analysed (the snap length cut their header)",
+                "yellow",
+            )
+        )
     return head
 
 

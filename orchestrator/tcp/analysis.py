@@ -89,6 +89,7 @@ class Analysis:
     problems: list[str] = field(default_factory=list)
     linktypes: list[int] = field(default_factory=list)
     icmp_errors: list[IcmpError] = field(default_factory=list)  # destination unreachable, capped
+    headers_cut: int = 0  # TCP segments the snap length cut before their window: not analysed
 
 
 def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised: bool = True) -> Analysis:
@@ -110,15 +111,27 @@ def analyze_capture(capture: TcpCapture, *, mark: Mark | None = None, vectorised
 
 def analysis_of(capture: TcpCapture, conns: list[ConnectionSummary]) -> Analysis:
     """An `Analysis` of `conns` with what the reader said about the file (read to its end)."""
+    problems = [capture.problem] if capture.problem else []
+    if capture.headers_cut:
+        problems.append(_headers_cut_problem(capture.name, capture.headers_cut))
     return Analysis(
         connections=conns,
         packets=capture.packets,
         tcp_packets=capture.tcp_packets,
         truncated=capture.truncated,
         files=[capture.name],
-        problems=[capture.problem] if capture.problem else [],
+        problems=problems,
         linktypes=sorted(capture.linktypes),
         icmp_errors=list(capture.icmp_errors),
+        headers_cut=capture.headers_cut,
+    )
+
+
+def _headers_cut_problem(name: str, n: int) -> str:
+    """What to say of segments the snap length cut (tshark cannot analyse them either)."""
+    return (
+        f"{name}: {n:,} TCP segment{'' if n == 1 else 's'} not analysed: the snap length cut "
+        "the TCP header (capture again with a larger one, e.g. tcpdump -s 128)"
     )
 
 
