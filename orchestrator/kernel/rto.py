@@ -34,6 +34,9 @@ from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 
 _LOCAL_RETRY = 0.5  # s, TCP_RESOURCE_PROBE_INTERVAL
+# s: Linux's RTO after a handshake whose SYN or SYN-ACK was re-sent, until an RTT sample (RFC
+# 6298 5.7); it only falls from there, as samples of a fast path come in.
+TCP_TIMEOUT_FALLBACK = 3.0
 # A segment neither retransmitted nor this long behind the capture's end proves nothing yet.
 _TOO_SOON = 5 * TCP_RTO_MIN
 
@@ -82,7 +85,7 @@ def predict(
         if fast:
             what = f"the first retransmission of the oldest unacknowledged segment ({ref(stamp)}), a fast one"
             offset = armed[0].time - stamp.time
-        rto = _LOCAL_RETRY if local else _rto_at(armed, sends)
+        rto = _LOCAL_RETRY if local else _rto_at(armed, sends, _fallback_cap(conn, side, sends))
     else:
         stamp = FrameRef(original.file, original.frame, original.time + TCP_RTO_MIN)
         what = (
@@ -175,11 +178,37 @@ def _after_new_data(conn: ConnectionSummary, sends: list[FrameRef]) -> bool | No
     return conn.backoff_after_new_data if conn.backoff_frames[:1] == sends[:1] else None
 
 
-def _rto_at(timer: list[FrameRef], sends: list[FrameRef]) -> float:
+def _fallback_note(conn: ConnectionSummary, side: Side, sends: list[FrameRef], rto: float) -> str | None:
+    """Where the fallback RTO, not the gap from the original send, set the timer: say so."""
+    cap = _fallback_cap(conn, side, sends)
+    retx = [f for f in sends[1:] if f.time > sends[0].time]
+    if cap is None or len(retx) != 1 or rto != 2 * cap:
+        return None
+    return (
+        f"the first retransmission's timer ran on the {cap:g} s fallback RTO (RFC 6298 5.7): {side} "
+        f"re-sent its {'SYN' if side == 'client' else 'SYN-ACK'} in the handshake, and Linux lowers "
+        f"that RTO only as RTT samples come; the {retx[0].time - sends[0].time:.3f} s from the "
+        "original send to it hold new sends (a loss probe re-arms the timer), so the timer is read "
+        f"as {cap:g} s, doubled to {rto:g} s after it"
+    )
+
+
+def _fallback_cap(conn: ConnectionSummary, side: Side, sends: list[FrameRef]) -> float | None:
+    """The most the RTO before the first timeout can be when the gap from the original send to
+    the first retransmission cannot tell it: new data went out between (a loss probe carrying it
+    re-arms the timer, and a send while the timer is due turns it into a probe timer), and the
+    side re-sent its SYN or SYN-ACK, so it started on the fallback RTO (measured on 6.18, no
+    timestamps: 3 s, doubled to 6 s, where the gap from the original was 5.02 s)."""
+    if conn.handshake_retransmitted.get(side) and _after_new_data(conn, sends):
+        return TCP_TIMEOUT_FALLBACK
+    return None
+
+
+def _rto_at(timer: list[FrameRef], sends: list[FrameRef], cap: float | None = None) -> float:
     """The RTO the timer was armed with at the first timer retransmission. The timer wheel
     only ever fires late (by up to 1/8), so each captured gap overstates its RTO: the least of
     gap_k / 2^k over the timer's gaps is the best estimate. With one timer retransmission,
-    twice the gap from the send before it."""
+    twice the gap from the send before it, that gap at most `cap`."""
     gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
     if gaps and gaps[0] > 0:
         chain = [gaps[0]]  # the leading gaps that double (sends failing locally do not)
@@ -189,7 +218,10 @@ def _rto_at(timer: list[FrameRef], sends: list[FrameRef]) -> float:
             chain.append(b)
         return min(g / float(2**k) for k, g in enumerate(chain))
     before = [f for f in sends if f.time < timer[0].time]
-    return 2 * (timer[0].time - before[-1].time) if before else 2 * TCP_RTO_MIN
+    if not before:
+        return 2 * TCP_RTO_MIN
+    gap = timer[0].time - before[-1].time
+    return 2 * (gap if cap is None else min(gap, cap))
 
 
 def _capped(s: KernelSettings) -> str:
@@ -391,6 +423,9 @@ def _causes(
             "shortens tcp_retries2's budget; give the setting "
             f"(about --sysctl tcp_rto_max_ms={ceiling_ms(ceiling)}) for the model's end"
         )
+    fallback = _fallback_note(conn, side, sends, rto)
+    if fallback is not None:
+        out.append(fallback)
     watched = end - sends[0].time
     if len(sends) == 1 and watched > 2 * TCP_RTO_MIN:
         out.append(

@@ -126,3 +126,7 @@ class ConnectionSummary:
     # The RST that answered the last probe of `keepalive_from`: the peer had no socket (rebooted,
     # or closed while its own RST was lost). The connection was reset there, not timed out.
     keepalive_reset: FrameRef | None = None
+    # SYN and SYN-ACK retransmissions per side: a side that re-sent its handshake segment gets no
+    # RTT sample from it without timestamps (Karn), and Linux then starts on the 3 s fallback
+    # RTO (RFC 6298 5.7); with timestamps a late first copy may give a sample of a second or more.
+    handshake_retransmitted: SideCounts = field(default_factory=SideCounts)

@@ -215,10 +215,7 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
             text += f"; {s.initiator}'s FIN came after the RST"
         notes.append(text)
         if rf.rst_stateless and s.handshake != "partial":
-            notes.append(
-                f"{STATELESS_RST} and takes its seq from {names[id(rf.rev)]}'s ACK: "
-                f"{s.rst_from} no longer had this connection (socket closed, or the host rebooted)"
-            )
+            notes.append(_stateless_rst_note(rf, names))
     elif not cl.retx and not sv.retx:
         notes.append("no FIN or RST: the connection was still open when the capture ended")
     for f in (cl, sv):
@@ -240,6 +237,25 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
     if total > 1:
         notes.append(f"{total} RSTs in all (client {cl.rst_count}, server {sv.rst_count})")
     return notes
+
+
+def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
+    """Why a side answered with an RST of no socket. A listener whose last segment before it was
+    its SYN-ACK never had a connection to lose: the handshake's ACK made no socket of it."""
+    who, peer = names[id(rf)], names[id(rf.rev)]
+    text = f"{STATELESS_RST} and takes its seq from {peer}'s ACK: "
+    synack = rf.syn_ack
+    synacks = {p.time_ns for p in rf.retx_frames if p.flags & SYN} | ({synack.p.time_ns} if synack else set())
+    if synack is None or rf.pre_rst_t not in synacks:
+        return text + f"{who} no longer had this connection (socket closed, or the host rebooted)"
+    return text + (
+        f"{who} had sent nothing but its SYN-ACK: it never had this connection (its listener made no "
+        "socket of the handshake, no app accepted it). A full accept queue does that (the app not "
+        f"calling accept()): with tcp_abort_on_overflow=1 the listener answers {peer}'s ACK with this "
+        f"RST; by default it drops the ACK and {peer}'s data ({peer} believes it is connected and "
+        "retransmits), re-sends its SYN-ACK, and after tcp_synack_retries drops the half-open request, "
+        f"so {peer}'s next segment meets this RST. Or the listening socket was closed"
+    )
 
 
 def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import itertools
 import statistics
 
-from orchestrator.pcap.reader import ACK, TcpPacket, seconds
+from orchestrator.pcap.reader import ACK, SYN, TcpPacket, seconds
 from orchestrator.tcp.connection import (
     Close,
     ConnectionSummary,
@@ -173,9 +173,15 @@ def summarize(c: Conn) -> ConnectionSummary:
         head_frames=_refs(head_sends),
         head_after_new_data=head.after_new_data if head is not None and head.original is not None else None,
         keepalive_reset=_ref(probe_reset(prober)) if prober is not None else None,
+        handshake_retransmitted=SideCounts(client=_syn_retx(cl), server=_syn_retx(sv)),
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
+
+
+def _syn_retx(f: Flow) -> int:
+    """How many of `f`'s retransmissions were its SYN or SYN-ACK."""
+    return sum(1 for p in f.retx_frames if p.flags & SYN)
 
 
 def _keepalive(f: Flow) -> KeepaliveTiming:

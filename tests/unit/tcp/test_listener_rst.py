@@ -1,0 +1,33 @@
+"""A listener whose accept queue was full, recorded in netns (kernel 6.18, backlog 2, the server
+never calling accept(), two connections already queued; `tcp_synack_retries=2`).
+
+* `dropped_*.pcap` (client's and server's capture of one connection): the handshake's ACK and
+  the client's data reached the server's host and were dropped by the listener
+  (ListenOverflows); the server re-sent its SYN-ACK twice, the client (ESTABLISHED) answered each
+  and retransmitted its data; ss showed SYN-RECV on the server until the request was dropped, and
+  the client's next retransmission met an RST without ACK: ECONNRESET.
+* `abort_server.pcap` (two connections, `tcp_abort_on_overflow=1`): the listener answered the
+  client's first ACK-bearing segment after the SYN-ACK with an RST (EmbryonicRsts=2).
+
+In every one the server never had the connection: "no longer had it" would be false."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.tcp.analysis import analyze_file
+
+RECORDED = Path(__file__).parent / "recorded" / "listener_overflow"
+
+
+@pytest.mark.parametrize("name", ["dropped_client.pcap", "dropped_server.pcap", "abort_server.pcap"])
+def test_an_rst_from_a_listener_that_only_sent_syn_acks_is_not_a_lost_socket(name: str) -> None:
+    conns = analyze_file(RECORDED / name).connections
+    assert conns
+    for conn in conns:
+        assert (conn.handshake, conn.close, conn.rst_from) == ("complete", "rst", "server")
+        (note,) = [n for n in conn.notes if n.startswith("the RST has no ACK flag")]
+        assert "nothing but its SYN-ACK" in note and "accept queue" in note
+        assert "no longer had" not in note
