@@ -221,6 +221,8 @@ class Flow:
         "rsts",
         "syn",
         "syn_ack",
+        "syn_resent",
+        "synack_last_t",
         "zw",
         "zw_frames",
     )
@@ -250,6 +252,11 @@ class Flow:
         # Facts.
         self.syn: Seen | None = None  # first SYN without ACK
         self.syn_ack: Seen | None = None  # first SYN+ACK
+        # Re-sends of that SYN (SYN+ACK), and the latest SYN+ACK's ns: counted from the control
+        # segments, which every pass replays (the compiled pass keeps retransmissions as
+        # stand-ins without flags).
+        self.syn_resent = 0
+        self.synack_last_t = 0
         self.fin: Seen | None = None  # first FIN
         self.fin_end = 0  # the sequence number that acknowledges the first FIN
         self.fins: list[TcpPacket] = []

@@ -244,9 +244,7 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
     its SYN-ACK never had a connection to lose: the handshake's ACK made no socket of it."""
     who, peer = names[id(rf)], names[id(rf.rev)]
     text = f"{STATELESS_RST} and takes its seq from {peer}'s ACK: "
-    synack = rf.syn_ack
-    synacks = {p.time_ns for p in rf.retx_frames if p.flags & SYN} | ({synack.p.time_ns} if synack else set())
-    if synack is None or rf.pre_rst_t not in synacks:
+    if rf.syn_ack is None or rf.pre_rst_t != rf.synack_last_t:
         return text + f"{who} no longer had this connection (socket closed, or the host rebooted)"
     return text + (
         f"{who} had sent nothing but its SYN-ACK: it never had this connection (its listener made no "

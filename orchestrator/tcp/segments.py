@@ -244,8 +244,13 @@ def control_facts(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
         if flags & ACK:
             if fwd.syn_ack is None:
                 fwd.syn_ack = Seen(p, i)
+            elif p.seq == fwd.syn_ack.p.seq:
+                fwd.syn_resent += 1
+            fwd.synack_last_t = p.time_ns
         elif fwd.syn is None:
             fwd.syn = Seen(p, i)
+        elif p.seq == fwd.syn.p.seq:
+            fwd.syn_resent += 1
     if flags & FIN:
         if fwd.fin is None:
             fwd.fin = Seen(p, i)

@@ -54,7 +54,7 @@ from __future__ import annotations
 import itertools
 import statistics
 
-from orchestrator.pcap.reader import ACK, SYN, TcpPacket, seconds
+from orchestrator.pcap.reader import ACK, TcpPacket, seconds
 from orchestrator.tcp.connection import (
     Close,
     ConnectionSummary,
@@ -180,8 +180,8 @@ def summarize(c: Conn) -> ConnectionSummary:
 
 
 def _syn_retx(f: Flow) -> int:
-    """How many of `f`'s retransmissions were its SYN or SYN-ACK."""
-    return sum(1 for p in f.retx_frames if p.flags & SYN)
+    """How many times `f` re-sent its SYN or SYN-ACK."""
+    return f.syn_resent
 
 
 def _keepalive(f: Flow) -> KeepaliveTiming:
