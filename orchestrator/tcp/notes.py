@@ -246,13 +246,16 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
     text = f"{STATELESS_RST} and takes its seq from {peer}'s ACK: "
     if rf.syn_ack is None or rf.pre_rst_t != rf.synack_last_t:
         return text + f"{who} no longer had this connection (socket closed, or the host rebooted)"
+    # The same packets come from a handshake ACK lost on the way (measured: the netns
+    # synack_retries cases) and from one the listener dropped: both causes are said.
     return text + (
         f"{who} had sent nothing but its SYN-ACK: it never had this connection (its listener made no "
-        "socket of the handshake, no app accepted it). A full accept queue does that (the app not "
-        f"calling accept()): with tcp_abort_on_overflow=1 the listener answers {peer}'s ACK with this "
-        f"RST; by default it drops the ACK and {peer}'s data ({peer} believes it is connected and "
-        "retransmits), re-sends its SYN-ACK, and after tcp_synack_retries drops the half-open request, "
-        f"so {peer}'s next segment meets this RST. Or the listening socket was closed"
+        f"socket of the handshake, no app accepted it). Either {peer}'s handshake ACK never reached it "
+        "(lost on the way), or the listener dropped it: a full accept queue (the app not calling "
+        f"accept()), which with tcp_abort_on_overflow=1 answers {peer}'s ACK with this RST at once. "
+        f"Otherwise the listener re-sends its SYN-ACK ({peer}, which believes it is connected, "
+        "retransmits its data), drops the half-open request after tcp_synack_retries, and "
+        f"{peer}'s next segment meets this RST. Or the listening socket was closed"
     )
 
 

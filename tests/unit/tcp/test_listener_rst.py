@@ -9,6 +9,11 @@ never calling accept(), two connections already queued; `tcp_synack_retries=2`).
 * `abort_server.pcap` (two connections, `tcp_abort_on_overflow=1`): the listener answered the
   client's first ACK-bearing segment after the SYN-ACK with an RST (EmbryonicRsts=2).
 
+* `ack_lost_*.pcap` (the real-kernel case synack_retries_1): `w` dropped the client's handshake
+  ACK on the way (`tcp_synack_retries=1`), then healed; the client's data 4 s later met the
+  same RST. The client's capture cannot tell the two causes apart, so the note gives both (the
+  server's could: the ACK is in it or not; the note does not use that yet).
+
 In every one the server never had the connection: "no longer had it" would be false."""
 
 from __future__ import annotations
@@ -22,12 +27,21 @@ from orchestrator.tcp.analysis import analyze_file
 RECORDED = Path(__file__).parent / "recorded" / "listener_overflow"
 
 
-@pytest.mark.parametrize("name", ["dropped_client.pcap", "dropped_server.pcap", "abort_server.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "dropped_client.pcap",
+        "dropped_server.pcap",
+        "abort_server.pcap",
+        "ack_lost_client.pcap",
+        "ack_lost_server.pcap",
+    ],
+)
 def test_an_rst_from_a_listener_that_only_sent_syn_acks_is_not_a_lost_socket(name: str) -> None:
     conns = analyze_file(RECORDED / name).connections
     assert conns
     for conn in conns:
         assert (conn.handshake, conn.close, conn.rst_from) == ("complete", "rst", "server")
         (note,) = [n for n in conn.notes if n.startswith("the RST has no ACK flag")]
-        assert "nothing but its SYN-ACK" in note and "accept queue" in note
+        assert "nothing but its SYN-ACK" in note and "accept queue" in note and "lost on the way" in note
         assert "no longer had" not in note
