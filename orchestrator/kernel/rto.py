@@ -128,7 +128,11 @@ def _after_fin(
         return
     if orphan != p.predicted_s:
         p.alternatives.append(orphan)
-    orphans = s.label("orphan_retries") + (" (0 means 8)" if not s.orphan_retries else "")
+    orphans = s.label("orphan_retries")
+    if not s.orphan_retries:
+        orphans += " (0 means 8 while the RTO is under its ceiling" + (
+            "; an expiry at the ceiling ends the orphan)" if s.rto_max != TCP_RTO_MAX else ")"
+        )
     p.explanations.append(
         f"after its FIN the app may still hold the socket (shutdown(): {s.label('retries2')}, the app "
         f"told {p.app_error}) or have closed it (close(): an orphan, {orphans}, the abort {orphan:.3f} s "
@@ -140,11 +144,14 @@ def _after_fin(
 def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: float) -> float | None:
     """After a FIN the socket may be an orphan (the app called close(), not shutdown()): Linux
     then counts tcp_orphan_retries instead of tcp_retries2 (0 means 8 while the RTO is under
-    its ceiling, `tcp_orphan_retries()`), and no app is told. The packets cannot tell which."""
+    its ceiling, `tcp_orphan_retries()`; at the ceiling 0 ends it: `rto_abort_from_stamp`), and
+    no app is told. The packets cannot tell which."""
     if conn.close != "fin-unanswered":
         return None
     budget = rto_abort_after(s.orphan_retries or 8, rto_max=s.rto_max)
-    return round(offset + rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max), 6)
+    at_ceiling = not s.orphan_retries  # 0 is 8 only below the RTO's ceiling
+    end = rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max, ends_at_ceiling=at_ceiling)
+    return round(offset + end, 6)
 
 
 def head_sends(conn: ConnectionSummary, side: Side, original: FrameRef) -> list[FrameRef]:
