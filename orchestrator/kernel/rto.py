@@ -49,8 +49,10 @@ def predict(
     conn: ConnectionSummary, side: Side, s: KernelSettings, icmp: Sequence[IcmpError], end: float
 ) -> KernelPrediction | None:
     original = conn.oldest_unacked
-    if original is None or conn.oldest_unacked_from != side or conn.close not in ("none", "fin-unanswered"):
-        return None  # nothing left unacknowledged, or the connection was closed or reset
+    if original is None or conn.oldest_unacked_from != side or conn.close == "rst":
+        return None  # nothing left unacknowledged, or the connection was reset
+    # A FIN close with this side's data or FIN never acknowledged (LAST_ACK, CLOSING): the
+    # timer goes on as in any state, and the socket goes at its end.
     sends = head_sends(conn, side, original)
     # A capture that starts with this segment, the handshake not in it, may have started in
     # the middle of the backoff: its first send there may be a retransmission itself, and
@@ -146,7 +148,7 @@ def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: 
     then counts tcp_orphan_retries instead of tcp_retries2 (0 means 8 while the RTO is under
     its ceiling, `tcp_orphan_retries()`; at the ceiling 0 ends it: `rto_abort_from_stamp`), and
     no app is told. The packets cannot tell which."""
-    if conn.close != "fin-unanswered":
+    if conn.close not in ("fin-unanswered", "fin"):
         return None
     budget = rto_abort_after(s.orphan_retries or 8, rto_max=s.rto_max)
     at_ceiling = not s.orphan_retries  # 0 is 8 only below the RTO's ceiling
