@@ -52,8 +52,10 @@ def predict(
     conn: ConnectionSummary, side: Side, s: KernelSettings, icmp: Sequence[IcmpError], end: float
 ) -> KernelPrediction | None:
     original = conn.oldest_unacked
-    if original is None or conn.oldest_unacked_from != side or conn.close not in ("none", "fin-unanswered"):
-        return None  # nothing left unacknowledged, or the connection was closed or reset
+    if original is None or conn.oldest_unacked_from != side or conn.close == "rst":
+        return None  # nothing left unacknowledged, or the connection was reset
+    # A FIN close with this side's data or FIN never acknowledged (LAST_ACK, CLOSING): the
+    # timer goes on as in any state, and the socket goes at its end.
     sends = head_sends(conn, side, original)
     # A capture that starts with this segment, the handshake not in it, may have started in
     # the middle of the backoff: its first send there may be a retransmission itself, and
@@ -131,7 +133,11 @@ def _after_fin(
         return
     if orphan != p.predicted_s:
         p.alternatives.append(orphan)
-    orphans = s.label("orphan_retries") + (" (0 means 8)" if not s.orphan_retries else "")
+    orphans = s.label("orphan_retries")
+    if not s.orphan_retries:
+        orphans += " (0 means 8 while the RTO is under its ceiling" + (
+            "; an expiry at the ceiling ends the orphan)" if s.rto_max != TCP_RTO_MAX else ")"
+        )
     p.explanations.append(
         f"after its FIN the app may still hold the socket (shutdown(): {s.label('retries2')}, the app "
         f"told {p.app_error}) or have closed it (close(): an orphan, {orphans}, the abort {orphan:.3f} s "
@@ -143,11 +149,14 @@ def _after_fin(
 def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: float) -> float | None:
     """After a FIN the socket may be an orphan (the app called close(), not shutdown()): Linux
     then counts tcp_orphan_retries instead of tcp_retries2 (0 means 8 while the RTO is under
-    its ceiling, `tcp_orphan_retries()`), and no app is told. The packets cannot tell which."""
-    if conn.close != "fin-unanswered":
+    its ceiling, `tcp_orphan_retries()`; at the ceiling 0 ends it: `rto_abort_from_stamp`), and
+    no app is told. The packets cannot tell which."""
+    if conn.close not in ("fin-unanswered", "fin"):
         return None
     budget = rto_abort_after(s.orphan_retries or 8, rto_max=s.rto_max)
-    return round(offset + rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max), 6)
+    at_ceiling = not s.orphan_retries  # 0 is 8 only below the RTO's ceiling
+    end = rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max, ends_at_ceiling=at_ceiling)
+    return round(offset + end, 6)
 
 
 def head_sends(conn: ConnectionSummary, side: Side, original: FrameRef) -> list[FrameRef]:

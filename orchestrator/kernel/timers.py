@@ -96,13 +96,23 @@ def rto_abort_after(retries2: int, rto_min: float = TCP_RTO_MIN, rto_max: float 
 
 
 def rto_abort_from_stamp(
-    budget: float, rto: float, *, rto_max: float = TCP_RTO_MAX, user_timeout: bool = False
+    budget: float,
+    rto: float,
+    *,
+    rto_max: float = TCP_RTO_MAX,
+    user_timeout: bool = False,
+    ends_at_ceiling: bool = False,
 ) -> float:
     """When the abort comes, in seconds after the first retransmission (the stamp), for a
     budget (tcp_retries2's, or a user timeout with ``user_timeout``) and the RTO the timer
     was armed with at the stamp (``rto``: the gap to the next retransmission). The timer
     doubles from there, capped at ``rto_max``; the abort is the first expiry at or past the
-    budget, or the budget itself for a user timeout (the timer is clamped to it)."""
+    budget, or the budget itself for a user timeout (the timer is clamped to it).
+    ``ends_at_ceiling``: an orphan with tcp_orphan_retries=0, whose 0 counts as 8 only while
+    the socket is "alive", its RTO under the ceiling (tcp_write_timeout: `icsk_rto <
+    tcp_rto_max(sk)`); the first expiry of a ceiling-long RTO finds 0 retries, a budget long
+    spent, and ends it (measured on 6.18 with tcp_rto_max_ms 1000 and 2000: gone 2.25 and
+    4.93 s after the first retransmission, not past 8's budgets of 7.4 and 13 s)."""
     if budget < 0 or rto <= 0:
         raise ValueError("the budget must be >= 0 and the RTO positive")
     if user_timeout:
@@ -110,6 +120,8 @@ def rto_abort_from_stamp(
     t, gap, cap, end = 0, _us(rto), _us(rto_max), _us(budget)
     while t < end:
         t += min(gap, cap)
+        if ends_at_ceiling and gap >= cap:
+            break
         gap *= 2
     return t / _US
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from orchestrator.pcap.reader import FIN, SYN
+from orchestrator.pcap.reader import ACK, FIN, SYN, TcpPacket
 from orchestrator.tcp.connection import ConnectionSummary, Side
 from orchestrator.tcp.flows import (
+    HALF,
+    M32,
     Conn,
     Flow,
     Run,
     acked,
+    covers,
     last_probe_answered,
     pos,
     probe_reset,
@@ -47,7 +50,7 @@ def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionS
     for f in (cl, sv):
         if f.zw:
             notes.append(f"{names[id(f)]} advertised a zero window {_plural(f.zw, 'time')}")
-    notes += _close_notes(cl, sv, names, s)
+    notes += _close_notes(c, cl, sv, names, s)
     return notes
 
 
@@ -184,7 +187,7 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
     return notes
 
 
-def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
+def _close_notes(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     notes: list[str] = []
     other = "server" if s.initiator == "client" else "client"
     if s.close == "fin":
@@ -214,8 +217,7 @@ def _close_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummar
         elif s.initiator is not None:  # the RST lost on its way, or the FIN already in flight
             text += f"; {s.initiator}'s FIN came after the RST"
         notes.append(text)
-        if rf.rst_stateless and s.handshake != "partial":
-            notes.append(_stateless_rst_note(rf, names))
+        notes += _rst_cause(c, rf, names, s)
     elif not cl.retx and not sv.retx:
         notes.append("no FIN or RST: the connection was still open when the capture ended")
     for f in (cl, sv):
@@ -257,6 +259,102 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
         "retransmits its data), drops the half-open request after tcp_synack_retries, and "
         f"{peer}'s next segment meets this RST. Or the listening socket was closed"
     )
+
+
+# A peer's segment later than this after an RST (with no handshake RTT known) was sent after
+# the RST reached it, not in flight when it was sent.
+_CROSSING_NS = 200_000_000
+
+
+def _rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
+    """What the deciding RST's shape says of why `rf`'s side sent it, and whether its peer got it."""
+    rst = rf.rst
+    assert rst is not None
+    who, peer = names[id(rf)], names[id(rf.rev)]
+    fin = rf.fin if rf.fin is not None and pos(rf.fin) < pos(rst) else None
+    went_on = _went_on_after(c, rf.rev, rst.p)
+    notes: list[str] = []
+    if rf.rst_stateless and s.handshake != "partial":
+        if fin is not None and rf.rev.nextseq_t > fin.p.time_ns and not _only_fin_after(rf.rev, fin.p):
+            # Linux's tcp_rcv_state_process resets new data reaching a socket with RCV_SHUTDOWN
+            # (FIN_WAIT1/2): the orphan still exists, and its RST has the no-socket shape.
+            before = _fmt(secs(rst.p.time_ns - fin.p.time_ns))
+            text = (
+                f"{STATELESS_RST} and takes its seq from {peer}'s ACK, after data {peer} sent once {who} "
+                f"had sent its FIN (frame {fin.p.frame}, {before} s before the RST): Linux answers so while "
+                "the socket still exists, when data reaches a socket its app closed (close(): an orphan, "
+                "kept in FIN_WAIT2 up to tcp_fin_timeout, 60 s by default) or shut down for reading "
+                "(TCPAbortOnData); and the same way with no socket left (the orphan gone, or the host "
+                "rebooted)"
+            )
+            if not went_on:
+                text += f"; {peer}'s app, which had {who}'s FIN, gets EPIPE"
+            notes.append(text)
+        else:
+            notes.append(_stateless_rst_note(rf, names))
+    elif (
+        rst.p.flags & ACK
+        and s.handshake == "complete"
+        and rst.p.seq == rf.nextseq
+        and not _keepalive_abort(rf)
+    ):
+        text = (
+            f"the RST carries an ACK and {who}'s next sequence number: {who}'s own socket aborted the "
+            "connection (Linux: close() with received data the app never read, instead of a FIN, "
+            "TCPAbortOnClose; close() with SO_LINGER 0, TCPAbortOnData; or the socket destroyed, ss -K)"
+        )
+        got = _bytes_received(rf.rev, rst.p)
+        if got == 0:
+            text += f"; {who} had received no data from {peer}, so no unread data: "
+            text += "SO_LINGER 0 or a destroyed socket"
+        elif got is not None:
+            text += f"; {who} had received {_plural(got, 'byte')} from {peer} (the RST acknowledges them)"
+        if not went_on and fin is None and (rf.rev.fin is None or pos(rf.rev.fin) > pos(rst)):
+            text += f"; {peer}'s app gets ECONNRESET"
+        notes.append(text)
+    if went_on:
+        text = (
+            f"{peer} went on sending after {who}'s RST (frame {rst.p.frame}), "
+            f"{_fmt(secs(rf.rev.lastack_t - rst.p.time_ns))} s more: it never got that RST (lost on the way)"
+        )
+        if rst.p.seq != rf.rev.lastack:
+            text += (
+                f", or dropped it: its seq is not the next {peer} expected (Linux takes an RST only at "
+                "exactly that number, RFC 5961)"
+            )
+        later = next((r for r in rf.rsts if r.time_ns > rf.rev.lastack_t), None)
+        if later is not None:
+            text += f"; {who}'s RST of frame {later.frame} answered it later"
+        notes.append(text)
+    return notes
+
+
+def _went_on_after(c: Conn, peer: Flow, rst: TcpPacket) -> bool:
+    """Whether `peer` sent something other than an RST later than one round trip after `rst`:
+    it had not taken the RST (a segment in flight when the RST left arrives within that time)."""
+    margin = c.first_rtt or _CROSSING_NS
+    return peer.lastack_t > rst.time_ns + margin and peer.last_rst_t < peer.lastack_t
+
+
+def _only_fin_after(f: Flow, t: TcpPacket) -> bool:
+    """Whether `f`'s latest advance of its sequence after packet `t` was a FIN with no data."""
+    return f.fin is not None and f.fin.p.time_ns == f.nextseq_t and not f.fin.p.payload_len
+
+
+def _keepalive_abort(f: Flow) -> bool:
+    """Whether `f`'s RST came after keep-alive probes the peer left unanswered (its own note)."""
+    return f.ka_last is not None and pos(f.rst) > pos(f.ka_last) and not last_probe_answered(f)
+
+
+def _bytes_received(peer: Flow, rst: TcpPacket) -> int | None:
+    """The bytes of data `rst` acknowledges from `peer` (its FIN not counted), if its ISN is known."""
+    first = peer.syn or peer.syn_ack
+    if first is None:
+        return None
+    got = (rst.ack - first.p.seq - 1) & M32
+    if peer.fin is not None and covers(rst.ack, peer.fin_end):
+        got -= 1
+    return got if got < HALF else None
 
 
 def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:

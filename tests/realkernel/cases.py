@@ -431,6 +431,58 @@ def fin_into_cut(how: str) -> Callable[[Topology], dict[str, float]]:
     return body
 
 
+# A server that sends 100 bytes at +1.0 s and +1.3 s after accepting, reporting each send's errno.
+_LATE_SENDER = """
+import errno, json, socket, sys, time
+def emit(name, **fields):
+    print(json.dumps({"event": name, "t": time.time(), **fields}), flush=True)
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(1)
+emit("listening")
+s, _ = l.accept()
+start = time.time()
+for at in (1.0, 1.3):
+    time.sleep(max(0.0, start + at - time.time()))
+    try:
+        s.send(b"x" * 100)
+        emit("sent")
+    except OSError as e:
+        emit("error", errno=errno.errorcode.get(e.errno, str(e.errno)), message=str(e))
+"""
+
+
+# A client that close()s 0.3 s after connecting (the agent's close mode shutdown()s and reads on
+# until EOF: its socket takes the data).
+_CLOSER = """
+import json, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+print(json.dumps({"event": "connected", "t": time.time()}), flush=True)
+time.sleep(0.3)
+s.close()
+print(json.dumps({"event": "closed", "t": time.time()}), flush=True)
+time.sleep(2)
+"""
+
+
+def data_after_close(topo: Topology) -> dict[str, float]:
+    """The client close()s at +0.3 s; the server sends at +1.0 s: the client's orphan, still in
+    FIN_WAIT2 (mark `fin_wait2`: ss at +0.8 s), answers with an RST without ACK, the shape of a
+    host with no socket; the server's next send gets EPIPE."""
+    topo.capture("a")
+    topo.capture("b")
+    srv = topo.command("b", "server", ["python3", "-c", _LATE_SENDER, B_ADDR, str(SERVER_PORT)])
+    srv.wait_for("listening", 5)
+    cli = topo.command("a", "client", ["python3", "-c", _CLOSER, B_ADDR, str(SERVER_PORT)])
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 0.8 - time.time()))
+    fin_wait2 = any("FIN-WAIT-2" in line and CONNECT in line for line in topo.ss("a").splitlines())
+    srv.wait_for("error", 5)
+    time.sleep(0.2)
+    return {"fin_wait2": float(fin_wait2)}
+
+
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
@@ -578,6 +630,12 @@ CASES: dict[str, Case] = {
             "data, a cut, more data, close(); tcp_retries2=5, tcp_orphan_retries=2",
             fin_into_cut("close"),
             {"retries2": 5, "orphan_retries": 2},
+        ),
+        Case(
+            "data_after_close",
+            "client close()s at +0.3 s, the server sends at +1.0 s and +1.3 s",
+            data_after_close,
+            {"client_close_s": 0.3, "server_sends_s": [1.0, 1.3]},
         ),
         Case(
             "ack_lost_one_way",

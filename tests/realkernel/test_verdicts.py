@@ -307,3 +307,18 @@ def test_fins_that_crossed_are_a_simultaneous_close(cases: Cases) -> None:
     assert conn.close == "fin" and conn.initiator == "client" and conn.close_packets == 4
     crossed = "the FINs crossed: server sent its FIN before it had client's"
     assert any(n.startswith(crossed) for n in conn.notes)
+
+
+@pytest.mark.realcase("data_after_close")
+def test_data_after_close_is_reset_by_the_live_orphan(cases: Cases) -> None:
+    """The RST without ACK for data after the client's close() came from its orphan, still in
+    FIN_WAIT2: the note must not say the client no longer had the connection."""
+    result = cases.get("data_after_close")
+    assert result.marks["fin_wait2"] == 1.0
+    error = result.event("server", "error")
+    assert error is not None and error.fields["errno"] == "EPIPE"
+    for side in ("a", "b"):
+        (conn,) = analyze_file(result.pcaps[side]).connections
+        assert (conn.close, conn.initiator, conn.rst_from) == ("rst", "client", "client")
+        (note,) = [n for n in conn.notes if n.startswith("the RST has no ACK flag")]
+        assert "while the socket still exists" in note and "no longer had" not in note

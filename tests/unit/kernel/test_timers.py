@@ -139,3 +139,12 @@ def test_the_abort_is_the_first_expiry_past_the_stamp_and_budget(retries2: int, 
     for a, b in itertools.pairwise(gaps):
         assert b == pytest.approx(min(2 * a, TCP_RTO_MAX), abs=2e-6)
     assert rto_abort_after(retries2) < rto_abort_after(retries2 + 1)
+
+
+def test_an_orphan_with_no_retries_ends_at_the_ceiling() -> None:
+    """tcp_orphan_retries=0 is 8 only while the RTO is under its ceiling: the first expiry of a
+    ceiling-long RTO ends the orphan (with the default 120 s ceiling, 8's budget comes first)."""
+    eight = rto_abort_after(8, rto_max=1.0)
+    assert rto_abort_from_stamp(eight, 0.416, rto_max=1.0) == pytest.approx(8.248)
+    assert rto_abort_from_stamp(eight, 0.416, rto_max=1.0, ends_at_ceiling=True) == pytest.approx(2.248)
+    assert rto_abort_from_stamp(102.2, 0.2, ends_at_ceiling=True) == rto_abort_from_stamp(102.2, 0.2)

@@ -1,0 +1,97 @@
+"""Resets at close, recorded in netns (kernel 6.18; `*_a` the client's capture, `*_b` the server's),
+with what the kernel said (ss -tano every 0.25 s, nstat, the apps' errno):
+
+* `data_after_close*`: the client close()s, the server sends data 0.7 s later and the client's
+  kernel answers with an RST without ACK (seq = the server's ACK), the shape of a host with no
+  socket, yet the socket was there: FIN-WAIT-2 in ss, `timer:(timewait,59sec)` with the default
+  tcp_fin_timeout, `timer:(keepalive,59sec)` and TcpExtTCPAbortOnData=1 with tcp_fin_timeout=120.
+  The server's app (in CLOSE_WAIT) got EPIPE. `data_after_orphan_gone_a`: tcp_fin_timeout=2,
+  the data 3.2 s after the FIN: the orphan had left ss at 2.3 s, silently; the same packets.
+* `unread_a`: the client close()s with 100 bytes it never read: RST with ACK at its next seq,
+  no FIN (TcpExtTCPAbortOnClose=1); the server's recv got ECONNRESET. `linger0_a`: the client
+  had received nothing and close()s with SO_LINGER 0: the same RST (TcpExtTCPAbortOnData=1).
+* `*_rst_lost_*`: the server close()s (with 100 bytes unread, or SO_LINGER 0 with nothing
+  received) inside a cut: its RST is lost, the client sends after the cut heals, and the server's
+  kernel, with no socket now, answers with an RST without ACK; the client's app was told nothing
+  until then. The client's capture shows only that second RST."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.pcap.reader import read_tcp
+from orchestrator.tcp.analysis import analyze_capture, analyze_file
+from orchestrator.tcp.connection import ConnectionSummary
+from tests.unit.tcp.test_fastpass import KINDS, _fast, _kernels
+
+RECORDED = Path(__file__).parent / "recorded" / "close_reset"
+AFTER_CLOSE = [
+    "data_after_close_b.pcap",
+    "data_after_close_fin_timeout_120_a.pcap",
+    "data_after_orphan_gone_a.pcap",
+]
+
+
+def _conn(name: str) -> ConnectionSummary:
+    (conn,) = analyze_file(RECORDED / name).connections
+    return conn
+
+
+def _note(conn: ConnectionSummary, start: str) -> str:
+    (note,) = [n for n in conn.notes if n.startswith(start)]
+    return note
+
+
+@pytest.mark.parametrize("name", AFTER_CLOSE)
+def test_data_after_close_is_reset_by_a_socket_that_may_still_exist(name: str) -> None:
+    conn = _conn(name)
+    assert (conn.close, conn.initiator, conn.rst_from) == ("rst", "client", "client")
+    note = _note(conn, "the RST has no ACK flag")
+    assert "no longer had this connection" not in note
+    assert "after data server sent once client had sent its FIN" in note
+    assert "while the socket still exists" in note and "no socket left" in note
+    assert note.endswith("server's app, which had client's FIN, gets EPIPE")
+
+
+@pytest.mark.parametrize(("name", "received"), [("unread_a.pcap", "100 bytes"), ("linger0_a.pcap", None)])
+def test_an_rst_with_ack_is_the_sockets_own_abort(name: str, received: str | None) -> None:
+    conn = _conn(name)
+    assert (conn.close, conn.initiator, conn.rst_from) == ("rst", None, "client")
+    note = _note(conn, "the RST carries an ACK")
+    assert "close() with received data the app never read" in note and "SO_LINGER 0" in note
+    if received is None:
+        assert "client had received no data from server, so no unread data" in note
+    else:
+        assert f"client had received {received} from server" in note
+    assert note.endswith("server's app gets ECONNRESET")
+
+
+@pytest.mark.parametrize("name", ["unread_rst_lost_b.pcap", "linger0_rst_lost_b.pcap"])
+def test_an_rst_the_peer_never_got(name: str) -> None:
+    conn = _conn(name)
+    assert (conn.close, conn.rst_from) == ("rst", "server")
+    first, second = conn.rsts.server
+    note = _note(conn, "client went on sending after server's RST")
+    assert f"(frame {first.frame})" in note and "it never got that RST (lost on the way)" in note
+    assert note.endswith(f"server's RST of frame {second.frame} answered it later")
+    assert "ECONNRESET" not in _note(conn, "the RST carries an ACK")  # that RST reached no app
+
+
+def test_an_rst_that_arrived_says_nothing_of_going_on() -> None:
+    for name in ["unread_a.pcap", *AFTER_CLOSE]:
+        assert not any("went on sending" in n for n in _conn(name).notes)
+    conn = _conn("unread_rst_lost_a.pcap")  # the client's side: only the socket-less RST came
+    assert _note(conn, "the RST has no ACK flag").endswith(
+        "server no longer had this connection (socket closed, or the host rebooted)"
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["unread_rst_lost_b.pcap", "data_after_close_b.pcap"])
+def test_every_pass_agrees(kind: str, name: str) -> None:
+    capture = RECORDED / name
+    reference = analyze_capture(read_tcp(capture), vectorised=False)
+    assert analyze_capture(read_tcp(capture)) == reference
+    assert _fast(capture, _kernels(kind)) == reference
