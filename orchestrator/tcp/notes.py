@@ -301,7 +301,8 @@ def _rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) 
         text = (
             f"the RST carries an ACK and {who}'s next sequence number: {who}'s own socket aborted the "
             "connection (Linux: close() with received data the app never read, instead of a FIN, "
-            "TCPAbortOnClose; close() with SO_LINGER 0, TCPAbortOnData; or the socket destroyed, ss -K)"
+            "TCPAbortOnClose; close() with SO_LINGER 0, TCPAbortOnData; or the socket destroyed, ss -K; "
+            "a process that exits, kill -9 included, closes its sockets the same way)"
         )
         got = _bytes_received(rf.rev, rst.p)
         if got == 0:

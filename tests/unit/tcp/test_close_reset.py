@@ -95,3 +95,10 @@ def test_every_pass_agrees(kind: str, name: str) -> None:
     reference = analyze_capture(read_tcp(capture), vectorised=False)
     assert analyze_capture(read_tcp(capture)) == reference
     assert _fast(capture, _kernels(kind)) == reference
+
+
+def test_a_killed_process_with_unread_data_is_named_among_the_causes() -> None:
+    # A run of the shipped scenario kill9_unread_rst: kill -9 of a server holding 192 unread bytes.
+    conn = analyze_file(RECORDED.parent / "kill9_unread" / "server.pcap").connections[0]
+    (note,) = [n for n in conn.notes if n.startswith("the RST carries an ACK")]
+    assert "kill -9" in note and "received 192 bytes" in note
