@@ -207,7 +207,18 @@ def _close_notes(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: Connect
         if s.rst_from is not None:
             notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
     elif s.close == "fin-unanswered":
-        notes.append(f"only {s.initiator} sent FIN; {other} never sent its own")
+        text = f"only {s.initiator} sent FIN; {other} never sent its own"
+        closer = cl if s.initiator == "client" else sv
+        if closer.fin is not None and acked(closer, closer.fin_end):
+            # Measured (netns, tcp_fin_timeout=2): the close()d socket left ss 2 s after its FIN
+            # was acknowledged, the shut-down one stayed; the packets were the same.
+            text += (
+                f"; {other} acknowledged the FIN: {s.initiator} waits in FIN_WAIT2 and {other} in "
+                f"CLOSE_WAIT until its app closes. If {s.initiator}'s app close()d its socket (not only "
+                "shutdown() for writing), Linux drops that orphan silently tcp_fin_timeout (60 s by "
+                "default) after the FIN was acknowledged, and answers later data with an RST"
+            )
+        notes.append(text)
     elif s.close == "rst":
         rf = cl if s.rst_from == "client" else sv
         text = f"reset by {s.rst_from}"
