@@ -18,7 +18,7 @@ from orchestrator.tcp.analysis import analyze
 from orchestrator.tcp.combine import Side
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
-from orchestrator.tcp.notes import STATELESS_RST
+from orchestrator.tcp.rst_notes import STATELESS_RST
 from orchestrator.verdict import expectations as c
 from orchestrator.verdict.capture_checks import capture_checks
 from orchestrator.verdict.connections import (

@@ -1,0 +1,131 @@
+"""Why an RST was sent, and whether its peer got it: the notes on the RST that decided a close,
+from its shape (ACK flag, sequence number) and what came around it."""
+
+from __future__ import annotations
+
+from orchestrator.pcap.reader import ACK, TcpPacket
+from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.tcp.flows import HALF, M32, Conn, Flow, covers, last_probe_answered, pos, secs
+from orchestrator.tcp.wording import fmt_s, plural
+
+__all__ = ["STATELESS_RST", "rst_cause"]
+
+# How the note on an RST sent without a socket begins (a NAT-aware verdict retells it).
+STATELESS_RST = "the RST has no ACK flag"
+
+
+def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
+    """Why a side answered with an RST of no socket. A listener whose last segment before it was
+    its SYN-ACK never had a connection to lose: the handshake's ACK made no socket of it."""
+    who, peer = names[id(rf)], names[id(rf.rev)]
+    text = f"{STATELESS_RST} and takes its seq from {peer}'s ACK: "
+    if rf.syn_ack is None or rf.pre_rst_t != rf.synack_last_t:
+        return text + f"{who} no longer had this connection (socket closed, or the host rebooted)"
+    # The same packets come from a handshake ACK lost on the way (measured: the netns
+    # synack_retries cases) and from one the listener dropped: both causes are said.
+    return text + (
+        f"{who} had sent nothing but its SYN-ACK: it never had this connection (its listener made no "
+        f"socket of the handshake, no app accepted it). Either {peer}'s handshake ACK never reached it "
+        "(lost on the way), or the listener dropped it: a full accept queue (the app not calling "
+        f"accept()), which with tcp_abort_on_overflow=1 answers {peer}'s ACK with this RST at once. "
+        f"Otherwise the listener re-sends its SYN-ACK ({peer}, which believes it is connected, "
+        "retransmits its data), drops the half-open request after tcp_synack_retries, and "
+        f"{peer}'s next segment meets this RST. Or the listening socket was closed"
+    )
+
+
+# A peer's segment later than this after an RST (with no handshake RTT known) was sent after
+# the RST reached it, not in flight when it was sent.
+_CROSSING_NS = 200_000_000
+
+
+def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
+    """What the deciding RST's shape says of why `rf`'s side sent it, and whether its peer got it."""
+    rst = rf.rst
+    assert rst is not None
+    who, peer = names[id(rf)], names[id(rf.rev)]
+    fin = rf.fin if rf.fin is not None and pos(rf.fin) < pos(rst) else None
+    went_on = _went_on_after(c, rf.rev, rst.p)
+    notes: list[str] = []
+    if rf.rst_stateless and s.handshake != "partial":
+        if fin is not None and rf.rev.nextseq_t > fin.p.time_ns and not _only_fin_after(rf.rev, fin.p):
+            # Linux's tcp_rcv_state_process resets new data reaching a socket with RCV_SHUTDOWN
+            # (FIN_WAIT1/2): the orphan still exists, and its RST has the no-socket shape.
+            before = fmt_s(secs(rst.p.time_ns - fin.p.time_ns))
+            text = (
+                f"{STATELESS_RST} and takes its seq from {peer}'s ACK, after data {peer} sent once {who} "
+                f"had sent its FIN (frame {fin.p.frame}, {before} s before the RST): Linux answers so while "
+                "the socket still exists, when data reaches a socket its app closed (close(): an orphan, "
+                "kept in FIN_WAIT2 up to tcp_fin_timeout, 60 s by default) or shut down for reading "
+                "(TCPAbortOnData); and the same way with no socket left (the orphan gone, or the host "
+                "rebooted)"
+            )
+            if not went_on:
+                text += f"; {peer}'s app, which had {who}'s FIN, gets EPIPE"
+            notes.append(text)
+        else:
+            notes.append(_stateless_rst_note(rf, names))
+    elif (
+        rst.p.flags & ACK
+        and s.handshake == "complete"
+        and rst.p.seq == rf.nextseq
+        and not _keepalive_abort(rf)
+    ):
+        text = (
+            f"the RST carries an ACK and {who}'s next sequence number: {who}'s own socket aborted the "
+            "connection (Linux: close() with received data the app never read, instead of a FIN, "
+            "TCPAbortOnClose; close() with SO_LINGER 0, TCPAbortOnData; or the socket destroyed, ss -K; "
+            "a process that exits, kill -9 included, closes its sockets the same way)"
+        )
+        got = _bytes_received(rf.rev, rst.p)
+        if got == 0:
+            text += f"; {who} had received no data from {peer}, so no unread data: "
+            text += "SO_LINGER 0 or a destroyed socket"
+        elif got is not None:
+            text += f"; {who} had received {plural(got, 'byte')} from {peer} (the RST acknowledges them)"
+        if not went_on and fin is None and (rf.rev.fin is None or pos(rf.rev.fin) > pos(rst)):
+            text += f"; {peer}'s app gets ECONNRESET"
+        notes.append(text)
+    if went_on:
+        text = (
+            f"{peer} went on sending after {who}'s RST (frame {rst.p.frame}), "
+            f"{fmt_s(secs(rf.rev.lastack_t - rst.p.time_ns))} s more: it never got that RST (lost on the way)"
+        )
+        if rst.p.seq != rf.rev.lastack:
+            text += (
+                f", or dropped it: its seq is not the next {peer} expected (Linux takes an RST only at "
+                "exactly that number, RFC 5961)"
+            )
+        later = next((r for r in rf.rsts if r.time_ns > rf.rev.lastack_t), None)
+        if later is not None:
+            text += f"; {who}'s RST of frame {later.frame} answered it later"
+        notes.append(text)
+    return notes
+
+
+def _went_on_after(c: Conn, peer: Flow, rst: TcpPacket) -> bool:
+    """Whether `peer` sent something other than an RST later than one round trip after `rst`:
+    it had not taken the RST (a segment in flight when the RST left arrives within that time)."""
+    margin = c.first_rtt or _CROSSING_NS
+    return peer.lastack_t > rst.time_ns + margin and peer.last_rst_t < peer.lastack_t
+
+
+def _only_fin_after(f: Flow, t: TcpPacket) -> bool:
+    """Whether `f`'s latest advance of its sequence after packet `t` was a FIN with no data."""
+    return f.fin is not None and f.fin.p.time_ns == f.nextseq_t and not f.fin.p.payload_len
+
+
+def _keepalive_abort(f: Flow) -> bool:
+    """Whether `f`'s RST came after keep-alive probes the peer left unanswered (its own note)."""
+    return f.ka_last is not None and pos(f.rst) > pos(f.ka_last) and not last_probe_answered(f)
+
+
+def _bytes_received(peer: Flow, rst: TcpPacket) -> int | None:
+    """The bytes of data `rst` acknowledges from `peer` (its FIN not counted), if its ISN is known."""
+    first = peer.syn or peer.syn_ack
+    if first is None:
+        return None
+    got = (rst.ack - first.p.seq - 1) & M32
+    if peer.fin is not None and covers(rst.ack, peer.fin_end):
+        got -= 1
+    return got if got < HALF else None
