@@ -24,9 +24,9 @@ import itertools
 from collections.abc import Sequence
 
 from orchestrator.kernel.predict import KernelPrediction, ref
-from orchestrator.kernel.rto import head_sends
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import drops_request, errno_of, name_of, quoting
+from orchestrator.kernel.timer_reading import head_sends
 from orchestrator.kernel.timers import TCP_RTO_MAX, TCP_TIMEOUT_INIT, syn_schedule, synack_schedule
 from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side

@@ -22,6 +22,18 @@ from collections.abc import Sequence
 from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, endpoint, ends, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import soft_error
+from orchestrator.kernel.timer_reading import (
+    LOCAL_RETRY,
+    after_new_data,
+    ceiling_ms,
+    failing_locally,
+    fallback_cap,
+    fallback_note,
+    first_is_tail_loss_probe,
+    head_sends,
+    plateau,
+    rto_at,
+)
 from orchestrator.kernel.timers import (
     TCP_RTO_MAX,
     TCP_RTO_MIN,
@@ -33,10 +45,6 @@ from orchestrator.kernel.timers import (
 from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 
-_LOCAL_RETRY = 0.5  # s, TCP_RESOURCE_PROBE_INTERVAL
-# s: Linux's RTO after a handshake whose SYN or SYN-ACK was re-sent, until an RTT sample (RFC
-# 6298 5.7); it only falls from there, as samples of a fast path come in.
-TCP_TIMEOUT_FALLBACK = 3.0
 # A segment neither retransmitted nor this long behind the capture's end proves nothing yet.
 _TOO_SOON = 5 * TCP_RTO_MIN
 
@@ -79,7 +87,7 @@ def predict(
         basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
         if s.rto_max != TCP_RTO_MAX:
             basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
-    local = _failing_locally(armed)
+    local = failing_locally(armed)
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
         stamp = timer[0]
@@ -87,7 +95,7 @@ def predict(
         if fast:
             what = f"the first retransmission of the oldest unacknowledged segment ({ref(stamp)}), a fast one"
             offset = armed[0].time - stamp.time
-        rto = _LOCAL_RETRY if local else _rto_at(armed, sends, _fallback_cap(conn, side, sends))
+        rto = LOCAL_RETRY if local else rto_at(armed, sends, fallback_cap(conn, side, sends))
     else:
         stamp = FrameRef(original.file, original.frame, original.time + TCP_RTO_MIN)
         what = (
@@ -105,7 +113,7 @@ def predict(
         6,
     )
     if local and not s.user_timeout:  # retried every 500 ms, no backoff: the first tick past the budget
-        p.predicted_s = round(math.ceil(budget / _LOCAL_RETRY - 1e-9) * _LOCAL_RETRY, 6)
+        p.predicted_s = round(math.ceil(budget / LOCAL_RETRY - 1e-9) * LOCAL_RETRY, 6)
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
     elif not s.user_timeout:
         p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max)]
@@ -159,80 +167,6 @@ def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: 
     return round(offset + end, 6)
 
 
-def head_sends(conn: ConnectionSummary, side: Side, original: FrameRef) -> list[FrameRef]:
-    """Every captured send of the oldest unacknowledged segment, the original first: the one
-    the timer follows, whether or not another segment was retransmitted more often."""
-    if conn.oldest_unacked_from == side and conn.head_frames[:1] == [original]:
-        return list(conn.head_frames)
-    if conn.backoff_from == side and conn.backoff_frames[:1] == [original]:
-        return list(conn.backoff_frames)  # a summary made without head_frames
-    return [original]
-
-
-def first_is_tail_loss_probe(conn: ConnectionSummary, sends: list[FrameRef], captured_original: bool) -> bool:
-    """Whether the head's first re-send was a tail-loss probe, from the packets: a probe
-    re-sends the last segment only when no new data could go instead, so it is one only if
-    nothing new was sent between the original and it (the head was also the tail), and the
-    timer's retransmission then came one RTO after it, not doubled."""
-    if not captured_original or len(sends) < 3 or _after_new_data(conn, sends) is not False:
-        return False
-    gaps = [b.time - a.time for a, b in itertools.pairwise(sends[:3])]
-    return gaps[1] < 1.5 * gaps[0]
-
-
-def _after_new_data(conn: ConnectionSummary, sends: list[FrameRef]) -> bool | None:
-    """Whether new data went out between the head's original send and its first retransmission."""
-    if conn.head_frames[:1] == sends[:1]:
-        return conn.head_after_new_data
-    return conn.backoff_after_new_data if conn.backoff_frames[:1] == sends[:1] else None
-
-
-def _fallback_note(conn: ConnectionSummary, side: Side, sends: list[FrameRef], rto: float) -> str | None:
-    """Where the fallback RTO, not the gap from the original send, set the timer: say so."""
-    cap = _fallback_cap(conn, side, sends)
-    retx = [f for f in sends[1:] if f.time > sends[0].time]
-    if cap is None or len(retx) != 1 or rto != 2 * cap:
-        return None
-    return (
-        f"the first retransmission's timer ran on the {cap:g} s fallback RTO (RFC 6298 5.7): {side} "
-        f"re-sent its {'SYN' if side == 'client' else 'SYN-ACK'} in the handshake, and Linux lowers "
-        f"that RTO only as RTT samples come; the {retx[0].time - sends[0].time:.3f} s from the "
-        "original send to it hold new sends (a loss probe re-arms the timer), so the timer is read "
-        f"as {cap:g} s, doubled to {rto:g} s after it"
-    )
-
-
-def _fallback_cap(conn: ConnectionSummary, side: Side, sends: list[FrameRef]) -> float | None:
-    """The most the RTO before the first timeout can be when the gap from the original send to
-    the first retransmission cannot tell it: new data went out between (a loss probe carrying it
-    re-arms the timer, and a send while the timer is due turns it into a probe timer), and the
-    side re-sent its SYN or SYN-ACK, so it started on the fallback RTO (measured on 6.18, no
-    timestamps: 3 s, doubled to 6 s, where the gap from the original was 5.02 s)."""
-    if conn.handshake_retransmitted.get(side) and _after_new_data(conn, sends):
-        return TCP_TIMEOUT_FALLBACK
-    return None
-
-
-def _rto_at(timer: list[FrameRef], sends: list[FrameRef], cap: float | None = None) -> float:
-    """The RTO the timer was armed with at the first timer retransmission. The timer wheel
-    only ever fires late (by up to 1/8), so each captured gap overstates its RTO: the least of
-    gap_k / 2^k over the timer's gaps is the best estimate. With one timer retransmission,
-    twice the gap from the send before it, that gap at most `cap`."""
-    gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
-    if gaps and gaps[0] > 0:
-        chain = [gaps[0]]  # the leading gaps that double (sends failing locally do not)
-        for a, b in itertools.pairwise(gaps):
-            if not 1.6 <= b / a <= 2.6:
-                break
-            chain.append(b)
-        return min(g / float(2**k) for k, g in enumerate(chain))
-    before = [f for f in sends if f.time < timer[0].time]
-    if not before:
-        return 2 * TCP_RTO_MIN
-    gap = timer[0].time - before[-1].time
-    return 2 * (gap if cap is None else min(gap, cap))
-
-
 def _capped(s: KernelSettings) -> str:
     return f" up to {s.rto_max:g} s" if s.rto_max != TCP_RTO_MAX else ""
 
@@ -257,39 +191,6 @@ def _knife_edge(budget: float, rto: float, rto_max: float) -> list[float]:
         if a == model and a / (1 + WHEEL_SLACK) < budget:
             out.append(b)  # just past: a fire that was really short ends one expiry later
     return out
-
-
-def _plateau(gaps: list[float]) -> float | None:
-    """The ceiling the gaps reached, if they doubled and then stayed level below 120 s: the last
-    two gaps within 5% of each other, at least 1 s (the least ceiling the kernel takes; sends
-    failing locally repeat at 0.5 s), and an earlier gap under two thirds of them."""
-    level = last_level(gaps)
-    if len(gaps) < 3 or level is None or not 1.0 <= level < TCP_RTO_MAX * 0.95:
-        return None
-    return level if any(g < level / 1.5 for g in gaps[:-2]) else None
-
-
-def last_level(gaps: list[float]) -> float | None:
-    """The gap the last two stay at (within 5% of each other), if they do."""
-    if len(gaps) < 2 or min(gaps[-2:]) <= 0:
-        return None
-    a, b = gaps[-2:]
-    return min(a, b) if abs(a - b) <= 0.05 * min(a, b) else None
-
-
-def ceiling_ms(ceiling: float) -> int:
-    """The ceiling a plateau of gaps this far apart stands for, in ms: the wheel fires late by
-    up to 1/8, so the setting is at most the gap; whole seconds when one is in reach."""
-    low = ceiling / (1 + WHEEL_SLACK)
-    whole = math.floor(ceiling)
-    return whole * 1000 if whole >= low else round(ceiling * 1000)
-
-
-def _failing_locally(timer: list[FrameRef]) -> bool:
-    """Two or more of the last gaps 500 ms apart without doubling: the sends fail on the host
-    itself, and Linux retries them every TCP_RESOURCE_PROBE_INTERVAL."""
-    gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
-    return sum(1 for g in gaps[-3:] if abs(g - _LOCAL_RETRY) <= _LOCAL_RETRY * 0.1) >= 2
 
 
 def _reverted(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
@@ -322,9 +223,9 @@ def _observe(
     stamp, last = p.start_frame or timer[0], timer[-1]  # `timer`: from the one that armed it
     doubled = rto * 2 ** (len(timer) - 2)
     # A ceiling the gaps show (the wheel's lateness in it) holds even where none was given.
-    seen = _plateau([b.time - a.time for a, b in itertools.pairwise(timer)])
+    seen = plateau([b.time - a.time for a, b in itertools.pairwise(timer)])
     ceiling = min(s.rto_max, seen) if seen is not None else s.rto_max
-    at = last.time + _LOCAL_RETRY if local else next_timer_expiry(last.time, doubled, ceiling)
+    at = last.time + LOCAL_RETRY if local else next_timer_expiry(last.time, doubled, ceiling)
     if reverted and not local:
         at = min(at, last.time + (last.time - timer[-2].time))
     if s.user_timeout:  # the last timer is clamped to expire at the user timeout
@@ -381,7 +282,7 @@ def _causes(
             "fast retransmissions (the peer's duplicate ACKs or SACKs), which start the budget's clock and "
             f"re-arm the timer but are not its fires; its RTO, {rto:.3f} s, is read from the gaps after them"
         )
-    elif captured_original and _after_new_data(conn, sends) and len(sends) >= 2:
+    elif captured_original and after_new_data(conn, sends) and len(sends) >= 2:
         out.append(
             "the first retransmission is the timer's: new data went out between the original send and "
             "it (a tail-loss probe carrying data Nagle held back, or the app's own writes)"
@@ -415,14 +316,14 @@ def _causes(
             "sooner and more often than doubling; "
             f"the app is told {p.app_error}, the ICMP's error, not ETIMEDOUT"
         )
-    flat = sum(1 for g in gaps[1:] if abs(g - _LOCAL_RETRY) <= _LOCAL_RETRY * 0.1)
+    flat = sum(1 for g in gaps[1:] if abs(g - LOCAL_RETRY) <= LOCAL_RETRY * 0.1)
     if flat >= 2:
         out.append(
-            f"{flat} retransmissions came {_LOCAL_RETRY * 1000:.0f} ms apart without doubling: the sends "
+            f"{flat} retransmissions came {LOCAL_RETRY * 1000:.0f} ms apart without doubling: the sends "
             "failed on the host itself (no route, or a local qdisc or netfilter drop), and Linux retries "
             "a failed send every 500 ms (TCP_RESOURCE_PROBE_INTERVAL) while the budget keeps counting"
         )
-    ceiling = _plateau([b.time - a.time for a, b in itertools.pairwise(sends)])
+    ceiling = plateau([b.time - a.time for a, b in itertools.pairwise(sends)])
     # ICMP errors that undo a backoff step each hold the gaps level too (measured on 6.18: at
     # 4.096 s, the step before the first error), with no ceiling set: no hint then.
     if ceiling is not None and s.rto_max == TCP_RTO_MAX and not reverting:
@@ -432,7 +333,7 @@ def _causes(
             "shortens tcp_retries2's budget; give the setting "
             f"(about --sysctl tcp_rto_max_ms={ceiling_ms(ceiling)}) for the model's end"
         )
-    fallback = _fallback_note(conn, side, sends, rto)
+    fallback = fallback_note(conn, side, sends, rto)
     if fallback is not None:
         out.append(fallback)
     watched = end - sends[0].time

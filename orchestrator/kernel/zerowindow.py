@@ -26,8 +26,8 @@ import itertools
 from dataclasses import replace
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, ref
-from orchestrator.kernel.rto import ceiling_ms, last_level
 from orchestrator.kernel.settings import KernelSettings
+from orchestrator.kernel.timer_reading import ceiling_ms, last_level
 from orchestrator.kernel.timers import TCP_RTO_MAX
 from orchestrator.tcp.connection import ConnectionSummary, Side
 
