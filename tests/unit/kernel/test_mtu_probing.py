@@ -54,12 +54,23 @@ def test_with_probing_the_abort_is_not_promised(mode: int) -> None:
 
 
 def test_no_note_when_the_abort_comes_before_the_shrink() -> None:
-    # tcp_retries2=2: a 1.4 s budget, short of tcp_retries1's 3 s: the kernel aborts first.
-    (p,) = predictions(PROBING1_CUT, ["tcp_retries2=2", "tcp_mtu_probing=1"])
-    assert not probing_notes(p)
+    # tcp_retries2=2: a 1.4 s budget, short of tcp_retries1's 3 s: the kernel aborts first;
+    # tcp_retries2=3: the same 3 s, so the fire that shrinks is the one that aborts.
+    for retries2 in (2, 3):
+        (p,) = predictions(PROBING1_CUT, [f"tcp_retries2={retries2}", "tcp_mtu_probing=1"])
+        assert not probing_notes(p), retries2
     # A larger tcp_retries1 moves the shrink past tcp_retries2=5's abort too.
     (p,) = predictions(PROBING1_CUT, ["tcp_retries2=5", "tcp_retries1=6", "tcp_mtu_probing=1"])
     assert not probing_notes(p)
+
+
+def test_a_user_timeout_past_tcp_retries1_leaves_room_for_the_shrink() -> None:
+    analysis = analyze_file(PROBING1_CUT)
+    (conn,) = analysis.connections
+    for timeout_ms, noted in ((5000, True), (2500, False)):
+        s = parse_settings(["tcp_mtu_probing=1"], [f"TCP_USER_TIMEOUT={timeout_ms}"])
+        (p,) = predict_connection(conn, lambda _, s=s: s, analysis.icmp_errors, 0.0)
+        assert bool(probing_notes(p)) is noted, timeout_ms
 
 
 def test_the_kernel_with_probing_survived() -> None:
