@@ -333,6 +333,9 @@ def _causes(
             "shortens tcp_retries2's budget; give the setting "
             f"(about --sysctl tcp_rto_max_ms={ceiling_ms(ceiling)}) for the model's end"
         )
+    probing = _mtu_probing_note(s)
+    if probing is not None:
+        out.append(probing)
     fallback = fallback_note(conn, side, sends, rto)
     if fallback is not None:
         out.append(fallback)
@@ -355,3 +358,29 @@ def _causes(
             shown = " or ".join(f"tcp_retries2={n} ({budgets[n]:g} s)" for n in fits[:3])
             out.append(f"{shown} fits what the capture shows")
     return out
+
+
+def _mtu_probing_note(s: KernelSettings) -> str | None:
+    """With tcp_mtu_probing on, a timer fire past tcp_retries1's budget shrinks the MSS
+    (tcp_write_timeout's black-hole detection, tcp_mtu_probing): if the segments were lost for
+    their size, the smaller ones get through and there is no abort. The packets cannot tell a
+    path-MTU black hole from a dead path, so the abort is only the model's end if both are lost.
+    Both checks run in each fire, the shrink first: with the abort's budget no longer than
+    tcp_retries1's they come in the same fire, and the connection ends. Budgets, not fire times,
+    decide here: the budget's start may be a fast retransmission the capture labels out of
+    order (Wireshark's rule), which moves the model's fires (measured: the kernel shrank 3.15 s
+    after it, 2.94 s after the model's stamp).
+    Measured on 6.18, the path's ICMP dropped: with 1 and MTU 1280, 1448-byte segments re-sent
+    as 1024 (tcp_base_mss) at the first fire past 3 s; with 2 (1024 from the start) and MTU
+    1000, as 512; the connection went on both times; with 0 it ended in ETIMEDOUT."""
+    shrink = rto_abort_after(s.retries1, rto_max=s.rto_max)
+    limit = s.user_timeout or rto_abort_after(s.retries2, rto_max=s.rto_max)
+    if not s.mtu_probing or limit <= shrink:
+        return None
+    return (
+        f"with {s.label('mtu_probing')}, the first timer fire past {s.label('retries1')}'s budget "
+        f"({shrink:g} s after the first retransmission) shrinks the segments (black-hole detection): "
+        "if only the large ones were lost (a path-MTU black hole whose ICMP never came back), the "
+        "smaller re-sends get through and the connection goes on; this abort holds only if small "
+        "segments are lost too"
+    )

@@ -39,6 +39,8 @@ SYSCTLS = {
     "tcp_synack_retries": "synack_retries",
     "tcp_rto_max_ms": "rto_max",  # kernels from 6.15
     "tcp_orphan_retries": "orphan_retries",  # an orphan's tcp_retries2 (0 means 8)
+    "tcp_retries1": "retries1",  # when black-hole detection (tcp_mtu_probing) shrinks the MSS
+    "tcp_mtu_probing": "mtu_probing",  # 0 off, 1 after a black hole is suspected, 2 always
 }
 _SYSCTL_UNITS = {"rto_max": 0.001}  # seconds per unit of a bare number, where not 1
 # socket option -> (setting, seconds per unit of a bare number: the unit setsockopt takes)
@@ -51,7 +53,11 @@ SOCKOPTS = {
     "TCP_RTO_MAX_MS": ("rto_max", 0.001),  # milliseconds; kernels from 6.15
 }
 # What the kernel accepts (EINVAL otherwise), in the setting's unit.
-_RANGES = {"rto_max": (1.0, 120.0), "syn_retries": (1.0, 127.0)}  # tcp_syn_retries, TCP_SYNCNT: 1 to 127
+_RANGES = {
+    "rto_max": (1.0, 120.0),
+    "syn_retries": (1.0, 127.0),
+    "mtu_probing": (0.0, 2.0),
+}  # tcp_syn_retries, TCP_SYNCNT: 1 to 127
 _COUNTS = {
     "retries2",
     "keepalive_probes",
@@ -59,6 +65,8 @@ _COUNTS = {
     "syn_linear_timeouts",
     "synack_retries",
     "orphan_retries",
+    "retries1",
+    "mtu_probing",
 }
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
 
@@ -77,6 +85,8 @@ class KernelSettings:
     user_timeout: float | None = None  # s; TCP_USER_TIMEOUT, 0 or None: not set
     rto_max: float = 120.0  # s; the RTO's ceiling: tcp_rto_max_ms, TCP_RTO_MAX_MS (kernels from 6.15)
     orphan_retries: int = 0  # tcp_orphan_retries: a closed socket's retries (0 means 8)
+    retries1: int = 3
+    mtu_probing: int = 0
     given: tuple[tuple[str, str], ...] = ()  # (setting, how it was given)
 
     def label(self, name: str) -> str:

@@ -406,6 +406,22 @@ class Topology:
             f'iifname "{W_IFACE[source]}" meta l4proto tcp reject with icmp type {code}', kind="reject_icmp"
         )
 
+    def mtu_black_hole(self, mtu: int, toward: Role = "b") -> Fault:
+        """Lower w's MTU toward one side and drop the ICMP fragmentation-needed w itself sends
+        (an output chain: the forward hook never sees it): large DF packets vanish, small pass."""
+        before = time.time()
+        self.ip("w", "link", "set", W_IFACE[toward], "mtu", str(mtu))
+        chain = "{ type filter hook output priority filter; policy accept; }"
+        self._nft(
+            f"add chain inet {NFT_TABLE} output {chain}\n"
+            f"add rule inet {NFT_TABLE} output icmp type destination-unreachable icmp code frag-needed drop\n"
+        )
+        fault = Fault(
+            kind="mtu_black_hole", detail=f"mtu {mtu} toward {toward}", before=before, after=time.time()
+        )
+        self.faults.append(fault)
+        return fault
+
     def heal(self) -> Fault:
         before = time.time()
         self._nft(f"flush chain inet {NFT_TABLE} forward\n")

@@ -318,6 +318,29 @@ def segment_blackholed(topo: Topology) -> dict[str, float]:
     return {"dropped_seq": float(seq)}
 
 
+def pmtu_black_hole(probing: int) -> Callable[[Topology], dict[str, float]]:
+    """A path-MTU black hole: MTU 1280 on w's link to b, its ICMP fragmentation-needed dropped;
+    the client (tcp_retries2=5, one MSS per packet) writes 3000 bytes every 500 ms, so its
+    1448-byte segments vanish and the 104-byte tail passes. With tcp_mtu_probing=1 the kernel
+    shrinks the segments at the first timer fire past tcp_retries1's 3 s and goes on; with 0 it
+    ends in ETIMEDOUT."""
+
+    def body(topo: Topology) -> dict[str, float]:
+        topo.sysctl("a", **{"net.ipv4.tcp_retries2": 5, "net.ipv4.tcp_mtu_probing": probing})
+        topo.ip("a", "link", "set", "eth0", "gso_max_segs", "1")
+        topo.mtu_black_hole(1280)
+        cli, _ = start_pair(topo, sender(every_ms=500, size=3000, send_after_s=0.5))
+        cli.wait_for("connected", 5)
+        if probing:
+            time.sleep(6.0)  # past the shrink (about 3.7 s after connected) and some data after
+        else:
+            cli.wait_for("error", ABORT_WAIT_S)
+            time.sleep(0.2)
+        return {}
+
+    return body
+
+
 def head_not_most_retransmitted(topo: Topology) -> dict[str, float]:
     """The timer follows the oldest unacknowledged segment: a client writing 4 kB every 10 ms,
     tcp_retries2=3, one MSS per packet (gso_max_segs 1: the segments behind a lost one get
@@ -600,6 +623,18 @@ CASES: dict[str, Case] = {
             "10 kB every 5 ms; w drops every send of one segment; tcp_retries2=5",
             segment_blackholed,
             {"retries2": 5, "blackholed_at_byte": 100_000},
+        ),
+        Case(
+            "pmtu_black_hole_probing0",
+            "MTU 1280 on the path, its ICMP dropped; 3000 bytes every 500 ms; tcp_retries2=5",
+            pmtu_black_hole(0),
+            {"retries2": 5, "mtu_probing": 0, "mtu": 1280},
+        ),
+        Case(
+            "pmtu_black_hole_probing1",
+            "MTU 1280 on the path, its ICMP dropped; 3000 bytes every 500 ms; tcp_mtu_probing=1",
+            pmtu_black_hole(1),
+            {"retries2": 5, "mtu_probing": 1, "mtu": 1280},
         ),
         Case(
             "head_not_most_retransmitted",
