@@ -29,6 +29,7 @@ from orchestrator.tcp.flows import (
     labels_of,
 )
 from orchestrator.tcp.notes import link_reused
+from orchestrator.tcp.remap import link_remapped
 from orchestrator.tcp.segments import (
     FlowKey,
     classify_behind,
@@ -59,6 +60,7 @@ def summarize_pass(passing: Callable[[], list[Conn]]) -> list[ConnectionSummary]
         conns = passing()
         summaries = [summarize(c) for c in conns]
         link_reused(conns, summaries)
+        link_remapped(conns, summaries)
         for c in conns:  # undo the cycles, so the state is freed now, collector or not
             del c.a.conn, c.a.rev, c.b.conn, c.b.rev
         return summaries

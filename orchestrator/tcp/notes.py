@@ -271,8 +271,9 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
                 f"; or, as {who} sent no FIN or RST before it here, a NAT or stateful firewall on the "
                 f"path that forgot the flow (its conntrack entry expired while the connection was "
                 f"idle{since}) answered with {who}'s address: nftables `reject with tcp reset`, or the "
-                f"router's own stack when {who}'s address is the NAT's. Then {who} still holds the "
-                f"connection, and a capture on {who}'s side shows no such RST"
+                f"router's own stack when {who}'s address is the NAT's. Then the RST is not this "
+                f"connection's: a capture on {who}'s side shows none (or {who} answering a new port the "
+                f"NAT gave the flow), and {who} may still hold the connection"
             )
         return text
     # The same packets come from a handshake ACK lost on the way (measured: the netns

@@ -9,7 +9,13 @@
   NAT, met w's own stack: an RST with the client's address, though the client sent none.
 * `server_keepalive_*`: `ct state invalid drop`; the server's keep-alive probe after 8 s idle
   meets w's own stack (the address is w's): the server gets ECONNRESET, the client stays
-  ESTABLISHED and its capture has nothing after the handshake."""
+  ESTABLISHED and its capture has nothing after the handshake.
+* `remap_*`: `masquerade random` and the default tcp_loose=1: the client's data after 8 s idle
+  (`remap_keepalive_*`: its keep-alive probe after 7 s, conntrack timeout 4 s) reached the server
+  from a new port, continuing the old numbers; the server's kernel reset that port (the client
+  got ECONNRESET) and kept the old connection ESTABLISHED. `remap_b_late_port_only` is
+  `remap_b` with only the new port's two segments: nothing to continue, a connection opened
+  before the capture."""
 
 from __future__ import annotations
 
@@ -17,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tcp.analysis import analyze_file
+from orchestrator.pcap.reader import read_tcp
+from orchestrator.tcp.analysis import analyze_capture, analyze_file
 from orchestrator.tcp.connection import ConnectionSummary
+from tests.unit.tcp.test_fastpass import KINDS, _fast, _kernels
 
 RECORDED = Path(__file__).parent / "recorded" / "nat_forgot"
 NAT = "a NAT or stateful firewall on the path that forgot the flow"
@@ -53,3 +61,31 @@ def test_a_forged_rst_names_the_nat_among_its_causes(name: str, sender: str, qui
 
 def test_the_other_side_shows_no_rst() -> None:
     assert _conn("server_keepalive_a.pcap").close == "none"
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new"), [("remap_b.pcap", 20017, 8386), ("remap_keepalive_b.pcap", 18141, 1371)]
+)
+def test_a_connection_a_nat_moved_to_a_new_port_is_linked_to_the_old(name: str, old: int, new: int) -> None:
+    first, second = analyze_file(RECORDED / name).connections
+    assert (first.handshake, second.handshake) == ("complete", "missing")
+    (note,) = [n for n in second.notes if "continues connection #0" in n]
+    assert f"from 10.199.2.2:{old}: the same connection under a new port" in note
+    assert f"10.199.2.1:7000 has no socket for 10.199.2.2:{new}" in note
+    assert not any("already open when the capture started" in n for n in second.notes)
+    assert not any(n.startswith("the RST has no ACK flag") for n in second.notes)
+    assert f"it went on as connection #1 from 10.199.2.2:{new}, mapped anew by a NAT" in first.notes
+
+
+def test_a_connection_with_nothing_to_continue_was_open_before_the_capture() -> None:
+    (conn,) = analyze_file(RECORDED / "remap_b_late_port_only.pcap").connections
+    assert "no SYN captured: the connection was already open when the capture started" in conn.notes
+    assert not any("continues connection" in n for n in conn.notes)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_pass_agrees(kind: str) -> None:
+    capture = RECORDED / "remap_b.pcap"
+    reference = analyze_capture(read_tcp(capture), vectorised=False)
+    assert analyze_capture(read_tcp(capture)) == reference
+    assert _fast(capture, _kernels(kind)) == reference
