@@ -20,7 +20,24 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
     who, peer = names[id(rf)], names[id(rf.rev)]
     text = f"{STATELESS_RST} and takes its seq from {peer}'s ACK: "
     if rf.syn_ack is None or rf.pre_rst_t != rf.synack_last_t:
-        return text + f"{who} no longer had this connection (socket closed, or the host rebooted)"
+        text += f"{who} no longer had this connection (socket closed, or the host rebooted)"
+        if rf.fin is None or pos(rf.fin) > pos(rf.rst):
+            # Measured (netns, NAT in w, conntrack timeout 5 s, `ct state invalid reject with tcp
+            # reset`): the router forged this very RST with the server's address after 8 s idle;
+            # the server's own capture shows none, and it stayed ESTABLISHED.
+            rst_t = rf.rst.p.time_ns if rf.rst is not None else 0
+            since = (
+                f"; {who} had sent nothing for {fmt_s(secs(rst_t - rf.pre_rst_t))} s" if rf.pre_rst_t else ""
+            )
+            text += (
+                f"; or, as {who} sent no FIN or RST before it here, a NAT or stateful firewall on the "
+                f"path that forgot the flow (its conntrack entry expired while the connection was "
+                f"idle{since}) answered with {who}'s address: nftables `reject with tcp reset`, or the "
+                f"router's own stack when {who}'s address is the NAT's. Then the RST is not this "
+                f"connection's: a capture on {who}'s side shows none (or {who} answering a new port the "
+                f"NAT gave the flow), and {who} may still hold the connection"
+            )
+        return text
     # The same packets come from a handshake ACK lost on the way (measured: the netns
     # synack_retries cases) and from one the listener dropped: both causes are said.
     return text + (

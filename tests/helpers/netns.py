@@ -422,6 +422,16 @@ class Topology:
         self.faults.append(fault)
         return fault
 
+    def masquerade(self, toward: Role = "b", *, random: bool = False) -> None:
+        """w NATs what leaves toward `toward` to its own address there (a home router, a cloud
+        NAT); `random` gives each new mapping a random port instead of keeping the client's."""
+        chain = "{ type nat hook postrouting priority srcnat; }"
+        how = "masquerade random" if random else "masquerade"
+        self._nft(
+            f"add chain inet {NFT_TABLE} postrouting {chain}\n"
+            f'add rule inet {NFT_TABLE} postrouting oifname "{W_IFACE[toward]}" {how}\n'
+        )
+
     def heal(self) -> Fault:
         before = time.time()
         self._nft(f"flush chain inet {NFT_TABLE} forward\n")

@@ -506,6 +506,27 @@ def data_after_close(topo: Topology) -> dict[str, float]:
     return {"fin_wait2": float(fin_wait2)}
 
 
+def nat_forgot_reject(topo: Topology) -> dict[str, float]:
+    """w masquerades a with a conntrack established timeout of 3 s and tcp_loose=0, and answers
+    a forgotten flow with `reject with tcp reset`: the client's second send, 4.5 s after its
+    first, gets an RST forged with the server's address; the server (mark `server_established`:
+    ss after the client's error) never sees it."""
+    topo.sysctl(
+        "w",
+        **{
+            "net.netfilter.nf_conntrack_tcp_timeout_established": 3,
+            "net.netfilter.nf_conntrack_tcp_loose": 0,
+        },
+    )
+    topo.masquerade()
+    topo.rule("ct state invalid reject with tcp reset", kind="reject-tcp-reset")
+    cli, _ = start_pair(topo, sender(every_ms=4500, count=2))
+    cli.wait_for("error", 10)
+    established = any(line.startswith("ESTAB") for line in topo.ss("b").splitlines())
+    time.sleep(0.2)
+    return {"server_established": float(established)}
+
+
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
@@ -671,6 +692,12 @@ CASES: dict[str, Case] = {
             "client close()s at +0.3 s, the server sends at +1.0 s and +1.3 s",
             data_after_close,
             {"client_close_s": 0.3, "server_sends_s": [1.0, 1.3]},
+        ),
+        Case(
+            "nat_forgot_reject",
+            "masquerade in w, conntrack timeout 3 s, tcp_loose=0, reject with tcp reset; sends 4.5 s apart",
+            nat_forgot_reject,
+            {"conntrack_timeout_s": 3, "every_ms": 4500},
         ),
         Case(
             "ack_lost_one_way",

@@ -322,3 +322,19 @@ def test_data_after_close_is_reset_by_the_live_orphan(cases: Cases) -> None:
         assert (conn.close, conn.initiator, conn.rst_from) == ("rst", "client", "client")
         (note,) = [n for n in conn.notes if n.startswith("the RST has no ACK flag")]
         assert "while the socket still exists" in note and "no longer had" not in note
+
+
+@pytest.mark.realcase("nat_forgot_reject")
+def test_an_rst_a_nat_forged_names_the_nat(cases: Cases) -> None:
+    """The RST the client got was the router's, with the server's address: the client's capture
+    must name that cause too, the server's shows no RST, and the server stayed established."""
+    result = cases.get("nat_forgot_reject")
+    error = result.event("client", "error")
+    assert error is not None and error.fields["errno"] == "ECONNRESET"
+    assert result.marks["server_established"] == 1.0
+    (conn,) = analyze_file(result.pcaps["a"]).connections
+    assert (conn.close, conn.rst_from) == ("rst", "server")
+    (note,) = [n for n in conn.notes if n.startswith("the RST has no ACK flag")]
+    assert "a NAT or stateful firewall on the path that forgot the flow" in note
+    (server_side,) = analyze_file(result.pcaps["b"]).connections
+    assert server_side.rst_from is None and not server_side.rsts.server and not server_side.rsts.client
