@@ -235,13 +235,21 @@ def _client_flow(c: Conn) -> Flow:
 
 
 def _prober(cl: Flow, sv: Flow) -> Flow | None:
-    """The side whose keep-alive probes tell the connection's story: one whose last probes went
-    unanswered (it is the one heading for an abort) before one whose peer answered, then the
-    one that sent the most (ties: the one that started first)."""
+    """The side whose keep-alive probes tell the connection's story: one that reset after its
+    unanswered probes (its keep-alive abort ended it), then one whose last probes went
+    unanswered (heading for an abort) before one whose peer answered, then the one that sent
+    the most (ties: the one that started first). The first matters when both sides probe: the
+    peer's probe that crosses the abort's RST meets no socket, so its last probe is unanswered
+    too (measured: the netns keepalive_both_one_way case, 94 us apart)."""
     probers = [f for f in (cl, sv) if f.ka and f.ka_first is not None]
     if not probers:
         return None
-    return max(probers, key=lambda f: (_unanswered(f), f.ka, -pos(f.ka_first)))
+    return max(probers, key=lambda f: (_reset_after(f), _unanswered(f), f.ka, -pos(f.ka_first)))
+
+
+def _reset_after(f: Flow) -> bool:
+    """Whether `f`'s first RST came after its last keep-alive probe, which went unanswered."""
+    return f.rst is not None and f.ka_last is not None and pos(f.rst) > pos(f.ka_last) and _unanswered(f)
 
 
 def _unanswered(f: Flow) -> bool:

@@ -73,3 +73,15 @@ def test_every_pass_agrees_in_the_middle(kind: str) -> None:
     reference = analyze_capture(read_tcp(MIDDLE), vectorised=False)
     assert analyze_capture(read_tcp(MIDDLE)) == reference
     assert _fast(MIDDLE, _kernels(kind)) == reference
+
+
+def test_the_side_that_reset_after_its_probes_tells_the_story_when_the_peers_probe_crossed_it() -> None:
+    # The same case, another run: the server's 6th probe reached the client 94 us after the
+    # client's keep-alive abort (RST+ACK), and the client's kernel, with no socket left, answered
+    # it with an RST of no socket. Both sides' last probes are then unanswered; the client's
+    # abort is still the story, and its prediction is the keep-alive abort.
+    capture = CAPTURE.with_name("crossed_a.pcap")
+    (conn,) = analyze_file(capture).connections
+    assert conn.keepalive_from == "client" and conn.keepalive_reset is None
+    found = predict_connection(conn, lambda _: SETTINGS, [], None)
+    assert [(p.side, p.kind) for p in found] == [("client", "keepalive-abort")]
