@@ -29,7 +29,7 @@ from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.timer_reading import ceiling_ms, last_level
 from orchestrator.kernel.timers import TCP_RTO_MAX
-from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 
 # tcp_invalid_ratelimit: a receiver answers out-of-window segments (the probes) at most this
 # often, so a lone unanswered probe this soon after the one before is no sign of loss.
@@ -50,17 +50,8 @@ def _by_user_timeout(
     conn: ConnectionSummary, side: Side, s: KernelSettings, end: float
 ) -> KernelPrediction | None:
     """The user timeout's end: the first zero-window probe of the stall + the user timeout."""
-    timing = conn.keepalive
-    frames = conn.keepalive_frames.of(side)
-    probes = conn.keepalive_probes.get(side)
-    if (
-        conn.keepalive_from != side
-        or timing is None
-        or not frames
-        or conn.close != "none"
-        or conn.keepalive_in_zero_window.get(side) != probes
-        or not s.user_timeout
-    ):
+    frames = _stall_probes(conn, side)
+    if not frames or not s.user_timeout:
         return None
     ep = _episode([b.time - a.time for a, b in itertools.pairwise(frames)])
     start = frames[ep]
@@ -89,18 +80,26 @@ def _by_user_timeout(
     return p
 
 
-def _by_count(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
-    timing = conn.keepalive
+def _stall_probes(conn: ConnectionSummary, side: Side) -> list[FrameRef]:
+    """`side`'s captured probes, if they are a zero-window stall still open at the capture's end
+    (every probe sent into a zero window, the connection never closed); else none."""
     frames = conn.keepalive_frames.of(side)
-    probes = conn.keepalive_probes.get(side)
     if (
         conn.keepalive_from != side
-        or timing is None
-        or not frames
+        or conn.keepalive is None
         or conn.close != "none"
-        or conn.keepalive_in_zero_window.get(side) != probes
+        or conn.keepalive_in_zero_window.get(side) != conn.keepalive_probes.get(side)
     ):
+        return []
+    return frames
+
+
+def _by_count(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
+    frames = _stall_probes(conn, side)
+    timing = conn.keepalive
+    if not frames or timing is None:
         return None
+    probes = conn.keepalive_probes.get(side)
     run = timing.run_probes
     if run == 0:
         return None  # the last probe was answered: the receiver is alive, no abort is due
