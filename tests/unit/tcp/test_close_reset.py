@@ -21,10 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.pcap.reader import read_tcp
-from orchestrator.tcp.analysis import analyze_capture, analyze_file
+from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.connection import ConnectionSummary
-from tests.unit.tcp.test_fastpass import KINDS, _fast, _kernels
 
 RECORDED = Path(__file__).parent / "recorded" / "close_reset"
 AFTER_CLOSE = [
@@ -86,15 +84,6 @@ def test_an_rst_that_arrived_says_nothing_of_going_on() -> None:
     note = _note(conn, "the RST has no ACK flag")
     assert "server no longer had this connection (socket closed, or the host rebooted)" in note
     assert "or, as server sent no FIN or RST before it here, a NAT" in note  # its lost RST: unseen
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", ["unread_rst_lost_b.pcap", "data_after_close_b.pcap"])
-def test_every_pass_agrees(kind: str, name: str) -> None:
-    capture = RECORDED / name
-    reference = analyze_capture(read_tcp(capture), vectorised=False)
-    assert analyze_capture(read_tcp(capture)) == reference
-    assert _fast(capture, _kernels(kind)) == reference
 
 
 def test_a_killed_process_with_unread_data_is_named_among_the_causes() -> None:

@@ -13,9 +13,7 @@ import pytest
 
 from orchestrator.kernel.predict import predict_connection
 from orchestrator.kernel.settings import parse_settings
-from orchestrator.pcap.reader import read_tcp
-from orchestrator.tcp.analysis import analyze_capture, analyze_file
-from tests.unit.tcp.test_fastpass import KINDS, _fast, _kernels
+from orchestrator.tcp.analysis import analyze_file
 
 RECORDED = Path(__file__).parent / "recorded" / "keepalive_reset"
 SETTINGS = {
@@ -45,12 +43,3 @@ def test_no_keepalive_abort_is_predicted_after_the_peers_rst(name: str) -> None:
     (conn,) = analysis.connections
     settings = SETTINGS[name[1]]
     assert predict_connection(conn, lambda _: settings, analysis.icmp_errors) == []
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", ["b2.pcap", "../reboot_reconnect/b2.pcap"])
-def test_every_pass_agrees(kind: str, name: str) -> None:
-    capture = RECORDED / name
-    reference = analyze_capture(read_tcp(capture), vectorised=False)
-    assert analyze_capture(read_tcp(capture)) == reference
-    assert _fast(capture, _kernels(kind)) == reference

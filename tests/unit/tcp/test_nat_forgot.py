@@ -22,10 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.pcap.reader import read_tcp
-from orchestrator.tcp.analysis import analyze_capture, analyze_file
+from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.connection import ConnectionSummary
-from tests.unit.tcp.test_fastpass import KINDS, _fast, _kernels
 
 RECORDED = Path(__file__).parent / "recorded" / "nat_forgot"
 NAT = "a NAT or stateful firewall on the path that forgot the flow"
@@ -70,11 +68,3 @@ def test_a_connection_a_nat_moved_to_a_new_port_keeps_the_nat_among_its_rsts_cau
     assert (first.handshake, second.handshake) == ("complete", "missing")
     note = _note(second, "the RST has no ACK flag")
     assert NAT in note and "answering a new port the NAT gave the flow" in note
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_pass_agrees(kind: str) -> None:
-    capture = RECORDED / "remap_b.pcap"
-    reference = analyze_capture(read_tcp(capture), vectorised=False)
-    assert analyze_capture(read_tcp(capture)) == reference
-    assert _fast(capture, _kernels(kind)) == reference
