@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import docker
 import docker.errors
 import pytest
 
+from orchestrator.backend.docker import labels
 from orchestrator.backend.docker.cleanup import remove_leftovers
 from orchestrator.backend.docker.engine import connect_engine
 from orchestrator.backend.docker.images import wanted_images
@@ -176,11 +178,18 @@ def test_sigkill_then_clean(tmp_path: Path) -> None:
     assert_pcaps_readable(tmp_path)
 
 
+def build_containers(client: docker.DockerClient) -> set[str]:
+    """Containers without a run label: the builder's steps. Every run's own containers carry the
+    label, so another run on the same engine (a concurrent test, a user) is never taken for the
+    build, nor counted as its leftover."""
+    return {str(c.id) for c in client.containers.list(all=True) if labels.RUN not in c.labels}
+
+
 def test_interrupted_while_the_image_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     salt = f"interrupt-{time.time_ns()}"
     env = {**os.environ, "TCPSCEN_IMAGE_SALT": salt, "COLUMNS": "200"}
     client = connect_engine()
-    before = {c.id for c in client.containers.list(all=True)}
+    before = build_containers(client)
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "run", str(SCENARIO), "--runs-dir", str(tmp_path)],
         cwd=ROOT,
@@ -189,17 +198,20 @@ def test_interrupted_while_the_image_builds(tmp_path: Path, monkeypatch: pytest.
         text=True,
         env=env,
     )
-    for _ in range(100):  # until the build has begun
+    building = False
+    for _ in range(100):  # until the build runs a step
         time.sleep(0.1)
-        if any(c.id not in before for c in client.containers.list(all=True)):
+        building = bool(build_containers(client) - before)
+        if building:
             break
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
+    assert building, "the build ran no step: the salt missed the cache of none (was the image cached?)"
     assert proc.returncode == 130 and "Traceback" not in out, out
     assert "building tcpscen/agent" in out, out
     time.sleep(3)  # the engine finishes or cancels the build step it was in
     assert left_by(proc.pid, tmp_path)[:2] == ([], [])
-    assert {c.id for c in client.containers.list(all=True)} <= before, "no build container is left"
+    assert build_containers(client) <= before, "no build container is left"
     # The salted image, if the engine finished building it, is only an image: not the run's to keep.
     monkeypatch.setenv("TCPSCEN_IMAGE_SALT", salt)
     with contextlib.suppress(docker.errors.ImageNotFound):

@@ -47,10 +47,9 @@ def recipes_dir() -> Path:
 def wanted_images() -> Images:
     recipes = recipes_dir()
     base = f"{BASE_REPO}:{SUITE}-{_digest(_files(recipes / 'base'))}"
-    # TCPSCEN_IMAGE_SALT gives the agent layer a fresh tag, so it is built again (tests use it to
-    # interrupt a run while its image builds).
-    salt = os.environ.get("TCPSCEN_IMAGE_SALT", "")
-    agent = f"{AGENT_REPO}:{_digest(agent_context(), extra=base + salt)}"
+    # TCPSCEN_IMAGE_SALT gives the agent layer a fresh tag, so it is built again, its steps run
+    # rather than taken from the cache (the SALT build argument): tests interrupt a run then.
+    agent = f"{AGENT_REPO}:{_digest(agent_context(), extra=base + _salt())}"
     return Images(base=base, agent=agent)
 
 
@@ -126,13 +125,17 @@ def _build_agent(client: docker.DockerClient, images: Images) -> None:
             client.images.build(
                 path=tmp,
                 tag=images.agent,
-                buildargs={"BASE": images.base},
+                buildargs={"BASE": images.base, "SALT": _salt()},
                 pull=False,
                 rm=True,
                 labels={labels.IMAGE: "agent"},
             )
         except ENGINE_ERRORS as exc:
             raise engine_error(exc, f"building {images.agent}") from None
+
+
+def _salt() -> str:
+    return os.environ.get("TCPSCEN_IMAGE_SALT", "")
 
 
 def _exists(client: docker.DockerClient, tag: str) -> bool:
