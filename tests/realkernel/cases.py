@@ -402,6 +402,23 @@ def one_fast_then_timer(topo: Topology) -> dict[str, float]:
     return {"dropped_seq": float(head % 2**32)}
 
 
+def duplicated_then_cut(topo: Topology) -> dict[str, float]:
+    """Every packet duplicated both ways (`relay.py` in w, 1 ms each way), then a cut: a client
+    sending every 200 ms, tcp_retries2=3, the server echoing. Each side's capture holds every
+    packet of the other twice and its own once: the receiver's copies read as retransmissions
+    (as in Wireshark), the sender's own are only the kernel's."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3})
+    both = {"delay_ms": 1, "duplicate": 1.0}
+    relay = topo.relay([{"a->b": both, "b->a": both}, {"a->b": {"cut": True}, "b->a": {"cut": True}}])
+    cli, _ = start_pair(topo, sender(), {"mode": "echo"})
+    cli.wait_for("connected", 5)
+    time.sleep(LEAD_S)
+    relay.signal(signal.SIGUSR1)
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
 def fins_cross(topo: Topology) -> dict[str, float]:
     """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
     until after the server's left, so each FIN leaves before its sender has the other's (as
@@ -705,6 +722,12 @@ CASES: dict[str, Case] = {
             "1000 B every 5 ms; w drops the 10th segment and all a->b after the 11th; tcp_retries2=3",
             one_fast_then_timer,
             {"retries2": 3},
+        ),
+        Case(
+            "duplicated_then_cut",
+            "every packet duplicated both ways, then a cut; send every 200 ms, echo; tcp_retries2=3",
+            duplicated_then_cut,
+            {"retries2": 3, "duplicate": 1.0},
         ),
         Case(
             "fins_cross",

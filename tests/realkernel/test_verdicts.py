@@ -112,6 +112,23 @@ def test_a_fast_first_retransmission_is_called_fast(cases: Cases) -> None:
     assert check_backoff(conn, 0.10, [], None).passed
 
 
+@pytest.mark.realcase("duplicated_then_cut")
+def test_duplicates_on_the_path_change_no_verdict(cases: Cases) -> None:
+    """Every packet arrives twice: each side's own capture counts its kernel's retransmissions
+    only (TcpRetransSegs) and the abort is predicted as without them; the copies it received
+    read as the peer's retransmissions, as Wireshark reads them (the product's choice)."""
+    result = cases.get("duplicated_then_cut")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, errno) == ("rto-abort", "ETIMEDOUT")
+    assert_on_time(p, t)
+    assert check_backoff(conn, 0.10, [], None).passed
+    assert conn.retransmissions.client == result.counters["a"]["TcpRetransSegs"]
+    (at_b,) = analyze_file(result.pcaps["b"]).connections
+    assert at_b.retransmissions.server == result.counters["b"].get("TcpRetransSegs", 0)
+    assert at_b.retransmissions.client > 0 and conn.retransmissions.server > 0  # the copies received
+
+
 @pytest.mark.realcase("rto_max_1000", "rto_max_socket_2000")
 @pytest.mark.parametrize("name", ["rto_max_1000", "rto_max_socket_2000"])
 def test_a_lower_rto_ceiling_shortens_the_abort(cases: Cases, name: str) -> None:
