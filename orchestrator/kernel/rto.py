@@ -80,6 +80,7 @@ def predict(
     fast = fast_retransmissions([b.time - a.time for a, b in itertools.pairwise(timer)])
     # From the last fast retransmission on: its gap to the next is the timer's first RTO.
     armed = timer[fast:]
+    first_fast = not fast and not tlp and captured_original and _first_is_fast(sends[0], timer)
     if s.user_timeout:
         budget, basis = s.user_timeout, f"{s.label('user_timeout')}, from the first retransmission"
     else:
@@ -91,10 +92,12 @@ def predict(
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
         stamp = timer[0]
-        what = f"the first retransmission by the timer of the oldest unacknowledged segment ({ref(stamp)})"
-        if fast:
-            what = f"the first retransmission of the oldest unacknowledged segment ({ref(stamp)}), a fast one"
-            offset = armed[0].time - stamp.time
+        what = (
+            f"the first retransmission of the oldest unacknowledged segment ({ref(stamp)}), a fast one"
+            if fast or first_fast
+            else f"the first retransmission by the timer of the oldest unacknowledged segment ({ref(stamp)})"
+        )
+        offset = armed[0].time - stamp.time  # 0 unless fast ones came before the timer's first fire
         rto = LOCAL_RETRY if local else rto_at(armed, sends, fallback_cap(conn, side, sends))
     else:
         stamp = FrameRef(original.file, original.frame, original.time + TCP_RTO_MIN)
@@ -127,9 +130,20 @@ def predict(
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
     _observe(p, armed, rto, s, end, local, _reverted(icmp, conn, side, armed))
-    p.explanations = _causes(conn, side, s, sends, captured_original, tlp, fast, rto, icmp, end, p)
+    fasts = (fast, first_fast)
+    p.explanations = _causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p)
     _after_fin(p, conn, s, offset, rto, local)
     return p
+
+
+def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:
+    """Whether the head's first retransmission (not a tail-loss probe) was a fast one: it came
+    far sooner after the original than the RTO's floor allows the timer, and the gap after it
+    jumps to the timer's RTO (the same test as between fast retransmissions)."""
+    if len(timer) < 2:
+        return False
+    gaps = [timer[0].time - original.time, *(b.time - a.time for a, b in itertools.pairwise(timer))]
+    return fast_retransmissions(gaps) == 1
 
 
 def _after_fin(
@@ -252,7 +266,7 @@ def _causes(
     sends: list[FrameRef],
     captured_original: bool,
     tlp: bool,
-    fast: int,
+    fasts: tuple[int, bool],
     rto: float,
     icmp: Sequence[IcmpError],
     end: float,
@@ -274,7 +288,15 @@ def _causes(
             "(it re-sent the only segment in flight, and the timer's retransmission came one RTO after "
             "it, not doubled): it sets no stamp, so the budget counts from the next one"
         )
-    if fast:
+    fast, first_fast = fasts  # fast ones after the first retransmission; whether it was fast
+    if first_fast:
+        out.append(
+            f"the first retransmission, {gaps[0]:.3f} s after the original send, came far sooner than any "
+            "RTO: a fast retransmission (the peer's duplicate ACKs or SACKs), which starts the budget's "
+            f"clock and re-arms the timer but is not its fire; its RTO, {rto:.3f} s, is read from the gaps "
+            "after it"
+        )
+    elif fast:
         skip = int(captured_original) + int(tlp)  # the gaps between the fast ones come after these
         shown = ", ".join(f"{g:.3f}" for g in gaps[skip : skip + fast])
         out.append(

@@ -17,8 +17,11 @@ crashed run left. Processes (tcpdump, agents, commands) are stopped by their PID
 A new namespace starts from the kernel's default sysctls, whatever the host's are; IPv6 is
 turned off before the links exist, so no link-local address and no DAD delay the first SYN.
 
+This kernel has no sch_netem: for delay, jitter, reordering and duplication, `relay()` makes
+`relay.py` (a user-space netem on AF_PACKET sockets) w's forwarder instead of its kernel.
+
 One responsibility (the harness: namespaces, processes, faults, the result), hence one file of
-about 440 lines.
+about 500 lines.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from orchestrator.capture.tcpdump import BUFFER_KIB, dropped_by_kernel
 PREFIX = "tcpscen-t-"
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "images" / "agent" / "agent.py"
+RELAY = Path(__file__).resolve().parent / "relay.py"
 
 # Addresses: a's link 10.199.1.0/30, b's link 10.199.2.0/30 (never outside 10.199.0.0/16).
 A_ADDR, W_A_ADDR = "10.199.1.1", "10.199.1.2"
@@ -438,6 +442,21 @@ class Topology:
         fault = Fault(kind="heal", detail="flush", before=before, after=time.time())
         self.faults.append(fault)
         return fault
+
+    def relay(self, phases: list[dict[str, dict[str, Any]]], seed: int = 1) -> App:
+        """Forward through `relay.py` (delay, jitter, reordering, duplication, random loss; no
+        sch_netem on this kernel) instead of w's kernel, whose forwarding is turned off: nft
+        rules in w's forward chain then see nothing. The app's SIGUSR1 moves to the next phase."""
+        self.sysctl("w", **{"net.ipv4.ip_forward": 0})
+        macs: dict[str, str] = {role: self._mac(role, "eth0") for role in ENDPOINTS}
+        macs.update({iface: self._mac("w", iface) for iface in W_IFACE.values()})
+        config = {"macs": macs, "seed": seed, "phases": phases}
+        app = self.command("w", "relay", ["python3", str(RELAY), json.dumps(config)])
+        app.wait_for("ready", READY_TIMEOUT_S)
+        return app
+
+    def _mac(self, role: Role, iface: str) -> str:
+        return run(["ip", "netns", "exec", self.ns[role], "cat", f"/sys/class/net/{iface}/address"]).strip()
 
     # --- observation -----------------------------------------------------------------------
 

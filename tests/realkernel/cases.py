@@ -365,6 +365,60 @@ def head_not_most_retransmitted(topo: Topology) -> dict[str, float]:
     return {"dropped_seq": float(seq)}
 
 
+def _seq_range(lo: int, hi: int) -> str:
+    """An nft set of sequence numbers from lo to hi, split where it wraps past 2**32."""
+    lo, hi = lo % 2**32, hi % 2**32
+    return f"{{ {lo}-{hi} }}" if lo <= hi else f"{{ {lo}-{2**32 - 1}, 0-{hi} }}"
+
+
+def _client_isn(topo: Topology) -> int:
+    """The client's SYN's seq from a's capture, waiting for tcpdump to write it (a loaded machine)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        syns = [p for p in read_tcp(topo.out_dir / "a.pcap") if p.flags & SYN and not p.flags & ACK]
+        if syns or time.monotonic() > deadline:
+            return syns[0].seq
+        time.sleep(0.05)
+
+
+def one_fast_then_timer(topo: Topology) -> dict[str, float]:
+    """One fast retransmission, then the timer's: a client writing 1000 B every 5 ms from 0.3 s
+    after connecting (each write one segment, acknowledged within the 5 ms; the rules are in by
+    then), tcp_retries2=3; w drops every send of the 10th segment and all a->b data after the
+    11th. The server's one SACK, for the 11th, makes the client re-send the head at once (RACK);
+    then no ACK comes and the timer backs off from it. The budget counts from that re-send."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3})
+    topo.capture("a", snaplen=128)
+    topo.capture("b", snaplen=128)
+    topo.agent("b", "server", {"role": "server", "port": SERVER_PORT, "mode": "sink"})
+    config = sender(every_ms=5, size=1000, send_after_s=0.3)
+    cli = topo.agent("a", "client", {"role": "client", "connect": CONNECT, **config})
+    cli.wait_for("connected", 5)
+    head = _client_isn(topo) + 1 + 9 * 1000
+    topo.rule(f'iifname "to-a" tcp sequence {head % 2**32} drop', kind="drop_one_segment")
+    topo.rule(f'iifname "to-a" tcp sequence {_seq_range(head + 1001, head + 10**8)} drop', kind="cut_after")
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {"dropped_seq": float(head % 2**32)}
+
+
+def duplicated_then_cut(topo: Topology) -> dict[str, float]:
+    """Every packet duplicated both ways (`relay.py` in w, 1 ms each way), then a cut: a client
+    sending every 200 ms, tcp_retries2=3, the server echoing. Each side's capture holds every
+    packet of the other twice and its own once: the receiver's copies read as retransmissions
+    (as in Wireshark), the sender's own are only the kernel's."""
+    topo.sysctl("a", **{"net.ipv4.tcp_retries2": 3})
+    both = {"delay_ms": 1, "duplicate": 1.0}
+    relay = topo.relay([{"a->b": both, "b->a": both}, {"a->b": {"cut": True}, "b->a": {"cut": True}}])
+    cli, _ = start_pair(topo, sender(), {"mode": "echo"})
+    cli.wait_for("connected", 5)
+    time.sleep(LEAD_S)
+    relay.signal(signal.SIGUSR1)
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
 def fins_cross(topo: Topology) -> dict[str, float]:
     """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
     until after the server's left, so each FIN leaves before its sender has the other's (as
@@ -662,6 +716,18 @@ CASES: dict[str, Case] = {
             "4 kB every 10 ms; one segment dropped until +1.9 s, a cut at +2.8 s; tcp_retries2=3",
             head_not_most_retransmitted,
             {"retries2": 3},
+        ),
+        Case(
+            "one_fast_then_timer",
+            "1000 B every 5 ms; w drops the 10th segment and all a->b after the 11th; tcp_retries2=3",
+            one_fast_then_timer,
+            {"retries2": 3},
+        ),
+        Case(
+            "duplicated_then_cut",
+            "every packet duplicated both ways, then a cut; send every 200 ms, echo; tcp_retries2=3",
+            duplicated_then_cut,
+            {"retries2": 3, "duplicate": 1.0},
         ),
         Case(
             "fins_cross",

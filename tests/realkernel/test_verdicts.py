@@ -74,6 +74,7 @@ _RTO_CASES = [
     "ack_lost_one_way",
     "segment_blackholed",
     "head_not_most_retransmitted",
+    "one_fast_then_timer",
 ]
 
 
@@ -91,6 +92,41 @@ def test_the_rto_abort_is_predicted_from_the_first_timer_retransmission(cases: C
         assert conn.oldest_unacked not in conn.backoff_frames, "the case did not make its story"
     assert not any("went silent" in n or "RTO abort" in n for n in conn.notes)  # the model says that
     assert not any("not captured" in n for n in conn.notes)  # the original is in a.pcap
+
+
+@pytest.mark.realcase("one_fast_then_timer")
+def test_a_fast_first_retransmission_is_called_fast(cases: Cases) -> None:
+    """The head re-sent on one SACK 10 ms after its original (RACK; TCPFastRetrans 1), then by
+    the timer: the budget counts from the fast one, which the prediction names as such."""
+    result = cases.get("one_fast_then_timer")
+    conn, p = judged(result)
+    assert result.counters["a"].get("TcpExtTCPFastRetrans") == 1
+    if conn.backoff_gaps_s[0] > 0.1:
+        # The re-send came within the initial RTT (tens of us) of the last new data, and
+        # Wireshark's rule calls it out-of-order (1 run in 7): not a retransmission, so not the
+        # head's; the model then starts at the timer's first fire, 0.2 s late (a known gap).
+        pytest.skip("Wireshark labelled the fast retransmission out-of-order in this run")
+    assert p.start_frame == conn.head_frames[1] and p.start.endswith(", a fast one")
+    (fast,) = [e for e in p.explanations if "fast retransmission" in e]
+    assert fast.startswith("the first retransmission, 0.0")
+    assert check_backoff(conn, 0.10, [], None).passed
+
+
+@pytest.mark.realcase("duplicated_then_cut")
+def test_duplicates_on_the_path_change_no_verdict(cases: Cases) -> None:
+    """Every packet arrives twice: each side's own capture counts its kernel's retransmissions
+    only (TcpRetransSegs) and the abort is predicted as without them; the copies it received
+    read as the peer's retransmissions, as Wireshark reads them (the product's choice)."""
+    result = cases.get("duplicated_then_cut")
+    conn, p = judged(result)
+    t, errno = app_end(result)
+    assert (p.kind, errno) == ("rto-abort", "ETIMEDOUT")
+    assert_on_time(p, t)
+    assert check_backoff(conn, 0.10, [], None).passed
+    assert conn.retransmissions.client == result.counters["a"]["TcpRetransSegs"]
+    (at_b,) = analyze_file(result.pcaps["b"]).connections
+    assert at_b.retransmissions.server == result.counters["b"].get("TcpRetransSegs", 0)
+    assert at_b.retransmissions.client > 0 and conn.retransmissions.server > 0  # the copies received
 
 
 @pytest.mark.realcase("rto_max_1000", "rto_max_socket_2000")
