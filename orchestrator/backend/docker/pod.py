@@ -39,6 +39,10 @@ from orchestrator.scenario.topology import Gateway
 NOBODY = 65534
 
 
+# The firewalls a `reject` fault sets, one per address family.
+REJECT_TOOLS = ("iptables", "ip6tables")
+
+
 @dataclass
 class Pod:
     client: docker.DockerClient
@@ -389,11 +393,14 @@ class Pod:
 
     def reject(self) -> None:
         # INPUT: tcpdump sees the segment arrive (it captures before netfilter), then the RST go out.
-        self.exec_root(["iptables", "-I", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])
+        # iptables is IPv4 only: an IPv6 host's segments need ip6tables' own rule, or none is rejected.
+        for tool in REJECT_TOOLS:
+            self.exec_root([tool, "-I", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])
 
     def unreject(self) -> None:
         if self.net_admin and self.host is not None:
-            self.exec_root(["iptables", "-F", "INPUT"])
+            for tool in REJECT_TOOLS:
+                self.exec_root([tool, "-F", "INPUT"])
 
     def sockets(self) -> str:
         """ss's view of this kernel's TCP sockets, with timers (keepalive, retransmission)."""
