@@ -335,7 +335,8 @@ class Pod:
 
     def power_off(self) -> float:
         """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
-        assert self.host is not None
+        if self.host is None:
+            raise RuntimeError(f"{self.name} is off already")
         for net in (self.networks or {"default": self.network}).values():
             with contextlib.suppress(docker.errors.APIError):
                 net.disconnect(self.host, force=True)
@@ -355,10 +356,17 @@ class Pod:
 
     def power_on(self) -> None:
         """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
+        self.check_off()
         self.boot()
         if self.on_rewired is not None:
             self.on_rewired(self.name)
         self.start_app(self.app_config)
+
+    def check_off(self) -> None:
+        """A power on needs the host off: booting it while on would put a second host container
+        with the same address and MAC beside the first, both kernels answering."""
+        if self.host is not None:
+            raise RuntimeError(f"{self.name} is on: power it off first")
 
     def exec_root(self, command: list[str]) -> str:
         """Run a tool in this host's namespace (iptables, ss), with only the host container's capabilities."""
