@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from orchestrator.pcap.reader import ACK, TcpPacket
 from orchestrator.tcp.connection import ConnectionSummary, Side
-from orchestrator.tcp.flows import HALF, M32, Conn, Flow, covers, last_probe_answered, pos, secs
+from orchestrator.tcp.flows import (
+    HALF,
+    M32,
+    Conn,
+    Flow,
+    covers,
+    last_probe_answered,
+    pos,
+    rst_disowned,
+    secs,
+)
 from orchestrator.tcp.wording import fmt_s, plural
 
 __all__ = ["STATELESS_RST", "rst_cause"]
@@ -60,6 +70,8 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
     """What the deciding RST's shape says of why `rf`'s side sent it, and whether its peer got it."""
     rst = rf.rst
     assert rst is not None
+    if rst_disowned(rf):
+        return []  # not its socket's, though it reset the peer: `notes` says so
     who, peer = names[id(rf)], names[id(rf.rev)]
     fin = rf.fin if rf.fin is not None and pos(rf.fin) < pos(rst) else None
     went_on = _went_on_after(c, rf.rev, rst.p)
