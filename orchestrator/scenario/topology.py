@@ -9,6 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from orchestrator.scenario.model import IPAddress, Network, RouterHost, Scenario
+from orchestrator.scenario.power_order import power_problems
 
 DEFAULT = "default"  # the name of the one network of a scenario without `networks:`
 Path = tuple[str | int, ...]
@@ -130,6 +131,7 @@ def topology_problems(scenario: Scenario) -> list[tuple[Path, str]]:
         if isinstance(spec, RouterHost):
             problems += _router_problems(scenario, name, spec)
     problems += _step_problems(scenario)
+    problems += power_problems(scenario)
     for name in scenario.expect.middlebox:
         if not is_router(scenario, name):
             problems.append(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from orchestrator.pcap.reader import FIN, SYN
 from orchestrator.tcp.connection import ConnectionSummary, Side
 from orchestrator.tcp.flows import (
+    CROSSING_NS,
     Conn,
     Flow,
     Run,
@@ -16,6 +17,7 @@ from orchestrator.tcp.flows import (
     pos,
     probe_reset,
     rst_disowned,
+    rst_taken,
     secs,
 )
 from orchestrator.tcp.rst_notes import rst_cause
@@ -225,7 +227,20 @@ def _close_notes(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: Connect
                 "injected RST, or an answer to a stray segment)"
             )
             peer_went_on = f.rev.lastack_t > f.rst.p.time_ns and f.rev.last_rst_t < f.rev.lastack_t
-            if peer_went_on:
+            if rst_taken(f):
+                text = (
+                    f"the RST from {who} (frame {f.rst.p.frame}) was not {who}'s socket's: {who} went on "
+                    f"sending after it (a firewall's REJECT in {who}'s namespace, a middlebox or an injected "
+                    f"RST); {peer} took it: it sent nothing after it but RSTs of no socket, answering "
+                    f"{who}'s segments"
+                )
+                answer = f.rev.rst
+                if answer is not None and f.lastack_t > answer.p.time_ns + (c.first_rtt or CROSSING_NS):
+                    text += (
+                        f", which {who} never took: it went on sending (its socket still open: ETIMEDOUT at "
+                        "its RTO budget, if nothing else reaches it)"
+                    )
+            elif peer_went_on:
                 text += (
                     f"; {peer} went on too: Linux takes an RST only at exactly the next expected "
                     "sequence number and answers one elsewhere in the window with a challenge ACK (RFC 5961)"

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from orchestrator.pcap.reader import ACK, TcpPacket
 from orchestrator.tcp.connection import ConnectionSummary, Side
-from orchestrator.tcp.flows import HALF, M32, Conn, Flow, covers, last_probe_answered, pos, secs
+from orchestrator.tcp.flows import (
+    HALF,
+    M32,
+    Conn,
+    Flow,
+    covers,
+    last_probe_answered,
+    pos,
+    rst_disowned,
+    secs,
+)
 from orchestrator.tcp.wording import fmt_s, plural
 
 __all__ = ["STATELESS_RST", "rst_cause"]
@@ -60,6 +70,8 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
     """What the deciding RST's shape says of why `rf`'s side sent it, and whether its peer got it."""
     rst = rf.rst
     assert rst is not None
+    if rst_disowned(rf):
+        return []  # not its socket's, though it reset the peer: `notes` says so
     who, peer = names[id(rf)], names[id(rf.rev)]
     fin = rf.fin if rf.fin is not None and pos(rf.fin) < pos(rst) else None
     went_on = _went_on_after(c, rf.rev, rst.p)
@@ -88,6 +100,23 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
         and rst.p.seq == rf.nextseq
         and not _keepalive_abort(rf)
     ):
+        lost = _answers_lost(rf)
+        if lost is not None:
+            # Measured (s04 of review13: the server's outbound path blackholed, the client idle
+            # with keep-alive 2 s / 1 s / 3): the server's capture shows every probe answered,
+            # then the client's RST one interval after the last: its keep-alive abort.
+            text = (
+                f"the RST carries an ACK and {who}'s next sequence number, and came {fmt_s(lost)} s "
+                f"after {who}'s last keep-alive probe (the probes' own interval), {who} sending nothing "
+                f"else since: {who}'s keep-alive abort (its app gets ETIMEDOUT), though this capture "
+                f"shows {peer} answering that probe: {peer}'s answers never reached {who} (lost on the "
+                f"way, where a capture on {who}'s side shows them missing); otherwise {who}'s own socket "
+                "aborted the connection (close() with unread data or SO_LINGER 0, or ss -K)"
+            )
+            if not went_on and fin is None and (rf.rev.fin is None or pos(rf.rev.fin) > pos(rst)):
+                text += f"; {peer}'s app gets ECONNRESET"
+            notes.append(text)
+            return notes + _went_on_note(c, rf, rst.p, who, peer) if went_on else notes
         text = (
             f"the RST carries an ACK and {who}'s next sequence number: {who}'s own socket aborted the "
             "connection (Linux: close() with received data the app never read, instead of a FIN, "
@@ -104,20 +133,47 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
             text += f"; {peer}'s app gets ECONNRESET"
         notes.append(text)
     if went_on:
-        text = (
-            f"{peer} went on sending after {who}'s RST (frame {rst.p.frame}), "
-            f"{fmt_s(secs(rf.rev.lastack_t - rst.p.time_ns))} s more: it never got that RST (lost on the way)"
-        )
-        if rst.p.seq != rf.rev.lastack:
-            text += (
-                f", or dropped it: its seq is not the next {peer} expected (Linux takes an RST only at "
-                "exactly that number, RFC 5961)"
-            )
-        later = next((r for r in rf.rsts if r.time_ns > rf.rev.lastack_t), None)
-        if later is not None:
-            text += f"; {who}'s RST of frame {later.frame} answered it later"
-        notes.append(text)
+        notes += _went_on_note(c, rf, rst.p, who, peer)
     return notes
+
+
+def _went_on_note(c: Conn, rf: Flow, rst: TcpPacket, who: str, peer: str) -> list[str]:
+    """The note on a peer that went on sending after `rst`: it never took it."""
+    text = (
+        f"{peer} went on sending after {who}'s RST (frame {rst.frame}), "
+        f"{fmt_s(secs(rf.rev.lastack_t - rst.time_ns))} s more: it never got that RST (lost on the way)"
+    )
+    if rst.seq != rf.rev.lastack:
+        text += (
+            f", or dropped it: its seq is not the next {peer} expected (Linux takes an RST only at "
+            "exactly that number, RFC 5961)"
+        )
+    later = next((r for r in rf.rsts if r.time_ns > rf.rev.lastack_t), None)
+    if later is not None:
+        text += f"; {who}'s RST of frame {later.frame} answered it later"
+    return [text]
+
+
+# How far the RST may be from one probe interval after the last probe and still be the
+# keep-alive timer's: the wheel fires up to 1/8 late, never early; a little margin either way.
+_KA_EARLY, _KA_LATE = 0.9, 1.25
+
+
+def _answers_lost(f: Flow) -> float | None:
+    """The RST's delay after `f`'s last keep-alive probe, when the RST looks like `f`'s keep-alive
+    abort although this capture shows the probe answered (the answers lost after the capture
+    point): `f` sent nothing but probes since its last real segment, and the RST came one probe
+    interval (the median gap between its probes) after the last. None otherwise."""
+    last, rst = f.ka_last, f.rst
+    if last is None or rst is None or not f.ka_gaps or pos(rst) < pos(last):
+        return None
+    if f.pre_rst_t > last.p.time_ns or not last_probe_answered(f):
+        return None
+    interval = sorted(f.ka_gaps)[len(f.ka_gaps) // 2]
+    delay = rst.p.time_ns - last.p.time_ns
+    if not _KA_EARLY * interval <= delay <= _KA_LATE * interval:
+        return None
+    return secs(delay)
 
 
 def _went_on_after(c: Conn, peer: Flow, rst: TcpPacket) -> bool:

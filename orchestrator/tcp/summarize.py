@@ -14,7 +14,8 @@ Close rule
   connection on the 4-tuple (``Flow.rst_stray``): that one resets the earlier connection, whose
   summary says so (`notes.link_reused`), and this one goes on. Nor an RST whose own side sent
   more after it (`flows.rst_disowned`): no socket of that side sent it (forged), and it closed
-  nothing.
+  nothing; unless its peer took it (`flows.rst_taken`: the peer answered only with RSTs of no
+  socket after it), when it reset the peer and is the close's RST.
 * ``fin``: both sides sent FIN before any RST. An RST after both FINs (a late segment hitting a
   closed socket) leaves the close a FIN close; ``rst_from`` is still set and a note says so.
 * ``fin-unanswered``: one side sent FIN, no RST, the other side no FIN.
@@ -75,6 +76,7 @@ from orchestrator.tcp.flows import (
     pos,
     probe_reset,
     rst_disowned,
+    rst_taken,
     secs,
 )
 from orchestrator.tcp.notes import describe
@@ -98,7 +100,8 @@ def summarize(c: Conn) -> ConnectionSummary:
     # Close: see "Close rule" in the module docstring.
     fins = sorted((f for f in (cl, sv) if f.fin is not None), key=lambda f: pos(f.fin))
     rsts = sorted(
-        (f for f in (cl, sv) if f.rst is not None and not rst_disowned(f)), key=lambda f: pos(f.rst)
+        (f for f in (cl, sv) if f.rst is not None and (not rst_disowned(f) or rst_taken(f))),
+        key=lambda f: pos(f.rst),
     )
     first_rst = rsts[0] if rsts else None
     close: Close

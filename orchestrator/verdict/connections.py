@@ -92,11 +92,12 @@ def judge_connections(
                 continue
             # Each kernel's timers run on what reached it: predict from its own capture.
             seen = own[side] or conn
+            # The observation lasts to the run's end, or to a later packet (one the teardown
+            # let through): never shorter than the capture.
+            last = capture_end([seen])
+            end = max(t_end, last) if t_end is not None and last is not None else t_end or last
             found = predict_connection(
-                seen,
-                _settings_for(hosts, settings),
-                view.icmp if view is not None else [],
-                t_end or capture_end([seen]),
+                seen, _settings_for(hosts, settings), view.icmp if view is not None else [], end
             )
             judged.predictions.update({p.side: p for p in found if p.side == side})
         judged.summary = combine(conn, own)

@@ -189,7 +189,21 @@ def model_note(host: str, p: KernelPrediction, t0: float | None) -> str:
     """The kernel model's word on how a host's connection ends, next to what the capture shows."""
     by = "by" if p.upper_bound else "at"  # the budget may have started before the capture
     end = "ends it at once" if p.predicted_s == 0 else f"ends it {by} {c.at(p.at, t0)}"
+    if p.alternatives:
+        # A knife edge or an orphan: the end the capture matched may be another than the first.
+        end += "".join(f" or at {c.at(p.start_time + a, t0)}" for a in p.alternatives)
+        seen = _matched_end(p)
+        if seen is not None:
+            end += f" (what the capture shows fits {c.at(p.start_time + seen, t0)})"
     return f"kernel model, {host}: {p.kind} {end}, the app told {p.app_error} ({p.basis}); {p.observed}"
+
+
+def _matched_end(p: KernelPrediction) -> float | None:
+    """Of the model's ends, the one the observed end was judged against, when it fits."""
+    if p.observed_s is None or not p.within_tolerance:
+        return None
+    observed = p.observed_s
+    return min([p.predicted_s, *p.alternatives], key=lambda e: abs(observed - e))
 
 
 def timeline_checks(

@@ -60,7 +60,12 @@ class SideSockets:
     def alive_at_end(self) -> bool:
         """Still listed in the last sample the host's sampler took."""
         last = self.timeline.last_tick()
-        return bool(self.series) and last is not None and self.series[-1].ended is None
+        return (
+            bool(self.series)
+            and last is not None
+            and self.series[-1].ended is None
+            and not self.timeline.powered_off
+        )
 
     def end_state(self) -> str:
         return self.series[-1].last.state if self.alive_at_end() else GONE
@@ -325,17 +330,25 @@ def _half_open(sides: dict[Side, SideSockets], t0: float | None) -> list[Finding
     open_side = next(side for side, up in alive.items() if up)
     gone_side = next(side for side, up in alive.items() if not up)
     up, down = sides[open_side], sides[gone_side]
-    end = down.series[-1].ended
+    last = down.series[-1]
     state = up.end_state()
-    if state not in ("ESTAB", "CLOSE-WAIT") or end is None:
+    if state not in ("ESTAB", "CLOSE-WAIT"):
         return []
-    how = "with its kernel (powered off)" if down.series[-1].kernel_gone else f"at {at(end.t, t0)}"
+    if last.ended is not None:
+        how = "with its kernel (powered off)" if last.kernel_gone else f"at {at(last.ended.t, t0)}"
+        where = f"{down.timeline.file}:{last.ended.line}"
+    elif down.timeline.powered_off:  # never on again: its last sample is the evidence
+        seen = f"{last.last.state} at {at(last.last.t, t0)}"
+        how = f"with its kernel (powered off; last sampled with it {seen})"
+        where = down.where(last.last)
+    else:
+        return []
     return [
         Finding(
             "half-open",
             f"half-open at the end: {up.host} still had it {state}, while {down.host}'s kernel had "
             f"forgotten it {how}",
-            [up.where(up.series[-1].last), f"{down.timeline.file}:{end.line}"],
+            [up.where(up.series[-1].last), where],
         )
     ]
 

@@ -99,6 +99,9 @@ class SocketTimeline:
     sockets: list[SocketSample]
     file: str = ""
     _series: list[SocketSeries] | None = field(default=None, repr=False)
+    # The host was off when the observation ended (powered off, not on again): its sampler
+    # went with its kernel, so what the last sample listed was not there at the end.
+    powered_off: bool = False
 
     @property
     def interval_s(self) -> float | None:

@@ -64,11 +64,28 @@ def judge_sockets(
     """`connections`: each with the scenario host at each end; `name`: how each host's kernel
     names a connection (another address behind a NAT)."""
     timelines = {h: tl.until(t_end) for h, tl in load_timelines(run_dir, scenario.hosts).items()}
+    for host, tl in timelines.items():
+        tl.powered_off = off_at_end(scenario, host, tl, t_end)
     reconciled = [reconcile(c, hosts, timelines, t0, name, ends_of) for c, hosts in connections]
     out = SocketVerdict(timelines, reconciled)
     out.checks = check_sockets(scenario, reconciled, t0)
     out.notes = _notes(out, t0)
     return out
+
+
+# A sampler that stopped this long before the observation's end stopped with its kernel.
+_STOPPED_S = 1.0
+
+
+def off_at_end(scenario: Scenario, host: str, timeline: SocketTimeline, t_end: float | None) -> bool:
+    """Whether `host` was off when the observation ended: a power_off in its timeline, and its
+    sampler (which runs until teardown while the kernel lives) stopped well before the end.
+    Measured: a server powered off 1 s into a run was last sampled then, its socket ESTAB, and
+    read as "still had it ESTAB" at the end."""
+    last = timeline.last_tick()
+    if t_end is None or last is None or last.t > t_end - _STOPPED_S:
+        return False
+    return any(s.fault == "power_off" and s.host == host for s in scenario.timeline)
 
 
 def _notes(v: SocketVerdict, t0: float | None) -> list[str]:

@@ -39,6 +39,10 @@ from orchestrator.scenario.topology import Gateway
 NOBODY = 65534
 
 
+# The firewalls a `reject` fault sets, one per address family.
+REJECT_TOOLS = ("iptables", "ip6tables")
+
+
 @dataclass
 class Pod:
     client: docker.DockerClient
@@ -331,7 +335,8 @@ class Pod:
 
     def power_off(self) -> float:
         """Cable first, so the dying kernel's FIN or RST cannot escape; then the app and the kernel."""
-        assert self.host is not None
+        if self.host is None:
+            raise RuntimeError(f"{self.name} is off already")
         for net in (self.networks or {"default": self.network}).values():
             with contextlib.suppress(docker.errors.APIError):
                 net.disconnect(self.host, force=True)
@@ -351,10 +356,17 @@ class Pod:
 
     def power_on(self) -> None:
         """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
+        self.check_off()
         self.boot()
         if self.on_rewired is not None:
             self.on_rewired(self.name)
         self.start_app(self.app_config)
+
+    def check_off(self) -> None:
+        """A power on needs the host off: booting it while on would put a second host container
+        with the same address and MAC beside the first, both kernels answering."""
+        if self.host is not None:
+            raise RuntimeError(f"{self.name} is on: power it off first")
 
     def exec_root(self, command: list[str]) -> str:
         """Run a tool in this host's namespace (iptables, ss), with only the host container's capabilities."""
@@ -389,11 +401,14 @@ class Pod:
 
     def reject(self) -> None:
         # INPUT: tcpdump sees the segment arrive (it captures before netfilter), then the RST go out.
-        self.exec_root(["iptables", "-I", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])
+        # iptables is IPv4 only: an IPv6 host's segments need ip6tables' own rule, or none is rejected.
+        for tool in REJECT_TOOLS:
+            self.exec_root([tool, "-I", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])
 
     def unreject(self) -> None:
         if self.net_admin and self.host is not None:
-            self.exec_root(["iptables", "-F", "INPUT"])
+            for tool in REJECT_TOOLS:
+                self.exec_root([tool, "-F", "INPUT"])
 
     def sockets(self) -> str:
         """ss's view of this kernel's TCP sockets, with timers (keepalive, retransmission)."""

@@ -262,4 +262,5 @@ class RouterPod(Pod):
         raise RuntimeError(f"{self.name} is a router: it runs no app")
 
     def power_on(self) -> None:
+        self.check_off()
         self.boot()
