@@ -66,15 +66,34 @@ def uneven_gaps(gaps_s: list[float], fmt: Callable[[float], str] = fmt_s) -> str
 
 
 def _handshake_notes(cl: Flow, sv: Flow, s: ConnectionSummary) -> list[str]:
+    notes = _one_way_notes(s)
     if s.handshake == "missing":
-        return ["no SYN captured: the connection was already open when the capture started"]
+        return [*notes, "no SYN captured: the connection was already open when the capture started"]
+    if s.handshake == "complete" and (cl.syn is None or sv.syn_ack is None):
+        who, what = ("client", "SYN+ACK") if sv.syn_ack is None else ("server", "ACK of its SYN+ACK")
+        return [
+            *notes,
+            f"the {what} is not in the capture, yet {who} went on as only an established socket "
+            "does (an ACK without SYN, data, a FIN or a probe): the handshake completed",
+        ]
     if s.handshake == "partial":
         if cl.syn is not None and sv.syn_ack is None:
             if sv.rst is not None:
                 return ["connection refused: the server answered the SYN with RST"]
             return ["the SYN was never answered: the handshake did not complete"]
         return ["handshake incomplete: the client never acknowledged the SYN+ACK"]
-    return []
+    return notes
+
+
+def _one_way_notes(s: ConnectionSummary) -> list[str]:
+    if s.unseen is None:
+        return []
+    seen = "client" if s.unseen == "server" else "server"
+    return [
+        f"only {seen}'s direction of this connection is in the capture, none of {s.unseen}'s "
+        f"segments (asymmetric routing, or a tap on one direction): what {s.unseen} sent, and "
+        f"which of {seen}'s segments it acknowledged or answered, cannot be told"
+    ]
 
 
 def _stray_notes(cl: Flow, sv: Flow, names: dict[int, Side]) -> list[str]:
@@ -158,6 +177,8 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         text += f"; {peer} answered {plural(answered, 'probe')}"
     elif reset:
         text += f"; {peer} answered " + ("it with an RST" if f.ka == 1 else "only the last, with an RST")
+    elif s.unseen == peer:
+        text += f"; none of {peer}'s segments are in the capture: whether it answered cannot be told"
     else:
         text += f"; {peer} never answered"
     notes = [text]
@@ -166,7 +187,12 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
             f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
             "they are zero-window probes (Linux sends those with the keep-alive shape)"
         )
-    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and not last_probe_answered(f):
+    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and s.unseen == peer:
+        notes.append(
+            f"RST from {who} after its keep-alive probes: a keepalive failure if {peer} answered "
+            "none of the last"
+        )
+    elif f.rst is not None and pos(f.rst) > pos(f.ka_last) and not last_probe_answered(f):
         run = s.keepalive.run_probes if s.keepalive is not None and s.keepalive_from == who else f.ka
         notes.append(f"RST from {who} after {plural(run, 'unanswered keep-alive probe')} (keepalive failure)")
     return notes
@@ -193,6 +219,8 @@ def _close_notes(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: Connect
             notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
     elif s.close == "fin-unanswered":
         text = f"only {s.initiator} sent FIN; {other} never sent its own"
+        if s.unseen == other:
+            text = f"{s.initiator} sent FIN; none of {other}'s segments are in the capture"
         closer = cl if s.initiator == "client" else sv
         if closer.fin is not None and acked(closer, closer.fin_end):
             # Measured (netns, tcp_fin_timeout=2): the close()d socket left ss 2 s after its FIN
