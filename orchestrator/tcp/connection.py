@@ -133,3 +133,6 @@ class ConnectionSummary:
     # The side none of whose segments the capture holds while the other's are there (one
     # direction only: asymmetric routing, a one-way tap): what it sent or answered is unknown.
     unseen: Side | None = None
+    # The RST that ended this connection where Wireshark counts it in the next one on the
+    # 4-tuple: the answer to the challenge ACK its socket (in LAST_ACK) sent a new SYN.
+    reset_later: FrameRef | None = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from orchestrator.pcap.reader import FIN, SYN
-from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.pcap.reader import FIN, SYN, TcpPacket
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 from orchestrator.tcp.flows import (
     Conn,
     Flow,
@@ -115,19 +115,23 @@ def _stray_notes(cl: Flow, sv: Flow, names: dict[int, Side]) -> list[str]:
 def link_reused(conns: list[Conn], summaries: list[ConnectionSummary]) -> None:
     """An earlier connection on a reused 4-tuple that a later one's stray RST reset (see
     `_stray_notes`): Wireshark puts that RST in the later tcp.stream, but it ends the earlier."""
-    latest: dict[frozenset[tuple[str, int]], ConnectionSummary] = {}
+    latest: dict[frozenset[tuple[str, int]], tuple[Conn, ConnectionSummary]] = {}
     for c, s in zip(conns, summaries, strict=True):
         key = frozenset(((c.a.addr, c.a.port), (c.b.addr, c.b.port)))
-        earlier = latest.get(key)
-        latest[key] = s
+        found = latest.get(key)
+        latest[key] = (c, s)
         stray = next((f for f in (c.a, c.b) if f.rst_stray is not None), None)
-        if earlier is None or stray is None or stray.rst_stray is None:
+        if found is None or stray is None or stray.rst_stray is None:
             continue
-        if earlier.close not in ("none", "fin-unanswered"):
-            continue  # it had ended already (a TIME_WAIT answered)
+        old, earlier = found
         rst = stray.rst_stray.p
         who: Side = "client" if _endpoint(stray) == earlier.client else "server"
-        peer = "server" if who == "client" else "client"
+        peer: Side = "server" if who == "client" else "client"
+        answerer = old.a if _endpoint(old.a) != _endpoint(stray) else old.b
+        if earlier.close not in ("none", "fin-unanswered"):
+            if answerer.fin is not None and not acked(answerer, answerer.fin_end):
+                _reset_in_last_ack(earlier, rst, who, peer)
+            continue  # else it had ended already (a TIME_WAIT answered)
         earlier.close, earlier.rst_from = "rst", who
         earlier.notes = [n for n in earlier.notes if not n.startswith("no FIN or RST")]
         earlier.notes.append(
@@ -136,6 +140,22 @@ def link_reused(conns: list[Conn], summaries: list[ConnectionSummary]) -> None:
             f"and {who}'s RST for it (frame {rst.frame}, counted in the next connection, as Wireshark "
             f"does) reset it: {peer}'s app gets ECONNRESET"
         )
+
+
+def _reset_in_last_ack(s: ConnectionSummary, rst: TcpPacket, who: Side, peer: Side) -> None:
+    """Both sides sent FIN, `peer`'s was never acknowledged (LAST_ACK, or CLOSING), and `who`'s
+    new SYN on the 4-tuple got its challenge ACK: `who`'s RST for that ACK ended the socket,
+    not its retransmission timer. Measured (netns, 6.18): the server's LAST_ACK socket answered
+    the SYN with an ACK (TCPSYNChallenge), the client's RST ended it, and the SYN sent again
+    12 ms later was accepted."""
+    s.rst_from, s.reset_later = who, FrameRef(rst.file, rst.frame, rst.time)
+    s.notes.append(
+        f"reset by {who}: {peer}'s FIN was never acknowledged, so its socket was still in LAST_ACK "
+        f"(or CLOSING), retransmitting it, when a new SYN from {who} on this 4-tuple got its challenge "
+        f"ACK (RFC 5961); {who}'s RST for that ACK (frame {rst.frame}, counted in the next connection, "
+        "as Wireshark does) ended it, not its retransmission timer (an app that had closed the socket "
+        "is told nothing; one that had only shut it down gets ECONNRESET)"
+    )
 
 
 def _endpoint(f: Flow) -> str:
