@@ -321,7 +321,7 @@ def left_handshake(c: Conn, f: Flow, syn: Seen | None) -> bool:
     p = syn.p
     alone = not f.rev.lastack_t  # every segment of the connection is f's
     return bool(
-        f.nextseq != (p.seq + 1) & M32
+        f.nextseq != (p.seq + 1 + p.payload_len) & M32  # past the SYN (and any data it carried: TFO)
         or f.fin is not None
         or f.ka
         or f.ka_acks

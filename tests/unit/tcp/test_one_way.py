@@ -13,6 +13,7 @@ from orchestrator.kernel.predict import KernelPrediction, capture_end, predict_c
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.connection import ConnectionSummary, Side
+from tests.helpers.pcaps import SYN, T0, Seg, write_fast
 
 RECORDED = Path(__file__).parent / "recorded" / "one_way"
 SETTINGS = KernelSettings(retries2=4, keepalive_time=1, keepalive_intvl=1, keepalive_probes=3)
@@ -73,3 +74,13 @@ def test_a_silent_peer_is_not_a_missing_direction() -> None:
     (c,) = analyze_file(RECORDED / "silent_peer.pcap").connections
     assert c.unseen is None and c.handshake == "missing"
     assert "only client sent FIN; server never sent its own" in c.notes
+
+
+def test_a_syn_that_carried_data_and_its_resends_alone_are_no_handshake(tmp_path: Path) -> None:
+    """A fast-open SYN carries data: its own end is no sign of an established socket. Resent
+    unanswered, it stays a handshake never answered."""
+    sends = [Seg(T0 + t, "10.0.0.1", 40000, "10.0.0.2", 80, SYN, 1000, 0, length=20) for t in (0.0, 1.0, 3.0)]
+    path = write_fast(tmp_path / "tfo.pcap", sends)
+    (c,) = analyze_file(path).connections
+    assert c.handshake == "partial" and c.unseen is None
+    assert "the SYN was never answered: the handshake did not complete" in c.notes
