@@ -30,6 +30,8 @@ def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) 
         return None  # the last probe was answered: the peer is alive, no abort is due
     if conn.keepalive_reset is not None:
         return None  # the peer answered the last probe with an RST: reset (ECONNRESET), not aborted
+    if conn.unseen is not None:
+        return None  # the peer's answers are not in the capture: where the kernel's count starts is unknown
     run = frames[-timing.run_probes] if timing.run_probes <= len(frames) else frames[0]
     # The frame named is the one the time is: the peer's last segment (the idle start), when
     # the capture has it; else no frame, only the time (never a probe's frame with another time).

@@ -60,7 +60,7 @@ def predict(
     conn: ConnectionSummary, side: Side, s: KernelSettings, icmp: Sequence[IcmpError], end: float
 ) -> KernelPrediction | None:
     original = conn.oldest_unacked
-    if original is None or conn.oldest_unacked_from != side or conn.close == "rst":
+    if original is None or conn.oldest_unacked_from != side or conn.close == "rst" or conn.reset_later:
         return None  # nothing left unacknowledged, or the connection was reset
     # A FIN close with this side's data or FIN never acknowledged (LAST_ACK, CLOSING): the
     # timer goes on as in any state, and the socket goes at its end.

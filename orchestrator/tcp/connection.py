@@ -130,3 +130,9 @@ class ConnectionSummary:
     # RTT sample from it without timestamps (Karn), and Linux then starts on the 3 s fallback
     # RTO (RFC 6298 5.7); with timestamps a late first copy may give a sample of a second or more.
     handshake_retransmitted: SideCounts = field(default_factory=SideCounts)
+    # The side none of whose segments the capture holds while the other's are there (one
+    # direction only: asymmetric routing, a one-way tap): what it sent or answered is unknown.
+    unseen: Side | None = None
+    # The RST that ended this connection where Wireshark counts it in the next one on the
+    # 4-tuple: the answer to the challenge ACK its socket (in LAST_ACK) sent a new SYN.
+    reset_later: FrameRef | None = None

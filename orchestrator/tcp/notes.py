@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from orchestrator.pcap.reader import FIN, SYN
-from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.pcap.reader import FIN, SYN, TcpPacket
+from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 from orchestrator.tcp.flows import (
     CROSSING_NS,
     Conn,
@@ -68,15 +68,34 @@ def uneven_gaps(gaps_s: list[float], fmt: Callable[[float], str] = fmt_s) -> str
 
 
 def _handshake_notes(cl: Flow, sv: Flow, s: ConnectionSummary) -> list[str]:
+    notes = _one_way_notes(s)
     if s.handshake == "missing":
-        return ["no SYN captured: the connection was already open when the capture started"]
+        return [*notes, "no SYN captured: the connection was already open when the capture started"]
+    if s.handshake == "complete" and (cl.syn is None or sv.syn_ack is None):
+        who, what = ("client", "SYN+ACK") if sv.syn_ack is None else ("server", "ACK of its SYN+ACK")
+        return [
+            *notes,
+            f"the {what} is not in the capture, yet {who} went on as only an established socket "
+            "does (an ACK without SYN, data, a FIN or a probe): the handshake completed",
+        ]
     if s.handshake == "partial":
         if cl.syn is not None and sv.syn_ack is None:
             if sv.rst is not None:
                 return ["connection refused: the server answered the SYN with RST"]
             return ["the SYN was never answered: the handshake did not complete"]
         return ["handshake incomplete: the client never acknowledged the SYN+ACK"]
-    return []
+    return notes
+
+
+def _one_way_notes(s: ConnectionSummary) -> list[str]:
+    if s.unseen is None:
+        return []
+    seen = "client" if s.unseen == "server" else "server"
+    return [
+        f"only {seen}'s direction of this connection is in the capture, none of {s.unseen}'s "
+        f"segments (asymmetric routing, or a tap on one direction): what {s.unseen} sent, and "
+        f"which of {seen}'s segments it acknowledged or answered, cannot be told"
+    ]
 
 
 def _stray_notes(cl: Flow, sv: Flow, names: dict[int, Side]) -> list[str]:
@@ -98,19 +117,23 @@ def _stray_notes(cl: Flow, sv: Flow, names: dict[int, Side]) -> list[str]:
 def link_reused(conns: list[Conn], summaries: list[ConnectionSummary]) -> None:
     """An earlier connection on a reused 4-tuple that a later one's stray RST reset (see
     `_stray_notes`): Wireshark puts that RST in the later tcp.stream, but it ends the earlier."""
-    latest: dict[frozenset[tuple[str, int]], ConnectionSummary] = {}
+    latest: dict[frozenset[tuple[str, int]], tuple[Conn, ConnectionSummary]] = {}
     for c, s in zip(conns, summaries, strict=True):
         key = frozenset(((c.a.addr, c.a.port), (c.b.addr, c.b.port)))
-        earlier = latest.get(key)
-        latest[key] = s
+        found = latest.get(key)
+        latest[key] = (c, s)
         stray = next((f for f in (c.a, c.b) if f.rst_stray is not None), None)
-        if earlier is None or stray is None or stray.rst_stray is None:
+        if found is None or stray is None or stray.rst_stray is None:
             continue
-        if earlier.close not in ("none", "fin-unanswered"):
-            continue  # it had ended already (a TIME_WAIT answered)
+        old, earlier = found
         rst = stray.rst_stray.p
         who: Side = "client" if _endpoint(stray) == earlier.client else "server"
-        peer = "server" if who == "client" else "client"
+        peer: Side = "server" if who == "client" else "client"
+        answerer = old.a if _endpoint(old.a) != _endpoint(stray) else old.b
+        if earlier.close not in ("none", "fin-unanswered"):
+            if answerer.fin is not None and not acked(answerer, answerer.fin_end):
+                _reset_in_last_ack(earlier, rst, who, peer)
+            continue  # else it had ended already (a TIME_WAIT answered)
         earlier.close, earlier.rst_from = "rst", who
         earlier.notes = [n for n in earlier.notes if not n.startswith("no FIN or RST")]
         earlier.notes.append(
@@ -119,6 +142,22 @@ def link_reused(conns: list[Conn], summaries: list[ConnectionSummary]) -> None:
             f"and {who}'s RST for it (frame {rst.frame}, counted in the next connection, as Wireshark "
             f"does) reset it: {peer}'s app gets ECONNRESET"
         )
+
+
+def _reset_in_last_ack(s: ConnectionSummary, rst: TcpPacket, who: Side, peer: Side) -> None:
+    """Both sides sent FIN, `peer`'s was never acknowledged (LAST_ACK, or CLOSING), and `who`'s
+    new SYN on the 4-tuple got its challenge ACK: `who`'s RST for that ACK ended the socket,
+    not its retransmission timer. Measured (netns, 6.18): the server's LAST_ACK socket answered
+    the SYN with an ACK (TCPSYNChallenge), the client's RST ended it, and the SYN sent again
+    12 ms later was accepted."""
+    s.rst_from, s.reset_later = who, FrameRef(rst.file, rst.frame, rst.time)
+    s.notes.append(
+        f"reset by {who}: {peer}'s FIN was never acknowledged, so its socket was still in LAST_ACK "
+        f"(or CLOSING), retransmitting it, when a new SYN from {who} on this 4-tuple got its challenge "
+        f"ACK (RFC 5961); {who}'s RST for that ACK (frame {rst.frame}, counted in the next connection, "
+        "as Wireshark does) ended it, not its retransmission timer (an app that had closed the socket "
+        "is told nothing; one that had only shut it down gets ECONNRESET)"
+    )
 
 
 def _endpoint(f: Flow) -> str:
@@ -160,6 +199,8 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         text += f"; {peer} answered {plural(answered, 'probe')}"
     elif reset:
         text += f"; {peer} answered " + ("it with an RST" if f.ka == 1 else "only the last, with an RST")
+    elif s.unseen == peer:
+        text += f"; none of {peer}'s segments are in the capture: whether it answered cannot be told"
     else:
         text += f"; {peer} never answered"
     notes = [text]
@@ -168,7 +209,12 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
             f"{f.ka_zw} of {who}'s keep-alive-shaped probes went out while {peer}'s window was 0: "
             "they are zero-window probes (Linux sends those with the keep-alive shape)"
         )
-    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and not last_probe_answered(f):
+    if f.rst is not None and pos(f.rst) > pos(f.ka_last) and s.unseen == peer:
+        notes.append(
+            f"RST from {who} after its keep-alive probes: a keepalive failure if {peer} answered "
+            "none of the last"
+        )
+    elif f.rst is not None and pos(f.rst) > pos(f.ka_last) and not last_probe_answered(f):
         run = s.keepalive.run_probes if s.keepalive is not None and s.keepalive_from == who else f.ka
         notes.append(f"RST from {who} after {plural(run, 'unanswered keep-alive probe')} (keepalive failure)")
     return notes
@@ -195,6 +241,8 @@ def _close_notes(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: Connect
             notes.append(f"RST from {s.rst_from} after the FIN exchange (the close stays a FIN close)")
     elif s.close == "fin-unanswered":
         text = f"only {s.initiator} sent FIN; {other} never sent its own"
+        if s.unseen == other:
+            text = f"{s.initiator} sent FIN; none of {other}'s segments are in the capture"
         closer = cl if s.initiator == "client" else sv
         if closer.fin is not None and acked(closer, closer.fin_end):
             # Measured (netns, tcp_fin_timeout=2): the close()d socket left ss 2 s after its FIN

@@ -67,9 +67,11 @@ from orchestrator.tcp.connection import (
     SideFrames,
 )
 from orchestrator.tcp.flows import (
+    M32,
     Conn,
     Flow,
     Run,
+    Seen,
     acked,
     covers,
     last_probe_answered,
@@ -94,6 +96,12 @@ def summarize(c: Conn) -> ConnectionSummary:
         handshake = "missing"
     elif c.handshake_done and cl.syn is not None and sv.syn_ack is not None:
         handshake = "complete"
+    elif (
+        left_handshake(c, cl, cl.syn)
+        if sv.syn_ack is None
+        else cl.syn is None and left_handshake(c, sv, sv.syn_ack)
+    ):
+        handshake = "complete"  # the capture lacks the SYN+ACK (or the SYN), not the kernels
     else:
         handshake = "partial"
 
@@ -136,7 +144,10 @@ def summarize(c: Conn) -> ConnectionSummary:
     if prober is not None and prober.ka_first is not None:
         keepalive = _keepalive(prober)
 
-    oldest = _oldest_unacked(cl, sv)
+    unseen = _unseen(cl, sv, names, handshake)
+    oldest = _oldest_unacked(
+        c, cl, sv, unseen=sv if unseen == "server" else cl if unseen == "client" else None
+    )
     head = _run_of(*oldest) if oldest is not None else None
     head_sends = head.sends if head is not None else [oldest[1]] if oldest is not None else []
     summary = ConnectionSummary(
@@ -177,6 +188,7 @@ def summarize(c: Conn) -> ConnectionSummary:
         head_after_new_data=head.after_new_data if head is not None and head.original is not None else None,
         keepalive_reset=_ref(probe_reset(prober)) if prober is not None else None,
         handshake_retransmitted=SideCounts(client=_syn_retx(cl), server=_syn_retx(sv)),
+        unseen=unseen,
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
@@ -259,16 +271,74 @@ def _unanswered(f: Flow) -> bool:
     return f.ka_last is not None and not last_probe_answered(f)
 
 
-def _oldest_unacked(cl: Flow, sv: Flow) -> tuple[Flow, TcpPacket] | None:
-    """First send of the oldest segment (data, SYN or FIN) the peer never acknowledged, and its sender."""
+def _oldest_unacked(c: Conn, cl: Flow, sv: Flow, unseen: Flow | None) -> tuple[Flow, TcpPacket] | None:
+    """First send of the oldest segment (data, SYN or FIN) the peer never acknowledged, and its
+    sender. Where the capture holds none of the peer's segments, nothing is ever seen
+    acknowledged, so the sender's own segments tell: a SYN (SYN+ACK) its sender went on from
+    (`left_handshake`) was answered, and the timer retransmits the oldest segment not
+    acknowledged, so those before the most-retransmitted one were acknowledged. Where the
+    peer's direction is missing from the capture (`unseen`), only a retransmission shows a
+    segment went unacknowledged: the most-retransmitted one is then the oldest."""
     oldest: tuple[int, Flow, TcpPacket] | None = None
     for f in (cl, sv):
+        one_way = not f.rev.lastack_t
+        run = c.best_run if one_way and c.best_run_flow is f else None
+        if f.rev is unseen and run is None:
+            continue
         for end, p, i in f.unacked:
             if acked(f, end):
                 continue  # acknowledged, only left behind by the oldest-first forgetting
+            if one_way and _is_handshake(f, p, end) and left_handshake(c, f, f.syn or f.syn_ack):
+                continue
+            if run is not None and covers(run.seq, end) and p.seq != run.seq:
+                continue
+            if f.rev is unseen and run is not None and p.seq != run.seq:
+                continue
             if oldest is None or i < oldest[0]:
                 oldest = (i, f, p)
     return (oldest[1], oldest[2]) if oldest is not None else None
+
+
+def _unseen(cl: Flow, sv: Flow, names: dict[int, Side], handshake: Handshake) -> Side | None:
+    """The side whose direction the capture lacks: it sent nothing captured, yet the other went
+    on past a handshake whose answer from it is not there. A side that sent nothing and left no
+    such trace may only be silent (a cut, or idle): not this. (A one-way capture that starts
+    after the handshake is not told from a silent peer here.)"""
+    for f in (sv, cl):
+        o = f.rev
+        if not f.lastack_t and o.lastack_t and handshake == "complete" and (o.syn or o.syn_ack):
+            return names[id(f)]
+    return None
+
+
+def left_handshake(c: Conn, f: Flow, syn: Seen | None) -> bool:
+    """Whether `f`, which sent the SYN (or SYN+ACK) `syn`, sent anything after it that only an
+    established socket sends. A SYN_SENT socket sends only SYNs (and, for a stray ACK, an RST
+    without ACK), a SYN_RECV request only SYN+ACKs; so data, a FIN, a probe or its answer, an
+    RST with ACK, an ACK other than the SYN's, or (the peer sending nothing captured) any
+    segment beyond its SYNs and RSTs mean the handshake completed at `f`'s end, whatever the
+    capture lacks of the peer's side of it. (Only state every pass keeps: `fastpass` keeps the
+    latest segment as a stand-in without flags.)"""
+    if syn is None:
+        return False
+    p = syn.p
+    alone = not f.rev.lastack_t  # every segment of the connection is f's
+    return bool(
+        f.nextseq != (p.seq + 1 + p.payload_len) & M32  # past the SYN (and any data it carried: TFO)
+        or f.fin is not None
+        or f.ka
+        or f.ka_acks
+        or (f.rst is not None and f.rst.p.flags & ACK)
+        or f.lastack != p.ack
+        or (alone and c.packets > 1 + f.syn_resent + f.rst_count)
+    )
+
+
+def _is_handshake(f: Flow, p: TcpPacket, end: int) -> bool:
+    """Whether the unacknowledged segment `p` (ending at `end`) is `f`'s SYN or SYN+ACK: by its
+    seq, as stand-ins carry no flags."""
+    first = f.syn or f.syn_ack
+    return first is not None and p.seq == first.p.seq and end == (first.p.seq + 1) & M32
 
 
 def _run_of(f: Flow, p: TcpPacket) -> Run | None:

@@ -581,6 +581,55 @@ def nat_forgot_reject(topo: Topology) -> dict[str, float]:
     return {"server_established": float(established)}
 
 
+# A client bound to a fixed port (SO_REUSEADDR): it sends 2 bytes, reads the echo, says "go",
+# close()s 0.3 s later, and 0.35 s after that connects again from the same port.
+_REBINDER = """
+import errno, json, socket, sys, time
+def emit(name, **fields):
+    print(json.dumps({"event": name, "t": time.time(), **fields}), flush=True)
+def connect():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 40000))
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    s.sendall(b"x\\n")
+    s.recv(10)
+    return s
+s = connect()
+emit("go")
+time.sleep(0.3)
+s.close()
+emit("closed")
+time.sleep(0.35)
+try:
+    s = connect()
+    emit("connected")
+    s.close()
+except OSError as e:
+    emit("error", errno=errno.errorcode.get(e.errno, str(e.errno)), message=str(e))
+time.sleep(0.3)
+"""
+
+
+def last_ack_reused(topo: Topology) -> dict[str, float]:
+    """w drops the client's pure ACKs while it closes first, so the server's FIN is never
+    acknowledged and its socket stays in LAST_ACK; the rule goes 0.3 s after the close, and the
+    client connects again from the same port: the SYN meets the LAST_ACK socket (challenge ACK),
+    the client's RST for it ends that socket, and the SYN sent again is accepted."""
+    topo.capture("a")
+    topo.capture("b")
+    topo.agent("b", "server", {"role": "server", "port": SERVER_PORT, "mode": "echo"})
+    cli = topo.command("a", "client", ["python3", "-c", _REBINDER, B_ADDR, str(SERVER_PORT)])
+    cli.wait_for("go", 5)
+    topo.rule('iifname "to-a" tcp flags == ack drop', kind="drop_pure_acks")
+    closed = cli.wait_for("closed", 5)
+    time.sleep(max(0.0, closed.t + 0.3 - time.time()))
+    topo.heal()
+    cli.wait_for("connected", 5)
+    time.sleep(0.3)
+    return {}
+
+
 CASES: dict[str, Case] = {
     c.name: c
     for c in (
@@ -764,6 +813,12 @@ CASES: dict[str, Case] = {
             "masquerade in w, conntrack timeout 3 s, tcp_loose=0, reject with tcp reset; sends 4.5 s apart",
             nat_forgot_reject,
             {"conntrack_timeout_s": 3, "every_ms": 4500},
+        ),
+        Case(
+            "last_ack_reused",
+            "the client's pure ACKs dropped while it closes first; it connects again from its port",
+            last_ack_reused,
+            {"client_port": 40000},
         ),
         Case(
             "ack_lost_one_way",

@@ -374,3 +374,21 @@ def test_an_rst_a_nat_forged_names_the_nat(cases: Cases) -> None:
     assert "a NAT or stateful firewall on the path that forgot the flow" in note
     (server_side,) = analyze_file(result.pcaps["b"]).connections
     assert server_side.rst_from is None and not server_side.rsts.server and not server_side.rsts.client
+
+
+@pytest.mark.realcase("last_ack_reused")
+def test_a_new_syn_ends_the_servers_last_ack_socket(cases: Cases) -> None:
+    """The server's FIN was never acknowledged (the client's ACKs dropped in w): its socket in
+    LAST_ACK answered the client's new SYN from the same port with a challenge ACK, and the
+    client's RST for it, in the new tcp.stream, ended it: no abort by the FIN's timer."""
+    result = cases.get("last_ack_reused")
+    assert result.event("client", "connected") is not None
+    assert result.counters["b"].get("TcpExtTCPSYNChallenge") == 1
+    assert "LAST-ACK" not in result.ss["b"]
+    conns = analyze_file(result.pcaps["b"]).connections
+    old, new = conns[0], conns[1]
+    assert old.close == "fin" and old.rst_from == "client" and old.reset_later is not None
+    assert old.retransmissions.server >= 1  # the FIN, retransmitted until the RST
+    assert predict_connection(old, lambda _side: KernelSettings(), capture_end=new.last_frame.time) == []
+    assert any(n.startswith("reset by client") and "LAST_ACK" in n for n in old.notes)
+    assert new.handshake == "complete" and new.close == "fin"
