@@ -2,13 +2,15 @@
 of a host that is on booted a second host container with the same address and MAC beside the
 first (measured: both kernels answered, the old one still listing the connection), so it is
 refused where the timeline's order is known: the steps of one host that count from the same
-moment (the same `after`, or none)."""
+moment (the same `after`, or none). Steps from different moments are refused only when their
+counts allow no order at all."""
 
 from __future__ import annotations
 
 from itertools import groupby
 
 from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.steps import Step
 
 Path = tuple[str | int, ...]
 _POWER = ("power_off", "power_on")
@@ -26,7 +28,10 @@ def power_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             ]
             continue
         if len({s.after for _, s in mine}) > 1:
-            continue  # steps from different moments: their order is known only when they run
+            # Steps from different moments: their order is known only when they run, but no order
+            # alternates off, on, off... with more power_ons than power_offs, or two offs more.
+            problems += _miscounted(host, mine)
+            continue
         on, before = True, None
         for i, s in sorted(mine, key=lambda e: (e[1].at, e[0])):
             if (s.fault == "power_on") == on:
@@ -38,3 +43,18 @@ def power_problems(scenario: Scenario) -> list[tuple[Path, str]]:
                 )
             on, before = s.fault == "power_on", (i, s)
     return problems
+
+
+def _miscounted(host: str, mine: list[tuple[int, Step]]) -> list[tuple[Path, str]]:
+    offs = sum(s.fault == "power_off" for _, s in mine)
+    ons = len(mine) - offs
+    if offs - 1 <= ons <= offs:
+        return []
+    i = mine[-1][0]  # the last in the file: one of the excess, in whatever order they run
+    return [
+        (
+            ("timeline", i, "fault"),
+            f"{host} has {offs} power_off and {ons} power_on steps: in no order do they "
+            "alternate (a power_on needs the host off, a power_off needs it on)",
+        )
+    ]

@@ -49,6 +49,28 @@ def test_power_steps_out_of_order_are_refused(tmp_path: Path, steps: str, needle
 
 
 @pytest.mark.parametrize(
+    ("steps", "needle"),
+    [
+        (
+            "  - {after: client.connected, at: 1s, fault: power_off, host: server}\n"
+            "  - {at: 3s, fault: power_on, host: server}\n  - {at: 5s, fault: power_on, host: server}\n",
+            "timeline[2].fault: server has 1 power_off and 2 power_on steps: in no order do they alternate",
+        ),
+        (
+            "  - {after: client.connected, at: 1s, fault: power_off, host: server}\n"
+            "  - {at: 3s, fault: power_off, host: server}\n",
+            "timeline[1].fault: server has 2 power_off and 0 power_on steps",
+        ),
+    ],
+)
+def test_power_steps_from_different_moments_that_cannot_alternate_are_refused(
+    tmp_path: Path, steps: str, needle: str
+) -> None:
+    found = problems(tmp_path, _with(steps))
+    assert any(needle in p for p in found), found
+
+
+@pytest.mark.parametrize(
     "steps",
     [
         "  - {at: 1s, fault: power_off, host: server}\n  - {at: 3s, fault: power_on, host: server}\n",
@@ -58,6 +80,14 @@ def test_power_steps_out_of_order_are_refused(tmp_path: Path, steps: str, needle
         # From different moments: the order is known only when they run (the backend refuses then).
         "  - {after: client.connected, at: 1s, fault: power_off, host: server}\n"
         "  - {at: 1s, fault: power_on, host: server}\n",
+        # Two cycles from different moments: one order alternates.
+        "  - {after: client.connected, at: 1s, fault: power_off, host: server}\n"
+        "  - {at: 3s, fault: power_on, host: server}\n"
+        "  - {after: client.connected, at: 5s, fault: power_off, host: server}\n"
+        "  - {at: 9s, fault: power_on, host: server}\n",
+        # Powered off for good, after one cycle.
+        "  - {after: client.connected, at: 1s, fault: power_off, host: server}\n"
+        "  - {at: 3s, fault: power_on, host: server}\n  - {at: 6s, fault: power_off, host: server}\n",
     ],
 )
 def test_power_steps_that_can_happen_are_accepted(tmp_path: Path, steps: str) -> None:
