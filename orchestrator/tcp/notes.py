@@ -13,6 +13,7 @@ from orchestrator.tcp.flows import (
     Flow,
     Run,
     acked,
+    covers,
     last_probe_answered,
     pos,
     probe_reset,
@@ -305,9 +306,14 @@ def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
     last = run.last
     if last is None:
         return ""
-    if acked(f, run.end):
-        return ", then the segment was acknowledged"
     peer = f.rev
+    if run.acked_before:  # acknowledged before them all: say only what came after them
+        if _acked_after(peer, run.end, last.p.time_ns):
+            return ", then the segment was acknowledged again"
+        if peer.last_rst_t > last.p.time_ns:
+            return f", the last answered by RST from {names[id(peer)]}"
+    elif acked(f, run.end):
+        return ", then the segment was acknowledged"
     if pos(f.rst) > last.i:
         return ", then sent RST"
     if pos(peer.rst) > last.i:
@@ -320,7 +326,13 @@ def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
         if last.p.flags & FIN:
             return ", then sent nothing more, its FIN never acknowledged"
         return ", then sent nothing more: no FIN, no RST"
-    return ", never acknowledged"
+    return ", not acknowledged again" if run.acked_before else ", never acknowledged"
+
+
+def _acked_after(peer: Flow, end: int, t_ns: int) -> bool:
+    """Whether the peer's latest segment, sent after `t_ns` and not an RST (whose ACK field may be
+    unset), acknowledged up to `end`."""
+    return peer.lastack_t > t_ns and peer.last_rst_t != peer.lastack_t and covers(peer.lastack, end)
 
 
 def _no_original(f: Flow, run: Run, names: dict[int, Side]) -> str:
