@@ -108,9 +108,10 @@ def _stray_notes(cl: Flow, sv: Flow, names: dict[int, Side]) -> list[str]:
         who, peer = names[id(f)], names[id(f.rev)]
         notes.append(
             f"{peer} answered {who}'s SYN with an ACK for an earlier connection on this 4-tuple: it still "
-            "held that one (established: a challenge ACK, RFC 5961, as when the other end rebooted; or "
-            f"in TIME_WAIT); {who}'s RST (frame {f.rst_stray.p.frame}) answered that ACK, resetting the "
-            f"earlier connection if it was established, not this one, and {who} sent its SYN again"
+            "held that one (established: a challenge ACK, RFC 5961, as when the other end rebooted; in "
+            "LAST_ACK, its FIN never acknowledged: a challenge ACK too; or in TIME_WAIT); "
+            f"{who}'s RST (frame {f.rst_stray.p.frame}) answered that ACK, resetting the earlier "
+            f"connection if it was established or in LAST_ACK, not this one, and {who} sent its SYN again"
         )
     return notes
 
