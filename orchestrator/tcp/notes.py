@@ -16,6 +16,8 @@ from orchestrator.tcp.flows import (
     covers,
     last_probe_answered,
     pos,
+    probe_copies,
+    probe_gaps,
     probe_reset,
     rst_disowned,
     rst_taken,
@@ -176,10 +178,12 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
     # either, yet the median of the others is: those keep 'every'.)
     backoff = f.ka_zw == f.ka
     uneven = uneven_gaps([secs(g) for g in f.ka_gaps]) if backoff else None
+    gaps = probe_gaps(f, f.ka_gaps)
     if uneven is not None:
         text += f", then at gaps of {uneven} s"
-    elif f.ka_gaps:
-        text += f", then every {fmt_s(secs(statistics.median(f.ka_gaps)))} s"
+    elif gaps:
+        text += f", then every {fmt_s(secs(statistics.median(gaps)))} s"
+    text += _copies_note(f, peer)
     answered = s.keepalive_answered.get(names[id(f)])
     timing = s.keepalive
     # An RST after the last probe answers it too (no answer for the count: it ends the connection).
@@ -220,6 +224,25 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         run = s.keepalive.run_probes if s.keepalive is not None and s.keepalive_from == who else f.ka
         notes.append(f"RST from {who} after {plural(run, 'unanswered keep-alive probe')} (keepalive failure)")
     return notes
+
+
+def _copies_note(f: Flow, peer: Side) -> str:
+    """The network's copies of probes (seen where the capture is past the duplicating hop).
+    Measured (netns, every packet duplicated, keep-alive 1 s / 1 s / 3): the server's capture held
+    each probe twice, 31-85 us apart; it answered the first, and its kernel sent no answer to the
+    copy (TCPACKSkippedSeq 2: Linux's out-of-window ACKs are rate-limited, tcp_invalid_ratelimit)."""
+    copies = probe_copies(f)
+    if not copies:
+        return ""
+    within = max(copies)
+    near = f"{within / 1000:.0f} us" if within < 1_000_000 else f"{fmt_s(secs(within))} s"
+    one = len(copies) == 1
+    return (
+        f" ({'1 is a copy' if one else f'{len(copies)} are copies'} of the probe before, within {near} "
+        f"of it: no keep-alive timer sends so soon (its interval is 1 s at least), the network duplicated "
+        f"{'it' if one else 'them'}; {peer} does not answer a copy again, Linux rate-limiting its ACKs "
+        "to out-of-window segments, tcp_invalid_ratelimit)"
+    )
 
 
 def _close_notes(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:

@@ -419,6 +419,23 @@ def duplicated_then_cut(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def keepalive_duplicated_then_cut(topo: Topology) -> dict[str, float]:
+    """An idle client with keep-alive 1 s / 1 s / 3, every packet duplicated both ways (1 ms),
+    then a cut at +2.5 s: the server's capture holds each answered probe twice (the network's
+    copies, a few µs apart), the client's each answer twice; then three probes unanswered, the
+    RST."""
+    socket = {"keepalive": True, "keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 3}
+    both = {"delay_ms": 1, "duplicate": 1.0}
+    relay = topo.relay([{"a->b": both, "b->a": both}, {"a->b": {"cut": True}, "b->a": {"cut": True}}])
+    cli, _ = start_pair(topo, {"mode": "idle", "socket": socket})
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 2.5 - time.time()))  # probes at +1 s and +2 s get answers
+    relay.signal(signal.SIGUSR1)
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
 def fins_cross(topo: Topology) -> dict[str, float]:
     """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
     until after the server's left, so each FIN leaves before its sender has the other's (as
@@ -777,6 +794,12 @@ CASES: dict[str, Case] = {
             "every packet duplicated both ways, then a cut; send every 200 ms, echo; tcp_retries2=3",
             duplicated_then_cut,
             {"retries2": 3, "duplicate": 1.0},
+        ),
+        Case(
+            "keepalive_duplicated_then_cut",
+            "idle, keepalive 1/1/3, every packet duplicated both ways, cut at +2.5 s",
+            keepalive_duplicated_then_cut,
+            {"keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 3, "duplicate": 1.0},
         ),
         Case(
             "fins_cross",
