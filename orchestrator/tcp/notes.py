@@ -183,7 +183,7 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         text += f", then at gaps of {uneven} s"
     elif gaps:
         text += f", then every {fmt_s(secs(statistics.median(gaps)))} s"
-    text += _copies_note(f, peer)
+    text += _copies_note(f)
     answered = s.keepalive_answered.get(names[id(f)])
     timing = s.keepalive
     # An RST after the last probe answers it too (no answer for the count: it ends the connection).
@@ -226,7 +226,7 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
     return notes
 
 
-def _copies_note(f: Flow, peer: Side) -> str:
+def _copies_note(f: Flow) -> str:
     """The network's copies of probes (seen where the capture is past the duplicating hop).
     Measured (netns, every packet duplicated, keep-alive 1 s / 1 s / 3): the server's capture held
     each probe twice, 31-85 us apart; it answered the first, and its kernel sent no answer to the
@@ -240,8 +240,8 @@ def _copies_note(f: Flow, peer: Side) -> str:
     return (
         f" ({'1 is a copy' if one else f'{len(copies)} are copies'} of the probe before, within {near} "
         f"of it: no keep-alive timer sends so soon (its interval is 1 s at least), the network duplicated "
-        f"{'it' if one else 'them'}; {peer} does not answer a copy again, Linux rate-limiting its ACKs "
-        "to out-of-window segments, tcp_invalid_ratelimit)"
+        f"{'it' if one else 'them'}; Linux does not answer a copy so soon after its answer to the probe, "
+        "its ACKs to out-of-window segments being rate-limited: tcp_invalid_ratelimit, 500 ms)"
     )
 
 
