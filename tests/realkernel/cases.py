@@ -598,6 +598,27 @@ def nat_forgot_reject(topo: Topology) -> dict[str, float]:
     return {"server_established": float(established)}
 
 
+def reject_own_server(topo: Topology) -> dict[str, float]:
+    """The server's own namespace gets `reject with tcp reset` on its input 1 s into a client's
+    sends (every 300 ms): the client's next segment is answered by the server's own netfilter
+    with an RST of no socket's shape (no ACK, seq = the client's ACK), which leaves b and is in
+    b's own capture; the server's socket (mark `server_established`: ss after the client's
+    error) never learns."""
+    cli, _ = start_pair(topo, sender(every_ms=300))
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 1.0 - time.time()))
+    chain = "{ type filter hook input priority filter; policy accept; }"
+    topo.nft_in(
+        "b",
+        f"add table inet own\nadd chain inet own input {chain}\n"
+        f"add rule inet own input tcp dport {SERVER_PORT} reject with tcp reset\n",
+    )
+    cli.wait_for("error", 5)
+    established = any(line.startswith("ESTAB") for line in topo.ss("b").splitlines())
+    time.sleep(0.2)
+    return {"server_established": float(established)}
+
+
 # A client bound to a fixed port (SO_REUSEADDR): it sends 2 bytes, reads the echo, says "go",
 # close()s 0.3 s later, and 0.35 s after that connects again from the same port.
 _REBINDER = """
@@ -830,6 +851,12 @@ CASES: dict[str, Case] = {
             "client close()s at +0.3 s, the server sends at +1.0 s and +1.3 s",
             data_after_close,
             {"client_close_s": 0.3, "server_sends_s": [1.0, 1.3]},
+        ),
+        Case(
+            "reject_own_server",
+            "the server's own input chain rejects with tcp reset 1 s into sends every 300 ms",
+            reject_own_server,
+            {"every_ms": 300},
         ),
         Case(
             "nat_forgot_reject",
