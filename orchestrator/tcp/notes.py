@@ -8,6 +8,7 @@ from collections.abc import Callable
 from orchestrator.pcap.reader import FIN, SYN, TcpPacket
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 from orchestrator.tcp.flows import (
+    COPY_NS,
     CROSSING_NS,
     Conn,
     Flow,
@@ -191,7 +192,13 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
     if answered and s.keepalive_from == who and timing is not None and timing.run_probes:
         run = timing.run_probes
         run_uneven = uneven_gaps([secs(g) for g in f.ka_run_gaps]) if backoff else None
-        if reset:
+        copies = not reset and _run_is_copies(f, run)
+        if copies:  # they came after the answer to the probe they copy: that one was answered
+            kind = "a copy" if run == 1 else "copies"
+            text += (
+                f"; {peer} answered {plural(answered, 'probe')}, not the last {run}: {kind} of the one before"
+            )
+        elif reset:
             text += f"; {peer} answered {plural(answered, 'probe')}, then "
             text += f"not the next {run - 1}, and " if run > 1 else ""
             text += "the last with an RST"
@@ -199,7 +206,7 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
             text += f"; {peer} answered {plural(answered, 'probe')}, then not the last {run}"
         if run_uneven is not None:
             text += f" (at gaps of {run_uneven} s)"
-        elif timing.interval_s is not None and not (reset and run == 1):
+        elif timing.interval_s is not None and not (reset and run == 1) and not copies:
             text += f" (every {fmt_s(timing.interval_s)} s)"
     elif answered:
         text += f"; {peer} answered {plural(answered, 'probe')}"
@@ -224,6 +231,12 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         run = s.keepalive.run_probes if s.keepalive is not None and s.keepalive_from == who else f.ka
         notes.append(f"RST from {who} after {plural(run, 'unanswered keep-alive probe')} (keepalive failure)")
     return notes
+
+
+def _run_is_copies(f: Flow, run: int) -> bool:
+    """Whether the last `run` probes are all copies (`probe_copies`), each of the one before."""
+    complete = len(f.ka_gaps) == f.ka - 1  # not capped: its tail is the latest probes'
+    return not f.ka_zw and complete and all(g < COPY_NS for g in f.ka_gaps[-run:])
 
 
 def _copies_note(f: Flow) -> str:

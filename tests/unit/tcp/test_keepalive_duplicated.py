@@ -30,6 +30,8 @@ def test_the_receivers_copies_are_named_not_an_interval() -> None:
         "(2 are copies of the probe before, within 85 us of it: no keep-alive timer sends so soon"
     )
     assert "every 0 s" not in note
+    # the last "unanswered" probe is the copy of one the server answered (its answer came between)
+    assert note.endswith("; server answered 2 probes, not the last 1: a copy of the one before")
 
 
 def test_the_senders_own_probes_read_as_before() -> None:
@@ -39,6 +41,7 @@ def test_the_senders_own_probes_read_as_before() -> None:
         "client sent 5 keep-alive probes, the first after 1.03 s idle, then every 1.024 s;"
     )
     assert "cop" not in note
+    assert note.endswith("server answered 2 probes, then not the last 3 (every 1.024 s)")  # after the cut
 
 
 def test_the_interval_leaves_out_the_gap_to_a_copy() -> None:
