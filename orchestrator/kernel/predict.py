@@ -70,6 +70,8 @@ class KernelPrediction:
     # The times count from a moment that may be later than the model's start (a capture that
     # begins in the middle of a backoff): the end comes at predicted_s at the latest.
     upper_bound: bool = False
+    # The end if the socket is an orphan (its app close()d it after its FIN): no app is told.
+    orphan_s: float | None = None
 
     @property
     def at(self) -> float:
@@ -102,6 +104,8 @@ def prediction_json(p: KernelPrediction) -> dict[str, Any]:
         "beyond_capture": p.beyond_capture,
         "alternatives_s": list(p.alternatives),
         "upper_bound": p.upper_bound,
+        # Only where the model allows an orphan's end, so other predictions read as before.
+        **({"orphan_s": p.orphan_s} if p.orphan_s is not None else {}),
     }
 
 
@@ -142,6 +146,7 @@ def prediction_from_json(raw: dict[str, Any]) -> KernelPrediction:
         beyond_capture=bool(raw.get("beyond_capture", False)),
         alternatives=list(raw.get("alternatives_s", [])),
         upper_bound=bool(raw.get("upper_bound", False)),
+        orphan_s=raw.get("orphan_s"),
     )
 
 

@@ -153,6 +153,7 @@ def _after_fin(
     orphan = _orphan_end(conn, s, offset, rto)
     if orphan is None or local or s.user_timeout or p.upper_bound:
         return
+    p.orphan_s = orphan
     if orphan != p.predicted_s:
         p.alternatives.append(orphan)
     orphans = s.label("orphan_retries")

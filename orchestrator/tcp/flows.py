@@ -418,3 +418,19 @@ def rst_taken(f: Flow) -> bool:
 def last_probe_answered(f: Flow) -> bool:
     """Whether the peer sent anything that answers `f`'s latest keep-alive probe after it."""
     return f.ka_last is not None and peer_real_t(f.rev) > f.ka_last.p.time_ns
+
+
+# Two keep-alive probes closer than this are one probe and the network's copy of it: Linux's
+# keep-alive interval and idle are whole seconds, 1 s at least (TCP_KEEPINTVL, TCP_KEEPIDLE).
+COPY_NS = 500_000_000
+
+
+def probe_gaps(f: Flow, gaps: list[int]) -> list[int]:
+    """The gaps between `f`'s keep-alive probes, without those to a copy (`COPY_NS`). Probes in a
+    zero window are zero-window probes, whose backoff starts at the RTO (200 ms): kept whole."""
+    return gaps if f.ka_zw else [g for g in gaps if g >= COPY_NS]
+
+
+def probe_copies(f: Flow) -> list[int]:
+    """The gaps from a probe to its copy, in the order seen (see `probe_gaps`)."""
+    return [] if f.ka_zw else [g for g in f.ka_gaps if g < COPY_NS]

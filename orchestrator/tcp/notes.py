@@ -8,13 +8,17 @@ from collections.abc import Callable
 from orchestrator.pcap.reader import FIN, SYN, TcpPacket
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 from orchestrator.tcp.flows import (
+    COPY_NS,
     CROSSING_NS,
     Conn,
     Flow,
     Run,
     acked,
+    covers,
     last_probe_answered,
     pos,
+    probe_copies,
+    probe_gaps,
     probe_reset,
     rst_disowned,
     rst_taken,
@@ -107,9 +111,10 @@ def _stray_notes(cl: Flow, sv: Flow, names: dict[int, Side]) -> list[str]:
         who, peer = names[id(f)], names[id(f.rev)]
         notes.append(
             f"{peer} answered {who}'s SYN with an ACK for an earlier connection on this 4-tuple: it still "
-            "held that one (established: a challenge ACK, RFC 5961, as when the other end rebooted; or "
-            f"in TIME_WAIT); {who}'s RST (frame {f.rst_stray.p.frame}) answered that ACK, resetting the "
-            f"earlier connection if it was established, not this one, and {who} sent its SYN again"
+            "held that one (established: a challenge ACK, RFC 5961, as when the other end rebooted; in "
+            "LAST_ACK, its FIN never acknowledged: a challenge ACK too; or in TIME_WAIT); "
+            f"{who}'s RST (frame {f.rst_stray.p.frame}) answered that ACK, resetting the earlier "
+            f"connection if it was established or in LAST_ACK, not this one, and {who} sent its SYN again"
         )
     return notes
 
@@ -174,10 +179,12 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
     # either, yet the median of the others is: those keep 'every'.)
     backoff = f.ka_zw == f.ka
     uneven = uneven_gaps([secs(g) for g in f.ka_gaps]) if backoff else None
+    gaps = probe_gaps(f, f.ka_gaps)
     if uneven is not None:
         text += f", then at gaps of {uneven} s"
-    elif f.ka_gaps:
-        text += f", then every {fmt_s(secs(statistics.median(f.ka_gaps)))} s"
+    elif gaps:
+        text += f", then every {fmt_s(secs(statistics.median(gaps)))} s"
+    text += _copies_note(f)
     answered = s.keepalive_answered.get(names[id(f)])
     timing = s.keepalive
     # An RST after the last probe answers it too (no answer for the count: it ends the connection).
@@ -185,7 +192,13 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
     if answered and s.keepalive_from == who and timing is not None and timing.run_probes:
         run = timing.run_probes
         run_uneven = uneven_gaps([secs(g) for g in f.ka_run_gaps]) if backoff else None
-        if reset:
+        copies = not reset and _run_is_copies(f, run)
+        if copies:  # they came after the answer to the probe they copy: that one was answered
+            kind = "a copy" if run == 1 else "copies"
+            text += (
+                f"; {peer} answered {plural(answered, 'probe')}, not the last {run}: {kind} of the one before"
+            )
+        elif reset:
             text += f"; {peer} answered {plural(answered, 'probe')}, then "
             text += f"not the next {run - 1}, and " if run > 1 else ""
             text += "the last with an RST"
@@ -193,7 +206,7 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
             text += f"; {peer} answered {plural(answered, 'probe')}, then not the last {run}"
         if run_uneven is not None:
             text += f" (at gaps of {run_uneven} s)"
-        elif timing.interval_s is not None and not (reset and run == 1):
+        elif timing.interval_s is not None and not (reset and run == 1) and not copies:
             text += f" (every {fmt_s(timing.interval_s)} s)"
     elif answered:
         text += f"; {peer} answered {plural(answered, 'probe')}"
@@ -218,6 +231,31 @@ def _keepalive_notes(f: Flow, names: dict[int, Side], s: ConnectionSummary) -> l
         run = s.keepalive.run_probes if s.keepalive is not None and s.keepalive_from == who else f.ka
         notes.append(f"RST from {who} after {plural(run, 'unanswered keep-alive probe')} (keepalive failure)")
     return notes
+
+
+def _run_is_copies(f: Flow, run: int) -> bool:
+    """Whether the last `run` probes are all copies (`probe_copies`), each of the one before."""
+    complete = len(f.ka_gaps) == f.ka - 1  # not capped: its tail is the latest probes'
+    return not f.ka_zw and complete and all(g < COPY_NS for g in f.ka_gaps[-run:])
+
+
+def _copies_note(f: Flow) -> str:
+    """The network's copies of probes (seen where the capture is past the duplicating hop).
+    Measured (netns, every packet duplicated, keep-alive 1 s / 1 s / 3): the server's capture held
+    each probe twice, 31-85 us apart; it answered the first, and its kernel sent no answer to the
+    copy (TCPACKSkippedSeq 2: Linux's out-of-window ACKs are rate-limited, tcp_invalid_ratelimit)."""
+    copies = probe_copies(f)
+    if not copies:
+        return ""
+    within = max(copies)
+    near = f"{within / 1000:.0f} us" if within < 1_000_000 else f"{fmt_s(secs(within))} s"
+    one = len(copies) == 1
+    return (
+        f" ({'1 is a copy' if one else f'{len(copies)} are copies'} of the probe before, within {near} "
+        f"of it: no keep-alive timer sends so soon (its interval is 1 s at least), the network duplicated "
+        f"{'it' if one else 'them'}; Linux does not answer a copy so soon after its answer to the probe, "
+        "its ACKs to out-of-window segments being rate-limited: tcp_invalid_ratelimit, 500 ms)"
+    )
 
 
 def _close_notes(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
@@ -305,9 +343,14 @@ def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
     last = run.last
     if last is None:
         return ""
-    if acked(f, run.end):
-        return ", then the segment was acknowledged"
     peer = f.rev
+    if run.acked_before:  # acknowledged before them all: say only what came after them
+        if _acked_after(peer, run.end, last.p.time_ns):
+            return ", then the segment was acknowledged again"
+        if peer.last_rst_t > last.p.time_ns:
+            return f", the last answered by RST from {names[id(peer)]}"
+    elif acked(f, run.end):
+        return ", then the segment was acknowledged"
     if pos(f.rst) > last.i:
         return ", then sent RST"
     if pos(peer.rst) > last.i:
@@ -320,7 +363,13 @@ def _run_ending(f: Flow, run: Run, names: dict[int, Side]) -> str:
         if last.p.flags & FIN:
             return ", then sent nothing more, its FIN never acknowledged"
         return ", then sent nothing more: no FIN, no RST"
-    return ", never acknowledged"
+    return ", not acknowledged again" if run.acked_before else ", never acknowledged"
+
+
+def _acked_after(peer: Flow, end: int, t_ns: int) -> bool:
+    """Whether the peer's latest segment, sent after `t_ns` and not an RST (whose ACK field may be
+    unset), acknowledged up to `end`."""
+    return peer.lastack_t > t_ns and peer.last_rst_t != peer.lastack_t and covers(peer.lastack, end)
 
 
 def _no_original(f: Flow, run: Run, names: dict[int, Side]) -> str:

@@ -34,18 +34,23 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
         if rf.fin is None or pos(rf.fin) > pos(rf.rst):
             # Measured (netns, NAT in w, conntrack timeout 5 s, `ct state invalid reject with tcp
             # reset`): the router forged this very RST with the server's address after 8 s idle;
-            # the server's own capture shows none, and it stayed ESTABLISHED.
+            # the server's own capture shows none, and it stayed ESTABLISHED. And (netns
+            # reject_own_server) the server's own `reject with tcp reset` on its input: the same
+            # shape, the RST leaving the server in its own capture, its socket still ESTABLISHED.
+            # Which capture this is the packets do not say: each cause says what its host's shows.
             rst_t = rf.rst.p.time_ns if rf.rst is not None else 0
             since = (
                 f"; {who} had sent nothing for {fmt_s(secs(rst_t - rf.pre_rst_t))} s" if rf.pre_rst_t else ""
             )
             text += (
-                f"; or, as {who} sent no FIN or RST before it here, a NAT or stateful firewall on the "
-                f"path that forgot the flow (its conntrack entry expired while the connection was "
-                f"idle{since}) answered with {who}'s address: nftables `reject with tcp reset`, or the "
-                f"router's own stack when {who}'s address is the NAT's. Then the RST is not this "
-                f"connection's: a capture on {who}'s side shows none (or {who} answering a new port the "
-                f"NAT gave the flow), and {who} may still hold the connection"
+                f"; or, as {who} sent no FIN or RST before it here, not {who}'s socket but a firewall "
+                f"answering in its name, {who}'s socket untouched (it may still hold the connection): "
+                f"{who}'s own (a REJECT with tcp-reset in {who}'s namespace, iptables or nftables: the "
+                f"RST leaves {who}, in {who}'s own capture too), or a NAT or stateful firewall on the path "
+                f"that forgot the flow (its conntrack entry expired while the connection was idle{since}) "
+                f"answering with {who}'s address: nftables `reject with tcp reset`, or the router's own "
+                f"stack when {who}'s address is the NAT's; such an RST is not in a capture taken on "
+                f"{who}'s host (which may show {who} answering a new port the NAT gave the flow)"
             )
         return text
     # The same packets come from a handshake ACK lost on the way (measured: the netns

@@ -76,6 +76,7 @@ from orchestrator.tcp.flows import (
     covers,
     last_probe_answered,
     pos,
+    probe_gaps,
     probe_reset,
     rst_disowned,
     rst_taken,
@@ -204,7 +205,7 @@ def _keepalive(f: Flow) -> KeepaliveTiming:
     run from the peer's last segment: an answer starts the count again)."""
     assert f.ka_first is not None and f.ka_last is not None
     answered = last_probe_answered(f)
-    gaps = f.ka_gaps if answered else f.ka_run_gaps
+    gaps = probe_gaps(f, f.ka_gaps if answered else f.ka_run_gaps)
     return KeepaliveTiming(
         first_after_idle_s=secs(f.ka_first.p.time_ns - f.ka_idle_ref),
         interval_s=secs(statistics.median(gaps)) if gaps else None,

@@ -195,7 +195,22 @@ def model_note(host: str, p: KernelPrediction, t0: float | None) -> str:
         seen = _matched_end(p)
         if seen is not None:
             end += f" (what the capture shows fits {c.at(p.start_time + seen, t0)})"
-    return f"kernel model, {host}: {p.kind} {end}, the app told {p.app_error} ({p.basis}); {p.observed}"
+    return f"kernel model, {host}: {p.kind} {end}, {_told(p, t0)} ({p.basis}); {p.observed}"
+
+
+def _told(p: KernelPrediction, t0: float | None) -> str:
+    """What the app is told. An orphan's app is told nothing: it had close()d the socket."""
+    if p.orphan_s is None:
+        return f"the app told {p.app_error}"
+    orphan = c.at(p.start_time + p.orphan_s, t0)
+    if p.orphan_s != p.predicted_s and _matched_end(p) == p.orphan_s:
+        return (
+            f"no app told: the end the capture fits is an orphan's ({orphan}: its app had close()d the "
+            f"socket; one that had only shut it down would be told {p.app_error})"
+        )
+    return (
+        f"the app told {p.app_error} (nothing if it had close()d the socket: an orphan, ending at {orphan})"
+    )
 
 
 def _matched_end(p: KernelPrediction) -> float | None:

@@ -377,8 +377,12 @@ class Topology:
     # --- faults, all in w's forward chain ----------------------------------------------------
 
     def _nft(self, script: str) -> None:
+        self.nft_in("w", script)
+
+    def nft_in(self, role: Role, script: str) -> None:
+        """An nft script in one namespace (a host's own firewall, where `role` is a or b)."""
         done = subprocess.run(
-            ["ip", "netns", "exec", self.ns["w"], "nft", "-f", "-"],
+            ["ip", "netns", "exec", self.ns[role], "nft", "-f", "-"],
             input=script,
             capture_output=True,
             text=True,

@@ -419,6 +419,23 @@ def duplicated_then_cut(topo: Topology) -> dict[str, float]:
     return {}
 
 
+def keepalive_duplicated_then_cut(topo: Topology) -> dict[str, float]:
+    """An idle client with keep-alive 1 s / 1 s / 3, every packet duplicated both ways (1 ms),
+    then a cut at +2.5 s: the server's capture holds each answered probe twice (the network's
+    copies, a few µs apart), the client's each answer twice; then three probes unanswered, the
+    RST."""
+    socket = {"keepalive": True, "keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 3}
+    both = {"delay_ms": 1, "duplicate": 1.0}
+    relay = topo.relay([{"a->b": both, "b->a": both}, {"a->b": {"cut": True}, "b->a": {"cut": True}}])
+    cli, _ = start_pair(topo, {"mode": "idle", "socket": socket})
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 2.5 - time.time()))  # probes at +1 s and +2 s get answers
+    relay.signal(signal.SIGUSR1)
+    cli.wait_for("error", ABORT_WAIT_S)
+    time.sleep(0.2)
+    return {}
+
+
 def fins_cross(topo: Topology) -> dict[str, float]:
     """Both ends close: the client at +0.5 s, the server at +0.7 s; w drops the client's FINs
     until after the server's left, so each FIN leaves before its sender has the other's (as
@@ -576,6 +593,27 @@ def nat_forgot_reject(topo: Topology) -> dict[str, float]:
     topo.rule("ct state invalid reject with tcp reset", kind="reject-tcp-reset")
     cli, _ = start_pair(topo, sender(every_ms=4500, count=2))
     cli.wait_for("error", 10)
+    established = any(line.startswith("ESTAB") for line in topo.ss("b").splitlines())
+    time.sleep(0.2)
+    return {"server_established": float(established)}
+
+
+def reject_own_server(topo: Topology) -> dict[str, float]:
+    """The server's own namespace gets `reject with tcp reset` on its input 1 s into a client's
+    sends (every 300 ms): the client's next segment is answered by the server's own netfilter
+    with an RST of no socket's shape (no ACK, seq = the client's ACK), which leaves b and is in
+    b's own capture; the server's socket (mark `server_established`: ss after the client's
+    error) never learns."""
+    cli, _ = start_pair(topo, sender(every_ms=300))
+    connected = cli.wait_for("connected", 5)
+    time.sleep(max(0.0, connected.t + 1.0 - time.time()))
+    chain = "{ type filter hook input priority filter; policy accept; }"
+    topo.nft_in(
+        "b",
+        f"add table inet own\nadd chain inet own input {chain}\n"
+        f"add rule inet own input tcp dport {SERVER_PORT} reject with tcp reset\n",
+    )
+    cli.wait_for("error", 5)
     established = any(line.startswith("ESTAB") for line in topo.ss("b").splitlines())
     time.sleep(0.2)
     return {"server_established": float(established)}
@@ -779,6 +817,12 @@ CASES: dict[str, Case] = {
             {"retries2": 3, "duplicate": 1.0},
         ),
         Case(
+            "keepalive_duplicated_then_cut",
+            "idle, keepalive 1/1/3, every packet duplicated both ways, cut at +2.5 s",
+            keepalive_duplicated_then_cut,
+            {"keepidle_s": 1, "keepintvl_s": 1, "keepcnt": 3, "duplicate": 1.0},
+        ),
+        Case(
             "fins_cross",
             "client closes at +0.5 s, server at +0.7 s; the client's FIN held back until after",
             fins_cross,
@@ -807,6 +851,12 @@ CASES: dict[str, Case] = {
             "client close()s at +0.3 s, the server sends at +1.0 s and +1.3 s",
             data_after_close,
             {"client_close_s": 0.3, "server_sends_s": [1.0, 1.3]},
+        ),
+        Case(
+            "reject_own_server",
+            "the server's own input chain rejects with tcp reset 1 s into sends every 300 ms",
+            reject_own_server,
+            {"every_ms": 300},
         ),
         Case(
             "nat_forgot_reject",

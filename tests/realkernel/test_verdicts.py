@@ -376,6 +376,23 @@ def test_an_rst_a_nat_forged_names_the_nat(cases: Cases) -> None:
     assert server_side.rst_from is None and not server_side.rsts.server and not server_side.rsts.client
 
 
+@pytest.mark.realcase("reject_own_server")
+def test_an_rst_from_the_hosts_own_firewall_is_named_in_its_own_capture(cases: Cases) -> None:
+    """The server's own `reject with tcp reset`: the client got ECONNRESET, the server's socket
+    stayed established, and the RST is in the server's own capture: its note names that cause
+    and no cause says the server's capture has none."""
+    result = cases.get("reject_own_server")
+    error = result.event("client", "error")
+    assert error is not None and error.fields["errno"] == "ECONNRESET"
+    assert result.marks["server_established"] == 1.0
+    for host in ("a", "b"):
+        (conn,) = analyze_file(result.pcaps[host]).connections
+        assert (conn.close, conn.rst_from) == ("rst", "server")
+        (note,) = [n for n in conn.notes if n.startswith("the RST has no ACK flag")]
+        assert "server's own (a REJECT with tcp-reset in server's namespace" in note
+        assert "shows none" not in note
+
+
 @pytest.mark.realcase("last_ack_reused")
 def test_a_new_syn_ends_the_servers_last_ack_socket(cases: Cases) -> None:
     """The server's FIN was never acknowledged (the client's ACKs dropped in w): its socket in

@@ -83,7 +83,8 @@ def test_an_rst_that_arrived_says_nothing_of_going_on() -> None:
     conn = _conn("unread_rst_lost_a.pcap")  # the client's side: only the socket-less RST came
     note = _note(conn, "the RST has no ACK flag")
     assert "server no longer had this connection (socket closed, or the host rebooted)" in note
-    assert "or, as server sent no FIN or RST before it here, a NAT" in note  # its lost RST: unseen
+    assert "or, as server sent no FIN or RST before it here, not server's socket but a firewall" in note
+    assert "or a NAT or stateful firewall on the path" in note  # its lost RST: unseen
 
 
 def test_a_killed_process_with_unread_data_is_named_among_the_causes() -> None:

@@ -34,3 +34,17 @@ def test_where_the_fin_was_acknowledged_a_time_wait_answered() -> None:
     assert old.close == "fin" and old.rst_from is None and old.reset_later is None
     assert not any("LAST_ACK" in n for n in old.notes)
     assert any("challenge ACK" in n for n in new.notes)
+
+
+def test_the_new_connections_note_names_last_ack_among_who_answers_a_syn() -> None:
+    """The challenge ACK to the new SYN came from the LAST_ACK socket (nstat TCPSYNChallenge 1),
+    and the client's RST for it ended that socket: the note must name LAST_ACK beside
+    established, in either capture (the client's cannot tell which it was)."""
+    for name, frame in (("server.pcap", 15), ("client.pcap", 17)):
+        new = analyze_file(RECORDED / name).connections[1]
+        (note,) = [n for n in new.notes if "an earlier connection on this 4-tuple" in n]
+        assert "in LAST_ACK, its FIN never acknowledged: a challenge ACK too" in note
+        assert (
+            f"RST (frame {frame}) answered that ACK, resetting the earlier connection if it was "
+            "established or in LAST_ACK, not this one"
+        ) in note

@@ -45,3 +45,13 @@ def test_without_the_peers_answers_the_rst_is_still_not_the_close() -> None:
     assert conn.close == "none" and conn.rst_from is None
     (note,) = [n for n in conn.notes if n.startswith("the RST from client")]
     assert "did not end client's side" in note and "took it" not in note
+
+
+@pytest.mark.parametrize("name", ["client.pcap", "server.pcap"])
+def test_the_retransmissions_came_after_the_ack_and_met_rsts(name: str) -> None:
+    """The server acknowledged the client's segment (its echo) before the client's 7 copies of it,
+    and answered each with an RST of no socket: nothing acknowledged it after them."""
+    (conn,) = analyze_file(RECORDED / name).connections
+    (note,) = [n for n in conn.notes if n.startswith("client retransmitted")]
+    assert "server had acknowledged the segment before it came again" in note
+    assert note.endswith("or the network duplicated it), the last answered by RST from server")

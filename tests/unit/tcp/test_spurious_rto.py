@@ -25,3 +25,14 @@ def test_at_the_receiver_an_already_acknowledged_copy_names_every_cause() -> Non
     assert "server had acknowledged the segment before it came again" in note
     assert "did not get back" not in note  # they did: the client's capture has the ACK
     assert "delayed past the timer" in note and "duplicated" in note
+
+
+def test_the_run_ends_as_it_did_in_order() -> None:
+    """At the receiver the ACK came before both copies and again after the last (a D-SACK);
+    at the sender the ACK came after the retransmissions: each reads in the order it happened."""
+    (b,) = analyze_file(RECORDED / "b.pcap").connections
+    (note,) = [n for n in b.notes if n.startswith("client retransmitted")]
+    assert note.endswith("or the network duplicated it), then the segment was acknowledged again")
+    (a,) = analyze_file(RECORDED / "a.pcap").connections
+    (note,) = [n for n in a.notes if n.startswith("client retransmitted")]
+    assert note.endswith("with gaps 0.424, 0.42 s, then the segment was acknowledged")

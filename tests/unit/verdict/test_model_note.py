@@ -8,7 +8,17 @@ at +19.954s", 6.5 s after the app was told ETIMEDOUT, though the check passed on
 
 from __future__ import annotations
 
-from orchestrator.kernel.predict import KernelPrediction, judge
+from pathlib import Path
+
+from orchestrator.kernel.predict import (
+    KernelPrediction,
+    judge,
+    predict_connection,
+    prediction_from_json,
+    prediction_json,
+)
+from orchestrator.kernel.settings import parse_settings
+from orchestrator.tcp.analysis import analyze_file
 from orchestrator.verdict.judge import model_note
 
 T0 = 1000.0
@@ -48,3 +58,44 @@ def test_an_end_that_fits_none_is_not_claimed() -> None:
 def test_a_single_end_reads_as_before() -> None:
     note = model_note("client", _prediction(12.8, []), T0)
     assert note.startswith("kernel model, client: rto-abort ends it at +19.954s, the app told ETIMEDOUT (")
+
+
+# Recorded in netns (tests/unit/kernel/recorded/after_fin, kernel 6.18): a FIN into a cut with
+# tcp_retries2=5 and tcp_orphan_retries=2. After close() the orphan went 3.5 s after the cut, and
+# no app was told (it had closed the socket); after shutdown() the app got ETIMEDOUT 13.6 s after it.
+AFTER_FIN = Path(__file__).parents[1] / "kernel" / "recorded" / "after_fin"
+CLOSE_GONE = 1796180633.0192606  # the orphan first missing from ss
+SHUTDOWN_ETIMEDOUT = 1796180643.04556  # the shutdown() client's error event
+
+
+def _after_fin(name: str, end: float) -> KernelPrediction:
+    analysis = analyze_file(AFTER_FIN / name)
+    s = parse_settings(["tcp_retries2=5", "tcp_orphan_retries=2"], [])
+    (p,) = predict_connection(analysis.connections[0], lambda _: s, analysis.icmp_errors, end)
+    return p
+
+
+def test_an_orphans_end_the_capture_fits_tells_no_app() -> None:
+    p = _after_fin("close.pcap", CLOSE_GONE + 1)
+    note = model_note("client", p, p.start_time)
+    assert (
+        "(what the capture shows fits +2.898s), no app told: the end the capture fits is an orphan's" in note
+    )
+    assert "the app told ETIMEDOUT" not in note
+
+
+def test_a_shut_down_sockets_end_tells_etimedout_and_names_the_orphans() -> None:
+    p = _after_fin("shutdown.pcap", SHUTDOWN_ETIMEDOUT + 1)
+    note = model_note("client", p, p.start_time)
+    assert (
+        "(what the capture shows fits +12.864s), the app told ETIMEDOUT "
+        "(nothing if it had close()d the socket: an orphan, ending at +2.905s)"
+    ) in note
+
+
+def test_the_orphans_end_is_in_the_json_only_where_the_model_allows_one() -> None:
+    p = _after_fin("close.pcap", CLOSE_GONE + 1)
+    raw = prediction_json(p)
+    assert raw["orphan_s"] == p.orphan_s == min(p.alternatives)
+    assert prediction_from_json(raw).orphan_s == p.orphan_s
+    assert "orphan_s" not in prediction_json(_prediction(12.8, []))
