@@ -309,8 +309,7 @@ def segment_blackholed(topo: Topology) -> dict[str, float]:
     topo.sysctl("a", **{"net.ipv4.tcp_retries2": 5})
     cli, _ = start_pair(topo, sender(every_ms=5, size=10_000, send_after_s=0.3))
     cli.wait_for("connected", 5)
-    syn = next(p for p in read_tcp(topo.out_dir / "a.pcap") if p.flags & SYN and not p.flags & ACK)
-    seq = (syn.seq + 1 + 100_000) % 2**32
+    seq = (_client_isn(topo) + 1 + 100_000) % 2**32
     seq = seq if seq + 1447 < 2**32 else 0  # a range that does not wrap
     topo.rule(f'iifname "to-a" tcp sequence {seq}-{seq + 1447} drop', kind="drop_one_segment")
     cli.wait_for("error", ABORT_WAIT_S)
@@ -352,8 +351,7 @@ def head_not_most_retransmitted(topo: Topology) -> dict[str, float]:
     topo.ip("a", "link", "set", "eth0", "gso_max_segs", "1")
     cli, _ = start_pair(topo, sender(every_ms=10, size=4096, send_after_s=0.3))
     connected = cli.wait_for("connected", 5)
-    syn = next(p for p in read_tcp(topo.out_dir / "a.pcap") if p.flags & SYN and not p.flags & ACK)
-    seq = (syn.seq + 1 + 25 * 4096) % 2**32  # where a write (one segment, or a TSO burst) starts
+    seq = (_client_isn(topo) + 1 + 25 * 4096) % 2**32  # where a write (one segment, or a TSO burst) starts
     seq = seq if seq + 1447 < 2**32 else 0  # a range that does not wrap
     topo.rule(f'iifname "to-a" tcp sequence {seq}-{seq + 1447} drop', kind="drop_one_segment")
     time.sleep(max(0.0, connected.t + 1.9 - time.time()))
@@ -373,11 +371,13 @@ def _seq_range(lo: int, hi: int) -> str:
 
 def _client_isn(topo: Topology) -> int:
     """The client's SYN's seq from a's capture, waiting for tcpdump to write it (a loaded machine)."""
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 3.0
     while True:
         syns = [p for p in read_tcp(topo.out_dir / "a.pcap") if p.flags & SYN and not p.flags & ACK]
-        if syns or time.monotonic() > deadline:
+        if syns:
             return syns[0].seq
+        if time.monotonic() > deadline:
+            raise RuntimeError("a.pcap holds no SYN 3 s after the client connected")
         time.sleep(0.05)
 
 
