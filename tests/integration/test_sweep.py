@@ -63,10 +63,13 @@ def test_sweep_retries2(tmp_path: Path) -> None:
     for n, row in rows.items():
         # The curve uses the runs' median RTO; each run's prediction uses its own. At a knife edge
         # (tcp_retries2=3: 7 x RTO is about the 3 s budget) the two RTOs may fall either side of
-        # it: the curve then meets one of the ends the run's prediction allows.
+        # it: the curve then meets one of the ends the run's prediction allows. Every end is a sum
+        # of RTOs, so a run whose RTO differs from the median (on a loaded machine the RTT, and
+        # with it the RTO, grew 3.6% in one run of three) differs from the curve as much.
         end = row["ends"]["client"]
         ends = [end["predicted_s"], *end["alternatives"]]
-        met = [e for e in ends if model[float(n)] == pytest.approx(e, rel=0.03)]
+        rel = 0.03 + abs(end["rto_s"] / curve["rto_s"] - 1)
+        met = [e for e in ends if model[float(n)] == pytest.approx(e, rel=rel)]
         assert met, (n, model[float(n)], ends)
         if met[0] == end["predicted_s"]:  # the same side of any knife edge as the run: its end too
             assert model[float(n)] == pytest.approx(end["observed_s"], rel=0.1), n
