@@ -1,4 +1,5 @@
-"""The readable summary of `tcpscen analyze`: a block per connection.
+"""The readable summary of `tcpscen analyze`: the file's line, its totals (two connections or
+more), then a block per connection.
 
 Each block is made as (text, style) pieces. On a terminal, rich shows them with their styles;
 anywhere else (a pipe, a file) the styles would be dropped anyway, so the text is written as
@@ -8,18 +9,18 @@ it is: rich's layout costs more than the analysis for a capture of thousands of 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
 
-from orchestrator.kernel.predict import TOLERANCE, KernelPrediction, predict_connection
-from orchestrator.kernel.settings import KernelSettings
-from orchestrator.pcap.reader import IcmpError
+from orchestrator.kernel.predict import TOLERANCE, KernelPrediction
 from orchestrator.tcp.analysis import Analysis
-from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.tcp.connection import ConnectionSummary
+from orchestrator.tcp.contract import PredictedConnections
 from orchestrator.tcp.notes import uneven_gaps
+from orchestrator.tcp.totals import End, ModelEndTotal, SidesTotal, Tally, tally_of, totals_of
 
 __all__ = ["LINKTYPE_NAMES", "TextConnections", "write_rendered_summary", "write_summary"]
 
@@ -45,37 +46,36 @@ def write_summary(
     analysis: Analysis,
     predictions: dict[int, list[KernelPrediction]],
 ) -> None:
-    """The file's line, then a block per connection: styled on a terminal, plain elsewhere."""
+    """The file's line and totals, then a block per connection: styled on a terminal, plain
+    elsewhere."""
+    tallies = [tally_of(c, predictions.get(c.stream, [])) for c in analysis.connections]
     if not console.is_terminal:
         texts = [_plain(_connection(c, predictions.get(c.stream, []))) for c in analysis.connections]
-        write_rendered_summary(out, file, analysis, texts)
+        write_rendered_summary(out, file, analysis, texts, tallies)
         return
-    for pieces in _blocks(file, analysis, predictions):
+    for pieces in _blocks(file, analysis, predictions, tallies):
         console.print(Text.assemble(*((text, style or "") for text, style in pieces)))
 
 
-class TextConnections:
-    """Each connection's block as plain text, predictions included (a `parallel.Renderer`)."""
+class TextConnections(PredictedConnections):
+    """Each connection's block as plain text, predictions included."""
 
-    def __init__(self, settings_for: Callable[[ConnectionSummary], Callable[[Side], KernelSettings]]) -> None:
-        self.settings_for = settings_for
-
-    def render(
-        self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
-    ) -> list[str]:
-        out = []
-        for c in conns:
-            predictions = predict_connection(c, self.settings_for(c), icmp_errors, end)
-            out.append(_plain(_connection(c, predictions)))
-        return out
+    def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
+        return _plain(_connection(c, predictions))
 
     def number(self, text: str, stream: int) -> str:
         return f"#{stream}" + text[len("#-1") :]  # rendered with stream -1
 
 
-def write_rendered_summary(out: TextIO, file: str, analysis: Analysis, texts: list[str]) -> None:
-    """`write_summary`'s plain text, from blocks already rendered by `TextConnections`."""
+def write_rendered_summary(
+    out: TextIO, file: str, analysis: Analysis, texts: list[str], tallies: list[Tally]
+) -> None:
+    """`write_summary`'s plain text, from blocks already rendered by `TextConnections` and the
+    connections' tallies, in tcp.stream order."""
     out.write(_plain(_head(file, analysis, len(texts))) + "\n")
+    totals = _totals(tallies)
+    if totals:
+        out.write(_plain(totals) + "\n")
     out.writelines(text + "\n" for text in texts)
 
 
@@ -107,11 +107,81 @@ def _head(file: str, analysis: Analysis, n: int) -> list[Piece]:
 
 
 def _blocks(
-    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]]
+    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]], tallies: list[Tally]
 ) -> Iterator[list[Piece]]:
     yield _head(file, analysis, len(analysis.connections))
+    totals = _totals(tallies)
+    if totals:
+        yield totals
     for conn in analysis.connections:
         yield _connection(conn, predictions.get(conn.stream, []))
+
+
+SHOWN_STREAMS = 5  # stream numbers named per group; the rest are counted
+SHOWN_NOTES = 8  # shared notes shown, the commonest first
+_ENDS: dict[End, str] = {
+    "fin": "closed by FINs, {by} first",
+    "fin-unanswered": "only {by} sent FIN, {other} none",
+    "rst": "reset by {by}",
+    "none": "no FIN or RST (still open when the capture ended, or died silently)",
+    "handshake-failed": "handshake failed",
+}
+
+
+def _totals(tallies: list[Tally]) -> list[Piece]:
+    """What a capture of many connections says across them (nothing for one connection)."""
+    if len(tallies) < 2:
+        return []
+    t = totals_of(tallies)
+    head: list[Piece] = [("totals", "bold"), (f" over {t.connections:,} connections:", None)]
+    hs = ", ".join(f"{n:,} {kind}" for kind, n in t.handshake.items() if n)
+    lines = [f"   handshake: {hs}", "   ended:"]
+    width = max(len(f"{e.count:,}") for e in t.ends)
+    lines += [f"     {e.count:>{width},} {_end(e.end, e.by)}{_streams(e.count, e.streams)}" for e in t.ends]
+    lines += _sides("retransmitted", "retransmissions", t.retransmissions)
+    lines += _sides("sent keep-alive probes", "probes", t.keepalive_probes)
+    lines += _sides("advertised a zero window", "zero windows", t.zero_window)
+    if t.model_ends:
+        lines.append("   kernel model (times after the capture's first segment):")
+        lines += [f"     {_model_end(m)}" for m in t.model_ends]
+    if t.shared_notes:
+        lines.append("   notes shared by several connections:")
+        for n in t.shared_notes[:SHOWN_NOTES]:
+            lines.append(f"     {n.count:,} of {t.connections:,}: {n.note}{_streams(n.count, n.streams)}")
+        if len(t.shared_notes) > SHOWN_NOTES:
+            lines.append(f"     and {len(t.shared_notes) - SHOWN_NOTES} more shared notes (--json: totals)")
+    return [*head, ("\n" + "\n".join(lines), None)]
+
+
+def _end(end: End, by: str | None) -> str:
+    if end == "handshake-failed" and by is not None:
+        return f"handshake failed (refused: RST from {by})"
+    return _ENDS[end].format(by=by, other="server" if by == "client" else "client")
+
+
+def _sides(what: str, unit: str, s: SidesTotal) -> list[str]:
+    if not s.connections:
+        return []
+    return [
+        f"   {what}: {s.connections:,} connection{'' if s.connections == 1 else 's'} "
+        f"({unit} client/server {s.client:,}/{s.server:,}){_streams(s.connections, s.streams)}"
+    ]
+
+
+def _model_end(m: ModelEndTotal) -> str:
+    first, last = f"+{m.first_s:.3f}", f"+{m.last_s:.3f}"
+    when = f"{first} s" if first == last else f"{first} to {last} s"
+    if m.beyond_capture:
+        seen = f"after the capture ended: {when}"
+    else:
+        seen = f"at {when}; the capture shows {m.within_tolerance:,} within {TOLERANCE:.0%}"
+    return f"{m.count:,} {m.kind} by {m.side}, {seen}{_streams(m.count, m.streams)}"
+
+
+def _streams(count: int, streams: list[int]) -> str:
+    named = ", ".join(f"#{s}" for s in streams[:SHOWN_STREAMS])
+    more = count - min(count, SHOWN_STREAMS)
+    return f" ({named}" + (f" and {more:,} more)" if more else ")")
 
 
 def _connection(c: ConnectionSummary, predictions: list[KernelPrediction]) -> list[Piece]:
