@@ -16,7 +16,8 @@ The contract (field names and meanings never change; fields may be added)::
 Added beyond it: per file ``tcp_packets``, ``truncated``, ``problems``, ``linktypes`` and
 ``icmp_errors`` (a count); per connection ``stream`` (Wireshark's tcp.stream), ``packets``,
 ``start_time`` (epoch seconds of its first segment), ``frames`` (the evidence, as frame numbers
-in the file, lists capped at 100) and ``predictions`` (see `kernel.predict`).
+in the file, lists capped at 100) and ``predictions`` (see `kernel.predict`); per file
+``totals``, across its connections (see `totals`).
 """
 
 from __future__ import annotations

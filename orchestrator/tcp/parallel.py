@@ -10,8 +10,9 @@ child, which waited for its segments (measured: 2.4 s against 2.0 s for the whol
 of a million segments in 9,547 connections, 2 processes; 12% faster for the whole command).
 And every process has the same work, so the shares are equal. Children send their summaries
 back (pickled), or, with a `Renderer` (`analyze_rendered`), their connections already rendered
-as text, which is much cheaper to send than the objects; the parent puts all connections in
-order of first frame and numbers them (`stream`). The result is what one process gives, byte
+as text, which is much cheaper to send than the objects, each with its small `totals.Tally`;
+the parent puts all connections in order of first frame and numbers them (`stream`), and the
+file's totals are folded from the tallies in that order. The result is what one process gives, byte
 for byte in the CLI's output; `tests/unit/tcp/test_parallel.py` checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the

@@ -14,6 +14,7 @@ all agree, else its range ("1.019 to 1.025"), or "…" for frame numbers and lis
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ STREAMS_KEPT = 100  # stream numbers per group in the JSON, as the connections' 
 
 # A number, or a list of them ("0.206, 0.204, 0.424" or "..., ..."): one slot of a note.
 _NUM = r"(?<![\w.])\d+(?:\.\d+)?(?!\w|\.\d)"
-_SLOT = re.compile(rf"{_NUM}(?:, {_NUM})*(?:, \.\.\.)?")
+_SLOT = re.compile(rf"({_NUM}(?:, {_NUM})*(?:, \.\.\.)?)")
 _PLURAL = re.compile(r"(?<=[a-z])s\b")
 _HOLE = "\x00"
 
@@ -97,9 +98,10 @@ def tally_of(c: ConnectionSummary, predictions: Sequence[KernelPrediction]) -> T
     )
 
 
+@functools.lru_cache(maxsize=1 << 12)  # many connections share a note word for word
 def _shape(note: str) -> tuple[str, tuple[str, ...]]:
-    slots = tuple(m.group() for m in _SLOT.finditer(note))
-    return sys.intern(_SLOT.sub(_HOLE, note)), slots
+    parts = _SLOT.split(note)  # text, slot, text, ..., text
+    return sys.intern(_HOLE.join(parts[0::2])), tuple(parts[1::2])
 
 
 @dataclass(slots=True)
