@@ -46,8 +46,9 @@ End = Literal["fin", "fin-unanswered", "rst", "none", "handshake-failed"]
 END_ORDER: tuple[End, ...] = ("fin", "fin-unanswered", "rst", "none", "handshake-failed")
 STREAMS_KEPT = 100  # stream numbers per group in the JSON, as the connections' frame lists
 
-# A number, or a list of them ("0.206, 0.204, 0.424" or "..., ..."): one slot of a note.
-_NUM = r"(?<![\w.])\d+(?:\.\d+)?(?!\w|\.\d)"
+# A number, or a list of them ("0.206, 0.204, 0.424" or "..., ..."): one slot of a note. (Digits
+# in a word, "tcp_retries2", make a slot too, the same in every note: shown as they are.)
+_NUM = r"\d(?:[\d.]*\d)?"
 _SLOT = re.compile(rf"({_NUM}(?:, {_NUM})*(?:, \.\.\.)?)")
 _PLURAL = re.compile(r"(?<=[a-z])s\b")
 _HOLE = "\x00"
@@ -241,35 +242,87 @@ def _add_model_end(
 
 
 @dataclass(slots=True)
+class _Slot:
+    """What a group's notes have in one slot: the first value, whether all agree, the range."""
+
+    first: str
+    same: bool = True
+    numbers: bool = True  # every value one number (not a list, nor an address)
+    lo: float = 0.0
+    hi: float = 0.0
+    lo_text: str = ""
+    hi_text: str = ""
+
+    @classmethod
+    def of(cls, value: str) -> _Slot:
+        x = _number(value)
+        if x is None:
+            return cls(value, numbers=False)
+        return cls(value, lo=x, hi=x, lo_text=value, hi_text=value)
+
+    def add(self, value: str) -> None:
+        if value == self.first:  # the commonest: nothing new
+            return
+        self.same = False
+        if not self.numbers:
+            return
+        x = _number(value)
+        if x is None:
+            self.numbers = False
+        elif x < self.lo:
+            self.lo, self.lo_text = x, value
+        elif x > self.hi:
+            self.hi, self.hi_text = x, value
+
+    def text(self, before: str) -> str:
+        if self.same:
+            return self.first
+        if not self.numbers or before.endswith(("frame ", "frames ")):
+            return "…"
+        return f"{self.lo_text} to {self.hi_text}"
+
+
+def _number(value: str) -> float | None:
+    if "," in value:
+        return None
+    try:
+        return float(value)
+    except ValueError:  # an address, 10.199.1.1
+        return None
+
+
+@dataclass(slots=True)
 class _NoteGroup:
     template: str  # the longest wording (plurals), the first stream's among equals
     count: int
     streams: list[int]
-    slots: list[list[str]]  # each slot's distinct values, in order of first appearance
+    slots: list[_Slot]
 
 
 class _Notes:
     def __init__(self) -> None:
         self.groups: dict[str, _NoteGroup] = {}
+        self.keys: dict[str, str] = {}  # template -> its words without plurals
 
     def add(self, stream: int, notes: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
         seen: set[str] = set()
         for template, slots in notes:
-            key = _PLURAL.sub("", template)
+            key = self.keys.get(template)
+            if key is None:
+                key = self.keys[template] = _PLURAL.sub("", template)
             if key in seen:  # the same words twice in one connection count once
                 continue
             seen.add(key)
             g = self.groups.get(key)
             if g is None:
-                self.groups[key] = _NoteGroup(template, 1, [stream], [[v] for v in slots])
+                self.groups[key] = _NoteGroup(template, 1, [stream], [_Slot.of(v) for v in slots])
                 continue
             g.count += 1
             _keep(g.streams, stream)
             if len(template) > len(g.template):
                 g.template = template
-            for values, v in zip(g.slots, slots, strict=True):
-                if v not in values:
-                    values.append(v)
+            for slot, v in zip(g.slots, slots, strict=True):
+                slot.add(v)
 
     def shared(self) -> list[NoteTotal]:
         groups = sorted(
@@ -278,22 +331,13 @@ class _Notes:
         return [NoteTotal(_fill(g.template, g.slots), g.count, g.streams) for g in groups]
 
 
-def _fill(template: str, slots: list[list[str]]) -> str:
+def _fill(template: str, slots: list[_Slot]) -> str:
     parts = template.split(_HOLE)
     out = [parts[0]]
-    for before, values, after in zip(parts[:-1], slots, parts[1:], strict=True):
-        out.append(_slot(before, values))
+    for before, slot, after in zip(parts[:-1], slots, parts[1:], strict=True):
+        out.append(slot.text(before))
         out.append(after)
     return "".join(out)
-
-
-def _slot(before: str, values: list[str]) -> str:
-    if len(values) == 1:
-        return values[0]
-    if before.endswith(("frame ", "frames ")) or any("," in v for v in values):
-        return "…"
-    numbers = sorted(values, key=float)
-    return f"{numbers[0]} to {numbers[-1]}"
 
 
 def totals_json(t: Totals) -> dict[str, object]:
