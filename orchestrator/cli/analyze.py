@@ -125,9 +125,13 @@ def _analyze(
             rendered = analyze_rendered(capture, processes, renderer)
             _warn(warn, rendered.analysis)
             if json_out:
-                write_rendered_json(sys.stdout, rendered.analysis, rendered.texts, str(path))
+                write_rendered_json(
+                    sys.stdout, rendered.analysis, rendered.texts, str(path), rendered.tallies
+                )
             else:
-                write_rendered_summary(sys.stdout, printable(str(path)), rendered.analysis, rendered.texts)
+                write_rendered_summary(
+                    sys.stdout, printable(str(path)), rendered.analysis, rendered.texts, rendered.tallies
+                )
             continue
         analysis = _analysis(capture, processes)
         _warn(warn, analysis)

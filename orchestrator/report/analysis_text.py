@@ -1,4 +1,5 @@
-"""The readable summary of `tcpscen analyze`: a block per connection.
+"""The readable summary of `tcpscen analyze`: the file's line, its totals (two connections or
+more), then a block per connection.
 
 Each block is made as (text, style) pieces. On a terminal, rich shows them with their styles;
 anywhere else (a pipe, a file) the styles would be dropped anyway, so the text is written as
@@ -8,18 +9,19 @@ it is: rich's layout costs more than the analysis for a capture of thousands of 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
 
-from orchestrator.kernel.predict import TOLERANCE, KernelPrediction, predict_connection
-from orchestrator.kernel.settings import KernelSettings
-from orchestrator.pcap.reader import IcmpError
+from orchestrator.kernel.predict import TOLERANCE, KernelPrediction
+from orchestrator.report.totals_text import Piece, totals_pieces
 from orchestrator.tcp.analysis import Analysis
-from orchestrator.tcp.connection import ConnectionSummary, Side
+from orchestrator.tcp.connection import ConnectionSummary
+from orchestrator.tcp.contract import PredictedConnections
 from orchestrator.tcp.notes import uneven_gaps
+from orchestrator.tcp.totals import Tally, tally_of
 
 __all__ = ["LINKTYPE_NAMES", "TextConnections", "write_rendered_summary", "write_summary"]
 
@@ -34,9 +36,6 @@ LINKTYPE_NAMES = {
     276: "Linux cooked v2",
 }
 
-# A block: pieces of text, each with its rich style (None: plain).
-Piece = tuple[str, str | None]
-
 
 def write_summary(
     out: TextIO,
@@ -45,37 +44,36 @@ def write_summary(
     analysis: Analysis,
     predictions: dict[int, list[KernelPrediction]],
 ) -> None:
-    """The file's line, then a block per connection: styled on a terminal, plain elsewhere."""
+    """The file's line and totals, then a block per connection: styled on a terminal, plain
+    elsewhere."""
+    tallies = [tally_of(c, predictions.get(c.stream, [])) for c in analysis.connections]
     if not console.is_terminal:
         texts = [_plain(_connection(c, predictions.get(c.stream, []))) for c in analysis.connections]
-        write_rendered_summary(out, file, analysis, texts)
+        write_rendered_summary(out, file, analysis, texts, tallies)
         return
-    for pieces in _blocks(file, analysis, predictions):
+    for pieces in _blocks(file, analysis, predictions, tallies):
         console.print(Text.assemble(*((text, style or "") for text, style in pieces)))
 
 
-class TextConnections:
-    """Each connection's block as plain text, predictions included (a `parallel.Renderer`)."""
+class TextConnections(PredictedConnections):
+    """Each connection's block as plain text, predictions included."""
 
-    def __init__(self, settings_for: Callable[[ConnectionSummary], Callable[[Side], KernelSettings]]) -> None:
-        self.settings_for = settings_for
-
-    def render(
-        self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
-    ) -> list[str]:
-        out = []
-        for c in conns:
-            predictions = predict_connection(c, self.settings_for(c), icmp_errors, end)
-            out.append(_plain(_connection(c, predictions)))
-        return out
+    def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
+        return _plain(_connection(c, predictions))
 
     def number(self, text: str, stream: int) -> str:
         return f"#{stream}" + text[len("#-1") :]  # rendered with stream -1
 
 
-def write_rendered_summary(out: TextIO, file: str, analysis: Analysis, texts: list[str]) -> None:
-    """`write_summary`'s plain text, from blocks already rendered by `TextConnections`."""
+def write_rendered_summary(
+    out: TextIO, file: str, analysis: Analysis, texts: list[str], tallies: list[Tally]
+) -> None:
+    """`write_summary`'s plain text, from blocks already rendered by `TextConnections` and the
+    connections' tallies, in tcp.stream order."""
     out.write(_plain(_head(file, analysis, len(texts))) + "\n")
+    totals = totals_pieces(tallies)
+    if totals:
+        out.write(_plain(totals) + "\n")
     out.writelines(text + "\n" for text in texts)
 
 
@@ -107,9 +105,12 @@ def _head(file: str, analysis: Analysis, n: int) -> list[Piece]:
 
 
 def _blocks(
-    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]]
+    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]], tallies: list[Tally]
 ) -> Iterator[list[Piece]]:
     yield _head(file, analysis, len(analysis.connections))
+    totals = totals_pieces(tallies)
+    if totals:
+        yield totals
     for conn in analysis.connections:
         yield _connection(conn, predictions.get(conn.stream, []))
 

@@ -16,7 +16,8 @@ The contract (field names and meanings never change; fields may be added)::
 Added beyond it: per file ``tcp_packets``, ``truncated``, ``problems``, ``linktypes`` and
 ``icmp_errors`` (a count); per connection ``stream`` (Wireshark's tcp.stream), ``packets``,
 ``start_time`` (epoch seconds of its first segment), ``frames`` (the evidence, as frame numbers
-in the file, lists capped at 100) and ``predictions`` (see `kernel.predict`).
+in the file, lists capped at 100) and ``predictions`` (see `kernel.predict`); per file
+``totals``, across its connections (see `totals`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from orchestrator.kernel.settings import KernelSettings
 from orchestrator.pcap.reader import IcmpError
 from orchestrator.tcp.analysis import Analysis
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side, SideCounts, SideFrames
+from orchestrator.tcp.totals import Tally, tally_of, totals_json, totals_of
 
 __all__ = [
     "CONNECTION_FIELDS",
     "JsonConnections",
+    "PredictedConnections",
     "analysis_json",
     "connection_json",
     "prediction_json",
@@ -69,8 +72,12 @@ def analysis_json(
         "file": file,
         "packets": analysis.packets,
         "connections": [connection_json(c, found.get(c.stream, [])) for c in analysis.connections],
-        **_file_extras(analysis),
+        **_file_extras(analysis, _tallies(analysis, found)),
     }
+
+
+def _tallies(analysis: Analysis, predictions: dict[int, list[KernelPrediction]]) -> list[Tally]:
+    return [tally_of(c, predictions.get(c.stream, [])) for c in analysis.connections]
 
 
 def write_analysis_json(
@@ -80,16 +87,17 @@ def write_analysis_json(
     ``json.dumps(analysis_json(...))``, without holding the whole document in memory."""
     found = predictions or {}
     texts = (json.dumps(connection_json(c, found.get(c.stream, []))) for c in analysis.connections)
-    write_rendered_json(out, analysis, texts, file)
+    write_rendered_json(out, analysis, texts, file, _tallies(analysis, found))
 
 
-def _file_extras(analysis: Analysis) -> dict[str, Any]:
+def _file_extras(analysis: Analysis, tallies: Sequence[Tally]) -> dict[str, Any]:
     return {
         "tcp_packets": analysis.tcp_packets,
         "truncated": analysis.truncated,
         "problems": analysis.problems,
         "linktypes": analysis.linktypes,
         "icmp_errors": len(analysis.icmp_errors),
+        "totals": totals_json(totals_of(tallies)),
     }
 
 
@@ -143,29 +151,43 @@ def _frames(s: SideFrames) -> dict[str, list[int]]:
     return {"client": [f.frame for f in s.client], "server": [f.frame for f in s.server]}
 
 
-class JsonConnections:
-    """Each connection as its JSON text, predictions included (a `parallel.Renderer`)."""
+class PredictedConnections:
+    """Each connection rendered with the kernel model's predictions, and its tally for the
+    totals (a `parallel.Renderer`); subclasses say how a connection reads (`text`)."""
 
     def __init__(self, settings_for: Callable[[ConnectionSummary], Callable[[Side], KernelSettings]]) -> None:
         self.settings_for = settings_for
 
     def render(
         self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
-    ) -> list[str]:
-        return [
-            json.dumps(connection_json(c, predict_connection(c, self.settings_for(c), icmp_errors, end)))
-            for c in conns
-        ]
+    ) -> list[tuple[str, Tally]]:
+        out = []
+        for c in conns:
+            predictions = predict_connection(c, self.settings_for(c), icmp_errors, end)
+            out.append((self.text(c, predictions), tally_of(c, predictions)))
+        return out
+
+    def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
+        raise NotImplementedError
+
+
+class JsonConnections(PredictedConnections):
+    """Each connection as its JSON text, predictions included."""
+
+    def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
+        return json.dumps(connection_json(c, predictions))
 
     def number(self, text: str, stream: int) -> str:
         # "stream" comes once, after the notes, whose quotes inside strings are escaped.
         return text.replace('"stream": -1,', f'"stream": {stream},', 1)
 
 
-def write_rendered_json(out: TextIO, analysis: Analysis, texts: Iterable[str], file: str) -> None:
-    """The file's object, with its connections' JSON texts (as `JsonConnections` renders them),
-    written a connection at a time."""
+def write_rendered_json(
+    out: TextIO, analysis: Analysis, texts: Iterable[str], file: str, tallies: Sequence[Tally]
+) -> None:
+    """The file's object, with its connections' JSON texts (as `JsonConnections` renders them)
+    and their tallies (for the totals), in tcp.stream order, written a connection at a time."""
     out.write(json.dumps({"file": file, "packets": analysis.packets})[:-1] + ', "connections": [')
     for k, text in enumerate(texts):
         out.write(", " + text if k else text)
-    out.write("], " + json.dumps(_file_extras(analysis))[1:] + "\n")
+    out.write("], " + json.dumps(_file_extras(analysis, tallies))[1:] + "\n")

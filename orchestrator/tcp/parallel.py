@@ -10,8 +10,9 @@ child, which waited for its segments (measured: 2.4 s against 2.0 s for the whol
 of a million segments in 9,547 connections, 2 processes; 12% faster for the whole command).
 And every process has the same work, so the shares are equal. Children send their summaries
 back (pickled), or, with a `Renderer` (`analyze_rendered`), their connections already rendered
-as text, which is much cheaper to send than the objects; the parent puts all connections in
-order of first frame and numbers them (`stream`). The result is what one process gives, byte
+as text, which is much cheaper to send than the objects, each with its small `totals.Tally`;
+the parent puts all connections in order of first frame and numbers them (`stream`), and the
+file's totals are folded from the tallies in that order. The result is what one process gives, byte
 for byte in the CLI's output; `tests/unit/tcp/test_parallel.py` checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
@@ -47,6 +48,7 @@ from orchestrator.tcp.compiled import Pass, Plan, plan_for
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.loop import summarize_pass
 from orchestrator.tcp.sizing import size_of
+from orchestrator.tcp.totals import Tally
 
 __all__ = [
     "Rendered",
@@ -78,13 +80,14 @@ def _fold(addr: str) -> int:
 
 
 class Renderer(Protocol):
-    """Turns connections into text where they were analysed, so that only text crosses between
-    processes: `render` gets the connections with `stream` -1 (the numbering is only known
-    once all are in), `number` puts the real number in."""
+    """Turns connections into text where they were analysed, so that only text (and each
+    connection's small `Tally`, for the file's totals) crosses between processes: `render` gets
+    the connections with `stream` -1 (the numbering is only known once all are in), `number`
+    puts the real number in."""
 
     def render(
         self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
-    ) -> list[str]: ...
+    ) -> list[tuple[str, Tally]]: ...
 
     def number(self, text: str, stream: int) -> str: ...
 
@@ -92,10 +95,11 @@ class Renderer(Protocol):
 @dataclass(slots=True)
 class Rendered:
     """A shared analysis whose connections came back as text: the file's counters (its
-    `connections` is empty) and each connection's text, in tcp.stream order."""
+    `connections` is empty) and each connection's text and tally, in tcp.stream order."""
 
     analysis: Analysis
     texts: list[str]
+    tallies: list[Tally]
 
 
 def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
@@ -114,9 +118,13 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
 def analyze_rendered(capture: TcpCapture, processes: int, renderer: Renderer) -> Rendered:
     """Analyse `capture` with `processes` (> 1) processes, each rendering its connections."""
     analysis, parts = _share(capture, processes, renderer)
-    texts = [(key, text) for part in parts for key, text in part]
+    texts = [(key, text, tally) for part in parts for key, text, tally in part]
     texts.sort(key=lambda kt: kt[0])
-    return Rendered(analysis, [renderer.number(text, k) for k, (_key, text) in enumerate(texts)])
+    return Rendered(
+        analysis,
+        [renderer.number(text, k) for k, (_key, text, _tally) in enumerate(texts)],
+        [tally for _key, _text, tally in texts],
+    )
 
 
 def summarize_chunks(chunks: Iterable[Chunk], passing: Pass) -> list[ConnectionSummary]:
@@ -161,8 +169,8 @@ def _share(
         for forked, inbox, _r in children:
             _put(forked, inbox, (end, analysis.icmp_errors))
         own = [
-            (_first_frame(c), text)
-            for c, text in zip(mine, _render(renderer, mine, end, analysis.icmp_errors), strict=True)
+            (_first_frame(c), text, tally)
+            for c, (text, tally) in zip(mine, _render(renderer, mine, end, analysis.icmp_errors), strict=True)
         ]
         return analysis, [own] + [_receive(forked, receive, capture) for forked, _i, receive in children]
     finally:
@@ -178,7 +186,7 @@ def _share(
 
 def _render(
     renderer: Renderer, conns: list[ConnectionSummary], end: float | None, icmp: list[IcmpError]
-) -> list[str]:
+) -> list[tuple[str, Tally]]:
     for c in conns:
         c.stream = -1
     return renderer.render(conns, end, icmp)
@@ -249,7 +257,7 @@ def _child(
             send.send_bytes(pickle.dumps(capture_end(conns)))
             end, icmp = inbox.get()
             texts = _render(renderer, conns, end, icmp)
-            keyed = [(_first_frame(c), text) for c, text in zip(conns, texts, strict=True)]
+            keyed = [(_first_frame(c), text, tally) for c, (text, tally) in zip(conns, texts, strict=True)]
             send.send_bytes(pickle.dumps(keyed, protocol=pickle.HIGHEST_PROTOCOL))
     except BaseException as exc:  # reported to the parent, whatever it is
         code = 1
