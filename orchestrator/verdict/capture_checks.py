@@ -15,8 +15,10 @@ from orchestrator.verdict.expectations import Check
 # Checks judged from something else than packets: the timeline, the captures' own counts, the
 # kernels' counters, tables and samples (`sockets[i]`: the states ss listed), the apps' events
 # and output. An app's time is from packets only when it is compared with the kernel model's
-# (`at: predicted`), whose start is a packet.
+# (`at: predicted`), whose start is a packet. A middlebox's forgetting and picking up are in
+# conntrack's log.
 _NOT_FROM_PACKETS = ("timeline[", "capture.", "kernel_counters.", "socket_at_end.", "sockets[", "apps.")
+_FROM_CONNTRACK = (".forgot", ".picked_up")
 
 
 def capture_checks(run_dir: Path, hosts: list[str]) -> list[Check]:
@@ -48,7 +50,7 @@ def tell_incomplete(checks: list[Check], predicted_apps: Collection[str]) -> Non
     if not lost:
         return
     timed = {f"apps.{host}.at" for host in predicted_apps}
-    hit = [c for c in checks if not c.name.startswith(_NOT_FROM_PACKETS) or c.name in timed]
+    hit = [c for c in checks if _from_packets(c.name, timed)]
     names = ", ".join(c.name for c in hit)
     for c in lost:
         c.observed += (
@@ -59,3 +61,11 @@ def tell_incomplete(checks: list[Check], predicted_apps: Collection[str]) -> Non
     where = ", ".join(c.name for c in lost)
     for c in hit:
         c.evidence.append(f"judged from an incomplete capture ({where})")
+
+
+def _from_packets(name: str, timed: set[str]) -> bool:
+    if name in timed:
+        return True
+    if name.startswith("middlebox.") and name.endswith(_FROM_CONNTRACK):
+        return False
+    return not name.startswith(_NOT_FROM_PACKETS)

@@ -53,6 +53,9 @@ def _judged(tmp_path: Path, log: str) -> list[Check]:
         Check("kernel_counters.client.TCPTimeouts", True, ">=1", "3"),
         Check("socket_at_end.server", True, "ESTAB", "ESTAB"),
         Check("sockets[0]", True, "ESTAB", "ESTAB"),
+        Check("middlebox.nat.died", True, ">=1", "5"),
+        Check("middlebox.nat.forgot", True, "true", "DESTROY at +10.922s"),
+        Check("middlebox.nat.picked_up", True, "false", "no new entry"),
     ]
     tell_incomplete(checks, ["client"])  # client's time is the kernel model's; server's absolute
     return checks
@@ -60,7 +63,7 @@ def _judged(tmp_path: Path, log: str) -> list[Check]:
 
 def test_a_lost_packet_names_every_expectation_judged_from_packets(tmp_path: Path) -> None:
     checks = {c.name: c for c in _judged(tmp_path, LOST)}
-    from_packets = ["handshake", "rst_from", "zero_window.server", "apps.client.at"]
+    from_packets = ["handshake", "rst_from", "zero_window.server", "apps.client.at", "middlebox.nat.died"]
     assert checks["capture.server"].observed == (
         "tcpdump dropped 1374 packets (the kernel's ring was full): server's capture is incomplete; "
         "judged from packets, so possibly wrong: " + ", ".join(from_packets)
