@@ -20,7 +20,7 @@ from orchestrator.tcp.connection import ConnectionSummary, FrameRef
 from orchestrator.tcp.merge import merge_sent
 from orchestrator.tcp.rst_notes import STATELESS_RST
 from orchestrator.verdict import expectations as c
-from orchestrator.verdict.capture_checks import capture_checks
+from orchestrator.verdict.capture_checks import capture_checks, tell_incomplete
 from orchestrator.verdict.connections import (
     JudgedConnection,
     host_connection,
@@ -160,6 +160,8 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     verdict.checks += sockets.checks
     verdict.notes += sockets.notes
     verdict.sockets = sockets.to_json(t0)
+    predicted = [host for host, want in scenario.expect.apps.items() if want.at == "predicted"]
+    tell_incomplete(verdict.checks, predicted)
     return verdict
 
 
