@@ -9,7 +9,14 @@ from orchestrator.scenario.steps import Kill, Pause, Restart, Stop, Unpause
 @fault("kill", Kill, "the app dies; its kernel closes its sockets (FIN, or RST if unread data was queued)")
 def kill(step: Kill, ctx: FaultContext) -> str:
     ctx.host.signal_app(step.signal)
-    return f"{step.host} app killed with {step.signal}"
+    verb = "sent" if step.signal in _NOT_FATAL else "killed with"  # SIGSTOP freezes, it kills nothing
+    return f"{step.host} app {verb} {step.signal}"
+
+
+# Signals whose default action does not end the process.
+_NOT_FATAL = frozenset(
+    {"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", "SIGCHLD", "SIGURG", "SIGWINCH"}
+)
 
 
 @fault("stop", Stop, "SIGTERM, then SIGKILL after the grace period; the kernel closes the sockets")

@@ -91,3 +91,20 @@ def test_net_admin_only_where_a_fault_rewrites_the_hosts_firewall() -> None:
         )
     ]
     assert needs_net_admin(steps) == frozenset({"a"})
+
+
+@pytest.mark.parametrize(
+    ("signal", "detail"),
+    [
+        ("kill", "server app killed with SIGKILL"),
+        ("term", "server app killed with SIGTERM"),
+        ("stop", "server app sent SIGSTOP"),
+    ],
+)
+def test_a_signal_that_does_not_end_the_app_is_sent_not_killed_with(
+    signal: str, detail: str, tmp_path: Path
+) -> None:
+    _, ctx = fake(tmp_path)
+    assert (
+        apply_step(STEP.validate_python({"fault": "kill", "signal": signal, "host": "server"}), ctx) == detail
+    )
