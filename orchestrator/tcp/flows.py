@@ -46,6 +46,7 @@ __all__ = [
     "rst_disowned",
     "rst_taken",
     "secs",
+    "went_on_after",
 ]
 
 # Evidence lists are capped; counts stay exact.
@@ -411,8 +412,14 @@ def rst_taken(f: Flow) -> bool:
     rst, peer = f.rst, f.rev
     if rst is None or peer.rst is None or pos(peer.rst) < pos(rst) or not peer.rst_stateless:
         return False
-    margin = f.conn.first_rtt or CROSSING_NS
-    return not (peer.lastack_t > rst.p.time_ns + margin and peer.last_rst_t < peer.lastack_t)
+    return not went_on_after(f.conn, peer, rst.p)
+
+
+def went_on_after(c: Conn, peer: Flow, rst: TcpPacket) -> bool:
+    """Whether `peer` sent something other than an RST later than one round trip after `rst`:
+    it had not taken the RST (a segment in flight when the RST left arrives within that time)."""
+    margin = c.first_rtt or CROSSING_NS
+    return peer.lastack_t > rst.time_ns + margin and peer.last_rst_t < peer.lastack_t
 
 
 def last_probe_answered(f: Flow) -> bool:

@@ -15,6 +15,7 @@ from orchestrator.tcp.flows import (
     pos,
     rst_disowned,
     secs,
+    went_on_after,
 )
 from orchestrator.tcp.wording import fmt_s, plural
 
@@ -66,11 +67,6 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
     )
 
 
-# A peer's segment later than this after an RST (with no handshake RTT known) was sent after
-# the RST reached it, not in flight when it was sent.
-_CROSSING_NS = 200_000_000
-
-
 def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     """What the deciding RST's shape says of why `rf`'s side sent it, and whether its peer got it."""
     rst = rf.rst
@@ -79,7 +75,7 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
         return []  # not its socket's, though it reset the peer: `notes` says so
     who, peer = names[id(rf)], names[id(rf.rev)]
     fin = rf.fin if rf.fin is not None and pos(rf.fin) < pos(rst) else None
-    went_on = _went_on_after(c, rf.rev, rst.p)
+    went_on = went_on_after(c, rf.rev, rst.p)
     notes: list[str] = []
     if rf.rst_stateless and s.handshake != "partial":
         if fin is not None and rf.rev.nextseq_t > fin.p.time_ns and not _only_fin_after(rf.rev, fin.p):
@@ -179,13 +175,6 @@ def _answers_lost(f: Flow) -> float | None:
     if not _KA_EARLY * interval <= delay <= _KA_LATE * interval:
         return None
     return secs(delay)
-
-
-def _went_on_after(c: Conn, peer: Flow, rst: TcpPacket) -> bool:
-    """Whether `peer` sent something other than an RST later than one round trip after `rst`:
-    it had not taken the RST (a segment in flight when the RST left arrives within that time)."""
-    margin = c.first_rtt or _CROSSING_NS
-    return peer.lastack_t > rst.time_ns + margin and peer.last_rst_t < peer.lastack_t
 
 
 def _only_fin_after(f: Flow, t: TcpPacket) -> bool:
