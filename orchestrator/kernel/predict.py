@@ -32,6 +32,7 @@ __all__ = [
     "KernelPrediction",
     "Kind",
     "capture_end",
+    "nearest_end",
     "predict_connection",
     "prediction_from_json",
     "prediction_json",
@@ -196,7 +197,7 @@ def judge(p: KernelPrediction, tolerance: float) -> None:
         p.within_tolerance = None
         return
     observed = p.observed_s
-    best = min([p.predicted_s, *p.alternatives], key=lambda e: abs(observed - e))
+    best = nearest_end(p, observed)
     if p.upper_bound:  # any time up to the bound fits
         p.deviation = round(observed / p.predicted_s - 1, 4) if p.predicted_s > 0 else None
         p.within_tolerance = under(observed, p.predicted_s, tolerance)
@@ -226,6 +227,11 @@ KEEP = (
     "the probes stopped doubling",
 )
 NO_CAUSE = "no known cause (tail-loss probe, ICMP-reverted backoff, local drop) shows in the capture"
+
+
+def nearest_end(p: KernelPrediction, observed: float) -> float:
+    """Of the ends the model allows (the prediction and its alternatives), the nearest to `observed`."""
+    return min([p.predicted_s, *p.alternatives], key=lambda e: abs(observed - e))
 
 
 def about(e: IcmpError, conn: ConnectionSummary) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.kernel.curve import rto_at_stamp
-from orchestrator.kernel.predict import KernelPrediction, prediction_json
+from orchestrator.kernel.predict import KernelPrediction, nearest_end, prediction_json
 from orchestrator.kernel.settings import settings_of_host
 from orchestrator.kernel.timers import TCP_RTO_MIN, backoff_schedule
 from orchestrator.pcap.reader import TcpPacket
@@ -219,8 +219,7 @@ def _matched_end(p: KernelPrediction) -> float | None:
     """Of the model's ends, the one the observed end was judged against, when it fits."""
     if p.observed_s is None or not p.within_tolerance:
         return None
-    observed = p.observed_s
-    return min([p.predicted_s, *p.alternatives], key=lambda e: abs(observed - e))
+    return nearest_end(p, p.observed_s)
 
 
 def timeline_checks(
