@@ -10,6 +10,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from orchestrator.capture.tcpdump import dropped_by_kernel
+from orchestrator.tcp.wording import plural
 from orchestrator.verdict.expectations import Check
 
 # Checks judged from something else than packets: the timeline, the captures' own counts, the
@@ -34,7 +35,7 @@ def capture_checks(run_dir: Path, hosts: list[str]) -> list[Check]:
                     f"capture.{host}",
                     False,
                     "every packet captured",
-                    f"tcpdump dropped {dropped} packet{'' if dropped == 1 else 's'} (the kernel's ring "
+                    f"tcpdump dropped {plural(dropped, 'packet')} (the kernel's ring "
                     f"was full): {host}'s capture is incomplete",
                     [f"{host}.capture.log: packets dropped by kernel"],
                 )
