@@ -214,7 +214,7 @@ class Lab:
         for pod in self.pods.values():
             if pod.app is not None and not pod.paused:
                 with contextlib.suppress(*ENGINE_ERRORS):
-                    pod.app.pause()
+                    pod.pause_app()
         if settle:
             time.sleep(FREEZE_SETTLE_S)
 
