@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from orchestrator.scenario.addresses import Address6Text, AddressText, Subnet6Text, SubnetText
 from orchestrator.scenario.base import StrictModel
 from orchestrator.scenario.expect import Expect
 from orchestrator.scenario.expect import Side as Side  # noqa: PLC0414 - re-exported
@@ -111,9 +112,9 @@ class HostBase(StrictModel):
     # The host's address on the scenario's one network; with several networks (`networks:`),
     # its first address there, filled in by the loader: every tool that wants "the host's
     # address" (the verdict, the reports) gets the one its connections use.
-    address: IPAddress
-    address6: ipaddress.IPv6Address | None = Field(default=None, description="dual stack: also this")
-    networks: dict[str, Annotated[list[IPAddress], Field(min_length=1, max_length=2)]] = Field(
+    address: AddressText
+    address6: Address6Text | None = Field(default=None, description="dual stack: also this")
+    networks: dict[str, Annotated[list[AddressText], Field(min_length=1, max_length=2)]] = Field(
         default_factory=dict
     )
     mac: str | None = None
@@ -294,9 +295,9 @@ ULA = ipaddress.IPv6Network("fc00::/7")
 
 
 class Network(StrictModel):
-    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("10.77.0.0/24")
+    subnet: SubnetText = ipaddress.IPv4Network("10.77.0.0/24")
     # IPv6 too (dual stack): a unique local subnet (fc00::/7), /64 to /120.
-    subnet6: ipaddress.IPv6Network | None = None
+    subnet6: Subnet6Text | None = None
 
     @field_validator("subnet6")
     @classmethod

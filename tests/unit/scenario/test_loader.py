@@ -121,6 +121,25 @@ def test_address_outside_subnet_and_times_out_of_order(tmp_path: Path) -> None:
     assert any("timeline[1].at: 20s is not within the duration" in p for p in found), found
 
 
+def test_an_address_or_subnet_yaml_reads_as_a_bool_or_number_is_refused(tmp_path: Path) -> None:
+    # ipaddress takes True and 5 as 0.0.0.1 and 0.0.0.5; the messages named those as written.
+    text = GOOD.replace("address: 10.77.0.10", "address: yes\n    address6: 5")
+    text = text.replace("hosts:", "network: {subnet: 1, subnet6: true}\nhosts:")
+    found = problems(tmp_path, text)
+    assert any(":3: network.subnet: a number (1) where text such as 10.77.0.0/24" in p for p in found), found
+    assert any(":3: network.subnet6: a boolean (true) where text such as fd77::/64" in p for p in found), (
+        found
+    )
+    assert any(":7: hosts.server.address: a boolean (true) where text" in p for p in found), found
+    assert any(":8: hosts.server.address6: a number (5) where text" in p for p in found), found
+    assert not any("0.0.0." in p for p in found), found
+    # Written as text, the same keys load.
+    good = GOOD.replace("hosts:", "network: {subnet: 10.77.0.0/24, subnet6: 'fd77::/64'}\nhosts:")
+    good = good.replace("address: 10.77.0.10", "address: 10.77.0.10\n    address6: 'fd77::10'")
+    scenario = load_scenario(write(tmp_path, good))
+    assert str(scenario.hosts["server"].address6) == "fd77::10"
+
+
 def test_unsupported_sysctl(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("net.ipv4.tcp_retries2: 5", "net.core.somaxconn: 5"))
     assert len(found) == 1 and ":11: hosts.client.sysctls: unsupported sysctl net.core.somaxconn" in found[0]
