@@ -156,7 +156,7 @@ def _shape(ann: Any, node: Any) -> tuple[str, Any]:
         if len(members) == 1:
             return _shape(members[0], node)
         if models and (len(models) == len(members) or isinstance(node, dict)):
-            return "model", _pick([_shape(m, None)[1] for m in models], node)
+            return "model", pick_member([_shape(m, None)[1] for m in models], node)
         return "value", ann
     if origin is dict:
         value = get_args(ann)[1]
@@ -168,7 +168,7 @@ def _shape(ann: Any, node: Any) -> tuple[str, Any]:
     return "value", ann
 
 
-def _pick(models: list[type[BaseModel]], node: Any) -> type[BaseModel]:
+def pick_member(models: list[type[BaseModel]], node: Any) -> type[BaseModel]:
     """The member of a tagged union the data is (a host by its role, a step by its fault)."""
     for m in models:
         tags = {

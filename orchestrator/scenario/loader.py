@@ -16,6 +16,7 @@ from orchestrator.errors import Problem, ScenarioError
 from orchestrator.scenario import expect, middlebox, model, program, selection, socket_expect, sockopts, steps
 from orchestrator.scenario.routes import Route
 from orchestrator.scenario.source import MAX_BYTES, read_source
+from orchestrator.scenario.strays import find_stray_bools
 from orchestrator.scenario.validation import find_problems, find_route_problems
 from orchestrator.scenario.yamlpos import LimitError, Located, load_located
 
@@ -95,6 +96,15 @@ def parse_scenario(
         )
         raise ScenarioError(problems)
     data = {"name": default_name, **data}
+    problems += [
+        Problem(
+            file,
+            located.line_of(key),
+            _dotted(key),
+            f"a boolean ({str(b).lower()}) where a number or text is written",
+        )
+        for key, b in find_stray_bools(data, model.Scenario)
+    ]
     try:
         scenario = model.Scenario.model_validate(data)
     except ValidationError as exc:

@@ -140,6 +140,22 @@ def test_an_address_or_subnet_yaml_reads_as_a_bool_or_number_is_refused(tmp_path
     assert str(scenario.hosts["server"].address6) == "fd77::10"
 
 
+def test_a_yaml_bool_where_a_number_is_written_is_refused_by_its_key(tmp_path: Path) -> None:
+    # pydantic's lax mode took `port: yes` as port 1 and `tcp_retries2: true` as 1, silently.
+    text = GOOD.replace("port: 7000}", "port: yes}").replace("tcp_retries2: 5", "tcp_retries2: true")
+    text = text.replace("every: 200ms}", "every: 200ms, connections: on, size: 64}")
+    found = problems(tmp_path, text)
+    assert [p.split(": a boolean")[0].split(": ", 1)[1] for p in found] == [
+        "hosts.server.agent.port",
+        "hosts.client.sysctls.net.ipv4.tcp_retries2",
+        "hosts.client.agent.connections",
+    ], found
+    assert all(":7:" in p or ":11:" in p or ":12:" in p for p in found), found
+    # Where the model holds a bool, one is taken; with the rest of the file right it loads.
+    good = GOOD.replace("every: 200ms}", "every: 200ms, socket: {keepalive: yes}}")
+    assert load_scenario(write(tmp_path, good)).hosts["client"].agent is not None
+
+
 def test_unsupported_sysctl(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("net.ipv4.tcp_retries2: 5", "net.core.somaxconn: 5"))
     assert len(found) == 1 and ":11: hosts.client.sysctls: unsupported sysctl net.core.somaxconn" in found[0]
