@@ -90,7 +90,7 @@ def predict(
         basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
         if s.rto_max != TCP_RTO_MAX:
             basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
-    local, linear = _level_gaps(conn, side, s, icmp, sends, armed)
+    local, linear, level_note = _level_gaps(conn, side, s, icmp, sends, armed)
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
         stamp = timer[0]
@@ -138,6 +138,7 @@ def predict(
     p.explanations = [
         *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p, linear),
         *_thin_notes(s, armed, linear, tlp),
+        *level_note,
     ]
     _after_fin(p, conn, s, offset, rto, local)
     return p
@@ -150,13 +151,32 @@ def _level_gaps(
     icmp: Sequence[IcmpError],
     sends: list[FrameRef],
     timer: list[FrameRef],
-) -> tuple[bool, int]:
-    """Whether the sends fail on the host (retried every 500 ms), and how many gaps from the
-    stamp a thin stream's linear timeouts keep level (`linear_timeouts`): errors undoing a
-    backoff step and local failures hold the gaps level too, for other reasons."""
+) -> tuple[bool, int, list[str]]:
+    """Whether the sends fail on the host (retried every 500 ms), how many gaps from the stamp
+    a thin stream's linear timeouts keep level (`linear_timeouts`), and a note where that is
+    not sure. Errors undoing a backoff step, local failures and an RTO at its ceiling from the
+    first hold the gaps level too: measured on 6.18 with tcp_rto_max_ms=1000 and a 600 ms RTT,
+    every gap 1.024 s. Without a ceiling given, a level of 1 s or more (the least ceiling)
+    could be either: linear only with the setting, and a note says so."""
     if failing_locally(timer):
-        return True, 0
-    return False, 0 if _reverting(icmp, conn, side, sends) else linear_timeouts(timer, s.thin_linear)
+        return True, 0, []
+    linear = 0 if _reverting(icmp, conn, side, sends) else linear_timeouts(timer, s.thin_linear)
+    level = timer[1].time - timer[0].time if linear else 0.0
+    if level >= s.rto_max / (1 + WHEEL_SLACK):
+        return False, 0, []  # the ceiling's level
+    if level >= 1.0 and s.rto_max == TCP_RTO_MAX:  # linear only where the setting says so
+        return False, linear if s.thin_linear else 0, [_ceiling_or_linear(level)]
+    return False, linear, []
+
+
+def _ceiling_or_linear(level: float) -> str:
+    return (
+        f"the timer's gaps stayed level at {level:.3f} s from the first: a lower RTO ceiling "
+        f"(about --sysctl tcp_rto_max_ms={ceiling_ms(level)}, or TCP_RTO_MAX_MS, kernels from 6.15; "
+        "it also shortens tcp_retries2's budget) or a thin stream's linear timeouts "
+        f"(tcp_thin_linear_timeouts=1: {TCP_THIN_LINEAR_RETRIES} level gaps, then doubling); the "
+        "packets cannot tell which, and the model's end may be far off: give the setting"
+    )
 
 
 def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:

@@ -135,3 +135,27 @@ def test_a_plain_backoff_and_an_icmp_held_one_are_not_linear(path: str) -> None:
     assert found
     assert not any(e.startswith("linear timeouts") for p in found for e in p.explanations)
     assert not any("level for" in p.basis for p in found)
+
+
+# tcp_rto_max_ms=1000 in a's namespace and a 600 ms RTT (relay.py, 300 ms each way), BBR: the
+# RTO is at the ceiling from the first, every gap 1.024 s; ETIMEDOUT 4.096 s after the first
+# retransmission with tcp_retries2=4 (budget 3.4 s with the ceiling).
+CEILING = ("ceiling_1000_rtt_600ms_retries2_4.pcap", 1796281101.494044)
+
+
+def test_a_level_at_the_given_ceiling_is_not_linear() -> None:
+    name, etimedout = CEILING
+    p = rto_of(name, parse_settings(["tcp_retries2=4", "tcp_rto_max_ms=1000"], []), etimedout + 5)
+    assert p.within_tolerance is True
+    assert "level for" not in p.basis
+    assert not linear_note(p) and not any("cannot tell" in e for e in p.explanations)
+
+
+def test_a_level_of_a_second_without_a_setting_is_not_called_linear() -> None:
+    """A level of 1 s or more from the first gap is a lowered ceiling or linear timeouts: the
+    packets cannot tell, and the note names both settings instead of claiming one."""
+    name, etimedout = CEILING
+    p = rto_of(name, parse_settings(["tcp_retries2=4"], []), etimedout + 5)
+    assert "level for" not in p.basis and not linear_note(p)
+    (note,) = [e for e in p.explanations if "cannot tell" in e]
+    assert "tcp_rto_max_ms=1000" in note and "tcp_thin_linear_timeouts=1" in note
