@@ -46,7 +46,7 @@ def analyze(
             "tcp_retries2, tcp_syn_retries, tcp_syn_linear_timeouts (0 before kernel 6.5), "
             "tcp_synack_retries and tcp_keepalive_probes are counts; tcp_keepalive_time and "
             "tcp_keepalive_intvl are seconds, tcp_rto_max_ms (kernels from 6.15) milliseconds, as in "
-            "/proc/sys",
+            "/proc/sys; tcp_thin_linear_timeouts 0 or 1",
         ),
     ] = None,
     sockopt: Annotated[
@@ -56,7 +56,7 @@ def analyze(
             help="a socket option for the kernel model (repeat), in setsockopt's own unit: "
             "TCP_USER_TIMEOUT in milliseconds (TCP_USER_TIMEOUT=4000 is 4 s), TCP_KEEPIDLE and "
             "TCP_KEEPINTVL in seconds, TCP_KEEPCNT and TCP_SYNCNT counts, TCP_RTO_MAX_MS in "
-            "milliseconds (kernels from 6.15); or give the unit: "
+            "milliseconds (kernels from 6.15), TCP_THIN_LINEAR_TIMEOUTS 0 or 1; or give the unit: "
             "TCP_USER_TIMEOUT=4s, TCP_KEEPIDLE=2s",
         ),
     ] = None,

@@ -225,6 +225,7 @@ KEEP = (
     "the capture starts with this segment",
     "after its FIN",
     "the probes stopped doubling",
+    "linear timeouts",
 )
 NO_CAUSE = "no known cause (tail-loss probe, ICMP-reverted backoff, local drop) shows in the capture"
 

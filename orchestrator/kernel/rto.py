@@ -31,16 +31,18 @@ from orchestrator.kernel.timer_reading import (
     fallback_note,
     first_is_tail_loss_probe,
     head_sends,
+    linear_timeouts,
     plateau,
     rto_at,
 )
 from orchestrator.kernel.timers import (
     TCP_RTO_MAX,
     TCP_RTO_MIN,
+    TCP_THIN_LINEAR_RETRIES,
     fast_retransmissions,
-    next_timer_expiry,
     rto_abort_after,
     rto_abort_from_stamp,
+    timer_gap,
 )
 from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
@@ -88,7 +90,7 @@ def predict(
         basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
         if s.rto_max != TCP_RTO_MAX:
             basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
-    local = failing_locally(armed)
+    local, linear, level_note = _level_gaps(conn, side, s, icmp, sends, armed)
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
         stamp = timer[0]
@@ -112,28 +114,69 @@ def predict(
     p.upper_bound = started_late
     p.predicted_s = round(
         offset
-        + rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max, user_timeout=bool(s.user_timeout)),
+        + rto_abort_from_stamp(
+            budget - offset, rto, rto_max=s.rto_max, user_timeout=bool(s.user_timeout), linear=linear
+        ),
         6,
     )
     if local and not s.user_timeout:  # retried every 500 ms, no backoff: the first tick past the budget
         p.predicted_s = round(math.ceil(budget / LOCAL_RETRY - 1e-9) * LOCAL_RETRY, 6)
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
     elif not s.user_timeout:
-        p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max)]
+        p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max, linear)]
         if started_late:  # a bound: the latest end the model allows (an orphan's too)
             orphan = _orphan_end(conn, s, offset, rto)
             p.predicted_s, p.alternatives = max(p.predicted_s, *p.alternatives, orphan or 0.0), []
         p.basis += (
-            f"; the timer, {rto:.3f} s at that retransmission and doubling{_capped(s)}, fires past it "
-            f"{p.predicted_s:.3f} s after the first retransmission"
+            f"; the timer, {rto:.3f} s at that retransmission{_level(linear)} and doubling{_capped(s)}, "
+            f"fires past it {p.predicted_s:.3f} s after the first retransmission"
         )
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
-    _observe(p, armed, rto, s, end, local, _reverted(icmp, conn, side, armed))
+    _observe(p, armed, rto, s, end, local, _reverted(icmp, conn, side, armed), linear)
     fasts = (fast, first_fast)
-    p.explanations = _causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p)
+    p.explanations = [
+        *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p, linear),
+        *_thin_notes(s, armed, linear, tlp),
+        *level_note,
+    ]
     _after_fin(p, conn, s, offset, rto, local)
     return p
+
+
+def _level_gaps(
+    conn: ConnectionSummary,
+    side: Side,
+    s: KernelSettings,
+    icmp: Sequence[IcmpError],
+    sends: list[FrameRef],
+    timer: list[FrameRef],
+) -> tuple[bool, int, list[str]]:
+    """Whether the sends fail on the host (retried every 500 ms), how many gaps from the stamp
+    a thin stream's linear timeouts keep level (`linear_timeouts`), and a note where that is
+    not sure. Errors undoing a backoff step, local failures and an RTO at its ceiling from the
+    first hold the gaps level too: measured on 6.18 with tcp_rto_max_ms=1000 and a 600 ms RTT,
+    every gap 1.024 s. Without a ceiling given, a level of 1 s or more (the least ceiling)
+    could be either: linear only with the setting, and a note says so."""
+    if failing_locally(timer):
+        return True, 0, []
+    linear = 0 if _reverting(icmp, conn, side, sends) else linear_timeouts(timer, s.thin_linear)
+    level = timer[1].time - timer[0].time if linear else 0.0
+    if level >= s.rto_max / (1 + WHEEL_SLACK):
+        return False, 0, []  # the ceiling's level
+    if level >= 1.0 and s.rto_max == TCP_RTO_MAX:  # linear only where the setting says so
+        return False, linear if s.thin_linear else 0, [_ceiling_or_linear(level)]
+    return False, linear, []
+
+
+def _ceiling_or_linear(level: float) -> str:
+    return (
+        f"the timer's gaps stayed level at {level:.3f} s from the first: a lower RTO ceiling "
+        f"(about --sysctl tcp_rto_max_ms={ceiling_ms(level)}, or TCP_RTO_MAX_MS, kernels from 6.15; "
+        "it also shortens tcp_retries2's budget) or a thin stream's linear timeouts "
+        f"(tcp_thin_linear_timeouts=1: {TCP_THIN_LINEAR_RETRIES} level gaps, then doubling); the "
+        "packets cannot tell which, and the model's end may be far off: give the setting"
+    )
 
 
 def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:
@@ -182,21 +225,55 @@ def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: 
     return round(offset + end, 6)
 
 
+def _level(linear: int) -> str:
+    return f", level for {linear} gaps (a thin stream's linear timeouts)" if linear > 1 else ""
+
+
+def _thin_notes(s: KernelSettings, timer: list[FrameRef], linear: int, tlp: bool) -> list[str]:
+    """What the gaps say of linear timeouts for thin streams, where the setting and the
+    capture disagree or the capture alone shows them (the model follows the gaps)."""
+    gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
+    if linear > 1 and not s.thin_linear:
+        shown = min(linear, len(gaps))
+        then = ", then doubled" if len(gaps) > linear else ""
+        probe = (
+            "; the level gap before them may also hide that the first re-send was the timer's, "
+            "not a tail-loss probe"
+        )
+        return [
+            f"linear timeouts for a thin stream: the first {shown} gaps of the timer stayed at "
+            f"{gaps[0]:.3f} s without doubling{then} (tcp_thin_linear_timeouts=1, or "
+            "TCP_THIN_LINEAR_TIMEOUTS on the socket; fewer than 4 segments in flight: up to "
+            f"{TCP_THIN_LINEAR_RETRIES} retransmissions, then doubling, the budget unchanged), which the "
+            "model follows"
+            + (probe if tlp else "")
+            + "; the setting (--sysctl tcp_thin_linear_timeouts=1, --sockopt TCP_THIN_LINEAR_TIMEOUTS=1) "
+            "only matters where fewer gaps show"
+        ]
+    if s.thin_linear and not linear and len(gaps) >= 2:
+        return [
+            f"linear timeouts not in effect: {s.label('thin_linear')}, but the timer's gaps doubled from "
+            "the first: Linux did not take the stream as thin (4 or more segments in flight, or a "
+            "congestion control without a slow-start threshold, as BBR: measured on 6.18, one segment "
+            "in flight doubled under BBR and kept 6 gaps level under CUBIC)"
+        ]
+    return []
+
+
 def _capped(s: KernelSettings) -> str:
     return f" up to {s.rto_max:g} s" if s.rto_max != TCP_RTO_MAX else ""
 
 
-def _knife_edge(budget: float, rto: float, rto_max: float) -> list[float]:
+def _knife_edge(budget: float, rto: float, rto_max: float, linear: int = 0) -> list[float]:
     """Where an expiry falls within the timer wheel's slack of the budget, the abort may come
     one expiry earlier or later than the model's: an expiry just short of the budget can fire
     past it, and one just past it may really have been short (its RTO read from late gaps)."""
     fires: list[float] = []
-    t, gap = 0.0, rto
+    t = 0.0
     while not fires or fires[-1] < budget:
-        t += min(gap, rto_max)
-        gap *= 2
+        t += timer_gap(len(fires) + 1, rto, rto_max, linear)
         fires.append(round(t, 6))
-    t += min(gap, rto_max)
+    t += timer_gap(len(fires) + 1, rto, rto_max, linear)
     fires.append(round(t, 6))  # one beyond the model's abort
     model = fires[-2]
     out: list[float] = []
@@ -206,6 +283,18 @@ def _knife_edge(budget: float, rto: float, rto_max: float) -> list[float]:
         if a == model and a / (1 + WHEEL_SLACK) < budget:
             out.append(b)  # just past: a fire that was really short ends one expiry later
     return out
+
+
+def _reverting(
+    icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, sends: list[FrameRef]
+) -> list[IcmpError]:
+    """The ICMP errors that undid a backoff step of this side's retransmissions (RFC 6069)."""
+    here, _ = ends(conn, side)
+    return [
+        e
+        for e in icmp
+        if e.reverts_backoff and e.time >= sends[0].time and endpoint(e.tcp_src, e.tcp_sport) == here
+    ]
 
 
 def _reverted(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
@@ -226,6 +315,7 @@ def _observe(
     end: float,
     local: bool,
     reverted: bool = False,
+    linear: int = 0,
 ) -> None:
     """The end the capture shows: the timer's next expiry after the last retransmission, if
     the capture went on past it. The RTO then is the one read at the stamp, doubled once per
@@ -236,11 +326,10 @@ def _observe(
         p.observed = "no retransmission of the segment was captured"
         return
     stamp, last = p.start_frame or timer[0], timer[-1]  # `timer`: from the one that armed it
-    doubled = rto * 2 ** (len(timer) - 2)
     # A ceiling the gaps show (the wheel's lateness in it) holds even where none was given.
     seen = plateau([b.time - a.time for a, b in itertools.pairwise(timer)])
     ceiling = min(s.rto_max, seen) if seen is not None else s.rto_max
-    at = last.time + LOCAL_RETRY if local else next_timer_expiry(last.time, doubled, ceiling)
+    at = last.time + (LOCAL_RETRY if local else timer_gap(len(timer), rto, ceiling, linear))
     if reverted and not local:
         at = min(at, last.time + (last.time - timer[-2].time))
     if s.user_timeout:  # the last timer is clamped to expire at the user timeout
@@ -272,6 +361,7 @@ def _causes(
     icmp: Sequence[IcmpError],
     end: float,
     p: KernelPrediction,
+    linear: int = 0,
 ) -> list[str]:
     out: list[str] = []
     gaps = [round(b.time - a.time, 6) for a, b in itertools.pairwise(sends)]
@@ -324,12 +414,7 @@ def _causes(
                 "short and the abort comes at "
                 f"{alt:.3f} s"
             )
-    here, _ = ends(conn, side)
-    reverting = [
-        e
-        for e in icmp
-        if e.reverts_backoff and e.time >= sends[0].time and endpoint(e.tcp_src, e.tcp_sport) == here
-    ]
+    reverting = _reverting(icmp, conn, side, sends)
     if reverting:
         first = reverting[0]
         out.append(
@@ -375,7 +460,8 @@ def _causes(
         fits = [
             n
             for n, b in budgets.items()
-            if abs(rto_abort_from_stamp(b, rto, rto_max=s.rto_max) - observed) <= TOLERANCE * observed
+            if abs(rto_abort_from_stamp(b, rto, rto_max=s.rto_max, linear=linear) - observed)
+            <= TOLERANCE * observed
         ]
         if fits and s.retries2 not in fits:
             shown = " or ".join(f"tcp_retries2={n} ({budgets[n]:g} s)" for n in fits[:3])

@@ -41,6 +41,7 @@ SYSCTLS = {
     "tcp_orphan_retries": "orphan_retries",  # an orphan's tcp_retries2 (0 means 8)
     "tcp_retries1": "retries1",  # when black-hole detection (tcp_mtu_probing) shrinks the MSS
     "tcp_mtu_probing": "mtu_probing",  # 0 off, 1 after a black hole is suspected, 2 always
+    "tcp_thin_linear_timeouts": "thin_linear",  # 1: a thin stream's first 6 RTOs do not double
 }
 _SYSCTL_UNITS = {"rto_max": 0.001}  # seconds per unit of a bare number, where not 1
 # socket option -> (setting, seconds per unit of a bare number: the unit setsockopt takes)
@@ -51,12 +52,14 @@ SOCKOPTS = {
     "TCP_USER_TIMEOUT": ("user_timeout", 0.001),  # milliseconds
     "TCP_SYNCNT": ("syn_retries", 0.0),  # a count: tcp_syn_retries for one socket
     "TCP_RTO_MAX_MS": ("rto_max", 0.001),  # milliseconds; kernels from 6.15
+    "TCP_THIN_LINEAR_TIMEOUTS": ("thin_linear", 0.0),  # 0 or 1: tcp_thin_linear_timeouts for one socket
 }
 # What the kernel accepts (EINVAL otherwise), in the setting's unit.
 _RANGES = {
     "rto_max": (1.0, 120.0),
     "syn_retries": (1.0, 127.0),
     "mtu_probing": (0.0, 2.0),
+    "thin_linear": (0.0, 1.0),
 }  # tcp_syn_retries, TCP_SYNCNT: 1 to 127
 _COUNTS = {
     "retries2",
@@ -67,6 +70,7 @@ _COUNTS = {
     "orphan_retries",
     "retries1",
     "mtu_probing",
+    "thin_linear",
 }
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
 
@@ -87,6 +91,7 @@ class KernelSettings:
     orphan_retries: int = 0  # tcp_orphan_retries: a closed socket's retries (0 means 8)
     retries1: int = 3
     mtu_probing: int = 0
+    thin_linear: int = 0  # tcp_thin_linear_timeouts, TCP_THIN_LINEAR_TIMEOUTS
     given: tuple[tuple[str, str], ...] = ()  # (setting, how it was given)
 
     def label(self, name: str) -> str:
@@ -137,6 +142,8 @@ def parse_settings(
             continue
         name, unit = SOCKOPTS[key.upper()]
         number = _number(item, value, unit, name in _COUNTS, problems)
+        if name == "thin_linear" and number == 0 and settings.thin_linear:
+            continue  # the kernel ORs the socket's flag with the sysctl: 0 does not turn it off
         if number is not None and _in_range(item, name, number, problems):
             shown = f"{number:g}" if name in _COUNTS else f"{number:g}s"
             settings = settings.with_value(name, number, f"{key.upper()}={shown}")

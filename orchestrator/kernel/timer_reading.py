@@ -8,7 +8,7 @@ import itertools
 import math
 
 from orchestrator.kernel.predict import WHEEL_SLACK
-from orchestrator.kernel.timers import TCP_RTO_MAX, TCP_RTO_MIN
+from orchestrator.kernel.timers import TCP_RTO_MAX, TCP_RTO_MIN, TCP_THIN_LINEAR_RETRIES
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side
 
 __all__ = [
@@ -22,6 +22,8 @@ __all__ = [
     "first_is_tail_loss_probe",
     "head_sends",
     "last_level",
+    "level_run",
+    "linear_timeouts",
     "plateau",
     "rto_at",
 ]
@@ -104,6 +106,40 @@ def rto_at(timer: list[FrameRef], sends: list[FrameRef], cap: float | None = Non
         return 2 * TCP_RTO_MIN
     gap = timer[0].time - before[-1].time
     return 2 * (gap if cap is None else min(gap, cap))
+
+
+def level_run(timer: list[FrameRef]) -> int:
+    """How many of the timer's leading gaps stay at the first one's level (the wheel's lateness
+    within), where doubling would have made the second twice the first: 0 for fewer than 2."""
+    gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
+    if len(gaps) < 2 or gaps[0] <= 0:
+        return 0
+    n = 1
+    while n < len(gaps) and 1 / (1 + _LEVEL) <= gaps[n] / gaps[0] <= 1 + _LEVEL:
+        n += 1
+    return n if n >= 2 else 0
+
+
+# Two timer gaps this close (a ratio within 1.3) are one level, not a doubling (2): the wheel
+# fires each up to 1/8 late.
+_LEVEL = 0.3
+
+
+def linear_timeouts(timer: list[FrameRef], thin_linear: int) -> int:
+    """How many gaps from the stamp the model keeps level (a thin stream's linear timeouts,
+    `timers.rto_abort_from_stamp`'s `linear`): as many as the gaps show before they double;
+    the kernel's TCP_THIN_LINEAR_RETRIES where they are level to the capture's end, or where
+    the setting is on and too few gaps show; 0 where they double from the first, or where more
+    stay level than the kernel's limit (not this timer: `level_run`'s caller says so)."""
+    run = level_run(timer)
+    gaps = len(timer) - 1
+    if run > TCP_THIN_LINEAR_RETRIES:
+        return 0
+    if run and run < gaps:
+        return run  # level, then doubling: the capture shows where it turned
+    if run or (thin_linear and gaps < 2):
+        return TCP_THIN_LINEAR_RETRIES
+    return 0
 
 
 def plateau(gaps: list[float]) -> float | None:

@@ -25,6 +25,11 @@ Documentation/networking/ip-sysctl.rst; each rule below was also measured on rea
   timer fires (``tcp_write_timeout``), so the abort is the first expiry at or past
   stamp + budget. It sends nothing (no FIN, no RST); the app gets ETIMEDOUT, or the soft
   error an ICMP left (EHOSTUNREACH, ...).
+* A thin stream (fewer than 4 segments in flight) with ``tcp_thin_linear_timeouts`` (per
+  namespace) or TCP_THIN_LINEAR_TIMEOUTS (per socket) set, in ESTABLISHED, keeps its RTO
+  level instead of doubling while ``icsk_retransmits`` <= TCP_THIN_LINEAR_RETRIES (6):
+  the 6 gaps after the first 6 timer retransmissions are the RTO, then it doubles
+  (``tcp_retransmit_timer``). The budget is still ``tcp_model_timeout``'s, in 200 ms units.
 * TCP_USER_TIMEOUT replaces the budget, from the same stamp, and the timer is clamped to
   expire right at it (``tcp_clamp_rto_to_user_timeout``): the abort is stamp + user timeout.
 * SYN_SENT (``tcp_write_timeout``): the connect ends at the first expiry where the SYN was
@@ -49,6 +54,7 @@ import math
 __all__ = [
     "TCP_RTO_MAX",
     "TCP_RTO_MIN",
+    "TCP_THIN_LINEAR_RETRIES",
     "TCP_TIMEOUT_INIT",
     "backoff_schedule",
     "fast_retransmissions",
@@ -62,12 +68,14 @@ __all__ = [
     "syn_schedule",
     "syn_timeout_after",
     "synack_schedule",
+    "timer_gap",
     "user_timeout_abort_after",
 ]
 
 TCP_RTO_MIN = 0.2  # s, include/net/tcp.h: HZ / 5
 TCP_RTO_MAX = 120.0  # s, include/net/tcp.h: 120 * HZ
 TCP_TIMEOUT_INIT = 1.0  # s, include/net/tcp.h: the first SYN's RTO
+TCP_THIN_LINEAR_RETRIES = 6  # include/net/tcp.h: a thin stream's timer retransmissions at a level RTO
 
 # Timer arithmetic is done in integer microseconds so that "fires exactly at the
 # budget" compares as the kernel's jiffies do, without float drift.
@@ -102,6 +110,7 @@ def rto_abort_from_stamp(
     rto_max: float = TCP_RTO_MAX,
     user_timeout: bool = False,
     ends_at_ceiling: bool = False,
+    linear: int = 0,
 ) -> float:
     """When the abort comes, in seconds after the first retransmission (the stamp), for a
     budget (tcp_retries2's, or a user timeout with ``user_timeout``) and the RTO the timer
@@ -112,18 +121,29 @@ def rto_abort_from_stamp(
     the socket is "alive", its RTO under the ceiling (tcp_write_timeout: `icsk_rto <
     tcp_rto_max(sk)`); the first expiry of a ceiling-long RTO finds 0 retries, a budget long
     spent, and ends it (measured on 6.18 with tcp_rto_max_ms 1000 and 2000: gone 2.25 and
-    4.93 s after the first retransmission, not past 8's budgets of 7.4 and 13 s)."""
+    4.93 s after the first retransmission, not past 8's budgets of 7.4 and 13 s).
+    ``linear``: how many gaps from the stamp stay at ``rto`` before it doubles (a thin
+    stream's linear timeouts: TCP_THIN_LINEAR_RETRIES; 0 or 1 for plain doubling)."""
     if budget < 0 or rto <= 0:
         raise ValueError("the budget must be >= 0 and the RTO positive")
     if user_timeout:
         return float(budget)
     t, gap, cap, end = 0, _us(rto), _us(rto_max), _us(budget)
+    k = 1  # the timer retransmission the gap follows (1: the stamp)
     while t < end:
         t += min(gap, cap)
         if ends_at_ceiling and gap >= cap:
             break
-        gap *= 2
+        if k >= linear:
+            gap *= 2
+        k += 1
     return t / _US
+
+
+def timer_gap(k: int, rto: float, rto_max: float = TCP_RTO_MAX, linear: int = 0) -> float:
+    """The gap after the ``k``-th timer retransmission (1: the stamp), the timer armed with
+    ``rto`` after the first: level for the first ``linear`` (a thin stream's), then doubling."""
+    return min(rto * float(2 ** max(0, k - max(linear, 1))), rto_max)
 
 
 def fast_retransmissions(gaps: list[float]) -> int:

@@ -43,9 +43,10 @@ SUPPORTED_SYSCTLS: dict[str, str] = {
     "net.ipv4.tcp_window_scaling": "1",
     "net.ipv4.tcp_syn_linear_timeouts": "4 linear SYN retries (newer kernels)",
     "net.ipv4.tcp_rto_max_ms": "120000: the RTO's ceiling, 1000 at least (kernels from 6.15)",
+    "net.ipv4.tcp_thin_linear_timeouts": "0: 1 keeps a thin stream's first 6 RTOs level, then doubles",
 }
 # Sysctls whose range is narrower than the kernel's integers: name -> (least, most).
-SYSCTL_RANGES = {"net.ipv4.tcp_rto_max_ms": (1000, 120_000)}
+SYSCTL_RANGES = {"net.ipv4.tcp_rto_max_ms": (1000, 120_000), "net.ipv4.tcp_thin_linear_timeouts": (0, 1)}
 
 
 class ServerAgent(StrictModel):
