@@ -82,18 +82,19 @@ def _copied_retransmissions(who: str, retx: int, copies: int) -> str:
     """What to say of the retransmissions in a capture with copies (`_copy_notes`). Measured
     (netns, 3% loss, both ends' captures merged): 2,387 counted, 2,275 within 1 ms, where the
     kernel re-sent 87; a fast retransmission on a veth came 0.2 ms after the original, and a
-    copy's delay grew past 1 ms under load, so the split is no count of re-sends."""
+    copy's delay grew past 1 ms under load; in dumpcap's file of two interfaces, not in time
+    order, a copy may follow a later send. So the split is no count of re-sends either way."""
     counted = f"Wireshark counts {plural(retx, 'retransmission')} from {who}"
     within = f"within {_short(QUICK_NS)} of their segment's previous send"
-    one_end = (
-        f"{who}'s own capture alone counts its re-sends (a fast retransmission on a sub-millisecond "
-        "path comes that soon too)"
-    )
+    one_end = f"{who}'s own capture alone counts what it re-sent"
     if copies == retx:
-        return f"{counted}, every one {within}: copies of packets captured twice, not re-sends; {one_end}"
+        return (
+            f"{counted}, every one {within}: copies of packets captured twice, not re-sends (unless "
+            f"fast retransmissions on a sub-millisecond path); {one_end}"
+        )
     return (
-        f"{counted}, {copies} of them {within}: mostly copies of packets captured twice, so the count "
-        f"is not what {who} re-sent; {one_end}"
+        f"{counted}, {copies} of them {within}: copies of packets captured twice (or fast "
+        f"retransmissions on a sub-millisecond path), so the count is not what {who} re-sent; {one_end}"
     )
 
 

@@ -64,7 +64,8 @@ def test_a_routers_any_capture_keeps_the_real_backoff() -> None:
     conn = _conn("router_any_cut.pcap")
     assert (conn.retransmissions.client, conn.quick_retransmissions.client) == (28, 19)
     (note,) = [n for n in _notes_about_copies(conn) if n.startswith("Wireshark counts 28")]
-    assert "19 of them within 1 ms of their segment's previous send: mostly copies" in note
+    assert "19 of them within 1 ms of their segment's previous send: copies of packets captured twice" in note
+    assert "so the count is not what client re-sent" in note
     assert len(conn.backoff_gaps_s) == 9 and min(conn.backoff_gaps_s) > 0.2
     assert conn.backoff_gaps_s[0] == pytest.approx(0.413, abs=0.001)
     assert len(conn.head_frames) == 10  # the original and its 9 re-sends, no copy
