@@ -131,7 +131,7 @@ def _connection(c: ConnectionSummary, predictions: list[KernelPrediction]) -> li
     t.append(
         (
             f"   client/server: retransmissions {c.retransmissions.client}/{c.retransmissions.server}"
-            f" · keep-alives {c.keepalive_probes.client}/{c.keepalive_probes.server}"
+            f"{_copies(c)} · keep-alives {c.keepalive_probes.client}/{c.keepalive_probes.server}"
             f" · zero windows {c.zero_window.client}/{c.zero_window.server}\n",
             None,
         )
@@ -183,3 +183,10 @@ def _prediction(p: KernelPrediction) -> list[Piece]:
         t.append((f"): {p.observed}\n", None))
     t.extend((f"     ↳ {why}\n", "italic") for why in p.explanations)
     return t
+
+
+def _copies(c: ConnectionSummary) -> str:
+    """How many of the retransmissions are copies, in a capture that holds packets twice."""
+    if c.copy_gap_s is None:
+        return ""
+    return f" (copies {c.quick_retransmissions.client}/{c.quick_retransmissions.server})"

@@ -46,14 +46,17 @@ RETX, FAST, SPUR, OOO, DUPACK = 0x20, 0x40, 0x80, 0x100, 0x200
 ANY_RETX = RETX | FAST | SPUR
 OOO_DEFAULT_NS = 3_000_000
 FAST_WINDOW_NS = 20_000_000
+QUICK_NS = 1_000_000  # flows.QUICK_NS
 
 # Per direction (a row of `flows`; connection k has rows 2k, its first sender, and 2k + 1).
 (NEXTSEQ, NEXTSEQ_T, MAXSEQ, LASTACK, LASTACK_T, WINDOW, DUPACKS, LASTFLAGS, BASE_SET, BASE_SEQ,
  FRESH, ACKED_UPTO, HAS_ACKED, HAS_SYN, HAS_SYNACK, SYNACK_SEQ, HAS_FIN, FIN_END, FIN_EARLY,
- Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD, LAST_F, RETX_N, RX_HEAD, RX_TAIL) = range(29)  # fmt: skip
+ Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD, LAST_F, RETX_N, RX_HEAD, RX_TAIL,
+ QUICK_N) = range(30)  # fmt: skip
 # LAST_F: the frame of the direction's latest segment (at LASTACK_T; its time in `ctimes`).
 # RETX_N: its retransmissions; RX_HEAD, RX_TAIL: the first MAX_EVIDENCE of them (rows of `xrows`).
-NF = 29
+# QUICK_N: those within QUICK_NS of their segment's previous send (`flows.Flow.quick`).
+NF = 30
 # Per connection (a row of `conns`); times as float seconds in `ctimes` (LAST_TIME, LA_TIME, and
 # each direction's latest segment's: F_TIME + (row & 1)).
 (MRU_SYN, FIRST_RTT, RTT_WAIT, HS_PENDING, HS_DONE, PACKETS, LAST_FRAME, LAST_TNS, LA_FRAME, LA_TNS,
@@ -403,6 +406,10 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                 table[h] = r
                 counts[TABLE_USED] += 1
                 flows[fwd, RUN_N] += 1
+            # The segment's previous send: its latest retransmission, else its original.
+            prev = runs[r, R_LTNS] if runs[r, R_COUNT] else (runs[r, R_OTNS] if runs[r, R_ORIG] else -1)
+            if prev >= 0 and abs(tns - prev) < QUICK_NS:
+                flows[fwd, QUICK_N] += 1
             # Run.add, and the direction's count and evidence.
             runs[r, R_COUNT] += 1
             runs[r, R_LFRAME] = frames[j]

@@ -133,6 +133,13 @@ class ConnectionSummary:
     # The side none of whose segments the capture holds while the other's are there (one
     # direction only: asymmetric routing, a one-way tap): what it sent or answered is unknown.
     unseen: Side | None = None
+    # The capture holds this connection's packets twice (both ends' captures merged, two
+    # interfaces, a router's `-i any`): the seconds from its SYN (else SYN+ACK) to the copy of
+    # it (`flows.SYN_COPY_NS`); None: no copy. Then `quick_retransmissions` are copies, which
+    # Wireshark's retransmission counts (and `retransmissions`) include.
+    copy_gap_s: float | None = None
+    # Retransmissions within `flows.QUICK_NS` of their segment's previous send, per side.
+    quick_retransmissions: SideCounts = field(default_factory=SideCounts)
     # The RST that ended this connection where Wireshark counts it in the next one on the
     # 4-tuple: the answer to the challenge ACK its socket (in LAST_ACK) sent a new SYN.
     reset_later: FrameRef | None = None

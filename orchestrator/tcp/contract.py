@@ -136,7 +136,16 @@ def connection_json(c: ConnectionSummary, predictions: Sequence[KernelPrediction
             "oldest_unacked": _frame(c.oldest_unacked),
         },
         "predictions": [prediction_json(p) for p in predictions],
+        "copies": _copies(c),
     }
+
+
+def _copies(c: ConnectionSummary) -> dict[str, Any] | None:
+    """A connection whose packets the capture holds twice: the SYN's copy gap, and the
+    retransmissions (as Wireshark counts them) that are copies, not re-sends."""
+    if c.copy_gap_s is None:
+        return None
+    return {"gap_s": c.copy_gap_s, "retransmissions": _counts(c.quick_retransmissions)}
 
 
 def _counts(c: SideCounts) -> dict[str, int]:

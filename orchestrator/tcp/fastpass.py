@@ -216,6 +216,7 @@ class _State:
                 _finish_flow(f, st, queue, qtimes, file)
                 if st[al.RETX_N]:
                     f.retx = st[al.RETX_N]
+                    f.quick = st[al.QUICK_N]
                     f.retx_frames = self._kept(st[al.RX_HEAD], file)
                 if f.unacked and st[al.RUN_HEAD] >= 0:
                     f.runs = self._unacked_runs(st, {e[1].seq for e in f.unacked}, file)

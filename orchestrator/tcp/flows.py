@@ -26,8 +26,10 @@ __all__ = [
     "MAX_RUNS",
     "MAX_UNACKED",
     "OOO",
+    "QUICK_NS",
     "RETX",
     "SPUR",
+    "SYN_COPY_NS",
     "ZW",
     "ZWP",
     "ZWP_ACK",
@@ -57,6 +59,12 @@ MAX_KA_GAPS = 10_000
 MAX_RUNS = 4096
 # Unacknowledged segments remembered per side (memory bound; Wireshark's limit too).
 MAX_UNACKED = 10_000
+# A SYN or SYN+ACK again this soon is a copy: Linux's SYN timer is 1 s at least (TCP_TIMEOUT_INIT).
+SYN_COPY_NS = 200_000_000
+# A retransmission this soon after its segment's previous send: in a capture that holds copies
+# (`SYN_COPY_NS`), the same packet seen twice; no timer re-sends so soon (the RTO's floor is
+# 200 ms, a tail-loss probe's 10 ms), only a fast retransmission on a sub-millisecond path.
+QUICK_NS = 1_000_000
 
 M32 = 0xFFFFFFFF
 HALF = 0x80000000
@@ -224,7 +232,9 @@ class Flow:
         "syn",
         "syn_ack",
         "syn_resent",
+        "syn_copy_ns",
         "synack_last_t",
+        "quick",
         "zw",
         "zw_frames",
     )
@@ -259,6 +269,11 @@ class Flow:
         # stand-ins without flags).
         self.syn_resent = 0
         self.synack_last_t = 0
+        # ns from that SYN (SYN+ACK) to its first re-send if sooner than SYN_COPY_NS, else -1: no
+        # kernel re-sends it so soon, so that one is the same packet captured twice.
+        self.syn_copy_ns = -1
+        # Retransmissions within QUICK_NS of their segment's previous send (counted in every pass).
+        self.quick = 0
         self.fin: Seen | None = None  # first FIN
         self.fin_end = 0  # the sequence number that acknowledges the first FIN
         self.fins: list[TcpPacket] = []

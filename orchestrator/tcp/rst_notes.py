@@ -23,6 +23,7 @@ __all__ = ["STATELESS_RST", "rst_cause"]
 
 # How the note on an RST sent without a socket begins (a NAT-aware verdict retells it).
 STATELESS_RST = "the RST has no ACK flag"
+EVEN = 0.2  # an RST within 20% of the probes' interval after the last: the timer's next run
 
 
 def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
@@ -77,6 +78,9 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
     fin = rf.fin if rf.fin is not None and pos(rf.fin) < pos(rst) else None
     went_on = went_on_after(c, rf.rev, rst.p)
     notes: list[str] = []
+    probes = _unlabelled_probes(c, rf, s)
+    if probes:
+        return [_unlabelled_probes_note(c, rf, probes, who, peer)]
     if rf.rst_stateless and s.handshake != "partial":
         if fin is not None and rf.rev.nextseq_t > fin.p.time_ns and not _only_fin_after(rf.rev, fin.p):
             # Linux's tcp_rcv_state_process resets new data reaching a socket with RCV_SHUTDOWN
@@ -175,6 +179,58 @@ def _answers_lost(f: Flow) -> float | None:
     if not _KA_EARLY * interval <= delay <= _KA_LATE * interval:
         return None
     return secs(delay)
+
+
+def _unlabelled_probes(c: Conn, rf: Flow, s: ConnectionSummary) -> int:
+    """How many keep-alive probes came before `rf`'s RST that no one could label (0: none).
+    A capture begun after the connection's last data (no handshake, no data at all, the peer
+    silent) holds the prober's bare ACKs, then its RST: Wireshark labels a probe only by the
+    segment before it, which is not there. Their seq tells: the first segment's is one below
+    the RST's (and without data or FIN the seq never moved), and Linux sends its probes at
+    snd_una - 1, its abort's RST (with ACK) at snd_nxt, a plain ACK at snd_nxt. Measured (netns,
+    keep-alive 2 s / 1 s / 3, tcpdump started after the last data): 3 bare ACKs 1.02 s apart,
+    the RST 1.02 s after the last, ETIMEDOUT."""
+    rst = rf.rst
+    assert rst is not None
+    alone = c.first.src == rf.addr and c.first.sport == rf.port and not rf.rev.lastack_t
+    if s.handshake != "missing" or c.last_activity is not None or not alone or rf.fin is not None:
+        return 0
+    if not rst.p.flags & ACK or c.first.seq != (rst.p.seq - 1) & M32 or not rf.pre_rst_t:
+        return 0
+    return c.packets - rf.rst_count
+
+
+def _unlabelled_probes_note(c: Conn, rf: Flow, probes: int, who: str, peer: str) -> str:
+    rst = rf.rst
+    assert rst is not None
+    text = (
+        f"{who}'s {plural(probes, 'segment')} before its RST "
+        f"{'is a bare ACK' if probes == 1 else 'are bare ACKs'} one below the RST's sequence number, "
+        f"and {peer} sent nothing: keep-alive probes (Linux sends a probe at snd_una - 1 and the RST "
+        "of its keep-alive abort at snd_nxt; a plain ACK carries snd_nxt), which Wireshark, and so "
+        "the counts here, cannot label, the capture having begun after the connection's last data"
+    )
+    after = secs(rst.p.time_ns - rf.pre_rst_t)
+    every = secs((rf.pre_rst_t - c.first.time_ns) / (probes - 1)) if probes > 1 else None
+    if every is not None:
+        text += f"; they came every {fmt_s(every)} s"
+    if every is not None and abs(after - every) <= EVEN * every:
+        # The abort comes when the timer would send the next probe: one interval after the last.
+        return (
+            f"{text}; the RST came {fmt_s(after)} s after the last, one interval: {who}'s keep-alive "
+            f"abort (its app gets ETIMEDOUT), not its app's reset; {peer}'s app is told nothing "
+            "unless the RST reaches it (ECONNRESET)"
+        )
+    if every is not None:
+        return (
+            f"{text}; the RST came {fmt_s(after)} s after the last, not one interval on: not the "
+            f"keep-alive timer's abort but {who}'s own socket reset while it probed (close() with "
+            "SO_LINGER 0, or ss -K)"
+        )
+    return (
+        f"{text}; the RST came {fmt_s(after)} s after it: {who}'s keep-alive abort if that is one "
+        "keep-alive interval, else its own socket's reset while it probed (close() with SO_LINGER 0)"
+    )
 
 
 def _only_fin_after(f: Flow, t: TcpPacket) -> bool:

@@ -19,7 +19,9 @@ from orchestrator.tcp.flows import (
     MAX_KA_GAPS,
     MAX_RUNS,
     OOO,
+    QUICK_NS,
     RETX,
+    SYN_COPY_NS,
     ZW,
     Conn,
     Flow,
@@ -124,7 +126,9 @@ def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int
     seq = p.seq
     runs = fwd.runs
     run = runs.get(seq)
-    if run is None:
+    if run is not None:
+        _count_quick(fwd, run.last.p if run.last is not None else run.original, p)
+    else:
         if len(runs) >= MAX_RUNS:
             runs.clear()
             best = conn.best_run
@@ -139,6 +143,7 @@ def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int
         fresh = original is not None and fwd.nextseq_t > original.time_ns
         acked_before = acked(fwd, end)
         run = runs[seq] = Run(seq, end, original, fresh, acked_before)
+        _count_quick(fwd, original, p)
     run.add(p, i)
     best = conn.best_run
     # Ties: a run whose original send was captured (it has a first gap), then the later run,
@@ -150,6 +155,13 @@ def _record_retransmission(conn: Conn, fwd: Flow, p: TcpPacket, i: int, end: int
     ):
         conn.best_run = run
         conn.best_run_flow = fwd
+
+
+def _count_quick(fwd: Flow, before: TcpPacket | None, p: TcpPacket) -> None:
+    """Count `p` if it came within QUICK_NS of `before`, its segment's previous send."""
+    # Either way: a file of two interfaces (dumpcap -i A -i B) is not in time order across them.
+    if before is not None and abs(p.time_ns - before.time_ns) < QUICK_NS:
+        fwd.quick += 1
 
 
 def _record_keepalive(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
@@ -246,11 +258,13 @@ def control_facts(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
                 fwd.syn_ack = Seen(p, i)
             elif p.seq == fwd.syn_ack.p.seq:
                 fwd.syn_resent += 1
+                _note_copy(fwd, p.time_ns - fwd.synack_last_t)
             fwd.synack_last_t = p.time_ns
         elif fwd.syn is None:
             fwd.syn = Seen(p, i)
         elif p.seq == fwd.syn.p.seq:
             fwd.syn_resent += 1
+            _note_copy(fwd, p.time_ns - fwd.syn.p.time_ns)
     if flags & FIN:
         if fwd.fin is None:
             fwd.fin = Seen(p, i)
@@ -271,6 +285,12 @@ def control_facts(fwd: Flow, rev: Flow, p: TcpPacket, i: int) -> None:
         fwd.rst_count += 1
         if len(fwd.rsts) < MAX_EVIDENCE:
             fwd.rsts.append(p)
+
+
+def _note_copy(fwd: Flow, gap_ns: int) -> None:
+    """A SYN (SYN+ACK) again `gap_ns` after the one before: a copy if no timer sends so soon."""
+    if fwd.syn_copy_ns < 0 and abs(gap_ns) < SYN_COPY_NS:  # either way, as `_count_quick`
+        fwd.syn_copy_ns = abs(gap_ns)
 
 
 def _answers_stray_ack(fwd: Flow, rev: Flow, p: TcpPacket) -> bool:

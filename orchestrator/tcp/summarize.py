@@ -68,6 +68,7 @@ from orchestrator.tcp.connection import (
 )
 from orchestrator.tcp.flows import (
     M32,
+    QUICK_NS,
     Conn,
     Flow,
     Run,
@@ -136,9 +137,11 @@ def summarize(c: Conn) -> ConnectionSummary:
     run = c.best_run
     gaps: list[float] = []
     backoff_frames: list[FrameRef] = []
+    copied = _copy_gap(cl, sv) is not None
     if run is not None:
-        gaps = [secs(b.time_ns - a.time_ns) for a, b in itertools.pairwise(run.sends)]
-        backoff_frames = _refs(run.sends)
+        sends = _resent(run.sends, copied)
+        gaps = [secs(b.time_ns - a.time_ns) for a, b in itertools.pairwise(sends)]
+        backoff_frames = _refs(sends) if gaps or not copied else []  # copies only: no backoff
 
     keepalive: KeepaliveTiming | None = None
     prober = _prober(cl, sv)
@@ -150,7 +153,9 @@ def summarize(c: Conn) -> ConnectionSummary:
         c, cl, sv, unseen=sv if unseen == "server" else cl if unseen == "client" else None
     )
     head = _run_of(*oldest) if oldest is not None else None
-    head_sends = head.sends if head is not None else [oldest[1]] if oldest is not None else []
+    head_sends = (
+        _resent(head.sends, copied) if head is not None else [oldest[1]] if oldest is not None else []
+    )
     summary = ConnectionSummary(
         client=_endpoint(cl),
         server=_endpoint(sv),
@@ -190,14 +195,36 @@ def summarize(c: Conn) -> ConnectionSummary:
         keepalive_reset=_ref(probe_reset(prober)) if prober is not None else None,
         handshake_retransmitted=SideCounts(client=_syn_retx(cl), server=_syn_retx(sv)),
         unseen=unseen,
+        copy_gap_s=_copy_gap(cl, sv),
+        quick_retransmissions=SideCounts(client=cl.quick, server=sv.quick),
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
 
 
 def _syn_retx(f: Flow) -> int:
-    """How many times `f` re-sent its SYN or SYN-ACK."""
-    return f.syn_resent
+    """How many times `f` re-sent its SYN or SYN-ACK (its copy, captured twice, not counted)."""
+    return f.syn_resent - (f.syn_copy_ns >= 0)
+
+
+def _resent(sends: list[TcpPacket], copied: bool) -> list[TcpPacket]:
+    """A segment's sends, without the copies of a capture that holds its packets twice (`copied`):
+    those within QUICK_NS of the send before them, which the kernel's timer never re-sends."""
+    if not copied or not sends:
+        return sends
+    kept = [sends[0]]
+    for p in sends[1:]:
+        if abs(p.time_ns - kept[-1].time_ns) >= QUICK_NS:
+            kept.append(p)
+    return kept
+
+
+def _copy_gap(cl: Flow, sv: Flow) -> float | None:
+    """Seconds from the SYN (else the SYN+ACK) to its copy, if the capture holds one."""
+    for f in (cl, sv):
+        if f.syn_copy_ns >= 0:
+            return secs(f.syn_copy_ns)
+    return None
 
 
 def _keepalive(f: Flow) -> KeepaliveTiming:
