@@ -313,3 +313,14 @@ def test_an_rto_ceiling_is_taken_where_the_kernel_takes_it(tmp_path: Path) -> No
     )
     high = problems(tmp_path, GOOD.replace("every: 200ms}", "every: 200ms, socket: {rto_max: 130s}}"))
     assert any("rto_max (TCP_RTO_MAX_MS) is 1s to 120s" in p for p in high), high
+
+
+def test_a_loss_over_100_percent_is_not_called_a_tolerance(tmp_path: Path) -> None:
+    """`percent: 150%` on a loss step was refused as "a tolerance must be between 0% and 100%"."""
+    text = GOOD.replace(
+        "{at: 2s, fault: kill, host: server, signal: term}",
+        "{at: 2s, fault: loss, host: server, percent: 150%}",
+    )
+    found = problems(tmp_path, text)
+    assert any("timeline[1].percent: 150%: a percentage is between 0% and 100%" in p for p in found), found
+    assert not any("tolerance" in p for p in found), found
