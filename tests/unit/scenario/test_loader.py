@@ -324,3 +324,20 @@ def test_a_loss_over_100_percent_is_not_called_a_tolerance(tmp_path: Path) -> No
     found = problems(tmp_path, text)
     assert any("timeline[1].percent: 150%: a percentage is between 0% and 100%" in p for p in found), found
     assert not any("tolerance" in p for p in found), found
+
+
+def test_a_sysctl_with_a_unit_says_sysctls_take_the_kernels_number(tmp_path: Path) -> None:
+    """`tcp_keepalive_time: 2s` was refused with pydantic's "unable to parse string as an
+    integer", which does not say that /proc/sys's number is wanted."""
+    text = GOOD.replace("sysctls: {net.ipv4.tcp_retries2: 5}", "sysctls: {net.ipv4.tcp_keepalive_time: 2s}")
+    found = problems(tmp_path, text)
+    assert any(
+        "hosts.client.sysctls: net.ipv4.tcp_keepalive_time: '2s': a sysctl is the number /proc/sys takes" in p
+        for p in found
+    ), found
+    assert not any("unable to parse" in p for p in found), found
+
+
+def test_a_sysctl_given_as_digits_in_quotes_still_loads(tmp_path: Path) -> None:
+    text = GOOD.replace("sysctls: {net.ipv4.tcp_retries2: 5}", 'sysctls: {net.ipv4.tcp_retries2: "5"}')
+    assert load_scenario(write(tmp_path, text)).hosts["client"].sysctls == {"net.ipv4.tcp_retries2": 5}
