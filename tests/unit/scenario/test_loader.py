@@ -341,3 +341,21 @@ def test_a_sysctl_with_a_unit_says_sysctls_take_the_kernels_number(tmp_path: Pat
 def test_a_sysctl_given_as_digits_in_quotes_still_loads(tmp_path: Path) -> None:
     text = GOOD.replace("sysctls: {net.ipv4.tcp_retries2: 5}", 'sysctls: {net.ipv4.tcp_retries2: "5"}')
     assert load_scenario(write(tmp_path, text)).hosts["client"].sysctls == {"net.ipv4.tcp_retries2": 5}
+
+
+def test_a_value_that_fits_no_branch_is_one_problem_naming_both(tmp_path: Path) -> None:
+    """`at: 12.6` (no unit) was two problems at the same key: "Input should be 'predicted'" and
+    the duration's "12.6 has no unit"; the first reads as if only `predicted` were allowed."""
+    text = GOOD.replace(
+        "apps: {client: {sees: ETIMEDOUT, at: predicted}}", "apps: {client: {sees: ETIMEDOUT, at: 12.6}}"
+    )
+    text = text.replace("  close: none\n", "  close: fn\n")
+    found = problems(tmp_path, text)
+    at = [p for p in found if "expect.apps.client.at" in p]
+    assert len(at) == 1 and at[0].endswith(
+        "12.6 has no unit: write 12.6s or 12.6ms (a duration needs its unit) (or 'predicted')"
+    ), found
+    # A literal with no other branch is still told as it is.
+    assert any(
+        "expect.close: Input should be 'fin', 'fin-unanswered', 'rst' or 'none'" in p for p in found
+    ), found
