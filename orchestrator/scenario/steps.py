@@ -72,6 +72,15 @@ class Stop(StepBase):
     fault: Literal["stop"]
     grace: Duration = 10.0
 
+    @field_validator("grace")
+    @classmethod
+    def _whole_grace(cls, value: float) -> float:
+        # The engine's stop takes whole seconds: 500ms would round to 0, a SIGKILL right after
+        # the SIGTERM, and 1500ms to 2s.
+        if value != int(value):
+            raise ValueError(f"{value:g}s: docker stop's grace is whole seconds, such as 1s (or 0s)")
+        return value
+
 
 class Restart(StepBase):
     """Start the app again: a new process with the same program, on the same kernel."""

@@ -315,6 +315,27 @@ def test_an_rto_ceiling_is_taken_where_the_kernel_takes_it(tmp_path: Path) -> No
     assert any("rto_max (TCP_RTO_MAX_MS) is 1s to 120s" in p for p in high), high
 
 
+@pytest.mark.parametrize("grace", ["500ms", "1500ms"])
+def test_a_stop_grace_in_fractions_of_a_second_is_refused(tmp_path: Path, grace: str) -> None:
+    """The engine's stop takes whole seconds: 500ms became 0 (SIGKILL right after the SIGTERM:
+    measured, a program's 0.3 s SIGTERM clean-up never ran), 1500ms became 2 s."""
+    text = GOOD.replace(
+        "{at: 2s, fault: kill, host: server, signal: term}",
+        f"{{at: 2s, fault: stop, host: server, grace: {grace}}}",
+    )
+    found = problems(tmp_path, text)
+    assert any("timeline[1].grace:" in p and "whole seconds" in p for p in found), found
+
+
+@pytest.mark.parametrize("grace", ["0s", "1s", "3s"])
+def test_a_stop_grace_in_whole_seconds_loads(tmp_path: Path, grace: str) -> None:
+    text = GOOD.replace(
+        "{at: 2s, fault: kill, host: server, signal: term}",
+        f"{{at: 2s, fault: stop, host: server, grace: {grace}}}",
+    )
+    assert load_scenario(write(tmp_path, text)).timeline[1].grace == float(grace.removesuffix("s"))  # type: ignore[union-attr]
+
+
 def test_a_loss_over_100_percent_is_not_called_a_tolerance(tmp_path: Path) -> None:
     """`percent: 150%` on a loss step was refused as "a tolerance must be between 0% and 100%"."""
     text = GOOD.replace(
