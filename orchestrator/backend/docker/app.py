@@ -29,10 +29,49 @@ from orchestrator.capture.tcpdump import RUN_DIR_MOUNT
 from orchestrator.programs.strace import STRACE_ARGS, TraceReader
 
 OBSERVER_PATH = "/.tcpscen-observe.sh"
+# Every signal a shell can trap, passed on to the program: the kernel gives PID 1 only the
+# signals it handles (SIGKILL and SIGSTOP aside), so an untrapped one was lost. Measured: a
+# `kill` with SIGABRT left python3 -m http.server serving, its connection ESTAB. SIGSTOP cannot
+# be trapped: `forward` (below), exec'd in the container, stops the program itself.
+FORWARDED = [
+    "TERM",
+    "INT",
+    "HUP",
+    "QUIT",
+    "ILL",
+    "TRAP",
+    "ABRT",
+    "BUS",
+    "FPE",
+    "USR1",
+    "SEGV",
+    "USR2",
+    "PIPE",
+    "ALRM",
+    "CONT",
+    "TSTP",
+    "TTIN",
+    "TTOU",
+    "URG",
+    "XCPU",
+    "XFSZ",
+    "VTALRM",
+    "PROF",
+    "WINCH",
+    "IO",
+    "PWR",
+    "SYS",
+]
 # PID 1 of an observed app: it runs the program under strace as its child and stays, so the
 # signals the engine sends (a `kill` with SIGTERM, `docker stop`) go to the program itself (strace
 # would instead detach and end the container at once), and the program's exit status is ours.
 OBSERVER_SCRIPT = f"""#!/bin/sh
+if [ "$1" = forward ]; then  # exec'd beside PID 1 (`forward SIG [PID]`): a signal PID 1 cannot trap
+  for tracer in $(cat /proc/${{3:-1}}/task/*/children 2>/dev/null); do
+    for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$2" "$child"; done
+  done
+  exit 0
+fi
 mode=$1; out=$2; shift 2
 if ! command -v strace >/dev/null 2>&1; then
   if [ "$mode" = required ]; then
@@ -46,7 +85,7 @@ tracer=$!
 forward() {{
   for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$1" "$child" 2>/dev/null; done
 }}
-for sig in TERM INT HUP QUIT USR1 USR2; do trap "forward $sig" "$sig"; done
+for sig in {" ".join(FORWARDED)}; do trap "forward $sig" "$sig"; done
 while :; do
   wait $tracer; rc=$?
   kill -0 $tracer 2>/dev/null || exit $rc
