@@ -80,7 +80,11 @@ if ! command -v strace >/dev/null 2>&1; then
   echo "# no strace in this image: the program runs untraced" > "$out"
   exec "$@"
 fi
-strace {shlex.join(STRACE_ARGS)} -o "$out" -- "$@" &
+# A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored (POSIX), and
+# so would the program (measured: a stop with stop_signal SIGINT reached it and did nothing, then
+# SIGKILL); env resets them to the default where it can.
+reset=; if env --default-signal=INT true 2>/dev/null; then reset="env --default-signal=INT,QUIT"; fi
+$reset strace {shlex.join(STRACE_ARGS)} -o "$out" -- "$@" &
 tracer=$!
 forward() {{
   for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$1" "$child" 2>/dev/null; done
@@ -109,6 +113,8 @@ class ProgramRun:
     ready: Readiness = field(default_factory=Started)
     healthcheck: dict[str, Any] | None = None
     source: str = ""  # "program" or "compose service redis", for messages
+    stop_signal: str | None = None  # what `docker stop` sends (the container's StopSignal)
+    stop_grace_s: float | None = None  # a stop step's grace when the step gives none
 
 
 @dataclass
@@ -248,6 +254,8 @@ def start_program(
         kwargs["working_dir"] = run.working_dir
     if run.healthcheck:
         kwargs["healthcheck"] = run.healthcheck
+    if run.stop_signal:
+        kwargs["stop_signal"] = run.stop_signal  # the observer's shell traps it and passes it on
     if not observed:
         if run.entrypoint is not None:
             kwargs["entrypoint"] = run.entrypoint

@@ -123,3 +123,35 @@ def test_forward_stops_and_continues_the_program_itself(script: Path, tmp_path: 
         assert proc.poll() is None, "the wrapper itself was never stopped nor ended"
     finally:
         proc.kill()
+
+
+DISPOSITIONS = """\
+import signal
+interrupt = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+print(interrupt, signal.getsignal(signal.SIGQUIT) == signal.SIG_DFL, flush=True)
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("strace") is None, reason="needs strace on this machine (setup-host installs it)"
+)
+def test_the_program_starts_with_sigint_and_sigquit_at_their_defaults(script: Path, tmp_path: Path) -> None:
+    """The shell runs strace as a background job, which POSIX starts with SIGINT and SIGQUIT
+    ignored: the program inherited that, and a stop_signal SIGINT (or a kill with SIGINT) did
+    nothing to it (measured, scratch u13: 3 s of grace, then SIGKILL, exit 137)."""
+    proc = start(script, "auto", tmp_path / "t.txt", sys.executable, "-c", DISPOSITIONS)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "True True"
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.skipif(
+    shutil.which("strace") is None, reason="needs strace on this machine (setup-host installs it)"
+)
+def test_sigint_forwarded_to_a_python_program_raises_keyboardinterrupt(script: Path, tmp_path: Path) -> None:
+    proc = _ready(script, tmp_path / "t.txt")
+    try:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130  # Python dies of SIGINT after the KeyboardInterrupt
+    finally:
+        proc.kill()
