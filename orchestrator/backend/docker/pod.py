@@ -43,6 +43,9 @@ NOBODY = 65534
 REJECT_TOOLS = ("iptables", "ip6tables")
 
 
+DEFAULT_STOP_GRACE_S = 10.0  # docker stop's, and Compose's stop_grace_period's
+
+
 @dataclass
 class Pod:
     client: docker.DockerClient
@@ -335,8 +338,11 @@ class Pod:
         self.app.unpause()
         self.paused = False
 
-    def stop_app(self, grace_s: float) -> None:
+    def stop_app(self, grace_s: float | None) -> None:
         assert self.app is not None
+        if grace_s is None:  # the step gave none: the Compose service's, else docker stop's
+            own = self.program.stop_grace_s if self.program is not None else None
+            grace_s = own if own is not None else DEFAULT_STOP_GRACE_S
         self.app.stop(timeout=max(0, round(grace_s)))
 
     def restart_app(self) -> None:
