@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -50,6 +51,44 @@ def raise_terminated(signum: int, _frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
+# Signals whose default action ends a process. The agent is PID 1 of its container, and the
+# kernel drops a signal that PID 1 has no handler for (SIGNAL_UNKILLABLE), SIGKILL and SIGSTOP
+# aside: measured, a `kill` with SIGHUP changed nothing, the connection stayed ESTAB. So each
+# gets a handler that ends the agent as the default action would end any other process: at
+# once, sockets closed by the kernel (a FIN, or an RST with unread data), exit 128 + N.
+FATAL_BY_DEFAULT = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGHUP",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGSYS",
+    )
+    if hasattr(signal, name)
+)
+
+
+def die_of(emitter: Emitter) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        code = 128 + signum
+        emitter.emit_last(wire.Event.EXIT, code=code, signal=signal.Signals(signum).name)
+        os._exit(code)  # no unwinding: no close() of ours, the kernel closes as on a signal death
+
+    return handler
+
+
 def main(argv: list[str]) -> int:
     try:
         config = parse_argv(argv)
@@ -60,6 +99,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, raise_terminated)
     signal.signal(signal.SIGINT, raise_terminated)
     emitter = Emitter(config.host)
+    for signum in FATAL_BY_DEFAULT:
+        signal.signal(signum, die_of(emitter))
     try:
         emitter.emit(wire.Event.START, pid=os.getpid(), config=config.to_dict())
         run = roles.run_server if config.role == "server" else roles.run_client

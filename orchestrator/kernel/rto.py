@@ -143,6 +143,7 @@ def predict(
         _reverted(icmp, conn, side, armed),
         linear,
         _undone(icmp, conn, side, armed),
+        _quoting(icmp, conn, side),
     )
     fasts = (fast, first_fast)
     p.explanations = [
@@ -307,6 +308,12 @@ def _reverting(
     ]
 
 
+def _quoting(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side) -> list[IcmpError]:
+    """The ICMP errors about `side`'s own segments of the connection."""
+    here, _ = ends(conn, side)
+    return [e for e in icmp if endpoint(e.tcp_src, e.tcp_sport) == here]
+
+
 def _reverted(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
     """Whether an error that undoes a backoff step answered the last timer retransmission: the
     timer then runs again at the last gap's RTO, not doubled (tcp_ld_RTO_revert)."""
@@ -340,6 +347,7 @@ def _observe(
     reverted: bool = False,
     linear: int = 0,
     undone: bool = False,
+    quoting: Sequence[IcmpError] = (),
 ) -> None:
     """The end the capture shows: the timer's next expiry after the last retransmission, if
     the capture went on past it. The RTO then is the one read at the stamp, doubled once per
@@ -361,6 +369,10 @@ def _observe(
         at = min(at, last.time + (last.time - timer[-2].time))
     if s.user_timeout:  # the last timer is clamped to expire at the user timeout
         at = min(at, max(stamp.time + s.user_timeout, last.time))
+    alive = [e for e in quoting if e.time > at]
+    if alive:
+        p.observed = _still_sending(p, last, stamp, alive)
+        return
     if at > end:
         p.observed = (
             f"still retransmitting when the capture ended, +{end - stamp.time:.3f} s after the first "
@@ -374,6 +386,32 @@ def _observe(
         f"inferred: nothing after the retransmission {last.time - stamp.time:.3f} s after the first one, "
         f"so the kernel gave up when its timer fired next, {at - last.time:.3f} s later"
     )
+
+
+def _still_sending(p: KernelPrediction, last: FrameRef, stamp: FrameRef, alive: list[IcmpError]) -> str:
+    """ICMP errors quoting this side's segments after the timer's next expiry: the socket was
+    still sending then, though the capture shows none of it. Measured (scratch u10, tcpscen run):
+    the peer powered off, tcp_retries2 15; 30 s after the cut the client's ARP entry failed, its
+    retransmissions stopped reaching the wire (ARP requests instead), and each drew an ICMP host
+    unreachable from its own host (which also undid a backoff step); ss listed the socket ESTAB
+    with 10 retransmissions at the end, the capture 8, and nothing told the app."""
+    own = all(e.src == e.tcp_src for e in alive)
+    why = (
+        "reported by its own host: those sends never reached the wire (its neighbour entry for the "
+        "peer had failed: no answer to ARP or neighbour solicitation)"
+        if own
+        else f"reported by {', '.join(sorted({e.src for e in alive}))}"
+    )
+    frames = ", ".join(ref(FrameRef(e.file, e.frame, e.time)) for e in alive[:3])
+    text = (
+        f"still retransmitting: nothing of it in the capture after the retransmission "
+        f"{last.time - stamp.time:.3f} s after the first one, but {len(alive)} ICMP error(s) quote its "
+        f"later sends ({frames}), the last {alive[-1].time - stamp.time:.3f} s after the first "
+        f"retransmission, {why}; so the timer went on"
+    )
+    if p.beyond_capture:
+        text += f"; the model's abort, {p.predicted_s:.3f} s after it, is beyond the capture"
+    return text
 
 
 def _causes(

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from orchestrator.scenario.model import Scenario
 
 # Keys the normalised model carries that need nothing from tcpscen (values it always has, or
 # ones whose only effect tcpscen supplies anyway).
-_NEUTRAL = {"networks", "container_name", "hostname", "stop_grace_period", "stop_signal", "tty", "stdin_open"}
+_NEUTRAL = {"networks", "container_name", "hostname", "tty", "stdin_open"}
 # Why a key cannot be honoured, for the message.
 _REFUSED = {
     "ports": "tcpscen's hosts talk on the run's own network; nothing is published to the machine",
@@ -92,6 +93,10 @@ class Service(BaseModel):
     healthcheck: Healthcheck | None = None
     depends_on: dict[str, Dependency] = Field(default_factory=dict)
     networks: dict[str, Any] | None = None
+    # What a `stop` step sends and how long it waits (Compose: SIGTERM, 10 s): measured, both
+    # were ignored, a service with stop_signal: SIGINT got SIGTERM and exited 143.
+    stop_signal: str | None = None
+    stop_grace_period: str | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -198,6 +203,7 @@ def service_problems(project: Project, name: str, used: set[str]) -> list[str]:
         )
     if service.image is None and service.build is None:
         out.append(f"service {name}: needs an image or a build")
+    out += _stop_problems(name, service)
     if service.build is not None and service.build.model_extra:
         keys = ", ".join(sorted(k for k, v in service.build.model_extra.items() if v not in (None, [], {})))
         if keys:
@@ -217,6 +223,37 @@ def service_problems(project: Project, name: str, used: set[str]) -> list[str]:
                 f"service {name}: depends_on.{target} is service_healthy, but {target} has no healthcheck"
             )
     return out
+
+
+def _stop_problems(name: str, service: Service) -> list[str]:
+    out: list[str] = []
+    if service.stop_signal is not None and stop_signal_of(service) is None:
+        out.append(f"service {name}: stop_signal {service.stop_signal!r} is not a signal name such as SIGINT")
+    try:
+        grace = stop_grace_of(service)
+    except ValueError as exc:
+        return [*out, f"service {name}: stop_grace_period: {exc}"]
+    if grace is not None and grace != int(grace):
+        out.append(
+            f"service {name}: stop_grace_period {service.stop_grace_period}: docker stop's grace is "
+            "whole seconds, such as 1s"
+        )
+    return out
+
+
+def stop_signal_of(service: Service) -> str | None:
+    """The service's stop signal as the engine names it (SIGINT), None if unset or unknown."""
+    if service.stop_signal is None:
+        return None
+    name = service.stop_signal.strip().upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    return name if name in signal.Signals.__members__ else None
+
+
+def stop_grace_of(service: Service) -> float | None:
+    """The service's stop_grace_period in seconds, None if unset."""
+    ns = duration_ns(service.stop_grace_period)
+    return None if ns is None else ns / 1e9
 
 
 def _healthcheck(service: Service | None) -> Healthcheck | None:

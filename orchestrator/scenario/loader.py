@@ -108,7 +108,7 @@ def parse_scenario(
     try:
         scenario = model.Scenario.model_validate(data)
     except ValidationError as exc:
-        problems += [_problem(err, located, file) for err in exc.errors()]
+        problems += [_problem(err, located, file) for err in _branches_merged(exc.errors())]
         problems += _problems_beyond(data, exc, located, file, routes)
         raise ScenarioError(problems) from None
     found = find_problems(scenario)
@@ -160,6 +160,27 @@ def _problems_beyond(
             if not _near(tuple(key), removed)
         ]
     return out
+
+
+def _branches_merged(errors: list[Any]) -> list[Any]:
+    """A value that fits no branch of `Literal[...] | T` (`at: predicted` or a duration) comes
+    from pydantic as one error per branch at the same key: "Input should be 'predicted'" beside
+    the duration's own reason. One problem says both: T's reason, then the word it could be."""
+    words = {
+        tuple(e["loc"][:-1]): e
+        for e in errors
+        if e["type"] == "literal_error" and len(e["loc"]) > 1 and str(e["loc"][-1]).startswith("literal[")
+    }
+    said: set[int] = set()  # the literal errors told within another branch's problem
+    out: list[Any] = []
+    for err in errors:
+        word = words.get(tuple(err["loc"][:-1]))
+        if word is not None and word is not err and isinstance(err["loc"][-1], str):
+            said.add(id(word))
+            out.append({**err, "msg": f"{err['msg']} (or {word.get('ctx', {}).get('expected', '')})"})
+        else:
+            out.append(err)
+    return [e for e in out if id(e) not in said]
 
 
 def _can_drop(path: tuple[str | int, ...]) -> bool:

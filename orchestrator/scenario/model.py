@@ -172,6 +172,25 @@ class HostBase(StrictModel):
             raise ValueError("00:00:00:00:00:00 is no host's MAC: use one such as 02:42:0a:4d:00:0a")
         return value
 
+    @field_validator("sysctls", mode="before")
+    @classmethod
+    def _unitless(cls, value: object) -> object:
+        """A sysctl is the number /proc/sys takes: "2s" is a natural slip for a time in seconds,
+        and pydantic's own words ("unable to parse string as an integer") do not say why."""
+        if not isinstance(value, dict):
+            return value
+        bad = [
+            f"{name}: {number!r}"
+            for name, number in value.items()
+            if isinstance(number, str) and not number.strip().lstrip("-").isdigit()
+        ]
+        if bad:
+            raise ValueError(
+                f"{'; '.join(bad)}: a sysctl is the number /proc/sys takes, in its own unit and "
+                "without one (tcp_keepalive_time: 2 for 2 s, tcp_rto_max_ms: 1000 for 1 s)"
+            )
+        return value
+
     @field_validator("sysctls")
     @classmethod
     def _check_sysctls(cls, value: dict[str, int]) -> dict[str, int]:

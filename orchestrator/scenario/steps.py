@@ -67,10 +67,21 @@ class Unpause(StepBase):
 
 
 class Stop(StepBase):
-    """Stop the app as `docker stop` does: SIGTERM, then SIGKILL after the grace period."""
+    """Stop the app as `docker stop` does: SIGTERM (or the Compose service's stop_signal), then
+    SIGKILL after the grace period."""
 
     fault: Literal["stop"]
-    grace: Duration = 10.0
+    # None: the Compose service's stop_grace_period, else docker stop's 10 s.
+    grace: Duration | None = None
+
+    @field_validator("grace")
+    @classmethod
+    def _whole_grace(cls, value: float | None) -> float | None:
+        # The engine's stop takes whole seconds: 500ms would round to 0, a SIGKILL right after
+        # the SIGTERM, and 1500ms to 2s.
+        if value is not None and value != int(value):
+            raise ValueError(f"{value:g}s: docker stop's grace is whole seconds, such as 1s (or 0s)")
+        return value
 
 
 class Restart(StepBase):

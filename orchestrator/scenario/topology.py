@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from orchestrator.scenario.app_order import app_problems
 from orchestrator.scenario.model import IPAddress, Network, RouterHost, Scenario
 from orchestrator.scenario.power_order import power_problems
 
@@ -132,6 +133,7 @@ def topology_problems(scenario: Scenario) -> list[tuple[Path, str]]:
             problems += _router_problems(scenario, name, spec)
     problems += _step_problems(scenario)
     problems += power_problems(scenario)
+    problems += app_problems(scenario)
     for name in scenario.expect.middlebox:
         if not is_router(scenario, name):
             problems.append(

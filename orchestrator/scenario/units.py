@@ -64,7 +64,8 @@ def parse_percent(value: Any) -> float:
     else:
         raise ValueError(f"expected a percentage such as 10%, got {value!r}")
     if not 0 <= fraction <= 1:
-        raise ValueError("a tolerance must be between 0% and 100%")
+        # A percent is a loss, a duplicate rate or a tolerance: say which bound, not which use.
+        raise ValueError(f"{value}: a percentage is between 0% and 100%")
     return fraction
 
 

@@ -83,8 +83,8 @@ class FakeHost:
     def unpause_app(self) -> None:
         self._call("unpause_app")
 
-    def stop_app(self, grace_s: float) -> None:
-        self._call(f"stop_app {grace_s:g}")
+    def stop_app(self, grace_s: float | None) -> None:
+        self._call(f"stop_app {'default' if grace_s is None else format(grace_s, 'g')}")
 
     def restart_app(self) -> None:
         self._call("restart_app")

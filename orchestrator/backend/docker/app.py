@@ -29,10 +29,49 @@ from orchestrator.capture.tcpdump import RUN_DIR_MOUNT
 from orchestrator.programs.strace import STRACE_ARGS, TraceReader
 
 OBSERVER_PATH = "/.tcpscen-observe.sh"
+# Every signal a shell can trap, passed on to the program: the kernel gives PID 1 only the
+# signals it handles (SIGKILL and SIGSTOP aside), so an untrapped one was lost. Measured: a
+# `kill` with SIGABRT left python3 -m http.server serving, its connection ESTAB. SIGSTOP cannot
+# be trapped: `forward` (below), exec'd in the container, stops the program itself.
+FORWARDED = [
+    "TERM",
+    "INT",
+    "HUP",
+    "QUIT",
+    "ILL",
+    "TRAP",
+    "ABRT",
+    "BUS",
+    "FPE",
+    "USR1",
+    "SEGV",
+    "USR2",
+    "PIPE",
+    "ALRM",
+    "CONT",
+    "TSTP",
+    "TTIN",
+    "TTOU",
+    "URG",
+    "XCPU",
+    "XFSZ",
+    "VTALRM",
+    "PROF",
+    "WINCH",
+    "IO",
+    "PWR",
+    "SYS",
+]
 # PID 1 of an observed app: it runs the program under strace as its child and stays, so the
 # signals the engine sends (a `kill` with SIGTERM, `docker stop`) go to the program itself (strace
 # would instead detach and end the container at once), and the program's exit status is ours.
 OBSERVER_SCRIPT = f"""#!/bin/sh
+if [ "$1" = forward ]; then  # exec'd beside PID 1 (`forward SIG [PID]`): a signal PID 1 cannot trap
+  for tracer in $(cat /proc/${{3:-1}}/task/*/children 2>/dev/null); do
+    for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$2" "$child"; done
+  done
+  exit 0
+fi
 mode=$1; out=$2; shift 2
 if ! command -v strace >/dev/null 2>&1; then
   if [ "$mode" = required ]; then
@@ -41,12 +80,16 @@ if ! command -v strace >/dev/null 2>&1; then
   echo "# no strace in this image: the program runs untraced" > "$out"
   exec "$@"
 fi
-strace {shlex.join(STRACE_ARGS)} -o "$out" -- "$@" &
+# A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored (POSIX), and
+# so would the program (measured: a stop with stop_signal SIGINT reached it and did nothing, then
+# SIGKILL); env resets them to the default where it can.
+reset=; if env --default-signal=INT true 2>/dev/null; then reset="env --default-signal=INT,QUIT"; fi
+$reset strace {shlex.join(STRACE_ARGS)} -o "$out" -- "$@" &
 tracer=$!
 forward() {{
   for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$1" "$child" 2>/dev/null; done
 }}
-for sig in TERM INT HUP QUIT USR1 USR2; do trap "forward $sig" "$sig"; done
+for sig in {" ".join(FORWARDED)}; do trap "forward $sig" "$sig"; done
 while :; do
   wait $tracer; rc=$?
   kill -0 $tracer 2>/dev/null || exit $rc
@@ -70,6 +113,8 @@ class ProgramRun:
     ready: Readiness = field(default_factory=Started)
     healthcheck: dict[str, Any] | None = None
     source: str = ""  # "program" or "compose service redis", for messages
+    stop_signal: str | None = None  # what `docker stop` sends (the container's StopSignal)
+    stop_grace_s: float | None = None  # a stop step's grace when the step gives none
 
 
 @dataclass
@@ -209,6 +254,8 @@ def start_program(
         kwargs["working_dir"] = run.working_dir
     if run.healthcheck:
         kwargs["healthcheck"] = run.healthcheck
+    if run.stop_signal:
+        kwargs["stop_signal"] = run.stop_signal  # the observer's shell traps it and passes it on
     if not observed:
         if run.entrypoint is not None:
             kwargs["entrypoint"] = run.entrypoint

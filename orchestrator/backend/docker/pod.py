@@ -25,7 +25,7 @@ from docker.models.networks import Network
 
 from orchestrator.backend.base import LineSink
 from orchestrator.backend.docker import labels, limits
-from orchestrator.backend.docker.app import ProgramApp, ProgramRun, start_program
+from orchestrator.backend.docker.app import OBSERVER_PATH, ProgramApp, ProgramRun, start_program
 from orchestrator.backend.docker.engine import ENGINE_ERRORS, engine_error
 from orchestrator.backend.docker.readiness import LogLine
 from orchestrator.backend.docker.routes import set_default_routes
@@ -41,6 +41,9 @@ NOBODY = 65534
 
 # The firewalls a `reject` fault sets, one per address family.
 REJECT_TOOLS = ("iptables", "ip6tables")
+
+
+DEFAULT_STOP_GRACE_S = 10.0  # docker stop's, and Compose's stop_grace_period's
 
 
 @dataclass
@@ -308,7 +311,22 @@ class Pod:
 
     def signal_app(self, signal: str) -> None:
         assert self.app is not None
+        if signal == "SIGSTOP" and self._traced():
+            # PID 1 is then the observer's shell: SIGSTOP would stop it, not the program (measured:
+            # the program went on echoing), and it cannot trap SIGSTOP to pass it on.
+            done = self.app.exec_run(["/bin/sh", OBSERVER_PATH, "forward", "STOP"])
+            if done.exit_code != 0:
+                raise RuntimeError(f"could not stop {self.name}'s program: {done.output!r}")
+            return
         self.app.kill(signal=signal)
+
+    def _traced(self) -> bool:
+        """Whether the app is a program under the observer's strace (its PID 1 the shell)."""
+        if not self.program_apps or self.program_apps[-1].trace is None:
+            return False
+        with contextlib.suppress(OSError):
+            return not self.program_apps[-1].trace.read_text()[:64].startswith("# no strace")
+        return False
 
     def pause_app(self) -> None:
         assert self.app is not None
@@ -320,8 +338,11 @@ class Pod:
         self.app.unpause()
         self.paused = False
 
-    def stop_app(self, grace_s: float) -> None:
+    def stop_app(self, grace_s: float | None) -> None:
         assert self.app is not None
+        if grace_s is None:  # the step gave none: the Compose service's, else docker stop's
+            own = self.program.stop_grace_s if self.program is not None else None
+            grace_s = own if own is not None else DEFAULT_STOP_GRACE_S
         self.app.stop(timeout=max(0, round(grace_s)))
 
     def restart_app(self) -> None:

@@ -21,6 +21,8 @@ from orchestrator.programs.compose import (
     duration_ns,
     healthcheck_of,
     read_project,
+    stop_grace_of,
+    stop_signal_of,
 )
 from orchestrator.scenario.model import AnyHost, HostBase, Scenario
 from orchestrator.scenario.program import Program, Ready
@@ -84,6 +86,8 @@ def service_run(
         ready=ready,
         healthcheck=_engine_healthcheck(check) if check is not None else None,
         source=f"compose service {name}",
+        stop_signal=stop_signal_of(service),
+        stop_grace_s=stop_grace_of(service),
     )
 
 

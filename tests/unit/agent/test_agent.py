@@ -230,6 +230,27 @@ def test_sigterm_exits_quietly(spawn: Spawn) -> None:
     assert server.stderr_text() == ""
 
 
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGABRT])
+def test_a_signal_whose_default_ends_a_process_ends_the_agent_and_says_so(spawn: Spawn, sig: int) -> None:
+    """In its container the agent is PID 1, to which the kernel delivers no signal it has no
+    handler for: measured, `kill` with SIGHUP left the agent and its connection as they were. So
+    it handles each such signal itself, dying as the default would: exit 128 + N, a kernel FIN."""
+    server, port = start_server(spawn, "echo")
+    client, _ = connect_client(spawn, server, "idle", port)
+    server.proc.send_signal(sig)
+    assert server.wait_exit() == 128 + sig
+    assert server.wait_for("exit") | {"t": 0, "mono": 0} == {
+        "t": 0,
+        "mono": 0,
+        "host": server.config["host"],
+        "event": "exit",
+        "code": 128 + sig,
+        "signal": signal.Signals(sig).name,
+    }
+    assert client.wait_exit() == 0
+    assert client.names()[-3:] == ["eof", "closed", "exit"]  # the kernel closed the socket: FIN
+
+
 # ---------------------------------------------------------------------------------------------
 # Socket options
 

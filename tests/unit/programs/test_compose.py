@@ -11,8 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backend.docker.app import ProgramRun
+from orchestrator.backend.docker.pod import Pod
 from orchestrator.errors import ScenarioError
-from orchestrator.programs.compose import duration_ns, find_compose, read_project, service_problems
+from orchestrator.programs.compose import (
+    duration_ns,
+    find_compose,
+    read_project,
+    service_problems,
+    stop_grace_of,
+    stop_signal_of,
+)
 from orchestrator.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -166,3 +175,51 @@ def test_compose_durations() -> None:
     assert duration_ns(None) is None
     with pytest.raises(ValueError, match="no unit"):
         duration_ns("5")
+
+
+STOPPING = """\
+services:
+  redis:
+    image: redis:7
+    healthcheck: {test: ["CMD", "redis-cli", "ping"], interval: 1s}
+    stop_signal: SIGINT
+    stop_grace_period: 3s
+  app:
+    image: tcpscen/base
+    stop_signal: SIGFOO
+    stop_grace_period: 1500ms
+"""
+
+
+def test_stop_signal_and_grace_are_kept_for_the_stop_step(tmp_path: Path) -> None:
+    """Measured (scratch u13): a service with stop_signal: SIGINT was stopped with SIGTERM (exit
+    143): the two keys were taken as needing nothing. They are what a `stop` step sends and
+    waits, and a value the engine cannot take is refused."""
+    path = project(tmp_path, STOPPING)
+    redis = read_project(tmp_path / "compose.yaml").services["redis"]
+    assert (stop_signal_of(redis), stop_grace_of(redis)) == ("SIGINT", 3.0)
+    found = problems(path)
+    assert any("service app: stop_signal 'SIGFOO' is not a signal name" in p for p in found), found
+    assert any(
+        "service app: stop_grace_period 1.5s: docker stop's grace is whole seconds" in p for p in found
+    )
+    assert not any("service redis" in p for p in found), found
+
+
+def test_a_stop_step_without_grace_waits_the_services_grace() -> None:
+    class App:
+        timeout: int | None = None
+
+        def stop(self, timeout: int) -> None:
+            self.timeout = timeout
+
+    pod = object.__new__(Pod)
+    pod.app = App()  # type: ignore[assignment]
+    pod.program = ProgramRun("i", None, None, None, {}, None, None, "auto", stop_grace_s=3.0)
+    pod.stop_app(None)
+    assert pod.app.timeout == 3  # type: ignore[attr-defined]
+    pod.stop_app(1.0)
+    assert pod.app.timeout == 1  # type: ignore[attr-defined]
+    pod.program = None
+    pod.stop_app(None)
+    assert pod.app.timeout == 10  # type: ignore[attr-defined]

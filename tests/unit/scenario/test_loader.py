@@ -348,3 +348,70 @@ def test_an_rto_ceiling_is_taken_where_the_kernel_takes_it(tmp_path: Path) -> No
     )
     high = problems(tmp_path, GOOD.replace("every: 200ms}", "every: 200ms, socket: {rto_max: 130s}}"))
     assert any("rto_max (TCP_RTO_MAX_MS) is 1s to 120s" in p for p in high), high
+
+
+@pytest.mark.parametrize("grace", ["500ms", "1500ms"])
+def test_a_stop_grace_in_fractions_of_a_second_is_refused(tmp_path: Path, grace: str) -> None:
+    """The engine's stop takes whole seconds: 500ms became 0 (SIGKILL right after the SIGTERM:
+    measured, a program's 0.3 s SIGTERM clean-up never ran), 1500ms became 2 s."""
+    text = GOOD.replace(
+        "{at: 2s, fault: kill, host: server, signal: term}",
+        f"{{at: 2s, fault: stop, host: server, grace: {grace}}}",
+    )
+    found = problems(tmp_path, text)
+    assert any("timeline[1].grace:" in p and "whole seconds" in p for p in found), found
+
+
+@pytest.mark.parametrize("grace", ["0s", "1s", "3s"])
+def test_a_stop_grace_in_whole_seconds_loads(tmp_path: Path, grace: str) -> None:
+    text = GOOD.replace(
+        "{at: 2s, fault: kill, host: server, signal: term}",
+        f"{{at: 2s, fault: stop, host: server, grace: {grace}}}",
+    )
+    assert load_scenario(write(tmp_path, text)).timeline[1].grace == float(grace.removesuffix("s"))  # type: ignore[union-attr]
+
+
+def test_a_loss_over_100_percent_is_not_called_a_tolerance(tmp_path: Path) -> None:
+    """`percent: 150%` on a loss step was refused as "a tolerance must be between 0% and 100%"."""
+    text = GOOD.replace(
+        "{at: 2s, fault: kill, host: server, signal: term}",
+        "{at: 2s, fault: loss, host: server, percent: 150%}",
+    )
+    found = problems(tmp_path, text)
+    assert any("timeline[1].percent: 150%: a percentage is between 0% and 100%" in p for p in found), found
+    assert not any("tolerance" in p for p in found), found
+
+
+def test_a_sysctl_with_a_unit_says_sysctls_take_the_kernels_number(tmp_path: Path) -> None:
+    """`tcp_keepalive_time: 2s` was refused with pydantic's "unable to parse string as an
+    integer", which does not say that /proc/sys's number is wanted."""
+    text = GOOD.replace("sysctls: {net.ipv4.tcp_retries2: 5}", "sysctls: {net.ipv4.tcp_keepalive_time: 2s}")
+    found = problems(tmp_path, text)
+    assert any(
+        "hosts.client.sysctls: net.ipv4.tcp_keepalive_time: '2s': a sysctl is the number /proc/sys takes" in p
+        for p in found
+    ), found
+    assert not any("unable to parse" in p for p in found), found
+
+
+def test_a_sysctl_given_as_digits_in_quotes_still_loads(tmp_path: Path) -> None:
+    text = GOOD.replace("sysctls: {net.ipv4.tcp_retries2: 5}", 'sysctls: {net.ipv4.tcp_retries2: "5"}')
+    assert load_scenario(write(tmp_path, text)).hosts["client"].sysctls == {"net.ipv4.tcp_retries2": 5}
+
+
+def test_a_value_that_fits_no_branch_is_one_problem_naming_both(tmp_path: Path) -> None:
+    """`at: 12.6` (no unit) was two problems at the same key: "Input should be 'predicted'" and
+    the duration's "12.6 has no unit"; the first reads as if only `predicted` were allowed."""
+    text = GOOD.replace(
+        "apps: {client: {sees: ETIMEDOUT, at: predicted}}", "apps: {client: {sees: ETIMEDOUT, at: 12.6}}"
+    )
+    text = text.replace("  close: none\n", "  close: fn\n")
+    found = problems(tmp_path, text)
+    at = [p for p in found if "expect.apps.client.at" in p]
+    assert len(at) == 1 and at[0].endswith(
+        "12.6 has no unit: write 12.6s or 12.6ms (a duration needs its unit) (or 'predicted')"
+    ), found
+    # A literal with no other branch is still told as it is.
+    assert any(
+        "expect.close: Input should be 'fin', 'fin-unanswered', 'rst' or 'none'" in p for p in found
+    ), found
