@@ -180,9 +180,10 @@ class HostBase(StrictModel):
         if not isinstance(value, dict):
             return value
         bad = [
-            f"{name}: {number!r}"
+            f"{name}: {str(number).lower() if isinstance(number, bool) else repr(number)}"
             for name, number in value.items()
-            if isinstance(number, str) and not number.strip().lstrip("-").isdigit()
+            if isinstance(number, bool)
+            or (isinstance(number, str) and not number.strip().lstrip("-").isdigit())
         ]
         if bad:
             raise ValueError(

@@ -99,7 +99,10 @@ class NatJoin:
     (the client's, as its kernel sees it): endpoint by endpoint, from the forwarded pairs."""
 
     def __init__(
-        self, pairs: Iterable[tuple[Seen, Seen]], canonical: tuple[Endpoint, Endpoint] | None
+        self,
+        pairs: Iterable[tuple[Seen, Seen]],
+        canonical: tuple[Endpoint, Endpoint] | None,
+        clients: frozenset[str] = frozenset(),
     ) -> None:
         # For each undirected tuple, the endpoint maps to the tuples it was forwarded to or from.
         edges: dict[frozenset[Endpoint], dict[frozenset[Endpoint], dict[Endpoint, Endpoint]]] = {}
@@ -115,22 +118,41 @@ class NatJoin:
             ta, tb = frozenset(ea), frozenset(eb)
             edges.setdefault(ta, {})[tb] = {eb[0]: ea[0], eb[1]: ea[1]}
             edges.setdefault(tb, {})[ta] = {ea[0]: eb[0], ea[1]: eb[1]}
-        self.to_canonical: dict[Endpoint, dict[frozenset[Endpoint], Endpoint]] = {}
         self.tuples: dict[frozenset[Endpoint], dict[Endpoint, Endpoint]] = {}
-        if canonical is None:
+        self.anchor: dict[frozenset[Endpoint], frozenset[Endpoint]] = {}  # each tuple's client tuple
+        self.canonical = frozenset(canonical) if canonical is not None else None
+        if self.canonical is None:
             return
-        start = frozenset(canonical)
-        # Breadth first from the canonical tuple: each tuple's endpoints in canonical terms.
+        # The judged connection first; then every other client's (several clients behind one
+        # NAT: each connection is joined in its own client's terms, not left as two halves).
+        others = sorted(sorted(t) for t in edges if t != self.canonical and any(a in clients for a, _ in t))
+        for start in [self.canonical, *(frozenset(t) for t in others)]:
+            if start not in self.tuples:
+                self._join_from(start, edges)
+
+    def _join_from(
+        self,
+        start: frozenset[Endpoint],
+        edges: dict[frozenset[Endpoint], dict[frozenset[Endpoint], dict[Endpoint, Endpoint]]],
+    ) -> None:
+        """Breadth first from a client's tuple: each tuple's endpoints in that client's terms."""
         self.tuples[start] = {e: e for e in start}
+        self.anchor[start] = start
         queue = [start]
         while queue:
             here = queue.pop()
             for there, mapping in edges.get(here, {}).items():
                 if there in self.tuples:
                     continue
-                # mapping: endpoint of `there` -> endpoint of `here`; then `here` -> canonical.
+                # mapping: endpoint of `there` -> endpoint of `here`; then `here` -> the client's.
                 self.tuples[there] = {e: self.tuples[here][mapping[e]] for e in there}
+                self.anchor[there] = start
                 queue.append(there)
+
+    @property
+    def judged_tuples(self) -> list[frozenset[Endpoint]]:
+        """The judged connection's tuples (the client's first), as its notes name them."""
+        return [t for t, a in self.anchor.items() if a == self.canonical]
 
     def translate(self, p: TcpPacket) -> TcpPacket:
         """The packet in the canonical tuple's terms (unchanged if its tuple is not joined)."""
@@ -157,20 +179,28 @@ class NatJoin:
         if client:
             return canonical
         found: list[tuple[int, tuple[Endpoint, Endpoint]]] = []
+        start = frozenset(canonical)
         for tuple_, mapping in self.tuples.items():
             back = {canon: mine for mine, canon in mapping.items()}
             if (
-                local in back
+                self.anchor.get(tuple_) == start
+                and local in back
                 and peer in back
                 and back[local][0] in addresses
-                and tuple_ != frozenset(canonical)
+                and tuple_ != start
             ):
                 found.append((self.first_seen.get(tuple_, 0), (back[local], back[peer])))
         return min(found)[1] if found else canonical
 
     @property
     def joined(self) -> bool:
-        return len(self.tuples) > 1
+        """Whether the judged connection was seen as more than one tuple (NAT on its way)."""
+        return len(self.judged_tuples) > 1
+
+    @property
+    def joins_any(self) -> bool:
+        """Whether any client's connection was seen as more than one tuple."""
+        return len(self.tuples) > len(set(self.anchor.values()))
 
 
 def challenge_acks(

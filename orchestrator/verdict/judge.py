@@ -155,7 +155,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         t0,
         record.t_end,
         paths.seen_by,
-        paths.captured_ends if paths.join.joined else no_ends,
+        paths.captured_ends if paths.join.joins_any else no_ends,
     )
     verdict.checks += sockets.checks
     verdict.notes += sockets.notes

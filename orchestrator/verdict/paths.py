@@ -93,7 +93,7 @@ class PathView:
 
     def to_json(self, t0: float | None) -> dict[str, Any]:
         out: dict[str, Any] = {"joined": self.join.joined, "tuples": [], "routers": {}}
-        for tuple_ in self.join.tuples:
+        for tuple_ in self.join.judged_tuples:
             out["tuples"].append(" - ".join(sorted(show(e) for e in tuple_)))
         for name, f in self.routers.items():
             out["routers"][name] = {
@@ -113,7 +113,7 @@ class PathView:
         """`rst`: the connection's first RST, if any (whether an end noticed the router's lapse)."""
         out: list[str] = []
         if self.join.joined:
-            tuples = ", ".join(" - ".join(sorted(show(e) for e in t)) for t in self.join.tuples)
+            tuples = ", ".join(" - ".join(sorted(show(e) for e in t)) for t in self.join.judged_tuples)
             out.append(f"one connection through NAT, seen as {tuples}: judged as one, in the client's terms")
         for name, f in self.routers.items():
             if f.forgot_at is not None:
@@ -265,7 +265,13 @@ def path_view(
         if caps:
             traced[router] = trace_router(caps)
     canonical = (parse_endpoint(client_ends[0]), parse_endpoint(client_ends[1])) if client_ends else None
-    join = NatJoin((pair for paths in traced.values() for pair in paths.forwarded), canonical)
+    clients = frozenset(
+        str(a)
+        for host in scenario.hosts_with_role("client")
+        for addrs in attachments(scenario, host).values()
+        for a in addrs
+    )
+    join = NatJoin((pair for paths in traced.values() for pair in paths.forwarded), canonical, clients)
     view = PathView(scenario, run_dir, sources, join, canonical=canonical)
     for router, paths in traced.items():
         view.routers[router] = _facts(router, paths, join, canonical, run_dir, sockets.get(router, ""))

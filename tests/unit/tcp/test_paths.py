@@ -114,3 +114,47 @@ def test_a_challenge_ack_follows_an_rst_that_did_not_reset(tmp_path: Path) -> No
     write_fast(tmp_path / "server.pcap", segs)
     found = challenge_acks(read_tcp(tmp_path / "server.pcap"), {SERVER}, RST, ACK)
     assert [p.frame for p in found] == [3]
+
+
+def test_several_clients_behind_one_nat_are_each_joined_in_their_own_terms(tmp_path: Path) -> None:
+    # Measured (tcpscen run, two clients behind a masquerading router): only the judged client's
+    # connection was joined; the other's two halves were two connections, and the server's
+    # kernel was said never to have listed it.
+    other, oport = "10.1.0.21", 40001
+    inside: list[Seg] = []
+    outside: list[Seg] = []
+    for client, port, t in ((CLIENT, CPORT, 0.0), (other, oport, 0.5)):
+        for dt, up, flags, seq, ack in (
+            (0, True, 0x02, 100, 0),
+            (0.001, False, 0x12, 500, 101),
+            (0.002, True, ACK, 101, 501),
+        ):
+            when = T0 + t + dt
+            if up:
+                inside.append(Seg(when, client, port, SERVER, 7000, flags, seq, ack))
+                outside.append(Seg(when + 0.00002, OUTSIDE, port, SERVER, 7000, flags, seq, ack))
+            else:
+                outside.append(Seg(when, SERVER, 7000, OUTSIDE, port, flags, seq, ack))
+                inside.append(Seg(when + 0.00002, SERVER, 7000, client, port, flags, seq, ack))
+    write_fast(tmp_path / "nat.inside.pcap", sorted(inside, key=lambda s: s.t))
+    write_fast(tmp_path / "nat.outside.pcap", sorted(outside, key=lambda s: s.t))
+    caps = [
+        RouterCapture("nat", "inside", tmp_path / "nat.inside.pcap", frozenset({CLIENT, other})),
+        RouterCapture("nat", "outside", tmp_path / "nat.outside.pcap", frozenset({SERVER})),
+    ]
+    paths = trace_router(caps)
+    canonical = ((CLIENT, CPORT), (SERVER, 7000))
+    server_side = read_tcp(tmp_path / "nat.outside.pcap")
+    # Without the clients' addresses, as before: only the judged connection is joined.
+    alone = NatJoin(paths.forwarded, canonical)
+    assert len(analyze(alone.translate_all(server_side))) == 2
+    assert alone.joined and not alone.seen_from({SERVER}, ((SERVER, 7000), (other, oport)))[1][0] == OUTSIDE
+    join = NatJoin(paths.forwarded, canonical, frozenset({CLIENT, other}))
+    conns = analyze(join.translate_all(server_side))
+    assert sorted(c.client for c in conns) == [f"{CLIENT}:{CPORT}", f"{other}:{oport}"]
+    assert all(c.handshake == "complete" for c in conns)
+    # Each connection as the server's kernel names it (ss): by the router's address and port.
+    assert join.seen_from({SERVER}, ((SERVER, 7000), (other, oport))) == ((SERVER, 7000), (OUTSIDE, oport))
+    assert join.seen_from({SERVER}, ((SERVER, 7000), (CLIENT, CPORT))) == ((SERVER, 7000), (OUTSIDE, CPORT))
+    # The judged connection's notes name its own two tuples only.
+    assert len(join.judged_tuples) == 2 and join.joined and join.joins_any
