@@ -71,7 +71,7 @@ def _copy_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary
     what = "SYN" if f is cl else "SYN+ACK"
     return [
         f"the capture holds this connection's packets twice: {names[id(f)]}'s {what} came again "
-        f"{_short(f.syn_copy_ns)} after it, and no kernel re-sends one within 1 s (its first timer); "
+        f"{_short(f.syn_copy_ns)} after it with nothing between, and no timer re-sends one within 1 s; "
         "so the captures of both ends were merged, two interfaces captured at once (or a router's "
         "-i any), or the network duplicated them. Wireshark counts each copy of a data segment as "
         "a retransmission, and so do the counts here"
