@@ -80,8 +80,19 @@ def _ready(script: Path, trace: Path) -> subprocess.Popen[str]:
     proc = start(script, "auto", trace, sys.executable, "-c", UNHANDLED)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.2)  # the wrapper's traps are set right after strace starts
+    # The wrapper sets its traps after starting strace: wait until it catches the last one
+    # (SIGSYS) rather than for a fixed time, which a loaded machine can outlast.
+    deadline = time.monotonic() + 10
+    while not _catches(proc.pid, signal.SIGSYS) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return proc
+
+
+def _catches(pid: int, sig: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
 
 
 @pytest.mark.skipif(
