@@ -87,12 +87,7 @@ reset=; if env --default-signal=INT true 2>/dev/null; then reset="env --default-
 $reset strace {shlex.join(STRACE_ARGS)} -o "$out" -- "$@" &
 tracer=$!
 forward() {{
-  # The children files can miss a child (the kernel says so of a running task's): then the
-  # processes whose parent is strace, by their status.
-  kids=$(cat /proc/$tracer/task/*/children 2>/dev/null)
-  [ -n "$kids" ] || kids=$(grep -l "^PPid:[[:space:]]*$tracer\\$" /proc/[0-9]*/status 2>/dev/null \\
-    | cut -d/ -f3)
-  for child in $kids; do kill -s "$1" "$child" 2>/dev/null; done
+  for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$1" "$child" 2>/dev/null; done
 }}
 for sig in {" ".join(FORWARDED)}; do trap "forward $sig" "$sig"; done
 while :; do

@@ -37,8 +37,14 @@ def script(tmp_path: Path) -> Path:
 def start(
     script: Path, mode: str, trace: Path, *argv: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
+    # As a container's PID 1 starts: every signal at its default (env execs the shell, same
+    # pid). A test run under nohup has SIGHUP ignored, and a shell cannot trap a signal ignored
+    # on entry (POSIX): the wrapper inherited it ignored and the SIGHUP case waited out its timeout.
     return subprocess.Popen(
-        ["/bin/sh", str(script), mode, str(trace), *argv], stdout=subprocess.PIPE, text=True, env=env
+        ["/usr/bin/env", "--default-signal", "/bin/sh", str(script), mode, str(trace), *argv],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
