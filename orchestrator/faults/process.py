@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from orchestrator.faults.registry import FaultContext, fault
-from orchestrator.scenario.steps import Kill, Pause, Restart, Stop, Unpause
+from orchestrator.scenario.steps import NOT_FATAL, Kill, Pause, Restart, Stop, Unpause
 
 
 @fault("kill", Kill, "the app dies; its kernel closes its sockets (FIN, or RST if unread data was queued)")
 def kill(step: Kill, ctx: FaultContext) -> str:
     ctx.host.signal_app(step.signal)
-    verb = "sent" if step.signal in _NOT_FATAL else "killed with"  # SIGSTOP freezes, it kills nothing
+    verb = "sent" if step.signal in NOT_FATAL else "killed with"  # SIGSTOP freezes, it kills nothing
     return f"{step.host} app {verb} {step.signal}"
-
-
-# Signals whose default action does not end the process.
-_NOT_FATAL = frozenset(
-    {"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", "SIGCHLD", "SIGURG", "SIGWINCH"}
-)
 
 
 @fault("stop", Stop, "SIGTERM, then SIGKILL after the grace period; the kernel closes the sockets")

@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.steps import signal_name
 
 # Keys the normalised model carries that need nothing from tcpscen (values it always has, or
 # ones whose only effect tcpscen supplies anyway).
@@ -243,11 +243,7 @@ def _stop_problems(name: str, service: Service) -> list[str]:
 
 def stop_signal_of(service: Service) -> str | None:
     """The service's stop signal as the engine names it (SIGINT), None if unset or unknown."""
-    if service.stop_signal is None:
-        return None
-    name = service.stop_signal.strip().upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    return name if name in signal.Signals.__members__ else None
+    return None if service.stop_signal is None else signal_name(service.stop_signal.strip())
 
 
 def stop_grace_of(service: Service) -> float | None:

@@ -11,15 +11,11 @@ from __future__ import annotations
 from typing import Literal
 
 from orchestrator.scenario.model import RouterHost, Scenario
-from orchestrator.scenario.steps import Kill, Step
+from orchestrator.scenario.steps import NOT_FATAL, Kill, Step
 
 Path = tuple[str | int, ...]
 State = Literal["running", "paused", "gone", "off"]
 _LIFE = frozenset({"kill", "stop", "restart", "pause", "unpause", "power_off", "power_on"})
-# Signals whose default action leaves the process alive (as `faults.process` counts them).
-_NOT_FATAL = frozenset(
-    {"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", "SIGCHLD", "SIGURG", "SIGWINCH"}
-)
 # What each app step needs the app to be, and what it leaves.
 _NEEDS: dict[str, frozenset[State]] = {
     "kill": frozenset({"running", "paused"}),
@@ -65,7 +61,7 @@ def _out_of_order(host: str, mine: list[tuple[int, Step]]) -> list[tuple[Path, s
             found.append((("timeline", i, "fault"), _refusal(host, step, state, before)))
             continue  # the engine refuses it: the app stays as it was
         # A signal that ends nothing (SIGSTOP, SIGCONT...) leaves the app as it was.
-        if not (isinstance(step, Kill) and step.signal in _NOT_FATAL):
+        if not (isinstance(step, Kill) and step.signal in NOT_FATAL):
             state = _LEAVES[step.fault]
         before = (i, step)
     return found

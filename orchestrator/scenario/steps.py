@@ -40,6 +40,19 @@ class Reconnect(StepBase):
     network: str | None = None
 
 
+# Signals whose default action does not end the process.
+NOT_FATAL = frozenset(
+    {"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", "SIGCHLD", "SIGURG", "SIGWINCH"}
+)
+
+
+def signal_name(value: str) -> str | None:
+    """A signal as the engine names it (`term`, `SIGTERM` -> SIGTERM), None if there is none such."""
+    name = value.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    return name if name in signals.Signals.__members__ else None
+
+
 class Kill(StepBase):
     """Signal the host's app; its kernel (which outlives the app) closes or resets its sockets."""
 
@@ -49,9 +62,8 @@ class Kill(StepBase):
     @field_validator("signal")
     @classmethod
     def _check_signal(cls, value: str) -> str:
-        name = value.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        if name not in signals.Signals.__members__:
+        name = signal_name(value)
+        if name is None:
             raise ValueError(f"unknown signal {value!r}")
         return name
 
