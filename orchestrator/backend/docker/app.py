@@ -66,10 +66,11 @@ FORWARDED = [
 # signals the engine sends (a `kill` with SIGTERM, `docker stop`) go to the program itself (strace
 # would instead detach and end the container at once), and the program's exit status is ours.
 OBSERVER_SCRIPT = f"""#!/bin/sh
+signal_children() {{  # PID SIG: the program is strace's child
+  for child in $(cat /proc/$1/task/*/children 2>/dev/null); do kill -s "$2" "$child" 2>/dev/null; done
+}}
 if [ "$1" = forward ]; then  # exec'd beside PID 1 (`forward SIG [PID]`): a signal PID 1 cannot trap
-  for tracer in $(cat /proc/${{3:-1}}/task/*/children 2>/dev/null); do
-    for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$2" "$child"; done
-  done
+  for tracer in $(cat /proc/${{3:-1}}/task/*/children 2>/dev/null); do signal_children "$tracer" "$2"; done
   exit 0
 fi
 mode=$1; out=$2; shift 2
@@ -86,10 +87,7 @@ fi
 reset=; if env --default-signal=INT true 2>/dev/null; then reset="env --default-signal=INT,QUIT"; fi
 $reset strace {shlex.join(STRACE_ARGS)} -o "$out" -- "$@" &
 tracer=$!
-forward() {{
-  for child in $(cat /proc/$tracer/task/*/children 2>/dev/null); do kill -s "$1" "$child" 2>/dev/null; done
-}}
-for sig in {" ".join(FORWARDED)}; do trap "forward $sig" "$sig"; done
+for sig in {" ".join(FORWARDED)}; do trap "signal_children $tracer $sig" "$sig"; done
 while :; do
   wait $tracer; rc=$?
   kill -0 $tracer 2>/dev/null || exit $rc
