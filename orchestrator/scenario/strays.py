@@ -31,13 +31,10 @@ def _walk(value: object, ann: Any, path: Path) -> Iterator[tuple[Path, bool]]:
         yield from _walk_union(value, [a for a in get_args(ann) if a is not type(None)], path)
     elif isinstance(ann, type) and issubclass(ann, BaseModel):
         if isinstance(value, dict):
+            judged = _self_judged(ann)
             for key, item in value.items():
                 field = ann.model_fields.get(key) if isinstance(key, str) else None
-                if (
-                    field is not None
-                    and key not in _self_judged(ann)
-                    and not _reads_itself_meta(field.metadata)
-                ):
+                if field is not None and key not in judged and not _reads_itself_meta(field.metadata):
                     yield from _walk(item, field.annotation, (*path, key))
     elif origin is dict and isinstance(value, dict):
         for key, item in value.items():
