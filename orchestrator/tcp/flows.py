@@ -59,7 +59,8 @@ MAX_KA_GAPS = 10_000
 MAX_RUNS = 4096
 # Unacknowledged segments remembered per side (memory bound; Wireshark's limit too).
 MAX_UNACKED = 10_000
-# A SYN or SYN+ACK again this soon is a copy: Linux's SYN timer is 1 s at least (TCP_TIMEOUT_INIT).
+# A SYN or SYN+ACK again this soon, with nothing between, is a copy: Linux's SYN timer is 1 s
+# at least (TCP_TIMEOUT_INIT); what it re-sends at once follows a segment (`segments._note_copy`).
 SYN_COPY_NS = 200_000_000
 # A retransmission this soon after its segment's previous send: in a capture that holds copies
 # (`SYN_COPY_NS`), the same packet seen twice; no timer re-sends so soon (the RTO's floor is
@@ -269,8 +270,8 @@ class Flow:
         # stand-ins without flags).
         self.syn_resent = 0
         self.synack_last_t = 0
-        # ns from that SYN (SYN+ACK) to its first re-send if sooner than SYN_COPY_NS, else -1: no
-        # kernel re-sends it so soon, so that one is the same packet captured twice.
+        # ns from that SYN (SYN+ACK) to its copy, else -1: seen again sooner than SYN_COPY_NS with
+        # nothing between (`segments._note_copy`), the same packet captured twice.
         self.syn_copy_ns = -1
         # Retransmissions within QUICK_NS of their segment's previous send (counted in every pass).
         self.quick = 0

@@ -64,7 +64,7 @@ def describe(c: Conn, cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionS
 
 def _copy_notes(cl: Flow, sv: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
     """A capture that holds the connection's packets twice: its SYN (SYN+ACK) came again sooner
-    than any kernel re-sends one."""
+    than any timer re-sends one, with nothing between (`segments._note_copy`)."""
     if s.copy_gap_s is None:
         return []
     f = cl if cl.syn_copy_ns >= 0 else sv
