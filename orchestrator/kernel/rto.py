@@ -19,9 +19,9 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, endpoint, ends, ref
+from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
-from orchestrator.kernel.soft_errors import soft_error
+from orchestrator.kernel.soft_errors import quoting, soft_error
 from orchestrator.kernel.timer_reading import (
     LOCAL_RETRY,
     after_new_data,
@@ -143,7 +143,7 @@ def predict(
         _reverted(icmp, conn, side, armed),
         linear,
         _undone(icmp, conn, side, armed),
-        _quoting(icmp, conn, side),
+        quoting(icmp, conn, side, pmtu=True),
     )
     fasts = (fast, first_fast)
     p.explanations = [
@@ -300,41 +300,20 @@ def _reverting(
     icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, sends: list[FrameRef]
 ) -> list[IcmpError]:
     """The ICMP errors that undid a backoff step of this side's retransmissions (RFC 6069)."""
-    here, _ = ends(conn, side)
-    return [
-        e
-        for e in icmp
-        if e.reverts_backoff and e.time >= sends[0].time and endpoint(e.tcp_src, e.tcp_sport) == here
-    ]
-
-
-def _quoting(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side) -> list[IcmpError]:
-    """The ICMP errors about `side`'s own segments of the connection."""
-    here, _ = ends(conn, side)
-    return [e for e in icmp if endpoint(e.tcp_src, e.tcp_sport) == here]
+    return [e for e in quoting(icmp, conn, side) if e.reverts_backoff and e.time >= sends[0].time]
 
 
 def _reverted(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
     """Whether an error that undoes a backoff step answered the last timer retransmission: the
     timer then runs again at the last gap's RTO, not doubled (tcp_ld_RTO_revert)."""
-    here, _ = ends(conn, side)
-    return len(timer) >= 2 and any(
-        e.reverts_backoff and e.time >= timer[-1].time and endpoint(e.tcp_src, e.tcp_sport) == here
-        for e in icmp
-    )
+    return len(timer) >= 2 and any(e.time >= timer[-1].time for e in _reverting(icmp, conn, side, timer))
 
 
 def _undone(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
     """Whether an error that undoes a backoff step came within the timer's run, before its last
     retransmission: the backoff then started again there (tcp_ld_RTO_revert), so the doublings
     since the stamp say nothing of the timer's last RTO; the last gap does."""
-    here, _ = ends(conn, side)
-    return len(timer) >= 2 and any(
-        e.reverts_backoff
-        and timer[0].time <= e.time < timer[-1].time
-        and endpoint(e.tcp_src, e.tcp_sport) == here
-        for e in icmp
-    )
+    return len(timer) >= 2 and any(e.time < timer[-1].time for e in _reverting(icmp, conn, side, timer))
 
 
 def _observe(

@@ -91,12 +91,14 @@ def name_of(e: IcmpError) -> str:
     return f"ICMP{v6} {names.get(e.code, f'code {e.code}')}"
 
 
-def quoting(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side) -> list[IcmpError]:
+def quoting(
+    icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, *, pmtu: bool = False
+) -> list[IcmpError]:
     """The errors about segments `side` sent (the quoted segment's sender is the side told),
     without ICMPv4 fragmentation needed (path-MTU discovery: Linux lowers the MSS, and tells
-    the app nothing)."""
+    the app nothing) unless `pmtu` (any error quoting a send shows that the socket sent it)."""
     here = conn.client if side == "client" else conn.server
-    return [e for e in icmp if _endpoint(e.tcp_src, e.tcp_sport) == here and not e.pmtu]
+    return [e for e in icmp if _endpoint(e.tcp_src, e.tcp_sport) == here and (pmtu or not e.pmtu)]
 
 
 def soft_error(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side) -> str | None:
