@@ -22,23 +22,21 @@ from collections.abc import Sequence
 from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import quoting, soft_error
+from orchestrator.kernel.thin_linear import level_gaps, level_words, thin_notes
 from orchestrator.kernel.timer_reading import (
     LOCAL_RETRY,
     after_new_data,
     ceiling_ms,
-    failing_locally,
     fallback_cap,
     fallback_note,
     first_is_tail_loss_probe,
     head_sends,
-    linear_timeouts,
     plateau,
     rto_at,
 )
 from orchestrator.kernel.timers import (
     TCP_RTO_MAX,
     TCP_RTO_MIN,
-    TCP_THIN_LINEAR_RETRIES,
     fast_retransmissions,
     rto_abort_after,
     rto_abort_from_stamp,
@@ -90,7 +88,7 @@ def predict(
         basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
         if s.rto_max != TCP_RTO_MAX:
             basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
-    local, linear, level_note = _level_gaps(conn, side, s, icmp, sends, armed)
+    local, linear, level_note = level_gaps(s, armed, bool(_reverting(icmp, conn, side, sends)))
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
         stamp = timer[0]
@@ -128,7 +126,7 @@ def predict(
             orphan = _orphan_end(conn, s, offset, rto)
             p.predicted_s, p.alternatives = max(p.predicted_s, *p.alternatives, orphan or 0.0), []
         p.basis += (
-            f"; the timer, {rto:.3f} s at that retransmission{_level(linear)} and doubling{_capped(s)}, "
+            f"; the timer, {rto:.3f} s at that retransmission{level_words(linear)} and doubling{_capped(s)}, "
             f"fires past it {p.predicted_s:.3f} s after the first retransmission"
         )
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
@@ -148,46 +146,11 @@ def predict(
     fasts = (fast, first_fast)
     p.explanations = [
         *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p, linear),
-        *_thin_notes(s, armed, linear, tlp),
+        *thin_notes(s, armed, linear, tlp),
         *level_note,
     ]
     _after_fin(p, conn, s, offset, rto, local)
     return p
-
-
-def _level_gaps(
-    conn: ConnectionSummary,
-    side: Side,
-    s: KernelSettings,
-    icmp: Sequence[IcmpError],
-    sends: list[FrameRef],
-    timer: list[FrameRef],
-) -> tuple[bool, int, list[str]]:
-    """Whether the sends fail on the host (retried every 500 ms), how many gaps from the stamp
-    a thin stream's linear timeouts keep level (`linear_timeouts`), and a note where that is
-    not sure. Errors undoing a backoff step, local failures and an RTO at its ceiling from the
-    first hold the gaps level too: measured on 6.18 with tcp_rto_max_ms=1000 and a 600 ms RTT,
-    every gap 1.024 s. Without a ceiling given, a level of 1 s or more (the least ceiling)
-    could be either: linear only with the setting, and a note says so."""
-    if failing_locally(timer):
-        return True, 0, []
-    linear = 0 if _reverting(icmp, conn, side, sends) else linear_timeouts(timer, s.thin_linear)
-    level = timer[1].time - timer[0].time if linear else 0.0
-    if level >= s.rto_max / (1 + WHEEL_SLACK):
-        return False, 0, []  # the ceiling's level
-    if level >= 1.0 and s.rto_max == TCP_RTO_MAX:  # linear only where the setting says so
-        return False, linear if s.thin_linear else 0, [_ceiling_or_linear(level)]
-    return False, linear, []
-
-
-def _ceiling_or_linear(level: float) -> str:
-    return (
-        f"the timer's gaps stayed level at {level:.3f} s from the first: a lower RTO ceiling "
-        f"(about --sysctl tcp_rto_max_ms={ceiling_ms(level)}, or TCP_RTO_MAX_MS, kernels from 6.15; "
-        "it also shortens tcp_retries2's budget) or a thin stream's linear timeouts "
-        f"(tcp_thin_linear_timeouts=1: {TCP_THIN_LINEAR_RETRIES} level gaps, then doubling); the "
-        "packets cannot tell which, and the model's end may be far off: give the setting"
-    )
 
 
 def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:
@@ -234,41 +197,6 @@ def _orphan_end(conn: ConnectionSummary, s: KernelSettings, offset: float, rto: 
     at_ceiling = not s.orphan_retries  # 0 is 8 only below the RTO's ceiling
     end = rto_abort_from_stamp(budget - offset, rto, rto_max=s.rto_max, ends_at_ceiling=at_ceiling)
     return round(offset + end, 6)
-
-
-def _level(linear: int) -> str:
-    return f", level for {linear} gaps (a thin stream's linear timeouts)" if linear > 1 else ""
-
-
-def _thin_notes(s: KernelSettings, timer: list[FrameRef], linear: int, tlp: bool) -> list[str]:
-    """What the gaps say of linear timeouts for thin streams, where the setting and the
-    capture disagree or the capture alone shows them (the model follows the gaps)."""
-    gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
-    if linear > 1 and not s.thin_linear:
-        shown = min(linear, len(gaps))
-        then = ", then doubled" if len(gaps) > linear else ""
-        probe = (
-            "; the level gap before them may also hide that the first re-send was the timer's, "
-            "not a tail-loss probe"
-        )
-        return [
-            f"linear timeouts for a thin stream: the first {shown} gaps of the timer stayed at "
-            f"{gaps[0]:.3f} s without doubling{then} (tcp_thin_linear_timeouts=1, or "
-            "TCP_THIN_LINEAR_TIMEOUTS on the socket; fewer than 4 segments in flight: up to "
-            f"{TCP_THIN_LINEAR_RETRIES} retransmissions, then doubling, the budget unchanged), which the "
-            "model follows"
-            + (probe if tlp else "")
-            + "; the setting (--sysctl tcp_thin_linear_timeouts=1, --sockopt TCP_THIN_LINEAR_TIMEOUTS=1) "
-            "only matters where fewer gaps show"
-        ]
-    if s.thin_linear and not linear and len(gaps) >= 2:
-        return [
-            f"linear timeouts not in effect: {s.label('thin_linear')}, but the timer's gaps doubled from "
-            "the first: Linux did not take the stream as thin (4 or more segments in flight, or a "
-            "congestion control without a slow-start threshold, as BBR: measured on 6.18, one segment "
-            "in flight doubled under BBR and kept 6 gaps level under CUBIC)"
-        ]
-    return []
 
 
 def _capped(s: KernelSettings) -> str:
