@@ -226,6 +226,8 @@ KEEP = (
     "after its FIN",
     "the probes stopped doubling",
     "linear timeouts",
+    "reverted backoff",
+    "no reverted backoff",
 )
 NO_CAUSE = "no known cause (tail-loss probe, ICMP-reverted backoff, local drop) shows in the capture"
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from orchestrator.kernel.icmp_timer import Replay, base_rto, next_expiry, replay
 from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
-from orchestrator.kernel.soft_errors import quoting, soft_error
+from orchestrator.kernel.soft_errors import name_of, quoting, soft_error
 from orchestrator.kernel.thin_linear import level_gaps, level_words, thin_notes
 from orchestrator.kernel.timer_reading import (
     LOCAL_RETRY,
@@ -81,13 +83,7 @@ def predict(
     # From the last fast retransmission on: its gap to the next is the timer's first RTO.
     armed = timer[fast:]
     first_fast = not fast and not tlp and captured_original and _first_is_fast(sends[0], timer)
-    if s.user_timeout:
-        budget, basis = s.user_timeout, f"{s.label('user_timeout')}, from the first retransmission"
-    else:
-        budget = rto_abort_after(s.retries2, rto_max=s.rto_max)
-        basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
-        if s.rto_max != TCP_RTO_MAX:
-            basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
+    budget, basis = _budget(s)
     local, linear, level_note = level_gaps(s, armed, bool(_reverting(icmp, conn, side, sends)))
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
@@ -117,9 +113,19 @@ def predict(
         ),
         6,
     )
+    # Errors that undo backoff steps: the timer replayed with them, at their times (not where
+    # the capture starts mid-backoff: the backoff count at its first send is not known).
+    backoff = 0 if fast or first_fast else 1  # after armed[0]: a fast retransmission does not back off
+    rev = (
+        _replayed(_reverting(icmp, conn, side, sends), armed, stamp, offset, rto, backoff, budget, s)
+        if timer and not local and not started_late
+        else None
+    )
     if local and not s.user_timeout:  # retried every 500 ms, no backoff: the first tick past the budget
         p.predicted_s = round(math.ceil(budget / LOCAL_RETRY - 1e-9) * LOCAL_RETRY, 6)
         p.basis += "; sends failing on the host are retried every 500 ms, without backoff"
+    elif rev is not None:
+        _take_reverts(p, rev, backoff, budget, s)
     elif not s.user_timeout:
         p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max, linear)]
         if started_late:  # a bound: the latest end the model allows (an orphan's too)
@@ -142,15 +148,28 @@ def predict(
         linear,
         _undone(icmp, conn, side, armed),
         quoting(icmp, conn, side, pmtu=True),
+        rev.expiry if rev is not None else None,
     )
     fasts = (fast, first_fast)
     p.explanations = [
         *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p, linear),
+        *_revert_notes(icmp, conn, side, sends, rev, p, s),
         *thin_notes(s, armed, linear, tlp),
         *level_note,
     ]
     _after_fin(p, conn, s, offset, rto, local)
     return p
+
+
+def _budget(s: KernelSettings) -> tuple[float, str]:
+    """The abort's budget from the first retransmission, and the basis that says which."""
+    if s.user_timeout:
+        return s.user_timeout, f"{s.label('user_timeout')}, from the first retransmission"
+    budget = rto_abort_after(s.retries2, rto_max=s.rto_max)
+    basis = f"{s.label('retries2')}: a budget of {budget:g} s from the first retransmission"
+    if s.rto_max != TCP_RTO_MAX:
+        basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
+    return budget, basis
 
 
 def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:
@@ -214,10 +233,18 @@ def _knife_edge(budget: float, rto: float, rto_max: float, linear: int = 0) -> l
         fires.append(round(t, 6))
     t += timer_gap(len(fires) + 1, rto, rto_max, linear)
     fires.append(round(t, 6))  # one beyond the model's abort
+    return _edges(fires, budget)
+
+
+def _edges(fires: list[float], budget: float, exact: Sequence[float] = ()) -> list[float]:
+    """`_knife_edge`'s choice among the timer's fires (the last one beyond the model's abort);
+    `exact`: runs at an error's time, not the wheel's, which cannot come late."""
+    fires = [round(f, 6) for f in fires]
+    punctual = {round(f, 6) for f in exact}
     model = fires[-2]
     out: list[float] = []
     for a, b in itertools.pairwise(fires):
-        if a < budget <= a * (1 + WHEEL_SLACK) and a != model:
+        if a < budget <= a * (1 + WHEEL_SLACK) and a != model and a not in punctual:
             out.append(a)  # short, but a late fire would end it here
         if a == model and a / (1 + WHEEL_SLACK) < budget:
             out.append(b)  # just past: a fire that was really short ends one expiry later
@@ -227,8 +254,146 @@ def _knife_edge(budget: float, rto: float, rto_max: float, linear: int = 0) -> l
 def _reverting(
     icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, sends: list[FrameRef]
 ) -> list[IcmpError]:
-    """The ICMP errors that undid a backoff step of this side's retransmissions (RFC 6069)."""
-    return [e for e in quoting(icmp, conn, side) if e.reverts_backoff and e.time >= sends[0].time]
+    """The ICMP errors that may undo a backoff step of this side's retransmissions (RFC 6069):
+    of a kind that reverts, since the head's original send, quoting the head itself (snd_una)."""
+    head = conn.oldest_unacked_seq
+    return [
+        e
+        for e in quoting(icmp, conn, side)
+        if e.reverts_backoff and e.time >= sends[0].time and (head is None or e.tcp_seq == head)
+    ]
+
+
+@dataclass(slots=True)
+class _Reverts:
+    """The timer replayed with the errors that undid backoff steps, and what it tells."""
+
+    run: Replay
+    doubling: float  # the same timer's end without the errors, s after the stamp
+    expiry: tuple[float, bool]  # `icmp_timer.next_expiry` after the last captured send
+
+
+def _replayed(
+    errors: list[IcmpError],
+    armed: list[FrameRef],
+    stamp: FrameRef,
+    offset: float,
+    rto: float,
+    backoff: int,
+    budget: float,
+    s: KernelSettings,
+) -> _Reverts | None:
+    """The timer run with the errors that may undo its backoff (`icmp_timer.replay`), if any did.
+    Its base RTO is read from the gaps with those errors replayed on the backoff count; failing
+    that, from the model's RTO at the stamp."""
+    if not errors:
+        return None
+    base = base_rto(armed, errors, backoff, s.rto_max) or rto / float(2**backoff)
+    at = [(e.time - stamp.time, e) for e in errors]
+    ut = bool(s.user_timeout)
+    run = replay(base, backoff, offset, at, budget, rto_max=s.rto_max, user_timeout=ut)
+    if not run.reverted:
+        return None
+    plain = replay(base, backoff, offset, [], budget, rto_max=s.rto_max, user_timeout=ut)
+    return _Reverts(run, round(plain.abort, 6), next_expiry(armed, errors, backoff, base, s.rto_max))
+
+
+def _take_reverts(p: KernelPrediction, rev: _Reverts, backoff: int, budget: float, s: KernelSettings) -> None:
+    """The replayed timer's end as the model's, its knife edges, and the basis saying so."""
+    run = rev.run
+    p.predicted_s = round(run.abort, 6)
+    if s.user_timeout:
+        if p.predicted_s > budget:
+            p.basis += (
+                "; an ICMP error re-armed the timer past the user timeout (tcp_ld_RTO_revert does not "
+                f"clamp it), so it fires past it {p.predicted_s:.3f} s after the first retransmission"
+            )
+        return
+    p.alternatives = [round(a, 6) for a in _edges(run.fires, budget, run.at_errors)]
+    p.basis += (
+        f"; the timer, on a base RTO of {run.base:.3f} s ({run.base * 2**backoff:.3f} s at that "
+        "retransmission), doubling but for the backoff steps ICMP errors undid, fires past it "
+        f"{p.predicted_s:.3f} s after the first retransmission"
+    )
+
+
+def _revert_notes(
+    icmp: Sequence[IcmpError],
+    conn: ConnectionSummary,
+    side: Side,
+    sends: list[FrameRef],
+    rev: _Reverts | None,
+    p: KernelPrediction,
+    s: KernelSettings,
+) -> list[str]:
+    """What the ICMP errors about this side's segments did to its timer: which undid a backoff
+    step (and so moved the abort), and why the others could not."""
+    errors = [e for e in quoting(icmp, conn, side) if e.time >= sends[0].time]
+    if not errors:
+        return []
+    reverted = rev.run.reverted if rev is not None else []
+    out: list[str] = []
+    if rev is not None and reverted:
+        first, doubling, clocked = reverted[0], rev.doubling, len(rev.run.clocked_out)
+        at_once = f", {clocked} of them clocking out a retransmission at once (their RTO was spent)"
+        if p.predicted_s != doubling:
+            moved = "past the user timeout" if s.user_timeout else f"not {doubling:.3f} s"
+        elif s.user_timeout:
+            moved = f"as without them ({s.label('user_timeout')} clamps the timer the errors re-armed)"
+        else:
+            moved = "as without them"
+        out.append(
+            f"reverted backoff: {len(reverted)} ICMP destination-unreachable error(s) quoting the oldest "
+            f"unacknowledged segment each undid a backoff step (RFC 6069, tcp_ld_RTO_revert; the first from "
+            f"{first.src} {first.time - p.start_time:.3f} s after the first retransmission, frame "
+            f"{first.frame}){at_once if clocked else ''}; the model replays them on the timer at their "
+            f"times, so it fires sooner and more often than doubling and the abort comes "
+            f"{p.predicted_s:.3f} s after the first retransmission, {moved}; the app is told "
+            f"{p.app_error}, the ICMP's error, not ETIMEDOUT"
+        )
+        if p.beyond_capture:
+            out.append(
+                "reverted backoff: the capture ends before that abort, and the errors after its end cannot "
+                "be known; the model runs the timer without any, and each one more would move its fires "
+                "sooner: "
+                + (
+                    "the abort may then come sooner, or later than this where one re-armed the timer past "
+                    "the user timeout (its clamp is not applied there), never before the user timeout"
+                    if s.user_timeout
+                    else "the abort may then come sooner, or one RTO later where a fire moved just short of "
+                    "the budget: this is no bound"
+                )
+            )
+    idle = [e for e in errors if e not in reverted]
+    if idle:
+        out.append(_not_reverted(idle, conn, reverted, p))
+    return out
+
+
+def _not_reverted(
+    idle: list[IcmpError], conn: ConnectionSummary, reverted: list[IcmpError], p: KernelPrediction
+) -> str:
+    """Why these errors undid no backoff step: their kind, the segment they quote, or no backoff left."""
+    head = conn.oldest_unacked_seq
+    kinds = sorted({name_of(e) for e in idle if not e.reverts_backoff})
+    other = [e for e in idle if e.reverts_backoff and head is not None and e.tcp_seq != head]
+    none_left = [e for e in idle if e.reverts_backoff and e not in other]
+    why: list[str] = []
+    if kinds:
+        only = "only ICMPv4 net or host unreachable and ICMPv6 no route do"
+        why.append(f"{', '.join(kinds)} never undoes one ({only})")
+    if other:
+        why.append(f"{len(other)} quoted another segment than the oldest unacknowledged one (not snd_una)")
+    if none_left:
+        why.append(
+            f"{len(none_left)} came with no backoff to undo (before the first timer retransmission, or "
+            "after earlier errors had undone it all)"
+        )
+    then = "" if reverted else "; the timer doubled as without them"
+    return (
+        f"{'no ' if not reverted else ''}reverted backoff: {len(idle)} ICMP error(s) for this connection "
+        f"undid no backoff step: {'; '.join(why)}{then}; the app is told {p.app_error}"
+    )
 
 
 def _reverted(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
@@ -255,6 +420,7 @@ def _observe(
     linear: int = 0,
     undone: bool = False,
     quoting: Sequence[IcmpError] = (),
+    expiry: tuple[float, bool] | None = None,
 ) -> None:
     """The end the capture shows: the timer's next expiry after the last retransmission, if
     the capture went on past it. The RTO then is the one read at the stamp, doubled once per
@@ -274,7 +440,9 @@ def _observe(
     at = last.time + (LOCAL_RETRY if local else gap)
     if reverted and not local:
         at = min(at, last.time + (last.time - timer[-2].time))
-    if s.user_timeout:  # the last timer is clamped to expire at the user timeout
+    if expiry is not None:  # the errors replayed on the backoff count (`icmp_timer.next_expiry`)
+        at, reverted = expiry
+    if s.user_timeout and not reverted:  # clamped to the user timeout, unless an error re-armed it
         at = min(at, max(stamp.time + s.user_timeout, last.time))
     alive = [e for e in quoting if e.time > at]
     if alive:
@@ -387,15 +555,6 @@ def _causes(
                 f"{alt:.3f} s"
             )
     reverting = _reverting(icmp, conn, side, sends)
-    if reverting:
-        first = reverting[0]
-        out.append(
-            f"{len(reverting)} ICMP destination-unreachable error(s) for this connection (the first from "
-            f"{first.src} {first.time - p.start_time:.3f} s after the first retransmission, frame "
-            f"{first.frame}): each one undid a backoff step (RFC 6069), so the retransmissions came "
-            "sooner and more often than doubling; "
-            f"the app is told {p.app_error}, the ICMP's error, not ETIMEDOUT"
-        )
     flat = sum(1 for g in gaps[1:] if abs(g - LOCAL_RETRY) <= LOCAL_RETRY * 0.1)
     if flat >= 2:
         out.append(

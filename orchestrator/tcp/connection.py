@@ -98,6 +98,9 @@ class ConnectionSummary:
     last_activity: FrameRef | None = None
     # Original send of the oldest segment that was never acknowledged (RTO budget starts here).
     oldest_unacked: FrameRef | None = None
+    # Its sequence number (absolute, as on the wire): ICMP errors quoting it are about the head,
+    # the only ones that undo a backoff step (tcp_ld_RTO_revert: seq == snd_una).
+    oldest_unacked_seq: int | None = None
     # Position among the capture's connections, in order of first segment (Wireshark's tcp.stream).
     stream: int = 0
     # TCP segments of this connection, both directions.

@@ -181,6 +181,7 @@ def summarize(c: Conn) -> ConnectionSummary:
         backoff_frames=backoff_frames,
         last_activity=_ref(c.last_activity),
         oldest_unacked=_ref(oldest[1] if oldest is not None else None),
+        oldest_unacked_seq=oldest[1].seq if oldest is not None else None,
         stream=c.index,
         packets=c.packets,
         backoff_from=names[id(c.best_run_flow)] if run is not None and c.best_run_flow is not None else None,
