@@ -64,10 +64,15 @@ def captured_gaps(
     k, out = backoff, []
     for a, b in itertools.pairwise(armed):
         inside = [e for e in errors if a.time < e.time <= b.time]
-        k = max(0, k - len(inside))
         gap = b.time - a.time
-        clocked = bool(inside) and b.time - max(e.time for e in inside) < CLOCKED_OUT
-        if not clocked and gap < 0.95 * rto_max:
+        if inside and b.time - max(e.time for e in inside) < CLOCKED_OUT:
+            # Clocked out by one of them, the rest after it: the send comes between, wherever a
+            # capture away from the sender shows it (a router's shows the burst first), and the
+            # count cannot fall below 0 before it (the error that clocked it out undid a step).
+            k = max(0, k - len(inside) + 1)
+            continue
+        k = max(0, k - len(inside))
+        if gap < 0.95 * rto_max:
             out.append((k, gap))
         k += 1
     return out, k

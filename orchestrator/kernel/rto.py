@@ -585,7 +585,14 @@ def _causes(
             "they did not reach the capture point, as when sends fail locally, or the capture was taken "
             "where they were lost"
         )
-    if p.observed_s is not None and not s.user_timeout and not p.upper_bound and ceiling is None:
+    # Budgets that fit the doubling timer say nothing where errors undid its steps.
+    if (
+        p.observed_s is not None
+        and not s.user_timeout
+        and not p.upper_bound
+        and ceiling is None
+        and not reverting
+    ):
         observed = p.observed_s
         budgets = _BUDGETS if s.rto_max == TCP_RTO_MAX else _budgets(s.rto_max)
         fits = [

@@ -138,3 +138,16 @@ def test_the_midrun_bursts_bring_the_abort_where_the_kernel_gave_up() -> None:
     assert kernel == pytest.approx(7.006, abs=0.001)
     assert near(kernel, p.predicted_s), p.predicted_s
     assert p.within_tolerance
+
+
+def test_a_router_capture_of_the_midrun_bursts_reads_the_same_timer() -> None:
+    """The same run captured on the router (-i any: recorded/../tcp/recorded/copies): there each
+    burst of errors comes before the retransmission one of them clocked out, which the client
+    sent after the first; the backoff count must not fall below 0 before that send, or the base
+    RTO reads half (0.102 s)."""
+    router = Path(__file__).parents[1] / "tcp" / "recorded" / "copies" / "router_any_cut.pcap"
+    settings = ["net.ipv4.tcp_retries2=4"]
+    at_router = _rto(router, settings, [], MIDRUN_ERROR + 5)
+    at_client = _rto(RECORDED / "icmp_midrun" / "client.pcap", settings, [], MIDRUN_ERROR + 5)
+    assert at_router.predicted_s == pytest.approx(at_client.predicted_s, abs=0.002)
+    assert "a base RTO of 0.204 s" in at_router.basis
