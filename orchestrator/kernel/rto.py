@@ -10,7 +10,9 @@ runs only when the timer fires, so the abort is the first expiry at or past stam
 the timer doubling from the RTO the capture shows at the stamp; with a user timeout the
 timer is clamped, and the abort is stamp + timeout. Nothing is sent at the abort: the
 observed time is the timer's next expiry after the last retransmission, if the capture went
-on that long.
+on that long. ICMP errors quoting the head that undo backoff steps (tcp_ld_RTO_revert) are
+replayed on the timer at their times (`icmp_timer`): the abort is the handler's first run past
+the budget with them, which may be sooner or later than doubling, and past a user timeout.
 """
 
 from __future__ import annotations
