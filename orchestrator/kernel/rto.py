@@ -366,7 +366,8 @@ def _revert_notes(
                     "the budget: this is no bound"
                 )
             )
-    idle = [e for e in errors if e not in reverted]
+    undid = {id(e) for e in reverted}  # by identity: thousands of errors may come
+    idle = [e for e in errors if id(e) not in undid]
     if idle:
         out.append(_not_reverted(idle, conn, reverted, p))
     return out
@@ -379,7 +380,7 @@ def _not_reverted(
     head = conn.oldest_unacked_seq
     kinds = sorted({name_of(e) for e in idle if not e.reverts_backoff})
     other = [e for e in idle if e.reverts_backoff and head is not None and e.tcp_seq != head]
-    none_left = [e for e in idle if e.reverts_backoff and e not in other]
+    none_left = [e for e in idle if e.reverts_backoff and (head is None or e.tcp_seq == head)]
     why: list[str] = []
     if kinds:
         only = "only ICMPv4 net or host unreachable and ICMPv6 no route do"
