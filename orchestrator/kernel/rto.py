@@ -337,7 +337,7 @@ def _revert_notes(
     out: list[str] = []
     if rev is not None and reverted:
         first, doubling, clocked = reverted[0], rev.doubling, len(rev.run.clocked_out)
-        at_once = f", {clocked} of them clocking out a retransmission at once (their RTO was spent)"
+        at_once = f", {clocked} of them clocking out a retransmission at once (the RTO they left was spent)"
         if p.predicted_s != doubling:
             moved = "past the user timeout" if s.user_timeout else f"not {doubling:.3f} s"
         elif s.user_timeout:
@@ -392,10 +392,10 @@ def _not_reverted(
             f"{len(none_left)} came with no backoff to undo (before the first timer retransmission, or "
             "after earlier errors had undone it all)"
         )
-    then = "" if reverted else "; the timer doubled as without them"
+    then = f"; the timer doubled as without them; the app is told {p.app_error}" if not reverted else ""
     return (
-        f"{'no ' if not reverted else ''}reverted backoff: {len(idle)} ICMP error(s) for this connection "
-        f"undid no backoff step: {'; '.join(why)}{then}; the app is told {p.app_error}"
+        f"no reverted backoff: {len(idle)} ICMP error(s) for this connection undid no backoff step: "
+        f"{'; '.join(why)}{then}"
     )
 
 
