@@ -339,7 +339,7 @@ def _revert_notes(
         first, doubling, clocked = reverted[0], rev.doubling, len(rev.run.clocked_out)
         at_once = f", {clocked} of them clocking out a retransmission at once (the RTO they left was spent)"
         if p.predicted_s != doubling:
-            moved = "past the user timeout" if s.user_timeout else f"not {doubling:.3f} s"
+            moved = "past the user timeout" if s.user_timeout else f"not {doubling:.3f} s as without them"
         elif s.user_timeout:
             moved = f"as without them ({s.label('user_timeout')} clamps the timer the errors re-armed)"
         else:
@@ -349,7 +349,7 @@ def _revert_notes(
             f"unacknowledged segment each undid a backoff step (RFC 6069, tcp_ld_RTO_revert; the first from "
             f"{first.src} {first.time - p.start_time:.3f} s after the first retransmission, frame "
             f"{first.frame}){at_once if clocked else ''}; the model replays them on the timer at their "
-            f"times, so it fires sooner and more often than doubling and the abort comes "
+            f"times: it fires more often than doubling, and its first fire past the budget comes "
             f"{p.predicted_s:.3f} s after the first retransmission, {moved}; the app is told "
             f"{p.app_error}, the ICMP's error, not ETIMEDOUT"
         )
