@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.kernel.icmp_timer import Replay, base_rto, next_expiry, replay
+from orchestrator.kernel.late_fires import anchor_on_last_fire
 from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import name_of, quoting, soft_error
@@ -129,14 +130,7 @@ def predict(
     elif rev is not None:
         _take_reverts(p, rev, backoff, budget, s)
     elif not s.user_timeout:
-        p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max, linear)]
-        if started_late:  # a bound: the latest end the model allows (an orphan's too)
-            orphan = _orphan_end(conn, s, offset, rto)
-            p.predicted_s, p.alternatives = max(p.predicted_s, *p.alternatives, orphan or 0.0), []
-        p.basis += (
-            f"; the timer, {rto:.3f} s at that retransmission{level_words(linear)} and doubling{_capped(s)}, "
-            f"fires past it {p.predicted_s:.3f} s after the first retransmission"
-        )
+        _take_doubling(p, conn, s, armed, rto, budget, (offset, linear), started_late)
     p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
     _observe(
@@ -161,6 +155,43 @@ def predict(
     ]
     _after_fin(p, conn, s, offset, rto, local)
     return p
+
+
+def _take_doubling(
+    p: KernelPrediction,
+    conn: ConnectionSummary,
+    s: KernelSettings,
+    armed: list[FrameRef],
+    rto: float,
+    budget: float,
+    shape: tuple[float, int],
+    started_late: bool,
+) -> None:
+    """The doubling timer's end (tcp_retries2's budget), its knife edges, and the basis saying so;
+    counted from the last captured fire where the fires' lateness moved it to another fire.
+    `shape`: the offset from the stamp to the send that armed the timer, and its linear gaps."""
+    offset, linear = shape
+    stamp = p.start_frame
+    assert stamp is not None
+    p.alternatives = [round(offset + a, 6) for a in _knife_edge(budget - offset, rto, s.rto_max, linear)]
+    anchored = (
+        None if started_late else anchor_on_last_fire(armed, stamp, rto, budget, s.rto_max, linear, offset)
+    )
+    if anchored is not None:
+        p.predicted_s, p.alternatives = anchored
+    if started_late:  # a bound: the latest end the model allows (an orphan's too)
+        orphan = _orphan_end(conn, s, offset, rto)
+        p.predicted_s, p.alternatives = max(p.predicted_s, *p.alternatives, orphan or 0.0), []
+    p.basis += (
+        f"; the timer, {rto:.3f} s at that retransmission{level_words(linear)} and doubling{_capped(s)}, "
+        f"fires past it {p.predicted_s:.3f} s after the first retransmission"
+    )
+    if anchored is not None:
+        p.basis += (
+            f", counted from its last captured fire ({armed[-1].time - stamp.time:.3f} s after it: the wheel "
+            "fired each one late, and the lateness adds up), where it crosses the budget at another fire "
+            "than counted from the first retransmission alone"
+        )
 
 
 def _budget(s: KernelSettings) -> tuple[float, str]:
