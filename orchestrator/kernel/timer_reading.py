@@ -88,12 +88,15 @@ def fallback_cap(conn: ConnectionSummary, side: Side, sends: list[FrameRef]) -> 
     return None
 
 
-def rto_at(timer: list[FrameRef], sends: list[FrameRef], cap: float | None = None) -> float:
+def rto_at(timer: list[FrameRef], sends: list[FrameRef], cap: float | None = None, level: int = 0) -> float:
     """The RTO the timer was armed with at the first timer retransmission. The timer wheel
     only ever fires late (by up to 1/8), so each captured gap overstates its RTO: the least of
-    gap_k / 2^k over the timer's gaps is the best estimate. With one timer retransmission,
-    twice the gap from the send before it, that gap at most `cap`."""
+    gap_k / 2^k over the timer's gaps is the best estimate, or the least of the first `level`
+    gaps where they stay level (a thin stream's linear timeouts). With one timer
+    retransmission, twice the gap from the send before it, that gap at most `cap`."""
     gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
+    if level > 1 and len(gaps) >= 2 and min(gaps[:level]) > 0:
+        return min(gaps[:level])
     if gaps and gaps[0] > 0:
         chain = [gaps[0]]  # the leading gaps that double (sends failing locally do not)
         for a, b in itertools.pairwise(gaps):

@@ -46,7 +46,11 @@ SUPPORTED_SYSCTLS: dict[str, str] = {
     "net.ipv4.tcp_thin_linear_timeouts": "0: 1 keeps a thin stream's first 6 RTOs level, then doubles",
 }
 # Sysctls whose range is narrower than the kernel's integers: name -> (least, most).
-SYSCTL_RANGES = {"net.ipv4.tcp_rto_max_ms": (1000, 120_000), "net.ipv4.tcp_thin_linear_timeouts": (0, 1)}
+SYSCTL_RANGES = {
+    "net.ipv4.tcp_rto_max_ms": (1000, 120_000),
+    "net.ipv4.tcp_thin_linear_timeouts": (0, 1),
+    "net.ipv4.tcp_early_retrans": (0, 4),
+}
 
 
 class ServerAgent(StrictModel):

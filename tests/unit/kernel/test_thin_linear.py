@@ -14,6 +14,7 @@ from orchestrator.kernel.predict import KernelPrediction, predict_connection
 from orchestrator.kernel.settings import KernelSettings, parse_settings
 from orchestrator.kernel.timers import TCP_THIN_LINEAR_RETRIES, rto_abort_from_stamp, timer_gap
 from orchestrator.tcp.analysis import analyze_file
+from orchestrator.tcp.connection import FrameRef
 
 
 def test_six_level_gaps_then_doubling() -> None:
@@ -159,3 +160,63 @@ def test_a_level_of_a_second_without_a_setting_is_not_called_linear() -> None:
     assert "level for" not in p.basis and not linear_note(p)
     (note,) = [e for e in p.explanations if "cannot tell" in e]
     assert "tcp_rto_max_ms=1000" in note and "tcp_thin_linear_timeouts=1" in note
+
+
+# Recorded 2026-12-03 in two network namespaces on 6.18 (veth, the cut an nft drop in the
+# server's input), the same client as above (CUBIC, 100 bytes every 200 ms), tcp_retries2=3 and
+# tcp_thin_linear_timeouts=1 in the client's namespace; nstat there after the ETIMEDOUT.
+# tcp_early_retrans=0: TcpExtTCPLossProbes 0, TcpRetransSegs 9, TcpExtTCPTimeouts 10: the first
+# retransmission, 0.211 s after the original, is the timer's; ETIMEDOUT 4.193 s after it.
+# tcp_early_retrans=3 (the default): TCPLossProbes 1, the probe carrying the write Nagle held.
+NO_PROBES = {
+    "cubic_early_retrans_0_retries2_3.pcap": 1796311186.421233,
+    "cubic_no_tlp_retries2_3.pcap": LINEAR["cubic_no_tlp_retries2_3.pcap"][2],
+}
+PROBES = ("cubic_early_retrans_3_retries2_3.pcap", 1796311193.99805)
+THIN_3 = ["tcp_retries2=3", "tcp_thin_linear_timeouts=1"]
+
+
+def first_retransmission(name: str) -> FrameRef:
+    (conn,) = analyze_file(RECORDED / name).connections
+    return conn.head_frames[1]
+
+
+@pytest.mark.parametrize("name", sorted(NO_PROBES))
+def test_without_probes_the_first_retransmission_is_the_timers(name: str) -> None:
+    """Level gaps from the first re-send look like a probe and then the timer's RTO; with
+    tcp_early_retrans=0 there are no probes: the budget counts from the first, and the model's
+    end is the kernel's (the app sees it at its next write, up to 200 ms later)."""
+    etimedout = NO_PROBES[name]
+    p = rto_of(name, parse_settings([*THIN_3, "tcp_early_retrans=0"], []), etimedout + 5)
+    assert p.start_frame == first_retransmission(name)
+    assert not any("was a tail-loss probe" in e for e in p.explanations)
+    (why,) = [e for e in p.explanations if "not a tail-loss probe: tcp_early_retrans=0" in e]
+    assert "linear timeouts" in why
+    assert 0 <= etimedout - p.at <= 0.2 + 0.05
+    # Without the setting the packets read as a probe first (it could have been one, on a
+    # path this short: 2 x SRTT + 200 ms), and the start moves to the next re-send.
+    guessed = rto_of(name, parse_settings(THIN_3, []), etimedout + 5)
+    assert guessed.start_frame != p.start_frame
+    assert any("was a tail-loss probe" in e for e in guessed.explanations)
+
+
+@pytest.mark.parametrize("early_retrans", [3, 4, 2])
+def test_the_setting_does_not_call_a_timer_retransmission_a_probe(early_retrans: int) -> None:
+    """With probes on (3, 4) the capture whose probe carried new data still reads its first
+    re-send of the head as the timer's; with 2 (early retransmit only) too."""
+    name, etimedout = PROBES
+    p = rto_of(name, parse_settings([*THIN_3, f"tcp_early_retrans={early_retrans}"], []), etimedout + 5)
+    assert p.start_frame == first_retransmission(name)
+    assert not any("tail-loss probe:" in e or "was a tail-loss probe" in e for e in p.explanations)
+    # The last expiry may fire up to 1/8 of its 1.66 s gap late, and the app sees it at its next write.
+    assert 0 <= etimedout - p.at <= 0.2 + 1.66 / 8
+
+
+def test_early_retrans_is_a_setting() -> None:
+    s = parse_settings(["net.ipv4.tcp_early_retrans=0"], [])
+    assert s.early_retrans == 0 and not s.tail_loss_probes
+    assert s.label("early_retrans") == "tcp_early_retrans=0"
+    assert KernelSettings().tail_loss_probes and parse_settings(["tcp_early_retrans=4"], []).tail_loss_probes
+    assert KernelSettings().label("early_retrans") == "tcp_early_retrans=3 (kernel default)"
+    with pytest.raises(UsageError, match="0 to 4"):
+        parse_settings(["tcp_early_retrans=5"], [])
