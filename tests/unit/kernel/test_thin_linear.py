@@ -15,6 +15,7 @@ from orchestrator.kernel.settings import KernelSettings, parse_settings
 from orchestrator.kernel.timers import TCP_THIN_LINEAR_RETRIES, rto_abort_from_stamp, timer_gap
 from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.connection import FrameRef
+from tests.helpers.pcaps import Conv
 
 
 def test_six_level_gaps_then_doubling() -> None:
@@ -183,21 +184,19 @@ def first_retransmission(name: str) -> FrameRef:
 
 @pytest.mark.parametrize("name", sorted(NO_PROBES))
 def test_without_probes_the_first_retransmission_is_the_timers(name: str) -> None:
-    """Level gaps from the first re-send look like a probe and then the timer's RTO; with
-    tcp_early_retrans=0 there are no probes: the budget counts from the first, and the model's
-    end is the kernel's (the app sees it at its next write, up to 200 ms later)."""
+    """Level gaps from the first re-send; with tcp_early_retrans=0 there are no probes: the
+    budget counts from the first, and the model's end is the kernel's (the app sees it at its
+    next write, up to 200 ms later)."""
     etimedout = NO_PROBES[name]
     p = rto_of(name, parse_settings([*THIN_3, "tcp_early_retrans=0"], []), etimedout + 5)
     assert p.start_frame == first_retransmission(name)
     assert not any("was a tail-loss probe" in e for e in p.explanations)
-    (why,) = [e for e in p.explanations if "not a tail-loss probe: tcp_early_retrans=0" in e]
-    assert "linear timeouts" in why
     assert 0 <= etimedout - p.at <= 0.2 + 0.05
-    # Without the setting the packets read as a probe first (it could have been one, on a
-    # path this short: 2 x SRTT + 200 ms), and the start moves to the next re-send.
-    guessed = rto_of(name, parse_settings(THIN_3, []), etimedout + 5)
-    assert guessed.start_frame != p.start_frame
-    assert any("was a tail-loss probe" in e for e in guessed.explanations)
+    # Without the setting the count of level gaps tells it: 6 after the first re-send, then
+    # doubling, as the kernel keeps after its stamp (a probe first would add one).
+    counted = rto_of(name, parse_settings(THIN_3, []), etimedout + 5)
+    assert counted.start_frame == p.start_frame
+    assert not any("tail-loss probe" in e for e in counted.explanations)
 
 
 @pytest.mark.parametrize("early_retrans", [3, 4, 2])
@@ -220,3 +219,53 @@ def test_early_retrans_is_a_setting() -> None:
     assert KernelSettings().label("early_retrans") == "tcp_early_retrans=3 (kernel default)"
     with pytest.raises(UsageError, match="0 to 4"):
         parse_settings(["tcp_early_retrans=5"], [])
+
+
+# The same namespaces and settings, the client writing 500 bytes in 5 writes, then one write
+# after the cut and nothing more (so a probe can only re-send it). tcp_early_retrans=3:
+# TCPLossProbes 1, TcpRetransSegs 10, the probe 0.210 s after the original, then 7 level gaps
+# and doubling; ETIMEDOUT 4.176 s after the timer's first retransmission (the send after the
+# probe). tcp_early_retrans=0: no probe, TcpRetransSegs 9, 6 level gaps after the first re-send
+# (0.210 s after the original); ETIMEDOUT 4.188 s after it.
+ONE_WRITE = {
+    "one_write_early_retrans_3_retries2_3.pcap": (True, 1796312463.4039476),
+    "one_write_early_retrans_0_retries2_3.pcap": (False, 1796312470.8640707),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONE_WRITE))
+def test_the_count_of_level_gaps_tells_a_probe_from_the_timer(name: str) -> None:
+    """Both re-send the head 0.210 s after the original, then level gaps: alike to the first
+    gaps' test; the number of level gaps before the doubling tells them apart."""
+    probe, etimedout = ONE_WRITE[name]
+    p = rto_of(name, parse_settings(THIN_3, []), etimedout + 5)
+    (conn,) = analyze_file(RECORDED / name).connections
+    assert p.start_frame == conn.head_frames[2 if probe else 1]
+    assert any("was a tail-loss probe" in e for e in p.explanations) is probe
+    assert 0 <= etimedout - p.at <= 0.1  # the app blocked in recv is told at once
+
+
+def test_where_the_gaps_cannot_tell_the_setting_does(tmp_path: Path) -> None:
+    """Level re-sends to the capture's end (no turn shown): the first gaps' test reads a probe
+    first; with tcp_early_retrans=0 there is none, and the budget counts from the first."""
+    c = Conv(client=("10.0.0.2", 40000), server=("10.0.0.1", 7000))
+    c.handshake()
+    sent = c.data("c", 100)
+    for _ in range(4):
+        c.retransmit("c", sent, dt=0.208)
+    analysis = analyze_file(c.write(tmp_path / "level.pcap"))
+    (conn,) = analysis.connections
+    end = conn.head_frames[-1].time + 5
+
+    def rto(s: KernelSettings) -> KernelPrediction:
+        found = predict_connection(conn, lambda _: s, analysis.icmp_errors, end)
+        (p,) = [p for p in found if p.kind == "rto-abort"]
+        return p
+
+    guessed = rto(parse_settings(THIN_3, []))
+    assert guessed.start_frame == conn.head_frames[2]
+    assert any("was a tail-loss probe" in e for e in guessed.explanations)
+    given = rto(parse_settings([*THIN_3, "tcp_early_retrans=0"], []))
+    assert given.start_frame == conn.head_frames[1]
+    (why,) = [e for e in given.explanations if "not a tail-loss probe: tcp_early_retrans=0" in e]
+    assert "linear timeouts" in why
