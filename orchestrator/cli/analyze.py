@@ -46,7 +46,8 @@ def analyze(
             "tcp_retries2, tcp_syn_retries, tcp_syn_linear_timeouts (0 before kernel 6.5), "
             "tcp_synack_retries and tcp_keepalive_probes are counts; tcp_keepalive_time and "
             "tcp_keepalive_intvl are seconds, tcp_rto_max_ms (kernels from 6.15) milliseconds, as in "
-            "/proc/sys; tcp_thin_linear_timeouts 0 or 1",
+            "/proc/sys; tcp_thin_linear_timeouts 0 or 1; tcp_early_retrans 0 to 4 (tail-loss "
+            "probes with 3 or 4)",
         ),
     ] = None,
     sockopt: Annotated[

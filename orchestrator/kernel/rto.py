@@ -80,7 +80,7 @@ def predict(
     retx = sends[1:] if captured_original else sends
     if not retx and end - original.time < _TOO_SOON:
         return None  # still in flight when the capture ended
-    tlp = first_is_tail_loss_probe(conn, sends, captured_original)
+    probe_shaped, tlp = _probe(conn, s, sends, captured_original)
     timer = retx[1:] if tlp else retx  # the retransmissions that count, from the stamp
     fast = fast_retransmissions([b.time - a.time for a, b in itertools.pairwise(timer)])
     # From the last fast retransmission on: its gap to the next is the timer's first RTO.
@@ -97,7 +97,7 @@ def predict(
             else f"the first retransmission by the timer of the oldest unacknowledged segment ({ref(stamp)})"
         )
         offset = armed[0].time - stamp.time  # 0 unless fast ones came before the timer's first fire
-        rto = LOCAL_RETRY if local else rto_at(armed, sends, fallback_cap(conn, side, sends))
+        rto = LOCAL_RETRY if local else rto_at(armed, sends, fallback_cap(conn, side, sends), linear)
     else:
         stamp = FrameRef(original.file, original.frame, original.time + TCP_RTO_MIN)
         what = (
@@ -150,6 +150,7 @@ def predict(
     p.explanations = [
         *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p, linear),
         *_revert_notes(icmp, conn, side, sends, rev, p, s),
+        *_no_probe(s, sends, probe_shaped and not tlp, linear),
         *thin_notes(s, armed, linear, tlp),
         *level_note,
     ]
@@ -203,6 +204,28 @@ def _budget(s: KernelSettings) -> tuple[float, str]:
     if s.rto_max != TCP_RTO_MAX:
         basis += f" (with {s.label('rto_max')}: the budget's linear steps are the ceiling's)"
     return budget, basis
+
+
+def _probe(
+    conn: ConnectionSummary, s: KernelSettings, sends: list[FrameRef], captured_original: bool
+) -> tuple[bool, bool]:
+    """Whether the head's first re-send looks like a tail-loss probe in the packets, and whether
+    the model takes it as one: not where the setting sends none (tcp_early_retrans 0 to 2)."""
+    shaped = first_is_tail_loss_probe(conn, sends, captured_original)
+    return shaped, shaped and s.tail_loss_probes
+
+
+def _no_probe(s: KernelSettings, sends: list[FrameRef], probe_shaped: bool, linear: int) -> list[str]:
+    """Where the packets look like a tail-loss probe first but the setting sends none."""
+    if not probe_shaped:
+        return []
+    gap = sends[1].time - sends[0].time
+    level = "; the level gaps after it are a thin stream's linear timeouts" if linear else ""
+    return [
+        f"the first retransmission, {gap:.3f} s after the original send, is the timer's, not a "
+        f"tail-loss probe: {s.label('early_retrans')} sends none (probes need 3 or 4), so the "
+        f"budget counts from it{level}"
+    ]
 
 
 def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:

@@ -42,6 +42,7 @@ SYSCTLS = {
     "tcp_retries1": "retries1",  # when black-hole detection (tcp_mtu_probing) shrinks the MSS
     "tcp_mtu_probing": "mtu_probing",  # 0 off, 1 after a black hole is suspected, 2 always
     "tcp_thin_linear_timeouts": "thin_linear",  # 1: a thin stream's first 6 RTOs do not double
+    "tcp_early_retrans": "early_retrans",  # tail-loss probes only with 3 or 4
 }
 _SYSCTL_UNITS = {"rto_max": 0.001}  # seconds per unit of a bare number, where not 1
 # socket option -> (setting, seconds per unit of a bare number: the unit setsockopt takes)
@@ -60,6 +61,7 @@ _RANGES = {
     "syn_retries": (1.0, 127.0),
     "mtu_probing": (0.0, 2.0),
     "thin_linear": (0.0, 1.0),
+    "early_retrans": (0.0, 4.0),
 }  # tcp_syn_retries, TCP_SYNCNT: 1 to 127
 _COUNTS = {
     "retries2",
@@ -71,6 +73,7 @@ _COUNTS = {
     "retries1",
     "mtu_probing",
     "thin_linear",
+    "early_retrans",
 }
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
 
@@ -92,6 +95,7 @@ class KernelSettings:
     retries1: int = 3
     mtu_probing: int = 0
     thin_linear: int = 0  # tcp_thin_linear_timeouts, TCP_THIN_LINEAR_TIMEOUTS
+    early_retrans: int = 3  # tcp_early_retrans: 3 and 4 send tail-loss probes, 0 to 2 do not
     given: tuple[tuple[str, str], ...] = ()  # (setting, how it was given)
 
     def label(self, name: str) -> str:
@@ -102,6 +106,11 @@ class KernelSettings:
         sysctl = next((k for k, v in SYSCTLS.items() if v == name), name)
         value = getattr(self, name) / _SYSCTL_UNITS.get(name, 1.0)
         return f"{sysctl}={value:g} (kernel default)"
+
+    @property
+    def tail_loss_probes(self) -> bool:
+        """Whether the sender may send a tail-loss probe (`tcp_schedule_loss_probe`)."""
+        return self.early_retrans in (3, 4)
 
     def with_value(self, name: str, value: float, how: str) -> KernelSettings:
         typed = int(value) if name in _COUNTS else float(value)

@@ -54,17 +54,20 @@ def thin_notes(s: KernelSettings, timer: list[FrameRef], linear: int, tlp: bool)
     if linear > 1 and not s.thin_linear:
         shown = min(linear, len(gaps))
         then = ", then doubled" if len(gaps) > linear else ""
+        # The kernel's count of level gaps, then the turn: the probe before them is told by
+        # the count (`timer_reading._probe_by_linear_count`), not hidden by a level gap.
+        counted = linear == TCP_THIN_LINEAR_RETRIES and len(gaps) > linear
         probe = (
             "; the level gap before them may also hide that the first re-send was the timer's, "
             "not a tail-loss probe"
         )
         return [
             f"linear timeouts for a thin stream: the first {shown} gaps of the timer stayed at "
-            f"{gaps[0]:.3f} s without doubling{then} (tcp_thin_linear_timeouts=1, or "
+            f"{min(gaps[:shown]):.3f} s without doubling{then} (tcp_thin_linear_timeouts=1, or "
             "TCP_THIN_LINEAR_TIMEOUTS on the socket; fewer than 4 segments in flight: up to "
             f"{TCP_THIN_LINEAR_RETRIES} retransmissions, then doubling, the budget unchanged), which the "
             "model follows"
-            + (probe if tlp else "")
+            + (probe if tlp and not counted else "")
             + "; the setting (--sysctl tcp_thin_linear_timeouts=1, --sockopt TCP_THIN_LINEAR_TIMEOUTS=1) "
             "only matters where fewer gaps show"
         ]

@@ -51,8 +51,28 @@ def first_is_tail_loss_probe(conn: ConnectionSummary, sends: list[FrameRef], cap
     timer's retransmission then came one RTO after it, not doubled."""
     if not captured_original or len(sends) < 3 or after_new_data(conn, sends) is not False:
         return False
+    counted = _probe_by_linear_count(sends[1:])
+    if counted is not None:
+        return counted
     gaps = [b.time - a.time for a, b in itertools.pairwise(sends[:3])]
     return gaps[1] < 1.5 * gaps[0]
+
+
+def _probe_by_linear_count(resends: list[FrameRef]) -> bool | None:
+    """A thin stream's linear timeouts keep TCP_THIN_LINEAR_RETRIES gaps level after the timer's
+    first retransmission, then double; a probe before it adds one more level gap (it re-sends
+    the head about one RTO after the original where the RTT is short). So where the capture
+    shows the turn, the level gaps from the first re-send count it: one more than the kernel
+    keeps, a probe; as many, the timer's. Measured on 6.18 (one write, then a cut): 7 level
+    gaps with tcp_early_retrans=3 (TCPLossProbes 1), 6 with 0 (none). None where they do not
+    show it."""
+    gaps = [b.time - a.time for a, b in itertools.pairwise(resends)]
+    run = level_run(resends)
+    if not run or run >= len(gaps) or not 1.6 <= gaps[run] / gaps[0] <= 2.6:
+        return None
+    if run == TCP_THIN_LINEAR_RETRIES + 1:
+        return True
+    return False if run == TCP_THIN_LINEAR_RETRIES else None
 
 
 def after_new_data(conn: ConnectionSummary, sends: list[FrameRef]) -> bool | None:
@@ -88,12 +108,15 @@ def fallback_cap(conn: ConnectionSummary, side: Side, sends: list[FrameRef]) -> 
     return None
 
 
-def rto_at(timer: list[FrameRef], sends: list[FrameRef], cap: float | None = None) -> float:
+def rto_at(timer: list[FrameRef], sends: list[FrameRef], cap: float | None = None, level: int = 0) -> float:
     """The RTO the timer was armed with at the first timer retransmission. The timer wheel
     only ever fires late (by up to 1/8), so each captured gap overstates its RTO: the least of
-    gap_k / 2^k over the timer's gaps is the best estimate. With one timer retransmission,
-    twice the gap from the send before it, that gap at most `cap`."""
+    gap_k / 2^k over the timer's gaps is the best estimate, or the least of the first `level`
+    gaps where they stay level (a thin stream's linear timeouts). With one timer
+    retransmission, twice the gap from the send before it, that gap at most `cap`."""
     gaps = [b.time - a.time for a, b in itertools.pairwise(timer)]
+    if level > 1 and len(gaps) >= 2 and min(gaps[:level]) > 0:
+        return min(gaps[:level])
     if gaps and gaps[0] > 0:
         chain = [gaps[0]]  # the leading gaps that double (sends failing locally do not)
         for a, b in itertools.pairwise(gaps):

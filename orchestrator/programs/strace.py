@@ -63,6 +63,7 @@ class TraceReader:
     _pending: dict[int, tuple[float, str, int]] = field(default_factory=dict)  # pid -> unfinished call
     _connecting: set[int] = field(default_factory=set)
     _sockets: dict[int, str] = field(default_factory=dict)  # fd -> its last known "a:p->b:q"
+    _failed: set[int] = field(default_factory=set)  # fds whose connection an error already ended
     _totals: dict[str, int] = field(default_factory=dict)
     line_no: int = 0
 
@@ -121,7 +122,7 @@ class TraceReader:
             return [self._traced("listening", call, port=_port(call.tcp))]
         if failed:
             assert call.errno is not None
-            if call.errno in BENIGN or (call.name == "shutdown" and call.errno == "ENOTCONN"):
+            if call.errno in BENIGN or self._not_connected_yet(call, ends):
                 return []
             if call.name in ("setsockopt", "getsockopt"):
                 # An option the kernel refuses (python's IPV6_V6ONLY probe): not the connection's fate.
@@ -132,6 +133,7 @@ class TraceReader:
         if call.name == "close":
             self._sockets.pop(call.fd, None)
             self._connecting.discard(call.fd)
+            self._failed.discard(call.fd)
             return [self._traced("closed", call, **tag)]
         if call.name == "shutdown":
             how = (
@@ -143,6 +145,24 @@ class TraceReader:
             )
             return [self._traced("closing", call, how=how.lower(), **tag)]
         return []
+
+    def _not_connected_yet(self, call: Syscall, ends: str) -> bool:
+        """ENOTCONN that is no news of a connection: from shutdown() (no connection left to
+        shut); from getpeername() or a read on a socket that never had one in the trace (named
+        by its inode, or a listener: Python's socket repr, and ssl's wrap_socket probe of an
+        unconnected socket, getpeername then recv(1), measured on Python 3.11); from
+        getpeername() while a non-blocking connect is under way (its outcome comes by SO_ERROR
+        or the next read or write), or after an error on the socket already ended its
+        connection (Linux says ENOTCONN once it is gone: it repeats that error). Kept where it
+        is the first the trace says of a connection's end."""
+        if call.errno != "ENOTCONN":
+            return False
+        if call.name == "shutdown":
+            return True
+        never = "->" not in ends and "->" not in (call.tcp or "")
+        if call.name == "getpeername":
+            return never or call.fd in self._connecting or call.fd in self._failed
+        return never and call.name in READS
 
     def _io(self, call: Syscall, ends: str, tag: dict[str, str]) -> list[dict[str, Any]]:
         if not call.ret.isdigit():
@@ -173,6 +193,8 @@ class TraceReader:
         return self._traced("accepted", call, local=local or "?", peer=peer or _sockaddr(call.args) or "?")
 
     def _error(self, call: Syscall, name: str, tag: dict[str, str]) -> dict[str, Any]:
+        if call.fd is not None:
+            self._failed.add(call.fd)
         code = getattr(errnos, name, 0)
         op = {"recvfrom": "recv", "recvmsg": "recv", "sendto": "send", "sendmsg": "send"}.get(
             call.name, call.name

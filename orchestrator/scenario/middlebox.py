@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from orchestrator.scenario.base import StrictModel
+from orchestrator.scenario.base import StrictModel, problems_at
 from orchestrator.scenario.units import Count, Duration
 
 Forgotten = Literal["loose", "drop", "reset-both"]
@@ -62,9 +62,13 @@ class Conntrack(StrictModel):
     @field_validator("timeouts")
     @classmethod
     def _whole_seconds(cls, value: dict[TimeoutState, float]) -> dict[TimeoutState, float]:
-        for state, seconds in value.items():
-            if seconds < 1 or seconds != int(seconds):
-                raise ValueError(f"{state}: conntrack timeouts are whole seconds, at least 1s")
+        found = [
+            (str(state), f"{state}: conntrack timeouts are whole seconds, at least 1s", seconds)
+            for state, seconds in value.items()
+            if seconds < 1 or seconds != int(seconds)
+        ]
+        if found:  # each at its own key, all at once
+            raise problems_at("timeouts", found)
         return value
 
     def sysctls(self) -> dict[str, int]:

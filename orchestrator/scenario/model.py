@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.scenario.addresses import Address6Text, AddressText, Subnet6Text, SubnetText
-from orchestrator.scenario.base import StrictModel
+from orchestrator.scenario.base import StrictModel, problems_at
 from orchestrator.scenario.expect import Expect
 from orchestrator.scenario.expect import Side as Side  # noqa: PLC0414 - re-exported
 from orchestrator.scenario.matrix import Matrix
@@ -46,7 +46,32 @@ SUPPORTED_SYSCTLS: dict[str, str] = {
     "net.ipv4.tcp_thin_linear_timeouts": "0: 1 keeps a thin stream's first 6 RTOs level, then doubles",
 }
 # Sysctls whose range is narrower than the kernel's integers: name -> (least, most).
-SYSCTL_RANGES = {"net.ipv4.tcp_rto_max_ms": (1000, 120_000), "net.ipv4.tcp_thin_linear_timeouts": (0, 1)}
+SYSCTL_RANGES = {
+    "net.ipv4.tcp_rto_max_ms": (1000, 120_000),
+    "net.ipv4.tcp_thin_linear_timeouts": (0, 1),
+    "net.ipv4.tcp_early_retrans": (0, 4),
+}
+
+
+def _sysctl_problem(name: str, number: object, allowed: dict[str, str]) -> str | None:
+    """What is wrong with one sysctl entry, or None."""
+    if name not in allowed:
+        return f"unsupported sysctl {name}; per-namespace sysctls here are: " + ", ".join(
+            s.removeprefix("net.ipv4.") for s in allowed
+        )
+    whole = isinstance(number, int) or (isinstance(number, float) and number.is_integer())
+    digits = isinstance(number, str) and number.strip().lstrip("-").isdigit()
+    if isinstance(number, bool) or not (whole or digits):
+        # "2s" is a natural slip for a time in seconds, and pydantic's own words ("unable to
+        # parse string as an integer") do not say why.
+        shown = str(number).lower() if isinstance(number, bool) else repr(number)
+        return (
+            f"{shown}: a sysctl is the number /proc/sys takes, in its own unit and without one "
+            "(tcp_keepalive_time: 2 for 2 s, tcp_rto_max_ms: 1000 for 1 s)"
+        )
+    n = int(number)  # type: ignore[call-overload]
+    low, high = SYSCTL_RANGES.get(name, (0, 2**31 - 1))
+    return None if low <= n <= high else f"{n} is not a value the kernel takes ({low} to {high})"
 
 
 class ServerAgent(StrictModel):
@@ -174,38 +199,19 @@ class HostBase(StrictModel):
 
     @field_validator("sysctls", mode="before")
     @classmethod
-    def _unitless(cls, value: object) -> object:
-        """A sysctl is the number /proc/sys takes: "2s" is a natural slip for a time in seconds,
-        and pydantic's own words ("unable to parse string as an integer") do not say why."""
+    def _check_sysctls(cls, value: object) -> object:
+        """Every entry's problem at once, each at its own key: a sysctl the host does not take,
+        a value that is not /proc/sys's number, one out of the kernel's range."""
         if not isinstance(value, dict):
             return value
-        bad = [
-            f"{name}: {str(number).lower() if isinstance(number, bool) else repr(number)}"
-            for name, number in value.items()
-            if isinstance(number, bool)
-            or (isinstance(number, str) and not number.strip().lstrip("-").isdigit())
-        ]
-        if bad:
-            raise ValueError(
-                f"{'; '.join(bad)}: a sysctl is the number /proc/sys takes, in its own unit and "
-                "without one (tcp_keepalive_time: 2 for 2 s, tcp_rto_max_ms: 1000 for 1 s)"
-            )
-        return value
-
-    @field_validator("sysctls")
-    @classmethod
-    def _check_sysctls(cls, value: dict[str, int]) -> dict[str, int]:
-        for name, number in value.items():
-            low, high = SYSCTL_RANGES.get(name, (0, 2**31 - 1))
-            if not low <= number <= high:
-                raise ValueError(f"{name}: {number} is not a value the kernel takes ({low} to {high})")
         allowed = cls._allowed_sysctls()
-        unknown = sorted(set(value) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"unsupported sysctl {', '.join(unknown)}; per-namespace sysctls here are: "
-                + ", ".join(s.removeprefix("net.ipv4.") for s in allowed)
-            )
+        found = [
+            (str(name), why, number)
+            for name, number in value.items()
+            if (why := _sysctl_problem(str(name), number, allowed)) is not None
+        ]
+        if found:
+            raise problems_at("sysctls", found)
         return value
 
     @classmethod

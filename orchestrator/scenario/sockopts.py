@@ -3,11 +3,18 @@ kernel model): they override the host's sysctls for that one socket."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from orchestrator.scenario.base import StrictModel
+from orchestrator.scenario.base import StrictModel, problems_at, with_problems
 from orchestrator.scenario.units import Duration
 
 
@@ -25,17 +32,37 @@ class SocketOptions(StrictModel):
     linger: Duration | None = None
     nodelay: bool = False
 
-    @model_validator(mode="after")
-    def _check_keepalive(self) -> SocketOptions:
-        if self.keepalive_period is not None and (self.keepidle is not None or self.keepintvl is not None):
-            raise ValueError("keepalive_period sets both keepidle and keepintvl: give one or the other")
-        for name in ("keepidle", "keepintvl", "keepalive_period"):
-            value = getattr(self, name)
-            if value is not None and (value < 1 or value != int(value)):
-                raise ValueError(f"{name} is in whole seconds (the kernel's unit), at least 1s")
-        if self.rto_max is not None and not 1 <= self.rto_max <= 120:
+    # Each a field's own check, so that a problem of one option never hides another's.
+    @field_validator("keepidle", "keepintvl", "keepalive_period")
+    @classmethod
+    def _whole_seconds(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and (value < 1 or value != int(value)):
+            raise ValueError(f"{info.field_name} is in whole seconds (the kernel's unit), at least 1s")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _period_alone(cls, value: Any, handler: ModelWrapValidatorHandler[SocketOptions]) -> SocketOptions:
+        """keepalive_period next to keepidle or keepintvl, told beside the options' own problems
+        (even where the one beside it is itself refused): read from the keys given."""
+        raw = value if isinstance(value, dict) else {}
+        beside = any(raw.get(n) is not None for n in ("keepidle", "keepintvl"))
+        if raw.get("keepalive_period") is None or not beside:
+            return handler(value)
+        why = "keepalive_period sets both keepidle and keepintvl: give one or the other"
+        conflict = problems_at(cls.__name__, [("keepalive_period", why, raw["keepalive_period"])])
+        try:
+            handler(value)
+        except ValidationError as exc:
+            raise with_problems(exc, conflict) from None
+        raise conflict
+
+    @field_validator("rto_max")
+    @classmethod
+    def _rto_range(cls, value: float | None) -> float | None:
+        if value is not None and not 1 <= value <= 120:
             raise ValueError("rto_max (TCP_RTO_MAX_MS) is 1s to 120s: the kernel refuses others")
-        return self
+        return value
 
     def keepalive_unused(self) -> str | None:
         """Keep-alive timings set on a socket that never enables SO_KEEPALIVE: legal (the kernel

@@ -52,11 +52,12 @@ QUICK_NS = 1_000_000  # flows.QUICK_NS
 (NEXTSEQ, NEXTSEQ_T, MAXSEQ, LASTACK, LASTACK_T, WINDOW, DUPACKS, LASTFLAGS, BASE_SET, BASE_SEQ,
  FRESH, ACKED_UPTO, HAS_ACKED, HAS_SYN, HAS_SYNACK, SYNACK_SEQ, HAS_FIN, FIN_END, FIN_EARLY,
  Q_HEAD, Q_TAIL, Q_LEN, RUN_GEN, RUN_N, RUN_HEAD, LAST_F, RETX_N, RX_HEAD, RX_TAIL,
- QUICK_N) = range(30)  # fmt: skip
+ QUICK_N, SEQ_WRAPS) = range(31)  # fmt: skip
 # LAST_F: the frame of the direction's latest segment (at LASTACK_T; its time in `ctimes`).
 # RETX_N: its retransmissions; RX_HEAD, RX_TAIL: the first MAX_EVIDENCE of them (rows of `xrows`).
 # QUICK_N: those within QUICK_NS of their segment's previous send (`flows.Flow.quick`).
-NF = 30
+# SEQ_WRAPS: how often NEXTSEQ passed 2^32 (`flows.Flow.seq_wraps`).
+NF = 31
 # Per connection (a row of `conns`); times as float seconds in `ctimes` (LAST_TIME, LA_TIME, and
 # each direction's latest segment's: F_TIME + (row & 1)).
 (MRU_SYN, FIRST_RTT, RTT_WAIT, HS_PENDING, HS_DONE, PACKETS, LAST_FRAME, LAST_TNS, LA_FRAME, LA_TNS,
@@ -224,7 +225,12 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
                 if flags & (SYN | ACK) != SYN or not flows[fwd, BASE_SET]:
                     fresh_conn = False
                 elif seq == flows[fwd, BASE_SEQ]:
-                    flows[fwd, NEXTSEQ] = flows[fwd, MAXSEQ]  # the same SYN again
+                    old, back = flows[fwd, NEXTSEQ], flows[fwd, MAXSEQ]  # the same SYN again
+                    if old and back < old and ((back - old) & M32) < HALF:
+                        flows[fwd, SEQ_WRAPS] += 1  # flows.crossed
+                    elif old and back > old and ((old - back) & M32) < HALF:
+                        flows[fwd, SEQ_WRAPS] -= 1
+                    flows[fwd, NEXTSEQ] = back
                     fresh_conn = False
             if fresh_conn:
                 c = counts[N_CONNS]
@@ -327,6 +333,8 @@ def analyze_rows(  # noqa: PLR0915 - the loop, step for step
         else:
             end = seq
         if (nextseq == 0 or 0 < ((end - nextseq) & M32) < HALF) and not ta & ZWP:
+            if end < nextseq:  # forward, past 2^32
+                flows[fwd, SEQ_WRAPS] += 1
             flows[fwd, NEXTSEQ] = nextseq = end
             flows[fwd, NEXTSEQ_T] = tns
         mark_seq = flows[fwd, MAXSEQ]

@@ -263,6 +263,7 @@ class _State:
 
 def _finish_flow(f: Flow, st: list[int], queue: I64, qtimes: F64, file: str) -> None:
     f.nextseq, f.nextseq_t, f.maxseq = st[al.NEXTSEQ], st[al.NEXTSEQ_T], st[al.MAXSEQ]
+    f.seq_wraps = st[al.SEQ_WRAPS]
     f.lastack, f.lastack_t, f.window = st[al.LASTACK], st[al.LASTACK_T], st[al.WINDOW]
     f.dupacks, f.lastflags = st[al.DUPACKS], st[al.LASTFLAGS]
     f.acked_upto = st[al.ACKED_UPTO] if st[al.HAS_ACKED] else None

@@ -40,6 +40,7 @@ __all__ = [
     "Seen",
     "acked",
     "covers",
+    "crossed",
     "labels_of",
     "last_probe_answered",
     "peer_real_t",
@@ -185,6 +186,7 @@ class Flow:
         "rev",
         "slow",
         "nextseq",
+        "seq_wraps",
         "lastack",
         "window",
         "dupacks",
@@ -254,6 +256,9 @@ class Flow:
         self.base_set = False
         self.base_seq = 0
         self.nextseq = 0
+        # How often `nextseq` passed 2^32 (forward, less backward): nextseq + seq_wraps * 2^32
+        # is the sequence space unwrapped from its first value (bytes past 4 GiB).
+        self.seq_wraps = 0
         self.nextseq_t = 0
         self.maxseq = 0  # maxseqtobeacked
         self.lastack = 0
@@ -361,6 +366,16 @@ class Conn:
         self.b.rev = self.a
         self.best_run: Run | None = None
         self.best_run_flow: Flow | None = None
+
+
+def crossed(old: int, new: int) -> int:
+    """+1 where a sequence number moving from `old` to `new` (less than 2^31 either way) passed
+    2^32 going forward, -1 going back, else 0; nothing from 0 (Wireshark's unset)."""
+    if not old or new == old:
+        return 0
+    if new < old:
+        return 1 if (new - old) & M32 < HALF else 0
+    return -1 if (old - new) & M32 < HALF else 0
 
 
 def covers(ack: int, end: int) -> bool:

@@ -121,6 +121,8 @@ def analyze_stream(  # noqa: PLR0915 - the hot loop
                 rla = rev.lastack
                 if rla and not 0 < (end - rla) & m32 < half:
                     ta = SPUR
+                if end < seq:  # in order: past 2^32
+                    fwd.seq_wraps += 1
                 fwd.nextseq = end
                 fwd.nextseq_t = tns
                 mark_seq = fwd.maxseq
@@ -220,6 +222,8 @@ def analyze_stream(  # noqa: PLR0915 - the hot loop
         else:
             end = seq
         if (nextseq == 0 or 0 < ((end - nextseq) & m32) < half) and not ta & ZWP:
+            if end < nextseq:  # forward, past 2^32
+                fwd.seq_wraps += 1
             fwd.nextseq = nextseq = end
             fwd.nextseq_t = tns
         mark_seq = fwd.maxseq

@@ -244,11 +244,16 @@ def _keepalive_abort(f: Flow) -> bool:
 
 
 def _bytes_received(peer: Flow, rst: TcpPacket) -> int | None:
-    """The bytes of data `rst` acknowledges from `peer` (its FIN not counted), if its ISN is known."""
+    """The bytes of data `rst` acknowledges from `peer` (its FIN not counted), if its ISN is known:
+    counted in the sequence space unwrapped (`Flow.seq_wraps`), so past 4 GiB too. The RST's
+    ACK is read against the peer's next sequence number at the capture's end, at most 2 GiB
+    behind it (or ahead, where the capture missed what it acknowledges)."""
     first = peer.syn or peer.syn_ack
     if first is None:
         return None
-    got = (rst.ack - first.p.seq - 1) & M32
+    sent = peer.nextseq + (peer.seq_wraps << 32) - ((first.p.seq + 1) & M32)
+    behind = (peer.nextseq - rst.ack) & M32
+    got = sent - (behind if behind < HALF else behind - (M32 + 1))
     if peer.fin is not None and covers(rst.ack, peer.fin_end):
         got -= 1
-    return got if got < HALF else None
+    return got if got >= 0 else None

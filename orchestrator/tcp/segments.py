@@ -29,6 +29,7 @@ from orchestrator.tcp.flows import (
     Seen,
     acked,
     covers,
+    crossed,
     peer_real_t,
 )
 
@@ -59,6 +60,7 @@ def start_connection(
         if p.seq == fwd.base_seq:
             # The same SYN again: Wireshark restores nextseq, which an RST with seq = the
             # peer's ACK may have moved (its issue 17616). It will count as a retransmission.
+            fwd.seq_wraps += crossed(fwd.nextseq, fwd.maxseq)
             fwd.nextseq = fwd.maxseq
             return fwd
         # A SYN with a new initial sequence number: the 4-tuple is reused.

@@ -203,6 +203,8 @@ def _stream(dr: DullRuns, flows: dict[FlowKey, Flow]) -> Iterator[tuple[int, Tcp
             if n_data:
                 if f.maxseq == f.nextseq:
                     f.maxseq = ld_end
+                if ld_end < f.nextseq:  # the run's data went past 2^32
+                    f.seq_wraps += 1
                 f.nextseq = ld_end
                 f.nextseq_t = ld_tns
         for side in (0, 1):

@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, near, under
-from orchestrator.kernel.timers import TCP_RTO_MAX, fast_retransmissions
+from orchestrator.kernel.timers import TCP_RTO_MAX, TCP_THIN_LINEAR_RETRIES, fast_retransmissions
 from orchestrator.run.records import AgentEvent
 from orchestrator.scenario.expect import AppExpect, Side
 from orchestrator.scenario.units import CountRange
@@ -81,10 +81,14 @@ def check_backoff(
     model_gaps: list[float],
     t0: float | None,
     rto_max: float = TCP_RTO_MAX,
+    thin_linear: str | None = None,
 ) -> Check:
     """Each gap between retransmissions of one segment about twice the one before (RTO doubling),
     or the RTO ceiling (`rto_max`: 120 s, or the sender's tcp_rto_max_ms) once twice the gap
-    before would pass it.
+    before would pass it. With `thin_linear` (the sender's setting that turns a thin stream's
+    linear timeouts on, as it reads: "tcp_thin_linear_timeouts=1"), up to
+    TCP_THIN_LINEAR_RETRIES level gaps first, then doubling from that level, is the kernel's
+    backoff too; without it, gaps that fit it fail and say so.
 
     The first gap (original send to first retransmission) is left out of the ratios: it may be a
     tail-loss probe at about 2 x SRTT rather than a full RTO. One ratio is enough: a small
@@ -99,13 +103,63 @@ def check_backoff(
     timer = gaps[1:]
     timer = timer[fast_retransmissions(timer) :]
     pairs = [(a, b) for a, b in itertools.pairwise(timer) if a > 0]
-    ok = bool(pairs) and all(abs(b / min(2 * a, rto_max) - 1) <= tolerance for a, b in pairs)
+    ok = bool(pairs) and _doubling(pairs, tolerance, rto_max)
     ratios = ", ".join(f"{b / a:.2f}" for a, b in pairs)
     evidence = [f"ratios {ratios}" if pairs else "ratios -: fewer than 3 retransmissions of one segment"]
+    expected = f"doubling gaps (ratio 2 ±{tolerance:.0%})"
+    if thin_linear:
+        expected += f", after up to {TCP_THIN_LINEAR_RETRIES} level ones ({thin_linear})"
+    level = 0 if ok else _linear_run(timer, tolerance, rto_max)
+    if level:
+        syn = conn.syn is not None and conn.backoff_frames[:1] == [conn.syn]
+        ok = bool(thin_linear) and not syn
+        evidence.append(_linear_words(timer, level, thin_linear, syn))
     if model_gaps:
         evidence.append("model gaps " + ", ".join(f"{g:g}" for g in model_gaps[: len(gaps)]))
     evidence += refs(conn.backoff_frames, t0)
-    return Check("backoff", ok, f"doubling gaps (ratio 2 ±{tolerance:.0%})", f"gaps {observed} s", evidence)
+    return Check("backoff", ok, expected, f"gaps {observed} s", evidence)
+
+
+def _doubling(pairs: list[tuple[float, float]], tolerance: float, rto_max: float) -> bool:
+    return all(abs(b / min(2 * a, rto_max) - 1) <= tolerance for a, b in pairs)
+
+
+def _linear_run(timer: list[float], tolerance: float, rto_max: float) -> int:
+    """How many of the timer's leading gaps stay at the first one's level (2 at least, at most
+    the kernel's TCP_THIN_LINEAR_RETRIES), where the gaps after them double from it (or none
+    follow): a thin stream's linear timeouts. 0 where the gaps do not fit them."""
+    if len(timer) < 2 or timer[0] <= 0:
+        return 0
+    n = 1
+    while n < len(timer) and abs(timer[n] / timer[0] - 1) <= tolerance:
+        n += 1
+    after = [(a, b) for a, b in itertools.pairwise(timer[n - 1 :]) if a > 0]
+    fits = 2 <= n <= TCP_THIN_LINEAR_RETRIES and _doubling(after, tolerance, rto_max)
+    return n if fits else 0
+
+
+def _linear_words(timer: list[float], level: int, thin_linear: str | None, syn: bool) -> str:
+    """What gaps that fit a thin stream's linear timeouts say, with the setting or without."""
+    then = "then doubled" if level < len(timer) else "to the last one"
+    seen = f"the first {level} gaps of the timer stayed level at {timer[0]:.3f} s, {then}"
+    if syn:
+        return (
+            f"{seen}: the segment is a SYN, whose first retransmissions stay 1 s apart with "
+            "tcp_syn_linear_timeouts (kernels from 6.5, default 4), not a thin stream's linear timeouts"
+        )
+    if thin_linear:
+        return f"{seen}: a thin stream's linear timeouts ({thin_linear}), the kernel's backoff there"
+    ceiling = (
+        "; a level of a second or more may also be a lower RTO ceiling (tcp_rto_max_ms, TCP_RTO_MAX_MS)"
+        if timer[0] >= 1.0
+        else ""
+    )
+    return (
+        f"{seen}: a thin stream's linear timeouts (tcp_thin_linear_timeouts=1, or "
+        "TCP_THIN_LINEAR_TIMEOUTS=1 on the socket: fewer than 4 segments in flight keep up to "
+        f"{TCP_THIN_LINEAR_RETRIES} RTOs level, then double), which the sender's settings do not "
+        f"turn on: not doubling as expected; give the setting if the program sets it{ceiling}"
+    )
 
 
 def check_keepalive_timing(

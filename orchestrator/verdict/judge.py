@@ -354,7 +354,8 @@ def _check_all(
             rto = rto_at_stamp([f.time for f in conn.backoff_frames[1:]]) or TCP_RTO_MIN
             ut = s.user_timeout or None
             model = backoff_schedule(s.retries2, rto=rto, rto_max=s.rto_max, user_timeout=ut)
-            out.append(c.check_backoff(conn, tol, model, t0, s.rto_max))
+            linear = s.label("thin_linear") if s.thin_linear else None
+            out.append(c.check_backoff(conn, tol, model, t0, s.rto_max, linear))
         out += c.check_counts(
             "keepalive_probes", e.keepalive_probes, conn.keepalive_probes, conn.keepalive_frames, t0
         )

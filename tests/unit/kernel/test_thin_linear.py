@@ -14,6 +14,8 @@ from orchestrator.kernel.predict import KernelPrediction, predict_connection
 from orchestrator.kernel.settings import KernelSettings, parse_settings
 from orchestrator.kernel.timers import TCP_THIN_LINEAR_RETRIES, rto_abort_from_stamp, timer_gap
 from orchestrator.tcp.analysis import analyze_file
+from orchestrator.tcp.connection import FrameRef
+from tests.helpers.pcaps import Conv
 
 
 def test_six_level_gaps_then_doubling() -> None:
@@ -159,3 +161,111 @@ def test_a_level_of_a_second_without_a_setting_is_not_called_linear() -> None:
     assert "level for" not in p.basis and not linear_note(p)
     (note,) = [e for e in p.explanations if "cannot tell" in e]
     assert "tcp_rto_max_ms=1000" in note and "tcp_thin_linear_timeouts=1" in note
+
+
+# Recorded 2026-12-03 in two network namespaces on 6.18 (veth, the cut an nft drop in the
+# server's input), the same client as above (CUBIC, 100 bytes every 200 ms), tcp_retries2=3 and
+# tcp_thin_linear_timeouts=1 in the client's namespace; nstat there after the ETIMEDOUT.
+# tcp_early_retrans=0: TcpExtTCPLossProbes 0, TcpRetransSegs 9, TcpExtTCPTimeouts 10: the first
+# retransmission, 0.211 s after the original, is the timer's; ETIMEDOUT 4.193 s after it.
+# tcp_early_retrans=3 (the default): TCPLossProbes 1, the probe carrying the write Nagle held.
+NO_PROBES = {
+    "cubic_early_retrans_0_retries2_3.pcap": 1796311186.421233,
+    "cubic_no_tlp_retries2_3.pcap": LINEAR["cubic_no_tlp_retries2_3.pcap"][2],
+}
+PROBES = ("cubic_early_retrans_3_retries2_3.pcap", 1796311193.99805)
+THIN_3 = ["tcp_retries2=3", "tcp_thin_linear_timeouts=1"]
+
+
+def first_retransmission(name: str) -> FrameRef:
+    (conn,) = analyze_file(RECORDED / name).connections
+    return conn.head_frames[1]
+
+
+@pytest.mark.parametrize("name", sorted(NO_PROBES))
+def test_without_probes_the_first_retransmission_is_the_timers(name: str) -> None:
+    """Level gaps from the first re-send; with tcp_early_retrans=0 there are no probes: the
+    budget counts from the first, and the model's end is the kernel's (the app sees it at its
+    next write, up to 200 ms later)."""
+    etimedout = NO_PROBES[name]
+    p = rto_of(name, parse_settings([*THIN_3, "tcp_early_retrans=0"], []), etimedout + 5)
+    assert p.start_frame == first_retransmission(name)
+    assert not any("was a tail-loss probe" in e for e in p.explanations)
+    assert 0 <= etimedout - p.at <= 0.2 + 0.05
+    # Without the setting the count of level gaps tells it: 6 after the first re-send, then
+    # doubling, as the kernel keeps after its stamp (a probe first would add one).
+    counted = rto_of(name, parse_settings(THIN_3, []), etimedout + 5)
+    assert counted.start_frame == p.start_frame
+    assert not any("tail-loss probe" in e for e in counted.explanations)
+
+
+@pytest.mark.parametrize("early_retrans", [3, 4, 2])
+def test_the_setting_does_not_call_a_timer_retransmission_a_probe(early_retrans: int) -> None:
+    """With probes on (3, 4) the capture whose probe carried new data still reads its first
+    re-send of the head as the timer's; with 2 (early retransmit only) too."""
+    name, etimedout = PROBES
+    p = rto_of(name, parse_settings([*THIN_3, f"tcp_early_retrans={early_retrans}"], []), etimedout + 5)
+    assert p.start_frame == first_retransmission(name)
+    assert not any("tail-loss probe:" in e or "was a tail-loss probe" in e for e in p.explanations)
+    # The last expiry may fire up to 1/8 of its 1.66 s gap late, and the app sees it at its next write.
+    assert 0 <= etimedout - p.at <= 0.2 + 1.66 / 8
+
+
+def test_early_retrans_is_a_setting() -> None:
+    s = parse_settings(["net.ipv4.tcp_early_retrans=0"], [])
+    assert s.early_retrans == 0 and not s.tail_loss_probes
+    assert s.label("early_retrans") == "tcp_early_retrans=0"
+    assert KernelSettings().tail_loss_probes and parse_settings(["tcp_early_retrans=4"], []).tail_loss_probes
+    assert KernelSettings().label("early_retrans") == "tcp_early_retrans=3 (kernel default)"
+    with pytest.raises(UsageError, match="0 to 4"):
+        parse_settings(["tcp_early_retrans=5"], [])
+
+
+# The same namespaces and settings, the client writing 500 bytes in 5 writes, then one write
+# after the cut and nothing more (so a probe can only re-send it). tcp_early_retrans=3:
+# TCPLossProbes 1, TcpRetransSegs 10, the probe 0.210 s after the original, then 7 level gaps
+# and doubling; ETIMEDOUT 4.176 s after the timer's first retransmission (the send after the
+# probe). tcp_early_retrans=0: no probe, TcpRetransSegs 9, 6 level gaps after the first re-send
+# (0.210 s after the original); ETIMEDOUT 4.188 s after it.
+ONE_WRITE = {
+    "one_write_early_retrans_3_retries2_3.pcap": (True, 1796312463.4039476),
+    "one_write_early_retrans_0_retries2_3.pcap": (False, 1796312470.8640707),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONE_WRITE))
+def test_the_count_of_level_gaps_tells_a_probe_from_the_timer(name: str) -> None:
+    """Both re-send the head 0.210 s after the original, then level gaps: alike to the first
+    gaps' test; the number of level gaps before the doubling tells them apart."""
+    probe, etimedout = ONE_WRITE[name]
+    p = rto_of(name, parse_settings(THIN_3, []), etimedout + 5)
+    (conn,) = analyze_file(RECORDED / name).connections
+    assert p.start_frame == conn.head_frames[2 if probe else 1]
+    assert any("was a tail-loss probe" in e for e in p.explanations) is probe
+    assert 0 <= etimedout - p.at <= 0.1  # the app blocked in recv is told at once
+
+
+def test_where_the_gaps_cannot_tell_the_setting_does(tmp_path: Path) -> None:
+    """Level re-sends to the capture's end (no turn shown): the first gaps' test reads a probe
+    first; with tcp_early_retrans=0 there is none, and the budget counts from the first."""
+    c = Conv(client=("10.0.0.2", 40000), server=("10.0.0.1", 7000))
+    c.handshake()
+    sent = c.data("c", 100)
+    for _ in range(4):
+        c.retransmit("c", sent, dt=0.208)
+    analysis = analyze_file(c.write(tmp_path / "level.pcap"))
+    (conn,) = analysis.connections
+    end = conn.head_frames[-1].time + 5
+
+    def rto(s: KernelSettings) -> KernelPrediction:
+        found = predict_connection(conn, lambda _: s, analysis.icmp_errors, end)
+        (p,) = [p for p in found if p.kind == "rto-abort"]
+        return p
+
+    guessed = rto(parse_settings(THIN_3, []))
+    assert guessed.start_frame == conn.head_frames[2]
+    assert any("was a tail-loss probe" in e for e in guessed.explanations)
+    given = rto(parse_settings([*THIN_3, "tcp_early_retrans=0"], []))
+    assert given.start_frame == conn.head_frames[1]
+    (why,) = [e for e in given.explanations if "not a tail-loss probe: tcp_early_retrans=0" in e]
+    assert "linear timeouts" in why

@@ -4,11 +4,15 @@ entry time and adds its duration."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.programs.strace import TraceReader
+from orchestrator.run.records import parse_event
+from orchestrator.verdict.outcome import app_outcome
 
 CONNECT = [
     "11    1796121392.415157 socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, IPPROTO_TCP) = 3<TCP:[245417]> <0.000020>",  # noqa: E501
@@ -124,3 +128,51 @@ def test_a_listener_and_an_accepted_connection() -> None:
 
 def test_a_line_that_is_no_syscall_is_ignored() -> None:
     assert events(["# no strace in this image: the program runs untraced", "garbage", ""]) == []
+
+
+# Recorded 2026-12-03 in two network namespaces (Python 3.11, strace with STRACE_ARGS, the
+# TCP lines): ssl's wrap_socket of an unconnected socket (getpeername, then recv(1): ENOTCONN
+# both), repr() of an unconnected socket, a connect, the peer's RST (SO_LINGER 0) seen by recv
+# as ECONNRESET, then getpeername on the gone connection, and the interpreter's repr of the
+# sockets left open at exit (getpeername again: ENOTCONN on both).
+RECORDED = Path(__file__).parent / "recorded" / "python_ssl_repr_reset.syscalls.txt"
+
+
+def test_enotconn_of_sockets_without_a_connection_is_no_error() -> None:
+    got = events(RECORDED.read_text().splitlines())
+    errors = [(e["syscall"], e["errno"]) for e in got if e["event"] == "error"]
+    assert errors == [("recvfrom", "ECONNRESET")]
+    assert [e["event"] for e in got if e["event"] in ("connected", "error")] == ["connected", "error"]
+    # What the verdict says the program saw: the reset, not a probe's ENOTCONN before connect().
+    parsed = [parse_event(json.dumps(e), "client") for e in got]
+    seen = app_outcome("client", [e for e in parsed if e is not None])
+    assert (seen.sees, seen.endpoint) == ("ECONNRESET", "10.231.0.2:7001")
+
+
+def test_enotconn_that_first_tells_of_a_connections_end_is_kept() -> None:
+    """A connection whose end only getpeername shows (no read or write failed first)."""
+    lines = [
+        *CONNECT,
+        f"11 5.0 getpeername({TUPLE}, 0x7ffd, [16]) = -1 ENOTCONN (Transport endpoint is not connected) <0.00001>",  # noqa: E501
+    ]
+    *_, error = events(lines)
+    assert (error["event"], error["syscall"], error["errno"], error["peer"]) == (
+        "error",
+        "getpeername",
+        "ENOTCONN",
+        "10.99.77.10:8000",
+    )
+
+
+def test_enotconn_from_a_listener_or_a_connect_under_way_is_no_error() -> None:
+    listener = "3<TCP:[10.99.77.10:8000]>"
+    lines = [
+        f"11 1.0 getpeername({listener}, 0x7ffd, [16]) = -1 ENOTCONN (Transport endpoint is not connected) <0.00001>",  # noqa: E501
+        *CONNECT[:2],
+        "11 1.1 getpeername(3<TCP:[10.99.77.20:35276->10.99.77.10:8000]>, 0x7ffd, [16]) = -1 ENOTCONN (Transport endpoint is not connected) <0.00001>",  # noqa: E501
+        CONNECT[2],
+    ]
+    assert [e["event"] for e in events(lines)] == ["connected"]
+    # A read on a connected socket that fails with ENOTCONN is the connection's news.
+    late = f"11 6.0 read({TUPLE}, 0xc000, 4096) = -1 ENOTCONN (Transport endpoint is not connected) <0.00001>"
+    assert events([*CONNECT, late])[-1]["errno"] == "ENOTCONN"

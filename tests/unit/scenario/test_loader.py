@@ -151,7 +151,7 @@ def test_a_yaml_bool_where_a_number_is_written_is_refused_by_its_key(tmp_path: P
     ], found
     # The sysctls' own check (a sysctl is /proc/sys's number) names the bool too.
     assert any(
-        "hosts.client.sysctls: net.ipv4.tcp_retries2: true: a sysctl is the number" in p for p in found
+        "hosts.client.sysctls.net.ipv4.tcp_retries2: true: a sysctl is the number" in p for p in found
     ), found
     assert len(found) == 3, found
     assert all(":7:" in p or ":11:" in p or ":12:" in p for p in found), found
@@ -162,7 +162,8 @@ def test_a_yaml_bool_where_a_number_is_written_is_refused_by_its_key(tmp_path: P
 
 def test_unsupported_sysctl(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("net.ipv4.tcp_retries2: 5", "net.core.somaxconn: 5"))
-    assert len(found) == 1 and ":11: hosts.client.sysctls: unsupported sysctl net.core.somaxconn" in found[0]
+    assert len(found) == 1
+    assert ":11: hosts.client.sysctls.net.core.somaxconn: unsupported sysctl net.core.somaxconn" in found[0]
 
 
 @pytest.mark.parametrize(
@@ -392,7 +393,7 @@ def test_a_sysctl_with_a_unit_says_sysctls_take_the_kernels_number(tmp_path: Pat
     text = GOOD.replace("sysctls: {net.ipv4.tcp_retries2: 5}", "sysctls: {net.ipv4.tcp_keepalive_time: 2s}")
     found = problems(tmp_path, text)
     assert any(
-        "hosts.client.sysctls: net.ipv4.tcp_keepalive_time: '2s': a sysctl is the number /proc/sys takes" in p
+        "hosts.client.sysctls.net.ipv4.tcp_keepalive_time: '2s': a sysctl is the number /proc/sys takes" in p
         for p in found
     ), found
     assert not any("unable to parse" in p for p in found), found
@@ -419,3 +420,86 @@ def test_a_value_that_fits_no_branch_is_one_problem_naming_both(tmp_path: Path) 
     assert any(
         "expect.close: Input should be 'fin', 'fin-unanswered', 'rst' or 'none'" in p for p in found
     ), found
+
+
+BLOCKS = """\
+name: t
+duration: 10s
+hosts:
+  server:
+    role: server
+    address: 10.77.0.10
+    agent: {mode: echo, port: 7000}
+  client:
+    role: client
+    address: 10.77.0.20
+    sysctls:
+      net.ipv4.tcp_retries2: 2s
+      net.ipv4.tcp_thin_linear_timeouts: 3
+      net.ipv4.tcp_bogus: 1
+      net.ipv4.tcp_keepalive_time: 5
+    agent:
+      mode: send
+      connect: "server:7000"
+      socket:
+        keepalive: true
+        keepidle: 1500ms
+        user_timeout: 3 parsecs
+        keepalive_period: 2s
+        keepcnt: 0
+        rto_max: 200s
+"""
+
+
+def test_every_problem_of_one_block_is_told_at_its_own_key_and_line(tmp_path: Path) -> None:
+    """A broken user_timeout hid keepidle's problem beside it, and a sysctl's unit the others'
+    range and name: only one problem per block was told, at the block's line."""
+    found = problems(tmp_path, BLOCKS)
+    at = {p.split(": ", 2)[1]: p.split(": ", 1)[0].rsplit(":", 1)[1] for p in found}
+    assert at == {
+        "hosts.client.sysctls.net.ipv4.tcp_retries2": "12",
+        "hosts.client.sysctls.net.ipv4.tcp_thin_linear_timeouts": "13",
+        "hosts.client.sysctls.net.ipv4.tcp_bogus": "14",
+        "hosts.client.agent.socket.keepidle": "21",
+        "hosts.client.agent.socket.user_timeout": "22",
+        "hosts.client.agent.socket.keepalive_period": "23",
+        "hosts.client.agent.socket.keepcnt": "24",
+        "hosts.client.agent.socket.rto_max": "25",
+    }, found
+    said = "\n".join(found)
+    for words in (
+        "'2s': a sysctl is the number /proc/sys takes",
+        "3 is not a value the kernel takes (0 to 1)",
+        "unsupported sysctl net.ipv4.tcp_bogus",
+        "keepidle is in whole seconds",
+        "expected a duration such as 200ms",
+        "keepalive_period sets both keepidle and keepintvl",
+        "greater than or equal to 1",
+        "rto_max (TCP_RTO_MAX_MS) is 1s to 120s",
+    ):
+        assert words in said, found
+
+
+def test_the_right_ones_beside_them_still_load(tmp_path: Path) -> None:
+    good = (
+        BLOCKS.replace("tcp_retries2: 2s", "tcp_retries2: 5")
+        .replace("timeouts: 3", "timeouts: 1")
+        .replace("      net.ipv4.tcp_bogus: 1\n", "")
+        .replace("keepidle: 1500ms", "keepintvl: 2s")
+        .replace("        user_timeout: 3 parsecs\n", "")
+        .replace("        keepalive_period: 2s\n", "")
+        .replace("keepcnt: 0", "keepcnt: 3")
+        .replace("rto_max: 200s", "rto_max: 2s")
+    )
+    host = load_scenario(write(tmp_path, good)).hosts["client"]
+    assert host.sysctls == {
+        "net.ipv4.tcp_retries2": 5,
+        "net.ipv4.tcp_thin_linear_timeouts": 1,
+        "net.ipv4.tcp_keepalive_time": 5,
+    }
+    opts = host.socket_options
+    assert (opts.keepintvl, opts.keepcnt, opts.rto_max) == (2.0, 3, 2.0)
+    # keepalive_period alone beside keepintvl is the one problem left.
+    period = good.replace("keepintvl: 2s", "keepintvl: 2s\n        keepalive_period: 3s")
+    (only,) = problems(tmp_path, period)
+    assert "socket.keepalive_period: keepalive_period sets both" in only

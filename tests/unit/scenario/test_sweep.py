@@ -141,14 +141,14 @@ def test_values_a_leaf_refuses_are_each_reported_at_the_value(tmp_path: Path) ->
     )
     f = str(path)
     assert problems(path) == [
-        f"{f}:13: sweep.hosts.client.sysctls.net.ipv4.tcp_retries2[1]: -1: hosts.client.sysctls: "
-        "net.ipv4.tcp_retries2: -1 is not a value the kernel takes (0 to 2147483647)",
-        f"{f}:13: sweep.hosts.client.sysctls.net.ipv4.tcp_retries2[2]: x: hosts.client.sysctls: "
-        "net.ipv4.tcp_retries2: 'x': a sysctl is the number /proc/sys takes, in its own unit and without "
+        f"{f}:13: sweep.hosts.client.sysctls.net.ipv4.tcp_retries2[1]: -1: "
+        "-1 is not a value the kernel takes (0 to 2147483647)",
+        f"{f}:13: sweep.hosts.client.sysctls.net.ipv4.tcp_retries2[2]: x: "
+        "'x': a sysctl is the number /proc/sys takes, in its own unit and without "
         "one (tcp_keepalive_time: 2 for 2 s, tcp_rto_max_ms: 1000 for 1 s)",
         f"{f}:16: sweep.hosts.client.agent.socket.keepidle[1]: 2: 2 has no unit: write 2s or 2ms "
         "(a duration needs its unit)",
-        f"{f}:17: sweep.hosts.client.agent.socket.keepidle[2]: 1.5s: hosts.client.agent.socket: keepidle is "
+        f"{f}:17: sweep.hosts.client.agent.socket.keepidle[2]: 1.5s: keepidle is "
         "in whole seconds (the kernel's unit), at least 1s",
     ]
 

@@ -166,3 +166,13 @@ def test_ipv6_hosts_connect_in_brackets_and_listen_on_both_families() -> None:
     assert '"bind":"::"' in agent_config(s, "server")
     assert s.hosts["server"].effective_mac == "02:42:00:00:00:10"
     assert ipaddress.ip_address("fd77::10") in (s.network.subnet6 or ipaddress.IPv6Network("::/128"))
+
+
+def test_every_conntrack_timeout_that_is_not_whole_seconds_is_told(tmp_path: Path) -> None:
+    """Only the first was told, at the block: each is its own problem, at its own key."""
+    timeouts = "timeouts: {established: 1.5s, close: 10s, time_wait: 0.5s}"
+    found = problems(tmp_path, NAT.replace("timeouts: {established: 10s}", timeouts))
+    keys = [p.split(": ")[1] for p in found]
+    where = "hosts.nat.conntrack.timeouts."
+    assert keys == [where + "established", where + "time_wait"], found
+    assert all("conntrack timeouts are whole seconds, at least 1s" in p for p in found), found
