@@ -173,7 +173,7 @@ def read_project(file: Path) -> Project:
     if done.returncode != 0:
         message = " ".join(done.stderr.strip().split())[:500]
         raise ComposeError(f"{file.name} is not a valid Compose file: {message}")
-    raw = json.loads(done.stdout)
+    raw = _unescape_dollars(json.loads(done.stdout))
     services: dict[str, Service] = {}
     for name, body in (raw.get("services") or {}).items():
         try:
@@ -183,6 +183,19 @@ def read_project(file: Path) -> Project:
             where = ".".join(str(p) for p in first["loc"])
             raise ComposeError(f"service {name}: {where}: {first['msg']}") from None
     return Project(file, str(raw.get("name", file.parent.name)), services)
+
+
+def _unescape_dollars(value: Any) -> Any:
+    """`config` writes every literal `$` of the interpolated model as `$$`, so that its output
+    reads back as a Compose file; the container gets one `$` (measured, v2.40.3: a command
+    `echo $?` came out as `echo $$?`, and the shell printed its PID then `?`)."""
+    if isinstance(value, str):
+        return value.replace("$$", "$")
+    if isinstance(value, list):
+        return [_unescape_dollars(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unescape_dollars(v) for k, v in value.items()}
+    return value
 
 
 def service_problems(project: Project, name: str, used: set[str]) -> list[str]:

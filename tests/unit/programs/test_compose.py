@@ -85,6 +85,28 @@ def test_the_normalised_model_keeps_what_the_service_defines(tmp_path: Path) -> 
     assert app.depends_on["redis"].condition == "service_healthy"
 
 
+def test_a_literal_dollar_reaches_the_container_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `config` writes each literal `$` as `$$` (so its output reads back as Compose); the
+    # container gets one, as from `docker compose up`: `$?` is the shell's, not `$$` then `?`.
+    monkeypatch.setenv("FOO", "bar")
+    compose = """\
+        services:
+          app:
+            image: tcpscen/base
+            command: ["sh", "-c", "echo $? $$HOME ${FOO} $$$$"]
+            environment: {PRICE: "5$$", FOO: "${FOO}"}
+            healthcheck: {test: ["CMD-SHELL", "test -n $$PATH"]}
+        """
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(compose))
+    app = read_project(tmp_path / "compose.yaml").services["app"]
+    assert app.command == ["sh", "-c", "echo $? $HOME bar $$"]
+    assert app.env == {"PRICE": "5$", "FOO": "bar"}
+    assert app.healthcheck is not None
+    assert app.healthcheck.test == ["CMD-SHELL", "test -n $PATH"]
+
+
 @pytest.mark.parametrize(
     ("key", "snippet"),
     [
