@@ -156,6 +156,7 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
         record.t_end,
         paths.seen_by,
         paths.captured_ends if paths.join.joins_any else no_ends,
+        paths.forger_of,
     )
     verdict.checks += sockets.checks
     verdict.notes += sockets.notes
@@ -174,9 +175,16 @@ def _retold(
     conn: ConnectionSummary, paths: PathView, side_host: dict[Side, str], t0: float | None
 ) -> list[str]:
     """The connection's notes; an RST for a tuple a NAT made, which the sender's socket never
-    had, is told as that rather than as a closed socket or a rebooted host."""
+    had, is told as that rather than as a closed socket or a rebooted host; RSTs a router forged
+    are not put down to the socket whose address they bear."""
+    everyone = conn.rsts.client + conn.rsts.server
+    if everyone and all(paths.forger_of(f) is not None for f in everyone):
+        # Every RST was forged by a router (its note says so): the captures' guesses at the
+        # state of the socket whose address they bear are about a kernel that never sent them.
+        return [n for n in conn.notes if STATELESS_RST not in n]
     side = conn.rst_from
-    rsts = conn.rsts.of(side) if side is not None else []
+    # An RST a router forged bears the end's address, but that end's kernel never sent it.
+    rsts = [f for f in conn.rsts.of(side) if paths.forger_of(f) is None] if side is not None else []
     if side is None or not rsts:
         return list(conn.notes)
     local, peer = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)

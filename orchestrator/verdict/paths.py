@@ -81,6 +81,14 @@ class PathView:
         )
         return heapq.merge(self.join.translate_all(sent), forged, key=lambda p: p.time_ns)
 
+    def forger_of(self, frame: FrameRef) -> str | None:
+        """The router that forged `frame` (it left the router without entering it), if one did:
+        then the end whose address it bears never sent it."""
+        for name, f in self.routers.items():
+            if any(s.packet.file == frame.file and s.packet.frame == frame.frame for s in f.paths.forged):
+                return name
+        return None
+
     def translated(self, packets: Iterable[TcpPacket]) -> Iterator[TcpPacket]:
         return self.join.translate_all(packets)
 

@@ -115,6 +115,14 @@ Namer = Callable[[str, str, str], tuple[str, str]]
 CapturedEnds = Callable[[FrameRef], tuple[str, str] | None]
 
 
+# A frame -> the router that forged it (None: the host whose address it bears sent it).
+Forger = Callable[[FrameRef], str | None]
+
+
+def no_forger(_frame: FrameRef) -> str | None:
+    return None
+
+
 def same_names(_host: str, local: str, peer: str) -> tuple[str, str]:
     return local, peer
 
@@ -130,6 +138,7 @@ def reconcile(
     t0: float | None,
     name: Namer = same_names,
     ends_of: CapturedEnds = no_ends,
+    forger_of: Forger = no_forger,
 ) -> ConnectionSockets:
     """Each end's sockets for `conn`, and what they and the packets say together. `name` gives
     each end's own names of it: behind a NAT, the server's kernel knows the router's address;
@@ -149,7 +158,7 @@ def reconcile(
         out.findings += _unseen(view, conn)
         if view.seen:
             out.findings += _retransmissions(view, conn, t0)
-            out.findings += _after_close(view, conn, t0, ends_of)
+            out.findings += _after_close(view, conn, t0, ends_of, forger_of)
             out.findings += _probe_timer(view, conn, t0)
     out.findings += _half_open(sides, t0)
     return out
@@ -220,11 +229,18 @@ def _retransmissions(view: SideSockets, conn: ConnectionSummary, t0: float | Non
 
 
 def _after_close(
-    view: SideSockets, conn: ConnectionSummary, t0: float | None, ends_of: CapturedEnds = no_ends
+    view: SideSockets,
+    conn: ConnectionSummary,
+    t0: float | None,
+    ends_of: CapturedEnds = no_ends,
+    forger_of: Forger = no_forger,
 ) -> list[Finding]:
-    """After its own RST the socket is gone; after its own FIN it is closing or gone."""
+    """After its own RST the socket is gone; after its own FIN it is closing or gone. An RST a
+    router forged in its name is not its own: its kernel never sent it."""
     out: list[Finding] = []
-    rst = _first(conn.rsts.of(view.side))
+    rst = _first([f for f in conn.rsts.of(view.side) if forger_of(f) is None])
+    if rst is None:
+        out += _reset_by_forger(view, conn, t0, forger_of)
     fin = _first(conn.fins.of(view.side))
     for frame, allowed, what in ((rst, (GONE,), "RST"), (fin, CLOSING_STATES, "FIN")):
         if frame is None:
@@ -272,6 +288,27 @@ def _after_close(
                 )
             )
     return out
+
+
+def _reset_by_forger(
+    view: SideSockets, conn: ConnectionSummary, t0: float | None, forger_of: Forger
+) -> list[Finding]:
+    """The socket gone after an RST a router forged toward it, bearing its peer's address."""
+    other: Side = "server" if view.side == "client" else "client"
+    toward = [(f, who) for f in conn.rsts.of(other) if (who := forger_of(f)) is not None]
+    end = view.series[-1].ended if view.series else None
+    if not toward or end is None or end.t < toward[0][0].time:
+        return []
+    frame, router = toward[0]
+    return [
+        Finding(
+            "agrees",
+            f"{router} forged an RST toward {view.host} at {at(frame.time, t0)}, bearing its peer's "
+            f"address; {view.host}'s kernel no longer had the socket at {at(end.t, t0)} ({view.host} "
+            "itself sent no RST)",
+            [ref(frame, t0), f"{view.timeline.file}:{end.line}"],
+        )
+    ]
 
 
 def _from_another_kernel(

@@ -17,8 +17,10 @@ from orchestrator.verdict.socket_checks import check_sockets
 from orchestrator.verdict.socket_reconcile import (
     CapturedEnds,
     ConnectionSockets,
+    Forger,
     Namer,
     no_ends,
+    no_forger,
     reconcile,
     same_names,
 )
@@ -60,13 +62,15 @@ def judge_sockets(
     t_end: float | None,
     name: Namer = same_names,
     ends_of: CapturedEnds = no_ends,
+    forger_of: Forger = no_forger,
 ) -> SocketVerdict:
     """`connections`: each with the scenario host at each end; `name`: how each host's kernel
-    names a connection (another address behind a NAT)."""
+    names a connection (another address behind a NAT); `forger_of`: the router that forged a
+    segment, if one did."""
     timelines = {h: tl.until(t_end) for h, tl in load_timelines(run_dir, scenario.hosts).items()}
     for host, tl in timelines.items():
         tl.powered_off = off_at_end(scenario, host, tl, t_end)
-    reconciled = [reconcile(c, hosts, timelines, t0, name, ends_of) for c, hosts in connections]
+    reconciled = [reconcile(c, hosts, timelines, t0, name, ends_of, forger_of) for c, hosts in connections]
     out = SocketVerdict(timelines, reconciled)
     out.checks = check_sockets(scenario, reconciled, t0)
     out.notes = _notes(out, t0)

@@ -10,12 +10,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.run.records import FaultRecord, parse_event
 from orchestrator.scenario.loader import load_scenario
 from orchestrator.scenario.model import Scenario
 from orchestrator.scenario.relocate import relocate
 from orchestrator.tcp.analysis import analyze
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.merge import merge_sent
+from orchestrator.verdict.judge import RunRecord, Verdict, judge
 from orchestrator.verdict.socket_timeline import timeline_name, timeline_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,3 +69,26 @@ def write_timeline(run_dir: Path, host: str, files: list[str]) -> Path | None:
     path = run_dir / timeline_name(host)
     path.write_text(text)
     return path
+
+
+def rejudge(name: str, into: Path) -> Verdict:
+    """The verdict of recorded run `name` (a whole run directory), judged again as the runner
+    judges it: its captures, apps' events, applied faults, kernels' sockets and times."""
+    run_dir = into / name
+    shutil.copytree(RECORDED / name, run_dir)
+    info = json.loads((run_dir / "report-input.json").read_text())
+    captures = {h["name"]: h["captures"] for h in info["hosts"]}
+    events = [
+        event
+        for path in sorted(run_dir.glob("*.events.jsonl"))
+        for line in path.read_text().splitlines()
+        if (event := parse_event(line, path.name.split(".")[0])) is not None
+    ]
+    notes = [json.loads(line) for line in (run_dir / "timeline.jsonl").read_text().splitlines()]
+    t0 = next(float(n["t"]) for n in notes if n.get("kind") == "t0")
+    t_end = next(float(n["t"]) for n in notes if n.get("kind") == "end")
+    faults = [FaultRecord(**n) for n in notes if "fault" in n]
+    ends = {h: run_dir / f"{h}.ss.txt" for h in captures}
+    sockets = {h: path.read_text() for h, path in ends.items() if path.exists()}
+    scenario = load_scenario(ROOT / f"scenarios/{name}.yaml")
+    return judge(scenario, RunRecord(run_dir, captures, events, faults, t0, sockets, t_end=t_end))

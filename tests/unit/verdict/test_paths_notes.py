@@ -10,8 +10,10 @@ from orchestrator.scenario.loader import load_scenario
 from orchestrator.scenario.model import Scenario
 from orchestrator.tcp.connection import FrameRef
 from orchestrator.tcp.paths import NatJoin, RouterPaths, Seen
+from orchestrator.tcp.rst_notes import STATELESS_RST
 from orchestrator.verdict.paths import PathView, RouterFacts, _conntrack_facts
 from tests.helpers.pcaps import T0, Seg, write_fast
+from tests.helpers.recorded_runs import rejudge
 
 CLIENT, SERVER, NAT_OUT = "10.77.58.20", "10.77.59.10", "10.77.59.2"
 YAML = f"""
@@ -131,3 +133,20 @@ def test_the_servers_rst_for_the_new_tuple_is_the_nats_doing(tmp_path: Path) -> 
     assert untranslated is not None
     assert f"is for {SERVER}:7000 -> {CLIENT}:53652" in untranslated
     assert "the router forwarded the flow without translating it" in untranslated
+
+
+def test_rsts_a_router_forged_are_not_put_down_to_the_ends(tmp_path: Path) -> None:
+    # A real run of lb_idle_reset (engine 20.10, kernel 6.18): the router forged an RST toward
+    # each end; neither end's kernel sent one (client.pcap and server.pcap hold none leaving).
+    v = rejudge("lb_idle_reset", tmp_path)
+    assert v.passed, [(c.name, c.observed) for c in v.checks if not c.passed]
+    notes = "\n".join(v.notes)
+    assert "lb forged 2 segments into the connection" in notes
+    # Not the server's RST for an untranslated tuple, nor either end's own RST, nor the
+    # captures' guesses at the state of a socket that never sent it.
+    assert "server's RST" not in notes and STATELESS_RST not in notes
+    assert "client sent an RST" not in notes and "server sent an RST" not in notes
+    for host, capture in (("client", "lb.inside.pcap#20"), ("server", "lb.outside.pcap#20")):
+        finding = [n for n in v.notes if f"lb forged an RST toward {host} at +" in n]
+        assert len(finding) == 1 and f"{host} itself sent no RST" in finding[0], v.notes
+        assert capture in finding[0] and f"{host}.sockets.jsonl:" in finding[0]
