@@ -334,6 +334,17 @@ def scenario_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], s
                         f"listed before {name}",
                     )
                 )
+        if host.program is not None and host.program.packages and service.build is None:
+            # Measured: the packages image was built (30 s), then the service's image pulled,
+            # and without a registry the error said to give `packages:`.
+            out.append(
+                (
+                    ("hosts", name, "program", "packages"),
+                    f"service {host.service} names an image ({service.image}) and no build: packages "
+                    "make the BASE a Compose build starts FROM, so nothing would use them; give the "
+                    "service a build (a Dockerfile FROM ${BASE}) or drop packages",
+                )
+            )
         ready = host.program.ready if host.program is not None else None
         if host.role == "server" and ready is None and healthcheck_of(service) is None:
             out.append(

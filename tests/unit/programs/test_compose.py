@@ -163,6 +163,29 @@ def test_an_unknown_service_and_a_broken_file(tmp_path: Path) -> None:
     assert "not a valid Compose file" in found and "imagee" in found
 
 
+def test_packages_for_a_service_that_builds_nothing_are_refused_at_their_line(tmp_path: Path) -> None:
+    # packages make the BASE a Compose build starts FROM: with an image and no build, nothing
+    # uses them (measured: built, then the image pulled, and the error said to give packages).
+    scenario = SCENARIO.replace(
+        "    service: app\n", "    service: app\n    program:\n      packages: [curl]\n"
+    ).replace("    service: redis\n", "    service: redis\n    program: {packages: [curl]}\n")
+    found = problems(project(tmp_path, GOOD, scenario))
+    assert found == [
+        "9:hosts.server.program.packages: service redis names an image (redis:7) and no build: "
+        "packages make the BASE a Compose build starts FROM, so nothing would use them; give the "
+        "service a build (a Dockerfile FROM ${BASE}) or drop packages",
+        "15:hosts.client.program.packages: service app names an image (tcpscen/base) and no build: "
+        "packages make the BASE a Compose build starts FROM, so nothing would use them; give the "
+        "service a build (a Dockerfile FROM ${BASE}) or drop packages",
+    ]
+    # With a build, they are its BASE.
+    (tmp_path / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\n")
+    built = GOOD.replace("    image: tcpscen/base\n", "    build: .\n").replace(
+        "    image: redis:7\n", "    image: redis:7\n    build: .\n"
+    )
+    load_scenario(project(tmp_path, built, scenario))
+
+
 def test_a_service_host_takes_what_to_run_from_the_service(tmp_path: Path) -> None:
     scenario = SCENARIO.replace("    service: app\n", "    service: app\n    program: {command: [nc]}\n")
     (found,) = problems(project(tmp_path, GOOD, scenario))
