@@ -55,6 +55,18 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
                 f"{who}'s host (which may show {who} answering a new port the NAT gave the flow)"
             )
         return text
+    lost = _lost_after_handshake(rf)
+    if lost is not None:
+        return text + (
+            f"{who} had sent nothing but its SYN-ACK, once, {fmt_s(lost)} s before the RST: a listener "
+            "still holding the half-open request re-sends its SYN-ACK after 1 s (unless "
+            f"tcp_synack_retries is 0), so {who}'s listener had made a connection of the handshake, "
+            f"and no socket of it sent this RST: either {who} lost it without a word (its host "
+            "rebooted: a power cut lets no FIN or RST out, and the new kernel, at the same address, "
+            f"has no socket for it) or a middlebox answered in {who}'s name (a NAT or stateful "
+            "firewall that forgot the idle flow, or a load balancer's reset on idle), "
+            f"{who}'s socket untouched: such an RST is not in a capture taken on {who}'s host"
+        )
     # The same packets come from a handshake ACK lost on the way (measured: the netns
     # synack_retries cases) and from one the listener dropped: both causes are said.
     return text + (
@@ -66,6 +78,23 @@ def _stateless_rst_note(rf: Flow, names: dict[int, Side]) -> str:
         "retransmits its data), drops the half-open request after tcp_synack_retries, and "
         f"{peer}'s next segment meets this RST. Or the listening socket was closed"
     )
+
+
+# A listener re-sends its SYN-ACK when its 1 s timer fires (TCP_TIMEOUT_INIT; the wheel up to
+# 1/8 late): measured 1.007 to 1.027 s in the listener_overflow captures.
+SYNACK_RESEND_S = 1.25
+
+
+def _lost_after_handshake(rf: Flow) -> float | None:
+    """The time from `rf`'s only SYN-ACK to its RST, when longer than a listener holding the
+    request would have waited before sending it again: then the side had the connection (its
+    host rebooted, or a middlebox sent the RST). None otherwise. Measured: an idle connection's
+    keep-alive probe to a server power-cycled with the same address drew this RST 2.0 s after
+    the SYN-ACK, and a load balancer's forged one (lb_idle_reset) came 10 s after it."""
+    if rf.syn_ack is None or rf.rst is None or rf.synack_last_t != rf.syn_ack.p.time_ns:
+        return None
+    gap = secs(rf.rst.p.time_ns - rf.syn_ack.p.time_ns)
+    return gap if gap > SYNACK_RESEND_S else None
 
 
 def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -> list[str]:
