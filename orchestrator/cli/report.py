@@ -12,11 +12,27 @@ from orchestrator.report.terminal import markup_safe
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory, such as runs/power_cut-20260101-120000")],
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="run directories, such as runs/power_cut-20260101-120000 (or runs/power_cut-*/)"),
+    ],
     open_page: Annotated[bool, typer.Option("--open", help="open report.html in the browser")] = False,
 ) -> None:
-    """Make report.html (and junit.xml, the annotated captures) again from a run directory's files
-    alone: verdict.json, the captures, the events and timeline.jsonl. No Docker."""
+    """Make report.html (and junit.xml, the annotated captures) again from each run directory's
+    files alone: verdict.json, the captures, the events and timeline.jsonl. No Docker."""
+    console = Console(highlight=False)
+    failed: list[str] = []
+    for run_dir in run_dirs:
+        try:
+            _report_one(run_dir, console, open_page)
+        except UsageError as exc:
+            failed.append(str(exc))
+    if failed:
+        # A glob over several runs: each one that could be made is, and every failure is said.
+        raise UsageError("; ".join(failed))
+
+
+def _report_one(run_dir: Path, console: Console, open_page: bool) -> None:
     from orchestrator.report.artifacts import REPORT, regenerate  # noqa: PLC0415 - keeps other commands' start-up light
 
     if not run_dir.is_dir():
@@ -25,7 +41,6 @@ def report(
         written, problems = regenerate(run_dir)
     except (OSError, ValueError) as exc:
         raise UsageError(f"{run_dir}: cannot read the run: {exc}") from exc
-    console = Console(highlight=False)
     for name in written:
         console.print(f"[green]wrote[/] {markup_safe(str(run_dir / name))}")
     for problem in problems:

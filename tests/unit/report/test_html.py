@@ -4,7 +4,11 @@ again from the run directory alone; a report for any capture; a failure that cos
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ from orchestrator.report.artifacts import regenerate, write_artifacts
 from orchestrator.report.runview import INPUT_FILE, load_view
 from orchestrator.verdict.judge import Verdict
 from tests.helpers.reportrun import RETX_GAPS, make_run, write_verdict
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -92,14 +98,40 @@ def test_an_older_run_directory_is_read_from_its_events(run_dir: Path) -> None:
 
 def test_the_report_command(run_dir: Path, tmp_path: Path) -> None:
     (run_dir / "report.html").unlink()
-    report(run_dir)
+    report([run_dir])
     assert (run_dir / "report.html").exists()
     with pytest.raises(UsageError, match="not a directory"):
-        report(tmp_path / "nope")
+        report([tmp_path / "nope"])
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UsageError, match="not a run directory"):
-        report(empty)
+        report([empty])
+
+
+def test_the_report_command_takes_every_run_a_glob_names(run_dir: Path, tmp_path: Path) -> None:
+    # README: `tcpscen report runs/power_cut-*/`; with two runs of it the shell gives two
+    # directories, which the command refused ("unexpected extra argument").
+    second = tmp_path / "power_cut-20260101-000100"
+    shutil.copytree(run_dir, second)
+    for d in (run_dir, second):
+        (d / "report.html").unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "report", str(run_dir), str(second)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (run_dir / "report.html").exists() and (second / "report.html").exists()
+    # Each run that can be made is; every failure is said, exit 2.
+    (second / "report.html").unlink()
+    with pytest.raises(UsageError, match=r"nope: not a directory; .*empty: .*not a run directory"):
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        report([tmp_path / "nope", second, empty])
+    assert (second / "report.html").exists()
 
 
 def test_a_report_for_any_capture(run_dir: Path, tmp_path: Path) -> None:
