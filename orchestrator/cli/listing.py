@@ -20,7 +20,9 @@ def programs_of(scenario: Scenario) -> str:
     or a Compose service."""
     parts = []
     for name, host in scenario.hosts.items():
-        if host.service is not None:
+        if host.role == "router":
+            what = _router(host)
+        elif host.service is not None:
             what = f"compose service {host.service}"
         elif host.program is not None:
             p = host.program
@@ -31,6 +33,18 @@ def programs_of(scenario: Scenario) -> str:
             what = f"agent {agent.mode}" if agent is not None else "agent"
         parts.append(f"{name}: {what}")
     return "; ".join(parts)
+
+
+def _router(host: object) -> str:
+    """A router runs no app: say what it does to the flows instead."""
+    nat = getattr(host, "nat", None)
+    conntrack = getattr(host, "conntrack", None)
+    does = ["router"]
+    if nat is not None and nat.masquerade is not None:
+        does.append(f"masquerade {nat.masquerade}")
+    if conntrack is not None:
+        does.append(f"forgotten flows {conntrack.forgotten}")
+    return ", ".join(does)
 
 
 def list_scenarios(
