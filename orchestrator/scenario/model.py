@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -56,8 +58,9 @@ SYSCTL_RANGES = {
 def _sysctl_problem(name: str, number: object, allowed: dict[str, str]) -> str | None:
     """What is wrong with one sysctl entry, or None."""
     if name not in allowed:
-        return f"unsupported sysctl {name}; per-namespace sysctls here are: " + ", ".join(
-            s.removeprefix("net.ipv4.") for s in allowed
+        return (
+            f"unsupported sysctl {name}{_meant(name, allowed)}; per-namespace sysctls here are: "
+            + ", ".join(s.removeprefix("net.ipv4.") for s in allowed)
         )
     whole = isinstance(number, int) or (isinstance(number, float) and number.is_integer())
     digits = isinstance(number, str) and number.strip().lstrip("-").isdigit()
@@ -72,6 +75,12 @@ def _sysctl_problem(name: str, number: object, allowed: dict[str, str]) -> str |
     n = int(number)  # type: ignore[call-overload]
     low, high = SYSCTL_RANGES.get(name, (0, 2**31 - 1))
     return None if low <= n <= high else f"{n} is not a value the kernel takes ({low} to {high})"
+
+
+def _meant(name: str, allowed: Iterable[str]) -> str:
+    """ "did you mean" for a misspelt sysctl close to one tcpscen sets."""
+    hint = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.8)
+    return f" (did you mean {hint[0]}?)" if hint else ""
 
 
 class ServerAgent(StrictModel):

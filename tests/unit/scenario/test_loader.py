@@ -164,6 +164,12 @@ def test_unsupported_sysctl(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("net.ipv4.tcp_retries2: 5", "net.core.somaxconn: 5"))
     assert len(found) == 1
     assert ":11: hosts.client.sysctls.net.core.somaxconn: unsupported sysctl net.core.somaxconn" in found[0]
+    assert "did you mean" not in found[0]  # nothing close to it
+
+
+def test_a_misspelt_sysctl_says_which_was_meant(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path, GOOD.replace("net.ipv4.tcp_retries2: 5", "net.ipv4.tcp_retries: 5"))
+    assert "unsupported sysctl net.ipv4.tcp_retries (did you mean net.ipv4.tcp_retries2?); " in found
 
 
 @pytest.mark.parametrize(
