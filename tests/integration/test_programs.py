@@ -201,3 +201,43 @@ def test_a_program_powered_off_and_on_runs_again_on_the_fresh_kernel(tmp_path: P
     assert flags_from(r.run_dir / "server.boot2.pcap", server_ip, RST)
     assert not flags_from(r.run_dir / "server.pcap", server_ip, FIN | RST)
     assert trace_lines(r.run_dir, "client", r"recvfrom\(\d+<TCP.*= -1 ECONNRESET")
+
+
+DOLLAR_COMPOSE = """\
+services:
+  web:
+    image: tcpscen/base
+    command: ["python3", "-m", "http.server", "8000"]
+    working_dir: /tmp
+  probe:
+    image: tcpscen/base
+    command: ["sh", "-c", "nc -z web 8000; echo \\"exit=$?\\"; echo \\"one=$$x\\""]
+"""
+
+DOLLAR_SCENARIO = """\
+name: compose_dollar
+duration: 10s
+compose: compose.yaml
+hosts:
+  web: {role: server, address: 10.77.0.10, service: web, program: {ready: {port: 8000}}}
+  probe: {role: client, address: 10.77.0.20, service: probe}
+expect:
+  apps:
+    probe: {exits: 0, output: "^exit=0$"}
+"""
+
+
+def test_a_compose_commands_dollar_reaches_the_shell_as_docker_compose_up_gives_it(
+    tmp_path: Path, runs_root: Path, compose: None
+) -> None:
+    """`config` writes each literal `$` as `$$`; the container must get one: `$?` is the exit
+    status of nc (it was the shell's PID, then `?`), and `$$x` is `$x`, unset, so empty."""
+    (tmp_path / "compose.yaml").write_text(DOLLAR_COMPOSE)
+    path = tmp_path / "compose_dollar.yaml"
+    path.write_text(DOLLAR_SCENARIO)
+    r = tcpscen("run", path, runs_dir=runs_root / "compose_dollar")
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.run_dir is not None
+    log = (r.run_dir / "probe.app.log").read_text()
+    assert re.search(r"stdout: exit=0$", log, re.M) and re.search(r"stdout: one=$", log, re.M), log
+    assert trace_lines(r.run_dir, "probe", r"connect\(\d+<TCP.*htons\(8000\).*= (0|-1 EINPROGRESS)")
