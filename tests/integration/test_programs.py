@@ -5,6 +5,8 @@ the raw syscall traces (the strace lines themselves), not only the verdict built
 from __future__ import annotations
 
 import re
+import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,29 @@ def test_a_compose_commands_dollar_reaches_the_shell_as_docker_compose_up_gives_
     log = (r.run_dir / "probe.app.log").read_text()
     assert re.search(r"stdout: exit=0$", log, re.M) and re.search(r"stdout: one=$", log, re.M), log
     assert trace_lines(r.run_dir, "probe", r"connect\(\d+<TCP.*htons\(8000\).*= (0|-1 EINPROGRESS)")
+
+
+def test_a_failed_build_leaves_no_container(tmp_path: Path, runs_root: Path) -> None:
+    """The legacy builder keeps the container of the step that failed unless told to remove it
+    (forcerm); it carries no tcpscen label, so `clean` could never find it (measured: one
+    exited container per failed run)."""
+    marker = f"tcpscen-failed-build-{uuid.uuid4().hex[:12]}"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text(f"ARG BASE\nFROM ${{BASE}}\nRUN echo {marker} && false\n")
+    path = tmp_path / "broken_build.yaml"
+    path.write_text(
+        "name: broken_build\nduration: 10s\nhosts:\n"
+        "  server: {role: server, address: 10.77.0.10, program: {build: {context: app}, "
+        "command: [python3, -m, http.server, '8000'], ready: {port: 8000}}}\n"
+        "  client: {role: client, address: 10.77.0.20, agent: {connect: 'server:8000', count: 1}}\n"
+    )
+    r = tcpscen("run", path, runs_dir=runs_root / "broken_build")
+    said = r.stdout + r.stderr
+    assert r.code == 3 and "failed" in said and marker in said, said
+    left = subprocess.run(
+        ["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert marker not in left, left

@@ -91,7 +91,9 @@ def _build_base(client: docker.DockerClient, tag: str, source: str) -> None:
     repo, _, version = tag.partition(":")
     if source == "registry":
         try:
-            client.images.build(path=str(recipes), tag=tag, pull=True, rm=True, labels={labels.IMAGE: "base"})
+            client.images.build(
+                path=str(recipes), tag=tag, pull=True, rm=True, forcerm=True, labels={labels.IMAGE: "base"}
+            )
         except ENGINE_ERRORS as exc:
             raise engine_error(
                 exc, f"building {tag} from {recipes}/Dockerfile (is a registry reachable?)"
@@ -128,6 +130,7 @@ def _build_agent(client: docker.DockerClient, images: Images) -> None:
                 buildargs={"BASE": images.base, "SALT": _salt()},
                 pull=False,
                 rm=True,
+                forcerm=True,  # a failed step's container too: the legacy builder leaves it otherwise
                 labels={labels.IMAGE: "agent"},
             )
         except ENGINE_ERRORS as exc:

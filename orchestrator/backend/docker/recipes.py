@@ -117,6 +117,7 @@ def dockerfile_image(
             buildargs={"BASE": base, **args},
             pull=False,
             rm=True,
+            forcerm=True,  # a failed step's container too: the legacy builder leaves it otherwise
             labels={labels.IMAGE: "program"},
         )
     except docker.errors.BuildError as exc:
@@ -153,6 +154,7 @@ def _build_dockerfile(client: docker.DockerClient, tag: str, text: str, base: st
                 buildargs={"BASE": base},
                 pull=False,
                 rm=True,
+                forcerm=True,  # a failed step's container too: the legacy builder leaves it otherwise
                 labels={labels.IMAGE: "program"},
             )
         except ENGINE_ERRORS as exc:
