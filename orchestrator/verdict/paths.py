@@ -54,6 +54,10 @@ class RouterFacts:
     forged: list[Seen] = field(default_factory=list)
     forwarded: int = 0
     forgot_at: float | None = None  # conntrack's DESTROY of the flow while established
+    # When the entry's established timeout ran out, if well before the DESTROY (conntrack removes
+    # an expired entry only when it next looks at it), and the flow's last packet before that.
+    timed_out_at: float | None = None
+    last_before: float | None = None
     picked_up_at: float | None = None  # a NEW entry for the same flow after that
     same_port: bool | None = None
     # The router's own end of the flow (its address and NAT port, as the far end sees it) before
@@ -111,6 +115,7 @@ class PathView:
                 "died_frames": [_seen_json(s, self.join, t0) for s in f.died[:MAX_LISTED]],
                 "forged_frames": [_seen_json(s, self.join, t0) for s in f.forged[:MAX_LISTED]],
                 "forgot_at": f.forgot_at,
+                "timed_out_at": f.timed_out_at,  # the entry's expiry, when well before its DESTROY
                 "picked_up_at": f.picked_up_at,
                 "same_port": f.same_port,
                 "counters": f.counters,
@@ -126,7 +131,7 @@ class PathView:
         for name, f in self.routers.items():
             if f.forgot_at is not None:
                 out.append(
-                    f"{name}: conntrack forgot the flow at {c.at(f.forgot_at, t0)} (DESTROY)"
+                    self._forgot(name, f, t0)
                     + self._picked_up(f, t0, rst if rst is not None and rst.time >= f.forgot_at else None)
                 )
             if f.died:
@@ -154,6 +159,19 @@ class PathView:
                     "the receiving capture suggests"
                 )
         return out
+
+    def _forgot(self, name: str, f: RouterFacts, t0: float | None) -> str:
+        assert f.forgot_at is not None
+        destroyed = f"{name}: conntrack forgot the flow at {c.at(f.forgot_at, t0)} (DESTROY)"
+        if f.timed_out_at is None or f.last_before is None:
+            return destroyed
+        timeout = f.timed_out_at - f.last_before
+        return (
+            f"{name}: conntrack's entry for the flow timed out at {c.at(f.timed_out_at, t0)}, its "
+            f"established timeout ({timeout:g} s) after the flow's last packet through it "
+            f"({c.at(f.last_before, t0)}): forgotten from then on; conntrack destroyed the entry only "
+            f"at {c.at(f.forgot_at, t0)} (DESTROY), when it next looked at it"
+        )
 
     def _picked_up(self, f: RouterFacts, t0: float | None, rst: FrameRef | None) -> str:
         """What came of the new entry: with the same port the far end cannot tell; with another
@@ -282,8 +300,56 @@ def path_view(
     join = NatJoin((pair for paths in traced.values() for pair in paths.forwarded), canonical, clients)
     view = PathView(scenario, run_dir, sources, join, canonical=canonical)
     for router, paths in traced.items():
-        view.routers[router] = _facts(router, paths, join, canonical, run_dir, sockets.get(router, ""))
+        facts = _facts(router, paths, join, canonical, run_dir, sockets.get(router, ""))
+        _timed_out(facts, _established_timeout(scenario, router), join, canonical)
+        view.routers[router] = facts
     return view
+
+
+def _established_timeout(scenario: Scenario, router: str) -> float | None:
+    """The router's established timeout as the scenario fixes it for the whole run (None: the
+    kernel's 5 days, or an idle_timeout step changes it mid-run)."""
+    if any(step.fault == "idle_timeout" and step.host == router for step in scenario.timeline):
+        return None
+    spec = scenario.hosts[router]
+    timeouts = getattr(getattr(spec, "conntrack", None), "timeouts", {})
+    value = timeouts.get("established")
+    return float(value) if value is not None else None
+
+
+# A DESTROY this much after the entry's expiry was conntrack's late look, not the expiry itself
+# (measured: an entry with an 8 s timeout whose flow went quiet at +0.15 s was destroyed at
+# +12.17 s, by the flow's next packet; the reset-both supervisor, listing every 250 ms, makes
+# the DESTROY come within that of the expiry).
+_LATE_DESTROY_S = 1.0
+
+
+def _timed_out(
+    facts: RouterFacts,
+    timeout: float | None,
+    join: NatJoin,
+    canonical: tuple[Endpoint, Endpoint] | None,
+) -> None:
+    """When the flow's entry timed out, if its DESTROY came well after that."""
+    if facts.forgot_at is None or timeout is None or canonical is None:
+        return
+    ends = frozenset(canonical)
+
+    def ours(s: Seen) -> bool:
+        p = join.translate(s.packet)
+        return frozenset(((p.src, p.sport), (p.dst, p.dport))) == ends
+
+    times = [
+        s.packet.time
+        for pair in facts.paths.forwarded
+        for s in pair
+        if s.packet.time < facts.forgot_at and ours(s)
+    ]
+    if not times:
+        return
+    expiry = max(times) + timeout
+    if facts.forgot_at - expiry > _LATE_DESTROY_S:
+        facts.timed_out_at, facts.last_before = expiry, max(times)
 
 
 def _router_captures(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.pcap.reader import ACK, RST, read_tcp
 from orchestrator.scenario.loader import load_scenario
 from orchestrator.scenario.model import Scenario
@@ -150,3 +152,24 @@ def test_rsts_a_router_forged_are_not_put_down_to_the_ends(tmp_path: Path) -> No
         finding = [n for n in v.notes if f"lb forged an RST toward {host} at +" in n]
         assert len(finding) == 1 and f"{host} itself sent no RST" in finding[0], v.notes
         assert capture in finding[0] and f"{host}.sockets.jsonl:" in finding[0]
+
+
+def test_a_flow_is_forgotten_when_its_entry_times_out_not_when_conntrack_destroys_it(
+    tmp_path: Path,
+) -> None:
+    # A real run of nat_idle_timeout: the entry (10 s) timed out 10 s after the flow's last
+    # packet, at +10.185 s; conntrack destroyed it only at +15.202 s, when the client's late
+    # segment came (nat.conntrack.log). The verdict said "forgot the flow at +15.202s".
+    v = rejudge("nat_idle_timeout", tmp_path)
+    assert v.passed, [(c.name, c.observed) for c in v.checks if not c.passed]
+    (note,) = [n for n in v.notes if n.startswith("nat: conntrack")]
+    assert note == (
+        "nat: conntrack's entry for the flow timed out at +10.185s, its established timeout (10 s) "
+        "after the flow's last packet through it (+0.185s): forgotten from then on; conntrack "
+        "destroyed the entry only at +15.202s (DESTROY), when it next looked at it"
+    )
+    routers = v.to_json()["paths"]["routers"]
+    assert routers["nat"]["timed_out_at"] == pytest.approx(v.t0 + 10.185, abs=0.001)
+    # lb_idle_reset's supervisor lists the table every 250 ms: there the DESTROY is the expiry.
+    lb = rejudge("lb_idle_reset", tmp_path)
+    assert "lb: conntrack forgot the flow at +10.340s (DESTROY)" in lb.notes
