@@ -102,7 +102,8 @@ def _notes(v: SocketVerdict, t0: float | None) -> list[str]:
     many = len(v.connections) > MAX_AGREEING_NOTES
     for c in v.connections:
         told = [f for f in c.findings if f.kind != "agrees" or not many]
-        agreeing += not any(f.kind != "agrees" for f in c.findings)
+        # Half-open is the kernels' own word on the connection's end, no difference with its packets.
+        agreeing += not any(f.kind == "differs" for f in c.findings)
         for f in told:
             word = {"agrees": "agrees", "differs": "DIFFERS", "half-open": "half-open"}[f.kind]
             where = f" ({', '.join(f.evidence[:2])})" if f.evidence else ""
