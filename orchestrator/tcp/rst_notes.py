@@ -124,7 +124,12 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
                 "rebooted)"
             )
             if not went_on:
-                text += f"; {peer}'s app, which had {who}'s FIN, gets EPIPE"
+                # Measured (redis-cli against a restarted redis-server): its recv() after the RST
+                # returned 0; tcp_recvmsg reports the FIN (SOCK_DONE) before the socket's error.
+                text += (
+                    f"; {peer}'s app, which had {who}'s FIN, gets EPIPE from its next write (a read "
+                    "still returns end of file, the FIN having come first)"
+                )
             notes.append(text)
         else:
             notes.append(_stateless_rst_note(rf, names))

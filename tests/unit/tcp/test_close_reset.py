@@ -13,7 +13,9 @@ with what the kernel said (ss -tano every 0.25 s, nstat, the apps' errno):
 * `*_rst_lost_*`: the server close()s (with 100 bytes unread, or SO_LINGER 0 with nothing
   received) inside a cut: its RST is lost, the client sends after the cut heals, and the server's
   kernel, with no socket now, answers with an RST without ACK; the client's app was told nothing
-  until then. The client's capture shows only that second RST."""
+  until then. The client's capture shows only that second RST.
+* `restart_read_eof_a`: redis-cli's capture against a redis-server restarted on the same kernel:
+  the server's FIN, redis-cli's next PING, the orphan's RST; its recvfrom after the RST got 0."""
 
 from __future__ import annotations
 
@@ -50,7 +52,23 @@ def test_data_after_close_is_reset_by_a_socket_that_may_still_exist(name: str) -
     assert "no longer had this connection" not in note
     assert "after data server sent once client had sent its FIN" in note
     assert "while the socket still exists" in note and "no socket left" in note
-    assert note.endswith("server's app, which had client's FIN, gets EPIPE")
+    assert note.endswith(
+        "server's app, which had client's FIN, gets EPIPE from its next write (a read still returns "
+        "end of file, the FIN having come first)"
+    )
+
+
+def test_after_an_rst_in_close_wait_a_read_still_returns_end_of_file() -> None:
+    # redis-cli -r -1 -i 1 PING against a redis-server restarted on the same kernel (a run,
+    # engine 20.10): the server's FIN, the next PING 0.49 s later, the orphan's RST 0.1 ms
+    # after it; redis-cli's recvfrom, 84 us after the RST, returned 0 (EOF), and it exited 1.
+    conn = _conn("restart_read_eof_a.pcap")
+    assert (conn.close, conn.initiator, conn.rst_from) == ("rst", "server", "server")
+    note = _note(conn, "the RST has no ACK flag")
+    assert "after data client sent once server had sent its FIN" in note
+    assert note.endswith(
+        "gets EPIPE from its next write (a read still returns end of file, the FIN having come first)"
+    )
 
 
 @pytest.mark.parametrize(("name", "received"), [("unread_a.pcap", "100 bytes"), ("linger0_a.pcap", None)])
