@@ -173,3 +173,15 @@ def test_a_flow_is_forgotten_when_its_entry_times_out_not_when_conntrack_destroy
     # lb_idle_reset's supervisor lists the table every 250 ms: there the DESTROY is the expiry.
     lb = rejudge("lb_idle_reset", tmp_path)
     assert "lb: conntrack forgot the flow at +10.340s (DESTROY)" in lb.notes
+
+
+def test_an_rst_forged_in_a_hosts_name_is_not_its_kernels(tmp_path: Path) -> None:
+    # A real run of rst_injection: the router forged two RSTs toward the server bearing the
+    # client's address (in-window, then exact); the verdict said "DIFFERS: client sent an RST
+    # at +2.798s, yet its kernel still listed the socket ESTAB ... (e.g. a firewall's REJECT)".
+    v = rejudge("rst_injection", tmp_path)
+    assert v.passed, [(c.name, c.observed) for c in v.checks if not c.passed]
+    assert "path forged 2 segments into the connection" in "\n".join(v.notes)
+    assert not [n for n in v.notes if "client sent an RST" in n], v.notes
+    # The server's own RST (its kernel had no socket left) is still told as its own.
+    assert [n for n in v.notes if "agrees: server sent an RST at +5.201s" in n]
