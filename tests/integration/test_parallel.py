@@ -49,3 +49,29 @@ def test_parallel_twice_over_is_stable_and_agrees_with_serial(
     # Four at a time on one subnet is impossible: they were spread over several.
     used = subnets(tmp_path)
     assert len(used) == 2 * len(SEEDS) and len(set(used)) >= 2
+
+
+V6_OUTSIDE_POOL = """\
+name: v6_outside_pool
+duration: 10s
+network: {subnet: 10.77.50.0/24, subnet6: "fd77:50::/64"}
+hosts:
+  server: {role: server, address: "fd77:50::10", agent: {mode: echo}}
+  client:
+    role: client
+    address: "fd77:50::20"
+    agent: {mode: close, connect: "server:7000", close_after: 300ms}
+expect:
+  close: fin
+"""
+
+
+def test_parallel_runs_of_an_ipv6_subnet_outside_fd77_48_each_find_a_place(tmp_path: Path) -> None:
+    """fd77:50::/64 (beside 10.77.50.0/24) stayed where the scenario put it in every layout, so
+    only one of runs in parallel found a free place; the others 'no free subnet'."""
+    path = tmp_path / "v6_outside_pool.yaml"
+    path.write_text(V6_OUTSIDE_POOL)
+    result = tcpscen("run", "-j", "3", "--repeat", "3", path, runs_dir=tmp_path / "runs", timeout=300)
+    assert result.code == 0, result.stdout + result.stderr
+    assert "v6_outside_pool: the same verdict 3/3 (PASS)" in result.stdout, result.stdout
+    assert len(set(subnets(tmp_path / "runs"))) == 3

@@ -40,7 +40,15 @@ def create_networks(
                     network.remove()
             continue
         return made, relocate_all(scenario, layout)
-    raise EngineError("no free subnet in 10.77.0.0/16 for this run: `tcpscen clean` removes leftovers")
+    pools = "10.77.0.0/16" + (" and fd77::/48" if any(n.subnet6 for n in _networks(scenario)) else "")
+    raise EngineError(
+        f"no free subnets in {pools} for this run's networks: each place overlapped another "
+        "network (other runs', or a killed run's: `tcpscen clean` removes those)"
+    )
+
+
+def _networks(scenario: Scenario) -> list[Network]:
+    return list(scenario.networks.values()) if scenario.networks else [scenario.network]
 
 
 class _TakenError(Exception):
