@@ -62,8 +62,9 @@ class Host(Protocol):
         cable went out: the cut, a second or so before the containers are gone."""
         ...
 
-    def power_on(self) -> None:
-        """A fresh kernel with the same address and MAC, a new capture, the same program."""
+    def power_on(self) -> float:
+        """A fresh kernel with the same address and MAC, a new capture, the same program. When
+        its cables went in: the fresh kernel answers from then, before its app is ready."""
         ...
 
     def reject(self) -> None:

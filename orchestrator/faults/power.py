@@ -16,5 +16,5 @@ def power_off(step: PowerOff, ctx: FaultContext) -> str:
 def power_on(step: PowerOn, ctx: FaultContext) -> str:
     # The host's cables go in only once its capture listens (backend): the fresh kernel's first
     # RST to a retransmission is in the new capture.
-    ctx.host.power_on()
+    ctx.effect.append(ctx.host.power_on())
     return f"{step.host} power on"

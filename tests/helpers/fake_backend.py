@@ -103,9 +103,10 @@ class FakeHost:
         self.powered_off_at = time.time()
         return cut
 
-    def power_on(self) -> None:
+    def power_on(self) -> float:
         self.boot()
         self._call("power_on")
+        return time.time()
 
     def reject(self) -> None:
         self._call("reject")

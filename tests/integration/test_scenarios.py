@@ -224,6 +224,22 @@ def test_reboot_rst(run: Any) -> None:
     assert r.verdict()["apps"]["client"]["sees"] == "ECONNRESET"
 
 
+def test_a_power_on_is_in_effect_when_its_cables_go_in_not_when_its_app_is_ready(run: Any) -> None:
+    # The fresh kernel answers from the moment its cables are in, while its app still starts:
+    # a redis-server power-cycled was recorded "power on at +5.026 s", after its new kernel's RST
+    # at +4.887 s and its app's listen at +4.925 s.
+    r = run("reboot_rst")
+    assert r.run_dir is not None
+    notes = [json.loads(line) for line in (r.run_dir / "timeline.jsonl").read_text().splitlines()]
+    (on,) = [n for n in notes if n.get("fault") == "power_on"]
+    events = [json.loads(line) for line in (r.run_dir / "server.events.jsonl").read_text().splitlines()]
+    listening = [e["t"] for e in events if e["event"] == "listening"]
+    assert len(listening) == 2, events  # one per boot
+    assert on["t"] < on["t_done"] < listening[1], (on, listening)
+    # Every packet of the new kernel's capture comes after its cables went in.
+    assert min(p.time for p in read_tcp(r.run_dir / "server.boot2.pcap")) >= on["t_done"] - 0.005
+
+
 def test_go_keepalive_period(run: Any) -> None:
     r = run("go_keepalive_period")
     conn = r.verdict()["connection"]

@@ -81,6 +81,7 @@ class Pod:
     gateways: list[Gateway] = field(default_factory=list)
     _followers: list[threading.Thread] = field(default_factory=list)
     _files: dict[str, Path] = field(default_factory=dict)  # what boots write, made in the run directory
+    cabled_at: float | None = None  # when reconnect last put the cables in: the kernel answers from then
 
     def boot(self) -> None:
         """Create the host container and wait until its capture listens (before any SYN can pass)."""
@@ -297,6 +298,7 @@ class Pod:
         attach = self.attach or {"default": [str(self.spec.address)]}
         for name, net in self._chosen(network).items():
             net.connect(self.host, ipv4_address=_v4(attach[name]), ipv6_address=_v6(attach[name]))
+        self.cabled_at = time.time()
         self._route()  # the default route went with the interface
         if self.on_rewired is not None:
             self.on_rewired(self.name)
@@ -375,13 +377,18 @@ class Pod:
         self.paused = False
         return cut
 
-    def power_on(self) -> None:
-        """Same address, same MAC, fresh kernel state, a new capture file, and the same program."""
+    def power_on(self) -> float:
+        """Same address, same MAC, fresh kernel state, a new capture file, and the same program.
+        When its cables went in: the fresh kernel answers from then, while its app starts
+        (measured: its RST to the peer's retransmission 0.14 s before redis-server was ready)."""
         self.check_off()
+        self.cabled_at = None
         self.boot()
+        cabled = self.cabled_at if self.cabled_at is not None else time.time()
         if self.on_rewired is not None:
             self.on_rewired(self.name)
         self.start_app(self.app_config)
+        return cabled
 
     def check_off(self) -> None:
         """A power on needs the host off: booting it while on would put a second host container

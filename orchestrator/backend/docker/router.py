@@ -10,6 +10,7 @@ NET_RAW (the captures, forged segments) and nothing else; it runs no app.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -261,6 +262,8 @@ class RouterPod(Pod):
     def start_app(self, config_json: str) -> None:
         raise RuntimeError(f"{self.name} is a router: it runs no app")
 
-    def power_on(self) -> None:
+    def power_on(self) -> float:
+        """A router's cables are in from its start (its captures need their interfaces)."""
         self.check_off()
         self.boot()
+        return time.time()
