@@ -143,7 +143,7 @@ def _problems_beyond(
             if round_ and err["type"] != "missing" and not _near(path, removed):
                 out.append(_problem(err, located, file))  # one the first pass could not reach
                 continue
-            if not _can_drop(path) or not _drop(pruned, path):
+            if not _stand_in(pruned, path) and (not _can_drop(path) or not _drop(pruned, path)):
                 return out
             removed.append(path)
         try:
@@ -181,6 +181,36 @@ def _branches_merged(errors: list[Any]) -> list[Any]:
         else:
             out.append(err)
     return [e for e in out if id(e) not in said]
+
+
+# A step no whole-file check finds fault with (heal needs no app state), put in place of one the
+# model refused, so the steps after it keep their numbers.
+_NEUTRAL_STEP = "heal"
+
+
+def _stand_in(data: Any, path: tuple[str | int, ...]) -> bool:
+    """A required value the model refused, replaced by one that raises no problem of its own:
+    the duration by the longest (so no step is said to fall beyond it), a step by a heal of the
+    same host at the same moment. Measured: a duration without its unit, or a misspelt fault,
+    hid every whole-file problem (an unknown host, an event the app never reports, ...)."""
+    if path == ("duration",) and isinstance(data, dict) and "duration" in data:
+        data["duration"] = f"{model.MAX_DURATION_S:g}s"
+        return True
+    if len(path) >= 2 and path[0] == "timeline" and isinstance(path[1], int):
+        items = data.get("timeline") if isinstance(data, dict) else None
+        if (
+            not isinstance(items, list)
+            or not 0 <= path[1] < len(items)
+            or not isinstance(items[path[1]], dict)
+        ):
+            return False
+        step = items[path[1]]
+        if step.get("fault") == _NEUTRAL_STEP:
+            return False  # already stood in: what is left is the host or the time itself
+        kept = {k: v for k, v in step.items() if k in ("host", "at", "after")}
+        items[path[1]] = {**kept, "fault": _NEUTRAL_STEP}
+        return True
+    return False
 
 
 def _can_drop(path: tuple[str | int, ...]) -> bool:

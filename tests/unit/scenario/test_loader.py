@@ -308,6 +308,42 @@ def test_a_typo_does_not_hide_the_whole_file_checks(tmp_path: Path) -> None:
     assert len(found) == 5, found
 
 
+@pytest.mark.parametrize(
+    ("right", "mistake", "told"),
+    [
+        ("duration: 20s", "duration: 20", "duration: 20 has no unit"),
+        ("fault: disconnect", "fault: disconect", "timeline[1].fault: unknown 'disconect'"),
+    ],
+)
+def test_a_required_value_the_model_refused_does_not_hide_the_whole_file_checks(
+    tmp_path: Path, right: str, mistake: str, told: str
+) -> None:
+    # Measured: either mistake alone was the only problem said; the whole-file ones came after
+    # it was fixed. The duration stands in as the longest, a step as a heal of its host.
+    text = """
+        name: required
+        duration: 20s
+        hosts:
+          server: {role: server, address: 10.77.0.10}
+          client: {role: client, address: 10.77.0.20, agent: {mode: send, connect: "srv:7000"}}
+        timeline:
+          - {at: 1s, fault: pause, host: client}
+          - {at: 3s, fault: disconnect, host: server}
+          - {at: 5s, fault: kill, host: nobody}
+        expect:
+          apps:
+            clent: {sees: ETIMEDOUT}
+        """
+    found = problems(tmp_path, text.replace(right, mistake))
+    assert any(told in p for p in found), found
+    assert any("hosts.client.agent.connect: unknown host 'srv'" in p for p in found), found
+    assert any("timeline[2].host: unknown host 'nobody'" in p for p in found), found
+    assert any("expect.apps.clent: unknown host 'clent'" in p for p in found), found
+    # Nothing about the stand-ins themselves (a step beyond the longest duration, a heal).
+    assert not [p for p in found if "within the duration" in p or ("timeline[1]" in p and told not in p)]
+    assert len(found) == 4, found
+
+
 def test_a_host_that_cannot_be_read_stops_the_checks_that_would_name_it(tmp_path: Path) -> None:
     found = problems(
         tmp_path,
