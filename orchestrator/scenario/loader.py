@@ -157,7 +157,7 @@ def _problems_beyond(
         return out + [
             Problem(file, located.line_of(key), _dotted(key), msg)
             for key, msg in found
-            if not _near(tuple(key), removed)
+            if not _near(tuple(key), removed) and not _after_stand_in(tuple(key), removed, pruned)
         ]
     return out
 
@@ -211,6 +211,26 @@ def _stand_in(data: Any, path: tuple[str | int, ...]) -> bool:
         items[path[1]] = {**kept, "fault": _NEUTRAL_STEP}
         return True
     return False
+
+
+def _after_stand_in(key: tuple[str | int, ...], removed: list[tuple[str | int, ...]], data: Any) -> bool:
+    """Whether a problem is about a later step of a host one of whose steps stood in as a heal:
+    the step it replaced may have been the pause or power off the later one needs."""
+    if len(key) < 2 or key[0] != "timeline" or not isinstance(key[1], int):
+        return False
+    items = data.get("timeline") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not 0 <= key[1] < len(items) or not isinstance(items[key[1]], dict):
+        return False
+    host = items[key[1]].get("host")
+    return any(
+        len(r) >= 2
+        and r[0] == "timeline"
+        and isinstance(r[1], int)
+        and r[1] < key[1]
+        and isinstance(items[r[1]], dict)
+        and items[r[1]].get("host") == host
+        for r in removed
+    )
 
 
 def _can_drop(path: tuple[str | int, ...]) -> bool:

@@ -344,6 +344,28 @@ def test_a_required_value_the_model_refused_does_not_hide_the_whole_file_checks(
     assert len(found) == 4, found
 
 
+def test_a_step_that_stood_in_makes_no_problem_of_the_same_hosts_later_steps(tmp_path: Path) -> None:
+    # The misspelt unpause stands in as a heal: the pause after it is not "a second pause".
+    found = problems(
+        tmp_path,
+        """
+        name: order
+        duration: 20s
+        hosts:
+          server: {role: server, address: 10.77.0.10}
+          client: {role: client, address: 10.77.0.20, agent: {mode: send, connect: "server:7000"}}
+        timeline:
+          - {at: 1s, fault: pause, host: server}
+          - {at: 2s, fault: unpase, host: server}
+          - {at: 3s, fault: pause, host: server}
+          - {at: 4s, fault: kill, host: nobody}
+        """,
+    )
+    assert any("timeline[1].fault: unknown 'unpase'" in p for p in found), found
+    assert any("timeline[3].host: unknown host 'nobody'" in p for p in found), found
+    assert len(found) == 2, found
+
+
 def test_a_host_that_cannot_be_read_stops_the_checks_that_would_name_it(tmp_path: Path) -> None:
     found = problems(
         tmp_path,
