@@ -180,6 +180,9 @@ def _take_doubling(
     )
     if anchored is not None:
         p.predicted_s, p.alternatives = anchored
+    elif len(armed) >= 2:  # an expiry the capture shows was a retransmission did not end it
+        shown = armed[-1].time - stamp.time + TCP_RTO_MIN / 2  # the next fire comes an RTO later
+        p.alternatives = [a for a in p.alternatives if a > shown]
     if started_late:  # a bound: the latest end the model allows (an orphan's too)
         orphan = _orphan_end(conn, s, offset, rto)
         p.predicted_s, p.alternatives = max(p.predicted_s, *p.alternatives, orphan or 0.0), []

@@ -76,3 +76,20 @@ def test_gaps_that_are_not_the_models_timer_late_are_not_followed() -> None:
     assert anchor_on_last_fire(level, level[0], rto, BUDGET, 120.0, 0, 0.0) is None
     past = _refs([0.0, 0.436, 1.260, 2.928, 6.3])  # a fire past the budget: the timer went on
     assert anchor_on_last_fire(past, past[0], rto, BUDGET, 120.0, 0, 0.0) is None
+
+
+def test_an_expiry_the_capture_shows_as_a_retransmission_is_no_knife_edge() -> None:
+    """The model's third fire (2.912 s) falls just short of the 3 s budget, so a late one might
+    have ended it there; but the capture holds that fire's retransmission (2.928 s), so it did
+    not: the abort is the next fire. Where the capture ends before it, it stays a knife edge."""
+    analysis = analyze_file(LATE / "v6_shown_expiry_retries2_3.pcap")
+    (conn,) = analysis.connections
+    s = parse_settings(["tcp_retries2=3"], [])
+    error = 1796315520.780146
+    (p,) = [p for p in predict_connection(conn, lambda _: s, [], error + 1) if p.kind == "rto-abort"]
+    assert p.alternatives == []
+    assert p.predicted_s <= error - p.start_time <= p.predicted_s * (1 + TOLERANCE + WHEEL_SLACK)
+    analysis = analyze_file(LATE / "v6_before_expiry_retries2_3.pcap")
+    (conn,) = analysis.connections
+    (p,) = [p for p in predict_connection(conn, lambda _: s, [], error + 1) if p.kind == "rto-abort"]
+    assert [round(a, 1) for a in p.alternatives] == [2.9]
