@@ -16,7 +16,7 @@ import itertools
 
 from orchestrator.kernel.predict import WHEEL_SLACK
 from orchestrator.kernel.timer_reading import plateau
-from orchestrator.kernel.timers import timer_gap
+from orchestrator.kernel.timers import timer_fires, timer_gap
 from orchestrator.tcp.connection import FrameRef
 
 __all__ = ["Anchored", "anchor_on_last_fire"]
@@ -57,7 +57,7 @@ def anchor_on_last_fire(
         n += 1
         fires.append(round(t, 6))
     fires.append(round(t + timer_gap(n, rto, rto_max, linear), 6))  # one beyond the abort
-    if len(fires) - 1 == _model_fires(budget, rto, rto_max, linear, offset):
+    if len(fires) == len(timer_fires(budget - offset, rto, rto_max, linear)):  # the same fire as the model's
         return None
     return fires[-2], _edges_after(fires, budget, len(armed) - 1)
 
@@ -78,12 +78,3 @@ def _late_only(gap: float, model: float) -> bool:
     """Whether a captured gap is the model's, fired late by the wheel only (up to 1/8, and a few
     jiffies), never sooner (the model's RTO is the least the gaps allow)."""
     return model * (1 - _EARLY) <= gap <= model * (1 + WHEEL_SLACK) + _JIFFIES
-
-
-def _model_fires(budget: float, rto: float, rto_max: float, linear: int, offset: float) -> int:
-    """How many times the model's timer fires from the stamp up to its abort (that fire included)."""
-    k, t = 1, offset
-    while t < budget:
-        t += timer_gap(k, rto, rto_max, linear)
-        k += 1
-    return k - 1

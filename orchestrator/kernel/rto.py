@@ -45,6 +45,7 @@ from orchestrator.kernel.timers import (
     fast_retransmissions,
     rto_abort_after,
     rto_abort_from_stamp,
+    timer_fires,
     timer_gap,
 )
 from orchestrator.pcap.icmp import IcmpError
@@ -285,14 +286,7 @@ def _knife_edge(budget: float, rto: float, rto_max: float, linear: int = 0) -> l
     """Where an expiry falls within the timer wheel's slack of the budget, the abort may come
     one expiry earlier or later than the model's: an expiry just short of the budget can fire
     past it, and one just past it may really have been short (its RTO read from late gaps)."""
-    fires: list[float] = []
-    t = 0.0
-    while not fires or fires[-1] < budget:
-        t += timer_gap(len(fires) + 1, rto, rto_max, linear)
-        fires.append(round(t, 6))
-    t += timer_gap(len(fires) + 1, rto, rto_max, linear)
-    fires.append(round(t, 6))  # one beyond the model's abort
-    return _edges(fires, budget)
+    return _edges(timer_fires(budget, rto, rto_max, linear), budget)
 
 
 def _edges(fires: list[float], budget: float, exact: Sequence[float] = ()) -> list[float]:

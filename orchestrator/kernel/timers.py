@@ -68,6 +68,7 @@ __all__ = [
     "syn_schedule",
     "syn_timeout_after",
     "synack_schedule",
+    "timer_fires",
     "timer_gap",
     "user_timeout_abort_after",
 ]
@@ -138,6 +139,19 @@ def rto_abort_from_stamp(
             gap *= 2
         k += 1
     return t / _US
+
+
+def timer_fires(budget: float, rto: float, rto_max: float = TCP_RTO_MAX, linear: int = 0) -> list[float]:
+    """The timer's fires after the stamp (s, rounded to the us), `timer_gap` after each other, up
+    to the first at or past `budget` (the model's abort), then one beyond it."""
+    fires: list[float] = []
+    t = 0.0
+    while not fires or fires[-1] < budget:
+        t += timer_gap(len(fires) + 1, rto, rto_max, linear)
+        fires.append(round(t, 6))
+    t += timer_gap(len(fires) + 1, rto, rto_max, linear)
+    fires.append(round(t, 6))
+    return fires
 
 
 def timer_gap(k: int, rto: float, rto_max: float = TCP_RTO_MAX, linear: int = 0) -> float:
