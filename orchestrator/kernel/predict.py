@@ -19,6 +19,7 @@ Timers fire up to 1/8 late (the kernel's timer wheel), so the tolerance is one-s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -170,24 +171,38 @@ def predict_connection(
     """The predictions that apply to `conn`, each compared with the capture. `settings_for`
     gives a side's settings; `capture_end` is when the observation ended (a capture's last
     segment, or the end of a run)."""
-    # Imported here: each family imports this module's types.
-    from orchestrator.kernel import handshake, keepalive, rto, zerowindow  # noqa: PLC0415
-
+    handshake, rto, zerowindow, keepalive = _families()
     end = capture_end if capture_end is not None else (conn.last_frame.time if conn.last_frame else 0.0)
-    errors = [e for e in icmp_errors if about(e, conn)]
+    errors = [e for e in icmp_errors if about(e, conn)] if icmp_errors else []
     out: list[KernelPrediction] = []
     for side in ("client", "server"):
         s = settings_for(side)
         found = (
-            handshake.predict(conn, side, s, errors, end)
-            or rto.predict(conn, side, s, errors, end)
-            or zerowindow.predict(conn, side, s, end)
-            or keepalive.predict(conn, side, s, end)
+            handshake(conn, side, s, errors, end)
+            or rto(conn, side, s, errors, end)
+            or zerowindow(conn, side, s, end)
+            or keepalive(conn, side, s, end)
         )
         if found is not None:
             judge(found, tolerance)
             out.append(found)
     return out
+
+
+_WithErrors = Callable[
+    [ConnectionSummary, Side, KernelSettings, list[IcmpError], float], KernelPrediction | None
+]
+_Plain = Callable[[ConnectionSummary, Side, KernelSettings, float], KernelPrediction | None]
+
+
+@functools.cache
+def _families() -> tuple[_WithErrors, _WithErrors, _Plain, _Plain]:
+    """The families' predictions, in the order they are tried. Imported on first use, as each
+    family imports this module's types; once, as a connection's predictions are made by the
+    thousand."""
+    from orchestrator.kernel import handshake, keepalive, rto, zerowindow  # noqa: PLC0415
+
+    return handshake.predict, rto.predict, zerowindow.predict, keepalive.predict
 
 
 def judge(p: KernelPrediction, tolerance: float) -> None:

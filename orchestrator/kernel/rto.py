@@ -289,14 +289,14 @@ def _knife_edge(budget: float, rto: float, rto_max: float, linear: int = 0) -> l
     return _edges(timer_fires(budget, rto, rto_max, linear), budget)
 
 
-def _edges(fires: list[float], budget: float, exact: Sequence[float] = ()) -> list[float]:
+def _edges(fires: Sequence[float], budget: float, exact: Sequence[float] = ()) -> list[float]:
     """`_knife_edge`'s choice among the timer's fires (the last one beyond the model's abort);
     `exact`: runs at an error's time, not the wheel's, which cannot come late."""
-    fires = [round(f, 6) for f in fires]
+    rounded = [round(f, 6) for f in fires]
     punctual = {round(f, 6) for f in exact}
-    model = fires[-2]
+    model = rounded[-2]
     out: list[float] = []
-    for a, b in itertools.pairwise(fires):
+    for a, b in itertools.pairwise(rounded):
         if a < budget <= a * (1 + WHEEL_SLACK) and a != model and a not in punctual:
             out.append(a)  # short, but a late fire would end it here
         if a == model and a / (1 + WHEEL_SLACK) < budget:

@@ -54,7 +54,10 @@ _PLURAL = re.compile(r"(?<=[a-z])s\b")
 _HOLE = "\x00"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like `Tally`: a frozen dataclass sets each field through object.__setattr__,
+# three times the cost of a plain one, and both are made and unpickled once per connection.
+# Nothing assigns to either.
+@dataclass(slots=True)
 class ModelEnd:
     """One end the kernel model gives a connection."""
 
@@ -65,7 +68,7 @@ class ModelEnd:
     within_tolerance: bool | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tally:
     """One connection as the totals read it: small, as it crosses between processes."""
 
