@@ -5,6 +5,7 @@ over the whole range through the observed points."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK
-from tests.integration.conftest import ROOT, scenario_names, tcpscen
+from tests.integration.conftest import ROOT, TCPSCEN, scenario_names, tcpscen
 
 pytestmark = pytest.mark.engine
 
@@ -82,6 +83,16 @@ def test_sweep_retries2(tmp_path: Path) -> None:
     assert found.count("circle", "point observed") == 3
     for n in (3, 5, 8):
         assert f'href="tcp_retries2={n}/report.html"' in page
+
+    # `tcpscen report` on the sweep's directory makes each run's report again.
+    made = {n: sweep_dir / rows[n]["report"] for n in (3, 5, 8)}
+    for path in made.values():
+        path.unlink()
+    command = [*TCPSCEN, "report", str(sweep_dir)]
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "a sweep, its 3 runs" in again.stdout
+    assert all(path.exists() for path in made.values())
 
 
 class Marks(HTMLParser):

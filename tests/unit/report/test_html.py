@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.report import report
+from orchestrator.cli.report import SWEEP_FILE, report
 from orchestrator.errors import UsageError
-from orchestrator.report import artifacts, html
+from orchestrator.report import artifacts, html, sweep
 from orchestrator.report.artifacts import regenerate, write_artifacts
 from orchestrator.report.runview import INPUT_FILE, load_view
 from orchestrator.verdict.judge import Verdict
@@ -157,3 +157,27 @@ def test_a_report_that_fails_costs_no_verdict(tmp_path: Path, monkeypatch: pytes
 
 def _without_stamp(page: str) -> str:
     return re.sub(r"made by tcpscen at [^.]*\.", "", page)
+
+
+def test_the_report_command_takes_a_sweep_for_its_runs(run_dir: Path, tmp_path: Path) -> None:
+    # `tcpscen report runs/<sweep>-<time>/`: each of the sweep's runs, as its sweep.json lists them.
+    assert SWEEP_FILE == sweep.JSON_FILE
+    swept = tmp_path / "retries-20260101-000000"
+    swept.mkdir()
+    for name in ("tcp_retries2=3", "tcp_retries2=5"):
+        shutil.copytree(run_dir, swept / name)
+        (swept / name / "report.html").unlink()
+    rows = [{"run_dir": "tcp_retries2=3"}, {"run_dir": "tcp_retries2=5"}]
+    (swept / "sweep.json").write_text(json.dumps({"rows": rows}))
+    report([swept])
+    assert all((swept / name / "report.html").exists() for name in ("tcp_retries2=3", "tcp_retries2=5"))
+    # A run that cannot be made is said by its own name; the others are made.
+    shutil.rmtree(swept / "tcp_retries2=5")
+    (swept / "tcp_retries2=3" / "report.html").unlink()
+    with pytest.raises(UsageError, match=r"tcp_retries2=5: not a directory"):
+        report([swept])
+    assert (swept / "tcp_retries2=3" / "report.html").exists()
+    # Without sweep.json a folder of runs is not a sweep: said as before.
+    (swept / "sweep.json").unlink()
+    with pytest.raises(UsageError, match="not a run directory"):
+        report([swept])
