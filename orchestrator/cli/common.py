@@ -15,10 +15,16 @@ if TYPE_CHECKING:
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; a folder stands for its *.yaml files."""
+    """Files as given; a folder stands for its *.yaml files but the Compose files among them
+    (a project's folder may hold its scenarios and the Compose file they name)."""
+    from orchestrator.scenario.loader import is_compose_file  # noqa: PLC0415 - keeps other commands' start-up light
+
     out: list[Path] = []
     for path in paths:
-        out.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+        if path.is_dir():
+            out.extend(p for p in sorted(path.glob("*.yaml")) if not is_compose_file(p))
+        else:
+            out.append(path)
     return out
 
 

@@ -31,12 +31,34 @@ def load_scenario(path: Path, routes: Sequence[Route] | None = None) -> model.Sc
     A sweep's values are each checked too, as the file with that value would be."""
     file = str(path)
     located = locate(read_source(path), file)
+    if is_compose(located.data):
+        raise ScenarioError([Problem(file, located.line_of(("services",)), "services", COMPOSE_FILE)])
     scenario = make_scenario(located, file, path.stem, routes, path.resolve().parent)
     if scenario.sweep is not None:
         from orchestrator.scenario.sweep import expand  # noqa: PLC0415 - sweep.py imports this module
 
         expand(located, file, path.stem, routes, path.resolve().parent)
     return scenario
+
+
+COMPOSE_FILE = (
+    "a Compose file, not a scenario: a scenario names it (`compose: <this file>`) and says which "
+    "service each of its hosts is (`hosts.<name>.service`)"
+)
+
+
+def is_compose(data: object) -> bool:
+    """Whether a YAML document is a Compose project's, not a scenario: services, and no hosts."""
+    return isinstance(data, dict) and "services" in data and "hosts" not in data
+
+
+def is_compose_file(path: Path) -> bool:
+    """Whether a file is a Compose project's (a folder of scenarios may hold one beside them).
+    A file that cannot be read or parsed is not: the loader says what is wrong with it."""
+    try:
+        return is_compose(yaml.safe_load(read_source(path)))
+    except (ScenarioError, yaml.YAMLError):
+        return False
 
 
 def make_scenario(

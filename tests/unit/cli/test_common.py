@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.common import check_writable_dir, load_all
+from orchestrator.cli.common import check_writable_dir, expand, load_all
 from orchestrator.errors import ScenarioError, UsageError
 from orchestrator.scenario import routes
 
@@ -53,3 +53,27 @@ def test_a_runs_dir_is_made_or_refused(tmp_path: Path) -> None:
         check_writable_dir(tmp_path / "file", "--runs-dir")
     with pytest.raises(UsageError, match="a part of the path is a file"):
         check_writable_dir(tmp_path / "file" / "runs", "--runs-dir")
+
+
+def test_a_folder_holding_a_compose_file_beside_its_scenarios(tmp_path: Path) -> None:
+    # A user's project: the scenario and the Compose file it names, in one folder.
+    (tmp_path / "compose.yaml").write_text((ROOT / "compose" / "redis" / "compose.yaml").read_text())
+    for name in ("Dockerfile", "client.py"):
+        (tmp_path / name).write_text((ROOT / "compose" / "redis" / name).read_text())
+    text = (ROOT / "scenarios" / "redis_power_off.yaml").read_text()
+    (tmp_path / "redis_power_off.yaml").write_text(
+        text.replace("../compose/redis/compose.yaml", "compose.yaml")
+    )
+    assert [s.name for s in load_all([tmp_path])] == ["redis_power_off"]  # the Compose file is not one
+    assert expand([tmp_path]) == [tmp_path / "redis_power_off.yaml"]
+    # Named on its own, it is said to be a Compose file, at its `services:` line.
+    with pytest.raises(ScenarioError) as caught:
+        load_all([tmp_path / "compose.yaml"])
+    [problem] = caught.value.problems
+    assert (problem.file, problem.key) == (str(tmp_path / "compose.yaml"), "services")
+    assert problem.line is not None and "a Compose file, not a scenario" in problem.message
+    # A scenario with a `services` key is still a scenario (its hosts say so): the usual problem.
+    (tmp_path / "odd.yaml").write_text(text.replace("hosts:", "services: {}\nhosts:", 1))
+    assert expand([tmp_path]) == [tmp_path / "odd.yaml", tmp_path / "redis_power_off.yaml"]
+    with pytest.raises(ScenarioError, match="services: unknown key"):
+        load_all([tmp_path / "odd.yaml"])
