@@ -21,6 +21,7 @@ from orchestrator.pcap.columns import (
     I64,
     Chunk,
     Group,
+    RowFilter,
     Slice,
     Walks,
     assemble,
@@ -89,10 +90,11 @@ class _Section:
 
 
 def pcapng_chunks(  # noqa: PLR0915 - the framing loop
-    capture: TcpCapture, f: BinaryIO, walks: Walks | None = None
+    capture: TcpCapture, f: BinaryIO, walks: Walks | None = None, keep: RowFilter | None = None
 ) -> Iterator[Chunk]:
     """The chunks of a pcapng file, from its start. `walks`: the compiled steps (`walk`), whose
-    `walk_epbs` steps over runs of Enhanced Packet Blocks (else this loop does, block by block)."""
+    `walk_epbs` steps over runs of Enhanced Packet Blocks (else this loop does, block by block).
+    `keep`: which segments to hand out (`chunks.read_chunks`)."""
     ng = pcapng
     shb, idb, epb_type, pb_type, spb_type = ng.SHB, ng.IDB, ng.EPB, ng.PB, ng.SPB
     min_block, epb_data = ng.MIN_BLOCK, ng.EPB_DATA
@@ -165,7 +167,7 @@ def pcapng_chunks(  # noqa: PLR0915 - the framing loop
                 if btype == epb_type:  # an EPB too short for its body: as the reference reader, not a packet
                     frame += 1
                 elif order is not None:
-                    groups += _epbs(capture, sec, buf, u8, run, walks)
+                    groups += _epbs(capture, sec, buf, u8, run, walks, keep)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
                     blocks, frames = run.blocks, run.frames
@@ -177,16 +179,16 @@ def pcapng_chunks(  # noqa: PLR0915 - the framing loop
                     sec.add(face)
                 elif btype in (pb_type, spb_type):  # rare
                     frame += 1
-                    groups += _epbs(capture, sec, buf, u8, run, walks)
+                    groups += _epbs(capture, sec, buf, u8, run, walks, keep)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
                     blocks, frames = run.blocks, run.frames
                     last_tns = _rare_block(capture, sec, buf, pos, blen, btype, frame, last_tns, rare, icmp)
                 pos = end
-            groups += _epbs(capture, sec, buf, u8, run, walks)
+            groups += _epbs(capture, sec, buf, u8, run, walks, keep)
             last_tns = run.last_tns(sec, buf, last_tns)
             rest = buf[pos:]
-            chunk, count = assemble(capture, groups, tcp, rare, icmp)
+            chunk, count = assemble(capture, groups, tcp, rare, icmp, keep)
             tcp += count
             if chunk is not None:
                 yield chunk
@@ -234,6 +236,7 @@ def _epbs(
     u8: npt.NDArray[np.uint8],
     run: _Run,
     walks: Walks | None,
+    keep: RowFilter | None,
 ) -> list[Group]:
     """Decode a run of Enhanced Packet Blocks, interface by interface (`u8`: the chunk's bytes,
     padded)."""
@@ -265,7 +268,7 @@ def _epbs(
             )
         times = (tns // 1_000_000_000).astype(np.float64) + (tns % 1_000_000_000).astype(np.float64) / 1e9
         groups.append(
-            decode(capture, lay, buf, rec, frames[m], offsets[m] + pcapng.EPB_DATA, tns, times, walks)
+            decode(capture, lay, buf, rec, frames[m], offsets[m] + pcapng.EPB_DATA, tns, times, walks, keep)
         )  # as `seconds`
     return groups
 
@@ -280,7 +283,7 @@ def _slow_group(
         tns = sec.tns(buf, block)
         assert tns is not None  # checked valid
         _decode_one(capture, iface, buf, block + pcapng.EPB_DATA, cap, orig, fr, tns, rare, icmp)
-    return Group(no_columns(capture.name), rare, icmp)
+    return Group(no_columns(capture.name), rare, icmp, np.zeros(len(frames), dtype=np.bool_), frames)
 
 
 def _rare_block(
