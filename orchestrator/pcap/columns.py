@@ -209,7 +209,7 @@ class Group:
 def decode(
     capture: TcpCapture,
     lay: Slice,
-    buf: bytes | memoryview,
+    buf: bytes | bytearray | memoryview,
     rec: np.ndarray,
     frames: I64,
     data: I64,
@@ -309,7 +309,7 @@ _FIELD_COLUMNS = (
 def _slow_records(
     capture: TcpCapture,
     lay: Slice,
-    buf: bytes | memoryview,
+    buf: bytes | bytearray | memoryview,
     slow: npt.NDArray[np.bool_],
     data: I64,
     cap: I64,
