@@ -4,19 +4,19 @@ Every process reads the whole capture (`chunks`) and keeps the segments of its o
 a hash of the connection's addresses and ports (`part_of`, the same for both directions) picks
 the process. The reader takes that as its filter (`Share`), so that only this process's segments
 are taken out of each chunk's decoded records (rather than all of them, then this process's out
-of those: 0.1 s less per process for a million segments). Connections are independent, so each
-process runs the pass on its own connections. Reading twice is cheaper than dealing out: reading
-a million records as columns takes 0.2 to 0.4 s of CPU (compiled walks), while splitting each
-chunk for the children and sending the parts through a pipe kept the parent, the only reader,
-busy longer than the child, which waited for its segments (measured: 2.4 s against 2.0 s for the
-whole shared part of a million segments in 9,547 connections, 2 processes; 12% faster for the
-whole command). And every process has the same work, so the shares are equal. Children send
-their summaries back (pickled), or, with a `Renderer` (`analyze_rendered`), their connections
-already rendered as text, which is much cheaper to send than the objects, each with its small
-`totals.Tally`; the parent puts all connections in order of first frame and numbers them
-(`stream`), and the file's totals are folded from the tallies in that order. The result is what
-one process gives, byte for byte in the CLI's output; `tests/unit/tcp/test_parallel.py` checks
-that.
+of those: 0.35 s of CPU a process for a million segments against 0.14, with `columns.decode`'s
+row per field). Connections are independent, so each process runs the pass on its own
+connections. Reading twice is cheaper than dealing out: reading a million records as columns
+takes 0.2 to 0.4 s of CPU (compiled walks), while splitting each chunk for the children and
+sending the parts through a pipe kept the parent, the only reader, busy longer than the child,
+which waited for its segments (measured: 2.4 s against 2.0 s for the whole shared part of a
+million segments in 9,547 connections, 2 processes; 12% faster for the whole command). And every
+process has the same work, so the shares are equal. Children send their summaries back
+(pickled), or, with a `Renderer` (`analyze_rendered`), their connections already rendered as
+text, which is much cheaper to send than the objects, each with its small `totals.Tally`; the
+parent puts all connections in order of first frame and numbers them (`stream`), and the file's
+totals are folded from the tallies in that order. The result is what one process gives, byte for
+byte in the CLI's output; `tests/unit/tcp/test_parallel.py` checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
 modules (and the compiled functions) already loaded. Captures under `sizing.SHARED_BYTES` stay
