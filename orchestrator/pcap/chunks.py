@@ -15,38 +15,44 @@ from itertools import islice
 import numpy as np
 
 from orchestrator.pcap import columns, pcap
-from orchestrator.pcap.columns import Chunk, Slice, Walks, assemble, decode, gather
+from orchestrator.pcap.columns import Chunk, RowFilter, Slice, Walks, assemble, decode, gather
 from orchestrator.pcap.links import Link
 from orchestrator.pcap.ngchunks import pcapng_chunks
 from orchestrator.pcap.reader import MAX_RECORD, TcpCapture, has_columns
 from orchestrator.pcap.refill import Refill
 
-__all__ = ["Walks", "has_columns", "read_chunks"]
+__all__ = ["RowFilter", "Walks", "has_columns", "read_chunks"]
 
 PAIRS_PER_CHUNK = 1 << 16
 
 
-def read_chunks(capture: TcpCapture, walks: Walks | None = None) -> Iterator[Chunk]:
+def read_chunks(
+    capture: TcpCapture, walks: Walks | None = None, keep: RowFilter | None = None
+) -> Iterator[Chunk]:
     """The capture's TCP segments, a chunk at a time; the capture's counters are set as iterating it
-    would set them. `walks`: the framing walks compiled (`walk`), else the loops walk in Python."""
+    would set them. `walks`: the framing walks compiled (`walk`), else the loops walk in Python.
+    `keep`: which segments to hand out (None: all); each keeps its position among all."""
     if not has_columns(capture):
         it = capture.pairs()
         while batch := list(islice(it, PAIRS_PER_CHUNK)):
-            yield Chunk(pairs=batch)
+            if keep is not None:
+                batch = [(i, p) for i, p in batch if keep.packet(p)]
+            if batch:
+                yield Chunk(pairs=batch)
         return
     capture.reset()
     f = capture.open()
     try:
         if capture.format == "pcap":
-            yield from _pcap(capture, f, walks)
+            yield from _pcap(capture, f, walks, keep)
         else:
-            yield from pcapng_chunks(capture, f, walks)
+            yield from pcapng_chunks(capture, f, walks, keep)
     finally:
         f.close()
 
 
 def _pcap(  # noqa: PLR0915 - the framing loop
-    capture: TcpCapture, f: io.BufferedReader, walks: Walks | None
+    capture: TcpCapture, f: io.BufferedReader, walks: Walks | None, keep: RowFilter | None
 ) -> Iterator[Chunk]:
     header = pcap.parse_header(f.read(pcap.FILE_HEADER.size))
     link = Link(header.linktype)
@@ -116,9 +122,10 @@ def _pcap(  # noqa: PLR0915 - the framing loop
                     sec * 1_000_000_000 + frac * ns_per_unit,
                     sec.astype(np.float64) + frac.astype(np.float64) * s_per_unit,
                     walks,
+                    keep,
                 )
                 frame += len(rec)
-                chunk, count = assemble(capture, [group], tcp)
+                chunk, count = assemble(capture, [group], tcp, keep=keep)
                 tcp += count
                 if chunk is not None:
                     yield chunk

@@ -11,6 +11,10 @@ Records whose TCP segment does not fit the fast layout (IPv6, VLAN tags, IPv4 op
 record) are decoded by the reference reader's own decoders (`links`), so that both readers agree
 by construction; a chunk with any of them comes as (position, segment) pairs instead (`assemble`).
 Non-TCP records go through the reference decoders too, for the ICMP errors they may carry.
+
+A reader may be given a filter (`RowFilter`: a process's share of the connections, `parallel`):
+then only the segments it keeps are taken out of the decoded records (`_kept`), each still at
+its position among all the capture's segments, and the capture's counters count them all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from itertools import repeat
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +37,7 @@ __all__ = [
     "Chunk",
     "Columns",
     "Group",
+    "RowFilter",
     "Slice",
     "Walks",
     "assemble",
@@ -41,6 +47,7 @@ __all__ = [
 ]
 
 I64 = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
 _new = tuple.__new__
 # Bytes the column readers read at a time; read at each reading, so that tests can make it small.
 CHUNK = reader.CHUNK
@@ -171,79 +178,118 @@ class Slice:
         self.field_offsets = np.array([at.get("etype", -1)] + [at[n] for n in _DECODED], dtype=np.int64)
 
 
+class RowFilter(Protocol):
+    """Which TCP segments a reader keeps (the others are counted, and take their positions, but
+    are not handed out): as columns (IPv4 addresses as numbers), and one by one."""
+
+    def rows(self, src: I64, sport: I64, dst: I64, dport: I64) -> Mask: ...
+
+    def packet(self, p: TcpPacket) -> bool: ...
+
+
 @dataclass(slots=True)
 class Group:
-    """Records of one layout, decoded: the TCP segments the fast layout read (as columns,
-    positions not yet set), the others that are TCP (as packets), and ICMP errors by frame."""
+    """Records of one layout, decoded: the TCP segments the fast layout read that the filter
+    keeps (as columns; `pos` their rank among all this group's fast ones, 0 first), the others
+    that are TCP (as packets, all), and ICMP errors by frame. `fast`: which records the fast
+    layout read as TCP, of `frames` (their frame numbers)."""
 
     columns: Columns
     rare: list[TcpPacket]
     icmp: list[tuple[int, int, Found]]  # frame, ns, the error
+    fast: Mask
+    frames: I64
+
+    @property
+    def count(self) -> int:
+        """How many TCP segments the fast layout read, kept or not."""
+        return int(np.count_nonzero(self.fast))
 
 
 def decode(
     capture: TcpCapture,
     lay: Slice,
-    buf: bytes | memoryview,
+    buf: bytes | bytearray | memoryview,
     rec: np.ndarray,
     frames: I64,
     data: I64,
     tns: I64,
     times: npt.NDArray[np.float64],
     walks: Walks | None = None,
+    keep: RowFilter | None = None,
 ) -> Group:
     """Records of one layout: `frames` their frame numbers, `data` where each packet starts in
     `buf`, `tns` and `times` their capture times (ns, and seconds as the reference reader
-    computes them). `walks`: compiled steps (`walk`), else numpy decodes them."""
+    computes them). `walks`: compiled steps (`walk`), else numpy decodes them. `keep`: which of
+    the fast layout's segments to hand out (None: all)."""
     cap = rec["cap"].astype(np.int64)
     orig = np.maximum(rec["orig"].astype(np.int64), cap)
     if walks is not None:  # compiled: record by record, the same arithmetic
-        out = np.empty((len(rec), 12), dtype=np.int64)
+        out = np.empty((12, len(rec)), dtype=np.int64)  # a row per field: each one contiguous
         raw = rec.view(np.uint8).reshape(len(rec), rec.dtype.itemsize)
         walks.fields(raw, cap, orig, lay.field_offsets, lay.need, lay.hdr, out)
-        simple, good = out[:, 0] == 1, out[:, 1] == 1
-        slow = ~simple | (out[:, 11] == 1)
-        at = np.flatnonzero(good)
-        picked = out[at]
-        cols = Columns(
-            pos=np.zeros(len(at), dtype=np.int64),
-            frame=frames[at],
-            time=times[at],
-            tns=tns[at],
-            **{name: np.ascontiguousarray(picked[:, k]) for k, name in _FIELD_COLUMNS},
-            file=capture.name,
-        )
-        return Group(cols, *_slow_records(capture, lay, buf, slow, data, cap, orig, frames, tns, times))
-    simple = (rec["vihl"] == 0x45) & ((rec["frag"] & 0x1FFF) == 0) & (cap >= lay.need)
-    if lay.link.etype_off is not None:
-        simple &= rec["etype"] == 0x0800
-    proto = rec["proto"]
-    total = rec["total"].astype(np.int64)
-    total = np.where(total == 0, orig - lay.hdr, total)  # TSO: the frame's length stands for it
-    offflags = rec["offflags"].astype(np.int64)
-    plen = total - 20 - (offflags >> 12) * 4
-    good = simple & (proto == 6) & (plen >= 0) & (offflags >= 0x5000)
-    slow = ~simple | (proto == 1)  # ICMP: the reference decoders look for errors about TCP
+        simple, good = out[0] == 1, out[1] == 1
+        slow = ~simple | (out[11] == 1)
+        by_name = {name: out[k] for k, name in _FIELD_COLUMNS}
+    else:
+        simple = (rec["vihl"] == 0x45) & ((rec["frag"] & 0x1FFF) == 0) & (cap >= lay.need)
+        if lay.link.etype_off is not None:
+            simple &= rec["etype"] == 0x0800
+        proto = rec["proto"]
+        total = rec["total"].astype(np.int64)
+        total = np.where(total == 0, orig - lay.hdr, total)  # TSO: the frame's length stands for it
+        offflags = rec["offflags"].astype(np.int64)
+        plen = total - 20 - (offflags >> 12) * 4
+        good = simple & (proto == 6) & (plen >= 0) & (offflags >= 0x5000)
+        slow = ~simple | (proto == 1)  # ICMP: the reference decoders look for errors about TCP
+        by_name = {name: rec[field].astype(np.int64) for name, field in _RECORD_COLUMNS}
+        by_name["flags"] = offflags & 0x0FFF
+        by_name["payload_len"] = plen
     rare, icmp = _slow_records(capture, lay, buf, slow, data, cap, orig, frames, tns, times)
-    at = np.flatnonzero(good)
-    r = rec[at]
-    cols = Columns(
-        pos=np.zeros(len(at), dtype=np.int64),
+    return Group(_kept(capture.name, good, by_name, frames, tns, times, keep), rare, icmp, good, frames)
+
+
+def _kept(
+    file: str,
+    good: Mask,
+    by_name: dict[str, I64],
+    frames: I64,
+    tns: I64,
+    times: npt.NDArray[np.float64],
+    keep: RowFilter | None,
+) -> Columns:
+    """The columns of the records the fast layout read as TCP (`good`) and `keep` keeps (the
+    fields, `by_name`, of every record), each with its rank among the `good` ones as `pos`."""
+    if keep is not None:
+        at = np.flatnonzero(
+            good & keep.rows(by_name["src"], by_name["sport"], by_name["dst"], by_name["dport"])
+        )
+        rank = at if good.all() else (np.cumsum(good) - 1)[at]
+    else:
+        at = np.flatnonzero(good)
+        rank = np.arange(len(at), dtype=np.int64)
+    if len(at) == len(frames):  # every record: the arrays as they are
+        return Columns(pos=rank, frame=frames, time=times, tns=tns, **by_name, file=file)
+    return Columns(
+        pos=rank,
         frame=frames[at],
         time=times[at],
         tns=tns[at],
-        src=r["src"].astype(np.int64),
-        sport=r["sport"].astype(np.int64),
-        dst=r["dst"].astype(np.int64),
-        dport=r["dport"].astype(np.int64),
-        seq=r["seq"].astype(np.int64),
-        ack=r["ack"].astype(np.int64),
-        flags=offflags[at] & 0x0FFF,
-        window=r["win"].astype(np.int64),
-        payload_len=plen[at],
-        file=capture.name,
+        **{k: v[at] for k, v in by_name.items()},
+        file=file,
     )
-    return Group(cols, rare, icmp)
+
+
+# The numpy decoding's columns read as they are from the records: (column, field).
+_RECORD_COLUMNS = (
+    ("src", "src"),
+    ("sport", "sport"),
+    ("dst", "dst"),
+    ("dport", "dport"),
+    ("seq", "seq"),
+    ("ack", "ack"),
+    ("window", "win"),
+)
 
 
 # The compiled decoding's output columns (`walk.decode_fields`), by their index there.
@@ -263,7 +309,7 @@ _FIELD_COLUMNS = (
 def _slow_records(
     capture: TcpCapture,
     lay: Slice,
-    buf: bytes | memoryview,
+    buf: bytes | bytearray | memoryview,
     slow: npt.NDArray[np.bool_],
     data: I64,
     cap: I64,
@@ -303,22 +349,32 @@ def assemble(
     tcp0: int,
     rare: Sequence[TcpPacket] = (),
     icmp: Sequence[tuple[int, int, Found]] = (),
+    keep: RowFilter | None = None,
 ) -> tuple[Chunk | None, int]:
-    """A chunk from its groups (and the rare packets and ICMP errors of other blocks): TCP
-    segments in file order with their positions; ICMP errors recorded in file order. Returns
-    the chunk (None if it has no segment) and its count of TCP segments."""
+    """A chunk from its groups (and the rare packets and ICMP errors of other blocks): the TCP
+    segments `keep` keeps (None: all) in file order, each with its position among all of them;
+    ICMP errors recorded in file order. Returns the chunk (None if it keeps no segment) and its
+    count of TCP segments, kept or not."""
     for frame, ns, found in sorted([*icmp, *(e for g in groups for e in g.icmp)]):
         capture.add_icmp(found, frame, ns)
     rare = sorted([*rare, *(p for g in groups for p in g.rare)], key=lambda p: p.frame)
-    parts_cols = [g.columns for g in groups if len(g.columns.frame)]
-    cols = parts_cols[0] if len(parts_cols) == 1 else _concat(parts_cols, capture.name)
-    count = len(cols.frame) + len(rare)
+    fast = [g for g in groups if g.count]
+    count = sum(g.count for g in fast) + len(rare)
+    cols = fast[0].columns if len(fast) == 1 else _concat([g.columns for g in fast], capture.name)
+    if len(fast) > 1 or rare:  # positions among the segments of every group and the rare ones
+        every = np.sort(np.concatenate([*(g.frames[g.fast] for g in fast), _frames(rare)]))
+        cols.pos = np.searchsorted(every, cols.frame)
     if rare:  # a few odd segments: this chunk goes the reference way, in file order
-        fast = cols.packets(np.arange(len(cols.frame)))
-        merged = sorted([*fast, *rare], key=lambda p: p.frame)
-        return Chunk(pairs=list(enumerate(merged, tcp0 + 1))), count
-    cols.pos = np.arange(tcp0 + 1, tcp0 + 1 + count, dtype=np.int64)
-    return (Chunk(columns=cols) if count else None), count
+        fast_packets = zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.frame))), strict=True)
+        odd = [(int(np.searchsorted(every, p.frame)), p) for p in rare if keep is None or keep.packet(p)]
+        pairs = [(tcp0 + 1 + i, p) for i, p in sorted([*fast_packets, *odd])]
+        return (Chunk(pairs=pairs) if pairs else None), count
+    cols.pos = cols.pos + (tcp0 + 1)
+    return (Chunk(columns=cols) if len(cols.frame) else None), count
+
+
+def _frames(packets: Sequence[TcpPacket]) -> I64:
+    return np.array([p.frame for p in packets], dtype=np.int64)
 
 
 _EMPTY = {

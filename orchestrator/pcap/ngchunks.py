@@ -8,9 +8,9 @@ byte-order marks, interface descriptions and their timestamp units) from `pcapng
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from orchestrator.pcap.columns import (
     I64,
     Chunk,
     Group,
+    RowFilter,
     Slice,
     Walks,
     assemble,
@@ -32,6 +33,7 @@ from orchestrator.pcap.icmp import Found, icmp_error_in_frame
 from orchestrator.pcap.links import header_cut
 from orchestrator.pcap.pcapng import Iface
 from orchestrator.pcap.reader import TcpCapture
+from orchestrator.pcap.refill import Refill
 from orchestrator.pcap.segment import MAX_RECORD, TcpPacket, seconds
 
 __all__ = ["pcapng_chunks"]
@@ -42,7 +44,6 @@ _new = tuple.__new__
 # header (SLL2), IPv4 and TCP.
 _SKIP = pcapng.BLOCK_HEADER.offsets["length"]
 _NG_WIDTH = pcapng.EPB_DATA - _SKIP + 20 + FAST_NEED
-_NG_PAD = bytes(_NG_WIDTH + 8)
 
 
 def _ng_head(endian: str) -> list[tuple[str, str, int]]:
@@ -79,7 +80,7 @@ class _Section:
         data = pcapng.EPB_DATA - _SKIP
         self.layouts.append(Slice(iface, self._head, data, _NG_WIDTH) if iface.hdr_len is not None else None)
 
-    def tns(self, buf: bytes, block: int) -> int | None:
+    def tns(self, buf: bytes | bytearray, block: int) -> int | None:
         """An Enhanced Packet Block's time as the reference reader computes it (None: invalid)."""
         iface, hi, lo, cap, _orig = self.epb(buf, block + pcapng.BLOCK_HEADER.size)
         if iface >= len(self.ifaces) or cap > self.length(buf, block + _SKIP)[0] - pcapng.EPB_OVERHEAD:
@@ -89,34 +90,33 @@ class _Section:
 
 
 def pcapng_chunks(  # noqa: PLR0915 - the framing loop
-    capture: TcpCapture, f: BinaryIO, walks: Walks | None = None
+    capture: TcpCapture, f: io.BufferedReader, walks: Walks | None = None, keep: RowFilter | None = None
 ) -> Iterator[Chunk]:
     """The chunks of a pcapng file, from its start. `walks`: the compiled steps (`walk`), whose
-    `walk_epbs` steps over runs of Enhanced Packet Blocks (else this loop does, block by block)."""
+    `walk_epbs` steps over runs of Enhanced Packet Blocks (else this loop does, block by block).
+    `keep`: which segments to hand out (`chunks.read_chunks`)."""
     ng = pcapng
     shb, idb, epb_type, pb_type, spb_type = ng.SHB, ng.IDB, ng.EPB, ng.PB, ng.SPB
     min_block, epb_data = ng.MIN_BLOCK, ng.EPB_DATA
     chunk_size = columns.CHUNK
-    read = f.read
+    buffer = Refill(f, _NG_WIDTH + 8)  # every slice is `_NG_WIDTH` long, even a short last block's
     sec = _Section("<")
     frame = 0
     tcp = 0
     last_tns = 0
-    rest = b""
+    pos = 0
     want = chunk_size
     stop = ""
     try:
         while not stop:
-            more = read(want)
-            if not more:
-                if rest:
-                    what = "a block header" if len(rest) < min_block else "a block"
+            if not buffer.fill(pos, want):
+                if buffer.n:
+                    what = "a block header" if buffer.n < min_block else "a block"
                     capture.cut(f"the file ends inside {what}", frame)
                 break
-            buf = rest + more if rest else more
-            n = len(buf)
-            padded = buf + _NG_PAD
-            u8 = np.frombuffer(padded, np.uint8)
+            n = buffer.n
+            buf = buffer.padded()
+            u8 = buffer.array()
             pos = 0
             want = chunk_size
             run = _Run()  # EPBs since the last other packet block or section
@@ -150,7 +150,7 @@ def pcapng_chunks(  # noqa: PLR0915 - the framing loop
                     continue
                 order = None
                 if btype == shb:
-                    order = ng.section_order(buf, pos)
+                    order = ng.section_order(bytes(buf[pos : pos + min_block]))
                     if order is None:
                         stop = "a corrupt section header"
                         break
@@ -165,28 +165,27 @@ def pcapng_chunks(  # noqa: PLR0915 - the framing loop
                 if btype == epb_type:  # an EPB too short for its body: as the reference reader, not a packet
                     frame += 1
                 elif order is not None:
-                    groups += _epbs(capture, sec, buf, u8, run, walks)
+                    groups += _epbs(capture, sec, buf, u8, run, walks, keep)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
                     blocks, frames = run.blocks, run.frames
                     sec = _Section(order)
                     u32x2 = sec.u32x2
                 elif btype == idb:
-                    face = Iface(ng.parse_idb(buf, pos, blen, sec.endian))
+                    face = Iface(ng.parse_idb(bytes(buf[pos:end]), 0, blen, sec.endian))
                     capture.linktypes.add(face.linktype)
                     sec.add(face)
                 elif btype in (pb_type, spb_type):  # rare
                     frame += 1
-                    groups += _epbs(capture, sec, buf, u8, run, walks)
+                    groups += _epbs(capture, sec, buf, u8, run, walks, keep)
                     last_tns = run.last_tns(sec, buf, last_tns)
                     run = _Run()
                     blocks, frames = run.blocks, run.frames
                     last_tns = _rare_block(capture, sec, buf, pos, blen, btype, frame, last_tns, rare, icmp)
                 pos = end
-            groups += _epbs(capture, sec, buf, u8, run, walks)
+            groups += _epbs(capture, sec, buf, u8, run, walks, keep)
             last_tns = run.last_tns(sec, buf, last_tns)
-            rest = buf[pos:]
-            chunk, count = assemble(capture, groups, tcp, rare, icmp)
+            chunk, count = assemble(capture, groups, tcp, rare, icmp, keep)
             tcp += count
             if chunk is not None:
                 yield chunk
@@ -217,11 +216,11 @@ class _Run:
             off, fr = off[order], fr[order]
         return off, fr
 
-    def last_tns(self, sec: _Section, buf: bytes, before: int) -> int:
+    def last_tns(self, sec: _Section, buf: bytes | bytearray, before: int) -> int:
         """The time of the run's last valid EPB (what a Simple Packet Block after it takes)."""
         off, _fr = self.where()
-        for block in reversed(off.tolist()):
-            tns = sec.tns(buf, block)
+        for k in range(len(off) - 1, -1, -1):  # nearly always the last one
+            tns = sec.tns(buf, int(off[k]))
             if tns is not None:
                 return tns
         return before
@@ -230,10 +229,11 @@ class _Run:
 def _epbs(
     capture: TcpCapture,
     sec: _Section,
-    buf: bytes,
+    buf: bytes | bytearray,
     u8: npt.NDArray[np.uint8],
     run: _Run,
     walks: Walks | None,
+    keep: RowFilter | None,
 ) -> list[Group]:
     """Decode a run of Enhanced Packet Blocks, interface by interface (`u8`: the chunk's bytes,
     padded)."""
@@ -246,7 +246,7 @@ def _epbs(
     room = head["blen"].astype(np.int64) - pcapng.EPB_OVERHEAD
     valid = (ids < len(sec.ifaces)) & (head["cap"].astype(np.int64) <= room)
     groups = []
-    for k in np.unique(ids[valid]).tolist():
+    for k in np.flatnonzero(np.bincount(ids[valid])).tolist():  # the interfaces there are, in order
         m = valid & (ids == k)
         face, lay = sec.ifaces[k], sec.layouts[k]
         if lay is None:  # no fixed IPv4 offset: the reference decoders, one by one
@@ -265,13 +265,13 @@ def _epbs(
             )
         times = (tns // 1_000_000_000).astype(np.float64) + (tns % 1_000_000_000).astype(np.float64) / 1e9
         groups.append(
-            decode(capture, lay, buf, rec, frames[m], offsets[m] + pcapng.EPB_DATA, tns, times, walks)
+            decode(capture, lay, buf, rec, frames[m], offsets[m] + pcapng.EPB_DATA, tns, times, walks, keep)
         )  # as `seconds`
     return groups
 
 
 def _slow_group(
-    capture: TcpCapture, iface: Iface, buf: bytes, offsets: I64, frames: I64, sec: _Section
+    capture: TcpCapture, iface: Iface, buf: bytes | bytearray, offsets: I64, frames: I64, sec: _Section
 ) -> Group:
     rare: list[TcpPacket] = []
     icmp: list[tuple[int, int, Found]] = []
@@ -280,13 +280,13 @@ def _slow_group(
         tns = sec.tns(buf, block)
         assert tns is not None  # checked valid
         _decode_one(capture, iface, buf, block + pcapng.EPB_DATA, cap, orig, fr, tns, rare, icmp)
-    return Group(no_columns(capture.name), rare, icmp)
+    return Group(no_columns(capture.name), rare, icmp, np.zeros(len(frames), dtype=np.bool_), frames)
 
 
 def _rare_block(
     capture: TcpCapture,
     sec: _Section,
-    buf: bytes,
+    buf: bytes | bytearray,
     block: int,
     blen: int,
     btype: int,
@@ -322,7 +322,7 @@ def _rare_block(
 def _decode_one(
     capture: TcpCapture,
     iface: Iface,
-    buf: bytes,
+    buf: bytes | bytearray,
     data: int,
     cap: int,
     orig: int,
@@ -331,10 +331,11 @@ def _decode_one(
     rare: list[TcpPacket],
     icmp: list[tuple[int, int, Found]],
 ) -> None:
-    fields_ = iface.decode(buf, data, cap, orig if orig > cap else cap)
+    packet = bytes(buf[data : data + cap])  # bytes, not the reused read buffer (decoders keep keys of it)
+    fields_ = iface.decode(packet, 0, cap, orig if orig > cap else cap)
     if fields_ is None:
-        capture.headers_cut += header_cut(iface.linktype, buf, data, cap, orig)
-        found = icmp_error_in_frame(iface.linktype, buf, data, cap)
+        capture.headers_cut += header_cut(iface.linktype, packet, 0, cap, orig)
+        found = icmp_error_in_frame(iface.linktype, packet, 0, cap)
         if found is not None:
             icmp.append((frame, tns, found))
     else:

@@ -70,8 +70,8 @@ def decode_fields(raw: U8, cap: I64, orig: I64, at: I64, need: int, hdr: int, ou
     """`columns.decode`'s arithmetic, record by record, over the records' slices (`raw`, one row
     each): `at` the offsets in a slice of the link's EtherType (-1: none) and of IPv4's version,
     total length, fragment, protocol, addresses, TCP's ports, seq, ack, offset+flags, window.
-    Writes per record into `out`: simple, good, src, sport, dst, dport, seq, ack, flags, window,
-    payload length."""
+    Writes per record `k` into `out[:, k]` (a row per field): simple, good, src, sport, dst,
+    dport, seq, ack, flags, window, payload length, protocol."""
     e, vi, tl, fr, pr, sa, da, sp, dp, sq, ak, of, wn = (
         at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7], at[8], at[9], at[10], at[11], at[12],
     )  # fmt: skip
@@ -86,18 +86,18 @@ def decode_fields(raw: U8, cap: I64, orig: I64, at: I64, need: int, hdr: int, ou
         offflags = _u16(row, of)
         plen = total - 20 - (offflags >> 12) * 4
         proto = row[pr]
-        out[k, 0] = 1 if simple else 0
-        out[k, 1] = 1 if simple and proto == 6 and plen >= 0 and offflags >= 0x5000 else 0
-        out[k, 2] = _u32(row, sa, False)
-        out[k, 3] = _u16(row, sp)
-        out[k, 4] = _u32(row, da, False)
-        out[k, 5] = _u16(row, dp)
-        out[k, 6] = _u32(row, sq, False)
-        out[k, 7] = _u32(row, ak, False)
-        out[k, 8] = offflags & 0x0FFF
-        out[k, 9] = _u16(row, wn)
-        out[k, 10] = plen
-        out[k, 11] = proto
+        out[0, k] = 1 if simple else 0
+        out[1, k] = 1 if simple and proto == 6 and plen >= 0 and offflags >= 0x5000 else 0
+        out[2, k] = _u32(row, sa, False)
+        out[3, k] = _u16(row, sp)
+        out[4, k] = _u32(row, da, False)
+        out[5, k] = _u16(row, dp)
+        out[6, k] = _u32(row, sq, False)
+        out[7, k] = _u32(row, ak, False)
+        out[8, k] = offflags & 0x0FFF
+        out[9, k] = _u16(row, wn)
+        out[10, k] = plen
+        out[11, k] = proto
 
 
 def _u16(row: U8, at: int) -> int:

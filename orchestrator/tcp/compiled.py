@@ -104,7 +104,7 @@ def compiled() -> tuple[Walks, Kernels]:
     walks.epbs(some, 0, 0, 12, 6, 32, 1 << 18, True, out)
     walks.gather(some, out[:1], 0, np.zeros((1, 8), dtype=np.uint8))
     at = np.zeros(13, dtype=np.int64)  # every field at offset 0 of a 64-byte slice
-    walks.fields(some.reshape(1, 64), out[:1], out[:1], at, 36, 14, np.zeros((1, 12), dtype=np.int64))
+    walks.fields(some.reshape(1, 64), out[:1], out[:1], at, 36, 14, np.zeros((12, 1), dtype=np.int64))
     return walks, k
 
 

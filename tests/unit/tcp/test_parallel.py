@@ -13,9 +13,9 @@ from scapy.utils import wrpcap
 
 from orchestrator.errors import TcpscenError
 from orchestrator.pcap import columns
-from orchestrator.pcap.chunks import Walks, read_chunks
+from orchestrator.pcap.chunks import RowFilter, Walks, read_chunks
 from orchestrator.pcap.columns import Chunk
-from orchestrator.pcap.reader import TcpCapture, read_tcp
+from orchestrator.pcap.reader import TcpCapture, TcpPacket, read_tcp
 from orchestrator.tcp import parallel, sizing
 from orchestrator.tcp.analysis import analyze, analyze_capture
 from orchestrator.tcp.compiled import Pass
@@ -24,21 +24,27 @@ from orchestrator.tcp.parallel import analyze_shared, part_of
 from orchestrator.tcp.sizing import auto_processes
 from tests.helpers.pcaps import T0, random_capture, random_conversation, scapy_packet, write_scapy
 from tests.unit.cli.test_analyze import cli
+from tests.unit.tcp.test_fastpass import _walks
+from tests.unit.tcp.test_vector import _as_pcapng
 
 
-def _owners(chunk: Chunk, processes: int) -> list[int]:
-    """The process that keeps each segment of a chunk (`parallel._share_of`), in the chunk's order."""
-    by_pos: dict[int, int] = {}
-    for proc in range(processes):
-        share = parallel._share_of(chunk, proc, processes)
-        if share is None:
-            continue
-        positions = [i for i, _p in share.pairs] if share.pairs is not None else share.columns.pos.tolist()  # type: ignore[union-attr]
-        assert not set(positions) & set(by_pos)  # kept by one process only
-        by_pos.update((i, proc) for i in positions)
-    positions = [i for i, _p in chunk.pairs] if chunk.pairs is not None else chunk.columns.pos.tolist()  # type: ignore[union-attr]
-    assert sorted(by_pos) == sorted(positions)  # and every segment by one
-    return [by_pos[i] for i in sorted(by_pos)]
+def _segments(chunks: Iterable[Chunk]) -> list[tuple[int, TcpPacket]]:
+    """Every segment of some chunks, with its position, columns or pairs."""
+    got: list[tuple[int, TcpPacket]] = []
+    for chunk in chunks:
+        if chunk.pairs is not None:
+            got.extend(chunk.pairs)
+        elif chunk.columns is not None:
+            cols = chunk.columns
+            got.extend(zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.pos))), strict=True))
+    return got
+
+
+def _owners(segments: list[tuple[int, TcpPacket]], processes: int) -> list[int]:
+    """The process that keeps each segment (`parallel.Share.packet`)."""
+    owners = [[k for k in range(processes) if parallel.Share(k, processes).packet(p)] for _i, p in segments]
+    assert all(len(o) == 1 for o in owners)  # every segment by one process
+    return [o[0] for o in owners]
 
 
 @pytest.mark.parametrize("processes", [2, 3])
@@ -49,14 +55,58 @@ def test_sharing_keeps_a_connection_together_columns_or_pairs(tmp_path: Path, pr
     (chunk,) = list(read_chunks(read_tcp(path)))
     cols = chunk.columns
     assert cols is not None
-    as_pairs = Chunk(pairs=list(zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.pos))), strict=True)))
-    by_columns, by_pairs = _owners(chunk, processes), _owners(as_pairs, processes)
-    assert by_columns == by_pairs
-    assert len(set(by_columns)) == processes  # every process got some
+    by_pairs = _owners(_segments([chunk]), processes)
+    for k in range(processes):
+        rows = parallel.Share(k, processes).rows(cols.src, cols.sport, cols.dst, cols.dport)
+        assert rows.tolist() == [proc == k for proc in by_pairs]
+    assert len(set(by_pairs)) == processes  # every process got some
     owner: dict[tuple[tuple[str, int], ...], int] = {}
-    for (_i, p), proc in zip(as_pairs.pairs or [], by_pairs, strict=True):
+    for (_i, p), proc in zip(_segments([chunk]), by_pairs, strict=True):
         key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
         assert owner.setdefault(key, proc) == proc  # both directions, every segment: one process
+
+
+def _mixed(path: Path, fmt: str) -> Path:
+    """IPv4 connections with some IPv6 ones among them (odd segments: their chunks go as pairs),
+    as pcap or as pcapng of several sections and interfaces, with Simple Packet Blocks."""
+    rng = random.Random(7)
+    convs = [
+        (random_conversation(rng, (f"10.0.0.{k}", 20000 + k), ("10.1.0.2", 80), T0 + k / 4), k % 7 == 0)
+        for k in range(1, 30)
+    ]
+    timed = sorted((s.t, scapy_packet(s, "ether", v6)) for c, v6 in convs for s in c.segs)
+    wrpcap(str(path), [p for _t, p in timed], linktype=1)
+    return path if fmt == "pcap" else _as_pcapng(path, path.with_suffix(".pcapng"), "<")
+
+
+@pytest.mark.parametrize("walks", ["numpy", "plain", "compiled"])
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("chunk", [1 << 22, 3000, 200])
+def test_a_share_read_is_the_share_of_reading_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, walks: str, fmt: str, chunk: int
+) -> None:
+    """The reader keeps only a share's segments (`read_chunks`' filter): each at its position
+    among all, columns or pairs, and the capture's counters as if it read everything."""
+    path = _mixed(tmp_path / "m.pcap", fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 30])  # truncated too
+    monkeypatch.setattr(columns, "CHUNK", chunk)
+    how = None if walks == "numpy" else _walks(walks)
+
+    def read(keep: RowFilter | None) -> tuple[list[tuple[int, TcpPacket]], tuple[object, ...]]:
+        capture = read_tcp(path)
+        got = _segments(read_chunks(capture, how, keep))
+        return got, (capture.packets, capture.tcp_packets, capture.truncated, capture.icmp_errors)
+
+    every, counters = read(None)
+    assert every == list(enumerate(read_tcp(path), 1))  # as the reference reader reads them
+    assert any(":" in p.src for _i, p in every)
+    owners = _owners(every, 3)
+    for k in range(3):
+        assert read(parallel.Share(k, 3)) == (
+            [s for s, o in zip(every, owners, strict=True) if o == k],
+            counters,
+        )
 
 
 def test_ipv6_connections_keep_together(tmp_path: Path) -> None:
@@ -69,7 +119,7 @@ def test_ipv6_connections_keep_together(tmp_path: Path) -> None:
     (chunk,) = list(read_chunks(read_tcp(path)))
     assert chunk.pairs is not None  # IPv6: the general decoder
     owner: dict[tuple[tuple[str, int], ...], int] = {}
-    for (_i, p), proc in zip(chunk.pairs, _owners(chunk, 3), strict=True):
+    for (_i, p), proc in zip(chunk.pairs, _owners(chunk.pairs, 3), strict=True):
         key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
         assert owner.setdefault(key, proc) == proc
     assert part_of("2001:db8::1", 1, "2001:db8::2", 2, 3) == part_of("2001:db8::2", 2, "2001:db8::1", 1, 3)
@@ -121,11 +171,13 @@ def test_a_capture_growing_during_the_analysis_is_read_to_where_it_ended(
     real = parallel.read_chunks
     parent = os.getpid()
 
-    def growing(capture: TcpCapture, walks: Walks | None = None) -> Iterator[Chunk]:
+    def growing(
+        capture: TcpCapture, walks: Walks | None = None, keep: RowFilter | None = None
+    ) -> Iterator[Chunk]:
         if os.getpid() == parent:
             with path.open("ab") as f:
                 f.write(more)
-        return real(capture, walks)
+        return real(capture, walks, keep)
 
     monkeypatch.setattr(parallel, "read_chunks", growing)
     capture = read_tcp(path)
