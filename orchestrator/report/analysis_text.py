@@ -61,9 +61,6 @@ class TextConnections(PredictedConnections):
     def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
         return _plain(_connection(c, predictions))
 
-    def number(self, text: str, stream: int) -> str:
-        return f"#{stream}" + text[len("#-1") :]  # rendered with stream -1
-
 
 def write_rendered_summary(
     out: TextIO, file: str, analysis: Analysis, texts: list[str], tallies: list[Tally]
@@ -74,7 +71,8 @@ def write_rendered_summary(
     totals = totals_pieces(tallies)
     if totals:
         out.write(_plain(totals) + "\n")
-    out.writelines(text + "\n" for text in texts)
+    for at in range(0, len(texts), 1024):  # some blocks to a write: one each costs a write each
+        out.write("\n".join(texts[at : at + 1024]) + "\n")
 
 
 def _plain(pieces: list[Piece]) -> str:

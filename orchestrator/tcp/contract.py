@@ -22,8 +22,9 @@ in the file, lists capped at 100) and ``predictions`` (see `kernel.predict`); pe
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from orchestrator.kernel.predict import KernelPrediction, predict_connection, prediction_json
@@ -211,17 +212,26 @@ class JsonConnections(PredictedConnections):
     def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
         return _dumps(connection_json(c, predictions))
 
-    def number(self, text: str, stream: int) -> str:
-        # "stream" comes once, after the notes, whose quotes inside strings are escaped.
-        return text.replace('"stream": -1,', f'"stream": {stream},', 1)
-
 
 def write_rendered_json(
     out: TextIO, analysis: Analysis, texts: Iterable[str], file: str, tallies: Sequence[Tally]
 ) -> None:
     """The file's object, with its connections' JSON texts (as `JsonConnections` renders them)
-    and their tallies (for the totals), in tcp.stream order, written a connection at a time."""
+    and their tallies (for the totals), in tcp.stream order, written some connections at a
+    time (one write each cost a tenth of a second on 10,000 connections; all at once, memory)."""
     out.write(json.dumps({"file": file, "packets": analysis.packets})[:-1] + ', "connections": [')
-    for k, text in enumerate(texts):
-        out.write(", " + text if k else text)
+    sep = ""
+    for batch in _batched(texts):
+        out.write(sep + ", ".join(batch))
+        sep = ", "
     out.write("], " + json.dumps(_file_extras(analysis, tallies))[1:] + "\n")
+
+
+_BATCH = 1024  # connections' texts joined into one write
+
+
+def _batched(texts: Iterable[str]) -> Iterator[list[str]]:
+    """The texts `_BATCH` at a time (`itertools.batched`, from Python 3.12)."""
+    it = iter(texts)
+    while batch := list(itertools.islice(it, _BATCH)):
+        yield batch

@@ -13,9 +13,10 @@ which waited for its segments (measured: 2.4 s against 2.0 s for the whole share
 million segments in 9,547 connections, 2 processes; 12% faster for the whole command). And every
 process has the same work, so the shares are equal. Children send their summaries back
 (pickled), or, with a `Renderer` (`analyze_rendered`), their connections already rendered as
-text, which is much cheaper to send than the objects, each with its small `totals.Tally`; the
-parent puts all connections in order of first frame and numbers them (`stream`), and the file's
-totals are folded from the tallies in that order. The result is what one process gives, byte for
+text, which is much cheaper to send than the objects, each with its small `totals.Tally`:
+before they render, each tells the parent its connections' first frames, and the parent gives
+each its connections' numbers (`stream`, their rank among all by first frame); the file's totals
+are folded from the tallies in that order. The result is what one process gives, byte for
 byte in the CLI's output; `tests/unit/tcp/test_parallel.py` checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
@@ -113,14 +114,11 @@ class Share:
 class Renderer(Protocol):
     """Turns connections into text where they were analysed, so that only text (and each
     connection's small `Tally`, for the file's totals) crosses between processes: `render` gets
-    the connections with `stream` -1 (the numbering is only known once all are in), `number`
-    puts the real number in."""
+    the connections numbered (`stream`) among all the processes' ones."""
 
     def render(
         self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
     ) -> list[tuple[str, Tally]]: ...
-
-    def number(self, text: str, stream: int) -> str: ...
 
 
 @dataclass(slots=True)
@@ -149,13 +147,8 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
 def analyze_rendered(capture: TcpCapture, processes: int, renderer: Renderer) -> Rendered:
     """Analyse `capture` with `processes` (> 1) processes, each rendering its connections."""
     analysis, parts = _share(capture, processes, renderer)
-    texts = [(key, text, tally) for part in parts for key, text, tally in part]
-    texts.sort(key=lambda kt: kt[0])
-    return Rendered(
-        analysis,
-        [renderer.number(text, k) for k, (_key, text, _tally) in enumerate(texts)],
-        [tally for _key, _text, tally in texts],
-    )
+    numbered = sorted((row for part in parts for row in part), key=lambda row: row[0])
+    return Rendered(analysis, [text for _s, text, _t in numbered], [tally for _s, _x, tally in numbered])
 
 
 def summarize_chunks(chunks: Iterable[Chunk], passing: Pass) -> list[ConnectionSummary]:
@@ -165,6 +158,20 @@ def summarize_chunks(chunks: Iterable[Chunk], passing: Pass) -> list[ConnectionS
 
 def _first_frame(c: ConnectionSummary) -> int:
     return c.first_frame.frame if c.first_frame else 0
+
+
+def _numbers(keys: list[list[int]]) -> list[list[int]]:
+    """Each process's connections' tcp.stream, from every process's first frames (`keys`, a
+    list per process): their rank among all, as one process numbers them (in order of first
+    frame). Known before rendering, so that no text is renumbered afterwards."""
+    every = np.array([k for part in keys for k in part], dtype=np.int64)
+    rank = np.empty(len(every), dtype=np.int64)
+    rank[np.argsort(every, kind="stable")] = np.arange(len(every), dtype=np.int64)
+    out, at = [], 0
+    for part in keys:
+        out.append(rank[at : at + len(part)].tolist())
+        at += len(part)
+    return out
 
 
 def _share(
@@ -193,16 +200,15 @@ def _share(
         analysis = analysis_of(capture, [])
         if renderer is None:
             return analysis, [mine] + [_receive(forked, receive, capture) for forked, _i, receive in children]
-        # The capture's end (for the predictions) is the latest last segment of all connections.
-        ends = [capture_end(mine)] + [_receive(forked, receive, capture) for forked, _i, receive in children]
-        known = [e for e in ends if e is not None]
+        # The capture's end (for the predictions) is the latest last segment of all connections;
+        # the connections' numbers, their rank by first frame among all.
+        heard = [_keys(mine)] + [_receive(forked, receive, capture) for forked, _i, receive in children]
+        known = [e for e, _keys_ in heard if e is not None]
         end = max(known) if known else None
-        for forked, inbox, _r in children:
-            _put(forked, inbox, (end, analysis.icmp_errors))
-        own = [
-            (_first_frame(c), text, tally)
-            for c, (text, tally) in zip(mine, _render(renderer, mine, end, analysis.icmp_errors), strict=True)
-        ]
+        numbers = _numbers([k for _e, k in heard])
+        for (forked, inbox, _r), streams in zip(children, numbers[1:], strict=True):
+            _put(forked, inbox, (end, analysis.icmp_errors, streams))
+        own = _render(renderer, mine, numbers[0], end, analysis.icmp_errors)
         return analysis, [own] + [_receive(forked, receive, capture) for forked, _i, receive in children]
     finally:
         capture.limit = None
@@ -215,12 +221,25 @@ def _share(
             inbox.cancel_join_thread()
 
 
+def _keys(conns: list[ConnectionSummary]) -> tuple[float | None, list[int]]:
+    """What the parent needs of a process's connections before they are rendered: their latest
+    segment's time and their first frames."""
+    return capture_end(conns), [_first_frame(c) for c in conns]
+
+
 def _render(
-    renderer: Renderer, conns: list[ConnectionSummary], end: float | None, icmp: list[IcmpError]
-) -> list[tuple[str, Tally]]:
-    for c in conns:
-        c.stream = -1
-    return renderer.render(conns, end, icmp)
+    renderer: Renderer,
+    conns: list[ConnectionSummary],
+    streams: list[int],
+    end: float | None,
+    icmp: list[IcmpError],
+) -> list[tuple[int, str, Tally]]:
+    for c, stream in zip(conns, streams, strict=True):
+        c.stream = stream
+    return [
+        (c.stream, text, tally)
+        for c, (text, tally) in zip(conns, renderer.render(conns, end, icmp), strict=True)
+    ]
 
 
 def _put(child: multiprocessing.process.BaseProcess, inbox: Any, item: object) -> None:
@@ -244,10 +263,10 @@ def _child(
     renderer: Renderer | None,
 ) -> None:
     """In a forked child: read the capture, analyse its own connections (`part`) and send back
-    their summaries, or, with a renderer, the latest time among them, then (once the parent has
-    told the capture's end) their texts. Then leave without running the parent's exit handlers
-    (they belong to the parent). Ctrl-C is the parent's to handle (it stops the children);
-    SIGTERM from it ends a child at once."""
+    their summaries, or, with a renderer, the latest time among them and their first frames,
+    then (once the parent has told the capture's end and their numbers) their texts. Then leave
+    without running the parent's exit handlers (they belong to the parent). Ctrl-C is the
+    parent's to handle (it stops the children); SIGTERM from it ends a child at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0
@@ -256,11 +275,10 @@ def _child(
         if renderer is None:
             send.send_bytes(pickle.dumps(conns, protocol=pickle.HIGHEST_PROTOCOL))
         else:
-            send.send_bytes(pickle.dumps(capture_end(conns)))
-            end, icmp = inbox.get()
-            texts = _render(renderer, conns, end, icmp)
-            keyed = [(_first_frame(c), text, tally) for c, (text, tally) in zip(conns, texts, strict=True)]
-            send.send_bytes(pickle.dumps(keyed, protocol=pickle.HIGHEST_PROTOCOL))
+            send.send_bytes(pickle.dumps(_keys(conns), protocol=pickle.HIGHEST_PROTOCOL))
+            end, icmp, streams = inbox.get()
+            texts = _render(renderer, conns, streams, end, icmp)
+            send.send_bytes(pickle.dumps(texts, protocol=pickle.HIGHEST_PROTOCOL))
     except BaseException as exc:  # reported to the parent, whatever it is
         code = 1
         with contextlib.suppress(BaseException):  # else the parent sees the pipe close
