@@ -17,7 +17,8 @@ Where the loop keeps a packet (a connection's last segment, its last with data, 
 unacknowledged segment, a retransmission kept as evidence, a run's sends), it keeps only its
 frame number and times (and, for a run's latest retransmission, its flags, which the notes
 read): the summaries read nothing else of them. Those come back as stand-in packets with only
-these fields (`_stub`).
+these fields (`_stub`); a direction's retransmissions, of which the summary reads only frame
+and time, as its `FrameRef`s at once (`Flow.retx_refs`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,52 @@ from orchestrator.pcap.reader import TcpPacket
 from orchestrator.tcp import arrayloop as al
 from orchestrator.tcp import flows as fl
 from orchestrator.tcp import keys, loop
+from orchestrator.tcp.arrayloop import (
+    ACKED_UPTO,
+    BEST,
+    DUPACKS,
+    FIN_EARLY,
+    FIRST_RTT,
+    HAS_ACKED,
+    HS_DONE,
+    LA_FRAME,
+    LA_TIME,
+    LA_TNS,
+    LAST_FRAME,
+    LAST_TIME,
+    LAST_TNS,
+    LASTACK,
+    LASTACK_T,
+    LASTFLAGS,
+    MAXSEQ,
+    NEXTSEQ,
+    NEXTSEQ_T,
+    PACKETS,
+    Q_HEAD,
+    QUICK_N,
+    R_ACKED,
+    R_COUNT,
+    R_END,
+    R_FLOW,
+    R_FRESH,
+    R_GEN,
+    R_LFLAGS,
+    R_LFRAME,
+    R_LPOS,
+    R_LTNS,
+    R_NEXT,
+    R_OFRAME,
+    R_OTNS,
+    R_SEQ,
+    R_SHEAD,
+    RETX_N,
+    RUN_GEN,
+    RUN_HEAD,
+    RX_HEAD,
+    SEQ_WRAPS,
+    WINDOW,
+)
+from orchestrator.tcp.connection import FrameRef
 from orchestrator.tcp.flows import KA, Conn, Flow, Run, Seen
 from orchestrator.tcp.keys import grow_flat
 from orchestrator.tcp.segments import control_facts, record_facts
@@ -89,7 +136,10 @@ class _State:
         self.counts[al.FREE_RUN] = -1
         self.counts[al.FREE_X] = -1
         self.objs: list[Conn] = []  # in the order the loop made them (its rows)
-        self._xrows: list[list[int]] = []  # `xrows` and `xtimes` as lists, for `finish`
+        # `xrows` (by column) and `xtimes` as lists, for `finish`.
+        self._xframe: list[int] = []
+        self._xtns: list[int] = []
+        self._xnext: list[int] = []
         self._xtimes: list[float] = []
 
     def make_room(self, n: int) -> None:
@@ -200,29 +250,31 @@ class _State:
         n = len(self.objs)
         # Every row as Python numbers at once: a row at a time costs a numpy call each.
         conns, ctimes, flows = self.conns[:n].tolist(), self.ctimes[:n].tolist(), self.flows[: 2 * n].tolist()
-        queue, qtimes = self.queue, self.qtimes
         used = int(self.counts[al.N_X])
-        self._xrows, self._xtimes = self.xrows[:used].tolist(), self.xtimes[:used].tolist()
+        # By column: a list per row costs twice as much, and a chain is read column by column.
+        self._xframe, self._xtns, self._xnext = self.xrows[:used].T.tolist()
+        self._xtimes = self.xtimes[:used].tolist()
+        queue, qtimes = self.queue, self.qtimes
         for k, c in enumerate(self.objs):
             row, times = conns[k], ctimes[k]
-            c.packets = row[al.PACKETS]
-            c.last = _stub(row[al.LAST_FRAME], times[al.LAST_TIME], row[al.LAST_TNS], file)
-            if row[al.LA_FRAME] >= 0:
-                c.last_activity = _stub(row[al.LA_FRAME], times[al.LA_TIME], row[al.LA_TNS], file)
-            c.handshake_done = bool(row[al.HS_DONE])
-            c.first_rtt = row[al.FIRST_RTT]
-            for g, f in ((2 * k, c.a), (2 * k + 1, c.b)):
-                st = flows[g]
+            c.packets = row[PACKETS]
+            c.last = _stub(row[LAST_FRAME], times[LAST_TIME], row[LAST_TNS], file)
+            if row[LA_FRAME] >= 0:
+                c.last_activity = _stub(row[LA_FRAME], times[LA_TIME], row[LA_TNS], file)
+            c.handshake_done = bool(row[HS_DONE])
+            c.first_rtt = row[FIRST_RTT]
+            for f, st in ((c.a, flows[2 * k]), (c.b, flows[2 * k + 1])):
                 _finish_flow(f, st, queue, qtimes, file)
-                if st[al.RETX_N]:
-                    f.retx = st[al.RETX_N]
-                    f.quick = st[al.QUICK_N]
-                    f.retx_frames = self._kept(st[al.RX_HEAD], file)
-                if f.unacked and st[al.RUN_HEAD] >= 0:
+                if st[RETX_N]:
+                    f.retx = st[RETX_N]
+                    f.quick = st[QUICK_N]
+                    f.retx_refs = self._refs(st[RX_HEAD], file)
+                if f.unacked and st[RUN_HEAD] >= 0:
                     f.runs = self._unacked_runs(st, {e[1].seq for e in f.unacked}, file)
-            if row[al.BEST] >= 0:
-                c.best_run_flow = c.a if self.runs[row[al.BEST], al.R_FLOW] == 2 * k else c.b
-                c.best_run = self._run(row[al.BEST], file)
+            best = row[BEST]
+            if best >= 0:
+                c.best_run_flow = c.a if self.runs[best, R_FLOW] == 2 * k else c.b
+                c.best_run = self._run(best, file)
         return self.objs
 
     def _unacked_runs(self, st: list[int], seqs: set[int], file: str) -> dict[int, Run]:
@@ -230,46 +282,59 @@ class _State:
         of unacknowledged ones (`summarize` reads the oldest one's sends); the others are not
         needed, and not made."""
         out: dict[int, Run] = {}
-        r, gen = st[al.RUN_HEAD], st[al.RUN_GEN]
+        r, gen = st[RUN_HEAD], st[RUN_GEN]
         while r >= 0:
-            seq, r_gen, nxt = (int(v) for v in self.runs[r, [al.R_SEQ, al.R_GEN, al.R_NEXT]])
-            if r_gen == gen and seq in seqs:
-                out[seq] = self._run(r, file)
-            r = nxt
+            row = self.runs[r].tolist()  # not the whole table: few of its rows are read
+            if row[R_GEN] == gen and row[R_SEQ] in seqs:
+                out[row[R_SEQ]] = self._run(r, file)
+            r = row[R_NEXT]
         return out
 
     def _run(self, r: int, file: str) -> Run:
         """Run `r` of the loop's as the reference's `flows.Run`."""
         row = self.runs[r].tolist()
         first, last = self.rtimes[r].tolist()
-        original = _stub(row[al.R_OFRAME], first, row[al.R_OTNS], file) if row[al.R_OFRAME] >= 0 else None
-        run = Run(row[al.R_SEQ], row[al.R_END], original, bool(row[al.R_FRESH]), bool(row[al.R_ACKED]))
-        run.count = row[al.R_COUNT]
-        run.sends = self._kept(row[al.R_SHEAD], file)  # the original first, if captured
-        latest = (row[al.R_LFRAME], last, "", 0, "", 0, 0, 0, row[al.R_LFLAGS], 0, 0, file, row[al.R_LTNS])
-        run.last = Seen(_new(TcpPacket, latest), row[al.R_LPOS])  # its flags too: the notes read them
+        original = _stub(row[R_OFRAME], first, row[R_OTNS], file) if row[R_OFRAME] >= 0 else None
+        run = Run(row[R_SEQ], row[R_END], original, bool(row[R_FRESH]), bool(row[R_ACKED]))
+        run.count = row[R_COUNT]
+        run.sends = self._kept(row[R_SHEAD], file)  # the original first, if captured
+        latest = (row[R_LFRAME], last, "", 0, "", 0, 0, 0, row[R_LFLAGS], 0, 0, file, row[R_LTNS])
+        run.last = Seen(_new(TcpPacket, latest), row[R_LPOS])  # its flags too: the notes read them
         return run
 
     def _kept(self, x: int, file: str) -> list[TcpPacket]:
         """The frames of a list of `xrows` from row `x`, as stand-ins."""
-        xrows, xtimes = self._xrows, self._xtimes
+        frames, tnss, nxt, xtimes = self._xframe, self._xtns, self._xnext, self._xtimes
         out = []
         while x >= 0:
-            frame, tns, nxt = xrows[x]
-            out.append(_stub(frame, xtimes[x], tns, file))
-            x = nxt
+            out.append(_new(TcpPacket, (frames[x], xtimes[x], "", 0, "", 0, 0, 0, 0, 0, 0, file, tnss[x])))
+            x = nxt[x]
+        return out
+
+    def _refs(self, x: int, file: str) -> list[FrameRef]:
+        """The frames of a list of `xrows` from row `x`, as the summary's `FrameRef`s: all that
+        is read of a direction's retransmissions (`Flow.retx_refs`)."""
+        frames, nxt, xtimes = self._xframe, self._xnext, self._xtimes
+        out = []
+        while x >= 0:
+            out.append(FrameRef(file, frames[x], xtimes[x]))
+            x = nxt[x]
         return out
 
 
 def _finish_flow(f: Flow, st: list[int], queue: I64, qtimes: F64, file: str) -> None:
-    f.nextseq, f.nextseq_t, f.maxseq = st[al.NEXTSEQ], st[al.NEXTSEQ_T], st[al.MAXSEQ]
-    f.seq_wraps = st[al.SEQ_WRAPS]
-    f.lastack, f.lastack_t, f.window = st[al.LASTACK], st[al.LASTACK_T], st[al.WINDOW]
-    f.dupacks, f.lastflags = st[al.DUPACKS], st[al.LASTFLAGS]
-    f.acked_upto = st[al.ACKED_UPTO] if st[al.HAS_ACKED] else None
-    f.acked_fin_early = bool(st[al.FIN_EARLY])
+    f.nextseq, f.nextseq_t, f.maxseq = st[NEXTSEQ], st[NEXTSEQ_T], st[MAXSEQ]
+    f.seq_wraps = st[SEQ_WRAPS]
+    f.lastack, f.lastack_t, f.window = st[LASTACK], st[LASTACK_T], st[WINDOW]
+    f.dupacks, f.lastflags = st[DUPACKS], st[LASTFLAGS]
+    f.acked_upto = st[ACKED_UPTO] if st[HAS_ACKED] else None
+    f.acked_fin_early = bool(st[FIN_EARLY])
+    e = st[Q_HEAD]
+    if e < 0:  # the common end: nothing unacknowledged (the replay never queues a segment)
+        if f.unacked:
+            f.unacked = deque()
+        return
     q: deque[tuple[int, TcpPacket, int]] = deque()
-    e = st[al.Q_HEAD]
     while e >= 0:
         end, seq, i, frame, tns, nxt = queue[e].tolist()
         q.append((end, _stub(frame, float(qtimes[e]), tns, file, seq), i))

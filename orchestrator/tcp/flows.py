@@ -10,6 +10,7 @@ from collections import deque
 from typing import Literal
 
 from orchestrator.pcap.reader import ACK, FIN, RST, SYN, TcpPacket
+from orchestrator.tcp.connection import FrameRef
 
 __all__ = [
     "ANY_RETX",
@@ -227,6 +228,7 @@ class Flow:
         "port",
         "retx",
         "retx_frames",
+        "retx_refs",
         "rst",
         "rst_count",
         "rst_stateless",
@@ -293,6 +295,8 @@ class Flow:
         self.rsts: list[TcpPacket] = []
         self.retx = 0
         self.retx_frames: list[TcpPacket] = []
+        # Those frames as the summary's evidence already, where a pass made them so (`fastpass`).
+        self.retx_refs: list[FrameRef] | None = None
         self.ka = 0
         self.ka_acks = 0  # keep-alive ACKs this side sent: answers to the peer's probes
         self.ka_first: Seen | None = None

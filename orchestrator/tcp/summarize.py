@@ -108,11 +108,8 @@ def summarize(c: Conn) -> ConnectionSummary:
         handshake = "partial"
 
     # Close: see "Close rule" in the module docstring.
-    fins = sorted((f for f in (cl, sv) if f.fin is not None), key=lambda f: pos(f.fin))
-    rsts = sorted(
-        (f for f in (cl, sv) if f.rst is not None and (not rst_disowned(f) or rst_taken(f))),
-        key=lambda f: pos(f.rst),
-    )
+    fins = _in_order(cl, cl.fin, sv, sv.fin)
+    rsts = _in_order(cl, _closing_rst(cl), sv, _closing_rst(sv))
     first_rst = rsts[0] if rsts else None
     close: Close
     if first_rst is not None and (len(fins) < 2 or pos(first_rst.rst) < pos(fins[1].fin)):
@@ -137,10 +134,11 @@ def summarize(c: Conn) -> ConnectionSummary:
     run = c.best_run
     gaps: list[float] = []
     backoff_frames: list[FrameRef] = []
-    copied = _copy_gap(cl, sv) is not None
+    copy_gap = _copy_gap(cl, sv)
+    copied = copy_gap is not None
     if run is not None:
         sends = _resent(run.sends, copied)
-        gaps = [secs(b.time_ns - a.time_ns) for a, b in itertools.pairwise(sends)]
+        gaps = [round((b.time_ns - a.time_ns) / 1e9, 6) for a, b in itertools.pairwise(sends)]  # secs
         backoff_frames = _refs(sends) if gaps or not copied else []  # copies only: no backoff
 
     keepalive: KeepaliveTiming | None = None
@@ -164,20 +162,20 @@ def summarize(c: Conn) -> ConnectionSummary:
         initiator=names[id(fins[0])] if fins else None,
         close_packets=close_packets,
         rst_from=names[id(first_rst)] if first_rst is not None else None,
-        retransmissions=SideCounts(client=cl.retx, server=sv.retx),
+        retransmissions=SideCounts(cl.retx, sv.retx),
         backoff_gaps_s=gaps,
-        keepalive_probes=SideCounts(client=cl.ka, server=sv.ka),
+        keepalive_probes=SideCounts(cl.ka, sv.ka),
         keepalive=keepalive,
-        zero_window=SideCounts(client=cl.zw, server=sv.zw),
+        zero_window=SideCounts(cl.zw, sv.zw),
         duration_s=secs(c.last.time_ns - c.first.time_ns),
         first_frame=_ref(c.first),
         last_frame=_ref(c.last),
         syn=_ref(cl.syn.p if cl.syn is not None else sv.syn.p if sv.syn is not None else None),
-        fins=SideFrames(client=_refs(cl.fins), server=_refs(sv.fins)),
-        rsts=SideFrames(client=_refs(cl.rsts), server=_refs(sv.rsts)),
-        retransmission_frames=SideFrames(client=_refs(cl.retx_frames), server=_refs(sv.retx_frames)),
-        keepalive_frames=SideFrames(client=_refs(cl.ka_frames), server=_refs(sv.ka_frames)),
-        zero_window_frames=SideFrames(client=_refs(cl.zw_frames), server=_refs(sv.zw_frames)),
+        fins=_side_frames(cl.fins, sv.fins),
+        rsts=_side_frames(cl.rsts, sv.rsts),
+        retransmission_frames=SideFrames(_retx_refs(cl), _retx_refs(sv)),
+        keepalive_frames=_side_frames(cl.ka_frames, sv.ka_frames),
+        zero_window_frames=_side_frames(cl.zw_frames, sv.zw_frames),
         backoff_frames=backoff_frames,
         last_activity=_ref(c.last_activity),
         oldest_unacked=_ref(oldest[1] if oldest is not None else None),
@@ -187,17 +185,17 @@ def summarize(c: Conn) -> ConnectionSummary:
         backoff_from=names[id(c.best_run_flow)] if run is not None and c.best_run_flow is not None else None,
         oldest_unacked_from=names[id(oldest[0])] if oldest is not None else None,
         keepalive_from=names[id(prober)] if prober is not None else None,
-        keepalive_acks=SideCounts(client=cl.ka_acks, server=sv.ka_acks),
-        keepalive_answered=SideCounts(client=_answered(cl), server=_answered(sv)),
+        keepalive_acks=SideCounts(cl.ka_acks, sv.ka_acks),
+        keepalive_answered=SideCounts(_answered(cl), _answered(sv)),
         backoff_after_new_data=run.after_new_data if run is not None and run.original is not None else None,
-        keepalive_in_zero_window=SideCounts(client=cl.ka_zw, server=sv.ka_zw),
+        keepalive_in_zero_window=SideCounts(cl.ka_zw, sv.ka_zw),
         head_frames=_refs(head_sends),
         head_after_new_data=head.after_new_data if head is not None and head.original is not None else None,
         keepalive_reset=_ref(probe_reset(prober)) if prober is not None else None,
-        handshake_retransmitted=SideCounts(client=_syn_retx(cl), server=_syn_retx(sv)),
+        handshake_retransmitted=SideCounts(_syn_retx(cl), _syn_retx(sv)),
         unseen=unseen,
-        copy_gap_s=_copy_gap(cl, sv),
-        quick_retransmissions=SideCounts(client=cl.quick, server=sv.quick),
+        copy_gap_s=copy_gap,
+        quick_retransmissions=SideCounts(cl.quick, sv.quick),
     )
     summary.notes = describe(c, cl, sv, names, summary)
     return summary
@@ -258,6 +256,30 @@ def _refs(ps: list[TcpPacket]) -> list[FrameRef]:
     return [FrameRef(p.file, p.frame, p.time) for p in ps]
 
 
+def _side_frames(client: list[TcpPacket], server: list[TcpPacket]) -> SideFrames:
+    return SideFrames(_refs(client) if client else [], _refs(server) if server else [])
+
+
+def _retx_refs(f: Flow) -> list[FrameRef]:
+    if f.retx_refs is not None:
+        return f.retx_refs
+    return _refs(f.retx_frames) if f.retx_frames else []
+
+
+def _in_order(a: Flow, sa: Seen | None, b: Flow, sb: Seen | None) -> list[Flow]:
+    """Those of `a` and `b` whose segment (`sa`, `sb`) is set, in stream order (ties: `a`)."""
+    if sa is None:
+        return [] if sb is None else [b]
+    if sb is None:
+        return [a]
+    return [b, a] if sb.i < sa.i else [a, b]
+
+
+def _closing_rst(f: Flow) -> Seen | None:
+    """`f`'s first RST, if it may close the connection (see "Close rule")."""
+    return f.rst if f.rst is not None and (not rst_disowned(f) or rst_taken(f)) else None
+
+
 def _client_flow(c: Conn) -> Flow:
     """First SYN's sender; else the SYN+ACK's receiver; else the higher port; else the first sender."""
     a, b = c.a, c.b
@@ -285,6 +307,8 @@ def _prober(cl: Flow, sv: Flow) -> Flow | None:
     the most (ties: the one that started first). The first matters when both sides probe: the
     peer's probe that crosses the abort's RST meets no socket, so its last probe is unanswered
     too (measured: the netns keepalive_both_one_way case, 94 us apart)."""
+    if not cl.ka and not sv.ka:
+        return None
     probers = [f for f in (cl, sv) if f.ka and f.ka_first is not None]
     if not probers:
         return None
@@ -308,6 +332,8 @@ def _oldest_unacked(c: Conn, cl: Flow, sv: Flow, unseen: Flow | None) -> tuple[F
     acknowledged, so those before the most-retransmitted one were acknowledged. Where the
     peer's direction is missing from the capture (`unseen`), only a retransmission shows a
     segment went unacknowledged: the most-retransmitted one is then the oldest."""
+    if not cl.unacked and not sv.unacked:
+        return None
     oldest: tuple[int, Flow, TcpPacket] | None = None
     for f in (cl, sv):
         one_way = not f.rev.lastack_t
