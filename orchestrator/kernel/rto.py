@@ -240,8 +240,7 @@ def _no_probe(s: KernelSettings, sends: list[FrameRef], probe_shaped: bool, line
 
 def _holds(frames: list[FrameRef], f: FrameRef) -> bool:
     """`f in frames`, by frame number first: a dataclass __eq__ per frame cost more than the rest."""
-    n = f.frame
-    return any(g.frame == n and g == f for g in frames)
+    return f.frame in [g.frame for g in frames] and f in frames
 
 
 def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:
