@@ -22,9 +22,11 @@ _LOCAL_RETRY = 0.5  # s, TCP_RESOURCE_PROBE_INTERVAL
 
 def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
     timing = conn.keepalive
+    if conn.keepalive_from != side or timing is None:
+        return None  # no probes from this side (most connections): tested first, as the cheapest
     frames = conn.keepalive_frames.of(side)
     probes = conn.keepalive_probes.get(side) - conn.keepalive_in_zero_window.get(side)
-    if conn.keepalive_from != side or timing is None or not frames or probes <= 0:
+    if not frames or probes <= 0:
         return None
     if timing.run_probes == 0:
         return None  # the last probe was answered: the peer is alive, no abort is due

@@ -43,22 +43,30 @@ def anchor_on_last_fire(
     budget (the timer went on: the capture does not fit the settings, and the model says so)."""
     if len(armed) < 2:
         return None
-    fires = [round(a.time - stamp.time, 6) for a in armed[1:]]
-    if fires[-1] >= budget:
+    if round(armed[-1].time - stamp.time, 6) >= budget:
         return None
     gaps = [b.time - a.time for a, b in itertools.pairwise(armed)]
     if plateau(gaps) is not None:
         return None  # a ceiling the settings do not give: the model's timer is not this one
     if not all(_late_only(g, timer_gap(k, rto, rto_max, linear)) for k, g in enumerate(gaps, 1)):
         return None  # not the model's timer fired late (errors, local drops, another timer)
+    fires = [round(a.time - stamp.time, 6) for a in armed[1:]]
+    # The model's timer on from the last captured fire, up to the first past the budget, then
+    # one beyond; rounded only where they differ from the model's fires (rarely: their count).
+    level = max(linear, 1)
     n, t = len(armed), fires[-1]
+    gap = timer_gap(n, rto, rto_max, linear)
+    later: list[float] = []
     while t < budget:
-        t += timer_gap(n, rto, rto_max, linear)
+        t += gap if gap < rto_max else rto_max
+        later.append(t)
+        if n >= level:
+            gap *= 2  # exact: `timer_gap`'s next, until the ceiling caps it
         n += 1
-        fires.append(round(t, 6))
-    fires.append(round(t + timer_gap(n, rto, rto_max, linear), 6))  # one beyond the abort
-    if len(fires) == len(timer_fires(budget - offset, rto, rto_max, linear)):  # the same fire as the model's
-        return None
+    later.append(t + (gap if gap < rto_max else rto_max))
+    if len(fires) + len(later) == len(timer_fires(budget - offset, rto, rto_max, linear)):
+        return None  # the same fire as the model's
+    fires += [round(f, 6) for f in later]
     return fires[-2], _edges_after(fires, budget, len(armed) - 1)
 
 

@@ -171,6 +171,10 @@ def predict_connection(
     """The predictions that apply to `conn`, each compared with the capture. `settings_for`
     gives a side's settings; `capture_end` is when the observation ended (a capture's last
     segment, or the end of a run)."""
+    if conn.oldest_unacked is None and conn.keepalive is None:
+        # handshake and rto want an unacknowledged segment, zerowindow and keepalive probes:
+        # half the connections of a big capture have neither.
+        return []
     handshake, rto, zerowindow, keepalive = _families()
     end = capture_end if capture_end is not None else (conn.last_frame.time if conn.last_frame else 0.0)
     errors = [e for e in icmp_errors if about(e, conn)] if icmp_errors else []

@@ -17,6 +17,7 @@ the budget with them, which may be sooner or later than doubling, and past a use
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from orchestrator.kernel.timers import (
     fast_retransmissions,
     rto_abort_after,
     rto_abort_from_stamp,
+    rto_aborts_from_stamp,
     timer_fires,
     timer_gap,
 )
@@ -77,7 +79,7 @@ def predict(
     # Read as if that first send were the original (the latest the budget can start): the
     # model's end is then the latest the abort can come.
     started_late = conn.handshake == "missing" and conn.first_frame == sends[0]
-    captured_original = sends[0] not in conn.retransmission_frames.of(side)
+    captured_original = not _holds(conn.retransmission_frames.of(side), sends[0])
     retx = sends[1:] if captured_original else sends
     if not retx and end - original.time < _TOO_SOON:
         return None  # still in flight when the capture ended
@@ -88,7 +90,9 @@ def predict(
     armed = timer[fast:]
     first_fast = not fast and not tlp and captured_original and _first_is_fast(sends[0], timer)
     budget, basis = _budget(s)
-    local, linear, level_note = level_gaps(s, armed, bool(_reverting(icmp, conn, side, sends)))
+    # Most connections have no ICMP error: nothing below that reads them applies then.
+    reverting = _reverting(icmp, conn, side, sends) if icmp else []
+    local, linear, level_note = level_gaps(s, armed, bool(reverting))
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
         stamp = timer[0]
@@ -121,7 +125,7 @@ def predict(
     # the capture starts mid-backoff: the backoff count at its first send is not known).
     backoff = 0 if fast or first_fast else 1  # after armed[0]: a fast retransmission does not back off
     rev = (
-        _replayed(_reverting(icmp, conn, side, sends), armed, stamp, offset, rto, backoff, budget, s)
+        _replayed(reverting, armed, stamp, offset, rto, backoff, budget, s)
         if timer and not local and not started_late
         else None
     )
@@ -132,7 +136,7 @@ def predict(
         _take_reverts(p, rev, backoff, budget, s)
     elif not s.user_timeout:
         _take_doubling(p, conn, s, armed, rto, budget, (offset, linear), started_late)
-    p.app_error = soft_error(icmp, conn, side) or "ETIMEDOUT"
+    p.app_error = (soft_error(icmp, conn, side) if icmp else None) or "ETIMEDOUT"
     p.beyond_capture = p.at > end
     _observe(
         p,
@@ -141,16 +145,16 @@ def predict(
         s,
         end,
         local,
-        _reverted(icmp, conn, side, armed),
+        bool(icmp) and _reverted(icmp, conn, side, armed),
         linear,
-        _undone(icmp, conn, side, armed),
-        quoting(icmp, conn, side, pmtu=True),
+        bool(icmp) and _undone(icmp, conn, side, armed),
+        quoting(icmp, conn, side, pmtu=True) if icmp else (),
         rev.expiry if rev is not None else None,
     )
     fasts = (fast, first_fast)
     p.explanations = [
-        *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, icmp, end, p, linear),
-        *_revert_notes(icmp, conn, side, sends, rev, p, s),
+        *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, reverting, end, p, linear),
+        *(_revert_notes(icmp, conn, side, sends, rev, p, s) if icmp else ()),
         *_no_probe(s, sends, probe_shaped and not tlp, linear),
         *thin_notes(s, armed, linear, tlp),
         *level_note,
@@ -199,8 +203,10 @@ def _take_doubling(
         )
 
 
+@functools.lru_cache(maxsize=64)
 def _budget(s: KernelSettings) -> tuple[float, str]:
-    """The abort's budget from the first retransmission, and the basis that says which."""
+    """The abort's budget from the first retransmission, and the basis that says which.
+    Remembered: the settings are a capture's, and its predictions are made by the thousand."""
     if s.user_timeout:
         return s.user_timeout, f"{s.label('user_timeout')}, from the first retransmission"
     budget = rto_abort_after(s.retries2, rto_max=s.rto_max)
@@ -230,6 +236,11 @@ def _no_probe(s: KernelSettings, sends: list[FrameRef], probe_shaped: bool, line
         f"tail-loss probe: {s.label('early_retrans')} sends none (probes need 3 or 4), so the "
         f"budget counts from it{level}"
     ]
+
+
+def _holds(frames: list[FrameRef], f: FrameRef) -> bool:
+    """`f in frames`, by frame number first: a dataclass __eq__ per frame cost more than the rest."""
+    return f.frame in [g.frame for g in frames] and f in frames
 
 
 def _first_is_fast(original: FrameRef, timer: Sequence[FrameRef]) -> bool:
@@ -286,14 +297,17 @@ def _knife_edge(budget: float, rto: float, rto_max: float, linear: int = 0) -> l
     """Where an expiry falls within the timer wheel's slack of the budget, the abort may come
     one expiry earlier or later than the model's: an expiry just short of the budget can fire
     past it, and one just past it may really have been short (its RTO read from late gaps)."""
-    return _edges(timer_fires(budget, rto, rto_max, linear), budget)
+    return _rounded_edges(timer_fires(budget, rto, rto_max, linear), budget, set())  # rounded already
 
 
 def _edges(fires: Sequence[float], budget: float, exact: Sequence[float] = ()) -> list[float]:
     """`_knife_edge`'s choice among the timer's fires (the last one beyond the model's abort);
     `exact`: runs at an error's time, not the wheel's, which cannot come late."""
-    rounded = [round(f, 6) for f in fires]
-    punctual = {round(f, 6) for f in exact}
+    return _rounded_edges([round(f, 6) for f in fires], budget, {round(f, 6) for f in exact})
+
+
+def _rounded_edges(rounded: Sequence[float], budget: float, punctual: set[float]) -> list[float]:
+    """`_edges` of fires rounded to the us (round is idempotent there: `timer_fires` are)."""
     model = rounded[-2]
     out: list[float] = []
     for a, b in itertools.pairwise(rounded):
@@ -552,11 +566,13 @@ def _causes(
     tlp: bool,
     fasts: tuple[int, bool],
     rto: float,
-    icmp: Sequence[IcmpError],
+    reverting: list[IcmpError],
     end: float,
     p: KernelPrediction,
     linear: int = 0,
 ) -> list[str]:
+    """Why the capture may differ from the model; `reverting`: the errors that may undo a
+    backoff step of these sends (`_reverting`)."""
     out: list[str] = []
     gaps = [round(b.time - a.time, 6) for a, b in itertools.pairwise(sends)]
     if p.upper_bound:
@@ -608,7 +624,6 @@ def _causes(
                 "short and the abort comes at "
                 f"{alt:.3f} s"
             )
-    reverting = _reverting(icmp, conn, side, sends)
     flat = sum(1 for g in gaps[1:] if abs(g - LOCAL_RETRY) <= LOCAL_RETRY * 0.1)
     if flat >= 2:
         out.append(
@@ -649,18 +664,15 @@ def _causes(
     ):
         observed = p.observed_s
         budgets = _BUDGETS if s.rto_max == TCP_RTO_MAX else _budgets(s.rto_max)
-        fits = [
-            n
-            for n, b in budgets.items()
-            if abs(rto_abort_from_stamp(b, rto, rto_max=s.rto_max, linear=linear) - observed)
-            <= TOLERANCE * observed
-        ]
+        ends = rto_aborts_from_stamp(list(budgets.values()), rto, rto_max=s.rto_max, linear=linear)
+        fits = [n for n, e in zip(budgets, ends, strict=True) if abs(e - observed) <= TOLERANCE * observed]
         if fits and s.retries2 not in fits:
             shown = " or ".join(f"tcp_retries2={n} ({budgets[n]:g} s)" for n in fits[:3])
             out.append(f"{shown} fits what the capture shows")
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def _mtu_probing_note(s: KernelSettings) -> str | None:
     """With tcp_mtu_probing on, a timer fire past tcp_retries1's budget shrinks the MSS
     (tcp_write_timeout's black-hole detection, tcp_mtu_probing): if the segments were lost for

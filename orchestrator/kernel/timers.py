@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 __all__ = [
     "TCP_RTO_MAX",
@@ -66,6 +67,7 @@ __all__ = [
     "rto_abort_after",
     "rto_abort_at",
     "rto_abort_from_stamp",
+    "rto_aborts_from_stamp",
     "syn_schedule",
     "syn_timeout_after",
     "synack_schedule",
@@ -133,13 +135,37 @@ def rto_abort_from_stamp(
     t, gap, cap, end = 0, _us(rto), _us(rto_max), _us(budget)
     k = 1  # the timer retransmission the gap follows (1: the stamp)
     while t < end:
-        t += min(gap, cap)
-        if ends_at_ceiling and gap >= cap:
-            break
+        if gap >= cap:  # at the ceiling for good: the rest are whole ceilings, counted at once
+            return (t + cap if ends_at_ceiling else t + -(-(end - t) // cap) * cap) / _US
+        t += gap
         if k >= linear:
             gap *= 2
         k += 1
     return t / _US
+
+
+def rto_aborts_from_stamp(
+    budgets: Sequence[float], rto: float, *, rto_max: float = TCP_RTO_MAX, linear: int = 0
+) -> list[float]:
+    """`rto_abort_from_stamp` for each of `budgets` (in increasing order), the same timer walked
+    once: only where it stops depends on the budget (a capture's fit tries 31 of them)."""
+    if rto <= 0 or (budgets and budgets[0] < 0):
+        raise ValueError("the budget must be >= 0 and the RTO positive")
+    t, gap, cap = 0, _us(rto), _us(rto_max)
+    k = 1
+    out: list[float] = []
+    last = 0
+    for end in map(_us, budgets):
+        if end < last:
+            raise ValueError("the budgets must come in increasing order")
+        last = end
+        while t < end:
+            t += min(gap, cap)
+            if k >= linear:
+                gap *= 2
+            k += 1
+        out.append(t / _US)
+    return out
 
 
 @functools.lru_cache(maxsize=1024)
@@ -150,15 +176,21 @@ def timer_fires(
     to the first at or past `budget` (the model's abort), then one beyond it. Remembered: a
     connection's prediction asks twice (its knife edges, then `late_fires`), with the same RTO."""
     # `timer_gap` inlined, the same arithmetic: a capture's predictions count thousands of fires.
+    # rto * 2**e is exact, so doubling the gap is the same float; at the ceiling it stays there.
     level = max(linear, 1)
     fires: list[float] = []
     t = 0.0
     k = 1
-    while not fires or fires[-1] < budget:
-        t += min(rto * float(2 ** max(0, k - level)), rto_max)
+    gap = rto
+    while True:
+        t += gap if gap < rto_max else rto_max
         fires.append(round(t, 6))
+        if k >= level:
+            gap *= 2
         k += 1
-    t += min(rto * float(2 ** max(0, k - level)), rto_max)
+        if fires[-1] >= budget:
+            break
+    t += gap if gap < rto_max else rto_max
     fires.append(round(t, 6))
     return tuple(fires)
 

@@ -37,6 +37,8 @@ _RATE_LIMIT = 0.5  # s
 
 
 def predict(conn: ConnectionSummary, side: Side, s: KernelSettings, end: float) -> KernelPrediction | None:
+    if conn.keepalive_from != side or conn.keepalive is None:
+        return None  # no probes from this side (`_stall_probes`'s first test; most connections)
     if not s.user_timeout:
         return _by_count(conn, side, s, end)
     by_time = _by_user_timeout(conn, side, s, end)
