@@ -25,7 +25,8 @@ def level_gaps(s: KernelSettings, timer: list[FrameRef], reverting: bool) -> tup
     if failing_locally(timer):
         return True, 0, []
     linear = 0 if reverting else linear_timeouts(timer, s.thin_linear)
-    level = timer[1].time - timer[0].time if linear else 0.0
+    # The level is the first gap; a single timer send shows none (the setting alone says linear).
+    level = timer[1].time - timer[0].time if linear and len(timer) > 1 else 0.0
     if level >= s.rto_max / (1 + WHEEL_SLACK):
         return False, 0, []  # the ceiling's level
     if level >= 1.0 and s.rto_max == TCP_RTO_MAX:  # linear only where the setting says so

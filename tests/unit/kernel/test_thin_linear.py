@@ -269,3 +269,17 @@ def test_where_the_gaps_cannot_tell_the_setting_does(tmp_path: Path) -> None:
     assert given.start_frame == conn.head_frames[1]
     (why,) = [e for e in given.explanations if "not a tail-loss probe: tcp_early_retrans=0" in e]
     assert "linear timeouts" in why
+
+
+def test_with_the_setting_a_single_timer_send_is_counted_linear() -> None:
+    # One retransmission captured (a FIN's, the capture ending there): no gap to read the level
+    # from, so the setting alone says linear. It raised IndexError on the missing second send.
+    capture = Path(__file__).resolve().parents[1] / "tcp" / "recorded" / "one_way" / "client_only.pcap"
+    analysis = analyze_file(capture)
+    (conn,) = [c for c in analysis.connections if c.close == "fin-unanswered"]
+    assert len(conn.head_frames) == 2  # the original and one retransmission: a single timer send
+    given = parse_settings(["net.ipv4.tcp_thin_linear_timeouts=1"], [])
+    (p,) = predict_connection(conn, lambda _side: given, [], conn.last_frame.time if conn.last_frame else 0.0)
+    assert p.kind == "rto-abort" and "level for 6 gaps" in p.basis
+    (q,) = predict_connection(conn, lambda _side: KernelSettings(), [], p.start_time)
+    assert "level for" not in q.basis and q.predicted_s != p.predicted_s
