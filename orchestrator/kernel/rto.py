@@ -114,13 +114,7 @@ def predict(
         what += "; the capture starts with that segment, so the first retransmission may be earlier"
     p = KernelPrediction("rto-abort", side, 0.0, stamp.time, what, basis, start_frame=stamp)
     p.upper_bound = started_late
-    p.predicted_s = round(
-        offset
-        + rto_abort_from_stamp(
-            budget - offset, rto, rto_max=s.rto_max, user_timeout=bool(s.user_timeout), linear=linear
-        ),
-        6,
-    )
+    p.predicted_s = round(offset + _from_armed(budget - offset, rto, s, linear), 6)
     # Errors that undo backoff steps: the timer replayed with them, at their times (not where
     # the capture starts mid-backoff: the backoff count at its first send is not known).
     backoff = 0 if fast or first_fast else 1  # after armed[0]: a fast retransmission does not back off
@@ -161,6 +155,18 @@ def predict(
     ]
     _after_fin(p, conn, s, offset, rto, local)
     return p
+
+
+def _from_armed(left: float, rto: float, s: KernelSettings, linear: int) -> float:
+    """The abort after the send that armed the timer's first fire, `left` of the budget then.
+    Fast retransmissions before it may have spent it all (a user timeout of a few ms): the
+    timer's first check ends the connection, at once for a user timeout (the timer clamped to
+    what is left, `tcp_clamp_rto_to_user_timeout`), at its first expiry for tcp_retries2's."""
+    if left < 0:
+        return 0.0 if s.user_timeout else min(rto, s.rto_max)
+    return rto_abort_from_stamp(
+        left, rto, rto_max=s.rto_max, user_timeout=bool(s.user_timeout), linear=linear
+    )
 
 
 def _take_doubling(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.kernel import rto
 from orchestrator.kernel.predict import KernelPrediction, predict_connection
-from orchestrator.kernel.settings import parse_settings
+from orchestrator.kernel.settings import KernelSettings, parse_settings
 from orchestrator.kernel.timers import fast_retransmissions
 from orchestrator.tcp.analysis import analyze_file
 from orchestrator.tcp.connection import ConnectionSummary
@@ -63,3 +64,32 @@ def test_fast_gaps_are_only_leading_ones_far_under_the_floor() -> None:
     assert fast_retransmissions([0.05, 0.1, 0.2]) == 0  # a lowered rto_min doubling: no jump
     assert fast_retransmissions([0.15, 0.9]) == 0  # not under half the 200 ms floor
     assert fast_retransmissions([0.006]) == 0  # nothing after it to tell
+
+
+def test_a_budget_the_fast_retransmissions_spent_ends_it_at_the_timers_first_check() -> None:
+    # A user timeout (or budget) shorter than the fast retransmissions' 6 ms: it raised ValueError
+    # (a negative budget left). The clamped timer ends it at once after them; tcp_retries2's
+    # timer at its first expiry.
+    analysis = analyze_file(RECORDED)
+    (conn,) = analysis.connections
+    tiny = parse_settings([], ["TCP_USER_TIMEOUT=1"])
+    (p,) = [
+        p for p in predict_connection(conn, lambda _: tiny, [], APP_ETIMEDOUT + 5) if p.kind == "rto-abort"
+    ]
+    offset = conn.head_frames[2].time - conn.head_frames[1].time  # from the first fast one to the second
+    assert abs(offset - 0.006) < 0.002 and p.predicted_s == round(offset, 6)
+    three = parse_settings([], ["TCP_USER_TIMEOUT=3000"])
+    (q,) = [
+        q for q in predict_connection(conn, lambda _: three, [], APP_ETIMEDOUT + 5) if q.kind == "rto-abort"
+    ]
+    assert q.predicted_s == 3.0  # a budget left after them: the clamp, as before
+
+
+def _rto(conn: ConnectionSummary, s: KernelSettings) -> list[KernelPrediction]:
+    return [p for p in predict_connection(conn, lambda _: s, [], APP_ETIMEDOUT + 5) if p.kind == "rto-abort"]
+
+
+def test_a_spent_retries2_budget_ends_it_at_the_timers_first_expiry() -> None:
+    assert rto._from_armed(-0.01, 0.3, KernelSettings(), 0) == 0.3  # the next expiry, not at once
+    assert rto._from_armed(-0.01, 3.0, parse_settings(["tcp_rto_max_ms=1000"], []), 0) == 1.0
+    assert rto._from_armed(0.5, 0.3, KernelSettings(), 0) == 0.9  # left: 0.3 then 0.6 past it
