@@ -58,8 +58,8 @@ def captured_gaps(
 ) -> tuple[list[tuple[int, float]], int]:
     """The captured gaps that tell the timer's RTO, each with the backoff count it was armed
     with (the errors replayed on it: each undoes a step while one is left), and the count
-    after the last send. Gaps ended by a clocked-out retransmission, and gaps at the ceiling,
-    tell nothing. `backoff`: the count after `armed[0]` (1 after the first timer
+    after the last send. Gaps ended by a clocked-out retransmission, gaps at the ceiling, and
+    gaps out of time order tell nothing. `backoff`: the count after `armed[0]` (1 after the first timer
     retransmission, 0 after a fast one)."""
     k, out = backoff, []
     for a, b in itertools.pairwise(armed):
@@ -72,7 +72,7 @@ def captured_gaps(
             k = max(0, k - len(inside) + 1)
             continue
         k = max(0, k - len(inside))
-        if gap < 0.95 * rto_max:
+        if 0 < gap < 0.95 * rto_max:  # one that goes back (the capture's clock stepped) tells nothing
             out.append((k, gap))
         k += 1
     return out, k

@@ -8,14 +8,17 @@ ended 9.368 s after it (6.601 s for 9.144 s over IPv6), 3.000 s where a user tim
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from orchestrator.kernel.icmp_timer import captured_gaps
 from orchestrator.kernel.predict import WHEEL_SLACK, KernelPrediction, near, predict_connection
-from orchestrator.kernel.settings import parse_settings
+from orchestrator.kernel.settings import KernelSettings, parse_settings
 from orchestrator.pcap.icmp import IcmpError
 from orchestrator.tcp.analysis import analyze_file
+from orchestrator.tcp.connection import FrameRef
 
 RECORDED = Path(__file__).parent / "recorded"
 TIMER = RECORDED / "icmp_timer"
@@ -161,3 +164,19 @@ def test_a_router_capture_of_the_midrun_bursts_reads_the_same_timer() -> None:
     at_client = _rto(RECORDED / "icmp_midrun" / "client.pcap", settings, [], MIDRUN_ERROR + 5)
     assert at_router.predicted_s == pytest.approx(at_client.predicted_s, abs=0.002)
     assert "a base RTO of 0.204 s" in at_router.basis
+
+
+def test_a_clock_step_in_the_capture_tells_no_rto() -> None:
+    # A capture whose clock stepped back between two of the head's sends (an NTP step, or captures
+    # merged out of order): the gap went negative, the replay's base RTO with it, and the timer
+    # ran backwards until an OverflowError. Found by bit flips in this recorded capture.
+    analysis = analyze_file(RECORDED / "icmp_kinds" / "rto4_host_unreachable.pcap")
+    conn = analysis.connections[0]
+    assert len(conn.head_frames) > 8 and analysis.icmp_errors
+    f = conn.head_frames[5]
+    stepped = replace(conn, head_frames=[*conn.head_frames[:5], FrameRef(f.file, f.frame, f.time - 2**21)])
+    stepped.head_frames += conn.head_frames[6:]
+    (p,) = predict_connection(stepped, lambda _: KernelSettings(), analysis.icmp_errors, conn.last_frame.time)
+    assert p.kind == "rto-abort" and p.predicted_s > 900  # tcp_retries2's 924.6 s budget, and a fire past it
+    gaps, _k = captured_gaps(stepped.head_frames[1:], analysis.icmp_errors, 1, 120.0)
+    assert gaps and all(g > 0 for _level, g in gaps)
