@@ -7,7 +7,6 @@ import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from scapy.utils import wrpcap
 
@@ -25,19 +24,7 @@ from orchestrator.tcp.sizing import auto_processes
 from tests.helpers.pcaps import T0, random_capture, random_conversation, scapy_packet, write_scapy
 from tests.unit.cli.test_analyze import cli
 from tests.unit.tcp.test_fastpass import _walks
-from tests.unit.tcp.test_vector import _as_pcapng
-
-
-def _segments(chunks: Iterable[Chunk]) -> list[tuple[int, TcpPacket]]:
-    """Every segment of some chunks, with its position, columns or pairs."""
-    got: list[tuple[int, TcpPacket]] = []
-    for chunk in chunks:
-        if chunk.pairs is not None:
-            got.extend(chunk.pairs)
-        elif chunk.columns is not None:
-            cols = chunk.columns
-            got.extend(zip(cols.pos.tolist(), cols.packets(np.arange(len(cols.pos))), strict=True))
-    return got
+from tests.unit.tcp.test_vector import _as_pcapng, segments_of
 
 
 def _owners(segments: list[tuple[int, TcpPacket]], processes: int) -> list[int]:
@@ -55,13 +42,13 @@ def test_sharing_keeps_a_connection_together_columns_or_pairs(tmp_path: Path, pr
     (chunk,) = list(read_chunks(read_tcp(path)))
     cols = chunk.columns
     assert cols is not None
-    by_pairs = _owners(_segments([chunk]), processes)
+    by_pairs = _owners(segments_of([chunk]), processes)
     for k in range(processes):
         rows = parallel.Share(k, processes).rows(cols.src, cols.sport, cols.dst, cols.dport)
         assert rows.tolist() == [proc == k for proc in by_pairs]
     assert len(set(by_pairs)) == processes  # every process got some
     owner: dict[tuple[tuple[str, int], ...], int] = {}
-    for (_i, p), proc in zip(_segments([chunk]), by_pairs, strict=True):
+    for (_i, p), proc in zip(segments_of([chunk]), by_pairs, strict=True):
         key = tuple(sorted([(p.src, p.sport), (p.dst, p.dport)]))
         assert owner.setdefault(key, proc) == proc  # both directions, every segment: one process
 
@@ -95,7 +82,7 @@ def test_a_share_read_is_the_share_of_reading_everything(
 
     def read(keep: RowFilter | None) -> tuple[list[tuple[int, TcpPacket]], tuple[object, ...]]:
         capture = read_tcp(path)
-        got = _segments(read_chunks(capture, how, keep))
+        got = segments_of(read_chunks(capture, how, keep))
         return got, (capture.packets, capture.tcp_packets, capture.truncated, capture.icmp_errors)
 
     every, counters = read(None)

@@ -12,6 +12,7 @@ import importlib.util
 import random
 import struct
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from orchestrator.pcap import columns
 from orchestrator.pcap.chunks import read_chunks
+from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import TcpPacket, read_tcp
 from orchestrator.tcp.analysis import Analysis, analyze_capture
 from tests.helpers.pcaps import T0, random_capture, random_conversation, write_scapy
@@ -44,9 +46,13 @@ def _both(path: Path) -> tuple[Analysis, Analysis]:
 
 
 def _pairs(path: Path) -> list[tuple[int, TcpPacket]]:
+    return segments_of(read_chunks(read_tcp(path)))
+
+
+def segments_of(chunks: Iterable[Chunk]) -> list[tuple[int, TcpPacket]]:
+    """Every segment of some chunks, with its position, columns or pairs."""
     out: list[tuple[int, TcpPacket]] = []
-    capture = read_tcp(path)
-    for chunk in read_chunks(capture):
+    for chunk in chunks:
         if chunk.pairs is not None:
             out.extend(chunk.pairs)
         elif chunk.columns is not None:
