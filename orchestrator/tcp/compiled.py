@@ -1,12 +1,12 @@
 """The array loop (`arrayloop`) and the framing walks (`pcap.walk`) compiled by numba, when
 numba is installed (the ``fast`` extra) and the capture is big enough to pay for it.
 
-numba takes about 0.35 s to import and 0.3 s to load the compiled functions from its cache
-(the first run compiles them, some seconds, and caches them next to the source, or in
-``NUMBA_CACHE_DIR``); then reading and analysing a million segments takes about half the time
-the vectorised pass (`vector`) and the Python framing loops take. So only captures of
-`MIN_BYTES` or more use it; smaller ones, and every capture where numba is missing, take
-`vector`, with the same result.
+numba takes 0.2 to 0.35 s to import and 0.1 to 0.3 s to load the compiled functions from its
+cache, without its target's refresh (`_load_quickly`; the first run compiles them, some
+seconds, and caches them next to the source, or in ``NUMBA_CACHE_DIR``); then reading and
+analysing a million segments takes about half the time the vectorised pass (`vector`) and the
+Python framing loops take. So only captures of `MIN_BYTES` or more use it; smaller ones, and
+every capture where numba is missing, take `vector`, with the same result.
 """
 
 from __future__ import annotations
