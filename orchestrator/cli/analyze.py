@@ -123,15 +123,16 @@ def _analyze(
                 return _settings_for(c, settings, known)
 
             renderer = JsonConnections(settings_for) if json_out else TextConnections(settings_for)
-            rendered = analyze_rendered(capture, processes, renderer)
+            # Encoded as the output is, where rendered (`EncodedBody` checks it is the same).
+            encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+            errors = getattr(sys.stdout, "errors", None) or "strict"
+            rendered = analyze_rendered(capture, processes, renderer, encoding, errors)
             _warn(warn, rendered.analysis)
             if json_out:
-                write_rendered_json(
-                    sys.stdout, rendered.analysis, rendered.texts, str(path), rendered.tallies
-                )
+                write_rendered_json(sys.stdout, rendered.analysis, rendered.body, str(path), rendered.totals)
             else:
                 write_rendered_summary(
-                    sys.stdout, printable(str(path)), rendered.analysis, rendered.texts, rendered.tallies
+                    sys.stdout, printable(str(path)), rendered.analysis, rendered.body, rendered.totals
                 )
             continue
         analysis = _analysis(capture, processes)

@@ -18,12 +18,15 @@ from rich.text import Text
 from orchestrator.kernel.predict import TOLERANCE, KernelPrediction
 from orchestrator.report.totals_text import Piece, totals_pieces
 from orchestrator.tcp.analysis import Analysis
+from orchestrator.tcp.body import Body, TextBody
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.contract import PredictedConnections
 from orchestrator.tcp.notes import uneven_gaps
-from orchestrator.tcp.totals import Tally, tally_of
+from orchestrator.tcp.totals import Totals, tally_of, totals_of
 
 __all__ = ["LINKTYPE_NAMES", "TextConnections", "write_rendered_summary", "write_summary"]
+
+JOINER = "\n"  # between two connections' blocks
 
 LINKTYPE_NAMES = {
     0: "BSD loopback",
@@ -46,33 +49,34 @@ def write_summary(
 ) -> None:
     """The file's line and totals, then a block per connection: styled on a terminal, plain
     elsewhere."""
-    tallies = [tally_of(c, predictions.get(c.stream, [])) for c in analysis.connections]
+    totals = totals_of([tally_of(c, predictions.get(c.stream, [])) for c in analysis.connections])
     if not console.is_terminal:
         texts = [_plain(_connection(c, predictions.get(c.stream, []))) for c in analysis.connections]
-        write_rendered_summary(out, file, analysis, texts, tallies)
+        write_rendered_summary(out, file, analysis, TextBody(texts, JOINER), totals)
         return
-    for pieces in _blocks(file, analysis, predictions, tallies):
+    for pieces in _blocks(file, analysis, predictions, totals):
         console.print(Text.assemble(*((text, style or "") for text, style in pieces)))
 
 
 class TextConnections(PredictedConnections):
     """Each connection's block as plain text, predictions included."""
 
+    joiner = JOINER
+
     def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
         return _plain(_connection(c, predictions))
 
 
-def write_rendered_summary(
-    out: TextIO, file: str, analysis: Analysis, texts: list[str], tallies: list[Tally]
-) -> None:
-    """`write_summary`'s plain text, from blocks already rendered by `TextConnections` and the
-    connections' tallies, in tcp.stream order."""
-    out.write(_plain(_head(file, analysis, len(texts))) + "\n")
-    totals = totals_pieces(tallies)
-    if totals:
-        out.write(_plain(totals) + "\n")
-    for at in range(0, len(texts), 1024):  # some blocks to a write: one each costs a write each
-        out.write("\n".join(texts[at : at + 1024]) + "\n")
+def write_rendered_summary(out: TextIO, file: str, analysis: Analysis, body: Body, totals: Totals) -> None:
+    """`write_summary`'s plain text, from blocks already rendered by `TextConnections` (in
+    tcp.stream order, joined by `JOINER`) and their totals."""
+    out.write(_plain(_head(file, analysis, totals.connections)) + "\n")
+    across = totals_pieces(totals)
+    if across:
+        out.write(_plain(across) + "\n")
+    if totals.connections:  # a block each
+        body.write(out)
+        out.write("\n")
 
 
 def _plain(pieces: list[Piece]) -> str:
@@ -103,12 +107,12 @@ def _head(file: str, analysis: Analysis, n: int) -> list[Piece]:
 
 
 def _blocks(
-    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]], tallies: list[Tally]
+    file: str, analysis: Analysis, predictions: dict[int, list[KernelPrediction]], totals: Totals
 ) -> Iterator[list[Piece]]:
     yield _head(file, analysis, len(analysis.connections))
-    totals = totals_pieces(tallies)
-    if totals:
-        yield totals
+    across = totals_pieces(totals)
+    if across:
+        yield across
     for conn in analysis.connections:
         yield _connection(conn, predictions.get(conn.stream, []))
 

@@ -5,7 +5,7 @@ how many and names its first streams, so that it stays a few lines for thousands
 from __future__ import annotations
 
 from orchestrator.kernel.predict import TOLERANCE
-from orchestrator.tcp.totals import End, ModelEndTotal, SidesTotal, Tally, totals_of
+from orchestrator.tcp.totals import End, ModelEndTotal, SidesTotal, Totals
 
 __all__ = ["Piece", "totals_pieces"]
 
@@ -23,11 +23,10 @@ _ENDS: dict[End, str] = {
 }
 
 
-def totals_pieces(tallies: list[Tally]) -> list[Piece]:
+def totals_pieces(t: Totals) -> list[Piece]:
     """What a capture of many connections says across them (nothing for one connection)."""
-    if len(tallies) < 2:
+    if t.connections < 2:
         return []
-    t = totals_of(tallies)
     head: list[Piece] = [("totals", "bold"), (f" over {t.connections:,} connections:", None)]
     hs = ", ".join(f"{n:,} {kind}" for kind, n in t.handshake.items() if n)
     lines = [f"   handshake: {hs}", "   ended:"]

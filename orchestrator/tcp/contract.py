@@ -22,17 +22,17 @@ in the file, lists capped at 100) and ``predictions`` (see `kernel.predict`); pe
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from orchestrator.kernel.predict import KernelPrediction, predict_connection, prediction_json
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.pcap.reader import IcmpError
 from orchestrator.tcp.analysis import Analysis
+from orchestrator.tcp.body import Body, TextBody
 from orchestrator.tcp.connection import ConnectionSummary, FrameRef, Side, SideCounts, SideFrames
-from orchestrator.tcp.totals import Tally, tally_of, totals_json, totals_of
+from orchestrator.tcp.totals import Tally, Totals, tally_of, totals_json, totals_of
 
 __all__ = [
     "CONNECTION_FIELDS",
@@ -44,6 +44,8 @@ __all__ = [
     "write_analysis_json",
     "write_rendered_json",
 ]
+
+JOINER = ", "  # between the connections' objects in the file's list
 
 # The contract's fields of a connection, in order.
 CONNECTION_FIELDS = (
@@ -73,7 +75,7 @@ def analysis_json(
         "file": file,
         "packets": analysis.packets,
         "connections": [connection_json(c, found.get(c.stream, [])) for c in analysis.connections],
-        **_file_extras(analysis, _tallies(analysis, found)),
+        **_file_extras(analysis, totals_of(_tallies(analysis, found))),
     }
 
 
@@ -113,17 +115,17 @@ def write_analysis_json(
     ``json.dumps(analysis_json(...))``, without holding the whole document in memory."""
     found = predictions or {}
     texts = (_dumps(connection_json(c, found.get(c.stream, []))) for c in analysis.connections)
-    write_rendered_json(out, analysis, texts, file, _tallies(analysis, found))
+    write_rendered_json(out, analysis, TextBody(texts, JOINER), file, totals_of(_tallies(analysis, found)))
 
 
-def _file_extras(analysis: Analysis, tallies: Sequence[Tally]) -> dict[str, Any]:
+def _file_extras(analysis: Analysis, totals: Totals) -> dict[str, Any]:
     return {
         "tcp_packets": analysis.tcp_packets,
         "truncated": analysis.truncated,
         "problems": analysis.problems,
         "linktypes": analysis.linktypes,
         "icmp_errors": len(analysis.icmp_errors),
-        "totals": totals_json(totals_of(tallies)),
+        "totals": totals_json(totals),
     }
 
 
@@ -190,6 +192,8 @@ class PredictedConnections:
     """Each connection rendered with the kernel model's predictions, and its tally for the
     totals (a `parallel.Renderer`); subclasses say how a connection reads (`text`)."""
 
+    joiner: str  # between two connections' texts in the output
+
     def __init__(self, settings_for: Callable[[ConnectionSummary], Callable[[Side], KernelSettings]]) -> None:
         self.settings_for = settings_for
 
@@ -209,29 +213,15 @@ class PredictedConnections:
 class JsonConnections(PredictedConnections):
     """Each connection as its JSON text, predictions included."""
 
+    joiner = JOINER
+
     def text(self, c: ConnectionSummary, predictions: list[KernelPrediction]) -> str:
         return _dumps(connection_json(c, predictions))
 
 
-def write_rendered_json(
-    out: TextIO, analysis: Analysis, texts: Iterable[str], file: str, tallies: Sequence[Tally]
-) -> None:
-    """The file's object, with its connections' JSON texts (as `JsonConnections` renders them)
-    and their tallies (for the totals), in tcp.stream order, written some connections at a
-    time (one write each cost a tenth of a second on 10,000 connections; all at once, memory)."""
+def write_rendered_json(out: TextIO, analysis: Analysis, body: Body, file: str, totals: Totals) -> None:
+    """The file's object, with its connections' JSON texts (as `JsonConnections` renders them,
+    in tcp.stream order, joined by `JOINER`) and their totals."""
     out.write(json.dumps({"file": file, "packets": analysis.packets})[:-1] + ', "connections": [')
-    sep = ""
-    for batch in _batched(texts):
-        out.write(sep + ", ".join(batch))
-        sep = ", "
-    out.write("], " + json.dumps(_file_extras(analysis, tallies))[1:] + "\n")
-
-
-_BATCH = 1024  # connections' texts joined into one write
-
-
-def _batched(texts: Iterable[str]) -> Iterator[list[str]]:
-    """The texts `_BATCH` at a time (`itertools.batched`, from Python 3.12)."""
-    it = iter(texts)
-    while batch := list(itertools.islice(it, _BATCH)):
-        yield batch
+    body.write(out)
+    out.write("], " + json.dumps(_file_extras(analysis, totals))[1:] + "\n")

@@ -13,11 +13,13 @@ which waited for its segments (measured: 2.4 s against 2.0 s for the whole share
 million segments in 9,547 connections, 2 processes; 12% faster for the whole command). And every
 process has the same work, so the shares are equal. Children send their summaries back
 (pickled), or, with a `Renderer` (`analyze_rendered`), their connections already rendered as
-text, which is much cheaper to send than the objects, each with its small `totals.Tally`:
-before they render, each tells the parent its connections' first frames, and the parent gives
-each its connections' numbers (`stream`, their rank among all by first frame); the file's totals
-are folded from the tallies in that order. The result is what one process gives, byte for
-byte in the CLI's output; `tests/unit/tcp/test_parallel.py` checks that.
+text, encoded as the output is (`body`: one buffer and the texts' lengths, much cheaper to send
+and to join than the objects or the strings), each with its small `totals.Tally`: before they
+render, each tells the parent its connections' first frames, and the parent gives each its
+connections' numbers (`stream`, their rank among all by first frame); the parent joins the
+texts as bytes in that order, and merges the totals each process folded from its tallies. The
+result is what one process gives, byte for byte in the CLI's output;
+`tests/unit/tcp/test_parallel.py` checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
 modules (and the compiled functions) already loaded. Captures under `sizing.SHARED_BYTES` stay
@@ -49,11 +51,12 @@ from orchestrator.pcap.chunks import read_chunks
 from orchestrator.pcap.columns import Chunk
 from orchestrator.pcap.reader import IcmpError, TcpCapture, TcpPacket
 from orchestrator.tcp.analysis import Analysis, analysis_of, analyze_capture
+from orchestrator.tcp.body import Encoded, EncodedBody, encode_texts, join_encoded
 from orchestrator.tcp.compiled import Pass, Plan, plan_for
 from orchestrator.tcp.connection import ConnectionSummary
 from orchestrator.tcp.loop import summarize_pass
 from orchestrator.tcp.sizing import size_of
-from orchestrator.tcp.totals import Tally
+from orchestrator.tcp.totals import Fold, Tally, Totals
 
 __all__ = [
     "Rendered",
@@ -72,6 +75,11 @@ _MIX = 0x9E3779B97F4A7C15
 _M64 = (1 << 64) - 1
 _MIX_NP = np.uint64(_MIX)
 I64 = npt.NDArray[np.int64]
+
+# The parent's own summaries of the last rendered analysis, kept: freeing them object by object
+# when `_share` returned took 0.017 s of its serial tail (4,773 connections). They go with the
+# next one, or with the process (the CLI ends without the interpreter's teardown).
+_kept: list[list[ConnectionSummary]] = []
 
 
 def part_of(src: str, sport: int, dst: str, dport: int, parts: int) -> int:
@@ -114,7 +122,10 @@ class Share:
 class Renderer(Protocol):
     """Turns connections into text where they were analysed, so that only text (and each
     connection's small `Tally`, for the file's totals) crosses between processes: `render` gets
-    the connections numbered (`stream`) among all the processes' ones."""
+    the connections numbered (`stream`) among all the processes' ones. The output has `joiner`
+    between two connections' texts."""
+
+    joiner: str
 
     def render(
         self, conns: list[ConnectionSummary], end: float | None, icmp_errors: list[IcmpError]
@@ -124,11 +135,11 @@ class Renderer(Protocol):
 @dataclass(slots=True)
 class Rendered:
     """A shared analysis whose connections came back as text: the file's counters (its
-    `connections` is empty) and each connection's text and tally, in tcp.stream order."""
+    `connections` is empty), the connections' texts joined in tcp.stream order, and their totals."""
 
     analysis: Analysis
-    texts: list[str]
-    tallies: list[Tally]
+    body: EncodedBody
+    totals: Totals
 
 
 def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
@@ -144,11 +155,17 @@ def analyze_shared(capture: TcpCapture, processes: int) -> Analysis:
     return analysis
 
 
-def analyze_rendered(capture: TcpCapture, processes: int, renderer: Renderer) -> Rendered:
-    """Analyse `capture` with `processes` (> 1) processes, each rendering its connections."""
-    analysis, parts = _share(capture, processes, renderer)
-    numbered = sorted((row for part in parts for row in part), key=lambda row: row[0])
-    return Rendered(analysis, [text for _s, text, _t in numbered], [tally for _s, _x, tally in numbered])
+def analyze_rendered(
+    capture: TcpCapture, processes: int, renderer: Renderer, encoding: str = "utf-8", errors: str = "strict"
+) -> Rendered:
+    """Analyse `capture` with `processes` (> 1) processes, each rendering its connections and
+    encoding their texts (as the output will: `encoding`, `errors`)."""
+    analysis, parts = _share(capture, processes, _Rendering(renderer, encoding, errors))
+    joined = join_encoded([(p.streams, p.encoded) for p in parts], renderer.joiner.encode(encoding, errors))
+    fold = parts[0].fold
+    for p in parts[1:]:
+        fold.merge(p.fold)
+    return Rendered(analysis, EncodedBody(joined, encoding, errors), fold.totals())
 
 
 def summarize_chunks(chunks: Iterable[Chunk], passing: Pass) -> list[ConnectionSummary]:
@@ -174,9 +191,26 @@ def _numbers(keys: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def _share(
-    capture: TcpCapture, processes: int, renderer: Renderer | None
-) -> tuple[Analysis, list[list[Any]]]:
+@dataclass(frozen=True, slots=True)
+class _Rendering:
+    """How each process renders its connections, and encodes their texts."""
+
+    renderer: Renderer
+    encoding: str
+    errors: str
+
+
+@dataclass(slots=True)
+class _Part:
+    """One process's connections rendered: their tcp.stream numbers and texts, and their totals
+    folded (much smaller than their tallies, and folded in parallel)."""
+
+    streams: list[int]
+    encoded: Encoded
+    fold: Fold
+
+
+def _share(capture: TcpCapture, processes: int, renderer: _Rendering | None) -> tuple[Analysis, list[Any]]:
     """The parent's part of a shared analysis: children started, its own share analysed (and
     rendered), the children's parts collected."""
     ctx = multiprocessing.get_context("fork")
@@ -209,6 +243,7 @@ def _share(
         for (forked, inbox, _r), streams in zip(children, numbers[1:], strict=True):
             _put(forked, inbox, (end, analysis.icmp_errors, streams))
         own = _render(renderer, mine, numbers[0], end, analysis.icmp_errors)
+        _kept[:] = [mine]
         return analysis, [own] + [_receive(forked, receive, capture) for forked, _i, receive in children]
     finally:
         capture.limit = None
@@ -228,18 +263,22 @@ def _keys(conns: list[ConnectionSummary]) -> tuple[float | None, list[int]]:
 
 
 def _render(
-    renderer: Renderer,
+    rendering: _Rendering,
     conns: list[ConnectionSummary],
     streams: list[int],
     end: float | None,
     icmp: list[IcmpError],
-) -> list[tuple[int, str, Tally]]:
+) -> _Part:
     for c, stream in zip(conns, streams, strict=True):
         c.stream = stream
-    return [
-        (c.stream, text, tally)
-        for c, (text, tally) in zip(conns, renderer.render(conns, end, icmp), strict=True)
-    ]
+    rendered = rendering.renderer.render(conns, end, icmp)
+    encoded = encode_texts([text for text, _t in rendered], rendering.encoding, rendering.errors)
+    fold = Fold()
+    for stream, (_text, tally) in zip(
+        streams, rendered, strict=True
+    ):  # streams rise: each process's own order
+        fold.add(stream, tally)
+    return _Part(streams, encoded, fold)
 
 
 def _put(child: multiprocessing.process.BaseProcess, inbox: Any, item: object) -> None:
@@ -260,7 +299,7 @@ def _child(
     processes: int,
     inbox: Any,
     send: Connection,
-    renderer: Renderer | None,
+    renderer: _Rendering | None,
 ) -> None:
     """In a forked child: read the capture, analyse its own connections (`part`) and send back
     their summaries, or, with a renderer, the latest time among them and their first frames,
@@ -277,8 +316,8 @@ def _child(
         else:
             send.send_bytes(pickle.dumps(_keys(conns), protocol=pickle.HIGHEST_PROTOCOL))
             end, icmp, streams = inbox.get()
-            texts = _render(renderer, conns, streams, end, icmp)
-            send.send_bytes(pickle.dumps(texts, protocol=pickle.HIGHEST_PROTOCOL))
+            rendered = _render(renderer, conns, streams, end, icmp)
+            send.send_bytes(pickle.dumps(rendered, protocol=pickle.HIGHEST_PROTOCOL))
     except BaseException as exc:  # reported to the parent, whatever it is
         code = 1
         with contextlib.suppress(BaseException):  # else the parent sees the pipe close

@@ -5,30 +5,30 @@ They are folded from one small `Tally` per connection, made where the connection
 (`tally_of`, from its summary and its predictions): with several processes (`parallel`) each
 process makes its connections' tallies, the parent puts them in tcp.stream order and folds them
 (`totals_of`), so the totals are the same whatever the pass and the number of processes.
-
-A note's numbers differ from connection to connection ("after 1.019 s idle", "frame 153"), so
-notes are grouped by their words: each number (or list of numbers) is a slot, and a word's
-plural 's' does not count ("1 probe", "3 probes"). A group's note shows each slot's value where
-all agree, else its range ("1.019 to 1.025"), or "…" for frame numbers and lists.
+With several processes each folds its own tallies (`Fold.add`, with their tcp.stream numbers,
+in order) and the parent merges the folds (`Fold.merge`): what is first, earliest or latest is
+kept with its stream, so the merge is what one fold of every tally in order gives, and neither
+the tallies nor their folding cross into the parent's serial tail. The notes many connections
+share are grouped by their words (`note_totals`).
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from orchestrator.tcp.connection import ConnectionSummary, Handshake, Side
+from orchestrator.tcp.note_totals import STREAMS_KEPT, NoteFold, NoteTotal, Shape, keep, merge_streams, shape
 
 if TYPE_CHECKING:
     from orchestrator.kernel.predict import KernelPrediction
 
 __all__ = [
+    "STREAMS_KEPT",
     "End",
     "EndTotal",
+    "Fold",
     "ModelEnd",
     "ModelEndTotal",
     "NoteTotal",
@@ -44,14 +44,6 @@ __all__ = [
 # completed is said as such (a refused connect's RST is its `by`).
 End = Literal["fin", "fin-unanswered", "rst", "none", "handshake-failed"]
 END_ORDER: tuple[End, ...] = ("fin", "fin-unanswered", "rst", "none", "handshake-failed")
-STREAMS_KEPT = 100  # stream numbers per group in the JSON, as the connections' frame lists
-
-# A number, or a list of them ("0.206, 0.204, 0.424" or "..., ..."): one slot of a note. (Digits
-# in a word, "tcp_retries2", make a slot too, the same in every note: shown as they are.)
-_NUM = r"\d(?:[\d.]*\d)?"
-_SLOT = re.compile(rf"({_NUM}(?:, {_NUM})*(?:, \.\.\.)?)")
-_PLURAL = re.compile(r"(?<=[a-z])s\b")
-_HOLE = "\x00"
 
 
 # Not frozen, like `Tally`: a frozen dataclass sets each field through object.__setattr__,
@@ -80,8 +72,7 @@ class Tally:
     keepalive_probes: tuple[int, int]
     zero_window: tuple[int, int]
     model_ends: tuple[ModelEnd, ...]
-    # Each note as its words with holes (interned: pickled once per process) and its slots.
-    notes: tuple[tuple[str, tuple[str, ...]], ...]
+    notes: tuple[Shape, ...]  # each note as its words with holes and its slots
 
 
 def tally_of(c: ConnectionSummary, predictions: Sequence[KernelPrediction]) -> Tally:
@@ -98,14 +89,8 @@ def tally_of(c: ConnectionSummary, predictions: Sequence[KernelPrediction]) -> T
         model_ends=tuple(
             ModelEnd(p.kind, p.side, p.at, p.beyond_capture, p.within_tolerance) for p in predictions
         ),
-        notes=tuple(_shape(n) for n in c.notes),
+        notes=tuple(shape(n) for n in c.notes),
     )
-
-
-@functools.lru_cache(maxsize=1 << 12)  # many connections share a note word for word
-def _shape(note: str) -> tuple[str, tuple[str, ...]]:
-    parts = _SLOT.split(note)  # text, slot, text, ..., text
-    return sys.intern(_HOLE.join(parts[0::2])), tuple(parts[1::2])
 
 
 @dataclass(slots=True)
@@ -130,7 +115,13 @@ class SidesTotal:
             self.connections += 1
             self.client += counts[0]
             self.server += counts[1]
-            _keep(self.streams, stream)
+            keep(self.streams, stream)
+
+    def merge(self, other: SidesTotal) -> None:
+        self.connections += other.connections
+        self.client += other.client
+        self.server += other.server
+        self.streams = merge_streams(self.streams, other.streams)
 
 
 @dataclass(slots=True)
@@ -158,13 +149,6 @@ class ModelEndTotal:
 
 
 @dataclass(slots=True)
-class NoteTotal:
-    note: str
-    count: int
-    streams: list[int]
-
-
-@dataclass(slots=True)
 class Totals:
     connections: int
     start_time: float | None  # the capture's first segment, epoch seconds
@@ -177,170 +161,126 @@ class Totals:
     shared_notes: list[NoteTotal]  # notes of two connections or more, the commonest first
 
 
-def _keep(streams: list[int], stream: int) -> None:
-    if len(streams) < STREAMS_KEPT:
-        streams.append(stream)
+@dataclass(slots=True)
+class _ModelFold:
+    """A `ModelEndTotal` in the making; the earliest and latest end are each their first
+    stream's among equal times."""
+
+    total: ModelEndTotal  # its origin: its first end's time, until the capture's is known
+    made: tuple[int, int]  # its first end: stream, place among that connection's ends
+
+    def add(self, m: ModelEnd, stream: int) -> None:
+        t = self.total
+        t.count += 1
+        t.within_tolerance += bool(m.within_tolerance)
+        keep(t.streams, stream)
+        if m.at < t.first_at:
+            t.first_at, t.first_stream = m.at, stream
+        if m.at > t.last_at:
+            t.last_at, t.last_stream = m.at, stream
+
+    def merge(self, later: _ModelFold) -> None:
+        t, o = self.total, later.total
+        t.count += o.count
+        t.within_tolerance += o.within_tolerance
+        t.streams = merge_streams(t.streams, o.streams)
+        t.first_at, t.first_stream = min((t.first_at, t.first_stream), (o.first_at, o.first_stream))
+        if (o.last_at, -o.last_stream) > (t.last_at, -t.last_stream):
+            t.last_at, t.last_stream = o.last_at, o.last_stream
+
+
+class Fold:
+    """Totals in the making: tallies added in tcp.stream order (`add`), other connections'
+    folds merged (`merge`), then `totals`. Small, to cross between processes."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.origin: float | None = None  # the earliest first segment
+        self.handshake = {"complete": 0, "partial": 0, "missing": 0}
+        self.ends: dict[tuple[End, Side | None], EndTotal] = {}
+        self.sides = (SidesTotal(), SidesTotal(), SidesTotal())  # retransmissions, probes, zero windows
+        self.model: dict[tuple[str, Side, bool], _ModelFold] = {}
+        self.notes = NoteFold()
+
+    def add(self, stream: int, t: Tally) -> None:
+        self.connections += 1
+        if t.start is not None and (self.origin is None or t.start < self.origin):
+            self.origin = t.start
+        self.handshake[t.handshake] += 1
+        e = self.ends.get((t.end, t.by))
+        if e is None:
+            e = self.ends[(t.end, t.by)] = EndTotal(t.end, t.by, 0, [])
+        e.count += 1
+        keep(e.streams, stream)
+        retx, ka, zw = self.sides
+        retx.add(stream, t.retransmissions)
+        ka.add(stream, t.keepalive_probes)
+        zw.add(stream, t.zero_window)
+        for place, m in enumerate(t.model_ends):
+            found = self.model.get((m.kind, m.side, m.beyond_capture))
+            if found is None:
+                total = ModelEndTotal(
+                    m.kind, m.side, m.beyond_capture, 1, int(bool(m.within_tolerance)), m.at, m.at, stream,
+                    stream, [stream], m.at,
+                )  # fmt: skip
+                self.model[(m.kind, m.side, m.beyond_capture)] = _ModelFold(total, (stream, place))
+            else:
+                found.add(m, stream)
+        self.notes.add(stream, t.notes)
+
+    def merge(self, other: Fold) -> None:
+        """`other`'s connections (none of this fold's) added, as if folded in tcp.stream order."""
+        self.connections += other.connections
+        if other.origin is not None and (self.origin is None or other.origin < self.origin):
+            self.origin = other.origin
+        for kind, n in other.handshake.items():
+            self.handshake[kind] += n
+        for end, e in other.ends.items():
+            mine = self.ends.get(end)
+            if mine is None:
+                self.ends[end] = e
+            else:
+                mine.count += e.count
+                mine.streams = merge_streams(mine.streams, e.streams)
+        for s, o in zip(self.sides, other.sides, strict=True):
+            s.merge(o)
+        for key, m in other.model.items():
+            found = self.model.get(key)
+            if found is None:
+                self.model[key] = m
+            elif m.made < found.made:
+                m.merge(found)
+                self.model[key] = m
+            else:
+                found.merge(m)
+        self.notes.merge(other.notes)
+
+    def totals(self) -> Totals:
+        order = {e: i for i, e in enumerate(END_ORDER)}
+        model = [m.total for m in sorted(self.model.values(), key=lambda m: m.made)]  # one fold's order
+        for m in model:
+            if self.origin is not None:
+                m.origin = self.origin
+        retx, ka, zw = self.sides
+        return Totals(
+            connections=self.connections,
+            start_time=self.origin,
+            handshake=self.handshake,
+            ends=sorted(self.ends.values(), key=lambda e: (-e.count, order[e.end], e.by or "")),
+            retransmissions=retx,
+            keepalive_probes=ka,
+            zero_window=zw,
+            model_ends=sorted(model, key=lambda m: (-m.count, m.first_at, m.kind, m.side)),
+            shared_notes=self.notes.shared(),
+        )
 
 
 def totals_of(tallies: Sequence[Tally]) -> Totals:
     """The totals of connections whose tallies are `tallies`, in tcp.stream order."""
-    starts = [t.start for t in tallies if t.start is not None]
-    origin = min(starts) if starts else None
-    handshake = {"complete": 0, "partial": 0, "missing": 0}
-    ends: dict[tuple[End, Side | None], EndTotal] = {}
-    retx, ka, zw = SidesTotal(), SidesTotal(), SidesTotal()
-    model: dict[tuple[str, Side, bool], ModelEndTotal] = {}
-    notes = _Notes()
+    fold = Fold()
     for stream, t in enumerate(tallies):
-        handshake[t.handshake] += 1
-        e = ends.setdefault((t.end, t.by), EndTotal(t.end, t.by, 0, []))
-        e.count += 1
-        _keep(e.streams, stream)
-        retx.add(stream, t.retransmissions)
-        ka.add(stream, t.keepalive_probes)
-        zw.add(stream, t.zero_window)
-        for m in t.model_ends:
-            _add_model_end(model, m, stream, m.at if origin is None else origin)
-        notes.add(stream, t.notes)
-    order = {e: i for i, e in enumerate(END_ORDER)}
-    return Totals(
-        connections=len(tallies),
-        start_time=origin,
-        handshake=handshake,
-        ends=sorted(ends.values(), key=lambda e: (-e.count, order[e.end], e.by or "")),
-        retransmissions=retx,
-        keepalive_probes=ka,
-        zero_window=zw,
-        model_ends=sorted(model.values(), key=lambda m: (-m.count, m.first_at, m.kind, m.side)),
-        shared_notes=notes.shared(),
-    )
-
-
-def _add_model_end(
-    model: dict[tuple[str, Side, bool], ModelEndTotal], m: ModelEnd, stream: int, origin: float
-) -> None:
-    found = model.get((m.kind, m.side, m.beyond_capture))
-    if found is None:
-        model[(m.kind, m.side, m.beyond_capture)] = ModelEndTotal(
-            m.kind,
-            m.side,
-            m.beyond_capture,
-            1,
-            int(bool(m.within_tolerance)),
-            m.at,
-            m.at,
-            stream,
-            stream,
-            [stream],
-            origin,
-        )
-        return
-    found.count += 1
-    found.within_tolerance += bool(m.within_tolerance)
-    _keep(found.streams, stream)
-    if m.at < found.first_at:
-        found.first_at, found.first_stream = m.at, stream
-    if m.at > found.last_at:
-        found.last_at, found.last_stream = m.at, stream
-
-
-@dataclass(slots=True)
-class _Slot:
-    """What a group's notes have in one slot: the first value, whether all agree, the range."""
-
-    first: str
-    same: bool = True
-    numbers: bool = True  # every value one number (not a list, nor an address)
-    lo: float = 0.0
-    hi: float = 0.0
-    lo_text: str = ""
-    hi_text: str = ""
-
-    @classmethod
-    def of(cls, value: str) -> _Slot:
-        x = _number(value)
-        if x is None:
-            return cls(value, numbers=False)
-        return cls(value, lo=x, hi=x, lo_text=value, hi_text=value)
-
-    def add(self, value: str) -> None:
-        if value == self.first:  # the commonest: nothing new
-            return
-        self.same = False
-        if not self.numbers:
-            return
-        x = _number(value)
-        if x is None:
-            self.numbers = False
-        elif x < self.lo:
-            self.lo, self.lo_text = x, value
-        elif x > self.hi:
-            self.hi, self.hi_text = x, value
-
-    def text(self, before: str) -> str:
-        if self.same:
-            return self.first
-        if not self.numbers or before.endswith(("frame ", "frames ")):
-            return "…"
-        return f"{self.lo_text} to {self.hi_text}"
-
-
-def _number(value: str) -> float | None:
-    if "," in value:
-        return None
-    try:
-        return float(value)
-    except ValueError:  # an address, 10.199.1.1
-        return None
-
-
-@dataclass(slots=True)
-class _NoteGroup:
-    template: str  # the longest wording (plurals), the first stream's among equals
-    count: int
-    streams: list[int]
-    slots: list[_Slot]
-
-
-class _Notes:
-    def __init__(self) -> None:
-        self.groups: dict[str, _NoteGroup] = {}
-        self.keys: dict[str, str] = {}  # template -> its words without plurals
-
-    def add(self, stream: int, notes: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
-        seen: set[str] = set()
-        for template, slots in notes:
-            key = self.keys.get(template)
-            if key is None:
-                key = self.keys[template] = _PLURAL.sub("", template)
-            if key in seen:  # the same words twice in one connection count once
-                continue
-            seen.add(key)
-            g = self.groups.get(key)
-            if g is None:
-                self.groups[key] = _NoteGroup(template, 1, [stream], [_Slot.of(v) for v in slots])
-                continue
-            g.count += 1
-            _keep(g.streams, stream)
-            if len(template) > len(g.template):
-                g.template = template
-            for slot, v in zip(g.slots, slots, strict=True):
-                slot.add(v)
-
-    def shared(self) -> list[NoteTotal]:
-        groups = sorted(
-            (g for g in self.groups.values() if g.count > 1), key=lambda g: (-g.count, g.streams[0])
-        )
-        return [NoteTotal(_fill(g.template, g.slots), g.count, g.streams) for g in groups]
-
-
-def _fill(template: str, slots: list[_Slot]) -> str:
-    parts = template.split(_HOLE)
-    out = [parts[0]]
-    for before, slot, after in zip(parts[:-1], slots, parts[1:], strict=True):
-        out.append(slot.text(before))
-        out.append(after)
-    return "".join(out)
+        fold.add(stream, t)
+    return fold.totals()
 
 
 def totals_json(t: Totals) -> dict[str, object]:

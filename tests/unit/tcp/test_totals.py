@@ -20,7 +20,8 @@ from orchestrator.kernel.settings import parse_settings
 from orchestrator.pcap.reader import read_tcp
 from orchestrator.report.analysis_text import write_summary
 from orchestrator.tcp.analysis import Analysis, analyze_capture
-from orchestrator.tcp.totals import STREAMS_KEPT, Tally, _shape, tally_of, totals_json, totals_of
+from orchestrator.tcp.note_totals import shape
+from orchestrator.tcp.totals import STREAMS_KEPT, Tally, tally_of, totals_json, totals_of
 from tests.unit.cli.test_analyze import cli
 from tests.unit.tcp.test_fastpass import KINDS, _fast, _kernels
 
@@ -219,7 +220,7 @@ def test_one_connection_gets_no_totals_section() -> None:
 
 def _tallies(*notes: list[str]) -> list[Tally]:
     return [
-        Tally(0.0, "complete", "none", None, (0, 0), (0, 0), (0, 0), (), tuple(_shape(n) for n in ns))
+        Tally(0.0, "complete", "none", None, (0, 0), (0, 0), (0, 0), (), tuple(shape(n) for n in ns))
         for ns in notes
     ]
 
