@@ -17,8 +17,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, interrupts.on_signal)
     signal.signal(signal.SIGTERM, interrupts.on_signal)
     try:
-        from orchestrator.cli.app import main as run_app  # noqa: PLC0415 - after the handlers, on purpose
+        from orchestrator.cli import analyze  # noqa: PLC0415 - after the handlers, on purpose
+        from orchestrator.cli.app import main as run_app  # noqa: PLC0415
 
+        analyze.ends_process = True  # see _end_quickly
         run_app()
     except SystemExit as done:
         _end_quickly(done.code)
