@@ -131,7 +131,10 @@ def judge(scenario: Scenario, record: RunRecord) -> Verdict:
     if paths.routers:
         verdict.paths = paths.to_json(t0)
         verdict.notes += paths.notes(t0, _first_rst(conn))
-    verdict.notes += [model_note(host, p, t0) for host, p in predictions.items()]
+    reporting = {e.host for e in events}  # hosts whose apps' events are known
+    verdict.notes += [
+        model_note(host, p, t0, apps[host] if host in reporting else None) for host, p in predictions.items()
+    ]
     verdict.notes += counter_notes(side_host, record.sockets)
     verdict.notes += [f"{host}: {text}" for host, text in socket_warnings(scenario)]
     # A step that failed or never ran makes the run prove nothing about it: say so first.
@@ -195,8 +198,9 @@ def _retold(
     return [*kept, told]
 
 
-def model_note(host: str, p: KernelPrediction, t0: float | None) -> str:
-    """The kernel model's word on how a host's connection ends, next to what the capture shows."""
+def model_note(host: str, p: KernelPrediction, t0: float | None, saw: AppOutcome | None = None) -> str:
+    """The kernel model's word on how a host's connection ends, next to what the capture shows;
+    and, where the app's events are known (`saw`: what ended its connection), what it saw."""
     by = "by" if p.upper_bound else "at"  # the budget may have started before the capture
     end = "ends it at once" if p.predicted_s == 0 else f"ends it {by} {c.at(p.at, t0)}"
     if p.alternatives:
@@ -205,13 +209,29 @@ def model_note(host: str, p: KernelPrediction, t0: float | None) -> str:
         seen = _matched_end(p)
         if seen is not None:
             end += f" (what the capture shows fits {c.at(p.start_time + seen, t0)})"
-    return f"kernel model, {host}: {p.kind} {end}, {_told(p, t0)} ({p.basis}); {p.observed}"
+    return f"kernel model, {host}: {p.kind} {end}, {_told(p, t0, saw)} ({p.basis}); {p.observed}"
 
 
-def _told(p: KernelPrediction, t0: float | None) -> str:
-    """What the app is told. An orphan's app is told nothing: it had close()d the socket."""
+def _told(p: KernelPrediction, t0: float | None, saw: AppOutcome | None) -> str:
+    """What the app is told. An orphan's app is told nothing: it had close()d the socket. The
+    kernel keeps the error for the socket's next call: an app blocked on it learns it at once,
+    one that makes no call after the end (an idle pooled connection) never does, which its
+    events show."""
     if p.orphan_s is None:
-        return f"the app told {p.app_error}"
+        if saw is None:
+            return f"the app told {p.app_error}"
+        if saw.sees == "nothing":
+            if p.beyond_capture:  # the run ended first
+                return f"the app told {p.app_error} (its events show none: the run ended before)"
+            if p.observed_s is None:
+                return f"the app told {p.app_error} (its events show no error, nor the capture an end)"
+            return (
+                f"{p.app_error} kept for the app's next call on the socket (its events show no error on "
+                "this connection: it made no call after the end)"
+            )
+        if saw.sees == p.app_error:
+            return f"the app told {p.app_error} (its events: {saw.label(t0)})"
+        return f"the app's error {p.app_error} by the model, where its events show {saw.label(t0)}"
     orphan = c.at(p.start_time + p.orphan_s, t0)
     if p.orphan_s != p.predicted_s and _matched_end(p) == p.orphan_s:
         return (

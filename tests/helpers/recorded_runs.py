@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +72,14 @@ def write_timeline(run_dir: Path, host: str, files: list[str]) -> Path | None:
     return path
 
 
-def rejudge(name: str, into: Path) -> Verdict:
+def rejudge(name: str, into: Path, edit: Callable[[Path], None] | None = None) -> Verdict:
     """The verdict of recorded run `name` (a whole run directory), judged again as the runner
-    judges it: its captures, apps' events, applied faults, kernels' sockets and times."""
+    judges it: its captures, apps' events, applied faults, kernels' sockets and times (after
+    `edit` has changed the copy, if given)."""
     run_dir = into / name
     shutil.copytree(RECORDED / name, run_dir)
+    if edit is not None:
+        edit(run_dir)
     info = json.loads((run_dir / "report-input.json").read_text())
     captures = {h["name"]: h["captures"] for h in info["hosts"]}
     events = [
