@@ -110,8 +110,10 @@ class PathView:
         for name, f in self.routers.items():
             out["routers"][name] = {
                 "forwarded": f.forwarded,
-                "died": len(f.died),
+                "died": len(f.died),  # the judged connection's
                 "forged": len(f.forged),
+                "died_all": len(f.paths.died),  # every connection's through the router
+                "forged_all": len(f.paths.forged),
                 "died_frames": [_seen_json(s, self.join, t0) for s in f.died[:MAX_LISTED]],
                 "forged_frames": [_seen_json(s, self.join, t0) for s in f.forged[:MAX_LISTED]],
                 "forgot_at": f.forgot_at,
@@ -141,10 +143,15 @@ class PathView:
                     if (f.counters.get("forgotten") and self._drops_forgotten(name))
                     else ""
                 )
+                others = (
+                    f"; {len(f.paths.died)} of all the connections through it"
+                    if len(f.paths.died) > len(f.died)
+                    else ""
+                )
                 out.append(
                     f"{name}: {len(f.died)} of the connection's segments came in and never went out, "
                     "the first "
-                    f"{first.file}#{first.frame} {c.at(first.time, t0)}{why}"
+                    f"{first.file}#{first.frame} {c.at(first.time, t0)}{why}{others}"
                 )
             if f.forged:
                 shown = "; ".join(
@@ -229,6 +236,10 @@ class PathView:
             f"({mine[0]} -> {mine[1]}): {how}, and {host}'s kernel had no socket for that one"
         )
 
+    def _judged(self) -> str:
+        """The connection the router's facts are about, in the client's terms."""
+        return " -> ".join(show(e) for e in self.canonical) if self.canonical is not None else "none"
+
     def _drops_forgotten(self, router: str) -> bool:
         spec = self.scenario.hosts[router]
         return getattr(getattr(spec, "conntrack", None), "forgotten", "loose") != "loose"
@@ -240,10 +251,20 @@ class PathView:
             if f is None:
                 out.append(c.Check(f"middlebox.{name}", False, "its captures", "no capture of this router"))
                 continue
-            for what, bound, segments in (("died", want.died, f.died), ("forged", want.forged, f.forged)):
+            counted = (
+                ("died", want.died, f.died, f.paths.died),
+                ("forged", want.forged, f.forged, f.paths.forged),
+            )
+            for what, bound, segments, every in counted:
                 if bound is not None:
                     frames = [FrameRef(s.packet.file, s.packet.frame, s.packet.time) for s in segments]
-                    out.append(c.check_count(f"middlebox.{name}.{what}", bound, frames, t0))
+                    check = c.check_count(f"middlebox.{name}.{what}", bound, frames, t0)
+                    if len(every) > len(segments):  # other connections' too: say whose these are
+                        check.observed += (
+                            f" (of {self._judged()}'s segments, the connection the expectations are "
+                            f"about; {len(every)} of all the connections through {name})"
+                        )
+                    out.append(check)
             log = [f"{name}.conntrack.log"]
             if want.forgot is not None:
                 seen = f.forgot_at is not None

@@ -185,3 +185,42 @@ def test_an_rst_forged_in_a_hosts_name_is_not_its_kernels(tmp_path: Path) -> Non
     assert not [n for n in v.notes if "client sent an RST" in n], v.notes
     # The server's own RST (its kernel had no socket left) is still told as its own.
     assert [n for n in v.notes if "agrees: server sent an RST at +5.201s" in n]
+
+
+def _a_second_flow_dies_too(run_dir: Path) -> None:
+    """The recorded NAT's inside capture with a second connection's copy of every segment the
+    client sent after the idle timeout (another source port): 6 more died in the router."""
+    from scapy.all import TCP, rdpcap, wrpcap  # noqa: PLC0415 - scapy only for this edit
+
+    inside = run_dir / "nat.inside.pcap"
+    packets = list(rdpcap(str(inside)))
+    late = [p for p in packets if TCP in p and p[TCP].sport == 35100 and float(p.time) > 1796313938.8]
+    copies = []
+    for p in late:
+        q = p.copy()
+        q[TCP].sport = 35101
+        del q[TCP].chksum
+        q.time = p.time + 0.001
+        copies.append(q)
+    wrpcap(str(inside), sorted(packets + copies, key=lambda p: float(p.time)))
+
+
+def test_a_routers_count_says_whose_segments_it_counts(tmp_path: Path) -> None:
+    """With other connections through the router, `middlebox.nat.died` counts the connection
+    the expectations are about, and says so beside the count of all."""
+    v = rejudge("nat_idle_timeout", tmp_path, _a_second_flow_dies_too)
+    (died,) = [c for c in v.checks if c.name == "middlebox.nat.died"]
+    assert died.passed
+    assert died.observed == (
+        "6 (of 10.77.10.20:35100 -> 10.77.11.10:7000's segments, the connection the expectations are "
+        "about; 12 of all the connections through nat)"
+    )
+    assert any("6 of the connection's segments came in" in n and "; 12 of all" in n for n in v.notes)
+    nat = v.to_json()["paths"]["routers"]["nat"]
+    assert (nat["died"], nat["died_all"]) == (6, 12)
+
+
+def test_a_routers_count_with_one_connection_reads_as_before(tmp_path: Path) -> None:
+    v = rejudge("nat_idle_timeout", tmp_path)
+    (died,) = [c for c in v.checks if c.name == "middlebox.nat.died"]
+    assert died.observed == "6"
