@@ -74,6 +74,9 @@ class KernelPrediction:
     upper_bound: bool = False
     # The end if the socket is an orphan (its app close()d it after its FIN): no app is told.
     orphan_s: float | None = None
+    # Where the packets bound the end but do not show it (a user timeout's clamp, which sends
+    # nothing): after the first, by the second, seconds after start_time; observed_s is None.
+    observed_window: tuple[float, float] | None = None
 
     @property
     def at(self) -> float:
@@ -108,6 +111,7 @@ def prediction_json(p: KernelPrediction) -> dict[str, Any]:
         "upper_bound": p.upper_bound,
         # Only where the model allows an orphan's end, so other predictions read as before.
         **({"orphan_s": p.orphan_s} if p.orphan_s is not None else {}),
+        **({"observed_window_s": list(p.observed_window)} if p.observed_window is not None else {}),
     }
 
 
@@ -149,7 +153,14 @@ def prediction_from_json(raw: dict[str, Any]) -> KernelPrediction:
         alternatives=list(raw.get("alternatives_s", [])),
         upper_bound=bool(raw.get("upper_bound", False)),
         orphan_s=raw.get("orphan_s"),
+        observed_window=_window(raw.get("observed_window_s")),
     )
+
+
+def _window(raw: object) -> tuple[float, float] | None:
+    if isinstance(raw, list) and len(raw) == 2:
+        return float(raw[0]), float(raw[1])
+    return None
 
 
 SettingsFor = Callable[[Side], KernelSettings]
@@ -212,6 +223,18 @@ def _families() -> tuple[_WithErrors, _WithErrors, _Plain, _Plain]:
 def judge(p: KernelPrediction, tolerance: float) -> None:
     """Deviation and verdict of the observed end against the prediction, or the nearest of its
     alternatives; an end "at once" (0 s) is judged within 50 ms."""
+    if p.observed_s is None and p.observed_window is not None:
+        # The packets bound the end: the model fits if one of its ends falls in the bounds
+        # (the expiry late by the wheel, the clamp within AT_ONCE of the last retransmission).
+        lo, hi = p.observed_window
+        if p.upper_bound:  # any end up to the bound fits
+            p.within_tolerance = lo - AT_ONCE <= p.predicted_s
+        else:
+            ends = [p.predicted_s, *p.alternatives]
+            p.within_tolerance = any(lo - AT_ONCE <= e <= hi * (1 + WHEEL_SLACK) for e in ends)
+        if not p.within_tolerance and not p.explanations:
+            p.explanations.append(NO_CAUSE)
+        return
     if p.observed_s is None:
         p.within_tolerance = None
         return

@@ -516,6 +516,7 @@ def _observe(
         at = min(at, last.time + (last.time - timer[-2].time))
     if expiry is not None:  # the errors replayed on the backoff count (`icmp_timer.next_expiry`)
         at, reverted = expiry
+    unclamped = at
     if s.user_timeout and not reverted:  # clamped to the user timeout, unless an error re-armed it
         at = min(at, max(stamp.time + s.user_timeout, last.time))
     alive = [e for e in quoting if e.time > at]
@@ -530,10 +531,29 @@ def _observe(
         if p.beyond_capture:
             p.observed += f"; the model's abort, {p.predicted_s:.3f} s after it, is beyond it"
         return
+    if at < unclamped:  # the clamp, not the packets, would say when: they bound it only
+        _observe_between(p, stamp, last, min(unclamped, end), unclamped <= end)
+        return
     p.observed_s = round(at - stamp.time, 6)
     p.observed = (
         f"inferred: nothing after the retransmission {last.time - stamp.time:.3f} s after the first one, "
         f"so the kernel gave up when its timer fired next, {at - last.time:.3f} s later"
+    )
+
+
+def _observe_between(p: KernelPrediction, stamp: FrameRef, last: FrameRef, until: float, fired: bool) -> None:
+    """A user timeout ended the retransmissions before the timer's next expiry: the kernel
+    checks it when the timer fires, clamped to what is left of it, and sends nothing then. So the
+    packets say only that the end came after the last retransmission and before the expiry
+    (which would have sent another), or the capture's end; the clamp's own time as the observed
+    end would match the model by construction (its deviation 0 whatever the kernel did)."""
+    lo, hi = round(last.time - stamp.time, 6), round(until - stamp.time, 6)
+    p.observed_window = (lo, hi)
+    bound = "the timer's next expiry, which would have sent another" if fired else "the capture's end"
+    p.observed = (
+        f"between {lo:.3f} and {hi:.3f} s after the first retransmission: nothing after the one {lo:.3f} s "
+        f"after it, up to {bound}; the user timeout's clamp ends it in between, at a time the packets "
+        "cannot show (nothing is sent); the app's error time can"
     )
 
 

@@ -172,7 +172,14 @@ def _prediction(p: KernelPrediction) -> list[Piece]:
         (f"   model: {p.kind} by {p.side}, {by}{p.predicted_s:g} s after {p.start}\n", None),
         (f"          {p.basis}\n", None),
     ]
-    if p.observed_s is None:
+    if p.observed_s is None and p.observed_window is not None:
+        ok = bool(p.within_tolerance)
+        t.append((f"     observed: {p.observed_window[0]:.3f} to {p.observed_window[1]:.3f} s (", None))
+        t.append(
+            ("the model's end within" if ok else "the model's end outside", "green" if ok else "bold red")
+        )
+        t.append((f"): {p.observed}\n", None))
+    elif p.observed_s is None:
         t.append((f"     observed: none ({p.observed})\n", "yellow"))
     else:
         ok = bool(p.within_tolerance)

@@ -202,9 +202,14 @@ def connections_table(view: RunView, t0: float) -> str:
         fates = []
         for p in c.get("predictions", []):
             at = p["from"]["time"] + p["predicted_s"]
-            seen = (
-                "-" if p.get("observed_s") is None else f"{p['from']['time'] + p['observed_s'] - t0:+.3f} s"
-            )
+            window = p.get("observed_window_s")
+            if p.get("observed_s") is not None:
+                seen = f"{p['from']['time'] + p['observed_s'] - t0:+.3f} s"
+            elif window:  # the packets bound the end, they do not show it
+                lo, hi = (p["from"]["time"] + w - t0 for w in window)
+                seen = f"between {lo:+.3f} and {hi:+.3f} s"
+            else:
+                seen = "-"
             by = "by " if p.get("upper_bound") else ""
             fates.append(f"{esc(p['side'])}: {esc(p['kind'])} {by}{at - t0:+.3f} s (observed {seen})")
         link = f'<a href="#stream-{c["stream"]}">{c["stream"]}</a>'

@@ -71,7 +71,11 @@ def test_the_abort_is_where_the_replayed_timer_fires_past_the_budget(
     p, kernel = _case(case)
     assert kernel == pytest.approx(took, abs=0.001)
     assert near(kernel, p.predicted_s), (kernel, p.predicted_s)
-    assert p.observed_s is not None and near(kernel, p.observed_s)
+    if case is USER_5000:  # the clamp ended it, which sends nothing: the packets bound the end
+        assert p.observed_s is None and p.observed_window is not None
+        assert p.observed_window[0] < kernel <= p.observed_window[1]
+    else:
+        assert p.observed_s is not None and near(kernel, p.observed_s)
     assert p.within_tolerance
     assert p.app_error == ("ENETUNREACH" if case is V6_NO_ROUTE else "EHOSTUNREACH")
     assert any(e.startswith("reverted backoff: ") for e in p.explanations)

@@ -89,7 +89,10 @@ def test_the_old_rule_from_the_original_send_would_be_wrong(tmp_path: Path) -> N
     (p,) = predictions(c.write(tmp_path / "cut.pcap"), settings(sockopts=("TCP_USER_TIMEOUT=3000",)), end)
     assert p.predicted_s == 3.0 and p.start_time == pytest.approx(seg_time(c, r1))
     assert p.at - seg_time(c, head) == pytest.approx(3.413, abs=1e-3)  # measured: 3.42 after the original
-    assert p.observed_s == pytest.approx(3.0)  # the clamped timer fires at the user timeout
+    # The clamped timer fires at the user timeout and sends nothing: the packets bound the end
+    # (after the last retransmission, before the expiry that would have sent another).
+    assert p.observed_s is None and p.observed_window is not None
+    assert p.observed_window[0] < 3.0 <= p.observed_window[1]
     assert p.within_tolerance is True and "TCP_USER_TIMEOUT=3s" in p.basis
 
 
