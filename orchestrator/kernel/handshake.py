@@ -62,6 +62,29 @@ def predict(
     return None
 
 
+def _unclamped_expiry(seen: int, s: KernelSettings) -> float:
+    """The SYN timer's next expiry after the `seen`-th retransmission, seconds after the first
+    SYN, without a user timeout's clamp (it would send another SYN)."""
+    model, _abort = syn_schedule(
+        seen + 1, linear_timeouts=s.syn_linear_timeouts, user_timeout=1e9, rto_max=s.rto_max
+    )
+    return model[seen]
+
+
+def _observe_between(p: KernelPrediction, lo: float, hi: float, fired: bool) -> None:
+    """A user timeout's clamp ended the connect before the SYN timer's next expiry; it sends
+    nothing, so the packets bound the end (after the last SYN, before the expiry that would have
+    sent another, or the capture's end) and cannot show it: the clamp's own time as the observed
+    end would match the model by construction."""
+    p.observed_window = (round(lo, 6), round(hi, 6))
+    bound = "the SYN timer's next expiry, which would have sent another" if fired else "the capture's end"
+    p.observed = (
+        f"between {lo:.3f} and {hi:.3f} s after the first SYN: no SYN after the one {lo:.3f} s after it, up "
+        f"to {bound}; the user timeout's clamp ends the connect in between, at a time the packets cannot "
+        "show (nothing is sent); the app's error time can"
+    )
+
+
 def _request_dropped(sends: list[FrameRef], e: IcmpError, end: float) -> KernelPrediction:
     frame = FrameRef(e.file, e.frame, e.time)
     p = KernelPrediction(
@@ -127,10 +150,15 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
         model, abort = model[:seen], model[seen]
     slack = _slack(sends, model)
     nxt = (abort if seen >= len(model) else model[seen]) * slack
+    after = _unclamped_expiry(seen, s) * slack if s.user_timeout and seen >= len(model) else None
     if first.time + nxt > end:
         p.observed = (
             f"still connecting when the capture ended, +{end - first.time:.3f} s after the first SYN "
             f"({seen} retransmissions so far)"
+        )
+    elif after is not None and nxt < after:
+        _observe_between(
+            p, sends[-1].time - first.time, min(after, end - first.time), after <= end - first.time
         )
     else:
         p.observed_s = round(nxt, 6)
@@ -139,7 +167,7 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
             "connect failed when the SYN's timer fired next"
         )
     # More than the model allows is a contradiction even while the capture goes on.
-    if seen != len(expected) and (p.observed_s is not None or seen > len(expected)):
+    if seen != len(expected) and (p.observed_s is not None or p.observed_window or seen > len(expected)):
         p.explanations.append(
             f"{seen} SYN retransmissions were captured, the model gives {len(expected)} "
             f"(at {', '.join(f'+{t:g}' for t in expected)} s after the first SYN)"

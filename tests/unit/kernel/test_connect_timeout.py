@@ -47,7 +47,24 @@ def test_the_connect_ends_where_the_kernel_ended_it(name: str) -> None:
     took = etimedout - p.start_time
     assert -0.10 <= took / p.predicted_s - 1 <= 0.10 + 0.125
     assert p.within_tolerance is True
-    assert p.observed_s is not None and abs(p.observed_s - took) < 0.1
+    if name in CLAMPED:  # the clamp, which sends nothing, ended it: the packets bound the end
+        assert p.observed_s is None and p.observed_window is not None
+        assert p.observed_window[0] < took <= p.observed_window[1]
+        assert "cannot show" in p.observed
+    else:
+        assert p.observed_s is not None and abs(p.observed_s - took) < 0.1
+
+
+CLAMPED = ("connect_ut2500.pcap", "connect_ut500.pcap")  # a user timeout before the next expiry
+
+
+def test_a_user_timeout_the_syns_belie_is_not_confirmed() -> None:
+    """Told 1.5 s where the capture has SYNs at 1 and 2 s: the model's one retransmission is
+    contradicted by the count, and no bounds are made of its own end."""
+    _, _, etimedout = CONNECTS["connect_ut2500.pcap"]
+    p = connect_of("connect_ut2500.pcap", [], ["TCP_USER_TIMEOUT=1500"], etimedout + 0.3)
+    assert p.observed_window is None and p.within_tolerance is not True
+    assert any("2 SYN retransmissions were captured, the model gives 1" in e for e in p.explanations)
 
 
 def test_the_user_timeout_clamps_the_syn_timer() -> None:
