@@ -14,12 +14,12 @@ million segments in 9,547 connections, 2 processes; 12% faster for the whole com
 process has the same work, so the shares are equal. Children send their summaries back
 (pickled), or, with a `Renderer` (`analyze_rendered`), their connections already rendered as
 text, encoded as the output is (`body`: one buffer and the texts' lengths, much cheaper to send
-and to join than the objects or the strings), each with its small `totals.Tally`: before they
-render, each tells the parent its connections' first frames, and the parent gives each its
-connections' numbers (`stream`, their rank among all by first frame); the parent joins the
-texts as bytes in that order, and merges the totals each process folded from its tallies. The
-result is what one process gives, byte for byte in the CLI's output;
-`tests/unit/tcp/test_parallel.py` checks that.
+and to join than the objects or the strings), with their totals folded (`totals.Fold`): before
+they render, each tells the parent its connections' first frames, and the parent gives each its
+connections' numbers (`stream`, their rank among all by first frame); the parent joins the texts
+as bytes in that order, and merges the totals each process folded from its tallies. The result
+is what one process gives, byte for byte in the CLI's output; `tests/unit/tcp/test_parallel.py`
+checks that.
 
 Fork is used (where the platform has it) so that children start in milliseconds with the
 modules (and the compiled functions) already loaded. Captures under `sizing.SHARED_BYTES` stay
@@ -120,8 +120,8 @@ class Share:
 
 
 class Renderer(Protocol):
-    """Turns connections into text where they were analysed, so that only text (and each
-    connection's small `Tally`, for the file's totals) crosses between processes: `render` gets
+    """Turns connections into text where they were analysed, so that only text (and the totals
+    folded from each connection's small `Tally`) crosses between processes: `render` gets
     the connections numbered (`stream`) among all the processes' ones. The output has `joiner`
     between two connections' texts."""
 
