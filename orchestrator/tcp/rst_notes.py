@@ -167,7 +167,17 @@ def rst_cause(c: Conn, rf: Flow, names: dict[int, Side], s: ConnectionSummary) -
             text += f"; {who} had received no data from {peer}, so no unread data: "
             text += "SO_LINGER 0 or a destroyed socket"
         elif got is not None:
-            text += f"; {who} had received {plural(got, 'byte')} from {peer} (the RST acknowledges them)"
+            # Over the whole connection: how much of it the app had read, the packets cannot say.
+            text += (
+                f"; {who} had received {plural(got, 'byte')} from {peer} over the connection (the RST "
+                "acknowledges them)"
+            )
+            if rf.rev.nextseq_t <= rst.p.time_ns:
+                last = fmt_s(secs(rst.p.time_ns - rf.rev.nextseq_t))
+                text += (
+                    f", the last {last} s before the RST; whether its app had read them, the packets "
+                    "cannot tell"
+                )
         if not went_on and fin is None and (rf.rev.fin is None or pos(rf.rev.fin) > pos(rst)):
             text += f"; {peer}'s app gets ECONNRESET"
         notes.append(text)
