@@ -10,9 +10,11 @@ runs only when the timer fires, so the abort is the first expiry at or past stam
 the timer doubling from the RTO the capture shows at the stamp; with a user timeout the
 timer is clamped, and the abort is stamp + timeout. Nothing is sent at the abort: the
 observed time is the timer's next expiry after the last retransmission, if the capture went
-on that long. ICMP errors quoting the head that undo backoff steps (tcp_ld_RTO_revert) are
-replayed on the timer at their times (`icmp_timer`): the abort is the handler's first run past
-the budget with them, which may be sooner or later than doubling, and past a user timeout.
+on that long; where the user timeout's clamp comes first, the packets only bound the end
+(after the last retransmission, before that expiry). ICMP errors quoting the head that undo
+backoff steps (tcp_ld_RTO_revert) are replayed on the timer at their times (`reverts`,
+`icmp_timer`): the abort is the handler's first run past the budget with them, which may be
+sooner or later than doubling, and past a user timeout.
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ import functools
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from orchestrator.kernel.icmp_timer import Replay, base_rto, next_expiry, replay
+from orchestrator.kernel import reverts
 from orchestrator.kernel.late_fires import anchor_on_last_fire
 from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, ref
 from orchestrator.kernel.settings import KernelSettings
-from orchestrator.kernel.soft_errors import name_of, quoting, soft_error
+from orchestrator.kernel.soft_errors import quoting, soft_error
 from orchestrator.kernel.thin_linear import level_gaps, level_words, thin_notes
 from orchestrator.kernel.timer_reading import (
     LOCAL_RETRY,
@@ -91,7 +92,7 @@ def predict(
     first_fast = not fast and not tlp and captured_original and _first_is_fast(sends[0], timer)
     budget, basis = _budget(s)
     # Most connections have no ICMP error: nothing below that reads them applies then.
-    reverting = _reverting(icmp, conn, side, sends) if icmp else []
+    reverting = reverts.reverting(icmp, conn, side, sends) if icmp else []
     local, linear, level_note = level_gaps(s, armed, bool(reverting))
     offset = 0.0  # from the stamp to the retransmission that armed the timer's first fire
     if timer:
@@ -119,7 +120,7 @@ def predict(
     # the capture starts mid-backoff: the backoff count at its first send is not known).
     backoff = 0 if fast or first_fast else 1  # after armed[0]: a fast retransmission does not back off
     rev = (
-        _replayed(reverting, armed, stamp, offset, rto, backoff, budget, s)
+        reverts.replayed(reverting, armed, stamp, offset, rto, backoff, budget, s)
         if timer and not local and not started_late
         else None
     )
@@ -139,16 +140,16 @@ def predict(
         s,
         end,
         local,
-        bool(icmp) and _reverted(icmp, conn, side, armed),
+        bool(icmp) and reverts.undid_last(icmp, conn, side, armed),
         linear,
-        bool(icmp) and _undone(icmp, conn, side, armed),
+        bool(icmp) and reverts.undid_within(icmp, conn, side, armed),
         quoting(icmp, conn, side, pmtu=True) if icmp else (),
         rev.expiry if rev is not None else None,
     )
     fasts = (fast, first_fast)
     p.explanations = [
         *_causes(conn, side, s, sends, captured_original, tlp, fasts, rto, reverting, end, p, linear),
-        *(_revert_notes(icmp, conn, side, sends, rev, p, s) if icmp else ()),
+        *(reverts.revert_notes(icmp, conn, side, sends, rev, p, s) if icmp else ()),
         *_no_probe(s, sends, probe_shaped and not tlp, linear),
         *thin_notes(s, armed, linear, tlp),
         *level_note,
@@ -324,54 +325,9 @@ def _rounded_edges(rounded: Sequence[float], budget: float, punctual: set[float]
     return out
 
 
-def _reverting(
-    icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, sends: list[FrameRef]
-) -> list[IcmpError]:
-    """The ICMP errors that may undo a backoff step of this side's retransmissions (RFC 6069):
-    of a kind that reverts, since the head's original send, quoting the head itself (snd_una)."""
-    head = conn.oldest_unacked_seq
-    return [
-        e
-        for e in quoting(icmp, conn, side)
-        if e.reverts_backoff and e.time >= sends[0].time and (head is None or e.tcp_seq == head)
-    ]
-
-
-@dataclass(slots=True)
-class _Reverts:
-    """The timer replayed with the errors that undid backoff steps, and what it tells."""
-
-    run: Replay
-    doubling: float  # the same timer's end without the errors, s after the stamp
-    expiry: tuple[float, bool]  # `icmp_timer.next_expiry` after the last captured send
-
-
-def _replayed(
-    errors: list[IcmpError],
-    armed: list[FrameRef],
-    stamp: FrameRef,
-    offset: float,
-    rto: float,
-    backoff: int,
-    budget: float,
-    s: KernelSettings,
-) -> _Reverts | None:
-    """The timer run with the errors that may undo its backoff (`icmp_timer.replay`), if any did.
-    Its base RTO is read from the gaps with those errors replayed on the backoff count; failing
-    that, from the model's RTO at the stamp."""
-    if not errors:
-        return None
-    base = base_rto(armed, errors, backoff, s.rto_max) or rto / float(2**backoff)
-    at = [(e.time - stamp.time, e) for e in errors]
-    ut = bool(s.user_timeout)
-    run = replay(base, backoff, offset, at, budget, rto_max=s.rto_max, user_timeout=ut)
-    if not run.reverted:
-        return None
-    plain = replay(base, backoff, offset, [], budget, rto_max=s.rto_max, user_timeout=ut)
-    return _Reverts(run, round(plain.abort, 6), next_expiry(armed, errors, backoff, base, s.rto_max))
-
-
-def _take_reverts(p: KernelPrediction, rev: _Reverts, backoff: int, budget: float, s: KernelSettings) -> None:
+def _take_reverts(
+    p: KernelPrediction, rev: reverts.Reverts, backoff: int, budget: float, s: KernelSettings
+) -> None:
     """The replayed timer's end as the model's, its knife edges, and the basis saying so."""
     run = rev.run
     p.predicted_s = round(run.abort, 6)
@@ -388,99 +344,6 @@ def _take_reverts(p: KernelPrediction, rev: _Reverts, backoff: int, budget: floa
         "retransmission), doubling but for the backoff steps ICMP errors undid, fires past it "
         f"{p.predicted_s:.3f} s after the first retransmission"
     )
-
-
-def _revert_notes(
-    icmp: Sequence[IcmpError],
-    conn: ConnectionSummary,
-    side: Side,
-    sends: list[FrameRef],
-    rev: _Reverts | None,
-    p: KernelPrediction,
-    s: KernelSettings,
-) -> list[str]:
-    """What the ICMP errors about this side's segments did to its timer: which undid a backoff
-    step (and so moved the abort), and why the others could not."""
-    errors = [e for e in quoting(icmp, conn, side) if e.time >= sends[0].time]
-    if not errors:
-        return []
-    reverted = rev.run.reverted if rev is not None else []
-    out: list[str] = []
-    if rev is not None and reverted:
-        first, doubling, clocked = reverted[0], rev.doubling, len(rev.run.clocked_out)
-        at_once = f", {clocked} of them clocking out a retransmission at once (the RTO they left was spent)"
-        if p.predicted_s != doubling:
-            moved = "past the user timeout" if s.user_timeout else f"not {doubling:.3f} s as without them"
-        elif s.user_timeout:
-            moved = f"as without them ({s.label('user_timeout')} clamps the timer the errors re-armed)"
-        else:
-            moved = "as without them"
-        out.append(
-            f"reverted backoff: {len(reverted)} ICMP destination-unreachable error(s) quoting the oldest "
-            f"unacknowledged segment each undid a backoff step (RFC 6069, tcp_ld_RTO_revert; the first from "
-            f"{first.src} {first.time - p.start_time:.3f} s after the first retransmission, frame "
-            f"{first.frame}){at_once if clocked else ''}; the model replays them on the timer at their "
-            f"times: it fires more often than doubling, and its first fire past the budget comes "
-            f"{p.predicted_s:.3f} s after the first retransmission, {moved}; the app is told "
-            f"{p.app_error}, the ICMP's error, not ETIMEDOUT"
-        )
-        if p.beyond_capture:
-            out.append(
-                "reverted backoff: the capture ends before that abort, and the errors after its end cannot "
-                "be known; the model runs the timer without any, and each one more would move its fires "
-                "sooner: "
-                + (
-                    "the abort may then come sooner, or later than this where one re-armed the timer past "
-                    "the user timeout (its clamp is not applied there), never before the user timeout"
-                    if s.user_timeout
-                    else "the abort may then come sooner, or one RTO later where a fire moved just short of "
-                    "the budget: this is no bound"
-                )
-            )
-    undid = {id(e) for e in reverted}  # by identity: thousands of errors may come
-    idle = [e for e in errors if id(e) not in undid]
-    if idle:
-        out.append(_not_reverted(idle, conn, reverted, p))
-    return out
-
-
-def _not_reverted(
-    idle: list[IcmpError], conn: ConnectionSummary, reverted: list[IcmpError], p: KernelPrediction
-) -> str:
-    """Why these errors undid no backoff step: their kind, the segment they quote, or no backoff left."""
-    head = conn.oldest_unacked_seq
-    kinds = sorted({name_of(e) for e in idle if not e.reverts_backoff})
-    other = [e for e in idle if e.reverts_backoff and head is not None and e.tcp_seq != head]
-    none_left = [e for e in idle if e.reverts_backoff and (head is None or e.tcp_seq == head)]
-    why: list[str] = []
-    if kinds:
-        only = "only ICMPv4 net or host unreachable and ICMPv6 no route do"
-        why.append(f"{', '.join(kinds)} never undoes one ({only})")
-    if other:
-        why.append(f"{len(other)} quoted another segment than the oldest unacknowledged one (not snd_una)")
-    if none_left:
-        why.append(
-            f"{len(none_left)} came with no backoff to undo (before the first timer retransmission, or "
-            "after earlier errors had undone it all)"
-        )
-    then = f"; the timer doubled as without them; the app is told {p.app_error}" if not reverted else ""
-    return (
-        f"no reverted backoff: {len(idle)} ICMP error(s) for this connection undid no backoff step: "
-        f"{'; '.join(why)}{then}"
-    )
-
-
-def _reverted(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
-    """Whether an error that undoes a backoff step answered the last timer retransmission: the
-    timer then runs again at the last gap's RTO, not doubled (tcp_ld_RTO_revert)."""
-    return len(timer) >= 2 and any(e.time >= timer[-1].time for e in _reverting(icmp, conn, side, timer))
-
-
-def _undone(icmp: Sequence[IcmpError], conn: ConnectionSummary, side: Side, timer: list[FrameRef]) -> bool:
-    """Whether an error that undoes a backoff step came within the timer's run, before its last
-    retransmission: the backoff then started again there (tcp_ld_RTO_revert), so the doublings
-    since the stamp say nothing of the timer's last RTO; the last gap does."""
-    return len(timer) >= 2 and any(e.time < timer[-1].time for e in _reverting(icmp, conn, side, timer))
 
 
 def _observe(
@@ -598,7 +461,7 @@ def _causes(
     linear: int = 0,
 ) -> list[str]:
     """Why the capture may differ from the model; `reverting`: the errors that may undo a
-    backoff step of these sends (`_reverting`)."""
+    backoff step of these sends (`reverts.reverting`)."""
     out: list[str] = []
     gaps = [round(b.time - a.time, 6) for a, b in itertools.pairwise(sends)]
     if p.upper_bound:
