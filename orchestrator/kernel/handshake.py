@@ -76,6 +76,11 @@ def _observe_between(p: KernelPrediction, lo: float, hi: float, fired: bool) -> 
     nothing, so the packets bound the end (after the last SYN, before the expiry that would have
     sent another, or the capture's end) and cannot show it: the clamp's own time as the observed
     end would match the model by construction."""
+    if hi <= lo:  # the capture ends with that SYN: it bounds nothing after it
+        p.observed = (
+            f"the capture ends with the SYN {lo:.3f} s after the first: it cannot show whether more followed"
+        )
+        return
     p.observed_window = (round(lo, 6), round(hi, 6))
     bound = "the SYN timer's next expiry, which would have sent another" if fired else "the capture's end"
     p.observed = (

@@ -411,6 +411,12 @@ def _observe_between(p: KernelPrediction, stamp: FrameRef, last: FrameRef, until
     (which would have sent another), or the capture's end; the clamp's own time as the observed
     end would match the model by construction (its deviation 0 whatever the kernel did)."""
     lo, hi = round(last.time - stamp.time, 6), round(until - stamp.time, 6)
+    if hi <= lo:  # the capture ends with that retransmission: it bounds nothing after it
+        p.observed = (
+            f"the capture ends with the retransmission {lo:.3f} s after the first one: it cannot show "
+            "whether more followed"
+        )
+        return
     p.observed_window = (lo, hi)
     bound = "the timer's next expiry, which would have sent another" if fired else "the capture's end"
     p.observed = (

@@ -49,6 +49,8 @@ class HostEnd:
     rto_s: float | None = None  # for an RTO abort: the timer's RTO at the first retransmission
     # Other ends the model allows (a knife edge, an orphan's budget), as the run's prediction.
     alternatives: list[float] = field(default_factory=list)
+    # Where the packets bound the end but cannot show it (a user timeout's clamp): its bounds.
+    observed_window: tuple[float, float] | None = None
 
 
 @dataclass
@@ -165,6 +167,7 @@ def _row(
             p.start_time,
             p.beyond_capture,
             alternatives=list(p.alternatives),
+            observed_window=p.observed_window,
         )
         if p.kind == "rto-abort" and verdict.connection is not None:
             end.rto_s = _stamp_rto(verdict.connection, p)

@@ -75,7 +75,9 @@ def _end_cells(e: HostEnd | None) -> str:
     if e is None:
         return "<td>-</td>" * 5
     observed = f"{e.observed_s:.3f} s" if e.observed_s is not None else "not seen"
-    if e.observed_s is None and e.beyond_capture:
+    if e.observed_s is None and e.observed_window is not None:
+        observed = f"between {e.observed_window[0]:.3f} and {e.observed_window[1]:.3f} s"
+    elif e.observed_s is None and e.beyond_capture:
         observed = "after the run ended"
     off = f"{e.deviation:+.1%}" if e.deviation is not None else "-"
     if e.within_tolerance is not None:

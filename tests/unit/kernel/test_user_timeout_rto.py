@@ -72,3 +72,13 @@ def test_a_user_timeout_past_the_next_expiry_is_judged_on_the_expiry() -> None:
     p = _rto("ut5000_r15", 8000, 15)
     assert p.observed_window is None and p.observed_s is not None
     assert p.within_tolerance is False
+
+
+def test_a_capture_that_ends_with_the_last_retransmission_bounds_nothing() -> None:
+    analysis = analyze_file(HERE / "ut3000_r15.pcap")
+    conn = analysis.connections[0]
+    s = parse_settings([], ["TCP_USER_TIMEOUT=1000"])  # the clamp before the last retransmission
+    last = conn.retransmission_frames.client[-1].time
+    (p,) = [p for p in predict_connection(conn, lambda _: s, [], last) if p.kind == "rto-abort"]
+    assert p.observed_window is None and p.observed_s is None
+    assert "cannot show whether more followed" in p.observed

@@ -11,7 +11,8 @@ import pytest
 
 from orchestrator.errors import EngineError
 from orchestrator.report.artifacts import write_artifacts
-from orchestrator.report.sweep import INDEX, JSON_FILE, summarize, write_summary
+from orchestrator.report.sweep import INDEX, JSON_FILE, HostEnd, summarize, write_summary
+from orchestrator.report.sweep_page import _end_cells
 from orchestrator.run.sweep import SweepRuns, new_point_run, new_sweep
 from orchestrator.scenario.sweep import load_sweep
 from orchestrator.verdict.judge import judge
@@ -124,3 +125,20 @@ def test_a_duration_is_sampled_as_the_file_would_write_it(tmp_path: Path) -> Non
     (curve,) = [c for c in s.curves if c.host == "client"]
     assert [x for x, _ in curve.points] == [1.0, 2.0, 3.0, 4.0]
     assert [y for _, y in curve.points] == pytest.approx([s.rows[0].ends["client"].predicted_s] * 4)
+
+
+def test_a_user_timeout_the_capture_belies_has_no_bounds(tmp_path: Path) -> None:
+    """The crafted cut retransmits up to 2.8 s after the first retransmission whatever the user
+    timeout, and ends there: a 1.5 s or 2 s user timeout is contradicted, and nothing after the
+    capture's last retransmission can be bounded."""
+    runs = sweep_runs(tmp_path, "  hosts.client.agent.socket.user_timeout: [1.5s, 2s]\n")
+    for r in summarize(runs).rows:
+        end = r.ends["client"]
+        assert end.observed_s is None and end.observed_window is None
+        assert end.within_tolerance is None
+
+
+def test_the_page_gives_an_ends_bounds() -> None:
+    end = HostEnd("rto-abort", 3.0, None, 3.004, "ETIMEDOUT", True, None, "the first retransmission", 1.0)
+    end.observed_window = (2.916, 5.22)
+    assert "<td>between 2.916 and 5.220 s</td>" in _end_cells(end)
