@@ -16,8 +16,9 @@ import functools
 import re
 import sys
 from dataclasses import dataclass
+from typing import Protocol, Self, TypeVar
 
-__all__ = ["NoteFold", "NoteTotal", "merge_streams", "shape"]
+__all__ = ["NoteFold", "NoteTotal", "merge_groups", "merge_streams", "shape"]
 
 STREAMS_KEPT = 100  # stream numbers per group in the JSON, as the connections' frame lists
 
@@ -46,6 +47,33 @@ def keep(streams: list[int], stream: int) -> None:
 def merge_streams(a: list[int], b: list[int]) -> list[int]:
     """The first kept streams of two folds' (each the first of its own, in order)."""
     return sorted(a + b)[:STREAMS_KEPT]
+
+
+class Group(Protocol):
+    """A total in the making that began at `made` (stream, place) and takes a later one's."""
+
+    @property
+    def made(self) -> tuple[int, int]: ...
+
+    def merge(self, later: Self) -> None: ...
+
+
+K = TypeVar("K")
+G = TypeVar("G", bound=Group)
+
+
+def merge_groups(mine: dict[K, G], theirs: dict[K, G]) -> None:
+    """Another fold's groups into `mine`, by key: the one that began first takes the other's,
+    so each merged group is what one fold in tcp.stream order makes (`made` decides the order)."""
+    for key, other in theirs.items():
+        own = mine.get(key)
+        if own is None:
+            mine[key] = other
+        elif other.made < own.made:
+            other.merge(own)
+            mine[key] = other
+        else:
+            own.merge(other)
 
 
 @dataclass(slots=True)
@@ -167,15 +195,7 @@ class NoteFold:
 
     def merge(self, other: NoteFold) -> None:
         """Another fold's groups (other connections') added, as if folded in tcp.stream order."""
-        for key, theirs in other.groups.items():
-            mine = self.groups.get(key)
-            if mine is None:
-                self.groups[key] = theirs
-            elif theirs.made < mine.made:
-                theirs.merge(mine)
-                self.groups[key] = theirs
-            else:
-                mine.merge(theirs)
+        merge_groups(self.groups, other.groups)
 
     def shared(self) -> list[NoteTotal]:
         """The notes of two connections or more, the commonest first (then by first stream)."""

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from orchestrator.tcp.connection import ConnectionSummary, Handshake, Side
-from orchestrator.tcp.note_totals import STREAMS_KEPT, NoteFold, NoteTotal, Shape, keep, merge_streams, shape
+from orchestrator.tcp.note_totals import (
+    STREAMS_KEPT,
+    NoteFold,
+    NoteTotal,
+    Shape,
+    keep,
+    merge_groups,
+    merge_streams,
+    shape,
+)
 
 if TYPE_CHECKING:
     from orchestrator.kernel.predict import KernelPrediction
@@ -244,15 +253,7 @@ class Fold:
                 mine.streams = merge_streams(mine.streams, e.streams)
         for s, o in zip(self.sides, other.sides, strict=True):
             s.merge(o)
-        for key, m in other.model.items():
-            found = self.model.get(key)
-            if found is None:
-                self.model[key] = m
-            elif m.made < found.made:
-                m.merge(found)
-                self.model[key] = m
-            else:
-                found.merge(m)
+        merge_groups(self.model, other.model)
         self.notes.merge(other.notes)
 
     def totals(self) -> Totals:
