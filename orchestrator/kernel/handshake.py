@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from orchestrator.kernel.predict import KernelPrediction, ref
+from orchestrator.kernel.predict import BoundWords, KernelPrediction, observe_between, ref
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import drops_request, errno_of, name_of, quoting
 from orchestrator.kernel.timer_reading import head_sends
@@ -71,23 +71,13 @@ def _unclamped_expiry(seen: int, s: KernelSettings) -> float:
     return model[seen]
 
 
-def _observe_between(p: KernelPrediction, lo: float, hi: float, fired: bool) -> None:
-    """A user timeout's clamp ended the connect before the SYN timer's next expiry; it sends
-    nothing, so the packets bound the end (after the last SYN, before the expiry that would have
-    sent another, or the capture's end) and cannot show it: the clamp's own time as the observed
-    end would match the model by construction."""
-    if hi <= lo:  # the capture ends with that SYN: it bounds nothing after it
-        p.observed = (
-            f"the capture ends with the SYN {lo:.3f} s after the first: it cannot show whether more followed"
-        )
-        return
-    p.observed_window = (round(lo, 6), round(hi, 6))
-    bound = "the SYN timer's next expiry, which would have sent another" if fired else "the capture's end"
-    p.observed = (
-        f"between {lo:.3f} and {hi:.3f} s after the first SYN: no SYN after the one {lo:.3f} s after it, up "
-        f"to {bound}; the user timeout's clamp ends the connect in between, at a time the packets cannot "
-        "show (nothing is sent); the app's error time can"
-    )
+_BOUNDS = BoundWords(
+    "between {lo:.3f} and {hi:.3f} s after the first SYN: no SYN after the one {lo:.3f} s after it, up "
+    "to {bound}; the user timeout's clamp ends the connect in between, at a time the packets cannot "
+    "show (nothing is sent); the app's error time can",
+    "the SYN timer's next expiry",
+    "the capture ends with the SYN {lo:.3f} s after the first: it cannot show whether more followed",
+)
 
 
 def _request_dropped(sends: list[FrameRef], e: IcmpError, end: float) -> KernelPrediction:
@@ -162,9 +152,7 @@ def _connect_timeout(sends: list[FrameRef], s: KernelSettings, end: float) -> Ke
             f"({seen} retransmissions so far)"
         )
     elif after is not None and nxt < after:
-        _observe_between(
-            p, sends[-1].time - first.time, min(after, end - first.time), after <= end - first.time
-        )
+        observe_between(p, sends[-1].time - first.time, after, end - first.time, _BOUNDS)
     else:
         p.observed_s = round(nxt, 6)
         p.observed = (

@@ -274,6 +274,31 @@ KEEP = (
 NO_CAUSE = "no known cause (tail-loss probe, ICMP-reverted backoff, local drop) shows in the capture"
 
 
+@dataclass(frozen=True, slots=True)
+class BoundWords:
+    """How one kind of abort's bounds read (`observe_between`): `between` with {lo}, {hi} and
+    {bound} to fill, `expiry` the expiry that bounds it, `unbounded` with {lo}."""
+
+    between: str
+    expiry: str
+    unbounded: str
+
+
+def observe_between(p: KernelPrediction, lo: float, expiry: float, end: float, words: BoundWords) -> None:
+    """A user timeout's clamp ended it before the timer's next expiry: the kernel checks it when
+    the timer fires, clamped to what is left of it, and sends nothing. So the packets say only
+    that the end came after the last send (`lo`) and before that expiry (which would have sent
+    another) or the capture's end, all s after start_time; the clamp's own time as the observed
+    end would match the model by construction (its deviation 0 whatever the kernel did)."""
+    lo, hi = round(lo, 6), round(min(expiry, end), 6)
+    if hi <= lo:  # the capture ends with that send: it bounds nothing after it
+        p.observed = words.unbounded.format(lo=lo)
+        return
+    p.observed_window = (lo, hi)
+    bound = f"{words.expiry}, which would have sent another" if expiry <= end else "the capture's end"
+    p.observed = words.between.format(lo=lo, hi=hi, bound=bound)
+
+
 def nearest_end(p: KernelPrediction, observed: float) -> float:
     """Of the ends the model allows (the prediction and its alternatives), the nearest to `observed`."""
     return min([p.predicted_s, *p.alternatives], key=lambda e: abs(observed - e))

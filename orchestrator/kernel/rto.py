@@ -26,7 +26,14 @@ from collections.abc import Sequence
 
 from orchestrator.kernel import reverts
 from orchestrator.kernel.late_fires import anchor_on_last_fire
-from orchestrator.kernel.predict import TOLERANCE, WHEEL_SLACK, KernelPrediction, ref
+from orchestrator.kernel.predict import (
+    TOLERANCE,
+    WHEEL_SLACK,
+    BoundWords,
+    KernelPrediction,
+    observe_between,
+    ref,
+)
 from orchestrator.kernel.settings import KernelSettings
 from orchestrator.kernel.soft_errors import quoting, soft_error
 from orchestrator.kernel.thin_linear import level_gaps, level_words, thin_notes
@@ -395,7 +402,7 @@ def _observe(
             p.observed += f"; the model's abort, {p.predicted_s:.3f} s after it, is beyond it"
         return
     if at < unclamped:  # the clamp, not the packets, would say when: they bound it only
-        _observe_between(p, stamp, last, min(unclamped, end), unclamped <= end)
+        observe_between(p, last.time - stamp.time, unclamped - stamp.time, end - stamp.time, _BOUNDS)
         return
     p.observed_s = round(at - stamp.time, 6)
     p.observed = (
@@ -404,26 +411,14 @@ def _observe(
     )
 
 
-def _observe_between(p: KernelPrediction, stamp: FrameRef, last: FrameRef, until: float, fired: bool) -> None:
-    """A user timeout ended the retransmissions before the timer's next expiry: the kernel
-    checks it when the timer fires, clamped to what is left of it, and sends nothing then. So the
-    packets say only that the end came after the last retransmission and before the expiry
-    (which would have sent another), or the capture's end; the clamp's own time as the observed
-    end would match the model by construction (its deviation 0 whatever the kernel did)."""
-    lo, hi = round(last.time - stamp.time, 6), round(until - stamp.time, 6)
-    if hi <= lo:  # the capture ends with that retransmission: it bounds nothing after it
-        p.observed = (
-            f"the capture ends with the retransmission {lo:.3f} s after the first one: it cannot show "
-            "whether more followed"
-        )
-        return
-    p.observed_window = (lo, hi)
-    bound = "the timer's next expiry, which would have sent another" if fired else "the capture's end"
-    p.observed = (
-        f"between {lo:.3f} and {hi:.3f} s after the first retransmission: nothing after the one {lo:.3f} s "
-        f"after it, up to {bound}; the user timeout's clamp ends it in between, at a time the packets "
-        "cannot show (nothing is sent); the app's error time can"
-    )
+_BOUNDS = BoundWords(
+    "between {lo:.3f} and {hi:.3f} s after the first retransmission: nothing after the one {lo:.3f} s "
+    "after it, up to {bound}; the user timeout's clamp ends it in between, at a time the packets "
+    "cannot show (nothing is sent); the app's error time can",
+    "the timer's next expiry",
+    "the capture ends with the retransmission {lo:.3f} s after the first one: it cannot show whether "
+    "more followed",
+)
 
 
 def _still_sending(p: KernelPrediction, last: FrameRef, stamp: FrameRef, alive: list[IcmpError]) -> str:
