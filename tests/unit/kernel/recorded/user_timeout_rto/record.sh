@@ -26,28 +26,22 @@ s=socket.socket(); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, $ut
 s.connect(('10.250.0.2',7000))
 t0=time.time()
 cut=False
+def told(e):  # the error and when; one more connect 1 s later, so the capture goes on past it
+    print(json.dumps({'error': e.strerror, 'errno': e.errno, 't': time.time()}))
+    time.sleep(1.0)
+    s2=socket.socket(); s2.settimeout(1.5)
+    try: s2.connect(('10.250.0.2',7000))
+    except OSError: pass
+import select
 while True:
     try:
         s.send(b'x'*64)
-    except OSError as e:
-        print(json.dumps({'error': e.strerror, 'errno': e.errno, 't': time.time()}))
-        time.sleep(1.0)
-        s2=socket.socket(); s2.settimeout(1.5)
-        try: s2.connect(('10.250.0.2',7000))
-        except OSError: pass
-        break
-    import select
-    r,_,_ = select.select([s],[],[],0.2)  # an abort wakes it at once (the socket's error)
-    if r:
-        try:
+        r,_,_ = select.select([s],[],[],0.2)  # an abort wakes it at once (the socket's error)
+        if r:
             s.recv(10)
-        except OSError as e:
-            print(json.dumps({'error': e.strerror, 'errno': e.errno, 't': time.time()}))
-            time.sleep(1.0)
-            s2=socket.socket(); s2.settimeout(1.5)
-            try: s2.connect(('10.250.0.2',7000))
-            except OSError: pass
-            break
+    except OSError as e:
+        told(e)
+        break
     if not cut and time.time()-t0 > 1.0:
         import subprocess
         subprocess.run(['ip','netns','exec','$b','nft','add table inet t; add chain inet t c { type filter hook input priority 0; policy drop; }'], check=True)
